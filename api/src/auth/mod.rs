@@ -1,0 +1,124 @@
+//! Authentication: who is calling, and with which roles.
+//!
+//! Handlers take [`AuthUser`] as an extractor; it verifies the bearer access
+//! token (JWT, pinned algorithm, required `exp`/`iss`/`aud`/`sub`) and that its
+//! session is still live in Postgres, so logout and disabling take effect at once
+//! on every replica. Roles come from the database row, not from the token, so a
+//! role change applies to the next request.
+//!
+//! - [`jwt`]: issuing and verifying access tokens.
+//! - [`refresh`]: opaque refresh tokens and their cookie.
+//! - [`password`]: argon2id hashing, off the runtime.
+//! - [`validate`]: parsed emails, display names, the password policy.
+
+pub mod jwt;
+pub mod password;
+pub mod refresh;
+pub mod validate;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use boxoffice_models::sessions;
+use boxoffice_models::users::{Role, parse_roles};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+pub use password::hash_password;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub roles: Vec<Role>,
+}
+
+impl AuthUser {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+    pub fn is_admin(&self) -> bool {
+        self.has_role(Role::Admin)
+    }
+    /// 403 unless the caller holds `role` (admins hold every permission).
+    pub fn require(&self, role: Role) -> AppResult<()> {
+        if self.has_role(role) || self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(format!(
+                "requires the {} role",
+                role.as_str()
+            )))
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_from_headers(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let Some(token) = bearer_from_headers(&parts.headers) else {
+            return Err(AppError::unauthorized("a bearer access token is required"));
+        };
+        let verified = jwt::verify(&state.config.jwt, token).map_err(|e| {
+            tracing::debug!(error = %e, "access token refused");
+            AppError::unauthorized("the access token is invalid or expired")
+        })?;
+        let mut conn = state.conn().await?;
+        let live = sessions::find_live(
+            &mut conn,
+            verified.session_id,
+            verified.user_id,
+            chrono::Utc::now(),
+        )
+        .await?;
+        let Some(live) = live else {
+            return Err(AppError::unauthorized(
+                "the session has ended; sign in again",
+            ));
+        };
+        Ok(AuthUser {
+            user_id: live.user_id,
+            session_id: live.session_id,
+            roles: parse_roles(&live.roles),
+        })
+    }
+}
+
+/// An authenticated caller holding the admin role: 401 without a valid session,
+/// 403 without the role. Admin handlers take this first, so a non-admin learns
+/// nothing about the input's validity or the target's existence.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        user.require(Role::Admin)?;
+        Ok(AdminUser(user))
+    }
+}
+
+/// A role, for the OpenAPI document (the models crate knows nothing of OpenAPI).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Role)]
+#[allow(dead_code)] // Only its schema is used.
+#[serde(rename_all = "snake_case")]
+pub enum RoleSchema {
+    Participant,
+    Organizer,
+    Admin,
+}

@@ -1,0 +1,33 @@
+//! Boxoffice's HTTP API: a thin axum layer over the engine and the models.
+//!
+//! # What this crate owns
+//! - The route list (`router.rs`) and one module per resource (`routes/`).
+//! - Authentication (JWT access tokens, rotating refresh tokens, argon2id
+//!   passwords), roles, rate limits.
+//! - Error mapping: every error is `application/problem+json` with a stable `code`
+//!   (`error.rs`), including rejections of malformed input (`extract.rs`).
+//! - Request ids, metrics, security headers, CORS, timeouts (`middleware/`).
+//! - The OpenAPI document, generated from the handlers (`openapi.rs`).
+//!
+//! # What it may not import
+//! `workers`, `schedules` and `ops`. A handler is route → extractor → one model or
+//! engine call → response; business rules live in `workflows` and `models`.
+//!
+//! Building the app: [`router::app`] takes an [`state::AppState`] and returns a
+//! `Router` ready to serve; `ops` builds the state from configuration.
+
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics_recorder;
+pub mod middleware;
+pub mod openapi;
+pub mod rate_limit;
+pub mod router;
+pub mod routes;
+pub mod state;
+
+pub use router::app;
+pub use state::AppState;

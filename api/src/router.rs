@@ -1,0 +1,112 @@
+//! Every route of the API, in one list, and the layers around them.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::from_fn;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::middleware::{metrics, problem, request_id, security_headers};
+use crate::openapi::ApiDoc;
+use crate::routes;
+use crate::state::AppState;
+
+/// The `/v1` routes. Registering a route here is what puts it in the OpenAPI document.
+fn v1_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Identity and access.
+        .merge(routes::auth::router())
+        .merge(routes::me::router())
+        .merge(routes::admin::router())
+        // Catalog.
+        .merge(routes::venues::router())
+        .merge(routes::events::router())
+        .merge(routes::ticket_types::router())
+        .merge(routes::coupons::router())
+        .merge(routes::organizer::router())
+}
+
+/// The operational routes, outside `/v1`.
+fn operational_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::metrics))
+}
+
+/// Builds the router and the OpenAPI document describing it.
+pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/v1", v1_routes())
+        .merge(operational_routes())
+        .split_for_parts()
+}
+
+/// The whole application: routes, OpenAPI document and UI, and every layer.
+pub fn app(state: AppState) -> Router {
+    let config = state.config.clone();
+    let (router, openapi) = router_and_openapi();
+    let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
+
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                ([(header::CONTENT_TYPE, "application/json")], openapi_json.clone())
+            }),
+        )
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .route_layer(from_fn(metrics::tag_route))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        // Per-IP and per-user limits (Redis); inside CORS so preflights are free.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::rate_limit::enforce))
+        .layer(cors(&config.cors_origins))
+        .layer(from_fn(security_headers::security_headers))
+        .layer(from_fn(problem::problem_details))
+        .layer(from_fn(metrics::track))
+        .layer(from_fn(request_id::request_id))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .allow_credentials(!origins.is_empty())
+        .max_age(Duration::from_secs(600))
+}

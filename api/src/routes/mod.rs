@@ -1,0 +1,11 @@
+//! One module per resource; each exposes `router()` with its routes.
+
+pub mod admin;
+pub mod auth;
+pub mod coupons;
+pub mod events;
+pub mod health;
+pub mod me;
+pub mod organizer;
+pub mod ticket_types;
+pub mod venues;

@@ -1,0 +1,25 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+
+use boxoffice_models::DbPool;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::ConnectionManager;
+
+use crate::config::ApiConfig;
+use crate::error::AppResult;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DbPool,
+    /// Reconnects by itself; a command fails fast while Redis is down.
+    pub redis: ConnectionManager,
+    pub config: Arc<ApiConfig>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub async fn conn(&self) -> AppResult<boxoffice_models::DbConn> {
+        Ok(self.db.get().await?)
+    }
+}

@@ -1,0 +1,4 @@
+DROP TABLE audit_log;
+DROP TABLE refresh_tokens;
+DROP TABLE sessions;
+DROP TABLE users;

@@ -1,0 +1,29 @@
+//! Boxoffice's data layer: the Diesel schema, row types, queries, the connection
+//! pool and the embedded migrations.
+//!
+//! # What this crate owns
+//! - `schema.rs`, generated from `migrations/` (the only source of the schema).
+//! - One module per table (or small family of tables): its row types and the
+//!   queries on it. Queries return [`diesel::QueryResult`], never HTTP errors.
+//! - Capacity and claim queries (row locks, `SKIP LOCKED`) live next to their table.
+//!
+//! # What it may not import
+//! Nothing of Boxoffice's other crates, and nothing of HTTP or queues: every other
+//! crate depends on this one, never the reverse.
+
+pub mod audit;
+pub mod coupons;
+pub mod events;
+pub mod migrations;
+pub mod pool;
+pub mod scheduled_job_runs;
+pub mod schema;
+pub mod sessions;
+pub mod ticket_types;
+pub mod users;
+pub mod venues;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use pool::{DbConn, DbPool};

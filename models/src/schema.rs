@@ -1,0 +1,180 @@
+// The Diesel view of migrations/. Keep in step with the SQL: one `table!` per table,
+// columns in the order of the CREATE TABLE.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        roles -> Array<Text>,
+        disabled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        session_id -> Uuid,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        actor_id -> Nullable<Uuid>,
+        action -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        details -> Jsonb,
+        request_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    refresh_tokens,
+    audit_log,
+    scheduled_job_runs
+);
+
+diesel::table! {
+    scheduled_job_runs (id) {
+        id -> Int8,
+        job -> Text,
+        scheduled_for -> Timestamptz,
+        worker -> Text,
+        affected_rows -> Int8,
+        finished_at -> Timestamptz,
+    }
+}
+
+// The catalog (migrations/2026-11-22-000002_catalog). The generated `search`
+// tsvector columns of venues and events are left out: Diesel has no type for them,
+// nothing may write them, and only the raw-SQL search in events.rs reads them.
+
+diesel::table! {
+    venues (id) {
+        id -> Uuid,
+        created_by -> Uuid,
+        name -> Text,
+        address -> Text,
+        city -> Text,
+        country -> Text,
+        timezone -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Uuid,
+        organizer_id -> Uuid,
+        venue_id -> Nullable<Uuid>,
+        online -> Bool,
+        title -> Text,
+        description -> Text,
+        category -> Text,
+        currency -> Nullable<Text>,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        status -> Text,
+        sales_start_at -> Nullable<Timestamptz>,
+        sales_end_at -> Nullable<Timestamptz>,
+        hold_minutes -> Int4,
+        max_tickets_per_order -> Int4,
+        refundable_until_hours_before -> Nullable<Int4>,
+        version -> Int4,
+        published_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ticket_types (id) {
+        id -> Uuid,
+        event_id -> Uuid,
+        name -> Text,
+        description -> Text,
+        price_minor -> Int8,
+        currency -> Text,
+        capacity -> Int4,
+        sold -> Int4,
+        held -> Int4,
+        max_per_order -> Nullable<Int4>,
+        sales_start_at -> Nullable<Timestamptz>,
+        sales_end_at -> Nullable<Timestamptz>,
+        sort_order -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    coupons (id) {
+        id -> Uuid,
+        event_id -> Uuid,
+        code -> Text,
+        kind -> Text,
+        value -> Int8,
+        currency -> Nullable<Text>,
+        max_uses -> Nullable<Int4>,
+        used -> Int4,
+        valid_from -> Nullable<Timestamptz>,
+        valid_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    coupon_ticket_types (coupon_id, ticket_type_id) {
+        coupon_id -> Uuid,
+        ticket_type_id -> Uuid,
+        event_id -> Uuid,
+    }
+}
+
+diesel::joinable!(events -> venues (venue_id));
+diesel::joinable!(events -> users (organizer_id));
+diesel::joinable!(ticket_types -> events (event_id));
+diesel::joinable!(coupons -> events (event_id));
+diesel::joinable!(coupon_ticket_types -> coupons (coupon_id));
+diesel::joinable!(coupon_ticket_types -> ticket_types (ticket_type_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    venues,
+    events,
+    ticket_types,
+    coupons,
+    coupon_ticket_types
+);

@@ -1,0 +1,22 @@
+//! One file per subcommand.
+
+mod migrate;
+mod roles;
+mod services;
+mod up;
+mod users;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Cli { settings, command } = cli;
+    match command {
+        Command::Up(args) => up::run(settings, args).await,
+        Command::Serve => roles::run(settings, true, false).await,
+        Command::Work => roles::run(settings, false, true).await,
+        Command::All => roles::run(settings, true, true).await,
+        Command::Migrate => migrate::run(&settings).await,
+        Command::Users(cmd) => users::run(&settings, cmd).await,
+        Command::Services(args) => services::run(args).await,
+    }
+}

@@ -1,0 +1,158 @@
+//! Connecting to Postgres and Redis and running the API and the workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use boxoffice_api::AppState;
+use boxoffice_models::DbPool;
+use boxoffice_workers::JobDeps;
+use boxoffice_workers::registry::WorkerSetup;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+
+/// Which roles this process plays.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub api: bool,
+    pub workers: bool,
+}
+
+/// The shared connections of one process.
+#[derive(Clone)]
+pub struct Connections {
+    pub db: DbPool,
+    /// For request paths: fails fast while Redis is down, so a Redis outage
+    /// slows requests down instead of hanging them.
+    pub redis_fast: ConnectionManager,
+    /// For workers: patient, rides out short Redis restarts.
+    pub redis_patient: ConnectionManager,
+}
+
+pub async fn connect(settings: &Settings) -> anyhow::Result<Connections> {
+    connect_to(settings.database_url()?, settings.redis_url()?, settings.db_pool_size)
+}
+
+pub fn connect_to(database_url: &str, redis_url: &str, pool_size: usize) -> anyhow::Result<Connections> {
+    let db = boxoffice_models::pool::build_pool(database_url, pool_size)?;
+    let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
+    let fast = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    let patient = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_max_delay(Duration::from_secs(2));
+    Ok(Connections {
+        db,
+        redis_fast: ConnectionManager::new_lazy_with_config(client.clone(), fast)?,
+        redis_patient: ConnectionManager::new_lazy_with_config(client, patient)?,
+    })
+}
+
+/// `host-pid`: unique per process, so worker names never collide across
+/// processes or restarts.
+pub fn process_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        db: conns.db.clone(),
+        redis: conns.redis_fast.clone(),
+        config: Arc::new(settings.api_config()?),
+        metrics: boxoffice_api::metrics_recorder::install(),
+    })
+}
+
+/// Serves the API on `addr` until `shutdown`, then finishes open requests.
+pub async fn serve_api(state: AppState, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    serve_on(listener, state, shutdown).await
+}
+
+/// Serves the API on a bound listener (tests bind port 0 and read the port).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(http.addr = %listener.local_addr()?, "API listening");
+    let app = boxoffice_api::app(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// Runs the workers and schedules until `shutdown`.
+pub async fn run_workers(settings: &Settings, conns: &Connections, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_workers_with(conns, &settings.redis_prefix, &settings.schedule_purge_sessions, shutdown).await
+}
+
+/// [`run_workers`] with its settings spelled out (tests run workers in-process).
+pub async fn run_workers_with(
+    conns: &Connections,
+    prefix: &str,
+    purge_sessions_schedule: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let process = process_name();
+    let workers = boxoffice_workers::registry::run_all(
+        WorkerSetup {
+            deps: JobDeps { db: conns.db.clone() },
+            redis: conns.redis_patient.clone(),
+            prefix: prefix.to_owned(),
+            process: process.clone(),
+        },
+        shutdown.clone(),
+    );
+    let schedules = boxoffice_schedules::run_all(
+        boxoffice_schedules::ScheduleSetup {
+            redis: conns.redis_patient.clone(),
+            prefix: prefix.to_owned(),
+            process,
+            purge_sessions: purge_sessions_schedule.to_owned(),
+        },
+        shutdown,
+    );
+    let ((), schedules) = tokio::join!(workers, schedules);
+    schedules
+}
+
+/// Runs the given roles until `shutdown`.
+pub async fn run_roles(settings: &Settings, roles: Roles, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.validate()?;
+    let conns = connect(settings).await?;
+    let api = async {
+        if roles.api {
+            serve_api(app_state(settings, &conns)?, settings.http_addr, shutdown.clone()).await
+        } else {
+            Ok(())
+        }
+    };
+    let workers = async {
+        if roles.workers {
+            run_workers(settings, &conns, shutdown.clone()).await
+        } else {
+            Ok(())
+        }
+    };
+    let (api, workers) = tokio::join!(api, workers);
+    // If one role fails the other must not keep the process half-alive.
+    if api.is_err() || workers.is_err() {
+        shutdown.cancel();
+    }
+    api.and(workers)
+}

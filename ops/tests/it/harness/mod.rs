@@ -1,0 +1,172 @@
+//! The test harness: [`TestApp`] serves the real application on a loopback port
+//! with a database and a Redis namespace of its own.
+
+#![allow(dead_code)] // Each test module uses a different part of the harness.
+
+pub mod processes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use boxoffice_api::AppState;
+use boxoffice_api::config::ApiConfig;
+use boxoffice_models::DbPool;
+use boxoffice_models::testing::TestDatabase;
+use boxoffice_ops::runtime::{Connections, connect_to, serve_on};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use tokio_util::sync::CancellationToken;
+
+/// The test suite's Redis, from `BOXOFFICE_TEST_REDIS_URL` (set by ops/scripts/test).
+pub fn redis_url() -> String {
+    std::env::var("BOXOFFICE_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("BOXOFFICE_TEST_REDIS_URL is not set: run the tests with ops/scripts/test")
+    })
+}
+
+/// The JWT key of test apps (a test-only value, never a deployment's).
+pub const TEST_JWT_SECRET: &[u8] = b"test-only-jwt-key-0123456789-abcdefghijklmnop";
+
+pub struct TestApp {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub db: TestDatabase,
+    pub redis_prefix: String,
+    pub conns: Connections,
+    shutdown: CancellationToken,
+}
+
+pub struct TestAppBuilder {
+    redis_url: String,
+    configure: Vec<Box<dyn FnOnce(&mut ApiConfig)>>,
+    database: Option<TestDatabase>,
+    redis_prefix: Option<String>,
+}
+
+impl TestAppBuilder {
+    /// Points the app's Redis somewhere else (e.g. a closed port, to test outages).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = url.into();
+        self
+    }
+
+    /// Changes the API configuration before the app starts.
+    pub fn config(mut self, f: impl FnOnce(&mut ApiConfig) + 'static) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    /// Shares a database (and Redis prefix) with another app, as two replicas would.
+    pub fn replica_of(mut self, other: &TestApp) -> Self {
+        self.database = Some(other.db.clone());
+        self.redis_prefix = Some(other.redis_prefix.clone());
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = match self.database {
+            Some(db) => db,
+            None => TestDatabase::create().await.expect("creating a test database"),
+        };
+        let redis_prefix = self
+            .redis_prefix
+            .unwrap_or_else(|| format!("t{}", uuid::Uuid::new_v4().simple()));
+        let conns = connect_to(&db.url, &self.redis_url, 8).expect("connecting");
+        let mut config = ApiConfig::for_development(TEST_JWT_SECRET.to_vec(), redis_prefix.clone());
+        for f in self.configure {
+            f(&mut config);
+        }
+        let state = AppState {
+            db: conns.db.clone(),
+            redis: conns.redis_fast.clone(),
+            config: Arc::new(config),
+            metrics: boxoffice_api::metrics_recorder::install(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
+        let addr = listener.local_addr().expect("bound address");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve_on(listener, state.clone(), shutdown.clone()));
+        TestApp {
+            base_url: format!("http://{addr}"),
+            addr,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            state,
+            db,
+            redis_prefix,
+            conns,
+            shutdown,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            redis_url: redis_url(),
+            configure: Vec::new(),
+            database: None,
+            redis_prefix: None,
+        }
+    }
+
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.state.db
+    }
+
+    /// A direct connection to the test's database, for raw SQL.
+    pub async fn raw_conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.db.url).await.expect("connecting to the test database")
+    }
+
+    /// Runs the workers and schedules in this process until the app is dropped.
+    pub fn start_workers(&self, purge_sessions_schedule: &str) {
+        let conns = self.conns.clone();
+        let prefix = self.redis_prefix.clone();
+        let schedule = purge_sessions_schedule.to_owned();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            boxoffice_ops::runtime::run_workers_with(&conns, &prefix, &schedule, shutdown).await
+        });
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts an error response is a problem document with `status` and `code`,
+/// and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content-type {content_type:?}, body: {text}"
+    );
+    let body: serde_json::Value = serde_json::from_str(&text).expect("problem body is JSON");
+    assert_eq!(body["code"], code, "problem: {body}");
+    assert_eq!(body["status"], status, "problem: {body}");
+    assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()), "problem: {body}");
+    body
+}

@@ -1,0 +1,151 @@
+//! Real `boxoffice` processes for system tests: started with their own
+//! environment, logs kept in a file (printed when a test fails), killed when
+//! dropped so a failing test leaves nothing behind.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+pub const BOXOFFICE: &str = env!("CARGO_BIN_EXE_boxoffice");
+
+/// The environment shared by the processes of one deployment.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Deployment {
+    pub fn new(database_url: &str, redis_url: &str, redis_prefix: &str) -> Self {
+        Deployment {
+            database_url: database_url.to_owned(),
+            redis_url: redis_url.to_owned(),
+            redis_prefix: redis_prefix.to_owned(),
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+pub struct BoxofficeProcess {
+    child: Child,
+    pub role: String,
+    pub base_url: Option<String>,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl BoxofficeProcess {
+    /// `boxoffice <role>` (serve, work, all) against the deployment.
+    pub async fn start(deployment: &Deployment, role: &str) -> Self {
+        let serves = role == "serve" || role == "all";
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "boxoffice-{role}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(BOXOFFICE);
+        cmd.arg(role)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &deployment.database_url)
+            .env("REDIS_URL", &deployment.redis_url)
+            .env("BOXOFFICE_REDIS_PREFIX", &deployment.redis_prefix)
+            .env("BOXOFFICE_JWT_SECRET", std::str::from_utf8(super::TEST_JWT_SECRET).unwrap())
+            .env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("BOXOFFICE_LOG_FORMAT", "json")
+            .env("BOXOFFICE_DB_POOL_SIZE", "8")
+            .envs(deployment.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = cmd.spawn().expect("starting boxoffice");
+        let mut process = BoxofficeProcess {
+            child,
+            role: role.to_owned(),
+            base_url: serves.then(|| format!("http://127.0.0.1:{port}")),
+            log,
+        };
+        if serves {
+            process.wait_ready(Duration::from_secs(60)).await;
+        }
+        process
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&mut self, within: Duration) {
+        let url = format!("{}/readyz", self.base_url.as_ref().expect("an API process"));
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited during start-up ({status}):\n{}", self.role, self.logs());
+            }
+            if let Ok(r) = client.get(&url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(started.elapsed() < within, "{} not ready in {within:?}:\n{}", self.role, self.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.as_ref().expect("an API process"))
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns whether it exited successfully.
+    pub async fn terminate(&mut self) -> bool {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => {
+                let _ = self.child.kill().await;
+                false
+            }
+        }
+    }
+
+    /// `kill -9`.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+impl Drop for BoxofficeProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- {} log ({}) ---\n{}", self.role, self.log.display(), self.logs());
+        }
+    }
+}
