@@ -66,7 +66,10 @@ fn skipping(config: &ApiConfig) -> bool {
 
 fn record_failure(config: &ApiConfig) {
     let mut map = SKIP_UNTIL.lock().unwrap_or_else(|p| p.into_inner());
-    map.insert(config.redis_prefix.clone(), Instant::now() + SKIP_AFTER_FAILURE);
+    map.insert(
+        config.redis_prefix.clone(),
+        Instant::now() + SKIP_AFTER_FAILURE,
+    );
 }
 
 /// Runs one Redis call with the timeout; `None` (logged) on error or timeout.
@@ -83,7 +86,10 @@ async fn bounded<T>(
             None
         }
         Err(_) => {
-            tracing::warn!(cache.op = what, "redis cache call timed out; using postgres");
+            tracing::warn!(
+                cache.op = what,
+                "redis cache call timed out; using postgres"
+            );
             record_failure(&state.config);
             None
         }
@@ -99,15 +105,24 @@ fn generation_key(config: &ApiConfig, scope: Scope) -> String {
 
 fn entry_key(config: &ApiConfig, scope: Scope, generation: u64, variant: &str) -> String {
     match scope {
-        Scope::Event(id) => config.redis_key(&format!("cache:{FORMAT}:event:{id}:{generation}:{variant}")),
-        Scope::Listing => config.redis_key(&format!("cache:{FORMAT}:events:{generation}:{variant}")),
+        Scope::Event(id) => {
+            config.redis_key(&format!("cache:{FORMAT}:event:{id}:{generation}:{variant}"))
+        }
+        Scope::Listing => {
+            config.redis_key(&format!("cache:{FORMAT}:events:{generation}:{variant}"))
+        }
     }
 }
 
 /// The cached value for (`scope`, `variant`), or `load()`'s result, stored for
 /// [`TTL`]. `variant` tells apart values of one scope (e.g. a hash of the
 /// listing's query). Redis trouble only costs time; `load`'s errors are returned.
-pub async fn get_or_load<T, F, Fut>(state: &AppState, scope: Scope, variant: &str, load: F) -> AppResult<T>
+pub async fn get_or_load<T, F, Fut>(
+    state: &AppState,
+    scope: Scope,
+    variant: &str,
+    load: F,
+) -> AppResult<T>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Fut,
@@ -123,10 +138,13 @@ where
         if let Some(Some(bytes)) = found {
             match serde_json::from_slice(&bytes) {
                 Ok(value) => {
-                    metrics::counter!("catalog_cache_requests_total", "result" => "hit").increment(1);
+                    metrics::counter!("catalog_cache_requests_total", "result" => "hit")
+                        .increment(1);
                     return Ok(value);
                 }
-                Err(err) => tracing::warn!(cache.key = %key, error = %err, "unreadable cache entry; reloading"),
+                Err(err) => {
+                    tracing::warn!(cache.key = %key, error = %err, "unreadable cache entry; reloading")
+                }
             }
         }
     }
@@ -160,10 +178,18 @@ async fn cached_key(state: &AppState, scope: Scope, variant: &str) -> Option<Str
     let mut redis = state.redis.clone();
     let gen_key = generation_key(&state.config, scope);
     let generation: Option<u64> = bounded(state, "generation", async {
-        redis::cmd("GET").arg(&gen_key).query_async(&mut redis).await
+        redis::cmd("GET")
+            .arg(&gen_key)
+            .query_async(&mut redis)
+            .await
     })
     .await?;
-    Some(entry_key(&state.config, scope, generation.unwrap_or(0), variant))
+    Some(entry_key(
+        &state.config,
+        scope,
+        generation.unwrap_or(0),
+        variant,
+    ))
 }
 
 /// Makes the next read of these events' details, and of every listing page,
@@ -171,11 +197,18 @@ async fn cached_key(state: &AppState, scope: Scope, variant: &str) -> Option<Str
 pub async fn invalidate_events(state: &AppState, event_ids: &[Uuid]) {
     let mut pipe = redis::pipe();
     for id in event_ids {
-        pipe.cmd("INCR").arg(generation_key(&state.config, Scope::Event(*id))).ignore();
+        pipe.cmd("INCR")
+            .arg(generation_key(&state.config, Scope::Event(*id)))
+            .ignore();
     }
-    pipe.cmd("INCR").arg(generation_key(&state.config, Scope::Listing)).ignore();
+    pipe.cmd("INCR")
+        .arg(generation_key(&state.config, Scope::Listing))
+        .ignore();
     let mut redis = state.redis.clone();
-    let _: Option<()> = bounded(state, "invalidate", async { pipe.query_async(&mut redis).await }).await;
+    let _: Option<()> = bounded(state, "invalidate", async {
+        pipe.query_async(&mut redis).await
+    })
+    .await;
 }
 
 /// [`invalidate_events`] for one event.

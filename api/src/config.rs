@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use boxoffice_models::ticket_codes::{TicketPublicKey, TicketSigner};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Development,
@@ -42,6 +44,14 @@ pub struct ApiConfig {
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
     pub rate_limits: RateLimitConfig,
+    /// Endpoint secrets that sign the payment provider's webhooks; several
+    /// during a rotation. Empty: every webhook is refused.
+    pub stripe_webhook_secrets: Vec<String>,
+    /// How far a webhook's signed timestamp may be from now, in seconds.
+    pub stripe_webhook_tolerance_secs: i64,
+    /// Verifies ticket QR payloads at check-in and is published for offline
+    /// scanners. The API never signs: the private key stays with the workers.
+    pub ticket_public_key: TicketPublicKey,
 }
 
 impl ApiConfig {
@@ -67,6 +77,9 @@ impl ApiConfig {
                 login_failures: 10,
                 lockout: Duration::from_secs(15 * 60),
             },
+            stripe_webhook_secrets: Vec::new(),
+            stripe_webhook_tolerance_secs: 300,
+            ticket_public_key: TicketSigner::development().public_key(),
         }
     }
 

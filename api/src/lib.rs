@@ -28,6 +28,7 @@ pub mod rate_limit;
 pub mod router;
 pub mod routes;
 pub mod state;
+pub mod webhooks;
 
 pub use router::app;
 pub use state::AppState;

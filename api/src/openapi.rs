@@ -22,6 +22,9 @@ use utoipa::{Modify, OpenApi};
         (name = "ticket-types", description = "What an event sells: prices (integer minor units) and capacity"),
         (name = "coupons", description = "Discount codes of an event, and what a code would take off an order"),
         (name = "organizer", description = "An organizer's events with sales figures"),
+        (name = "webhooks", description = "Signed events from the payment provider that resume waiting workflows"),
+        (name = "checkout", description = "Checkouts, workflow status, bookings"),
+        (name = "tickets", description = "The ticket signing key, and checking tickets in at the door"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

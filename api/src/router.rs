@@ -30,6 +30,13 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(routes::ticket_types::router())
         .merge(routes::coupons::router())
         .merge(routes::organizer::router())
+        .merge(routes::webhooks::router())
+        // Checkout.
+        .merge(routes::checkouts::router())
+        .merge(routes::workflows::router())
+        .merge(routes::bookings::router())
+        // Tickets.
+        .merge(routes::tickets::router())
 }
 
 /// The operational routes, outside `/v1`.

@@ -150,7 +150,9 @@ pub enum CouponWrite {
     /// A fixed coupon needs the event's currency, which no ticket type has fixed yet.
     EventHasNoCurrency,
     /// `max_uses` would drop below the uses already made.
-    MaxUsesBelowUsed { used: i32 },
+    MaxUsesBelowUsed {
+        used: i32,
+    },
 }
 
 pub async fn create(conn: &mut AsyncPgConnection, new: &NewCoupon) -> QueryResult<CouponWrite> {
@@ -268,10 +270,16 @@ pub enum CouponDelete {
     Deleted,
     Refused(WriteRefusal),
     /// Orders used it; expire it (`valid_until`) instead.
-    AlreadyUsed { used: i32 },
+    AlreadyUsed {
+        used: i32,
+    },
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, event_id: Uuid, id: Uuid) -> QueryResult<CouponDelete> {
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+    id: Uuid,
+) -> QueryResult<CouponDelete> {
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         if let Err(refusal) = lock_editable(c, event_id).await? {
             return Ok(CouponDelete::Refused(refusal));
@@ -328,7 +336,10 @@ pub async fn find_by_code(
     with_scope(conn, coupon).await
 }
 
-pub async fn for_event(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<Vec<CouponWithScope>> {
+pub async fn for_event(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> QueryResult<Vec<CouponWithScope>> {
     let list: Vec<Coupon> = coupons::table
         .filter(coupons::event_id.eq(event_id))
         .select(Coupon::as_select())
@@ -337,8 +348,14 @@ pub async fn for_event(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryRes
         .await?;
     let scopes: Vec<(Uuid, Uuid)> = coupon_ticket_types::table
         .filter(coupon_ticket_types::event_id.eq(event_id))
-        .select((coupon_ticket_types::coupon_id, coupon_ticket_types::ticket_type_id))
-        .order((coupon_ticket_types::coupon_id, coupon_ticket_types::ticket_type_id))
+        .select((
+            coupon_ticket_types::coupon_id,
+            coupon_ticket_types::ticket_type_id,
+        ))
+        .order((
+            coupon_ticket_types::coupon_id,
+            coupon_ticket_types::ticket_type_id,
+        ))
         .load(conn)
         .await?;
     Ok(list
@@ -358,7 +375,9 @@ async fn with_scope(
     conn: &mut AsyncPgConnection,
     coupon: Option<Coupon>,
 ) -> QueryResult<Option<CouponWithScope>> {
-    let Some(coupon) = coupon else { return Ok(None) };
+    let Some(coupon) = coupon else {
+        return Ok(None);
+    };
     let ticket_type_ids = scope_of(conn, coupon.id).await?;
     Ok(Some(CouponWithScope {
         coupon,
@@ -389,7 +408,11 @@ async fn unknown_ticket_types(
         .select(ticket_types::id)
         .load(conn)
         .await?;
-    Ok(ids.iter().copied().filter(|id| !known.contains(id)).collect())
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| !known.contains(id))
+        .collect())
 }
 
 async fn replace_scope(
@@ -485,11 +508,13 @@ pub fn evaluate(
     if coupon.max_uses.is_some_and(|max| coupon.used >= max) {
         return Err(CouponRejection::UsedUp);
     }
-    let line_total = |line: &PricedLine| i128::from(line.unit_price_minor) * i128::from(line.quantity);
+    let line_total =
+        |line: &PricedLine| i128::from(line.unit_price_minor) * i128::from(line.quantity);
     let eligible: Vec<&PricedLine> = lines
         .iter()
         .filter(|line| {
-            scoped.ticket_type_ids.is_empty() || scoped.ticket_type_ids.contains(&line.ticket_type_id)
+            scoped.ticket_type_ids.is_empty()
+                || scoped.ticket_type_ids.contains(&line.ticket_type_id)
         })
         .collect();
     if eligible.is_empty() {
@@ -551,7 +576,12 @@ mod tests {
     #[test]
     fn percent_rounds_down_to_the_minor_unit() {
         let general = Uuid::now_v7();
-        let discount = evaluate(&coupon(CouponKind::Percent, 10), &[line(general, 4599, 3)], Utc::now()).unwrap();
+        let discount = evaluate(
+            &coupon(CouponKind::Percent, 10),
+            &[line(general, 4599, 3)],
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(discount.subtotal_minor, 13797);
         assert_eq!(discount.discount_minor, 1379);
         assert_eq!(discount.total_minor, 12418);
@@ -560,7 +590,12 @@ mod tests {
     #[test]
     fn fixed_never_exceeds_the_eligible_amount() {
         let cheap = Uuid::now_v7();
-        let discount = evaluate(&coupon(CouponKind::Fixed, 5000), &[line(cheap, 1000, 2)], Utc::now()).unwrap();
+        let discount = evaluate(
+            &coupon(CouponKind::Fixed, 5000),
+            &[line(cheap, 1000, 2)],
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(discount.discount_minor, 2000);
         assert_eq!(discount.total_minor, 0);
     }
@@ -570,7 +605,12 @@ mod tests {
         let (general, vip) = (Uuid::now_v7(), Uuid::now_v7());
         let mut scoped = coupon(CouponKind::Percent, 50);
         scoped.ticket_type_ids = vec![vip];
-        let discount = evaluate(&scoped, &[line(general, 4500, 2), line(vip, 12000, 1)], Utc::now()).unwrap();
+        let discount = evaluate(
+            &scoped,
+            &[line(general, 4500, 2), line(vip, 12000, 1)],
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(discount.subtotal_minor, 21000);
         assert_eq!(discount.eligible_minor, 12000);
         assert_eq!(discount.discount_minor, 6000);
@@ -587,12 +627,21 @@ mod tests {
         let now = Utc::now();
         let mut scoped = coupon(CouponKind::Percent, 10);
         scoped.coupon.valid_until = Some(now);
-        assert_eq!(evaluate(&scoped, &[line(id, 100, 1)], now), Err(CouponRejection::Expired));
+        assert_eq!(
+            evaluate(&scoped, &[line(id, 100, 1)], now),
+            Err(CouponRejection::Expired)
+        );
         scoped.coupon.valid_until = None;
         scoped.coupon.valid_from = Some(now + chrono::Duration::seconds(1));
-        assert_eq!(evaluate(&scoped, &[line(id, 100, 1)], now), Err(CouponRejection::NotYetValid));
+        assert_eq!(
+            evaluate(&scoped, &[line(id, 100, 1)], now),
+            Err(CouponRejection::NotYetValid)
+        );
         scoped.coupon.valid_from = None;
         scoped.coupon.used = 10;
-        assert_eq!(evaluate(&scoped, &[line(id, 100, 1)], now), Err(CouponRejection::UsedUp));
+        assert_eq!(
+            evaluate(&scoped, &[line(id, 100, 1)], now),
+            Err(CouponRejection::UsedUp)
+        );
     }
 }

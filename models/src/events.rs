@@ -199,10 +199,12 @@ pub async fn fix_currency(
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionedUpdate {
-    Updated(Event),
+    Updated(Box<Event>),
     NotFound,
     /// Someone else changed the event since `expected` was read.
-    VersionMismatch { current: i32 },
+    VersionMismatch {
+        current: i32,
+    },
     NotEditable(EventStatus),
 }
 
@@ -230,7 +232,7 @@ pub async fn update_versioned(
     .await
     .optional()?;
     if let Some(event) = updated {
-        return Ok(VersionedUpdate::Updated(event));
+        return Ok(VersionedUpdate::Updated(Box::new(event)));
     }
     Ok(match find(conn, id).await? {
         None => VersionedUpdate::NotFound,
@@ -263,13 +265,17 @@ impl PublishBlocker {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishOutcome {
-    Published(Event),
+    Published(Box<Event>),
     NotFound,
     Refused(Vec<PublishBlocker>),
 }
 
 /// The rules for publishing, as a pure function of the locked event.
-pub fn publish_blockers(event: &Event, ticket_type_count: i64, now: DateTime<Utc>) -> Vec<PublishBlocker> {
+pub fn publish_blockers(
+    event: &Event,
+    ticket_type_count: i64,
+    now: DateTime<Utc>,
+) -> Vec<PublishBlocker> {
     let mut blockers = Vec::new();
     if event.status != EventStatus::Draft {
         blockers.push(PublishBlocker::NotDraft(event.status));
@@ -312,14 +318,14 @@ pub async fn publish(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Publ
             .returning(Event::as_returning())
             .get_result(c)
             .await?;
-        Ok(PublishOutcome::Published(event))
+        Ok(PublishOutcome::Published(Box::new(event)))
     })
     .await
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusChange {
-    Done(Event),
+    Done(Box<Event>),
     NotFound,
     /// The event is in a status this change does not start from.
     WrongStatus(EventStatus),
@@ -343,7 +349,7 @@ pub async fn cancel(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Statu
     .await
     .optional()?;
     if let Some(event) = cancelled {
-        return Ok(StatusChange::Done(event));
+        return Ok(StatusChange::Done(Box::new(event)));
     }
     Ok(match find(conn, id).await? {
         None => StatusChange::NotFound,
@@ -363,7 +369,7 @@ pub async fn delete_draft(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult
     .await
     .optional()?;
     if let Some(event) = deleted {
-        return Ok(StatusChange::Done(event));
+        return Ok(StatusChange::Done(Box::new(event)));
     }
     Ok(match find(conn, id).await? {
         None => StatusChange::NotFound,

@@ -15,12 +15,22 @@ pub mod audit;
 pub mod coupons;
 pub mod events;
 pub mod migrations;
+pub mod notifications;
+pub mod holds;
+pub mod coupon_reservations;
+pub mod bookings;
+pub mod outbox;
 pub mod pool;
 pub mod scheduled_job_runs;
 pub mod schema;
 pub mod sessions;
+pub mod ticket_codes;
 pub mod ticket_types;
+pub mod tickets;
 pub mod users;
+pub mod workflow_signals;
+pub mod workflow_steps;
+pub mod workflow_runs;
 pub mod venues;
 
 #[cfg(feature = "testing")]

@@ -55,13 +55,6 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
-diesel::allow_tables_to_appear_in_same_query!(
-    users,
-    sessions,
-    refresh_tokens,
-    audit_log,
-    scheduled_job_runs
-);
 
 diesel::table! {
     scheduled_job_runs (id) {
@@ -170,11 +163,164 @@ diesel::joinable!(coupons -> events (event_id));
 diesel::joinable!(coupon_ticket_types -> coupons (coupon_id));
 diesel::joinable!(coupon_ticket_types -> ticket_types (ticket_type_id));
 
+
+diesel::table! {
+    workflow_runs (id) {
+        id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        step -> Text,
+        state -> Jsonb,
+        version -> Int4,
+        wake_at -> Nullable<Timestamptz>,
+        pending_effect -> Nullable<Jsonb>,
+        attempts -> Int4,
+        last_error -> Nullable<Jsonb>,
+        correlation_id -> Nullable<Text>,
+        owner_id -> Nullable<Uuid>,
+        idempotency_key -> Nullable<Text>,
+        request_hash -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    workflow_steps (id) {
+        id -> Int8,
+        run_id -> Uuid,
+        step -> Text,
+        attempt -> Int4,
+        input -> Text,
+        outcome -> Text,
+        error -> Nullable<Text>,
+        version -> Int4,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    workflow_signals (id) {
+        id -> Int8,
+        run_id -> Uuid,
+        name -> Text,
+        dedupe_key -> Text,
+        payload -> Jsonb,
+        received_at -> Timestamptz,
+        consumed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        queue -> Text,
+        payload -> Jsonb,
+        available_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    holds (id) {
+        id -> Uuid,
+        run_id -> Uuid,
+        ticket_type_id -> Uuid,
+        quantity -> Int4,
+        expires_at -> Timestamptz,
+        status -> Text,
+        created_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    coupon_reservations (run_id) {
+        run_id -> Uuid,
+        coupon_id -> Uuid,
+        status -> Text,
+        created_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    bookings (id) {
+        id -> Uuid,
+        run_id -> Uuid,
+        user_id -> Uuid,
+        event_id -> Uuid,
+        status -> Text,
+        currency -> Text,
+        subtotal_minor -> Int8,
+        discount_minor -> Int8,
+        total_minor -> Int8,
+        coupon_id -> Nullable<Uuid>,
+        payment_intent_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tickets (id) {
+        id -> Uuid,
+        booking_id -> Uuid,
+        event_id -> Uuid,
+        ticket_type_id -> Uuid,
+        number -> Text,
+        status -> Text,
+        qr_payload -> Text,
+        checked_in_at -> Nullable<Timestamptz>,
+        checked_in_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Uuid,
+        dedupe_key -> Text,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(workflow_steps -> workflow_runs (run_id));
+diesel::joinable!(workflow_signals -> workflow_runs (run_id));
+diesel::joinable!(holds -> workflow_runs (run_id));
+diesel::joinable!(bookings -> workflow_runs (run_id));
+diesel::joinable!(tickets -> bookings (booking_id));
+diesel::joinable!(bookings -> events (event_id));
+
+// Every table may meet every other in a query (one list, so no pair is missed).
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    sessions,
+    refresh_tokens,
+    audit_log,
+    scheduled_job_runs,
     venues,
     events,
     ticket_types,
     coupons,
-    coupon_ticket_types
+    coupon_ticket_types,
+    workflow_runs,
+    workflow_steps,
+    workflow_signals,
+    outbox,
+    holds,
+    coupon_reservations,
+    bookings,
+    tickets,
+    notifications,
 );

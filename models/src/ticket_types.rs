@@ -84,7 +84,10 @@ pub struct TicketTypeChanges {
 }
 
 /// The ticket types of one event, in display order.
-pub async fn for_event(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<Vec<TicketType>> {
+pub async fn for_event(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> QueryResult<Vec<TicketType>> {
     ticket_types::table
         .filter(ticket_types::event_id.eq(event_id))
         .select(TicketType::as_select())
@@ -138,10 +141,15 @@ pub enum CreateOutcome {
     Created(TicketType),
     Refused(WriteRefusal),
     /// The event already has another currency.
-    CurrencyMismatch { event_currency: String },
+    CurrencyMismatch {
+        event_currency: String,
+    },
 }
 
-pub async fn create(conn: &mut AsyncPgConnection, new: &NewTicketType) -> QueryResult<CreateOutcome> {
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    new: &NewTicketType,
+) -> QueryResult<CreateOutcome> {
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         let event = match lock_editable(c, new.event_id).await? {
             Ok(event) => event,
@@ -173,7 +181,10 @@ pub enum UpdateOutcome {
     Updated(TicketType),
     Refused(WriteRefusal),
     /// The new capacity is below what is already sold or held.
-    CapacityBelowCommitted { sold: i32, held: i32 },
+    CapacityBelowCommitted {
+        sold: i32,
+        held: i32,
+    },
 }
 
 /// Applies `changes` and, if given, the new capacity, which must stay at or above
@@ -193,18 +204,18 @@ pub async fn update(
             .filter(ticket_types::id.eq(id))
             .filter(ticket_types::event_id.eq(event_id));
         let updated = match capacity {
-            Some(capacity) => {
-                diesel::update(target.filter((ticket_types::sold + ticket_types::held).le(capacity)))
-                    .set((
-                        changes,
-                        ticket_types::capacity.eq(capacity),
-                        ticket_types::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .returning(TicketType::as_returning())
-                    .get_result(c)
-                    .await
-                    .optional()?
-            }
+            Some(capacity) => diesel::update(
+                target.filter((ticket_types::sold + ticket_types::held).le(capacity)),
+            )
+            .set((
+                changes,
+                ticket_types::capacity.eq(capacity),
+                ticket_types::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(TicketType::as_returning())
+            .get_result(c)
+            .await
+            .optional()?,
             None => diesel::update(target)
                 .set((changes, ticket_types::updated_at.eq(diesel::dsl::now)))
                 .returning(TicketType::as_returning())
@@ -231,14 +242,23 @@ pub enum DeleteOutcome {
     Deleted(TicketType),
     Refused(WriteRefusal),
     /// Tickets of this type are sold or held.
-    HasSales { sold: i32, held: i32 },
+    HasSales {
+        sold: i32,
+        held: i32,
+    },
     /// Coupons restricted to this type would silently apply to every type.
-    UsedByCoupons { codes: Vec<String> },
+    UsedByCoupons {
+        codes: Vec<String>,
+    },
     /// A published event must keep something to sell.
     LastOfPublishedEvent,
 }
 
-pub async fn delete(conn: &mut AsyncPgConnection, event_id: Uuid, id: Uuid) -> QueryResult<DeleteOutcome> {
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+    id: Uuid,
+) -> QueryResult<DeleteOutcome> {
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         let event = match lock_editable(c, event_id).await? {
             Ok(event) => event,
@@ -284,7 +304,9 @@ pub async fn delete(conn: &mut AsyncPgConnection, event_id: Uuid, id: Uuid) -> Q
                 return Ok(DeleteOutcome::LastOfPublishedEvent);
             }
         }
-        diesel::delete(ticket_types::table.find(id)).execute(c).await?;
+        diesel::delete(ticket_types::table.find(id))
+            .execute(c)
+            .await?;
         Ok(DeleteOutcome::Deleted(ticket_type))
     })
     .await
@@ -297,7 +319,9 @@ pub(crate) async fn lock_editable(
 ) -> QueryResult<Result<Event, WriteRefusal>> {
     Ok(match events::lock(conn, event_id).await? {
         None => Err(WriteRefusal::EventNotFound),
-        Some(event) if !event.status.is_editable() => Err(WriteRefusal::EventNotEditable(event.status)),
+        Some(event) if !event.status.is_editable() => {
+            Err(WriteRefusal::EventNotEditable(event.status))
+        }
         Some(event) => Ok(event),
     })
 }

@@ -34,6 +34,9 @@ pub enum Command {
     /// Start only private Postgres and Redis and write their URLs to a file;
     /// stops them on SIGINT/SIGTERM. The test suite's setup uses this.
     Services(ServicesArgs),
+    /// A local Stripe-compatible payment provider that sends signed webhooks,
+    /// for development and tests; listens on --http.
+    Sandbox(SandboxArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,4 +70,19 @@ pub struct ServicesArgs {
     /// Throwaway data: no fsync, no snapshots (for tests).
     #[arg(long)]
     pub ephemeral: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Where signed webhooks are posted, e.g. http://127.0.0.1:8080/v1/webhooks/stripe.
+    #[arg(long)]
+    pub webhook_url: String,
+    /// The endpoint secret webhooks are signed with (one of the API's
+    /// BOXOFFICE_STRIPE_WEBHOOK_SECRETS).
+    #[arg(long)]
+    pub webhook_secret: String,
+    /// The API key clients must send (BOXOFFICE_STRIPE_SECRET_KEY); any key is
+    /// accepted when unset.
+    #[arg(long)]
+    pub secret_key: Option<String>,
 }

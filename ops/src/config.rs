@@ -96,6 +96,41 @@ pub struct Settings {
     #[arg(long, env = "BOXOFFICE_LOG", default_value = "info", global = true)]
     pub log_filter: String,
 
+    /// Base URL of the Stripe-compatible payment API (`up` runs the sandbox and
+    /// points here at it).
+    #[arg(long, env = "BOXOFFICE_STRIPE_API_BASE", global = true)]
+    pub stripe_api_base: Option<String>,
+
+    /// Secret key for the payment API.
+    #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    pub stripe_secret_key: Option<String>,
+
+    /// Comma-separated webhook signing secrets (several during a rotation).
+    #[arg(long, env = "BOXOFFICE_STRIPE_WEBHOOK_SECRETS", value_delimiter = ',', hide_env_values = true, global = true)]
+    pub stripe_webhook_secrets: Vec<String>,
+
+    /// Ed25519 seed (base64, 32 bytes) that signs ticket QR codes; `up` generates one.
+    #[arg(long, env = "BOXOFFICE_TICKET_SIGNING_KEY", hide_env_values = true, global = true)]
+    pub ticket_signing_key: Option<String>,
+
+    /// SMTP server for outgoing mail (`smtp://host:port`, `smtps://…`); unset,
+    /// mail is written as `.eml` files to BOXOFFICE_MAIL_DIR.
+    #[arg(long, env = "BOXOFFICE_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+
+    /// Folder for `.eml` files when no SMTP server is configured.
+    #[arg(long, env = "BOXOFFICE_MAIL_DIR", default_value = ".boxoffice/mail", global = true)]
+    pub mail_dir: std::path::PathBuf,
+
+    /// The sender of every email.
+    #[arg(long, env = "BOXOFFICE_MAIL_FROM", default_value = "Boxoffice <tickets@boxoffice.test>", global = true)]
+    pub mail_from: String,
+
+    /// Cron expression (with seconds) for the engine's sweep: overdue timers,
+    /// expired holds, stalled runs.
+    #[arg(long, env = "BOXOFFICE_SCHEDULE_SWEEP_RUNS", default_value = "*/5 * * * * *", global = true)]
+    pub schedule_sweep_runs: String,
+
     /// Cron expression (with seconds) for purging expired and revoked sessions.
     #[arg(long, env = "BOXOFFICE_SCHEDULE_PURGE_SESSIONS", default_value = "0 */10 * * * *", global = true)]
     pub schedule_purge_sessions: String,
@@ -162,12 +197,15 @@ impl Settings {
                 reason: "must be at least 1".into(),
             });
         }
-        self.schedule_purge_sessions
-            .parse::<cron::Schedule>()
-            .map_err(|e| ConfigError::Invalid {
-                name: "BOXOFFICE_SCHEDULE_PURGE_SESSIONS",
-                reason: e.to_string(),
-            })?;
+        for (name, expr) in [
+            ("BOXOFFICE_SCHEDULE_PURGE_SESSIONS", &self.schedule_purge_sessions),
+            ("BOXOFFICE_SCHEDULE_SWEEP_RUNS", &self.schedule_sweep_runs),
+        ] {
+            expr.parse::<cron::Schedule>()
+                .map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
+        }
+        self.ticket_signer()?;
+        self.validate_mail()?;
         Ok(())
     }
 
@@ -189,6 +227,9 @@ impl Settings {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             redis_prefix: self.redis_prefix.clone(),
             trust_forwarded_for: self.trust_forwarded_for,
+            stripe_webhook_secrets: self.stripe_webhook_secrets.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            stripe_webhook_tolerance_secs: 300,
+            ticket_public_key: self.ticket_signer()?.public_key(),
             rate_limits: RateLimitConfig {
                 per_ip_per_minute: self.rate_limit_per_ip,
                 per_user_per_minute: self.rate_limit_per_user,
@@ -196,6 +237,83 @@ impl Settings {
                 lockout: Duration::from_secs(self.login_lockout_secs),
             },
         })
+    }
+}
+
+impl Settings {
+    /// The key that signs ticket QR codes (workers) and verifies them (API).
+    /// Required in production, where the well-known development key is refused;
+    /// in development an unset key means that development key, so a `serve` and
+    /// a `work` started without one still agree.
+    pub fn ticket_signer(&self) -> Result<boxoffice_models::ticket_codes::TicketSigner, ConfigError> {
+        use boxoffice_models::ticket_codes::TicketSigner;
+        const NAME: &str = "BOXOFFICE_TICKET_SIGNING_KEY";
+        let production = self.environment == EnvName::Production;
+        let Some(raw) = self.ticket_signing_key.as_deref() else {
+            return if production {
+                Err(ConfigError::Missing(NAME))
+            } else {
+                Ok(TicketSigner::development())
+            };
+        };
+        let signer = TicketSigner::from_base64_seed(raw).map_err(|e| ConfigError::Invalid {
+            name: NAME,
+            reason: format!("{e} (expected the base64 of a 32-byte seed)"),
+        })?;
+        if production && signer.is_development() {
+            return Err(ConfigError::Invalid {
+                name: NAME,
+                reason: "the development key is public; generate a key for production".into(),
+            });
+        }
+        Ok(signer)
+    }
+
+    /// The sender must be an address; production must not write mail to files.
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        use boxoffice_workers::adapters::mailer::{self, MailConfigError};
+        if self.environment == EnvName::Production && self.smtp_url.is_none() {
+            return Err(ConfigError::Missing("BOXOFFICE_SMTP_URL"));
+        }
+        mailer::build(&self.mail_settings()).map(drop).map_err(|e| match e {
+            MailConfigError::From(..) => ConfigError::Invalid {
+                name: "BOXOFFICE_MAIL_FROM",
+                reason: e.to_string(),
+            },
+            MailConfigError::SmtpUrl(_) => ConfigError::Invalid {
+                name: "BOXOFFICE_SMTP_URL",
+                reason: e.to_string(),
+            },
+        })
+    }
+
+    pub fn mail_settings(&self) -> boxoffice_workers::adapters::mailer::MailSettings {
+        boxoffice_workers::adapters::mailer::MailSettings {
+            smtp_url: self.smtp_url.clone(),
+            mail_dir: self.mail_dir.clone(),
+            from: self.mail_from.clone(),
+            smtp_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The payment provider client, behind its circuit breaker.
+    pub fn payments(
+        &self,
+    ) -> Result<std::sync::Arc<dyn boxoffice_workers::adapters::payments::PaymentProvider>, ConfigError> {
+        use boxoffice_workers::adapters::payments::{Breaker, BreakerConfig, StripeClient, StripeConfig};
+        let base = self
+            .stripe_api_base
+            .as_deref()
+            .ok_or(ConfigError::Missing("BOXOFFICE_STRIPE_API_BASE"))?;
+        let key = self
+            .stripe_secret_key
+            .as_deref()
+            .ok_or(ConfigError::Missing("BOXOFFICE_STRIPE_SECRET_KEY"))?;
+        let client = StripeClient::new(StripeConfig::new(base, key)).map_err(|e| ConfigError::Invalid {
+            name: "BOXOFFICE_STRIPE_API_BASE",
+            reason: e.to_string(),
+        })?;
+        Ok(std::sync::Arc::new(Breaker::new("payments", client, BreakerConfig::default())))
     }
 }
 
@@ -231,5 +349,64 @@ mod tests {
             Err(ConfigError::WeakSecret(_))
         ));
         assert!(check_secret_strength("k3J9x-Qp7vT2mZ8rW4yB6nL1cF5hD0sG").is_ok());
+    }
+
+    /// Settings from flags alone, as `boxoffice` would parse them.
+    fn settings(args: &[&str]) -> Settings {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let argv = std::iter::once("boxoffice").chain(args.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv).expect("flags parse").settings
+    }
+
+    #[test]
+    fn the_ticket_key_is_required_and_real_in_production() {
+        use boxoffice_models::ticket_codes::TicketSigner;
+        let development = settings(&["--env", "development"]);
+        assert!(development.ticket_signer().unwrap().is_development());
+        assert!(matches!(
+            settings(&["--env", "production"]).ticket_signer(),
+            Err(ConfigError::Missing("BOXOFFICE_TICKET_SIGNING_KEY"))
+        ));
+        let public_seed = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            b"boxoffice-development-ticket-key",
+        );
+        assert!(matches!(
+            settings(&["--env", "production", "--ticket-signing-key", &public_seed]).ticket_signer(),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let seed = TicketSigner::generate_seed_base64();
+        let signer = settings(&["--env", "production", "--ticket-signing-key", &seed])
+            .ticket_signer()
+            .unwrap();
+        assert_eq!(signer.public_key(), TicketSigner::from_base64_seed(&seed).unwrap().public_key());
+        assert!(matches!(
+            settings(&["--ticket-signing-key", "c2hvcnQ="]).ticket_signer(),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn mail_needs_a_sender_address_and_smtp_in_production() {
+        assert!(settings(&[]).validate_mail().is_ok());
+        assert!(matches!(
+            settings(&["--mail-from", "not an address"]).validate_mail(),
+            Err(ConfigError::Invalid { name: "BOXOFFICE_MAIL_FROM", .. })
+        ));
+        assert!(matches!(
+            settings(&["--smtp-url", "http://mail.example.com"]).validate_mail(),
+            Err(ConfigError::Invalid { name: "BOXOFFICE_SMTP_URL", .. })
+        ));
+        assert!(matches!(
+            settings(&["--env", "production"]).validate_mail(),
+            Err(ConfigError::Missing("BOXOFFICE_SMTP_URL"))
+        ));
+        assert!(settings(&["--env", "production", "--smtp-url", "smtps://mail.example.com"])
+            .validate_mail()
+            .is_ok());
     }
 }

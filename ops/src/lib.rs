@@ -5,6 +5,7 @@
 //!   URLs are given, migrating and seeding demo data.
 //! - `migrate`, `users create-admin`: administration.
 //! - `services`: only the private Postgres and Redis (the test suite's setup).
+//! - `sandbox`: a local Stripe-compatible payment provider (see [`sandbox`]).
 //!
 //! This crate composes every other crate; nothing depends on it.
 
@@ -13,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod local_services;
 pub mod runtime;
+pub mod sandbox;
 pub mod secrets;
 pub mod seed;
 pub mod shutdown;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use boxoffice_api::AppState;
 use boxoffice_models::DbPool;
+use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_workers::JobDeps;
+use boxoffice_workers::adapters::mailer::Mailer;
+use boxoffice_workers::adapters::payments::PaymentProvider;
 use boxoffice_workers::registry::WorkerSetup;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
@@ -96,22 +99,53 @@ pub async fn serve_on(
     Ok(())
 }
 
+/// What workers need besides connections: outside services and keys.
+#[derive(Clone)]
+pub struct WorkerServices {
+    pub ticket_signer: Arc<TicketSigner>,
+    pub payments: Arc<dyn PaymentProvider>,
+    pub mailer: Arc<dyn Mailer>,
+}
+
+/// Cron expressions of the schedules.
+#[derive(Clone, Debug)]
+pub struct Schedules {
+    pub purge_sessions: String,
+    pub sweep_runs: String,
+}
+
 /// Runs the workers and schedules until `shutdown`.
 pub async fn run_workers(settings: &Settings, conns: &Connections, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_workers_with(conns, &settings.redis_prefix, &settings.schedule_purge_sessions, shutdown).await
+    let services = WorkerServices {
+        ticket_signer: Arc::new(settings.ticket_signer()?),
+        payments: settings.payments()?,
+        mailer: boxoffice_workers::adapters::mailer::build(&settings.mail_settings())?,
+    };
+    let schedules = Schedules {
+        purge_sessions: settings.schedule_purge_sessions.clone(),
+        sweep_runs: settings.schedule_sweep_runs.clone(),
+    };
+    run_workers_with(conns, &settings.redis_prefix, &schedules, services, shutdown).await
 }
 
 /// [`run_workers`] with its settings spelled out (tests run workers in-process).
 pub async fn run_workers_with(
     conns: &Connections,
     prefix: &str,
-    purge_sessions_schedule: &str,
+    schedules: &Schedules,
+    services: WorkerServices,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let process = process_name();
     let workers = boxoffice_workers::registry::run_all(
         WorkerSetup {
-            deps: JobDeps { db: conns.db.clone() },
+            deps: JobDeps {
+                db: conns.db.clone(),
+                ticket_signer: services.ticket_signer,
+                payments: services.payments,
+                mailer: services.mailer,
+                relay_nudge: Arc::new(tokio::sync::Notify::new()),
+            },
             redis: conns.redis_patient.clone(),
             prefix: prefix.to_owned(),
             process: process.clone(),
@@ -123,7 +157,8 @@ pub async fn run_workers_with(
             redis: conns.redis_patient.clone(),
             prefix: prefix.to_owned(),
             process,
-            purge_sessions: purge_sessions_schedule.to_owned(),
+            purge_sessions: schedules.purge_sessions.clone(),
+            sweep_runs: schedules.sweep_runs.clone(),
         },
         shutdown,
     );

@@ -11,6 +11,7 @@
 //! `api` or `ops`. It knows the job types of `workers`, nothing of their insides.
 
 mod purge_sessions;
+mod sweep_runs;
 mod runner;
 
 pub use runner::{ScheduleSetup, run_all};

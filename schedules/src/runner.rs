@@ -7,7 +7,7 @@ use cron::Schedule;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::purge_sessions;
+use crate::{purge_sessions, sweep_runs};
 
 /// Cron expressions (with seconds) for each schedule, and where to enqueue.
 #[derive(Clone)]
@@ -16,22 +16,32 @@ pub struct ScheduleSetup {
     pub prefix: String,
     pub process: String,
     pub purge_sessions: String,
+    pub sweep_runs: String,
 }
 
 /// Runs every schedule until `shutdown`.
 pub async fn run_all(setup: ScheduleSetup, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let purge_schedule = Schedule::from_str(&setup.purge_sessions)?;
-    let purge = {
-        let setup = setup.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let role = "schedule-purge_sessions";
-            supervise(&setup.process.clone(), role, shutdown.clone(), |name| {
-                purge_sessions::run(name, purge_schedule.clone(), setup.clone(), shutdown.clone())
+    let purge = Schedule::from_str(&setup.purge_sessions)?;
+    let sweep = Schedule::from_str(&setup.sweep_runs)?;
+    let mut set = tokio::task::JoinSet::new();
+    {
+        let (setup, shutdown) = (setup.clone(), shutdown.clone());
+        set.spawn(async move {
+            supervise(&setup.process.clone(), "schedule-purge_sessions", shutdown.clone(), |name| {
+                purge_sessions::run(name, purge.clone(), setup.clone(), shutdown.clone())
             })
             .await
-        })
-    };
-    let _ = purge.await;
+        });
+    }
+    {
+        let (setup, shutdown) = (setup.clone(), shutdown.clone());
+        set.spawn(async move {
+            supervise(&setup.process.clone(), "schedule-sweep_runs", shutdown.clone(), |name| {
+                sweep_runs::run(name, sweep.clone(), setup.clone(), shutdown.clone())
+            })
+            .await
+        });
+    }
+    while set.join_next().await.is_some() {}
     Ok(())
 }

@@ -1,8 +1,22 @@
 //! What a job handler gets besides its arguments.
 
+use std::sync::Arc;
+
 use boxoffice_models::DbPool;
+use boxoffice_models::ticket_codes::TicketSigner;
+
+use crate::adapters::mailer::Mailer;
+use crate::adapters::payments::PaymentProvider;
 
 #[derive(Clone)]
 pub struct JobDeps {
     pub db: DbPool,
+    /// Signs the QR payload of every ticket issued.
+    pub ticket_signer: Arc<TicketSigner>,
+    /// The payment provider, behind its circuit breaker.
+    pub payments: Arc<dyn PaymentProvider>,
+    /// Sends notifications (SMTP behind its circuit breaker, or `.eml` files).
+    pub mailer: Arc<dyn Mailer>,
+    /// Wakes this process's outbox relay after a commit that queued messages.
+    pub relay_nudge: Arc<tokio::sync::Notify>,
 }

@@ -15,10 +15,13 @@
 //! `api`, `ops` or `schedules`. Postgres is reached through `models`, the
 //! workflow rules through `workflows`.
 
+pub mod adapters;
 pub mod deps;
+pub mod engine;
 pub mod jobs;
 pub mod queue;
 pub mod registry;
+pub mod relay;
 pub mod supervisor;
 
 pub use deps::JobDeps;

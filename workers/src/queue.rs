@@ -23,12 +23,17 @@ pub fn queue_name(prefix: &str, job: &str) -> String {
 }
 
 pub fn config(prefix: &str, job: &str) -> Config {
+    config_with_batch(prefix, job, 1)
+}
+
+/// `batch` jobs fetched at once; keep it at most the worker's concurrency: a
+/// worker holding fetched-but-unstarted jobs sends no heartbeat, and those jobs
+/// could be taken over by another worker and run twice.
+pub fn config_with_batch(prefix: &str, job: &str, batch: usize) -> Config {
     Config::default()
         .queue(queue_name(prefix, job))
         .heartbeat_interval(HEARTBEAT)
         .missed_heartbeats(MISSED_HEARTBEATS)
-        // Fetch one at a time: a worker holding fetched-but-unstarted jobs sends
-        // no heartbeat, and those jobs could be taken over and run twice.
-        .batch_size(1)
+        .batch_size(batch.max(1))
         .idempotency_ttl(Some(IDEMPOTENCY_TTL))
 }

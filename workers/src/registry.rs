@@ -3,11 +3,16 @@
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use redis::aio::ConnectionManager;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::deps::JobDeps;
 use crate::jobs::purge_sessions::{self, PurgeSessions};
+use crate::jobs::send_email::{self, SendEmail};
+use crate::jobs::sweep_runs::{self, SweepRuns};
+use crate::jobs::{advance_run, run_effect};
 use crate::queue;
+use crate::relay::Relay;
 use crate::supervisor::supervise;
 
 /// What the workers of one process share.
@@ -21,35 +26,73 @@ pub struct WorkerSetup {
     pub process: String,
 }
 
-/// Runs every worker until `shutdown`; returns when all have stopped.
+/// Every queue the relay feeds.
+pub const QUEUES: &[&str] = &[
+    advance_run::JOB_NAME,
+    run_effect::JOB_NAME,
+    purge_sessions::JOB_NAME,
+    sweep_runs::JOB_NAME,
+    send_email::JOB_NAME,
+];
+
+/// Spawns a supervised worker for one job kind: `$args` from the queue `$name`,
+/// handled by `$handler`, `$concurrency` at a time.
+macro_rules! spawn_worker {
+    ($set:expr, $setup:expr, $shutdown:expr, $name:expr, $args:ty, $handler:path, $concurrency:expr) => {{
+        let setup = $setup.clone();
+        let shutdown = $shutdown.clone();
+        $set.spawn(async move {
+            let stop = shutdown.clone();
+            supervise(&setup.process.clone(), $name, shutdown, |worker_name| {
+                let storage = RedisStorage::<$args, _>::new(setup.redis.clone())
+                    .with_config(queue::config_with_batch(&setup.prefix, $name, $concurrency));
+                let worker = WorkerBuilder::new(worker_name)
+                    .backend(storage.poll_with_interval(queue::POLL_INTERVAL))
+                    .concurrency($concurrency)
+                    .data(setup.deps.clone())
+                    .build($handler);
+                let stop = stop.clone();
+                async move {
+                    worker
+                        .run_until(async move {
+                            stop.cancelled().await;
+                            Ok::<(), std::io::Error>(())
+                        })
+                        .await
+                }
+            })
+            .await
+        });
+    }};
+}
+
+/// Runs every worker and the outbox relay until `shutdown`; returns when all
+/// have stopped.
 pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
-    let purge = tokio::spawn(run_purge_sessions(setup.clone(), shutdown.clone()));
-    let _ = purge.await;
+    let mut set = JoinSet::new();
+    spawn_worker!(set, setup, shutdown, advance_run::JOB_NAME, crate::engine::messages::AdvanceRun, advance_run::run, 16);
+    spawn_worker!(set, setup, shutdown, run_effect::JOB_NAME, crate::engine::messages::RunEffect, run_effect::run, 16);
+    spawn_worker!(set, setup, shutdown, sweep_runs::JOB_NAME, SweepRuns, sweep_runs::run, 1);
+    spawn_worker!(set, setup, shutdown, purge_sessions::JOB_NAME, PurgeSessions, purge_sessions::run, 1);
+    // Each send holds a pooled connection for the SMTP conversation: a few at a time.
+    spawn_worker!(set, setup, shutdown, send_email::JOB_NAME, SendEmail, send_email::run, 4);
+
+    let relay = Relay {
+        db: setup.deps.db.clone(),
+        redis: setup.redis.clone(),
+        prefix: setup.prefix.clone(),
+        queues: QUEUES.to_vec(),
+        nudge: setup.deps.relay_nudge.clone(),
+    };
+    set.spawn(relay.run(shutdown.clone()));
+    while set.join_next().await.is_some() {}
 }
 
-async fn run_purge_sessions(setup: WorkerSetup, shutdown: CancellationToken) {
-    let stop = shutdown.clone();
-    supervise(&setup.process, purge_sessions::JOB_NAME, shutdown, |name| {
-        let storage = RedisStorage::<PurgeSessions, _>::new(setup.redis.clone())
-            .with_config(queue::config(&setup.prefix, purge_sessions::JOB_NAME));
-        let worker = WorkerBuilder::new(name)
-            .backend(storage.poll_with_interval(queue::POLL_INTERVAL))
-            .data(setup.deps.clone())
-            .build(purge_sessions::run);
-        let stop = stop.clone();
-        async move {
-            worker
-                .run_until(async move {
-                    stop.cancelled().await;
-                    Ok::<(), std::io::Error>(())
-                })
-                .await
-        }
-    })
-    .await;
-}
-
-/// A producer for the purge queue (used by the schedule).
+/// A producer for a maintenance queue (used by the schedules).
 pub fn purge_sessions_storage(redis: ConnectionManager, prefix: &str) -> RedisStorage<PurgeSessions, ConnectionManager> {
     RedisStorage::new(redis).with_config(queue::config(prefix, purge_sessions::JOB_NAME))
+}
+
+pub fn sweep_runs_storage(redis: ConnectionManager, prefix: &str) -> RedisStorage<SweepRuns, ConnectionManager> {
+    RedisStorage::new(redis).with_config(queue::config(prefix, sweep_runs::JOB_NAME))
 }

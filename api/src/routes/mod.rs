@@ -2,10 +2,15 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bookings;
+pub mod checkouts;
 pub mod coupons;
 pub mod events;
 pub mod health;
 pub mod me;
 pub mod organizer;
 pub mod ticket_types;
+pub mod tickets;
 pub mod venues;
+pub mod webhooks;
+pub mod workflows;

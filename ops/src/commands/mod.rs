@@ -2,6 +2,7 @@
 
 mod migrate;
 mod roles;
+mod sandbox;
 mod services;
 mod up;
 mod users;
@@ -18,5 +19,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => migrate::run(&settings).await,
         Command::Users(cmd) => users::run(&settings, cmd).await,
         Command::Services(args) => services::run(args).await,
+        Command::Sandbox(args) => sandbox::run(&settings, args).await,
     }
 }

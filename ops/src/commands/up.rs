@@ -38,6 +38,17 @@ async fn run_with_services(
     if settings.jwt_secret.is_none() {
         settings.jwt_secret = Some(dev_jwt_secret(data_dir)?);
     }
+    if settings.ticket_signing_key.is_none() {
+        settings.ticket_signing_key = Some(dev_ticket_signing_key(data_dir)?);
+    }
+    match &settings.smtp_url {
+        Some(_) => println!("mail:     through the SMTP server of BOXOFFICE_SMTP_URL"),
+        None => println!("mail:     .eml files in {}", settings.mail_dir.display()),
+    }
+    let sandbox = super::sandbox::start_for_up(settings, shutdown.clone()).await?;
+    if let Some(sandbox) = &sandbox {
+        println!("payments: sandbox provider at {} (pay with POST /sandbox/payment_intents/{{id}}/succeed)", sandbox.base_url());
+    }
     let database_url = settings.database_url()?.to_owned();
     let applied = boxoffice_models::migrations::run_pending(&database_url).await?;
     println!("migrations: {} applied", applied.len());
@@ -67,4 +78,21 @@ fn dev_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
     std::fs::write(&path, &secret)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(secret)
+}
+
+/// A ticket signing key (base64 Ed25519 seed), generated once and kept in the
+/// data folder: tickets issued in one session still verify after a restart.
+fn dev_ticket_signing_key(data_dir: &Path) -> anyhow::Result<String> {
+    use boxoffice_models::ticket_codes::TicketSigner;
+    use std::os::unix::fs::PermissionsExt;
+    let path = data_dir.join("ticket-signing-key");
+    if let Ok(existing) = std::fs::read_to_string(&path)
+        && TicketSigner::from_base64_seed(existing.trim()).is_ok()
+    {
+        return Ok(existing.trim().to_owned());
+    }
+    let seed = TicketSigner::generate_seed_base64();
+    std::fs::write(&path, &seed)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(seed)
 }

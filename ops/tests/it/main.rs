@@ -7,5 +7,18 @@
 
 mod harness;
 
+mod admin;
+mod auth;
+mod bad_input_identity;
+mod catalog_bad_input;
+mod catalog_cache;
+mod catalog_concurrency;
+mod catalog_constraints;
+mod catalog_fixtures;
+mod catalog_lifecycle;
+mod catalog_openapi;
+mod catalog_ownership;
+mod catalog_search;
+mod checkout;
 mod http_basics;
 mod system;

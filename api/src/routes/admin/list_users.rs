@@ -55,6 +55,14 @@ pub async fn list_users(
                 .with("field", "q"),
         );
     }
+    // PostgreSQL text cannot hold NUL (the query would fail), and no stored
+    // email or name contains a control character.
+    if q.is_some_and(|q| q.chars().any(char::is_control)) {
+        return Err(
+            AppError::bad_request("invalid_query", "q may not contain control characters")
+                .with("field", "q"),
+        );
+    }
 
     let mut conn = state.conn().await?;
     // One extra row tells whether there is a next page.

@@ -65,7 +65,12 @@ pub async fn create_coupon(
         valid_until: support::maybe_timestamp("valid_until", body.valid_until)?,
         ticket_type_ids: super::scope(body.ticket_type_ids)?,
     };
-    support::ordered("valid_until", new.valid_from, new.valid_until, "valid_until must be after valid_from")?;
+    support::ordered(
+        "valid_until",
+        new.valid_from,
+        new.valid_until,
+        "valid_until must be after valid_from",
+    )?;
 
     let mut conn = state.conn().await?;
     managed_event(&mut conn, &user, event_id).await?;

@@ -34,7 +34,10 @@ pub async fn delete_coupon(
 ) -> AppResult<StatusCode> {
     let mut conn = state.conn().await?;
     managed_event(&mut conn, &user, event_id).await?;
-    match coupons::delete(&mut conn, event_id, id).await.map_err(db_error)? {
+    match coupons::delete(&mut conn, event_id, id)
+        .await
+        .map_err(db_error)?
+    {
         CouponDelete::Deleted => Ok(StatusCode::NO_CONTENT),
         CouponDelete::Refused(r) => Err(refusal(r, "coupon")),
         CouponDelete::AlreadyUsed { used } => Err(AppError::conflict(

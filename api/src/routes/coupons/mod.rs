@@ -127,7 +127,9 @@ pub(crate) fn written(outcome: CouponWrite) -> AppResult<CouponWithScope> {
 pub(crate) fn code(raw: &str) -> AppResult<String> {
     let value = raw.trim();
     let well_formed = (3..=40).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && value.as_bytes()[0].is_ascii_alphanumeric();
     if well_formed {
         Ok(value.to_owned())
@@ -153,7 +155,10 @@ pub(crate) fn max_uses(value: i32) -> AppResult<i32> {
 /// At most 50 distinct ids.
 pub(crate) fn scope(ids: Vec<Uuid>) -> AppResult<Vec<Uuid>> {
     if ids.len() > 50 {
-        return Err(AppError::validation("ticket_type_ids", "at most 50 ticket types"));
+        return Err(AppError::validation(
+            "ticket_type_ids",
+            "at most 50 ticket types",
+        ));
     }
     Ok(ids)
 }

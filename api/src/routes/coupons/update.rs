@@ -69,7 +69,10 @@ pub async fn update_coupon(
         code: body.code.as_deref().map(super::code).transpose()?,
         kind,
         value,
-        max_uses: body.max_uses.map(|m| m.map(super::max_uses).transpose()).transpose()?,
+        max_uses: body
+            .max_uses
+            .map(|m| m.map(super::max_uses).transpose())
+            .transpose()?,
         valid_from: body
             .valid_from
             .map(|at| support::maybe_timestamp("valid_from", at))
@@ -89,6 +92,10 @@ pub async fn update_coupon(
 
     let mut conn = state.conn().await?;
     managed_event(&mut conn, &user, event_id).await?;
-    let updated = written(coupons::update(&mut conn, event_id, id, &patch).await.map_err(db_error)?)?;
+    let updated = written(
+        coupons::update(&mut conn, event_id, id, &patch)
+            .await
+            .map_err(db_error)?,
+    )?;
     Ok(Json(CouponView::from(&updated)))
 }

@@ -101,12 +101,22 @@ pub async fn validate_coupon(
 ) -> AppResult<Json<CouponValidation>> {
     let code = body.code.trim();
     if code.is_empty() || code.chars().count() > 40 || code.chars().any(char::is_control) {
-        return Err(AppError::validation("code", "code must be 1 to 40 printable characters"));
+        return Err(AppError::validation(
+            "code",
+            "code must be 1 to 40 printable characters",
+        ));
     }
     if body.items.is_empty() || body.items.len() > ITEMS_MAX {
-        return Err(AppError::validation("items", format!("items must have 1 to {ITEMS_MAX} lines")));
+        return Err(AppError::validation(
+            "items",
+            format!("items must have 1 to {ITEMS_MAX} lines"),
+        ));
     }
-    if let Some(bad) = body.items.iter().find(|i| !(1..=QUANTITY_MAX).contains(&i.quantity)) {
+    if let Some(bad) = body
+        .items
+        .iter()
+        .find(|i| !(1..=QUANTITY_MAX).contains(&i.quantity))
+    {
         return Err(AppError::validation(
             "items",
             format!("quantity must be between 1 and {QUANTITY_MAX}"),
@@ -129,8 +139,10 @@ pub async fn validate_coupon(
     let mut lines = Vec::with_capacity(body.items.len());
     for item in &body.items {
         let Some(price) = prices.get(&item.ticket_type_id) else {
-            return Err(AppError::validation("items", "not a ticket type of this event")
-                .with("ticket_type_id", item.ticket_type_id));
+            return Err(
+                AppError::validation("items", "not a ticket type of this event")
+                    .with("ticket_type_id", item.ticket_type_id),
+            );
         };
         lines.push(PricedLine {
             ticket_type_id: item.ticket_type_id,

@@ -39,7 +39,10 @@ pub async fn cancel_event(
         StatusChange::WrongStatus(status) => {
             return Err(AppError::conflict(
                 "event_not_published",
-                format!("only a published event can be cancelled; this one is {}", status.as_str()),
+                format!(
+                    "only a published event can be cancelled; this one is {}",
+                    status.as_str()
+                ),
             )
             .with("status", status.as_str()));
         }

@@ -93,7 +93,12 @@ pub async fn create_event(
             .map(|h| support::in_range("refundable_until_hours_before", h, 0, 8760))
             .transpose()?,
     };
-    support::ordered("ends_at", Some(new.starts_at), Some(new.ends_at), "ends_at must be after starts_at")?;
+    support::ordered(
+        "ends_at",
+        Some(new.starts_at),
+        Some(new.ends_at),
+        "ends_at must be after starts_at",
+    )?;
     support::ordered(
         "sales_end_at",
         new.sales_start_at,

@@ -62,8 +62,10 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, AppError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(AppError::bad_request("invalid_query", "limit must be between 1 and 100")
-            .with("field", "limit")),
+        Some(_) => Err(
+            AppError::bad_request("invalid_query", "limit must be between 1 and 100")
+                .with("field", "limit"),
+        ),
     }
 }
 
@@ -76,7 +78,10 @@ mod tests {
         let c = encode(&["Club | Bar", "0190d6e0-0000-7000-8000-000000000000"]);
         assert_eq!(
             decode(&c, 2).unwrap(),
-            vec!["Club | Bar".to_owned(), "0190d6e0-0000-7000-8000-000000000000".to_owned()]
+            vec![
+                "Club | Bar".to_owned(),
+                "0190d6e0-0000-7000-8000-000000000000".to_owned()
+            ]
         );
         assert_eq!(decode(&encode(&["a"]), 2), None);
     }

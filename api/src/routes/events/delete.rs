@@ -37,7 +37,10 @@ pub async fn delete_event(
         StatusChange::WrongStatus(status) => {
             return Err(AppError::conflict(
                 "event_not_draft",
-                format!("only a draft can be deleted; this event is {} (cancel it instead)", status.as_str()),
+                format!(
+                    "only a draft can be deleted; this event is {} (cancel it instead)",
+                    status.as_str()
+                ),
             )
             .with("status", status.as_str()));
         }

@@ -128,7 +128,12 @@ pub async fn list_events(
 
 impl From<ListedEvent> for EventSummary {
     fn from(row: ListedEvent) -> Self {
-        let venue = match (row.venue_id, row.venue_name, row.venue_city, row.venue_country) {
+        let venue = match (
+            row.venue_id,
+            row.venue_name,
+            row.venue_city,
+            row.venue_country,
+        ) {
             (Some(id), Some(name), Some(city), Some(country)) => Some(VenueSummary {
                 id,
                 name,
@@ -170,7 +175,10 @@ impl ListQuery {
         let q = match params.q.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(q) if q.chars().count() > Q_MAX => {
-                return Err(invalid("q", format!("q must be at most {Q_MAX} characters")));
+                return Err(invalid(
+                    "q",
+                    format!("q must be at most {Q_MAX} characters"),
+                ));
             }
             Some(q) if q.chars().any(char::is_control) => {
                 return Err(invalid("q", "q must not contain control characters"));
@@ -180,20 +188,32 @@ impl ListQuery {
         let category = params
             .category
             .as_deref()
-            .map(|c| support::category("category", c).map_err(|_| invalid("category", "category must be a slug such as music")))
+            .map(|c| {
+                support::category("category", c)
+                    .map_err(|_| invalid("category", "category must be a slug such as music"))
+            })
             .transpose()?;
         let city = params
             .city
             .as_deref()
-            .map(|c| support::line("city", c, 100).map_err(|_| invalid("city", "city must be 1 to 100 printable characters")))
+            .map(|c| {
+                support::line("city", c, 100)
+                    .map_err(|_| invalid("city", "city must be 1 to 100 printable characters"))
+            })
             .transpose()?;
         let from = params
             .from
-            .map(|at| support::timestamp("from", at).map_err(|_| invalid("from", "from must be between the years 2000 and 9999")))
+            .map(|at| {
+                support::timestamp("from", at)
+                    .map_err(|_| invalid("from", "from must be between the years 2000 and 9999"))
+            })
             .transpose()?;
         let to = params
             .to
-            .map(|at| support::timestamp("to", at).map_err(|_| invalid("to", "to must be between the years 2000 and 9999")))
+            .map(|at| {
+                support::timestamp("to", at)
+                    .map_err(|_| invalid("to", "to must be between the years 2000 and 9999"))
+            })
             .transpose()?;
         if let (Some(from), Some(to)) = (from, to)
             && from >= to
@@ -202,7 +222,10 @@ impl ListQuery {
         }
         let price_max = match params.price_max {
             Some(p) if !(0..=support::MONEY_MAX).contains(&p) => {
-                return Err(invalid("price_max", "price_max must be between 0 and 10^12 minor units"));
+                return Err(invalid(
+                    "price_max",
+                    "price_max must be between 0 and 10^12 minor units",
+                ));
             }
             other => other,
         };
@@ -229,7 +252,11 @@ impl ListQuery {
             limit,
         };
         if let Some(raw) = params.cursor.as_deref() {
-            query.after = Some(query.decode_cursor(raw).ok_or_else(cursor::invalid_cursor)?);
+            query.after = Some(
+                query
+                    .decode_cursor(raw)
+                    .ok_or_else(cursor::invalid_cursor)?,
+            );
         }
         Ok(query)
     }
@@ -264,7 +291,12 @@ impl ListQuery {
             // The exact bits: the next page compares ranks for equality.
             SearchAfter::Relevance { rank, .. } => format!("{:08x}", rank.to_bits()),
         };
-        cursor::encode(&[&key, &row.id.to_string(), self.sort_name(), &self.fingerprint()])
+        cursor::encode(&[
+            &key,
+            &row.id.to_string(),
+            self.sort_name(),
+            &self.fingerprint(),
+        ])
     }
 
     fn decode_cursor(&self, raw: &str) -> Option<SearchAfter> {
@@ -283,7 +315,8 @@ impl ListQuery {
                     return None;
                 }
                 let rank = f32::from_bits(u32::from_str_radix(&parts[0], 16).ok()?);
-                rank.is_finite().then_some(SearchAfter::Relevance { rank, id })
+                rank.is_finite()
+                    .then_some(SearchAfter::Relevance { rank, id })
             }
         }
     }
@@ -292,7 +325,9 @@ impl ListQuery {
     fn cache_variant(&self) -> String {
         let after = match self.after {
             None => String::new(),
-            Some(SearchAfter::StartsAt { starts_at, id }) => format!("{}:{id}", starts_at.timestamp_micros()),
+            Some(SearchAfter::StartsAt { starts_at, id }) => {
+                format!("{}:{id}", starts_at.timestamp_micros())
+            }
             Some(SearchAfter::Relevance { rank, id }) => format!("{:08x}:{id}", rank.to_bits()),
         };
         format!("{}:{}:{after}", self.fingerprint(), self.limit)
@@ -339,13 +374,35 @@ mod tests {
 
     #[test]
     fn relevance_is_the_default_with_q_and_needs_q() {
-        let q = ListQuery::parse(ListEventsParams { q: Some(" jazz ".into()), ..params() }).unwrap();
+        let q = ListQuery::parse(ListEventsParams {
+            q: Some(" jazz ".into()),
+            ..params()
+        })
+        .unwrap();
         assert_eq!(q.sort, SearchSort::Relevance);
         assert_eq!(q.filters.q.as_deref(), Some("jazz"));
-        assert_eq!(ListQuery::parse(params()).unwrap().sort, SearchSort::StartsAt);
-        assert!(ListQuery::parse(ListEventsParams { sort: Some(ListSort::Relevance), ..params() }).is_err());
+        assert_eq!(
+            ListQuery::parse(params()).unwrap().sort,
+            SearchSort::StartsAt
+        );
+        assert!(
+            ListQuery::parse(ListEventsParams {
+                sort: Some(ListSort::Relevance),
+                ..params()
+            })
+            .is_err()
+        );
         // A blank q is no q.
-        assert_eq!(ListQuery::parse(ListEventsParams { q: Some("  ".into()), ..params() }).unwrap().filters.q, None);
+        assert_eq!(
+            ListQuery::parse(ListEventsParams {
+                q: Some("  ".into()),
+                ..params()
+            })
+            .unwrap()
+            .filters
+            .q,
+            None
+        );
     }
 
     #[test]
@@ -355,18 +412,39 @@ mod tests {
         let c = by_start.cursor_after(&r);
         assert_eq!(
             by_start.decode_cursor(&c),
-            Some(SearchAfter::StartsAt { starts_at: r.starts_at, id: r.id })
+            Some(SearchAfter::StartsAt {
+                starts_at: r.starts_at,
+                id: r.id
+            })
         );
-        let by_rank = ListQuery::parse(ListEventsParams { q: Some("jazz".into()), ..params() }).unwrap();
+        let by_rank = ListQuery::parse(ListEventsParams {
+            q: Some("jazz".into()),
+            ..params()
+        })
+        .unwrap();
         let r = row(0.060_792_7);
         let c = by_rank.cursor_after(&r);
-        assert_eq!(by_rank.decode_cursor(&c), Some(SearchAfter::Relevance { rank: r.rank, id: r.id }));
+        assert_eq!(
+            by_rank.decode_cursor(&c),
+            Some(SearchAfter::Relevance {
+                rank: r.rank,
+                id: r.id
+            })
+        );
     }
 
     #[test]
     fn a_cursor_only_fits_its_own_query() {
-        let jazz = ListQuery::parse(ListEventsParams { q: Some("jazz".into()), ..params() }).unwrap();
-        let rock = ListQuery::parse(ListEventsParams { q: Some("rock".into()), ..params() }).unwrap();
+        let jazz = ListQuery::parse(ListEventsParams {
+            q: Some("jazz".into()),
+            ..params()
+        })
+        .unwrap();
+        let rock = ListQuery::parse(ListEventsParams {
+            q: Some("rock".into()),
+            ..params()
+        })
+        .unwrap();
         let by_start = ListQuery::parse(ListEventsParams {
             q: Some("jazz".into()),
             sort: Some(ListSort::StartsAt),
@@ -382,19 +460,43 @@ mod tests {
     #[test]
     fn bad_filters_are_400s_naming_the_field() {
         let cases = [
-            ListEventsParams { q: Some("x".repeat(201)), ..params() },
-            ListEventsParams { q: Some("a\u{0}b".into()), ..params() },
-            ListEventsParams { category: Some("Rock & Roll".into()), ..params() },
-            ListEventsParams { price_max: Some(-1), ..params() },
-            ListEventsParams { limit: Some(0), ..params() },
-            ListEventsParams { limit: Some(101), ..params() },
+            ListEventsParams {
+                q: Some("x".repeat(201)),
+                ..params()
+            },
+            ListEventsParams {
+                q: Some("a\u{0}b".into()),
+                ..params()
+            },
+            ListEventsParams {
+                category: Some("Rock & Roll".into()),
+                ..params()
+            },
+            ListEventsParams {
+                price_max: Some(-1),
+                ..params()
+            },
+            ListEventsParams {
+                limit: Some(0),
+                ..params()
+            },
+            ListEventsParams {
+                limit: Some(101),
+                ..params()
+            },
             ListEventsParams {
                 from: DateTime::from_timestamp(1_900_000_000, 0),
                 to: DateTime::from_timestamp(1_800_000_000, 0),
                 ..params()
             },
-            ListEventsParams { from: DateTime::from_timestamp(-100_000_000_000, 0), ..params() },
-            ListEventsParams { cursor: Some("nope".into()), ..params() },
+            ListEventsParams {
+                from: DateTime::from_timestamp(-100_000_000_000, 0),
+                ..params()
+            },
+            ListEventsParams {
+                cursor: Some("nope".into()),
+                ..params()
+            },
         ];
         for case in cases {
             let debug = format!("{case:?}");

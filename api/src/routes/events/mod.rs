@@ -37,7 +37,11 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list::list_events, create::create_event))
-        .routes(routes!(show::show_event, update::update_event, delete::delete_event))
+        .routes(routes!(
+            show::show_event,
+            update::update_event,
+            delete::delete_event
+        ))
         .routes(routes!(publish::publish_event))
         .routes(routes!(cancel::cancel_event))
 }
@@ -118,7 +122,11 @@ pub enum Audience {
 }
 
 /// Loads the venue and ticket types of `event` and builds its view.
-pub async fn event_view(conn: &mut AsyncPgConnection, event: &Event, audience: Audience) -> AppResult<EventView> {
+pub async fn event_view(
+    conn: &mut AsyncPgConnection,
+    event: &Event,
+    audience: Audience,
+) -> AppResult<EventView> {
     let venue = match event.venue_id {
         Some(id) => venues::find(conn, id).await?,
         None => None,

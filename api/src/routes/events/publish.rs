@@ -54,5 +54,9 @@ fn cannot_publish(blockers: &[PublishBlocker]) -> AppError {
     };
     let detail = blockers.iter().map(describe).collect::<Vec<_>>().join("; ");
     let codes: Vec<&str> = blockers.iter().map(|b| b.code()).collect();
-    AppError::conflict("cannot_publish", format!("the event can't be published: {detail}")).with("reasons", codes)
+    AppError::conflict(
+        "cannot_publish",
+        format!("the event can't be published: {detail}"),
+    )
+    .with("reasons", codes)
 }

@@ -34,7 +34,9 @@ pub async fn show_event(
         if let Some(event) = events::find(&mut conn, id).await?
             && can_manage(user, &event)
         {
-            return Ok(Json(event_view(&mut conn, &event, Audience::Manager).await?));
+            return Ok(Json(
+                event_view(&mut conn, &event, Audience::Manager).await?,
+            ));
         }
     }
     let view = cache::get_or_load(&state, Scope::Event(id), "public", || async {

@@ -7,8 +7,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use boxoffice_models::events::{self, Event};
-use chrono::{DateTime, Datelike, Utc};
 use boxoffice_models::users::Role;
+use chrono::{DateTime, Datelike, Utc};
 use diesel_async::AsyncPgConnection;
 use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
@@ -46,7 +46,9 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         if !parts.headers.contains_key(header::AUTHORIZATION) {
             return Ok(MaybeAuthUser(None));
         }
-        Ok(MaybeAuthUser(Some(AuthUser::from_request_parts(parts, state).await?)))
+        Ok(MaybeAuthUser(Some(
+            AuthUser::from_request_parts(parts, state).await?,
+        )))
     }
 }
 
@@ -57,7 +59,11 @@ pub fn can_manage(user: &AuthUser, event: &Event) -> bool {
 
 /// The event if the caller may manage it. Someone else's event is a 404, not a
 /// 403: its existence (it may be a draft) is none of the caller's business.
-pub async fn managed_event(conn: &mut AsyncPgConnection, user: &AuthUser, id: Uuid) -> AppResult<Event> {
+pub async fn managed_event(
+    conn: &mut AsyncPgConnection,
+    user: &AuthUser,
+    id: Uuid,
+) -> AppResult<Event> {
     match events::find(conn, id).await? {
         Some(event) if can_manage(user, &event) => Ok(event),
         _ => Err(AppError::not_found("event")),
@@ -145,13 +151,22 @@ where
 pub fn line(field: &str, raw: &str, max: usize) -> AppResult<String> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(AppError::validation(field, format!("{field} must not be blank")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must not be blank"),
+        ));
     }
     if value.chars().count() > max {
-        return Err(AppError::validation(field, format!("{field} must be at most {max} characters")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(AppError::validation(field, format!("{field} must not contain control characters")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -161,10 +176,19 @@ pub fn line(field: &str, raw: &str, max: usize) -> AppResult<String> {
 pub fn text(field: &str, raw: &str, max: usize) -> AppResult<String> {
     let value = raw.trim();
     if value.chars().count() > max {
-        return Err(AppError::validation(field, format!("{field} must be at most {max} characters")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
     }
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(AppError::validation(field, format!("{field} must not contain control characters")));
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(AppError::validation(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -175,7 +199,10 @@ pub fn currency(field: &str, raw: &str) -> AppResult<String> {
     if value.len() == 3 && value.bytes().all(|b| b.is_ascii_alphabetic()) {
         Ok(value.to_ascii_uppercase())
     } else {
-        Err(AppError::validation(field, format!("{field} must be an ISO 4217 code such as EUR")))
+        Err(AppError::validation(
+            field,
+            format!("{field} must be an ISO 4217 code such as EUR"),
+        ))
     }
 }
 
@@ -184,7 +211,9 @@ pub fn category(field: &str, raw: &str) -> AppResult<String> {
     let value = raw.trim().to_ascii_lowercase();
     let well_formed = !value.is_empty()
         && value.len() <= 50
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-')
         && !value.contains("--");
@@ -193,7 +222,9 @@ pub fn category(field: &str, raw: &str) -> AppResult<String> {
     } else {
         Err(AppError::validation(
             field,
-            format!("{field} must be a slug of letters, digits and dashes (e.g. \"stand-up\"), at most 50"),
+            format!(
+                "{field} must be a slug of letters, digits and dashes (e.g. \"stand-up\"), at most 50"
+            ),
         ))
     }
 }
@@ -203,7 +234,10 @@ where
     T: PartialOrd + std::fmt::Display + Copy,
 {
     if value < min || value > max {
-        return Err(AppError::validation(field, format!("{field} must be between {min} and {max}")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must be between {min} and {max}"),
+        ));
     }
     Ok(value)
 }
@@ -217,12 +251,18 @@ pub fn timestamp(field: &str, value: DateTime<Utc>) -> AppResult<DateTime<Utc>> 
     if (2000..=9999).contains(&year) {
         Ok(value)
     } else {
-        Err(AppError::validation(field, format!("{field} must be between the years 2000 and 9999")))
+        Err(AppError::validation(
+            field,
+            format!("{field} must be between the years 2000 and 9999"),
+        ))
     }
 }
 
 /// Optional `timestamp`.
-pub fn maybe_timestamp(field: &str, value: Option<DateTime<Utc>>) -> AppResult<Option<DateTime<Utc>>> {
+pub fn maybe_timestamp(
+    field: &str,
+    value: Option<DateTime<Utc>>,
+) -> AppResult<Option<DateTime<Utc>>> {
     value.map(|v| timestamp(field, v)).transpose()
 }
 
@@ -234,7 +274,9 @@ pub fn ordered(
     what: &str,
 ) -> AppResult<()> {
     match (start, end) {
-        (Some(start), Some(end)) if start >= end => Err(AppError::validation(end_field, what.to_owned())),
+        (Some(start), Some(end)) if start >= end => {
+            Err(AppError::validation(end_field, what.to_owned()))
+        }
         _ => Ok(()),
     }
 }
@@ -259,20 +301,41 @@ pub fn db_error(err: diesel::result::Error) -> AppError {
             "venues_name_check" => field("name", "name must be 1 to 200 characters"),
             "venues_address_check" => field("address", "address must be 1 to 500 characters"),
             "venues_city_check" => field("city", "city must be 1 to 100 characters"),
-            "venues_country_check" => field("country", "country must be an ISO 3166-1 alpha-2 code such as DE"),
-            "venues_timezone_check" => field("timezone", "timezone must be an IANA time zone name such as Europe/Berlin"),
+            "venues_country_check" => field(
+                "country",
+                "country must be an ISO 3166-1 alpha-2 code such as DE",
+            ),
+            "venues_timezone_check" => field(
+                "timezone",
+                "timezone must be an IANA time zone name such as Europe/Berlin",
+            ),
             "events_title_check" => field("title", "title must be 1 to 200 characters"),
-            "events_description_check" => field("description", "description must be at most 10000 characters"),
-            "events_category_check" => field("category", "category must be a slug such as \"music\""),
+            "events_description_check" => field(
+                "description",
+                "description must be at most 10000 characters",
+            ),
+            "events_category_check" => {
+                field("category", "category must be a slug such as \"music\"")
+            }
             "events_currency_check" => field("currency", "currency must be an ISO 4217 code"),
             "events_schedule_check" => field("ends_at", "ends_at must be after starts_at"),
-            "events_sales_window_check" => field("sales_end_at", "sales_end_at must be after sales_start_at"),
-            "events_sales_end_check" => field("sales_end_at", "sales must end by the end of the event"),
-            "events_location_check" => field("venue_id", "a published event needs a venue or online: true"),
-            "events_hold_minutes_check" => field("hold_minutes", "hold_minutes must be between 1 and 120"),
-            "events_max_tickets_per_order_check" => {
-                field("max_tickets_per_order", "max_tickets_per_order must be between 1 and 100")
+            "events_sales_window_check" => {
+                field("sales_end_at", "sales_end_at must be after sales_start_at")
             }
+            "events_sales_end_check" => {
+                field("sales_end_at", "sales must end by the end of the event")
+            }
+            "events_location_check" => field(
+                "venue_id",
+                "a published event needs a venue or online: true",
+            ),
+            "events_hold_minutes_check" => {
+                field("hold_minutes", "hold_minutes must be between 1 and 120")
+            }
+            "events_max_tickets_per_order_check" => field(
+                "max_tickets_per_order",
+                "max_tickets_per_order must be between 1 and 100",
+            ),
             "events_refund_policy_check" => field(
                 "refundable_until_hours_before",
                 "refundable_until_hours_before must be between 0 and 8760, or null",
@@ -281,12 +344,26 @@ pub fn db_error(err: diesel::result::Error) -> AppError {
                 "capacity_below_committed",
                 "capacity can't drop below the tickets sold and held",
             ),
-            "ticket_types_sales_window_check" => field("sales_end_at", "sales_end_at must be after sales_start_at"),
-            "ticket_types_price_check" => field("price_minor", "price_minor must be between 0 and 10^12"),
-            "coupons_used_check" => AppError::conflict("max_uses_below_used", "max_uses can't drop below the uses so far"),
-            "coupons_value_check" => field("value", "value must be 1-100 for percent, 1-10^12 minor units for fixed"),
-            "coupons_validity_check" => field("valid_until", "valid_until must be after valid_from"),
-            "coupons_code_check" => field("code", "code must be 3 to 40 letters, digits, '-' or '_'"),
+            "ticket_types_sales_window_check" => {
+                field("sales_end_at", "sales_end_at must be after sales_start_at")
+            }
+            "ticket_types_price_check" => {
+                field("price_minor", "price_minor must be between 0 and 10^12")
+            }
+            "coupons_used_check" => AppError::conflict(
+                "max_uses_below_used",
+                "max_uses can't drop below the uses so far",
+            ),
+            "coupons_value_check" => field(
+                "value",
+                "value must be 1-100 for percent, 1-10^12 minor units for fixed",
+            ),
+            "coupons_validity_check" => {
+                field("valid_until", "valid_until must be after valid_from")
+            }
+            "coupons_code_check" => {
+                field("code", "code must be 3 to 40 letters, digits, '-' or '_'")
+            }
             other => AppError::validation("body", format!("the request breaks the rule {other}"))
                 .with("constraint", other),
         },
@@ -301,21 +378,25 @@ pub fn db_error(err: diesel::result::Error) -> AppError {
                 "the event already has a coupon with this code (codes ignore case)",
             )
             .with("field", "code"),
-            other => AppError::conflict("conflict", "a conflicting record exists").with("constraint", other),
+            other => AppError::conflict("conflict", "a conflicting record exists")
+                .with("constraint", other),
         },
         Kind::ForeignKeyViolation => match (constraint, still_referenced) {
             ("events_venue_id_fkey", false) => field("venue_id", "no such venue"),
             ("events_venue_id_fkey", true) => {
                 AppError::conflict("venue_in_use", "events still take place at this venue")
             }
-            ("ticket_types_event_currency_fkey" | "coupons_event_currency_fkey", true) => AppError::conflict(
-                "currency_locked",
-                "the currency can't change once ticket types or fixed coupons use it",
-            )
-            .with("field", "currency"),
-            ("ticket_types_event_currency_fkey" | "coupons_event_currency_fkey", false) => {
-                field("currency", "every price of an event is in the event's currency")
+            ("ticket_types_event_currency_fkey" | "coupons_event_currency_fkey", true) => {
+                AppError::conflict(
+                    "currency_locked",
+                    "the currency can't change once ticket types or fixed coupons use it",
+                )
+                .with("field", "currency")
             }
+            ("ticket_types_event_currency_fkey" | "coupons_event_currency_fkey", false) => field(
+                "currency",
+                "every price of an event is in the event's currency",
+            ),
             ("coupon_ticket_types_ticket_type_fkey", true) => AppError::conflict(
                 "ticket_type_in_use",
                 "coupons are restricted to this ticket type",
@@ -323,8 +404,10 @@ pub fn db_error(err: diesel::result::Error) -> AppError {
             ("coupon_ticket_types_ticket_type_fkey", false) => {
                 field("ticket_type_ids", "not ticket types of this event")
             }
-            (other, _) => AppError::conflict("conflict", "a referenced record is missing or still in use")
-                .with("constraint", other),
+            (other, _) => {
+                AppError::conflict("conflict", "a referenced record is missing or still in use")
+                    .with("constraint", other)
+            }
         },
         Kind::NotNullViolation => AppError::validation(
             info.column_name().unwrap_or("body"),
@@ -344,7 +427,18 @@ mod tests {
         assert_eq!(parse_version_tag("\"3\""), Some(3));
         assert_eq!(parse_version_tag("W/\"12\""), Some(12));
         assert_eq!(parse_version_tag(" 7 "), Some(7));
-        for bad in ["", "*", "\"\"", "0", "-1", "3.0", "abc", "\"3", "99999999999", "1, 2"] {
+        for bad in [
+            "",
+            "*",
+            "\"\"",
+            "0",
+            "-1",
+            "3.0",
+            "abc",
+            "\"3",
+            "99999999999",
+            "1, 2",
+        ] {
             assert_eq!(parse_version_tag(bad), None, "{bad:?}");
         }
     }
@@ -374,7 +468,15 @@ mod tests {
             assert!(currency("currency", bad).is_err(), "{bad:?}");
         }
         assert_eq!(category("category", " Stand-Up ").unwrap(), "stand-up");
-        for bad in ["", "-music", "music-", "a--b", "rock&roll", "mü", &"a".repeat(51)] {
+        for bad in [
+            "",
+            "-music",
+            "music-",
+            "a--b",
+            "rock&roll",
+            "mü",
+            &"a".repeat(51),
+        ] {
             assert!(category("category", bad).is_err(), "{bad:?}");
         }
     }

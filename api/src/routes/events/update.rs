@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::support::{self, IfMatch, Organizer, db_error, managed_event, nullable, version_mismatch};
+use super::support::{
+    self, IfMatch, Organizer, db_error, managed_event, nullable, version_mismatch,
+};
 use super::{Audience, EventView, event_view, version_headers};
 use crate::cache;
 use crate::error::{AppError, AppResult, Problem};
@@ -50,8 +52,16 @@ pub struct UpdateEventRequest {
 impl UpdateEventRequest {
     fn parse(self) -> AppResult<EventChanges> {
         let changes = EventChanges {
-            title: self.title.as_deref().map(super::create::title).transpose()?,
-            description: self.description.as_deref().map(super::create::description).transpose()?,
+            title: self
+                .title
+                .as_deref()
+                .map(super::create::title)
+                .transpose()?,
+            description: self
+                .description
+                .as_deref()
+                .map(super::create::description)
+                .transpose()?,
             category: self
                 .category
                 .as_deref()
@@ -91,7 +101,12 @@ impl UpdateEventRequest {
                 .transpose()?,
         };
         // Checks against stored values (e.g. only `ends_at` sent) are the table's CHECKs.
-        support::ordered("ends_at", changes.starts_at, changes.ends_at, "ends_at must be after starts_at")?;
+        support::ordered(
+            "ends_at",
+            changes.starts_at,
+            changes.ends_at,
+            "ends_at must be after starts_at",
+        )?;
         support::ordered(
             "sales_end_at",
             changes.sales_start_at.flatten(),

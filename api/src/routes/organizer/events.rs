@@ -91,7 +91,9 @@ pub async fn list_organizer_events(
     let organizer_id = match (user.is_admin(), params.organizer_id) {
         (true, requested) => requested,
         (false, Some(requested)) if requested != user.user_id => {
-            return Err(AppError::forbidden("only admins may list another organizer's events"));
+            return Err(AppError::forbidden(
+                "only admins may list another organizer's events",
+            ));
         }
         (false, _) => Some(user.user_id),
     };
@@ -128,14 +130,19 @@ pub async fn list_organizer_events(
     let items = rows
         .iter()
         .map(|event| {
-            let types: Vec<&TicketType> = all_types.iter().filter(|t| t.event_id == event.id).collect();
-            let totals = types.iter().fold(SalesTotals::default(), |sum, t| SalesTotals {
-                capacity: sum.capacity + i64::from(t.capacity),
-                sold: sum.sold + i64::from(t.sold),
-                held: sum.held + i64::from(t.held),
-                available: sum.available + i64::from(t.available()),
-                gross_minor: sum.gross_minor.saturating_add(t.gross_minor()),
-            });
+            let types: Vec<&TicketType> = all_types
+                .iter()
+                .filter(|t| t.event_id == event.id)
+                .collect();
+            let totals = types
+                .iter()
+                .fold(SalesTotals::default(), |sum, t| SalesTotals {
+                    capacity: sum.capacity + i64::from(t.capacity),
+                    sold: sum.sold + i64::from(t.sold),
+                    held: sum.held + i64::from(t.held),
+                    available: sum.available + i64::from(t.available()),
+                    gross_minor: sum.gross_minor.saturating_add(t.gross_minor()),
+                });
             OrganizerEvent {
                 id: event.id,
                 organizer_id: event.organizer_id,

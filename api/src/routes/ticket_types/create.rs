@@ -66,7 +66,12 @@ pub async fn create_ticket_type(
     let max_per_order = body.max_per_order.map(super::max_per_order).transpose()?;
     let sales_start_at = support::maybe_timestamp("sales_start_at", body.sales_start_at)?;
     let sales_end_at = support::maybe_timestamp("sales_end_at", body.sales_end_at)?;
-    support::ordered("sales_end_at", sales_start_at, sales_end_at, "sales_end_at must be after sales_start_at")?;
+    support::ordered(
+        "sales_end_at",
+        sales_start_at,
+        sales_end_at,
+        "sales_end_at must be after sales_start_at",
+    )?;
     let sort_order = super::sort_order(body.sort_order.unwrap_or(0))?;
     let requested_currency = body
         .currency
@@ -95,7 +100,10 @@ pub async fn create_ticket_type(
         sales_end_at,
         sort_order,
     };
-    let created = match ticket_types::create(&mut conn, &new).await.map_err(db_error)? {
+    let created = match ticket_types::create(&mut conn, &new)
+        .await
+        .map_err(db_error)?
+    {
         CreateOutcome::Created(created) => created,
         CreateOutcome::Refused(r) => return Err(refusal(r, "ticket type")),
         CreateOutcome::CurrencyMismatch { event_currency } => {
@@ -108,5 +116,8 @@ pub async fn create_ticket_type(
     };
     drop(conn);
     cache::invalidate_event(&state, event_id).await;
-    Ok((StatusCode::CREATED, Json(TicketTypeView::new(&created, Audience::Manager))))
+    Ok((
+        StatusCode::CREATED,
+        Json(TicketTypeView::new(&created, Audience::Manager)),
+    ))
 }

@@ -35,13 +35,18 @@ pub async fn delete_ticket_type(
 ) -> AppResult<StatusCode> {
     let mut conn = state.conn().await?;
     managed_event(&mut conn, &user, event_id).await?;
-    match ticket_types::delete(&mut conn, event_id, id).await.map_err(db_error)? {
+    match ticket_types::delete(&mut conn, event_id, id)
+        .await
+        .map_err(db_error)?
+    {
         DeleteOutcome::Deleted(_) => {}
         DeleteOutcome::Refused(r) => return Err(refusal(r, "ticket type")),
         DeleteOutcome::HasSales { sold, held } => {
             return Err(AppError::conflict(
                 "ticket_type_has_sales",
-                format!("{sold} tickets of this type are sold and {held} held; it can't be deleted"),
+                format!(
+                    "{sold} tickets of this type are sold and {held} held; it can't be deleted"
+                ),
             )
             .with("sold", sold)
             .with("held", held));

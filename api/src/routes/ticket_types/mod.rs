@@ -26,7 +26,10 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create::create_ticket_type))
-        .routes(routes!(update::update_ticket_type, delete::delete_ticket_type))
+        .routes(routes!(
+            update::update_ticket_type,
+            delete::delete_ticket_type
+        ))
 }
 
 /// A ticket type. `available` = capacity − sold − held.

@@ -67,7 +67,11 @@ pub async fn update_ticket_type(
 ) -> AppResult<Json<TicketTypeView>> {
     let changes = TicketTypeChanges {
         name: body.name.as_deref().map(super::name).transpose()?,
-        description: body.description.as_deref().map(super::description).transpose()?,
+        description: body
+            .description
+            .as_deref()
+            .map(super::description)
+            .transpose()?,
         price_minor: body.price_minor.map(super::price).transpose()?,
         max_per_order: body
             .max_per_order
@@ -102,7 +106,10 @@ pub async fn update_ticket_type(
         UpdateOutcome::CapacityBelowCommitted { sold, held } => {
             return Err(AppError::conflict(
                 "capacity_below_committed",
-                format!("capacity can't drop below {} ({sold} sold, {held} held)", sold + held),
+                format!(
+                    "capacity can't drop below {} ({sold} sold, {held} held)",
+                    sold + held
+                ),
             )
             .with("field", "capacity")
             .with("sold", sold)

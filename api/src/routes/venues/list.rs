@@ -66,7 +66,8 @@ pub async fn list_venues(
     .await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|v| cursor::encode(&[&v.name, &v.id.to_string()]))
+        rows.last()
+            .map(|v| cursor::encode(&[&v.name, &v.id.to_string()]))
     } else {
         None
     };
@@ -77,6 +78,9 @@ pub async fn list_venues(
 }
 
 fn bad_city() -> crate::error::AppError {
-    crate::error::AppError::bad_request("invalid_query", "city must be 1 to 100 printable characters")
-        .with("field", "city")
+    crate::error::AppError::bad_request(
+        "invalid_query",
+        "city must be 1 to 100 printable characters",
+    )
+    .with("field", "city")
 }

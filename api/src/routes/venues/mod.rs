@@ -25,7 +25,11 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list::list_venues, create::create_venue))
-        .routes(routes!(show::show_venue, update::update_venue, delete::delete_venue))
+        .routes(routes!(
+            show::show_venue,
+            update::update_venue,
+            delete::delete_venue
+        ))
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -67,7 +71,9 @@ pub(crate) fn ensure_may_edit(user: &AuthUser, venue: &Venue) -> AppResult<()> {
     if user.is_admin() || venue.created_by == user.user_id {
         Ok(())
     } else {
-        Err(AppError::forbidden("only the venue's creator or an admin may change it"))
+        Err(AppError::forbidden(
+            "only the venue's creator or an admin may change it",
+        ))
     }
 }
 
@@ -89,7 +95,10 @@ pub(crate) fn country(raw: &str) -> AppResult<String> {
     if value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic()) {
         Ok(value.to_ascii_uppercase())
     } else {
-        Err(AppError::validation("country", "country must be an ISO 3166-1 alpha-2 code such as DE"))
+        Err(AppError::validation(
+            "country",
+            "country must be an ISO 3166-1 alpha-2 code such as DE",
+        ))
     }
 }
 

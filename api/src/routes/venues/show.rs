@@ -17,7 +17,10 @@ use crate::state::AppState;
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn show_venue(State(state): State<AppState>, Path(id): Path<Uuid>) -> AppResult<Json<VenueView>> {
+pub async fn show_venue(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<VenueView>> {
     let mut conn = state.conn().await?;
     let venue = venues::find(&mut conn, id)
         .await?

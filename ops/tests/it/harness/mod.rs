@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
 pub mod processes;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,10 @@ use boxoffice_api::AppState;
 use boxoffice_api::config::ApiConfig;
 use boxoffice_models::DbPool;
 use boxoffice_models::testing::TestDatabase;
-use boxoffice_ops::runtime::{Connections, connect_to, serve_on};
+use boxoffice_models::ticket_codes::TicketSigner;
+use boxoffice_ops::runtime::{Connections, Schedules, WorkerServices, connect_to, serve_on};
+use boxoffice_workers::adapters::mailer::{MailSettings, Mailer};
+use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +26,11 @@ pub fn redis_url() -> String {
         panic!("BOXOFFICE_TEST_REDIS_URL is not set: run the tests with ops/scripts/test")
     })
 }
+
+/// The ticket signing seed of test apps (test-only).
+pub const TEST_TICKET_SEED: [u8; 32] = [7; 32];
+/// The payment API key tests use against the sandbox (test-only).
+pub const TEST_STRIPE_KEY: &str = "sk_test_boxoffice";
 
 /// The JWT key of test apps (a test-only value, never a deployment's).
 pub const TEST_JWT_SECRET: &[u8] = b"test-only-jwt-key-0123456789-abcdefghijklmnop";
@@ -74,6 +83,8 @@ impl TestAppBuilder {
             .unwrap_or_else(|| format!("t{}", uuid::Uuid::new_v4().simple()));
         let conns = connect_to(&db.url, &self.redis_url, 8).expect("connecting");
         let mut config = ApiConfig::for_development(TEST_JWT_SECRET.to_vec(), redis_prefix.clone());
+        // Check-in verifies what the test workers sign.
+        config.ticket_public_key = TicketSigner::from_seed(&TEST_TICKET_SEED).public_key();
         for f in self.configure {
             f(&mut config);
         }
@@ -130,15 +141,48 @@ impl TestApp {
         AsyncPgConnection::establish(&self.db.url).await.expect("connecting to the test database")
     }
 
-    /// Runs the workers and schedules in this process until the app is dropped.
-    pub fn start_workers(&self, purge_sessions_schedule: &str) {
+    /// The key that signs test tickets.
+    pub fn ticket_signer(&self) -> TicketSigner {
+        TicketSigner::from_seed(&TEST_TICKET_SEED)
+    }
+
+    /// Runs the workers and schedules in this process until the app is dropped:
+    /// payments go to `payments_api` (the sandbox, in tests that pay), mail to
+    /// `.eml` files in [`TestApp::mail_dir`].
+    pub fn start_workers(&self, payments_api: &str) {
+        let mailer = boxoffice_workers::adapters::mailer::build(&MailSettings {
+            smtp_url: None,
+            mail_dir: self.mail_dir(),
+            from: "Boxoffice <tickets@boxoffice.test>".into(),
+            smtp_timeout: std::time::Duration::from_secs(5),
+        })
+        .expect("mailer");
+        self.start_workers_with_mailer(payments_api, mailer);
+    }
+
+    /// [`TestApp::start_workers`] with mail going to `mailer` (e.g. SMTP to a sink).
+    pub fn start_workers_with_mailer(&self, payments_api: &str, mailer: Arc<dyn Mailer>) {
         let conns = self.conns.clone();
         let prefix = self.redis_prefix.clone();
-        let schedule = purge_sessions_schedule.to_owned();
+        let schedules = Schedules {
+            purge_sessions: "0 0 * * * *".into(),
+            // Every second: tests wait for deadlines measured in seconds.
+            sweep_runs: "* * * * * *".into(),
+        };
+        let services = WorkerServices {
+            ticket_signer: Arc::new(self.ticket_signer()),
+            payments: Arc::new(StripeClient::new(StripeConfig::new(payments_api, TEST_STRIPE_KEY)).expect("payments client")),
+            mailer,
+        };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            boxoffice_ops::runtime::run_workers_with(&conns, &prefix, &schedule, shutdown).await
+            boxoffice_ops::runtime::run_workers_with(&conns, &prefix, &schedules, services, shutdown).await
         });
+    }
+
+    /// Where this app's workers write `.eml` files.
+    pub fn mail_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("boxoffice-mail-{}", self.redis_prefix))
     }
 }
 

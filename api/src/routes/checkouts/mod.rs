@@ -1,0 +1,13 @@
+//! `/v1/checkouts`: starting the checkout workflow.
+
+pub mod start;
+mod validate;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(start::start_checkout))
+}

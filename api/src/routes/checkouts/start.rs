@@ -1,0 +1,130 @@
+//! `POST /v1/checkouts`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
+use boxoffice_workflows::checkout::{Checkout, CheckoutState};
+use boxoffice_workflows::engine::Workflow;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::validate::{status_path, validate};
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult, Problem};
+use crate::extract::Json;
+use crate::middleware::request_id::RequestId;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutItem {
+    pub ticket_type_id: Uuid,
+    #[schema(minimum = 1)]
+    pub quantity: i32,
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    pub event_id: Uuid,
+    pub items: Vec<CheckoutItem>,
+    #[serde(default)]
+    pub coupon_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckoutStarted {
+    pub run_id: Uuid,
+    pub status: String,
+    pub step: String,
+    /// Poll this for progress (`GET`, with `If-None-Match` and `?wait=`).
+    pub status_url: String,
+}
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
+    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_idempotency_key",
+                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Starts a checkout. Returns at once with the run to poll; holding, paying and
+/// issuing tickets happen in the workflow. The same `Idempotency-Key` with the
+/// same body returns the same run; with another body, 422.
+#[utoipa::path(post, path = "/checkouts", tag = "checkout",
+    security(("bearer" = [])),
+    request_body = CheckoutRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key, unique per attempt to buy")),
+    responses(
+        (status = 202, description = "The checkout started (or was started before with this key)", body = CheckoutStarted),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`event_not_on_sale`, `sales_not_started`, `sales_ended`, `event_over`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start_checkout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: HeaderMap,
+    Json(req): Json<CheckoutRequest>,
+) -> AppResult<Response> {
+    let key = idempotency_key(&headers)?;
+    let mut conn = state.conn().await?;
+    let valid = validate(&mut conn, &req, Utc::now()).await?;
+    let checkout = CheckoutState::new(auth.user_id, req.event_id, valid.items, valid.coupon_code, valid.hold_minutes);
+    let request_hash = key.as_ref().map(|_| {
+        let canonical = serde_json::to_vec(&req).unwrap_or_default();
+        Sha256::digest(&canonical).to_vec()
+    });
+    let new = NewRun {
+        id: Uuid::now_v7(),
+        kind: Checkout::KIND.into(),
+        status: "running".into(),
+        step: Checkout::initial_step().into(),
+        state: serde_json::to_value(&checkout).map_err(AppError::internal)?,
+        correlation_id: request_id.map(|r| r.0.0.clone()),
+        owner_id: Some(auth.user_id),
+        idempotency_key: key,
+        request_hash: request_hash.clone(),
+    };
+    let run = match workflow_runs::start(&mut conn, &new).await? {
+        Inserted::Created(run) => {
+            metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
+            run
+        }
+        Inserted::Existing(run) if run.request_hash == request_hash => run,
+        Inserted::Existing(_) => {
+            return Err(AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+    };
+    let location = status_path(run.id);
+    let body = CheckoutStarted {
+        run_id: run.id,
+        status: run.status,
+        step: run.step,
+        status_url: location.clone(),
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}

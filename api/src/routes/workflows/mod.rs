@@ -1,0 +1,13 @@
+//! `/v1/workflows/{id}`: what a frontend polls.
+
+pub mod status;
+mod view;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(status::workflow_status))
+}

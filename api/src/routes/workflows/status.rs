@@ -1,0 +1,102 @@
+//! `GET /v1/workflows/{id}`: the run's status, with an `ETag` from its version,
+//! `If-None-Match` → 304, and `?wait=N` to long-poll until it changes.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use boxoffice_models::workflow_runs::{self, Run};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::view::WorkflowView;
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult, Problem};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+const MAX_WAIT_SECS: u64 = 30;
+/// How often a long poll looks at the run's version (one indexed row read).
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    /// Seconds to wait (at most 30) for the run to change from the version in
+    /// `If-None-Match` (or from its version now) before answering.
+    pub wait: Option<u64>,
+}
+
+fn etag(run: &Run) -> String {
+    format!("\"{}-{}\"", run.id.simple(), run.version)
+}
+
+/// The version the client already has, from `If-None-Match`.
+fn known_version(headers: &HeaderMap, run_id: Uuid) -> Option<i32> {
+    let raw = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
+    let (id, version) = tag.rsplit_once('-')?;
+    (id == run_id.simple().to_string()).then(|| version.parse().ok()).flatten()
+}
+
+async fn load_visible(state: &AppState, auth: &AuthUser, id: Uuid) -> AppResult<Run> {
+    let mut conn = state.conn().await?;
+    let run = workflow_runs::find(&mut conn, id).await?.ok_or_else(|| AppError::not_found("workflow"))?;
+    // Someone else's run does not exist, as far as the caller can tell.
+    if run.owner_id != Some(auth.user_id) && !auth.is_admin() {
+        return Err(AppError::not_found("workflow"));
+    }
+    Ok(run)
+}
+
+/// The status of a workflow run (the owner's, or any for admins).
+#[utoipa::path(get, path = "/workflows/{id}", tag = "checkout",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The run id"), StatusQuery,
+           ("If-None-Match" = Option<String>, Header, description = "The ETag of the status you have")),
+    responses(
+        (status = 200, description = "The run", body = WorkflowView),
+        (status = 304, description = "Unchanged since the ETag you sent"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn workflow_status(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(query): Query<StatusQuery>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(AppError::bad_request("invalid_query", format!("wait is at most {MAX_WAIT_SECS} seconds")));
+    }
+    let mut run = load_visible(&state, &auth, id).await?;
+    let known = known_version(&headers, id);
+    if wait > 0 {
+        let baseline = known.unwrap_or(run.version);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        while run.version == baseline && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(POLL_EVERY).await;
+            // A fresh connection per look: a waiting poll holds none.
+            let mut conn = state.conn().await?;
+            if workflow_runs::version(&mut conn, id).await? != Some(baseline) {
+                drop(conn);
+                run = load_visible(&state, &auth, id).await?;
+            }
+        }
+    }
+    let tag = etag(&run);
+    if known == Some(run.version) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            response.headers_mut().insert(header::ETAG, v);
+        }
+        return Ok(response);
+    }
+    let mut response = Json(WorkflowView::of(&run)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,4 @@
+DROP TABLE outbox;
+DROP TABLE workflow_signals;
+DROP TABLE workflow_steps;
+DROP TABLE workflow_runs;

@@ -1,0 +1,193 @@
+//! `notifications`: outgoing email, decided in the caller's transaction and
+//! sent later by the `send_email` job.
+//!
+//! [`enqueue`] writes the notification and its `send_email` outbox message in
+//! one transaction, keyed by a dedupe key (e.g. `booking:<id>:confirmation`):
+//! a step that runs again finds the key taken and queues nothing, so one
+//! decision is one email.
+//!
+//! Sending is at least once. The job locks the row ([`claim_for_sending`]),
+//! sends, and marks it sent ([`mark_sent`]) in the same transaction; a crash
+//! after the SMTP server accepted the message but before that commit sends it
+//! again on retry. The message's `Message-ID` is derived from the
+//! notification id, so such a resend is recognisable downstream.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::outbox;
+use crate::schema::notifications;
+
+/// The job queue that sends notifications (the `send_email` job's name).
+pub const SEND_EMAIL_QUEUE: &str = "send_email";
+
+/// The `send_email` job's arguments, as the outbox carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendEmail {
+    pub notification_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = notifications, check_for_backend(diesel::pg::Pg))]
+pub struct Notification {
+    pub id: Uuid,
+    pub dedupe_key: String,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    /// `pending`, `sent` or `failed` (gave up; `last_error` says why).
+    pub status: String,
+    /// Failed send attempts so far.
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A notification to send once per `dedupe_key`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewNotification<'a> {
+    /// One email per key, ever: e.g. `booking:<id>:confirmation`.
+    pub dedupe_key: &'a str,
+    /// What it is about (`booking_confirmation`, `reminder_24h`…), for operators.
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = notifications)]
+struct NewRow<'a> {
+    id: Uuid,
+    dedupe_key: &'a str,
+    kind: &'a str,
+    recipient: &'a str,
+    subject: &'a str,
+    body_text: &'a str,
+}
+
+/// Records a notification and queues its `send_email` job, unless one with the
+/// same dedupe key exists. Returns the new id, or `None` for a duplicate.
+///
+/// Runs in the caller's transaction (a savepoint) when there is one, in its
+/// own otherwise: the row and its outbox message commit together or not at all.
+pub async fn enqueue(conn: &mut AsyncPgConnection, new: NewNotification<'_>) -> QueryResult<Option<Uuid>> {
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let inserted = diesel::insert_into(notifications::table)
+            .values(NewRow {
+                id: Uuid::now_v7(),
+                dedupe_key: new.dedupe_key,
+                kind: new.kind,
+                recipient: new.recipient,
+                subject: new.subject,
+                body_text: new.body_text,
+            })
+            .on_conflict(notifications::dedupe_key)
+            .do_nothing()
+            .returning(notifications::id)
+            .get_result::<Uuid>(conn)
+            .await
+            .optional()?;
+        if let Some(notification_id) = inserted {
+            outbox::push(conn, SEND_EMAIL_QUEUE, &SendEmail { notification_id }, None).await?;
+        }
+        Ok(inserted)
+    })
+    .await
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Notification>> {
+    notifications::table
+        .find(id)
+        .select(Notification::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find_by_dedupe_key(conn: &mut AsyncPgConnection, dedupe_key: &str) -> QueryResult<Option<Notification>> {
+    notifications::table
+        .filter(notifications::dedupe_key.eq(dedupe_key))
+        .select(Notification::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// What the sender found when it went for a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Pending and now locked by this transaction: send it.
+    Ready(Notification),
+    /// Sent or given up on already: a duplicate job, nothing to do.
+    Done(Notification),
+    /// Another sender holds it right now; that one will finish or retry.
+    Busy,
+    /// No such notification.
+    Missing,
+}
+
+/// Locks a notification for sending. Call inside a transaction and keep it open
+/// until [`mark_sent`] or [`mark_attempt_failed`]: the row lock is what keeps two
+/// deliveries of the same job from both sending.
+pub async fn claim_for_sending(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Claim> {
+    let locked = notifications::table
+        .find(id)
+        .for_update()
+        .skip_locked()
+        .select(Notification::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    match locked {
+        Some(n) if n.status == "pending" => Ok(Claim::Ready(n)),
+        Some(n) => Ok(Claim::Done(n)),
+        // Skipped (locked) or absent: one cheap look tells which.
+        None => Ok(match find(conn, id).await? {
+            Some(_) => Claim::Busy,
+            None => Claim::Missing,
+        }),
+    }
+}
+
+pub async fn mark_sent(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::update(notifications::table.find(id))
+        .set((
+            notifications::status.eq("sent"),
+            notifications::sent_at.eq(diesel::dsl::now),
+            notifications::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt; with `give_up` the notification becomes `failed`
+/// and is never tried again. Returns the attempts so far.
+pub async fn mark_attempt_failed(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &str,
+    give_up: bool,
+) -> QueryResult<i32> {
+    let status = if give_up { "failed" } else { "pending" };
+    diesel::update(notifications::table.find(id).filter(notifications::status.eq("pending")))
+        .set((
+            notifications::attempts.eq(notifications::attempts + 1),
+            notifications::last_error.eq(error),
+            notifications::status.eq(status),
+        ))
+        .returning(notifications::attempts)
+        .get_result(conn)
+        .await
+}
+
+/// Gives up on a notification for good (e.g. after too many attempts).
+pub async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> QueryResult<i32> {
+    mark_attempt_failed(conn, id, error, true).await
+}

@@ -1,0 +1,85 @@
+//! `outbox`: messages for Redis queues, written in the transaction of the change
+//! they announce and relayed after commit (see `workers::relay`). A crash between
+//! commit and relay loses nothing; a crash between relay and delete relays the
+//! message twice, which every consumer tolerates.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::schema::outbox;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub queue: String,
+    pub payload: serde_json::Value,
+    pub available_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+struct NewOutboxMessage<'a> {
+    queue: &'a str,
+    payload: serde_json::Value,
+    available_at: DateTime<Utc>,
+}
+
+/// Queues `payload` for the job queue `queue` (the job's name, e.g. `"send_email"`),
+/// to be relayed no earlier than `available_at` (now when `None`). Returns the id.
+pub async fn push<T: Serialize>(
+    conn: &mut AsyncPgConnection,
+    queue: &str,
+    payload: &T,
+    available_at: Option<DateTime<Utc>>,
+) -> QueryResult<i64> {
+    let payload = serde_json::to_value(payload)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    diesel::insert_into(outbox::table)
+        .values(NewOutboxMessage {
+            queue,
+            payload,
+            available_at: available_at.unwrap_or_else(Utc::now),
+        })
+        .returning(outbox::id)
+        .get_result(conn)
+        .await
+}
+
+/// Claims up to `limit` due messages of `queue`, oldest first, skipping rows
+/// another relay holds. Call inside a transaction; delete what was relayed.
+pub async fn claim_due(
+    conn: &mut AsyncPgConnection,
+    queue: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<OutboxMessage>> {
+    outbox::table
+        .filter(outbox::queue.eq(queue))
+        .filter(outbox::available_at.le(now))
+        .order((outbox::available_at.asc(), outbox::id.asc()))
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .select(OutboxMessage::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn delete(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<usize> {
+    diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))
+        .execute(conn)
+        .await
+}
+
+/// Messages waiting per queue, and the age of the oldest due one (relay lag).
+pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(String, i64)>> {
+    outbox::table
+        .group_by(outbox::queue)
+        .select((outbox::queue, diesel::dsl::count_star()))
+        .load(conn)
+        .await
+}

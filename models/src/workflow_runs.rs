@@ -1,0 +1,196 @@
+//! `workflow_runs`: one row per workflow run, the truth about where it stands.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::schema::workflow_runs;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = workflow_runs, check_for_backend(diesel::pg::Pg))]
+pub struct Run {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub step: String,
+    pub state: serde_json::Value,
+    pub version: i32,
+    pub wake_at: Option<DateTime<Utc>>,
+    pub pending_effect: Option<serde_json::Value>,
+    pub attempts: i32,
+    pub last_error: Option<serde_json::Value>,
+    pub correlation_id: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = workflow_runs)]
+pub struct NewRun {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub step: String,
+    pub state: serde_json::Value,
+    pub correlation_id: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<Vec<u8>>,
+}
+
+pub enum Inserted {
+    Created(Run),
+    /// A run with the same owner, kind and idempotency key already exists.
+    Existing(Run),
+}
+
+/// Inserts the run unless its idempotency key was used before, in which case
+/// the earlier run is returned (the caller compares request hashes).
+pub async fn insert_idempotent(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
+    let created = diesel::insert_into(workflow_runs::table)
+        .values(new)
+        .on_conflict((workflow_runs::kind, workflow_runs::owner_id, workflow_runs::idempotency_key))
+        .filter_target(workflow_runs::idempotency_key.is_not_null())
+        .do_nothing()
+        .returning(Run::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(run) = created {
+        return Ok(Inserted::Created(run));
+    }
+    let existing = workflow_runs::table
+        .filter(workflow_runs::kind.eq(&new.kind))
+        .filter(workflow_runs::owner_id.eq(new.owner_id))
+        .filter(workflow_runs::idempotency_key.eq(&new.idempotency_key))
+        .select(Run::as_select())
+        .first(conn)
+        .await?;
+    Ok(Inserted::Existing(existing))
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Run>> {
+    workflow_runs::table.find(id).select(Run::as_select()).first(conn).await.optional()
+}
+
+/// Locks the run for a transition (call inside a transaction).
+pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Run>> {
+    workflow_runs::table
+        .find(id)
+        .for_update()
+        .select(Run::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The version only: what a status poll compares against.
+pub async fn version(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<i32>> {
+    workflow_runs::table.find(id).select(workflow_runs::version).first(conn).await.optional()
+}
+
+/// Everything a transition writes.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = workflow_runs, treat_none_as_null = true)]
+pub struct Transition {
+    pub status: String,
+    pub step: String,
+    pub state: serde_json::Value,
+    pub wake_at: Option<DateTime<Utc>>,
+    pub pending_effect: Option<serde_json::Value>,
+    pub attempts: i32,
+    pub last_error: Option<serde_json::Value>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Writes a transition of a locked run and bumps its version; returns the new version.
+pub async fn apply(conn: &mut AsyncPgConnection, id: Uuid, t: &Transition) -> QueryResult<i32> {
+    diesel::update(workflow_runs::table.find(id))
+        .set((
+            t,
+            workflow_runs::version.eq(workflow_runs::version + 1),
+            workflow_runs::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(workflow_runs::version)
+        .get_result(conn)
+        .await
+}
+
+/// Records a failed attempt of the current step (the run stays where it is).
+pub async fn record_attempt_failure(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    error: &serde_json::Value,
+) -> QueryResult<i32> {
+    diesel::update(workflow_runs::table.find(id))
+        .set((
+            workflow_runs::attempts.eq(workflow_runs::attempts + 1),
+            workflow_runs::last_error.eq(error),
+            workflow_runs::version.eq(workflow_runs::version + 1),
+            workflow_runs::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(workflow_runs::attempts)
+        .get_result(conn)
+        .await
+}
+
+/// Waiting runs whose deadline has passed: the timer backstop.
+pub async fn overdue(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
+    workflow_runs::table
+        .filter(workflow_runs::status.eq("waiting"))
+        .filter(workflow_runs::wake_at.le(now))
+        .order(workflow_runs::wake_at.asc())
+        .limit(limit)
+        .select(workflow_runs::id)
+        .load(conn)
+        .await
+}
+
+/// Running or compensating runs that have not moved since `before`: their
+/// message may have been lost (Redis lost its data), so they are re-driven.
+pub async fn stalled(conn: &mut AsyncPgConnection, before: DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
+    workflow_runs::table
+        .filter(workflow_runs::status.eq_any(["running", "compensating"]))
+        .filter(workflow_runs::updated_at.lt(before))
+        .order(workflow_runs::updated_at.asc())
+        .limit(limit)
+        .select(workflow_runs::id)
+        .load(conn)
+        .await
+}
+
+/// Marks a stalled run as looked at, so the sweep does not re-drive it again at
+/// once (the version is untouched: it is not a transition).
+pub async fn touch(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::update(workflow_runs::table.find(id))
+        .set(workflow_runs::updated_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Creates a run and, in the same transaction, the message that starts it.
+/// With an idempotency key already used by the owner for this kind, nothing is
+/// created and the earlier run is returned.
+pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let inserted = insert_idempotent(conn, new).await?;
+        if let Inserted::Created(run) = &inserted {
+            crate::outbox::push(
+                conn,
+                crate::workflow_signals::ADVANCE_QUEUE,
+                &crate::workflow_signals::AdvanceRun { run_id: run.id },
+                None,
+            )
+            .await?;
+        }
+        Ok(inserted)
+    })
+    .await
+}

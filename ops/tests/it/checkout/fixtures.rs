@@ -1,0 +1,132 @@
+//! Data for checkout tests, written with SQL (fast; the catalog has its own API tests).
+
+#![allow(dead_code)] // Each checkout test uses a different part.
+
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+use crate::harness::users::TestUser;
+
+pub struct SaleEvent {
+    pub event_id: Uuid,
+    pub ticket_types: Vec<Uuid>,
+}
+
+/// A published event on sale, one ticket type per `(price_minor, capacity)`,
+/// with `hold_minutes` to pay.
+pub async fn event_on_sale(db_url: &str, organizer: Uuid, types: &[(i64, i32)], hold_minutes: i32) -> SaleEvent {
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    let venue = Uuid::now_v7();
+    let event_id = Uuid::now_v7();
+    let mut sql = format!(
+        "INSERT INTO venues (id, created_by, name, address, city, country, timezone)
+           VALUES ('{venue}', '{organizer}', 'Hall', '1 Street', 'Berlin', 'DE', 'Europe/Berlin');
+         INSERT INTO events (id, organizer_id, venue_id, title, category, currency, starts_at, ends_at,
+                             status, published_at, hold_minutes, max_tickets_per_order)
+           VALUES ('{event_id}', '{organizer}', '{venue}', 'Flash Sale', 'music', 'EUR',
+                   now() + interval '30 days', now() + interval '30 days 3 hours',
+                   'published', now(), {hold_minutes}, 10);"
+    );
+    let mut ticket_types = Vec::new();
+    for (i, (price, capacity)) in types.iter().enumerate() {
+        let id = Uuid::now_v7();
+        ticket_types.push(id);
+        sql.push_str(&format!(
+            "INSERT INTO ticket_types (id, event_id, name, price_minor, currency, capacity, sort_order)
+               VALUES ('{id}', '{event_id}', 'Type {i}', {price}, 'EUR', {capacity}, {i});"
+        ));
+    }
+    conn.batch_execute(&sql).await.unwrap();
+    SaleEvent { event_id, ticket_types }
+}
+
+/// A percent coupon on the event.
+pub async fn coupon(db_url: &str, event_id: Uuid, code: &str, percent: i64, max_uses: i32) {
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO coupons (id, event_id, code, kind, value, max_uses)
+           VALUES ('{}', '{event_id}', '{code}', 'percent', {percent}, {max_uses});",
+        Uuid::now_v7()
+    ))
+    .await
+    .unwrap();
+}
+
+/// `POST /v1/checkouts`; returns the response.
+pub async fn start(app_url: &str, client: &reqwest::Client, user: &TestUser, body: Value, key: Option<&str>) -> reqwest::Response {
+    let mut req = client.post(format!("{app_url}/v1/checkouts")).header("authorization", user.bearer()).json(&body);
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    req.send().await.unwrap()
+}
+
+pub fn order(event: &SaleEvent, type_index: usize, quantity: i32) -> Value {
+    json!({ "event_id": event.event_id, "items": [{ "ticket_type_id": event.ticket_types[type_index], "quantity": quantity }] })
+}
+
+/// Polls the run (long polls, really) until `done(view)` or `within` passes.
+pub async fn wait_for(app: &TestApp, user: &TestUser, run_id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    let mut etag: Option<String> = None;
+    loop {
+        let mut req = app
+            .client
+            .get(app.url(&format!("/v1/workflows/{run_id}?wait=2")))
+            .header("authorization", user.bearer());
+        if let Some(tag) = &etag {
+            req = req.header("if-none-match", tag);
+        }
+        let r = req.send().await.unwrap();
+        if r.status() == 200 {
+            etag = r.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+            let view: Value = r.json().await.unwrap();
+            if done(&view) {
+                return view;
+            }
+        } else {
+            assert_eq!(r.status(), 304);
+        }
+        assert!(started.elapsed() < within, "run {run_id} did not get there within {within:?}");
+    }
+}
+
+pub fn is_finished(view: &Value) -> bool {
+    matches!(view["status"].as_str(), Some("completed" | "compensated" | "failed" | "cancelled"))
+}
+
+/// `(capacity, sold, held)` of a ticket type.
+pub async fn counters(db_url: &str, ticket_type: Uuid) -> (i32, i32, i32) {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        capacity: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        sold: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        held: i32,
+    }
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    let row: Row = diesel::sql_query("SELECT capacity, sold, held FROM ticket_types WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(ticket_type)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    (row.capacity, row.sold, row.held)
+}
+
+/// `SELECT count(*)` of a query.
+pub async fn count(db_url: &str, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    let row: N = diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) q")).get_result(&mut conn).await.unwrap();
+    row.n
+}

@@ -1,0 +1,170 @@
+//! Sending email: the [`Mailer`] trait and its transports.
+//!
+//! - [`SmtpMailer`]: SMTP through lettre, to any server a URL names
+//!   (`smtp://host:port` in the clear for local sinks, `smtp://…?tls=required`
+//!   for STARTTLS, `smtps://…` for implicit TLS), behind a circuit breaker.
+//! - [`FileMailer`]: writes each message as an RFC 5322 `.eml` file into a
+//!   folder; the development default, so nothing leaves the machine.
+//!
+//! Every message's `Message-ID` is derived from its notification id
+//! ([`message_id`]): a message sent twice (at-least-once delivery, see
+//! `jobs::send_email`) carries the same id both times, so a mail server or a
+//! mail client downstream can recognise the repeat.
+
+mod breaker;
+mod file;
+mod smtp;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use lettre::Message;
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use uuid::Uuid;
+
+pub use breaker::Guarded;
+pub use file::FileMailer;
+pub use smtp::SmtpMailer;
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// Names the message (its `Message-ID`) and, for the file mailer, its file.
+    pub notification_id: Uuid,
+    pub to: String,
+    pub subject: String,
+    pub body_text: String,
+}
+
+/// Why a message was not sent, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// The message can never be sent as it is: a malformed recipient, a
+    /// permanent (5xx) refusal by the server.
+    #[error("permanent mail failure: {0}")]
+    Fatal(String),
+    /// The server is unreachable, slow, busy (4xx), or its circuit is open.
+    #[error("temporary mail failure: {0}")]
+    Retryable(String),
+}
+
+impl MailError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, MailError::Retryable(_))
+    }
+}
+
+/// Sends email. Object-safe: jobs hold an `Arc<dyn Mailer>`, so tests and
+/// deployments choose the transport.
+pub trait Mailer: Send + Sync {
+    /// Sends `email`; `Ok` means the transport accepted it (the SMTP server
+    /// answered 250, or the file is on disk).
+    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> BoxFuture<'a, Result<(), MailError>>;
+
+    /// Where mail goes, for logs (never with credentials).
+    fn describe(&self) -> String;
+}
+
+/// The mail settings a process starts with.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `smtp://…` / `smtps://…`; `None` writes `.eml` files to `mail_dir`.
+    pub smtp_url: Option<String>,
+    pub mail_dir: PathBuf,
+    /// The `From` of every message, e.g. `Boxoffice <tickets@boxoffice.test>`.
+    pub from: String,
+    /// Longest an SMTP conversation may take before it counts as failed.
+    pub smtp_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailConfigError {
+    #[error("the sender address {0:?} is invalid: {1}")]
+    From(String, String),
+    #[error("the SMTP URL is invalid: {0}")]
+    SmtpUrl(String),
+}
+
+/// Builds the mailer `settings` describe.
+pub fn build(settings: &MailSettings) -> Result<Arc<dyn Mailer>, MailConfigError> {
+    let from = parse_from(&settings.from)?;
+    Ok(match &settings.smtp_url {
+        Some(url) => Arc::new(Guarded::new(
+            "smtp",
+            SmtpMailer::new(url, from, settings.smtp_timeout)?,
+        )),
+        None => Arc::new(FileMailer::new(settings.mail_dir.clone(), from)),
+    })
+}
+
+pub fn parse_from(raw: &str) -> Result<Mailbox, MailConfigError> {
+    raw.parse::<Mailbox>()
+        .map_err(|e| MailConfigError::From(raw.to_owned(), e.to_string()))
+}
+
+/// The `Message-ID` of a notification's message: `<{id}.notification@{domain}>`,
+/// with the sender's domain, as RFC 5322 asks for a globally unique id.
+pub fn message_id(notification_id: Uuid, from: &Mailbox) -> String {
+    format!("<{notification_id}.notification@{}>", from.email.domain())
+}
+
+/// The RFC 5322 message of `email`: plain text, UTF-8.
+pub fn compose(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, MailError> {
+    let to: Mailbox = email
+        .to
+        .parse()
+        .map_err(|e| MailError::Fatal(format!("recipient {:?} is not an address: {e}", email.to)))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(email.subject.as_str())
+        .message_id(Some(message_id(email.notification_id, from)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(email.body_text.clone())
+        .map_err(|e| MailError::Fatal(format!("the message can't be built: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(to: &str) -> OutgoingEmail {
+        OutgoingEmail {
+            notification_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            to: to.to_owned(),
+            subject: "Your tickets — Jazz night".to_owned(),
+            body_text: "Thank you.\nSee you there.".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_message_id_is_the_notifications_and_stable() {
+        let from = parse_from("Boxoffice <tickets@boxoffice.test>").unwrap();
+        let a = compose(&from, &email("ada@example.com")).unwrap();
+        let b = compose(&from, &email("ada@example.com")).unwrap();
+        let expected = "<01900000-0000-7000-8000-000000000001.notification@boxoffice.test>";
+        for message in [a, b] {
+            let text = String::from_utf8(message.formatted()).unwrap();
+            assert!(text.contains(&format!("Message-ID: {expected}\r\n")), "{text}");
+            assert!(text.contains("To: ada@example.com\r\n"), "{text}");
+            assert!(text.contains("From: Boxoffice <tickets@boxoffice.test>\r\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_recipient_is_fatal_and_a_bad_sender_is_a_config_error() {
+        let from = parse_from("tickets@boxoffice.test").unwrap();
+        assert!(matches!(compose(&from, &email("not an address")), Err(MailError::Fatal(_))));
+        assert!(matches!(parse_from("Boxoffice <nope>"), Err(MailConfigError::From(..))));
+        let settings = MailSettings {
+            smtp_url: Some("http://example.com".into()),
+            mail_dir: PathBuf::from("unused"),
+            from: "tickets@boxoffice.test".into(),
+            smtp_timeout: Duration::from_secs(5),
+        };
+        assert!(matches!(build(&settings), Err(MailConfigError::SmtpUrl(_))));
+    }
+}

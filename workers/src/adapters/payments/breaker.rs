@@ -1,0 +1,458 @@
+//! A circuit breaker around a payment provider, built on `failsafe`'s
+//! `StateMachine` (apalis' own breaker is broken: STACK.md item 10).
+//!
+//! One breaker per dependency per process: clones share the state machine, so
+//! every worker task calling the provider sees the same state. After
+//! `consecutive_failures` retryable failures in a row the breaker opens; while
+//! open, calls fail at once with `ProviderError::Retryable("circuit open")` and
+//! never reach the network, so an outage costs the provider (and us) nothing
+//! while the jobs back off. After the open delay (doubling from `open_initial`
+//! up to `open_max` while the provider keeps failing) the next call is let
+//! through (half-open): a success closes the breaker, a retryable failure opens
+//! it again for longer.
+//!
+//! Only retryable errors count as failures. A fatal error (a 4xx) is an answer
+//! from a working provider about a bad request, so it counts as a success.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
+use failsafe::{Instrument, StateMachine};
+
+use super::{
+    CancelOutcome, CreateIntent, PaymentIntent, PaymentProvider, ProviderError, ProviderResult,
+    Refund,
+};
+
+/// The message of the error a call gets while the breaker is open.
+pub const CIRCUIT_OPEN: &str = "circuit open";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Retryable failures in a row that open the breaker.
+    pub consecutive_failures: u32,
+    /// How long the breaker stays open the first time.
+    pub open_initial: Duration,
+    /// The longest it stays open, however long the outage.
+    pub open_max: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            consecutive_failures: 5,
+            open_initial: Duration::from_secs(1),
+            open_max: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    /// Rejecting calls. Stays `Open` (as reported here) until the first call
+    /// after the open delay finds it half-open: failsafe moves on lazily.
+    Open,
+    /// Letting calls through to see whether the provider is back.
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The value of the `circuit_breaker_state` gauge.
+    fn gauge(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::HalfOpen => 1,
+            BreakerState::Open => 2,
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => BreakerState::HalfOpen,
+            2 => BreakerState::Open,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+/// Doubling open delays with millisecond resolution (failsafe's own exponential
+/// backoff counts whole seconds, too coarse for tests).
+#[derive(Debug, Clone)]
+struct Doubling {
+    next: Duration,
+    max: Duration,
+}
+
+impl Iterator for Doubling {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let current = self.next.min(self.max);
+        self.next = current.saturating_mul(2).min(self.max);
+        Some(current)
+    }
+}
+
+/// Keeps the state failsafe reports through its instrument hooks (the state
+/// machine does not expose it) and mirrors it into metrics and logs.
+#[derive(Debug, Clone)]
+struct Tracker {
+    dependency: Arc<str>,
+    state: Arc<AtomicU8>,
+}
+
+impl Tracker {
+    fn set(&self, state: BreakerState) {
+        let previous = BreakerState::from_u8(self.state.swap(state.code(), Ordering::SeqCst));
+        metrics::gauge!("circuit_breaker_state", "dependency" => self.dependency.to_string())
+            .set(state.gauge());
+        if previous != state {
+            match state {
+                BreakerState::Open => {
+                    tracing::warn!(dependency = %self.dependency, "circuit breaker opened")
+                }
+                _ => tracing::info!(
+                    dependency = %self.dependency,
+                    breaker.state = state.as_str(),
+                    "circuit breaker state changed"
+                ),
+            }
+        }
+    }
+}
+
+impl Instrument for Tracker {
+    fn on_call_rejected(&self) {
+        metrics::counter!("circuit_breaker_rejected_total", "dependency" => self.dependency.to_string())
+            .increment(1);
+    }
+    fn on_open(&self) {
+        self.set(BreakerState::Open);
+    }
+    fn on_half_open(&self) {
+        self.set(BreakerState::HalfOpen);
+    }
+    fn on_closed(&self) {
+        self.set(BreakerState::Closed);
+    }
+}
+
+type Machine = StateMachine<ConsecutiveFailures<Doubling>, Tracker>;
+
+/// A provider behind a circuit breaker. Clone it to share the breaker.
+#[derive(Clone)]
+pub struct Breaker<P> {
+    inner: P,
+    machine: Machine,
+    tracker: Tracker,
+}
+
+impl<P> std::fmt::Debug for Breaker<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker")
+            .field("dependency", &self.tracker.dependency)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Breaker<P> {
+    /// For metrics and health pages.
+    pub fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.tracker.state.load(Ordering::SeqCst))
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: PaymentProvider> Breaker<P> {
+    /// `dependency` names the breaker in metrics and logs (e.g. `"stripe"`).
+    pub fn new(dependency: &str, inner: P, config: BreakerConfig) -> Self {
+        let tracker = Tracker {
+            dependency: Arc::from(dependency),
+            state: Arc::new(AtomicU8::new(0)),
+        };
+        let backoff = Doubling {
+            next: config.open_initial,
+            max: config.open_max.max(config.open_initial),
+        };
+        let policy = consecutive_failures(config.consecutive_failures.max(1), backoff);
+        let machine = StateMachine::new(policy, tracker.clone());
+        Breaker {
+            inner,
+            machine,
+            tracker,
+        }
+    }
+
+    /// Runs one call through the breaker. The call is built only once it is
+    /// permitted, so an open breaker never touches the inner provider.
+    async fn guard<'a, T, F>(&'a self, call: impl FnOnce(&'a P) -> F) -> Result<T, ProviderError>
+    where
+        F: Future<Output = Result<T, ProviderError>> + 'a,
+    {
+        if !self.machine.is_call_permitted() {
+            return Err(ProviderError::Retryable(CIRCUIT_OPEN.to_owned()));
+        }
+        let result = call(&self.inner).await;
+        match &result {
+            Err(e) if e.is_retryable() => self.machine.on_error(),
+            _ => self.machine.on_success(),
+        }
+        result
+    }
+}
+
+impl<P: PaymentProvider> PaymentProvider for Breaker<P> {
+    fn create_intent(&self, request: CreateIntent) -> ProviderResult<'_, PaymentIntent> {
+        Box::pin(self.guard(move |p| p.create_intent(request)))
+    }
+
+    fn cancel_intent<'a>(
+        &'a self,
+        intent_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> ProviderResult<'a, CancelOutcome> {
+        Box::pin(self.guard(move |p| p.cancel_intent(intent_id, idempotency_key)))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        intent_id: &'a str,
+        amount_minor: Option<i64>,
+        idempotency_key: &'a str,
+    ) -> ProviderResult<'a, Refund> {
+        Box::pin(self.guard(move |p| p.refund(intent_id, amount_minor, idempotency_key)))
+    }
+
+    fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> ProviderResult<'a, PaymentIntent> {
+        Box::pin(self.guard(move |p| p.retrieve_intent(intent_id)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::adapters::payments::IntentStatus;
+
+    /// What the fake provider answers next.
+    #[derive(Debug, Clone, Copy)]
+    enum Answer {
+        Ok,
+        Retryable,
+        Fatal,
+    }
+
+    /// A fake of our own trait: counts calls, answers as told.
+    struct Fake {
+        calls: AtomicUsize,
+        answer: Mutex<Answer>,
+    }
+
+    impl Fake {
+        fn new(answer: Answer) -> Arc<Self> {
+            Arc::new(Fake {
+                calls: AtomicUsize::new(0),
+                answer: Mutex::new(answer),
+            })
+        }
+        fn answer_with(&self, answer: Answer) {
+            *self.answer.lock().expect("answer lock") = answer;
+        }
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+        fn respond<T>(&self, ok: T) -> Result<T, ProviderError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match *self.answer.lock().expect("answer lock") {
+                Answer::Ok => Ok(ok),
+                Answer::Retryable => Err(ProviderError::Retryable("503".into())),
+                Answer::Fatal => Err(ProviderError::Fatal("400".into())),
+            }
+        }
+        fn intent(id: &str) -> PaymentIntent {
+            PaymentIntent {
+                id: id.to_owned(),
+                client_secret: None,
+                status: IntentStatus::RequiresPaymentMethod,
+                amount_minor: 100,
+                currency: "EUR".into(),
+                metadata: BTreeMap::new(),
+            }
+        }
+    }
+
+    // Calls are counted when the method is called, not when its future is
+    // polled: a breaker that built the call and then dropped it would show.
+    impl PaymentProvider for Fake {
+        fn create_intent(&self, request: CreateIntent) -> ProviderResult<'_, PaymentIntent> {
+            let result = self.respond(Fake::intent(&request.idempotency_key));
+            Box::pin(async move { result })
+        }
+        fn cancel_intent<'a>(&'a self, _: &'a str, _: &'a str) -> ProviderResult<'a, CancelOutcome> {
+            let result = self.respond(CancelOutcome::Cancelled);
+            Box::pin(async move { result })
+        }
+        fn refund<'a>(&'a self, _: &'a str, amount: Option<i64>, _: &'a str) -> ProviderResult<'a, Refund> {
+            let result = self.respond(Refund {
+                id: "re_1".into(),
+                status: crate::adapters::payments::RefundStatus::Succeeded,
+                amount_minor: amount.unwrap_or(100),
+            });
+            Box::pin(async move { result })
+        }
+        fn retrieve_intent<'a>(&'a self, id: &'a str) -> ProviderResult<'a, PaymentIntent> {
+            let result = self.respond(Fake::intent(id));
+            Box::pin(async move { result })
+        }
+    }
+
+    fn config(failures: u32, open: Duration) -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: failures,
+            open_initial: open,
+            open_max: open * 8,
+        }
+    }
+
+    #[tokio::test]
+    async fn opens_after_consecutive_retryable_failures_and_then_rejects_without_calling() {
+        let fake = Fake::new(Answer::Retryable);
+        let breaker = Breaker::new("test", fake.clone(), config(3, Duration::from_secs(60)));
+        for _ in 0..3 {
+            let err = breaker.retrieve_intent("pi_1").await.expect_err("fails");
+            assert_eq!(err, ProviderError::Retryable("503".into()));
+        }
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert_eq!(fake.calls(), 3);
+
+        // Even a provider that would now answer is not asked while open.
+        fake.answer_with(Answer::Ok);
+        for _ in 0..10 {
+            let err = breaker.cancel_intent("pi_1", "k").await.expect_err("rejected");
+            assert_eq!(err, ProviderError::Retryable(CIRCUIT_OPEN.into()));
+            assert!(err.is_retryable());
+        }
+        assert_eq!(fake.calls(), 3, "an open breaker must not reach the provider");
+    }
+
+    #[tokio::test]
+    async fn fatal_errors_do_not_open_the_breaker() {
+        let fake = Fake::new(Answer::Fatal);
+        let breaker = Breaker::new("test", fake.clone(), config(3, Duration::from_secs(60)));
+        for _ in 0..10 {
+            let err = breaker.refund("pi_1", None, "k").await.expect_err("fails");
+            assert!(!err.is_retryable());
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(fake.calls(), 10);
+    }
+
+    #[tokio::test]
+    async fn only_consecutive_failures_count() {
+        let fake = Fake::new(Answer::Retryable);
+        let breaker = Breaker::new("test", fake.clone(), config(3, Duration::from_secs(60)));
+        for round in 0..5 {
+            fake.answer_with(Answer::Retryable);
+            breaker.retrieve_intent("pi_1").await.expect_err("fails");
+            breaker.retrieve_intent("pi_1").await.expect_err("fails");
+            // A success, or a fatal answer (the provider is up), breaks the run.
+            fake.answer_with(if round % 2 == 0 { Answer::Ok } else { Answer::Fatal });
+            let _ = breaker.retrieve_intent("pi_1").await;
+            assert_eq!(breaker.state(), BreakerState::Closed, "round {round}");
+        }
+        assert_eq!(fake.calls(), 15);
+    }
+
+    #[tokio::test]
+    async fn half_open_failure_reopens_and_half_open_success_closes() {
+        let open = Duration::from_millis(200);
+        let fake = Fake::new(Answer::Retryable);
+        let breaker = Breaker::new("test", fake.clone(), config(2, open));
+        breaker.retrieve_intent("pi_1").await.expect_err("fails");
+        breaker.retrieve_intent("pi_1").await.expect_err("fails");
+        assert_eq!(breaker.state(), BreakerState::Open);
+
+        // After the delay one probe goes through; it fails, so the breaker opens
+        // again, this time for twice as long.
+        tokio::time::sleep(open + Duration::from_millis(50)).await;
+        let err = breaker.retrieve_intent("pi_1").await.expect_err("probe fails");
+        assert_eq!(err, ProviderError::Retryable("503".into()));
+        assert_eq!(fake.calls(), 3);
+        assert_eq!(breaker.state(), BreakerState::Open);
+        tokio::time::sleep(open + Duration::from_millis(50)).await;
+        let err = breaker.retrieve_intent("pi_1").await.expect_err("still open");
+        assert_eq!(err, ProviderError::Retryable(CIRCUIT_OPEN.into()));
+        assert_eq!(fake.calls(), 3, "the second open period is longer than the first");
+
+        // The provider is back: the next probe succeeds and closes the breaker.
+        fake.answer_with(Answer::Ok);
+        tokio::time::sleep(open * 2).await;
+        let intent = breaker
+            .create_intent(CreateIntent {
+                amount_minor: 100,
+                currency: "EUR".into(),
+                idempotency_key: "k1".into(),
+                metadata: BTreeMap::new(),
+            })
+            .await
+            .expect("probe succeeds");
+        assert_eq!(intent.id, "k1");
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        for _ in 0..3 {
+            breaker.retrieve_intent("pi_1").await.expect("closed again");
+        }
+        assert_eq!(fake.calls(), 7);
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_breaker() {
+        let fake = Fake::new(Answer::Retryable);
+        let first = Breaker::new("test", fake.clone(), config(2, Duration::from_secs(60)));
+        let second = first.clone();
+        first.retrieve_intent("pi_1").await.expect_err("fails");
+        second.retrieve_intent("pi_1").await.expect_err("fails");
+        assert_eq!(first.state(), BreakerState::Open);
+        let err = second.retrieve_intent("pi_1").await.expect_err("rejected");
+        assert_eq!(err, ProviderError::Retryable(CIRCUIT_OPEN.into()));
+        assert_eq!(fake.calls(), 2);
+    }
+
+    #[test]
+    fn open_delays_double_up_to_the_maximum() {
+        let delays: Vec<_> = Doubling {
+            next: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
+        .take(7)
+        .collect();
+        let secs: Vec<u64> = delays.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30]);
+    }
+}

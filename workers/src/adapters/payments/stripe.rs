@@ -1,0 +1,438 @@
+//! A client for the subset of Stripe's API that checkout and refunds need:
+//! payment intents (create, cancel, retrieve) and refunds.
+//!
+//! Stripe's conventions, followed here: form-encoded bodies with bracketed keys
+//! (`metadata[run_id]=…`), `Authorization: Bearer <secret key>`, an
+//! `Idempotency-Key` header on every request that changes something, lower-case
+//! currencies, errors as `{"error": {"type", "code", "message", …}}`, and the
+//! `Stripe-Should-Retry` response header, which overrides the status-based guess
+//! when present.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    CancelOutcome, CreateIntent, IntentStatus, PaymentIntent, PaymentProvider, ProviderError,
+    ProviderResult, Refund, RefundStatus,
+};
+
+/// Where the provider is and how to reach it.
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// `https://api.stripe.com`, or the sandbox's `http://127.0.0.1:PORT`.
+    pub api_base: String,
+    pub secret_key: String,
+    /// Whole-request limit; a request that takes longer is a retryable failure.
+    pub timeout: Duration,
+}
+
+impl StripeConfig {
+    /// A configuration with the default 10 s request timeout.
+    pub fn new(api_base: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        StripeConfig {
+            api_base: api_base.into(),
+            secret_key: secret_key.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base)
+            .field("secret_key", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The HTTP client. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct StripeClient {
+    http: reqwest::Client,
+    api_base: String,
+    secret_key: String,
+}
+
+impl fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeClient {
+    pub fn new(config: StripeConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("boxoffice/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(StripeClient {
+            http,
+            api_base: config.api_base.trim_end_matches('/').to_owned(),
+            secret_key: config.secret_key,
+        })
+    }
+
+    pub fn api_base(&self) -> &str {
+        &self.api_base
+    }
+
+    /// One request; the answer parsed, or why it failed.
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: Option<&str>,
+    ) -> Result<T, Failure> {
+        let method_has_body = method == Method::POST;
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api_base))
+            .bearer_auth(&self.secret_key);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if method_has_body {
+            // Even an empty form: a POST says what its (empty) body is.
+            request = request.form(form);
+        }
+        let response = request.send().await.map_err(Failure::transport)?;
+        let status = response.status();
+        let should_retry = response
+            .headers()
+            .get("stripe-should-retry")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.eq_ignore_ascii_case("true"));
+        let body = response.bytes().await.map_err(Failure::transport)?;
+        if status.is_success() {
+            // An unreadable success may be a truncated body; the idempotency key
+            // makes asking again safe, so this is not fatal.
+            serde_json::from_slice(&body).map_err(|e| {
+                Failure::Transport(format!("{path}: unreadable {status} response: {e}"))
+            })
+        } else {
+            let error = serde_json::from_slice::<ErrorEnvelope>(&body)
+                .map(|e| e.error)
+                .unwrap_or_default();
+            Err(Failure::Status {
+                status,
+                should_retry,
+                error,
+            })
+        }
+    }
+}
+
+/// Why one request failed, before it is classified.
+#[derive(Debug)]
+enum Failure {
+    /// No usable answer: connection refused or reset, timeout, unreadable body.
+    Transport(String),
+    Status {
+        status: StatusCode,
+        should_retry: Option<bool>,
+        error: StripeError,
+    },
+}
+
+impl Failure {
+    fn transport(err: reqwest::Error) -> Self {
+        let what = if err.is_timeout() {
+            "timed out"
+        } else if err.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        Failure::Transport(format!("{what}: {err}"))
+    }
+}
+
+impl From<Failure> for ProviderError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Transport(message) => ProviderError::Retryable(message),
+            Failure::Status {
+                status,
+                should_retry,
+                error,
+            } => {
+                let message = format!(
+                    "{} {}/{}: {}",
+                    status.as_u16(),
+                    error.kind.as_deref().unwrap_or("-"),
+                    error.code.as_deref().unwrap_or("-"),
+                    error.message.as_deref().unwrap_or("(no message)"),
+                );
+                let retryable = should_retry.unwrap_or_else(|| retryable_status(status));
+                if retryable {
+                    ProviderError::Retryable(message)
+                } else {
+                    ProviderError::Fatal(message)
+                }
+            }
+        }
+    }
+}
+
+/// 409 is Stripe's "a request with this idempotency key is still in flight":
+/// asking again later gets the first request's answer.
+fn retryable_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::CONFLICT
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: StripeError,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StripeError {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+    /// Stripe includes the intent in `payment_intent_unexpected_state` errors.
+    payment_intent: Option<WireIntent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireIntent {
+    id: String,
+    client_secret: Option<String>,
+    status: IntentStatus,
+    amount: i64,
+    currency: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl From<WireIntent> for PaymentIntent {
+    fn from(w: WireIntent) -> Self {
+        PaymentIntent {
+            id: w.id,
+            client_secret: w.client_secret,
+            status: w.status,
+            amount_minor: w.amount,
+            currency: w.currency.to_ascii_uppercase(),
+            metadata: w.metadata,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireRefund {
+    id: String,
+    status: RefundStatus,
+    amount: i64,
+}
+
+/// Ids go into URL paths: anything but Stripe's id alphabet is refused before
+/// it can change the path.
+fn checked_id(id: &str) -> Result<&str, ProviderError> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(id)
+    } else {
+        Err(ProviderError::Fatal(format!("malformed object id {id:?}")))
+    }
+}
+
+/// The form of `POST /v1/payment_intents`.
+fn create_form(request: &CreateIntent) -> Vec<(String, String)> {
+    let mut form = vec![
+        ("amount".to_owned(), request.amount_minor.to_string()),
+        ("currency".to_owned(), request.currency.to_ascii_lowercase()),
+        ("automatic_payment_methods[enabled]".to_owned(), "true".to_owned()),
+    ];
+    form.extend(
+        request
+            .metadata
+            .iter()
+            .map(|(k, v)| (format!("metadata[{k}]"), v.clone())),
+    );
+    form
+}
+
+impl StripeClient {
+    async fn create_intent_impl(&self, request: CreateIntent) -> Result<PaymentIntent, ProviderError> {
+        let intent: WireIntent = self
+            .request(
+                Method::POST,
+                "/v1/payment_intents",
+                &create_form(&request),
+                Some(&request.idempotency_key),
+            )
+            .await?;
+        tracing::debug!(payment.intent_id = %intent.id, "payment intent created");
+        Ok(intent.into())
+    }
+
+    async fn cancel_intent_impl(
+        &self,
+        intent_id: &str,
+        idempotency_key: &str,
+    ) -> Result<CancelOutcome, ProviderError> {
+        let path = format!("/v1/payment_intents/{}/cancel", checked_id(intent_id)?);
+        match self
+            .request::<WireIntent>(Method::POST, &path, &[], Some(idempotency_key))
+            .await
+        {
+            Ok(intent) if intent.status == IntentStatus::Succeeded => Ok(CancelOutcome::AlreadySucceeded),
+            Ok(_) => Ok(CancelOutcome::Cancelled),
+            Err(Failure::Status { status, error, .. })
+                if status == StatusCode::BAD_REQUEST
+                    && error.code.as_deref() == Some("payment_intent_unexpected_state") =>
+            {
+                // Either already cancelled (fine: cancelling is idempotent for us)
+                // or already paid. The error usually says which; ask otherwise.
+                let current = match error.payment_intent {
+                    Some(intent) => intent.status,
+                    None => self.retrieve_intent_impl(intent_id).await?.status,
+                };
+                match current {
+                    IntentStatus::Succeeded => Ok(CancelOutcome::AlreadySucceeded),
+                    IntentStatus::Canceled => Ok(CancelOutcome::Cancelled),
+                    // Settles by itself shortly; the next attempt will know.
+                    IntentStatus::Processing => Err(ProviderError::Retryable(format!(
+                        "payment intent {intent_id} is processing"
+                    ))),
+                    other => Err(ProviderError::Fatal(format!(
+                        "payment intent {intent_id} cannot be cancelled in state {other:?}: {}",
+                        error.message.unwrap_or_default()
+                    ))),
+                }
+            }
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    async fn refund_impl(
+        &self,
+        intent_id: &str,
+        amount_minor: Option<i64>,
+        idempotency_key: &str,
+    ) -> Result<Refund, ProviderError> {
+        let mut form = vec![("payment_intent".to_owned(), checked_id(intent_id)?.to_owned())];
+        if let Some(amount) = amount_minor {
+            form.push(("amount".to_owned(), amount.to_string()));
+        }
+        let refund: WireRefund = self
+            .request(Method::POST, "/v1/refunds", &form, Some(idempotency_key))
+            .await?;
+        Ok(Refund {
+            id: refund.id,
+            status: refund.status,
+            amount_minor: refund.amount,
+        })
+    }
+
+    async fn retrieve_intent_impl(&self, intent_id: &str) -> Result<PaymentIntent, ProviderError> {
+        let path = format!("/v1/payment_intents/{}", checked_id(intent_id)?);
+        let intent: WireIntent = self.request(Method::GET, &path, &[], None).await?;
+        Ok(intent.into())
+    }
+}
+
+impl PaymentProvider for StripeClient {
+    fn create_intent(&self, request: CreateIntent) -> ProviderResult<'_, PaymentIntent> {
+        Box::pin(self.create_intent_impl(request))
+    }
+
+    fn cancel_intent<'a>(
+        &'a self,
+        intent_id: &'a str,
+        idempotency_key: &'a str,
+    ) -> ProviderResult<'a, CancelOutcome> {
+        Box::pin(self.cancel_intent_impl(intent_id, idempotency_key))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        intent_id: &'a str,
+        amount_minor: Option<i64>,
+        idempotency_key: &'a str,
+    ) -> ProviderResult<'a, Refund> {
+        Box::pin(self.refund_impl(intent_id, amount_minor, idempotency_key))
+    }
+
+    fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> ProviderResult<'a, PaymentIntent> {
+        Box::pin(self.retrieve_intent_impl(intent_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_failure(status: u16, should_retry: Option<bool>) -> ProviderError {
+        Failure::Status {
+            status: StatusCode::from_u16(status).expect("valid status"),
+            should_retry,
+            error: StripeError::default(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn server_errors_rate_limits_and_conflicts_are_retryable_other_4xx_fatal() {
+        for status in [500, 502, 503, 429, 409] {
+            assert!(status_failure(status, None).is_retryable(), "{status}");
+        }
+        for status in [400, 401, 402, 403, 404] {
+            assert!(!status_failure(status, None).is_retryable(), "{status}");
+        }
+        assert!(Failure::Transport("timed out".into()).into_provider_error().is_retryable());
+    }
+
+    #[test]
+    fn the_should_retry_header_overrides_the_status() {
+        assert!(!status_failure(500, Some(false)).is_retryable());
+        assert!(status_failure(400, Some(true)).is_retryable());
+    }
+
+    #[test]
+    fn the_create_form_uses_brackets_and_a_lower_case_currency() {
+        let form = create_form(&CreateIntent {
+            amount_minor: 2500,
+            currency: "EUR".into(),
+            idempotency_key: "k".into(),
+            metadata: BTreeMap::from([("run_id".to_owned(), "r1".to_owned())]),
+        });
+        assert!(form.contains(&("amount".into(), "2500".into())));
+        assert!(form.contains(&("currency".into(), "eur".into())));
+        assert!(form.contains(&("automatic_payment_methods[enabled]".into(), "true".into())));
+        assert!(form.contains(&("metadata[run_id]".into(), "r1".into())));
+    }
+
+    #[test]
+    fn ids_that_would_change_the_path_are_refused() {
+        assert!(checked_id("pi_3Nabc123").is_ok());
+        for bad in ["", "pi_1/../refunds", "pi 1", "pi_1?x=1"] {
+            assert!(matches!(checked_id(bad), Err(ProviderError::Fatal(_))), "{bad:?}");
+        }
+    }
+
+    impl Failure {
+        fn into_provider_error(self) -> ProviderError {
+            self.into()
+        }
+    }
+}

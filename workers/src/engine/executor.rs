@@ -1,0 +1,265 @@
+//! Advancing a run: the one place where runs change.
+
+use std::collections::VecDeque;
+
+use anyhow::Context;
+use boxoffice_models::DbPool;
+use boxoffice_models::outbox;
+use boxoffice_models::ticket_codes::TicketSigner;
+use boxoffice_models::workflow_runs::{self, Run, Transition};
+use boxoffice_models::workflow_signals;
+use boxoffice_models::workflow_steps::{self, NewStepRecord};
+use boxoffice_workflows::checkout::Checkout;
+use boxoffice_workflows::engine::{Command, Input, RemoteCommand, RunStatus, Workflow};
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use uuid::Uuid;
+
+use super::local_effects;
+use super::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
+
+/// What made us look at the run.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// Look at the run: start it, deliver pending signals, fire a due timer.
+    /// Harmless when there is nothing to do (duplicates, sweeps).
+    Poke,
+    /// A remote command's result (or its final failure).
+    Input(Input),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advanced {
+    /// The run exists.
+    pub found: bool,
+    /// The run moved (its version changed).
+    pub changed: bool,
+    /// Messages were written to the outbox.
+    pub queued: bool,
+    pub status: Option<String>,
+}
+
+/// Advances `run_id` in one transaction (see the module docs of `engine`).
+pub async fn advance(
+    db: &DbPool,
+    signer: &TicketSigner,
+    run_id: Uuid,
+    trigger: Trigger,
+) -> anyhow::Result<Advanced> {
+    let mut conn = db.get().await?;
+    let now = Utc::now();
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let Some(run) = workflow_runs::lock(conn, run_id).await? else {
+            return Ok(Advanced::default());
+        };
+        match run.kind.as_str() {
+            Checkout::KIND => advance_locked::<Checkout>(conn, signer, run, trigger, now).await,
+            other => anyhow::bail!("run {run_id} has an unknown kind {other:?}"),
+        }
+    })
+    .await
+}
+
+/// The run as the loop sees it while deciding.
+struct Current<S> {
+    state: S,
+    status: RunStatus,
+    step: String,
+    wake_at: Option<DateTime<Utc>>,
+    attempts: i32,
+    pending_effect: Option<RemoteCommand>,
+}
+
+async fn advance_locked<W: Workflow>(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    run: Run,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Advanced> {
+    let mut cur = Current::<W::State> {
+        state: serde_json::from_value(run.state.clone()).context("decoding the run's state")?,
+        status: RunStatus::parse(&run.status).context("unknown run status")?,
+        step: run.step.clone(),
+        wake_at: run.wake_at,
+        attempts: run.attempts,
+        pending_effect: run.pending_effect.clone().map(serde_json::from_value).transpose()?,
+    };
+    let mut inputs = VecDeque::new();
+    match trigger {
+        Trigger::Poke if cur.status == RunStatus::Running && cur.step == W::initial_step() => {
+            inputs.push_back(Input::Start)
+        }
+        Trigger::Poke => {}
+        Trigger::Input(input) => inputs.push_back(input),
+    }
+
+    let mut history = Vec::new();
+    let mut changed = false;
+    let mut issued: Option<RemoteCommand> = None;
+    let mut timer_fed = false;
+    loop {
+        let input = match inputs.pop_front() {
+            Some(input) => input,
+            None => match waiting_input(conn, run.id, &cur, now, &mut timer_fed).await? {
+                Some(input) => input,
+                None => break,
+            },
+        };
+        let decision = W::decide(&cur.state, &input, now);
+        history.push(NewStepRecord {
+            run_id: run.id,
+            step: cur.step.clone(),
+            attempt: cur.attempts + 1,
+            input: input.label(),
+            outcome: if decision.accepted { "advanced" } else { "ignored" }.into(),
+            error: None,
+            version: run.version,
+            started_at: now,
+        });
+        if !decision.accepted {
+            continue;
+        }
+        changed = true;
+        if decision.step != cur.step {
+            cur.attempts = 0;
+        }
+        cur.state = decision.state;
+        cur.status = decision.status;
+        cur.step = decision.step.to_owned();
+        cur.wake_at = decision.wake_at;
+        cur.pending_effect = None;
+        match decision.command {
+            Some(Command::Local(command)) => {
+                let outcome = local_effects::apply(conn, signer, run.id, &command, now).await?;
+                inputs.push_back(Input::Local(outcome));
+            }
+            Some(Command::Remote(command)) => {
+                cur.pending_effect = Some(command.clone());
+                issued = Some(command);
+            }
+            None => {}
+        }
+    }
+
+    for record in &history {
+        workflow_steps::record(conn, record).await?;
+    }
+    if !changed {
+        return Ok(Advanced { found: true, changed: false, queued: false, status: Some(run.status) });
+    }
+    let finished = matches!(cur.status, RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled);
+    workflow_runs::apply(
+        conn,
+        run.id,
+        &Transition {
+            status: cur.status.as_str().into(),
+            step: cur.step.clone(),
+            state: serde_json::to_value(&cur.state)?,
+            wake_at: cur.wake_at,
+            pending_effect: cur.pending_effect.as_ref().map(serde_json::to_value).transpose()?,
+            attempts: cur.attempts,
+            last_error: if cur.attempts == 0 { None } else { run.last_error.clone() },
+            finished_at: finished.then_some(run.finished_at.unwrap_or(now)),
+        },
+    )
+    .await?;
+    let mut queued = false;
+    if let Some(command) = issued {
+        outbox::push(conn, EFFECT_QUEUE, &RunEffect { run_id: run.id, command, attempt: 1 }, None).await?;
+        queued = true;
+    }
+    if let (RunStatus::Waiting, Some(deadline)) = (cur.status, cur.wake_at) {
+        // The timer: a delayed "look at run R" (the sweep is the backstop).
+        outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id: run.id }, Some(deadline)).await?;
+        queued = true;
+    }
+    Ok(Advanced { found: true, changed: true, queued, status: Some(cur.status.as_str().into()) })
+}
+
+/// With nothing else to do, a waiting or finished run takes its next pending
+/// signal (kept if it arrived early), or a waiting run its due timer.
+async fn waiting_input<S>(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    cur: &Current<S>,
+    now: DateTime<Utc>,
+    timer_fed: &mut bool,
+) -> anyhow::Result<Option<Input>> {
+    // A running or compensating run is busy with a command: signals wait for it.
+    if matches!(cur.status, RunStatus::Waiting | RunStatus::Completed | RunStatus::Compensated)
+        && let Some(signal) = workflow_signals::pending_for_run(conn, run_id).await?.into_iter().next()
+    {
+        workflow_signals::mark_consumed(conn, signal.id).await?;
+        return Ok(Some(Input::Signal { name: signal.name, payload: signal.payload }));
+    }
+    if cur.status == RunStatus::Waiting && !*timer_fed && cur.wake_at.is_some_and(|w| w <= now) {
+        *timer_fed = true;
+        return Ok(Some(Input::Timer));
+    }
+    Ok(None)
+}
+
+/// A remote command failed and will be tried again after `delay`: counts the
+/// attempt on the run and queues the retry, if the run still waits on it.
+pub async fn schedule_retry(
+    db: &DbPool,
+    effect: &RunEffect,
+    delay: std::time::Duration,
+    error: &str,
+) -> anyhow::Result<bool> {
+    let mut conn = db.get().await?;
+    let now = Utc::now();
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let Some(run) = workflow_runs::lock(conn, effect.run_id).await? else { return Ok(false) };
+        let waiting_on: Option<RemoteCommand> = run.pending_effect.clone().map(serde_json::from_value).transpose()?;
+        if waiting_on.as_ref() != Some(&effect.command) {
+            return Ok(false); // stale: the run moved on
+        }
+        let err = serde_json::json!({ "effect": effect.command.key(), "attempt": effect.attempt, "error": error });
+        workflow_runs::record_attempt_failure(conn, run.id, &err).await?;
+        workflow_steps::record(
+            conn,
+            &NewStepRecord {
+                run_id: run.id,
+                step: run.step.clone(),
+                attempt: effect.attempt as i32,
+                input: format!("remote:{}", effect.command.key()),
+                outcome: "retrying".into(),
+                error: Some(error.to_owned()),
+                version: run.version,
+                started_at: now,
+            },
+        )
+        .await?;
+        let next = RunEffect { attempt: effect.attempt + 1, ..effect.clone() };
+        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        outbox::push(conn, EFFECT_QUEUE, &next, Some(at)).await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// Re-sends what a stalled run is waiting for (its message may have been lost
+/// with Redis's data). Harmless when the original message is still around.
+pub async fn redrive(db: &DbPool, run_id: Uuid) -> anyhow::Result<bool> {
+    let mut conn = db.get().await?;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let Some(run) = workflow_runs::lock(conn, run_id).await? else { return Ok(false) };
+        if !matches!(run.status.as_str(), "running" | "compensating") {
+            return Ok(false);
+        }
+        match run.pending_effect.clone().map(serde_json::from_value::<RemoteCommand>).transpose()? {
+            Some(command) => {
+                let attempt = run.attempts as u32 + 1;
+                outbox::push(conn, EFFECT_QUEUE, &RunEffect { run_id, command, attempt }, None).await?;
+            }
+            None => {
+                outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id }, None).await?;
+            }
+        }
+        workflow_runs::touch(conn, run_id).await?;
+        Ok(true)
+    })
+    .await
+}

@@ -1,0 +1,56 @@
+//! The engine's backstops, run on a schedule: wake waiting runs whose deadline
+//! passed (in case their delayed message was lost), and re-drive running runs
+//! that have not moved for too long (their message was lost, e.g. Redis lost its
+//! data). Idempotent: advancing a run that has nothing to do changes nothing.
+
+use apalis::prelude::{BoxDynError, Data};
+use boxoffice_models::{holds, workflow_runs};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::deps::JobDeps;
+use crate::engine::executor::redrive;
+use crate::engine::{Trigger, advance};
+
+pub const JOB_NAME: &str = "sweep_runs";
+
+/// A run that has not moved for this long is taken for stalled. Longer than any
+/// single step takes, so a live step is never re-driven under its feet.
+const STALLED_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+const BATCH: i64 = 500;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepRuns {
+    pub scheduled_for: DateTime<Utc>,
+}
+
+pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError> {
+    let now = Utc::now();
+    let (overdue, expired, stalled) = {
+        let mut conn = deps.db.get().await?;
+        (
+            workflow_runs::overdue(&mut conn, now, BATCH).await?,
+            holds::expired_runs(&mut conn, now, BATCH).await?,
+            workflow_runs::stalled(&mut conn, now - STALLED_AFTER, BATCH).await?,
+        )
+    };
+    let mut woken = 0;
+    for run_id in overdue.iter().chain(expired.iter()) {
+        if advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke).await?.changed {
+            woken += 1;
+        }
+    }
+    let mut redriven = 0;
+    for run_id in &stalled {
+        if redrive(&deps.db, *run_id).await? {
+            redriven += 1;
+        }
+    }
+    if woken + redriven > 0 {
+        deps.relay_nudge.notify_one();
+        tracing::info!(woken, redriven, "sweep moved runs");
+    }
+    metrics::counter!("sweep_runs_woken_total").increment(woken);
+    metrics::counter!("sweep_runs_redriven_total").increment(redriven);
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The outbox relay: moves committed messages from Postgres into the apalis
+//! queues in Redis, keeping every queue at most `MAX_QUEUE_DEPTH` deep.
+//!
+//! apalis-redis moves all due jobs in one Lua call that fails above ~8,000 and
+//! takes the workers down with it; so the backlog stays in Postgres and Redis
+//! only ever holds a bounded window of it. Several relays (one per `work`
+//! process) share the work through `FOR UPDATE SKIP LOCKED`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use apalis_redis::RedisStorage;
+use boxoffice_models::{DbPool, outbox};
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::queue;
+
+/// The most jobs one queue holds in Redis (ready + delayed).
+pub const MAX_QUEUE_DEPTH: usize = 1_000;
+/// The most messages moved in one transaction.
+const CHUNK: usize = 500;
+/// How often an idle relay looks anyway (messages from other processes).
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
+pub struct Relay {
+    pub db: DbPool,
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    pub queues: Vec<&'static str>,
+    pub nudge: Arc<Notify>,
+}
+
+impl Relay {
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let moved = match self.relay_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    0
+                }
+            };
+            if moved == 0 {
+                tokio::select! {
+                    _ = self.nudge.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        }
+    }
+
+    /// One pass over every queue; returns how many messages moved.
+    pub async fn relay_once(&self) -> anyhow::Result<usize> {
+        let mut moved = 0;
+        for queue_name in &self.queues {
+            let config = queue::config(&self.prefix, queue_name);
+            let depth = queue_depth(&self.redis, &config).await?;
+            metrics::gauge!("queue_depth", "queue" => *queue_name).set(depth as f64);
+            let room = MAX_QUEUE_DEPTH.saturating_sub(depth).min(CHUNK);
+            if room == 0 {
+                continue;
+            }
+            let mut conn = self.db.get().await?;
+            let redis = self.redis.clone();
+            let n = conn
+                .transaction::<_, anyhow::Error, _>(async |conn| {
+                    let due = outbox::claim_due(conn, queue_name, Utc::now(), room as i64).await?;
+                    if due.is_empty() {
+                        return Ok(0);
+                    }
+                    let ids: Vec<i64> = due.iter().map(|m| m.id).collect();
+                    let payloads: Vec<serde_json::Value> = due.into_iter().map(|m| m.payload).collect();
+                    let count = payloads.len();
+                    // Pushed before the delete commits: a crash in between relays
+                    // the messages twice, which consumers tolerate; never zero times.
+                    let mut storage = RedisStorage::<serde_json::Value, _>::new(redis).with_config(config.clone());
+                    storage.push_bulk(payloads).await.map_err(|e| anyhow::anyhow!("pushing to Redis: {e:?}"))?;
+                    outbox::delete(conn, &ids).await?;
+                    Ok(count)
+                })
+                .await?;
+            if n > 0 {
+                metrics::counter!("outbox_relayed_total", "queue" => *queue_name).increment(n as u64);
+            }
+            moved += n;
+        }
+        Ok(moved)
+    }
+}
+
+/// Jobs waiting in Redis for a queue: ready plus delayed.
+pub async fn queue_depth(redis: &ConnectionManager, config: &apalis_redis::Config) -> anyhow::Result<usize> {
+    let mut conn = redis.clone();
+    let (ready, scheduled): (usize, usize) = redis::pipe()
+        .cmd("LLEN")
+        .arg(config.active_jobs_list())
+        .cmd("ZCARD")
+        .arg(config.scheduled_jobs_set())
+        .query_async(&mut conn)
+        .await?;
+    Ok(ready + scheduled)
+}

@@ -1,0 +1,449 @@
+//! The checkout workflow: hold capacity → reserve the coupon → create the payment
+//! intent (skipped for free orders) → wait for the payment or the hold deadline →
+//! confirm (holds become sold, booking, tickets, email).
+//!
+//! Compensation: on payment failure or expiry, cancel the intent, then release the
+//! holds and the coupon use. A payment that succeeds after the holds were
+//! released is accepted if capacity is still free, otherwise refunded: money is
+//! never kept without tickets.
+//!
+//! ```text
+//! start ─► holding ─► reserving_coupon ─► creating_payment_intent ─► awaiting_payment ─► confirming ─► completed
+//!             │              │                     │                       │  (failed / expired)
+//!             ▼              ▼                     ▼                       ▼
+//!         (sold out)   releasing ◄──────────── releasing ◄──── cancelling_payment_intent
+//!          compensated       │                                             │ (already succeeded)
+//!                            ▼                                             └──────► confirming
+//!                       compensated ──(late payment)──► confirming_late_payment ─► completed
+//!                                                              │ (no capacity)
+//!                                                              ▼
+//!                                                      refunding_late_payment ─► compensated (refunded)
+//! ```
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::engine::{
+    BookingDraft, Command, Decision, Input, Item, LocalCommand, LocalOutcome, PricedItem,
+    RemoteCommand, RemoteOutcome, RunError, RunStatus, Workflow,
+};
+
+pub const SIGNAL_PAYMENT_SUCCEEDED: &str = "payment_succeeded";
+pub const SIGNAL_PAYMENT_FAILED: &str = "payment_failed";
+
+pub const KEY_CREATE_INTENT: &str = "create_payment_intent";
+pub const KEY_CANCEL_INTENT: &str = "cancel_payment_intent";
+pub const KEY_REFUND_LATE: &str = "refund_late_payment";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Start,
+    Holding,
+    ReservingCoupon,
+    CreatingPaymentIntent,
+    AwaitingPayment,
+    Confirming,
+    CancellingPaymentIntent,
+    Releasing,
+    Completed,
+    Compensated,
+    ConfirmingLatePayment,
+    RefundingLatePayment,
+    Failed,
+}
+
+impl Phase {
+    pub fn step(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Holding => "holding",
+            Phase::ReservingCoupon => "reserving_coupon",
+            Phase::CreatingPaymentIntent => "creating_payment_intent",
+            Phase::AwaitingPayment => "awaiting_payment",
+            Phase::Confirming => "confirming",
+            Phase::CancellingPaymentIntent => "cancelling_payment_intent",
+            Phase::Releasing => "releasing",
+            Phase::Completed => "completed",
+            Phase::Compensated => "compensated",
+            Phase::ConfirmingLatePayment => "confirming_late_payment",
+            Phase::RefundingLatePayment => "refunding_late_payment",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+/// The payment the participant is asked to make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub intent_id: String,
+    pub client_secret: String,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutState {
+    pub user_id: Uuid,
+    pub event_id: Uuid,
+    pub items: Vec<Item>,
+    pub coupon_code: Option<String>,
+    /// How long the holds last (the event's hold minutes).
+    pub hold_minutes: i64,
+    pub phase: Phase,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub currency: Option<String>,
+    /// The held lines at the prices they were held at.
+    pub lines: Vec<PricedItem>,
+    pub subtotal_minor: i64,
+    pub discount_minor: i64,
+    pub coupon_id: Option<Uuid>,
+    pub payment: Option<Payment>,
+    pub booking_id: Option<Uuid>,
+    pub ticket_ids: Vec<Uuid>,
+    /// Why the checkout did not complete.
+    pub error: Option<RunError>,
+    /// A payment succeeded after the holds were released, and was refunded.
+    pub late_payment_refunded: bool,
+}
+
+impl CheckoutState {
+    pub fn new(
+        user_id: Uuid,
+        event_id: Uuid,
+        items: Vec<Item>,
+        coupon_code: Option<String>,
+        hold_minutes: i64,
+    ) -> Self {
+        CheckoutState {
+            user_id,
+            event_id,
+            items,
+            coupon_code,
+            hold_minutes,
+            phase: Phase::Start,
+            expires_at: None,
+            currency: None,
+            lines: Vec::new(),
+            subtotal_minor: 0,
+            discount_minor: 0,
+            coupon_id: None,
+            payment: None,
+            booking_id: None,
+            ticket_ids: Vec::new(),
+            error: None,
+            late_payment_refunded: false,
+        }
+    }
+
+    pub fn total_minor(&self) -> i64 {
+        (self.subtotal_minor - self.discount_minor).max(0)
+    }
+
+    /// The booking this checkout writes when it is paid (or free).
+    pub fn booking_draft(&self) -> BookingDraft {
+        BookingDraft {
+            user_id: self.user_id,
+            event_id: self.event_id,
+            items: self.items.clone(),
+            currency: self.currency.clone().unwrap_or_default(),
+            subtotal_minor: self.subtotal_minor,
+            discount_minor: self.discount_minor,
+            coupon_id: self.coupon_id,
+            payment_intent_id: self.payment.as_ref().map(|p| p.intent_id.clone()),
+        }
+    }
+}
+
+pub struct Checkout;
+
+/// Builds decisions; keeps `decide` readable.
+struct Next {
+    state: CheckoutState,
+}
+
+impl Next {
+    fn to(mut self, phase: Phase) -> Self {
+        self.state.phase = phase;
+        self
+    }
+    fn error(mut self, error: RunError) -> Self {
+        self.state.error = Some(error);
+        self
+    }
+    fn with(mut self, f: impl FnOnce(&mut CheckoutState)) -> Self {
+        f(&mut self.state);
+        self
+    }
+    fn run(self, command: Command) -> Decision<CheckoutState> {
+        let status = match self.state.phase {
+            Phase::CancellingPaymentIntent | Phase::Releasing | Phase::RefundingLatePayment => {
+                RunStatus::Compensating
+            }
+            _ => RunStatus::Running,
+        };
+        self.decision(status, Some(command), None)
+    }
+    fn wait_until(self, deadline: DateTime<Utc>) -> Decision<CheckoutState> {
+        self.decision(RunStatus::Waiting, None, Some(deadline))
+    }
+    fn finish(self, status: RunStatus) -> Decision<CheckoutState> {
+        self.decision(status, None, None)
+    }
+    fn decision(
+        self,
+        status: RunStatus,
+        command: Option<Command>,
+        wake_at: Option<DateTime<Utc>>,
+    ) -> Decision<CheckoutState> {
+        Decision {
+            step: self.state.phase.step(),
+            state: self.state,
+            status,
+            command,
+            wake_at,
+            accepted: true,
+        }
+    }
+}
+
+fn local(c: LocalCommand) -> Command {
+    Command::Local(c)
+}
+
+fn remote(c: RemoteCommand) -> Command {
+    Command::Remote(c)
+}
+
+/// The input means nothing here: keep everything as it is.
+fn ignore(state: &CheckoutState) -> Decision<CheckoutState> {
+    let status = status_of(state.phase);
+    Decision {
+        step: state.phase.step(),
+        state: state.clone(),
+        status,
+        command: None,
+        wake_at: (state.phase == Phase::AwaitingPayment).then_some(state.expires_at).flatten(),
+        accepted: false,
+    }
+}
+
+fn status_of(phase: Phase) -> RunStatus {
+    match phase {
+        Phase::AwaitingPayment => RunStatus::Waiting,
+        Phase::Completed => RunStatus::Completed,
+        Phase::Compensated => RunStatus::Compensated,
+        Phase::Failed => RunStatus::Failed,
+        Phase::CancellingPaymentIntent | Phase::Releasing | Phase::RefundingLatePayment => {
+            RunStatus::Compensating
+        }
+        _ => RunStatus::Running,
+    }
+}
+
+fn signal_intent(payload: &serde_json::Value) -> Option<&str> {
+    payload.get("intent_id").and_then(|v| v.as_str())
+}
+
+/// After pricing: pay, or confirm right away when there is nothing to pay.
+fn pay_or_confirm(next: Next) -> Decision<CheckoutState> {
+    let total = next.state.total_minor();
+    if total == 0 {
+        let booking = next.state.booking_draft();
+        return next.to(Phase::Confirming).run(local(LocalCommand::ConfirmBooking { booking }));
+    }
+    let currency = next.state.currency.clone().unwrap_or_default();
+    next.to(Phase::CreatingPaymentIntent).run(remote(RemoteCommand::CreatePaymentIntent {
+        key: KEY_CREATE_INTENT.into(),
+        amount_minor: total,
+        currency,
+    }))
+}
+
+/// Undo what was reserved; the intent (if any) is already dealt with.
+fn release(next: Next) -> Decision<CheckoutState> {
+    next.to(Phase::Releasing).run(local(LocalCommand::ReleaseReservations))
+}
+
+/// Cancel the intent first, so no payment can succeed after we let go of the seats.
+fn cancel_intent(next: Next) -> Decision<CheckoutState> {
+    match next.state.payment.clone() {
+        Some(p) => next.to(Phase::CancellingPaymentIntent).run(remote(
+            RemoteCommand::CancelPaymentIntent {
+                key: KEY_CANCEL_INTENT.into(),
+                intent_id: p.intent_id,
+            },
+        )),
+        None => release(next),
+    }
+}
+
+impl Workflow for Checkout {
+    const KIND: &'static str = "checkout";
+    type State = CheckoutState;
+
+    fn initial_step() -> &'static str {
+        Phase::Start.step()
+    }
+
+    fn decide(state: &CheckoutState, input: &Input, now: DateTime<Utc>) -> Decision<CheckoutState> {
+        let next = Next { state: state.clone() };
+        match (state.phase, input) {
+            (Phase::Start, Input::Start) => {
+                let expires_at = now + Duration::minutes(state.hold_minutes);
+                next.to(Phase::Holding).run(local(LocalCommand::HoldCapacity {
+                    items: state.items.clone(),
+                    expires_at,
+                }))
+            }
+
+            (Phase::Holding, Input::Local(LocalOutcome::Held { expires_at, currency, lines })) => {
+                let next = next.with(|s| {
+                    s.expires_at = Some(*expires_at);
+                    s.currency = Some(currency.clone());
+                    s.subtotal_minor = lines.iter().map(|l| l.unit_price_minor * i64::from(l.quantity)).sum();
+                    s.lines = lines.clone();
+                });
+                match state.coupon_code.clone() {
+                    Some(code) => next.to(Phase::ReservingCoupon).run(local(LocalCommand::ReserveCoupon {
+                        event_id: state.event_id,
+                        code,
+                        lines: lines.clone(),
+                    })),
+                    None => pay_or_confirm(next),
+                }
+            }
+            (Phase::Holding, Input::Local(LocalOutcome::HoldRefused { ticket_type_id, requested, available })) => next
+                .error(RunError::new(
+                    "sold_out",
+                    format!("ticket type {ticket_type_id}: {requested} requested, {available} available"),
+                ))
+                .to(Phase::Compensated)
+                .finish(RunStatus::Compensated),
+
+            (Phase::ReservingCoupon, Input::Local(LocalOutcome::CouponReserved { coupon_id, discount_minor })) => {
+                pay_or_confirm(next.with(|s| {
+                    s.coupon_id = Some(*coupon_id);
+                    s.discount_minor = (*discount_minor).min(s.subtotal_minor);
+                }))
+            }
+            (Phase::ReservingCoupon, Input::Local(LocalOutcome::CouponRefused { reason })) => release(
+                next.error(RunError::new("coupon_invalid", format!("the coupon cannot be used: {reason}"))),
+            ),
+
+            (Phase::CreatingPaymentIntent, Input::RemoteDone { key, outcome: RemoteOutcome::IntentCreated { intent_id, client_secret } })
+                if key == KEY_CREATE_INTENT =>
+            {
+                let next = next.with(|s| {
+                    s.payment = Some(Payment {
+                        intent_id: intent_id.clone(),
+                        client_secret: client_secret.clone(),
+                        amount_minor: s.total_minor(),
+                        currency: s.currency.clone().unwrap_or_default(),
+                    })
+                });
+                let deadline = state.expires_at.unwrap_or(now);
+                if deadline <= now {
+                    // The provider answered after the hold ran out (e.g. after an outage).
+                    cancel_intent(next.error(RunError::new("expired", "the hold expired before payment")))
+                } else {
+                    next.to(Phase::AwaitingPayment).wait_until(deadline)
+                }
+            }
+            (Phase::CreatingPaymentIntent, Input::RemoteFailed { key, error }) if key == KEY_CREATE_INTENT => release(
+                next.error(RunError::new("payment_unavailable", format!("the payment could not be started: {error}"))),
+            ),
+
+            (Phase::AwaitingPayment, Input::Signal { name, payload }) if name == SIGNAL_PAYMENT_SUCCEEDED => {
+                let matches = state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
+                if !matches {
+                    return ignore(state);
+                }
+                next.to(Phase::Confirming).run(local(LocalCommand::ConfirmBooking { booking: state.booking_draft() }))
+            }
+            (Phase::AwaitingPayment, Input::Signal { name, payload }) if name == SIGNAL_PAYMENT_FAILED => {
+                let matches = state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
+                if !matches {
+                    return ignore(state);
+                }
+                cancel_intent(next.error(RunError::new("payment_failed", "the payment was declined")))
+            }
+            (Phase::AwaitingPayment, Input::Timer) => {
+                if state.expires_at.is_some_and(|d| d > now) {
+                    return ignore(state);
+                }
+                cancel_intent(next.error(RunError::new("expired", "the hold expired before payment")))
+            }
+
+            (Phase::CancellingPaymentIntent, Input::RemoteDone { key, outcome: RemoteOutcome::IntentCancelled })
+                if key == KEY_CANCEL_INTENT =>
+            {
+                release(next)
+            }
+            (Phase::CancellingPaymentIntent, Input::RemoteDone { key, outcome: RemoteOutcome::IntentAlreadySucceeded })
+                if key == KEY_CANCEL_INTENT =>
+            {
+                // The payment won the race; the seats are still held: sell them.
+                next.with(|s| s.error = None)
+                    .to(Phase::Confirming)
+                    .run(local(LocalCommand::ConfirmBooking { booking: state.booking_draft() }))
+            }
+            // Could not cancel: release anyway. Should the payment still succeed,
+            // the late-payment path sells or refunds it.
+            (Phase::CancellingPaymentIntent, Input::RemoteFailed { key, .. }) if key == KEY_CANCEL_INTENT => release(next),
+
+            (Phase::Releasing, Input::Local(LocalOutcome::Released)) => {
+                next.to(Phase::Compensated).finish(RunStatus::Compensated)
+            }
+
+            (Phase::Confirming | Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::Confirmed { booking_id, ticket_ids })) => next
+                .with(|s| {
+                    s.booking_id = Some(*booking_id);
+                    s.ticket_ids = ticket_ids.clone();
+                    s.error = None;
+                })
+                .to(Phase::Completed)
+                .finish(RunStatus::Completed),
+
+            (Phase::Compensated, Input::Signal { name, payload })
+                if name == SIGNAL_PAYMENT_SUCCEEDED && !state.late_payment_refunded =>
+            {
+                let Some(payment) = state.payment.clone() else { return ignore(state) };
+                if signal_intent(payload) != Some(payment.intent_id.as_str()) {
+                    return ignore(state);
+                }
+                next.to(Phase::ConfirmingLatePayment)
+                    .run(local(LocalCommand::ConfirmLatePayment { booking: state.booking_draft() }))
+            }
+            (Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::LateNoCapacity)) => {
+                let payment = state.payment.clone().expect("a late payment has an intent");
+                next.error(RunError::new("sold_out_refunded", "paid after the hold expired and the tickets were gone; refunded"))
+                    .to(Phase::RefundingLatePayment)
+                    .run(remote(RemoteCommand::RefundPayment {
+                        key: KEY_REFUND_LATE.into(),
+                        intent_id: payment.intent_id,
+                        amount_minor: payment.amount_minor,
+                    }))
+            }
+            (Phase::RefundingLatePayment, Input::RemoteDone { key, outcome: RemoteOutcome::Refunded { .. } })
+                if key == KEY_REFUND_LATE =>
+            {
+                next.with(|s| s.late_payment_refunded = true).to(Phase::Compensated).finish(RunStatus::Compensated)
+            }
+            // Money we cannot give back automatically: an operator must look.
+            (Phase::RefundingLatePayment, Input::RemoteFailed { key, error }) if key == KEY_REFUND_LATE => next
+                .error(RunError::new("refund_failed", format!("the automatic refund failed: {error}")))
+                .to(Phase::Failed)
+                .finish(RunStatus::Failed),
+
+            // An operator cancels a run that has not finished: undo what was done.
+            (Phase::AwaitingPayment, Input::Cancel) => cancel_intent(next.error(RunError::new("cancelled", "cancelled by an operator"))),
+
+            _ => ignore(state),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,402 @@
+//! Every transition of the checkout, and every compensation path.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::*;
+use crate::engine::{Command, Input, LocalCommand, LocalOutcome, PricedItem, RemoteCommand, RemoteOutcome, RunStatus, Workflow};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+}
+
+fn tt() -> Uuid {
+    Uuid::from_u128(7)
+}
+
+fn fresh(coupon: Option<&str>) -> CheckoutState {
+    CheckoutState::new(
+        Uuid::from_u128(1),
+        Uuid::from_u128(2),
+        vec![Item { ticket_type_id: tt(), quantity: 2 }],
+        coupon.map(str::to_owned),
+        15,
+    )
+}
+
+/// Feeds inputs in order, checking each was accepted; returns the last decision.
+fn run(state: CheckoutState, inputs: &[(Input, DateTime<Utc>)]) -> Decision<CheckoutState> {
+    let mut state = state;
+    let mut last = None;
+    for (input, now) in inputs {
+        let d = Checkout::decide(&state, input, *now);
+        assert!(d.accepted, "{input:?} rejected in {:?}", state.phase);
+        state = d.state.clone();
+        last = Some(d);
+    }
+    last.expect("at least one input")
+}
+
+/// Held: two tickets at half of `subtotal` each.
+fn held(subtotal: i64) -> Input {
+    Input::Local(LocalOutcome::Held {
+        expires_at: t0() + Duration::minutes(15),
+        currency: "EUR".into(),
+        lines: vec![PricedItem { ticket_type_id: tt(), quantity: 2, unit_price_minor: subtotal / 2 }],
+    })
+}
+
+fn is_confirm(command: &Option<Command>, intent: Option<&str>, total: i64) -> bool {
+    matches!(command, Some(Command::Local(LocalCommand::ConfirmBooking { booking }))
+        if booking.payment_intent_id.as_deref() == intent
+            && booking.subtotal_minor - booking.discount_minor == total
+            && booking.items == vec![Item { ticket_type_id: tt(), quantity: 2 }])
+}
+
+fn intent_created() -> Input {
+    Input::RemoteDone {
+        key: KEY_CREATE_INTENT.into(),
+        outcome: RemoteOutcome::IntentCreated { intent_id: "pi_1".into(), client_secret: "pi_1_secret".into() },
+    }
+}
+
+fn paid(intent: &str) -> Input {
+    Input::Signal { name: SIGNAL_PAYMENT_SUCCEEDED.into(), payload: json!({ "intent_id": intent }) }
+}
+
+fn confirmed() -> Input {
+    Input::Local(LocalOutcome::Confirmed { booking_id: Uuid::from_u128(9), ticket_ids: vec![Uuid::from_u128(10), Uuid::from_u128(11)] })
+}
+
+/// The state of a run waiting for payment of 9000 minor units.
+fn awaiting() -> CheckoutState {
+    run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (intent_created(), t0())]).state
+}
+
+#[test]
+fn start_holds_capacity_until_the_event_hold_deadline() {
+    let d = Checkout::decide(&fresh(None), &Input::Start, t0());
+    assert_eq!(d.status, RunStatus::Running);
+    assert_eq!(d.step, "holding");
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::HoldCapacity {
+            items: vec![Item { ticket_type_id: tt(), quantity: 2 }],
+            expires_at: t0() + Duration::minutes(15)
+        }))
+    );
+}
+
+#[test]
+fn held_paid_order_creates_a_payment_intent_for_the_total() {
+    let d = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0())]);
+    assert_eq!(d.step, "creating_payment_intent");
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::CreatePaymentIntent { key: KEY_CREATE_INTENT.into(), amount_minor: 9000, currency: "EUR".into() }))
+    );
+}
+
+#[test]
+fn intent_created_waits_for_payment_until_the_hold_expires() {
+    let d = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (intent_created(), t0())]);
+    assert_eq!(d.status, RunStatus::Waiting);
+    assert_eq!(d.step, "awaiting_payment");
+    assert_eq!(d.wake_at, Some(t0() + Duration::minutes(15)));
+    let p = d.state.payment.unwrap();
+    assert_eq!((p.intent_id.as_str(), p.amount_minor, p.currency.as_str()), ("pi_1", 9000, "EUR"));
+}
+
+#[test]
+fn payment_succeeded_confirms_and_completes() {
+    let d = run(awaiting(), &[(paid("pi_1"), t0())]);
+    assert_eq!(d.step, "confirming");
+    assert!(is_confirm(&d.command, Some("pi_1"), 9000), "{:?}", d.command);
+    let d = run(d.state, &[(confirmed(), t0())]);
+    assert_eq!(d.status, RunStatus::Completed);
+    assert_eq!(d.state.booking_id, Some(Uuid::from_u128(9)));
+    assert_eq!(d.state.ticket_ids.len(), 2);
+    assert!(d.state.error.is_none());
+}
+
+#[test]
+fn a_signal_for_another_intent_is_ignored() {
+    let d = Checkout::decide(&awaiting(), &paid("pi_other"), t0());
+    assert!(!d.accepted);
+    assert_eq!(d.status, RunStatus::Waiting);
+    assert_eq!(d.state, awaiting());
+}
+
+#[test]
+fn free_order_confirms_without_payment() {
+    let d = run(fresh(None), &[(Input::Start, t0()), (held(0), t0())]);
+    assert_eq!(d.step, "confirming");
+    assert!(is_confirm(&d.command, None, 0), "{:?}", d.command);
+}
+
+#[test]
+fn coupon_is_reserved_and_discounts_the_intent() {
+    let d = run(fresh(Some("WELCOME10")), &[(Input::Start, t0()), (held(9000), t0())]);
+    assert_eq!(d.step, "reserving_coupon");
+    assert!(matches!(d.command, Some(Command::Local(LocalCommand::ReserveCoupon { ref code, ref lines, .. }))
+        if code == "WELCOME10" && lines[0].unit_price_minor == 4500));
+    let d = run(d.state, &[(Input::Local(LocalOutcome::CouponReserved { coupon_id: Uuid::from_u128(5), discount_minor: 900 }), t0())]);
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::CreatePaymentIntent { key: KEY_CREATE_INTENT.into(), amount_minor: 8100, currency: "EUR".into() }))
+    );
+}
+
+#[test]
+fn a_full_discount_makes_the_order_free() {
+    let d = run(
+        fresh(Some("FREE")),
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (Input::Local(LocalOutcome::CouponReserved { coupon_id: Uuid::from_u128(5), discount_minor: 20_000 }), t0()),
+        ],
+    );
+    assert_eq!(d.state.total_minor(), 0);
+    assert!(matches!(&d.command, Some(Command::Local(LocalCommand::ConfirmBooking { booking }))
+        if booking.discount_minor == 9000 && booking.payment_intent_id.is_none()), "{:?}", d.command);
+}
+
+#[test]
+fn sold_out_ends_compensated_with_nothing_to_undo() {
+    let d = run(
+        fresh(None),
+        &[(Input::Start, t0()), (Input::Local(LocalOutcome::HoldRefused { ticket_type_id: tt(), requested: 2, available: 1 }), t0())],
+    );
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(d.command, None);
+    assert_eq!(d.state.error.unwrap().code, "sold_out");
+}
+
+#[test]
+fn refused_coupon_releases_the_hold() {
+    let d = run(
+        fresh(Some("EXPIRED")),
+        &[(Input::Start, t0()), (held(9000), t0()), (Input::Local(LocalOutcome::CouponRefused { reason: "expired".into() }), t0())],
+    );
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(d.state.error.unwrap().code, "coupon_invalid");
+}
+
+#[test]
+fn intent_creation_failing_for_good_releases_everything() {
+    let d = run(
+        fresh(None),
+        &[(Input::Start, t0()), (held(9000), t0()), (Input::RemoteFailed { key: KEY_CREATE_INTENT.into(), error: "provider down".into() }, t0())],
+    );
+    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(d.state.error.unwrap().code, "payment_unavailable");
+}
+
+#[test]
+fn intent_created_after_the_deadline_is_cancelled() {
+    let late = t0() + Duration::minutes(20);
+    let d = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (intent_created(), late)]);
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::CancelPaymentIntent { key: KEY_CANCEL_INTENT.into(), intent_id: "pi_1".into() }))
+    );
+}
+
+#[test]
+fn expiry_cancels_the_intent_then_releases() {
+    let at_deadline = t0() + Duration::minutes(15);
+    let d = run(awaiting(), &[(Input::Timer, at_deadline)]);
+    assert_eq!(d.step, "cancelling_payment_intent");
+    assert_eq!(d.status, RunStatus::Compensating);
+    let d = run(d.state, &[(Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, at_deadline)]);
+    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    let d = run(d.state, &[(Input::Local(LocalOutcome::Released), at_deadline)]);
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(d.state.error.unwrap().code, "expired");
+}
+
+#[test]
+fn an_early_timer_is_ignored() {
+    let d = Checkout::decide(&awaiting(), &Input::Timer, t0() + Duration::minutes(5));
+    assert!(!d.accepted);
+    assert_eq!(d.status, RunStatus::Waiting);
+    assert_eq!(d.wake_at, Some(t0() + Duration::minutes(15)));
+}
+
+#[test]
+fn payment_failed_cancels_and_releases() {
+    let failed = Input::Signal { name: SIGNAL_PAYMENT_FAILED.into(), payload: json!({ "intent_id": "pi_1" }) };
+    let d = run(awaiting(), &[(failed, t0())]);
+    assert_eq!(d.step, "cancelling_payment_intent");
+    let d = run(
+        d.state,
+        &[
+            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, t0()),
+            (Input::Local(LocalOutcome::Released), t0()),
+        ],
+    );
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(d.state.error.unwrap().code, "payment_failed");
+}
+
+#[test]
+fn cancel_refused_because_paid_confirms_with_the_still_held_seats() {
+    let d = run(
+        awaiting(),
+        &[
+            (Input::Timer, t0() + Duration::minutes(15)),
+            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentAlreadySucceeded }, t0()),
+        ],
+    );
+    assert_eq!(d.step, "confirming");
+    assert!(is_confirm(&d.command, Some("pi_1"), 9000), "{:?}", d.command);
+    let d = run(d.state, &[(confirmed(), t0())]);
+    assert_eq!(d.status, RunStatus::Completed);
+    assert!(d.state.error.is_none());
+}
+
+#[test]
+fn cancel_failing_for_good_still_releases() {
+    let d = run(
+        awaiting(),
+        &[
+            (Input::Timer, t0() + Duration::minutes(15)),
+            (Input::RemoteFailed { key: KEY_CANCEL_INTENT.into(), error: "500".into() }, t0()),
+        ],
+    );
+    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+}
+
+fn expired_and_released() -> CheckoutState {
+    run(
+        awaiting(),
+        &[
+            (Input::Timer, t0() + Duration::minutes(15)),
+            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, t0()),
+            (Input::Local(LocalOutcome::Released), t0()),
+        ],
+    )
+    .state
+}
+
+#[test]
+fn late_payment_with_capacity_free_is_accepted() {
+    let d = run(expired_and_released(), &[(paid("pi_1"), t0())]);
+    assert_eq!(d.step, "confirming_late_payment");
+    assert!(matches!(&d.command, Some(Command::Local(LocalCommand::ConfirmLatePayment { booking }))
+        if booking.payment_intent_id.as_deref() == Some("pi_1")), "{:?}", d.command);
+    let d = run(d.state, &[(confirmed(), t0())]);
+    assert_eq!(d.status, RunStatus::Completed);
+    assert!(d.state.error.is_none(), "a sold late payment is a success");
+}
+
+#[test]
+fn late_payment_without_capacity_is_refunded() {
+    let d = run(expired_and_released(), &[(paid("pi_1"), t0()), (Input::Local(LocalOutcome::LateNoCapacity), t0())]);
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::RefundPayment { key: KEY_REFUND_LATE.into(), intent_id: "pi_1".into(), amount_minor: 9000 }))
+    );
+    let refunded = Input::RemoteDone { key: KEY_REFUND_LATE.into(), outcome: RemoteOutcome::Refunded { refund_id: "re_1".into() } };
+    let d = run(d.state, &[(refunded, t0())]);
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert!(d.state.late_payment_refunded);
+    assert_eq!(d.state.error.as_ref().unwrap().code, "sold_out_refunded");
+    // A duplicate of the payment webhook after the refund changes nothing.
+    let again = Checkout::decide(&d.state, &paid("pi_1"), t0());
+    assert!(!again.accepted);
+}
+
+#[test]
+fn a_refund_that_fails_for_good_parks_the_run_for_an_operator() {
+    let d = run(
+        expired_and_released(),
+        &[
+            (paid("pi_1"), t0()),
+            (Input::Local(LocalOutcome::LateNoCapacity), t0()),
+            (Input::RemoteFailed { key: KEY_REFUND_LATE.into(), error: "card closed".into() }, t0()),
+        ],
+    );
+    assert_eq!(d.status, RunStatus::Failed);
+    assert_eq!(d.state.error.unwrap().code, "refund_failed");
+}
+
+#[test]
+fn operator_cancel_while_waiting_compensates() {
+    let d = run(awaiting(), &[(Input::Cancel, t0())]);
+    assert_eq!(d.step, "cancelling_payment_intent");
+    assert_eq!(d.state.error.unwrap().code, "cancelled");
+}
+
+#[test]
+fn a_completed_checkout_ignores_everything() {
+    let done = run(awaiting(), &[(paid("pi_1"), t0()), (confirmed(), t0())]).state;
+    for input in [paid("pi_1"), Input::Timer, Input::Start, Input::Cancel, Input::Local(LocalOutcome::Released)] {
+        let d = Checkout::decide(&done, &input, t0() + Duration::hours(1));
+        assert!(!d.accepted, "{input:?}");
+        assert_eq!(d.status, RunStatus::Completed);
+        assert_eq!(d.command, None);
+    }
+}
+
+#[test]
+fn outcomes_for_another_step_are_ignored() {
+    // A duplicate or stale delivery must never move the run.
+    let d = Checkout::decide(&awaiting(), &intent_created(), t0());
+    assert!(!d.accepted);
+    let d = Checkout::decide(&awaiting(), &held(1), t0());
+    assert!(!d.accepted);
+    let d = Checkout::decide(&fresh(None), &paid("pi_1"), t0());
+    assert!(!d.accepted);
+}
+
+/// Whatever sequence of inputs arrives, a checkout never holds money without
+/// either tickets or a refund: a run that saw its payment succeed ends
+/// completed, refunded, or waiting on an operator — never quietly compensated.
+#[test]
+fn no_sequence_keeps_money_without_tickets() {
+    let inputs = [
+        Input::Start,
+        held(9000),
+        intent_created(),
+        paid("pi_1"),
+        Input::Signal { name: SIGNAL_PAYMENT_FAILED.into(), payload: json!({ "intent_id": "pi_1" }) },
+        Input::Timer,
+        confirmed(),
+        Input::Local(LocalOutcome::Released),
+        Input::Local(LocalOutcome::LateNoCapacity),
+        Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled },
+        Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentAlreadySucceeded },
+        Input::RemoteDone { key: KEY_REFUND_LATE.into(), outcome: RemoteOutcome::Refunded { refund_id: "re".into() } },
+    ];
+    // Deterministic pseudo-random walks over the inputs (xorshift).
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..5_000 {
+        let mut state = fresh(None);
+        let mut paid_seen = false;
+        for step in 0..20 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let input = &inputs[(seed % inputs.len() as u64) as usize];
+            let now = t0() + Duration::minutes(step);
+            let d = Checkout::decide(&state, input, now);
+            if d.accepted && *input == paid("pi_1") {
+                paid_seen = true;
+            }
+            state = d.state;
+        }
+        if paid_seen && state.phase == Phase::Compensated {
+            assert!(state.late_payment_refunded, "a paid checkout ended compensated without a refund: {state:?}");
+        }
+    }
+}
