@@ -64,7 +64,10 @@ async fn publishing_needs_ticket_types_a_future_start_and_a_place() {
         None,
     )
     .await;
-    assert_problem(r, 409, "event_not_draft").await;
+    assert_eq!(
+        assert_problem(r, 409, "event_not_draft").await["event_status"],
+        "published"
+    );
     let r = patch_event(&app, &alice, e, 3, json!({"venue_id": null})).await;
     assert_eq!(
         assert_problem(r, 422, "validation_failed").await["field"],

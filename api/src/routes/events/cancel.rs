@@ -44,7 +44,7 @@ pub async fn cancel_event(
                     status.as_str()
                 ),
             )
-            .with("status", status.as_str()));
+            .with("event_status", status.as_str()));
         }
     };
     let view = event_view(&mut conn, &event, Audience::Manager).await?;

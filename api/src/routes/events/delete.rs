@@ -42,7 +42,7 @@ pub async fn delete_event(
                     status.as_str()
                 ),
             )
-            .with("status", status.as_str()));
+            .with("event_status", status.as_str()));
         }
     }
     drop(conn);

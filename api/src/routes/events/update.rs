@@ -168,5 +168,5 @@ pub(crate) fn not_editable(status: events::EventStatus) -> AppError {
         "event_not_editable",
         format!("a {} event can't be changed", status.as_str()),
     )
-    .with("status", status.as_str())
+    .with("event_status", status.as_str())
 }

@@ -3,3 +3,4 @@
 mod fixtures;
 
 mod free_and_coupon;
+mod paid;

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
 pub mod processes;
+pub mod sandbox;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub fn redis_url() -> String {
 
 /// The ticket signing seed of test apps (test-only).
 pub const TEST_TICKET_SEED: [u8; 32] = [7; 32];
+/// The webhook signing secret shared by test apps and their sandbox (test-only).
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_test_boxoffice";
 /// The payment API key tests use against the sandbox (test-only).
 pub const TEST_STRIPE_KEY: &str = "sk_test_boxoffice";
 
@@ -83,6 +86,7 @@ impl TestAppBuilder {
             .unwrap_or_else(|| format!("t{}", uuid::Uuid::new_v4().simple()));
         let conns = connect_to(&db.url, &self.redis_url, 8).expect("connecting");
         let mut config = ApiConfig::for_development(TEST_JWT_SECRET.to_vec(), redis_prefix.clone());
+        config.stripe_webhook_secrets = vec![TEST_WEBHOOK_SECRET.to_owned()];
         // Check-in verifies what the test workers sign.
         config.ticket_public_key = TicketSigner::from_seed(&TEST_TICKET_SEED).public_key();
         for f in self.configure {

@@ -1,0 +1,282 @@
+//! Email: notifications are deduplicated when decided, relayed through the
+//! outbox, and sent by the `send_email` job running in real workers, through a
+//! real SMTP server (aiosmtpd, started per test) or to `.eml` files.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxoffice_models::notifications::{self, NewNotification, Notification, SEND_EMAIL_QUEUE, SendEmail};
+use boxoffice_models::outbox;
+use boxoffice_models::schema::outbox as outbox_table;
+use boxoffice_workers::adapters::mailer::{self, MailSettings, Mailer};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+
+use crate::harness::TestApp;
+
+/// The payment API the workers are given; these tests never pay.
+const NO_PAYMENTS: &str = "http://127.0.0.1:9";
+const FROM: &str = "Boxoffice <tickets@boxoffice.test>";
+
+/// A local SMTP server writing what it accepts to a folder; killed on drop.
+struct SmtpSink {
+    port: u16,
+    dir: PathBuf,
+    _process: tokio::process::Child,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        let dir = std::env::temp_dir().join(format!("boxoffice-smtp-sink-{}", Uuid::new_v4().simple()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let mut process = tokio::process::Command::new(python_with_aiosmtpd())
+            .arg(script)
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the SMTP sink");
+        let stdout = process.stdout.take().expect("the sink's stdout");
+        let mut first_line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).read_line(&mut first_line))
+            .await
+            .expect("the SMTP sink announces its port within 20 s")
+            .expect("reading the sink's port");
+        let port = first_line.trim().parse().unwrap_or_else(|_| panic!("not a port: {first_line:?}"));
+        SmtpSink {
+            port,
+            dir,
+            _process: process,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The messages received so far, as text.
+    fn messages(&self) -> Vec<String> {
+        read_eml_files(&self.dir)
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Python that can import aiosmtpd: Debian's package installs it into the
+/// system Python, which a `python3` earlier on PATH (pyenv, venv) may not see.
+fn python_with_aiosmtpd() -> String {
+    let candidates = std::env::var("BOXOFFICE_TEST_PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned(), "/usr/bin/python3".to_owned()]);
+    for python in candidates {
+        let works = std::process::Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return python;
+        }
+    }
+    panic!("no python3 with aiosmtpd: run ops/scripts/install-services --with-test-tools (Debian: python3-aiosmtpd)")
+}
+
+fn read_eml_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("reading a message"))
+        .collect()
+}
+
+fn smtp_mailer(url: &str) -> Arc<dyn Mailer> {
+    mailer::build(&MailSettings {
+        smtp_url: Some(url.to_owned()),
+        mail_dir: PathBuf::from("unused"),
+        from: FROM.to_owned(),
+        smtp_timeout: Duration::from_secs(5),
+    })
+    .expect("an SMTP mailer")
+}
+
+fn confirmation<'a>(dedupe_key: &'a str, recipient: &'a str) -> NewNotification<'a> {
+    NewNotification {
+        dedupe_key,
+        kind: "booking_confirmation",
+        recipient,
+        subject: "Your tickets for Jazz night",
+        body_text: "Thank you for your order.\nYour tickets are attached to your account.",
+    }
+}
+
+async fn notification(conn: &mut AsyncPgConnection, id: Uuid) -> Notification {
+    notifications::find(conn, id).await.expect("reading").expect("the notification exists")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `secs` seconds.
+async fn eventually<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn outbox_len(conn: &mut AsyncPgConnection) -> i64 {
+    outbox_table::table
+        .filter(outbox_table::queue.eq(SEND_EMAIL_QUEUE))
+        .count()
+        .get_result(conn)
+        .await
+        .expect("counting the outbox")
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}: ");
+    message
+        .split("\r\n\r\n")
+        .next()
+        .and_then(|head| head.lines().find_map(|line| line.strip_prefix(prefix.as_str())))
+}
+
+#[tokio::test]
+async fn a_notification_decided_twice_is_sent_once_over_smtp() {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn().await;
+    let mut conn = app.raw_conn().await;
+    let key = format!("booking:{}:confirmation", Uuid::new_v4());
+
+    // The same decision twice (a retried step): one row, one outbox message.
+    let id = notifications::enqueue(&mut conn, confirmation(&key, "ada@example.com"))
+        .await
+        .unwrap()
+        .expect("the first decision records a notification");
+    let again = notifications::enqueue(&mut conn, confirmation(&key, "ada@example.com")).await.unwrap();
+    assert_eq!(again, None, "the dedupe key makes the second decision a no-op");
+    assert_eq!(outbox_len(&mut conn).await, 1);
+
+    app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
+    let sent = eventually(30, "the notification to be sent", async || {
+        Some(notification(&mut conn, id).await).filter(|n| n.status == "sent")
+    })
+    .await;
+    assert!(sent.sent_at.is_some());
+    assert_eq!(sent.attempts, 0);
+
+    let messages = eventually(10, "the sink to hold the message", async || Some(sink.messages()).filter(|m| !m.is_empty())).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let message = &messages[0];
+    assert_eq!(header(message, "To"), Some("ada@example.com"), "{message}");
+    assert_eq!(header(message, "From"), Some(FROM), "{message}");
+    assert_eq!(header(message, "Subject"), Some("Your tickets for Jazz night"), "{message}");
+    assert_eq!(
+        header(message, "Message-ID"),
+        Some(format!("<{id}.notification@boxoffice.test>").as_str()),
+        "{message}"
+    );
+    assert!(message.contains("Thank you for your order."), "{message}");
+
+    // A redelivered job (the relay or Redis handing it out again) sends nothing.
+    outbox::push(&mut conn, SEND_EMAIL_QUEUE, &SendEmail { notification_id: id }, None)
+        .await
+        .unwrap();
+    eventually(10, "the duplicate to be relayed", async || (outbox_len(&mut conn).await == 0).then_some(()))
+    .await;
+    // Absence can only be shown by waiting: far longer than a send takes here.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.messages().len(), 1, "the duplicate job sent a second message");
+    assert_eq!(notification(&mut conn, id).await.status, "sent");
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_fails_the_notification_without_retrying() {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn().await;
+    let mut conn = app.raw_conn().await;
+    // The sink refuses recipients named bounce… with 550.
+    let id = notifications::enqueue(&mut conn, confirmation("bounce-test", "bounce@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
+    let failed = eventually(30, "the notification to fail", async || {
+        Some(notification(&mut conn, id).await).filter(|n| n.status == "failed")
+    })
+    .await;
+    assert_eq!(failed.attempts, 1, "a permanent refusal is not retried");
+    let error = failed.last_error.unwrap_or_default();
+    assert!(error.contains("550"), "{error}");
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_retried_and_the_attempts_recorded() {
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::spawn().await;
+    let mut conn = app.raw_conn().await;
+    let id = notifications::enqueue(&mut conn, confirmation("unreachable-test", "ada@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&format!("smtp://127.0.0.1:{port}")));
+    // apalis-redis retries a failed job about `attempt` seconds later.
+    let retried = eventually(30, "a second failed attempt", async || {
+        Some(notification(&mut conn, id).await).filter(|n| n.attempts >= 2)
+    })
+    .await;
+    assert_eq!(retried.status, "pending", "a temporary failure is retried, not given up");
+    assert!(retried.last_error.is_some_and(|e| e.contains("temporary")));
+    assert_eq!(retried.sent_at, None);
+}
+
+#[tokio::test]
+async fn the_file_mailer_writes_one_eml_per_notification() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.raw_conn().await;
+    let id = notifications::enqueue(&mut conn, confirmation("file-test", "grace@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    app.start_workers(NO_PAYMENTS);
+    eventually(30, "the notification to be sent", async || {
+        (notification(&mut conn, id).await.status == "sent").then_some(())
+    })
+    .await;
+
+    let dir = app.mail_dir();
+    let path = dir.join(format!("{id}.eml"));
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files, vec![path.clone()], "one file, named by the notification");
+    let message = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(header(&message, "To"), Some("grace@example.com"), "{message}");
+    assert_eq!(header(&message, "Subject"), Some("Your tickets for Jazz night"), "{message}");
+    assert_eq!(
+        header(&message, "Message-ID"),
+        Some(format!("<{id}.notification@boxoffice.test>").as_str()),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
