@@ -195,7 +195,6 @@ async fn cached_key(state: &AppState, scope: Scope, variant: &str) -> Option<Str
 /// Makes the next read of these events' details, and of every listing page,
 /// miss. Call after the write has committed.
 pub async fn invalidate_events(state: &AppState, event_ids: &[Uuid]) {
-    if std::env::var("MUTANT").is_ok() { return; }
     let mut pipe = redis::pipe();
     for id in event_ids {
         pipe.cmd("INCR")

@@ -64,9 +64,10 @@ async fn malformed_bodies_on_every_identity_route_are_problems() {
     ];
     let json_ct = Some("application/json");
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let mut invalid_utf8 = br#"{"email":""#.to_vec();
+    // In the first key, so it is read before any field could be refused.
+    let mut invalid_utf8 = br#"{""#.to_vec();
     invalid_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3]);
-    invalid_utf8.extend_from_slice(br#"","password":"x","display_name":"y","refresh_token":"z","roles":["a"]}"#);
+    invalid_utf8.extend_from_slice(br#"":"x"}"#);
 
     for route in &routes {
         let caller = route.caller.as_ref();

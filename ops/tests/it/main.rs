@@ -20,6 +20,8 @@ mod catalog_openapi;
 mod catalog_ownership;
 mod catalog_search;
 mod checkout;
+/// Checkout fixtures shared with the system tests.
+use checkout::fixtures as checkout_support;
 mod email;
 mod http_basics;
 mod sandbox;

@@ -238,7 +238,7 @@ async fn void_and_refund_pending_tickets_are_refused() {
         "ticket_not_valid",
     )
     .await;
-    assert_eq!(body["status"], "refund_pending");
+    assert_eq!(body["ticket_status"], "refund_pending");
 
     tickets::set_status_for_booking(&mut conn, ticket.booking_id, TicketStatus::RefundPending, TicketStatus::Void)
         .await
@@ -250,6 +250,7 @@ async fn void_and_refund_pending_tickets_are_refused() {
     )
     .await;
     assert_eq!(body["ticket_id"], ticket.id.to_string());
+    assert_eq!(body["ticket_status"], "void");
 
     let stored = tickets::find_by_id(&mut conn, ticket.id).await.unwrap().unwrap();
     assert_eq!(stored.checked_in_at, None, "a refused ticket is never checked in");

@@ -131,5 +131,5 @@ fn not_valid(ticket: &Ticket) -> AppError {
             AppError::conflict("ticket_not_valid", "this ticket is being refunded and admits no one")
         }
     };
-    error.with("ticket_id", ticket.id).with("status", ticket.status.as_str())
+    error.with("ticket_id", ticket.id).with("ticket_status", ticket.status.as_str())
 }

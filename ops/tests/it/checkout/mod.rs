@@ -1,6 +1,6 @@
 //! The checkout workflow end to end: HTTP → run → workers → tickets and email.
 
-mod fixtures;
+pub mod fixtures;
 
 mod free_and_coupon;
 mod paid;

@@ -10,6 +10,9 @@ use tokio::process::{Child, Command};
 
 pub const BOXOFFICE: &str = env!("CARGO_BIN_EXE_boxoffice");
 
+/// `TEST_TICKET_SEED` ([7; 32]) in base64, for processes.
+pub const TEST_TICKET_SEED_BASE64: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
 /// The environment shared by the processes of one deployment.
 #[derive(Clone, Debug)]
 pub struct Deployment {
@@ -70,6 +73,12 @@ impl BoxofficeProcess {
             .env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("BOXOFFICE_LOG_FORMAT", "json")
             .env("BOXOFFICE_DB_POOL_SIZE", "8")
+            .env("BOXOFFICE_TICKET_SIGNING_KEY", TEST_TICKET_SEED_BASE64)
+            .env("BOXOFFICE_STRIPE_WEBHOOK_SECRETS", super::TEST_WEBHOOK_SECRET)
+            .env("BOXOFFICE_STRIPE_SECRET_KEY", super::TEST_STRIPE_KEY)
+            // Closed unless a test gives the sandbox's address.
+            .env("BOXOFFICE_STRIPE_API_BASE", "http://127.0.0.1:1")
+            .env("BOXOFFICE_MAIL_DIR", std::env::temp_dir().join(format!("boxoffice-mail-{}", deployment.redis_prefix)))
             .envs(deployment.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))

@@ -1,4 +1,5 @@
 //! Tests with real `boxoffice` processes (see harness/processes.rs).
 
+mod checkout_race;
 mod purge_once_per_tick;
 mod up;
