@@ -76,7 +76,10 @@ struct NewRow<'a> {
 ///
 /// Runs in the caller's transaction (a savepoint) when there is one, in its
 /// own otherwise: the row and its outbox message commit together or not at all.
-pub async fn enqueue(conn: &mut AsyncPgConnection, new: NewNotification<'_>) -> QueryResult<Option<Uuid>> {
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    new: NewNotification<'_>,
+) -> QueryResult<Option<Uuid>> {
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         let inserted = diesel::insert_into(notifications::table)
             .values(NewRow {
@@ -110,7 +113,10 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
-pub async fn find_by_dedupe_key(conn: &mut AsyncPgConnection, dedupe_key: &str) -> QueryResult<Option<Notification>> {
+pub async fn find_by_dedupe_key(
+    conn: &mut AsyncPgConnection,
+    dedupe_key: &str,
+) -> QueryResult<Option<Notification>> {
     notifications::table
         .filter(notifications::dedupe_key.eq(dedupe_key))
         .select(Notification::as_select())
@@ -176,15 +182,19 @@ pub async fn mark_attempt_failed(
     give_up: bool,
 ) -> QueryResult<i32> {
     let status = if give_up { "failed" } else { "pending" };
-    diesel::update(notifications::table.find(id).filter(notifications::status.eq("pending")))
-        .set((
-            notifications::attempts.eq(notifications::attempts + 1),
-            notifications::last_error.eq(error),
-            notifications::status.eq(status),
-        ))
-        .returning(notifications::attempts)
-        .get_result(conn)
-        .await
+    diesel::update(
+        notifications::table
+            .find(id)
+            .filter(notifications::status.eq("pending")),
+    )
+    .set((
+        notifications::attempts.eq(notifications::attempts + 1),
+        notifications::last_error.eq(error),
+        notifications::status.eq(status),
+    ))
+    .returning(notifications::attempts)
+    .get_result(conn)
+    .await
 }
 
 /// Gives up on a notification for good (e.g. after too many attempts).

@@ -149,7 +149,9 @@ impl TicketClaims {
 
     fn from_body(body: &[u8; BODY_LEN]) -> Self {
         let part = |range: std::ops::Range<usize>| -> [u8; 16] {
-            body[range].try_into().expect("16-byte slice of a fixed body")
+            body[range]
+                .try_into()
+                .expect("16-byte slice of a fixed body")
         };
         TicketClaims {
             ticket_id: Uuid::from_bytes(part(0..16)),
@@ -205,10 +207,11 @@ pub enum KeyError {
 /// Decodes standard or URL-safe base64, padded or not: keys are pasted by people.
 fn decode_base64_any(raw: &str) -> Option<Vec<u8>> {
     let trimmed = raw.trim().trim_end_matches('=');
-    URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .ok()
-        .or_else(|| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed).ok())
+    URL_SAFE_NO_PAD.decode(trimmed).ok().or_else(|| {
+        base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(trimmed)
+            .ok()
+    })
 }
 
 const DEVELOPMENT_SEED: &[u8; 32] = b"boxoffice-development-ticket-key";
@@ -368,7 +371,11 @@ pub fn verify(public_key: &TicketPublicKey, payload: &str) -> Result<TicketClaim
 /// A version tag we don't read. Long or binary junk is cut, so an error message
 /// never echoes a whole hostile payload.
 fn unsupported(version: &str) -> QrError {
-    let shown: String = version.chars().take(16).filter(|c| c.is_ascii_graphic()).collect();
+    let shown: String = version
+        .chars()
+        .take(16)
+        .filter(|c| c.is_ascii_graphic())
+        .collect();
     QrError::UnsupportedVersion(shown)
 }
 
@@ -413,9 +420,17 @@ mod tests {
             let claims = claims();
             let payload = signer.sign(&claims);
             assert_eq!(signer.verify(&payload), Ok(claims), "{payload}");
-            assert_eq!(other.verify(&payload), Err(QrError::BadSignature), "{payload}");
+            assert_eq!(
+                other.verify(&payload),
+                Err(QrError::BadSignature),
+                "{payload}"
+            );
             assert!(payload.len() < 200, "compact: {} chars", payload.len());
-            assert!(seen.insert(claims.number), "a repeated number: {}", claims.number);
+            assert!(
+                seen.insert(claims.number),
+                "a repeated number: {}",
+                claims.number
+            );
         }
     }
 
@@ -429,7 +444,11 @@ mod tests {
         let body = URL_SAFE_NO_PAD.decode(body).unwrap();
         let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
         let rebuild = |b: &[u8], s: &[u8]| {
-            format!("BX1.{}.{}", URL_SAFE_NO_PAD.encode(b), URL_SAFE_NO_PAD.encode(s))
+            format!(
+                "BX1.{}.{}",
+                URL_SAFE_NO_PAD.encode(b),
+                URL_SAFE_NO_PAD.encode(s)
+            )
         };
         for i in 0..body.len() {
             for bit in [0x01u8, 0x80] {
@@ -512,20 +531,36 @@ mod tests {
             let number = TicketNumber::generate();
             let shown = number.to_string();
             assert_eq!(shown.len(), 26 + 6, "{shown}");
-            assert!(shown.bytes().all(|b| b == b'-' || CROCKFORD.contains(&b)), "{shown}");
+            assert!(
+                shown.bytes().all(|b| b == b'-' || CROCKFORD.contains(&b)),
+                "{shown}"
+            );
             assert_eq!(shown.parse(), Ok(number));
             assert_eq!(shown.to_lowercase().replace('-', "").parse(), Ok(number));
         }
         let max = TicketNumber::from_bytes([0xff; 16]).to_string();
         assert_eq!(max, "7ZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZ");
-        assert_eq!(TicketNumber::from_bytes([0; 16]).to_string(), "0000-0000-0000-0000-0000-0000-00");
+        assert_eq!(
+            TicketNumber::from_bytes([0; 16]).to_string(),
+            "0000-0000-0000-0000-0000-0000-00"
+        );
         // Look-alikes read as the digits they resemble.
         assert_eq!(
             "OOOO-OOOO-OOOO-OOOO-OOOO-OOOO-Oi".parse(),
             Ok(TicketNumber::from_bytes(1u128.to_be_bytes()))
         );
-        for bad in ["", "8ZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZ", "0000-0000", "0000-0000-0000-0000-0000-0000-0U", &format!("{max}0")] {
-            assert_eq!(bad.parse::<TicketNumber>(), Err(InvalidTicketNumber), "{bad:?}");
+        for bad in [
+            "",
+            "8ZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZ",
+            "0000-0000",
+            "0000-0000-0000-0000-0000-0000-0U",
+            &format!("{max}0"),
+        ] {
+            assert_eq!(
+                bad.parse::<TicketNumber>(),
+                Err(InvalidTicketNumber),
+                "{bad:?}"
+            );
         }
     }
 
@@ -538,7 +573,10 @@ mod tests {
         assert!(!format!("{signer:?}").contains(&seed));
         assert!(!signer.is_development());
         assert!(TicketSigner::development().is_development());
-        assert_eq!(TicketSigner::from_base64_seed("not base64!").unwrap_err(), KeyError::NotBase64);
+        assert_eq!(
+            TicketSigner::from_base64_seed("not base64!").unwrap_err(),
+            KeyError::NotBase64
+        );
         assert_eq!(
             TicketSigner::from_base64_seed(&STANDARD.encode([1u8; 16])).unwrap_err(),
             KeyError::WrongLength(16)

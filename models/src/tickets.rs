@@ -102,7 +102,10 @@ pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<O
 }
 
 /// A booking's tickets in the order they were issued (ids are UUIDv7).
-pub async fn list_for_booking(conn: &mut AsyncPgConnection, booking_id: Uuid) -> QueryResult<Vec<Ticket>> {
+pub async fn list_for_booking(
+    conn: &mut AsyncPgConnection,
+    booking_id: Uuid,
+) -> QueryResult<Vec<Ticket>> {
     tickets::table
         .filter(tickets::booking_id.eq(booking_id))
         .order(tickets::id.asc())
@@ -253,7 +256,10 @@ pub async fn check_in(
             return Ok(CheckIn::NotValid(ticket));
         }
         if let Some(checked_in_at) = ticket.checked_in_at {
-            return Ok(CheckIn::AlreadyCheckedIn { checked_in_at, ticket });
+            return Ok(CheckIn::AlreadyCheckedIn {
+                checked_in_at,
+                ticket,
+            });
         }
     }
     // Reported like a lost serialisation race: the caller may simply retry.

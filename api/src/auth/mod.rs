@@ -122,3 +122,43 @@ pub enum RoleSchema {
     Organizer,
     Admin,
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every identity operation that takes an [`super::AuthUser`] or
+    /// [`super::AdminUser`] declares the bearer scheme in the OpenAPI document,
+    /// and the ones that sign you in do not.
+    #[test]
+    fn the_openapi_document_marks_authenticated_operations() {
+        let (_, doc) = crate::router::router_and_openapi();
+        let doc = serde_json::to_value(&doc).unwrap();
+        let security = |path: &str, method: &str| {
+            doc["paths"][path][method]
+                .get("security")
+                .cloned()
+                .unwrap_or_default()
+        };
+        let bearer = serde_json::json!([{"bearer": []}]);
+        for (path, method) in [
+            ("/v1/auth/logout", "post"),
+            ("/v1/me", "get"),
+            ("/v1/me", "patch"),
+            ("/v1/admin/users", "get"),
+            ("/v1/admin/users/{id}/roles", "put"),
+            ("/v1/admin/users/{id}/disable", "post"),
+            ("/v1/admin/audit", "get"),
+        ] {
+            assert_eq!(security(path, method), bearer, "{method} {path}");
+        }
+        for (path, method) in [
+            ("/v1/auth/register", "post"),
+            ("/v1/auth/login", "post"),
+            ("/v1/auth/refresh", "post"),
+        ] {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+            assert!(security(path, method).is_null(), "{method} {path}");
+        }
+        let role = &doc["components"]["schemas"]["Role"]["enum"];
+        assert_eq!(role, &serde_json::json!(["participant", "organizer", "admin"]));
+    }
+}

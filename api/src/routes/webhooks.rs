@@ -89,14 +89,26 @@ struct Mapped {
 fn map_event(event: &Event) -> Option<Mapped> {
     let object = &event.data.object;
     let (signal, intent_id, amount) = match event.kind.as_str() {
-        "payment_intent.succeeded" => (SIGNAL_PAYMENT_SUCCEEDED, object.get("id"), object.get("amount")),
-        "payment_intent.payment_failed" => (SIGNAL_PAYMENT_FAILED, object.get("id"), object.get("amount")),
+        "payment_intent.succeeded" => (
+            SIGNAL_PAYMENT_SUCCEEDED,
+            object.get("id"),
+            object.get("amount"),
+        ),
+        "payment_intent.payment_failed" => (
+            SIGNAL_PAYMENT_FAILED,
+            object.get("id"),
+            object.get("amount"),
+        ),
         // The object is a charge; `payment_intent` may be an id or, when
         // expanded, the intent itself.
         "charge.refunded" => {
             let intent = object.get("payment_intent");
             let intent_id = intent.and_then(|i| i.get("id")).or(intent);
-            (SIGNAL_CHARGE_REFUNDED, intent_id, object.get("amount_refunded"))
+            (
+                SIGNAL_CHARGE_REFUNDED,
+                intent_id,
+                object.get("amount_refunded"),
+            )
         }
         _ => return None,
     };
@@ -113,7 +125,9 @@ fn map_event(event: &Event) -> Option<Mapped> {
         "event_created": event.created,
     });
     if signal == SIGNAL_PAYMENT_FAILED
-        && let Some(message) = object.pointer("/last_payment_error/message").and_then(Value::as_str)
+        && let Some(message) = object
+            .pointer("/last_payment_error/message")
+            .and_then(Value::as_str)
     {
         payload["failure_message"] = Value::from(message);
     }
@@ -177,9 +191,20 @@ pub async fn stripe_webhook(
 
     let event: Event = serde_json::from_slice(&body).map_err(|e| {
         tracing::warn!(error = %e, "a correctly signed Stripe webhook is not an event");
-        AppError::bad_request("malformed_event", format!("the body is not a Stripe event: {e}"))
+        AppError::bad_request(
+            "malformed_event",
+            format!("the body is not a Stripe event: {e}"),
+        )
     })?;
-    let ack = |outcome| Ok((StatusCode::OK, Json(WebhookAck { received: true, outcome })));
+    let ack = |outcome| {
+        Ok((
+            StatusCode::OK,
+            Json(WebhookAck {
+                received: true,
+                outcome,
+            }),
+        ))
+    };
 
     let Some(mapped) = map_event(&event) else {
         tracing::info!(webhook.event_id = %event.id, webhook.event_type = %event.kind, "Stripe event type not used; acknowledged");
@@ -259,7 +284,10 @@ mod tests {
 
     #[test]
     fn other_types_are_not_mapped_and_bad_run_ids_are_none() {
-        assert_eq!(map_event(&event("customer.created", json!({"id": "cus_1"}))), None);
+        assert_eq!(
+            map_event(&event("customer.created", json!({"id": "cus_1"}))),
+            None
+        );
         let object = json!({"id": "pi_1", "metadata": {"run_id": "not-a-uuid"}});
         let mapped = map_event(&event("payment_intent.succeeded", object)).expect("mapped");
         assert_eq!(mapped.run_id, None);

@@ -38,7 +38,9 @@ pub enum SignatureError {
     NoSignature,
     #[error("no v1 signature matches the body for any configured secret")]
     Mismatch,
-    #[error("the signature's timestamp {timestamp} is more than {tolerance_secs} s away from now ({now})")]
+    #[error(
+        "the signature's timestamp {timestamp} is more than {tolerance_secs} s away from now ({now})"
+    )]
     Stale {
         timestamp: i64,
         now: i64,
@@ -89,7 +91,10 @@ pub fn verify(
 /// The header value Stripe would send for `body` signed at `timestamp`
 /// (`t=…,v1=…`). The sandbox provider and the tests sign with this.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", signature_hex(secret, timestamp, body))
+    format!(
+        "t={timestamp},v1={}",
+        signature_hex(secret, timestamp, body)
+    )
 }
 
 /// Only the `v1` value, hex (for building headers with several signatures).
@@ -127,11 +132,10 @@ fn parse(header: &str) -> Result<ParsedHeader<'_>, SignatureError> {
             return Err(SignatureError::Malformed("an element is not key=value"));
         };
         match scheme.trim() {
-            "t" => {
-                if timestamp.replace(value.trim()).is_some() {
-                    return Err(SignatureError::Malformed("more than one timestamp"));
-                }
+            "t" if timestamp.is_some() => {
+                return Err(SignatureError::Malformed("more than one timestamp"));
             }
+            "t" => timestamp = Some(value.trim()),
             "v1" => {
                 if let Ok(bytes) = hex::decode(value.trim()) {
                     v1.push(bytes);
@@ -171,14 +175,18 @@ mod tests {
             signature_hex(SECRET, T, BODY),
             "22d8dc182f5c588077683bd378368e29765bfe5df2560112b4f28fef120f0e31"
         );
-        let header = "t=1700000000,v1=22d8dc182f5c588077683bd378368e29765bfe5df2560112b4f28fef120f0e31";
+        let header =
+            "t=1700000000,v1=22d8dc182f5c588077683bd378368e29765bfe5df2560112b4f28fef120f0e31";
         assert_eq!(verify(header, BODY, &secrets(&[SECRET]), T, 300), Ok(T));
     }
 
     #[test]
     fn a_signed_body_verifies_and_returns_its_timestamp() {
         let header = sign(SECRET, T, BODY);
-        assert_eq!(verify(&header, BODY, &secrets(&[SECRET]), T + 10, 300), Ok(T));
+        assert_eq!(
+            verify(&header, BODY, &secrets(&[SECRET]), T + 10, 300),
+            Ok(T)
+        );
     }
 
     #[test]
@@ -225,7 +233,10 @@ mod tests {
             assert_eq!(verify(&header, BODY, &both, T, 300), Ok(T), "{secret}");
         }
         let header = sign("whsec_retired", T, BODY);
-        assert_eq!(verify(&header, BODY, &both, T, 300), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&header, BODY, &both, T, 300),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -274,7 +285,10 @@ mod tests {
             format!("t={},v1={good}", i64::MAX as i128 + 1),
         ] {
             assert!(
-                matches!(verify(&header, BODY, &secrets, T, 300), Err(SignatureError::Malformed(_))),
+                matches!(
+                    verify(&header, BODY, &secrets, T, 300),
+                    Err(SignatureError::Malformed(_))
+                ),
                 "{header:?}"
             );
         }
@@ -287,7 +301,10 @@ mod tests {
     #[test]
     fn nothing_verifies_without_a_secret() {
         let header = sign(SECRET, T, BODY);
-        assert_eq!(verify(&header, BODY, &[], T, 300), Err(SignatureError::NoSecrets));
+        assert_eq!(
+            verify(&header, BODY, &[], T, 300),
+            Err(SignatureError::NoSecrets)
+        );
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub async fn start_for_up(
         .get_or_insert_with(|| format!("sk_test_{}", crate::secrets::random_token(24)))
         .clone();
     if settings.stripe_webhook_secrets.iter().all(|s| s.is_empty()) {
-        settings.stripe_webhook_secrets = vec![format!("whsec_{}", crate::secrets::random_token(24))];
+        settings.stripe_webhook_secrets =
+            vec![format!("whsec_{}", crate::secrets::random_token(24))];
     }
     let webhook_secret = settings
         .stripe_webhook_secrets

@@ -124,7 +124,9 @@ pub async fn spawn(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Sandbox> {
-    let addr = listener.local_addr().context("reading the sandbox's address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the sandbox's address")?;
     let task = tokio::spawn(serve(config, listener, shutdown));
     Ok(Sandbox { addr, task })
 }

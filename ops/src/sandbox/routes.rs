@@ -81,7 +81,11 @@ fn api_error(status: StatusCode, message: &str) -> Response {
 /// Counts every API call, then applies latency, outage, error rate and the key
 /// check, in that order; a lost response is decided up front and applied after
 /// the call did its work.
-async fn faults_and_key(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn faults_and_key(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     Traffic::bump(&shared.traffic.api_calls);
     let switches = shared.switches();
     if switches.latency_ms > 0 {
@@ -107,7 +111,10 @@ async fn faults_and_key(State(shared): State<Arc<Shared>>, request: Request, nex
     let response = next.run(request).await;
     if lose {
         Traffic::bump(&shared.traffic.injected_errors);
-        return api_error(StatusCode::INTERNAL_SERVER_ERROR, "sandbox lost the response");
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sandbox lost the response",
+        );
     }
     response
 }
@@ -116,11 +123,11 @@ fn check_key(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let presented = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(presented_key);
     let accepted = match (&shared.secret_key, presented) {
         (_, None) => false,
         (None, Some(key)) => !key.is_empty(),
-        (Some(expected), Some(key)) => expected == key,
+        (Some(expected), Some(key)) => *expected == key,
     };
     if accepted {
         return None;
@@ -133,16 +140,32 @@ fn check_key(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     )))
 }
 
+/// The key from `Bearer <key>`, or from Basic auth with the key as user name
+/// (`curl -u sk_test_…:`, as Stripe's documentation does).
+fn presented_key(authorization: &str) -> Option<String> {
+    use base64::Engine;
+    if let Some(key) = authorization.strip_prefix("Bearer ") {
+        return Some(key.to_owned());
+    }
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let credentials = String::from_utf8(decoded).ok()?;
+    let (user, _password) = credentials.split_once(':')?;
+    Some(user.to_owned())
+}
+
 /// The form parameters. A body without the form content type reads as no
 /// parameters (Stripe accepts an empty POST to `/cancel`).
-fn params(form: Result<Form<Params>, FormRejection>) -> Result<Params, Response> {
+fn params(form: Result<Form<Params>, FormRejection>) -> Result<Params, Outcome> {
     match form {
         Ok(Form(params)) => Ok(params),
         Err(FormRejection::InvalidFormContentType(_)) => Ok(Vec::new()),
-        Err(other) => Err(into_response(Outcome::invalid(
+        Err(other) => Err(Outcome::invalid(
             "parameter_invalid",
             format!("Invalid request body: {}", other.body_text()),
-        ))),
+        )),
     }
 }
 
@@ -163,8 +186,11 @@ fn fingerprint(route: &str, params: &Params) -> String {
 }
 
 fn unknown_parameter(name: &str) -> Outcome {
-    Outcome::invalid("parameter_unknown", format!("Received unknown parameter: {name}"))
-        .with_error_field("param", Value::from(name))
+    Outcome::invalid(
+        "parameter_unknown",
+        format!("Received unknown parameter: {name}"),
+    )
+    .with_error_field("param", Value::from(name))
 }
 
 fn positive_amount(name: &str, value: &str) -> Result<i64, Outcome> {
@@ -187,7 +213,7 @@ async fn create_intent(
 ) -> Response {
     let params = match params(form) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(refusal) => return into_response(refusal),
     };
     let key = idempotency_key(&headers);
     let (outcome, replayed) = shared.store.idempotent(
@@ -207,13 +233,21 @@ fn create(ledger: &mut Ledger, params: &Params, key: Option<String>) -> Result<O
             "amount" => amount = Some(positive_amount(name, value)?),
             "currency" => {
                 if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
-                    return Err(Outcome::invalid("parameter_invalid_string", format!("Invalid currency: {value}"))
-                        .with_error_field("param", Value::from("currency")));
+                    return Err(Outcome::invalid(
+                        "parameter_invalid_string",
+                        format!("Invalid currency: {value}"),
+                    )
+                    .with_error_field("param", Value::from("currency")));
                 }
                 currency = Some(value.to_ascii_lowercase());
             }
-            "description" | "automatic_payment_methods[enabled]" | "automatic_payment_methods[allow_redirects]" => {}
-            other => match other.strip_prefix("metadata[").and_then(|k| k.strip_suffix(']')) {
+            "description"
+            | "automatic_payment_methods[enabled]"
+            | "automatic_payment_methods[allow_redirects]" => {}
+            other => match other
+                .strip_prefix("metadata[")
+                .and_then(|k| k.strip_suffix(']'))
+            {
                 Some(meta_key) if !meta_key.is_empty() => {
                     metadata.insert(meta_key.to_owned(), value.clone());
                 }
@@ -222,8 +256,11 @@ fn create(ledger: &mut Ledger, params: &Params, key: Option<String>) -> Result<O
         }
     }
     let missing = |param: &str| {
-        Outcome::invalid("parameter_missing", format!("Missing required param: {param}."))
-            .with_error_field("param", Value::from(param))
+        Outcome::invalid(
+            "parameter_missing",
+            format!("Missing required param: {param}."),
+        )
+        .with_error_field("param", Value::from(param))
     };
     let amount = amount.ok_or_else(|| missing("amount"))?;
     let currency = currency.ok_or_else(|| missing("currency"))?;
@@ -246,7 +283,11 @@ fn create(ledger: &mut Ledger, params: &Params, key: Option<String>) -> Result<O
     ledger.intents.insert(id, intent);
     ledger.counts.intents_created += 1;
     let key = key.unwrap_or_else(|| "(none)".to_owned());
-    *ledger.counts.intents_by_idempotency_key.entry(key).or_default() += 1;
+    *ledger
+        .counts
+        .intents_by_idempotency_key
+        .entry(key)
+        .or_default() += 1;
     Ok(Outcome::ok(body))
 }
 
@@ -266,20 +307,24 @@ async fn cancel_intent(
 ) -> Response {
     let params = match params(form) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(refusal) => return into_response(refusal),
     };
     let key = idempotency_key(&headers);
     let route = format!("POST /v1/payment_intents/{id}/cancel");
-    let (outcome, replayed) = shared
-        .store
-        .idempotent(key.as_deref(), fingerprint(&route, &params), |ledger| {
-            cancel(ledger, &id, &params).unwrap_or_else(|refusal| refusal)
-        });
+    let (outcome, replayed) =
+        shared
+            .store
+            .idempotent(key.as_deref(), fingerprint(&route, &params), |ledger| {
+                cancel(ledger, &id, &params).unwrap_or_else(|refusal| refusal)
+            });
     respond(&shared, outcome, replayed)
 }
 
 fn cancel(ledger: &mut Ledger, id: &str, params: &Params) -> Result<Outcome, Outcome> {
-    if let Some((name, _)) = params.iter().find(|(name, _)| name != "cancellation_reason") {
+    if let Some((name, _)) = params
+        .iter()
+        .find(|(name, _)| name != "cancellation_reason")
+    {
         return Err(unknown_parameter(name));
     }
     let intent = ledger
@@ -312,7 +357,7 @@ async fn create_refund(
 ) -> Response {
     let params = match params(form) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(refusal) => return into_response(refusal),
     };
     let key = idempotency_key(&headers);
     let (outcome, replayed) = shared.store.idempotent(
@@ -336,8 +381,11 @@ fn refund(ledger: &mut Ledger, params: &Params) -> Result<Outcome, Outcome> {
         }
     }
     let intent_id = intent_id.ok_or_else(|| {
-        Outcome::invalid("parameter_missing", "Missing required param: payment_intent.")
-            .with_error_field("param", Value::from("payment_intent"))
+        Outcome::invalid(
+            "parameter_missing",
+            "Missing required param: payment_intent.",
+        )
+        .with_error_field("param", Value::from("payment_intent"))
     })?;
     let intent = ledger
         .intents
@@ -346,21 +394,28 @@ fn refund(ledger: &mut Ledger, params: &Params) -> Result<Outcome, Outcome> {
     if intent.status != "succeeded" {
         return Err(Outcome::invalid(
             "payment_intent_unexpected_state",
-            format!("This PaymentIntent ({intent_id}) does not have a successful charge to refund."),
+            format!(
+                "This PaymentIntent ({intent_id}) does not have a successful charge to refund."
+            ),
         ));
     }
     let remaining = intent.amount - intent.amount_refunded;
     if remaining <= 0 {
         return Err(Outcome::invalid(
             "charge_already_refunded",
-            format!("Charge {} has already been refunded.", intent.charge_id.as_deref().unwrap_or("")),
+            format!(
+                "Charge {} has already been refunded.",
+                intent.charge_id.as_deref().unwrap_or("")
+            ),
         ));
     }
     let amount = amount.unwrap_or(remaining);
     if amount > remaining {
         return Err(Outcome::invalid(
             "amount_too_large",
-            format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"),
+            format!(
+                "Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
+            ),
         )
         .with_error_field("param", Value::from("amount")));
     }
@@ -376,8 +431,16 @@ fn refund(ledger: &mut Ledger, params: &Params) -> Result<Outcome, Outcome> {
     let charge = intent.charge_json();
     let body = record.to_json();
     ledger.refunds.insert(record.id.clone(), record);
-    *ledger.counts.refunds_by_intent.entry(intent_id.clone()).or_default() += 1;
-    *ledger.counts.refunded_minor_by_intent.entry(intent_id).or_default() += amount;
+    *ledger
+        .counts
+        .refunds_by_intent
+        .entry(intent_id.clone())
+        .or_default() += 1;
+    *ledger
+        .counts
+        .refunded_minor_by_intent
+        .entry(intent_id)
+        .or_default() += amount;
     Ok(Outcome::ok(body).with_event("charge.refunded", charge))
 }
 
@@ -405,7 +468,10 @@ async fn succeed(
                 StatusCode::CONFLICT,
                 "invalid_request_error",
                 Some("payment_intent_unexpected_state"),
-                format!("the intent's status is {}; it cannot be paid", intent.status),
+                format!(
+                    "the intent's status is {}; it cannot be paid",
+                    intent.status
+                ),
             );
         }
         intent.status = "succeeded";
@@ -431,7 +497,10 @@ async fn fail(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Resp
                 StatusCode::CONFLICT,
                 "invalid_request_error",
                 Some("payment_intent_unexpected_state"),
-                format!("the intent's status is {}; a payment cannot fail now", intent.status),
+                format!(
+                    "the intent's status is {}; a payment cannot fail now",
+                    intent.status
+                ),
             );
         }
         intent.status = "requires_payment_method";
@@ -484,4 +553,38 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 async fn events(State(shared): State<Arc<Shared>>) -> Response {
     let events = shared.store.with(|ledger| ledger.events.clone());
     axum::Json(events).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_as_bearer_or_as_the_basic_auth_user() {
+        assert_eq!(
+            presented_key("Bearer sk_test_1").as_deref(),
+            Some("sk_test_1")
+        );
+        // `curl -u sk_test_1:` sends base64("sk_test_1:").
+        assert_eq!(
+            presented_key("Basic c2tfdGVzdF8xOg==").as_deref(),
+            Some("sk_test_1")
+        );
+        assert_eq!(presented_key("Basic !!!"), None);
+        assert_eq!(presented_key("Token sk_test_1"), None);
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_parameter_order() {
+        let a = vec![
+            ("amount".to_owned(), "1".to_owned()),
+            ("currency".to_owned(), "eur".to_owned()),
+        ];
+        let b = vec![
+            ("currency".to_owned(), "eur".to_owned()),
+            ("amount".to_owned(), "1".to_owned()),
+        ];
+        assert_eq!(fingerprint("POST /v1/x", &a), fingerprint("POST /v1/x", &b));
+        assert_ne!(fingerprint("POST /v1/x", &a), fingerprint("POST /v1/y", &a));
+    }
 }

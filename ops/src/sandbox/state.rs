@@ -179,7 +179,10 @@ impl Intent {
     pub fn is_open(&self) -> bool {
         matches!(
             self.status,
-            "requires_payment_method" | "requires_confirmation" | "requires_action" | "requires_capture"
+            "requires_payment_method"
+                | "requires_confirmation"
+                | "requires_action"
+                | "requires_capture"
         )
     }
 }
@@ -243,7 +246,12 @@ impl Outcome {
     }
 
     /// A Stripe-shaped error: `{"error": {"type", "code", "message", "param"}}`.
-    pub fn error(status: StatusCode, kind: &str, code: Option<&str>, message: impl Into<String>) -> Self {
+    pub fn error(
+        status: StatusCode,
+        kind: &str,
+        code: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
         Outcome {
             status,
             body: json!({"error": {"type": kind, "code": code, "message": message.into()}}),
@@ -252,7 +260,12 @@ impl Outcome {
     }
 
     pub fn invalid(code: &str, message: impl Into<String>) -> Self {
-        Self::error(StatusCode::BAD_REQUEST, "invalid_request_error", Some(code), message)
+        Self::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some(code),
+            message,
+        )
     }
 
     pub fn missing(kind: &str, id: &str) -> Self {
@@ -312,11 +325,26 @@ pub struct Counts {
 
 impl Ledger {
     pub fn record_charge(&mut self, intent: &Intent) {
-        let key = intent.idempotency_key.clone().unwrap_or_else(|| "(none)".to_owned());
-        *self.counts.charges_by_idempotency_key.entry(key).or_default() += 1;
-        *self.counts.charges_by_intent.entry(intent.id.clone()).or_default() += 1;
+        let key = intent
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| "(none)".to_owned());
+        *self
+            .counts
+            .charges_by_idempotency_key
+            .entry(key)
+            .or_default() += 1;
+        *self
+            .counts
+            .charges_by_intent
+            .entry(intent.id.clone())
+            .or_default() += 1;
         if let Some(run) = intent.metadata.get("run_id") {
-            *self.counts.charges_by_run_id.entry(run.clone()).or_default() += 1;
+            *self
+                .counts
+                .charges_by_run_id
+                .entry(run.clone())
+                .or_default() += 1;
         }
     }
 }
@@ -365,7 +393,10 @@ pub struct Store {
 
 impl Store {
     pub fn with<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
-        let mut ledger = self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ledger = self
+            .ledger
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut ledger)
     }
 
@@ -451,8 +482,12 @@ mod tests {
     #[test]
     fn a_parameter_error_leaves_the_key_free() {
         let store = Store::default();
-        store.idempotent(Some("k1"), "POST /x".into(), |_| Outcome::invalid("parameter_missing", "amount"));
-        let (outcome, replayed) = store.idempotent(Some("k1"), "POST /x amount=1".into(), |_| Outcome::ok(json!({"ok": 1})));
+        store.idempotent(Some("k1"), "POST /x".into(), |_| {
+            Outcome::invalid("parameter_missing", "amount")
+        });
+        let (outcome, replayed) = store.idempotent(Some("k1"), "POST /x amount=1".into(), |_| {
+            Outcome::ok(json!({"ok": 1}))
+        });
         assert!(!replayed);
         assert_eq!(outcome.body, json!({"ok": 1}));
     }
@@ -461,8 +496,9 @@ mod tests {
     fn a_key_reused_with_other_parameters_is_refused() {
         let store = Store::default();
         store.idempotent(Some("k1"), "POST /x a=1".into(), |_| Outcome::ok(json!({})));
-        let (outcome, replayed) =
-            store.idempotent(Some("k1"), "POST /x a=2".into(), |_| Outcome::ok(json!({"second": true})));
+        let (outcome, replayed) = store.idempotent(Some("k1"), "POST /x a=2".into(), |_| {
+            Outcome::ok(json!({"second": true}))
+        });
         assert!(!replayed);
         assert_eq!(outcome.status, StatusCode::BAD_REQUEST);
         assert_eq!(outcome.body["error"]["type"], "idempotency_error");
@@ -482,13 +518,15 @@ mod tests {
         assert_eq!(switches.duplicate_deliveries, 1, "at least one delivery");
         assert_eq!(switches.latency_ms, 0);
         let before = switches.clone();
-        assert!(switches
-            .apply(SwitchesPatch {
-                latency_ms: Some(5),
-                lost_response_rate: Some(1.5),
-                ..Default::default()
-            })
-            .is_err());
+        assert!(
+            switches
+                .apply(SwitchesPatch {
+                    latency_ms: Some(5),
+                    lost_response_rate: Some(1.5),
+                    ..Default::default()
+                })
+                .is_err()
+        );
         assert_eq!(switches, before, "a refused patch changes nothing");
     }
 }

@@ -47,7 +47,11 @@ pub(super) fn emit(shared: &Shared, kind: &str, object: Value) {
 }
 
 fn intent_of(kind: &str, object: &Value) -> Option<String> {
-    let field = if kind.starts_with("charge.") { "payment_intent" } else { "id" };
+    let field = if kind.starts_with("charge.") {
+        "payment_intent"
+    } else {
+        "id"
+    };
     object.get(field).and_then(Value::as_str).map(str::to_owned)
 }
 
@@ -107,7 +111,9 @@ async fn deliver(
     let mut backoff = FIRST_RETRY;
     for attempt in 1..=max_attempts {
         let outcome = {
-            let Ok(_slot) = slots.acquire().await else { return };
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
             Traffic::bump(&shared.traffic.webhook_attempts);
             // Signed at each attempt, so a retry is never stale.
             let signature = stripe_signature::sign(
@@ -133,7 +139,9 @@ async fn deliver(
                 http.status = response.status().as_u16(),
                 "sandbox webhook refused"
             ),
-            Err(err) => tracing::debug!(webhook.attempt = attempt, error = %err, "sandbox webhook failed"),
+            Err(err) => {
+                tracing::debug!(webhook.attempt = attempt, error = %err, "sandbox webhook failed")
+            }
         }
         if attempt < max_attempts && !sleep_unless_shutdown(&shared, backoff).await {
             return;

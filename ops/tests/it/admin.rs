@@ -16,14 +16,28 @@ fn admin_routes(target: Uuid) -> Vec<(Method, String, Option<Value>)> {
     vec![
         (Method::GET, "/v1/admin/users".into(), None),
         (Method::GET, "/v1/admin/users?q=user&limit=5".into(), None),
-        (Method::PUT, format!("/v1/admin/users/{target}/roles"), Some(json!({"roles": ["participant", "admin"]}))),
-        (Method::POST, format!("/v1/admin/users/{target}/disable"), None),
+        (
+            Method::PUT,
+            format!("/v1/admin/users/{target}/roles"),
+            Some(json!({"roles": ["participant", "admin"]})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/admin/users/{target}/disable"),
+            None,
+        ),
         (Method::GET, "/v1/admin/audit".into(), None),
         (Method::GET, "/v1/admin/audit?limit=1".into(), None),
     ]
 }
 
-async fn call(app: &TestApp, user: Option<&TestUser>, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+async fn call(
+    app: &TestApp,
+    user: Option<&TestUser>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> reqwest::Response {
     let mut req = app.client.request(method, app.url(path));
     if let Some(u) = user {
         req = req.header("authorization", u.bearer());
@@ -52,15 +66,27 @@ async fn only_admins_reach_admin_routes() {
         }
     }
     // A non-admin with a bad id or body still learns only "forbidden".
-    let r = call(&app, Some(&participant), Method::PUT, "/v1/admin/users/not-a-uuid/roles", Some(&json!({"x": 1}))).await;
+    let r = call(
+        &app,
+        Some(&participant),
+        Method::PUT,
+        "/v1/admin/users/not-a-uuid/roles",
+        Some(&json!({"x": 1})),
+    )
+    .await;
     assert_problem(r, 403, "forbidden").await;
 
     // Nothing the non-admins tried had an effect.
     let mut conn = app.pool().get().await.unwrap();
-    let t = boxoffice_models::users::find(&mut conn, target.id).await.unwrap().unwrap();
+    let t = boxoffice_models::users::find(&mut conn, target.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(t.disabled_at.is_none());
     assert_eq!(t.roles, vec!["participant"]);
-    let audit = boxoffice_models::audit::list(&mut conn, None, 100).await.unwrap();
+    let audit = boxoffice_models::audit::list(&mut conn, None, 100)
+        .await
+        .unwrap();
     assert!(audit.is_empty(), "{audit:?}");
 
     // Control: the admin gets through on every route.
@@ -78,8 +104,12 @@ async fn admins_search_and_page_through_users() {
     for _ in 0..6 {
         ids.push(app.create_user(&[]).await.id);
     }
-    let percent = app.register("percent@example.com", "long enough password", "100% Fan").await;
-    let lookalike = app.register("lookalike@example.com", "long enough password", "100x Fan").await;
+    let percent = app
+        .register("percent@example.com", "long enough password", "100% Fan")
+        .await;
+    let lookalike = app
+        .register("lookalike@example.com", "long enough password", "100x Fan")
+        .await;
     ids.extend([percent, lookalike]);
 
     // Walk every page of two.
@@ -109,22 +139,51 @@ async fn admins_search_and_page_through_users() {
     }
     assert_eq!(seen.len(), ids.len(), "every user exactly once: {seen:?}");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), ids.len());
-    assert_eq!(seen.iter().collect::<HashSet<_>>(), ids.iter().collect::<HashSet<_>>());
+    assert_eq!(
+        seen.iter().collect::<HashSet<_>>(),
+        ids.iter().collect::<HashSet<_>>()
+    );
     assert_eq!(pages, 5);
     assert_eq!(seen[0], admin.id, "oldest first");
 
     // `%` in the query is a literal, not a wildcard.
-    let r = call(&app, Some(&admin), Method::GET, "/v1/admin/users?q=100%25", None).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::GET,
+        "/v1/admin/users?q=100%25",
+        None,
+    )
+    .await;
     let page: Value = r.json().await.unwrap();
-    let found: Vec<&str> = page["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    let found: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
     assert_eq!(found, vec!["percent@example.com"]);
     // Case-insensitive, on the email too.
-    let r = call(&app, Some(&admin), Method::GET, "/v1/admin/users?q=LOOKALIKE", None).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::GET,
+        "/v1/admin/users?q=LOOKALIKE",
+        None,
+    )
+    .await;
     let page: Value = r.json().await.unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["items"][0]["id"], lookalike.to_string());
     // A query that matches nobody is an empty page.
-    let r = call(&app, Some(&admin), Method::GET, "/v1/admin/users?q=_nobody_", None).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::GET,
+        "/v1/admin/users?q=_nobody_",
+        None,
+    )
+    .await;
     let page: Value = r.json().await.unwrap();
     assert_eq!(page["items"], json!([]));
     assert_eq!(page["next_cursor"], Value::Null);
@@ -158,11 +217,25 @@ async fn setting_roles_is_validated_and_audited() {
         let r = call(&app, Some(&admin), Method::PUT, &path, Some(&body)).await;
         assert_problem(r, status, code).await;
     }
-    let r = call(&app, Some(&admin), Method::PUT, &format!("/v1/admin/users/{}/roles", Uuid::new_v4()), Some(&json!({"roles": ["admin"]}))).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::PUT,
+        &format!("/v1/admin/users/{}/roles", Uuid::new_v4()),
+        Some(&json!({"roles": ["admin"]})),
+    )
+    .await;
     assert_problem(r, 404, "not_found").await;
     // An admin cannot demote themselves (and so lock everyone out).
     let own = format!("/v1/admin/users/{}/roles", admin.id);
-    let r = call(&app, Some(&admin), Method::PUT, &own, Some(&json!({"roles": ["participant"]}))).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::PUT,
+        &own,
+        Some(&json!({"roles": ["participant"]})),
+    )
+    .await;
     assert_problem(r, 409, "cannot_remove_own_admin").await;
 
     // Exactly one audit entry: the refused attempts left none.
@@ -177,7 +250,10 @@ async fn setting_roles_is_validated_and_audited() {
     assert_eq!(entry["target_id"], user.id.to_string());
     assert_eq!(entry["request_id"], "roles-change-1");
     assert_eq!(entry["details"]["previous"], json!(["participant"]));
-    assert_eq!(entry["details"]["roles"], json!(["participant", "organizer"]));
+    assert_eq!(
+        entry["details"]["roles"],
+        json!(["participant", "organizer"])
+    );
     assert!(entry["created_at"].is_string());
 }
 
@@ -202,11 +278,23 @@ async fn disabling_a_user_ends_every_session_and_is_audited() {
     assert!(body["disabled_at"].is_string(), "{body}");
 
     for access in [&user.access_token, &second.access_token] {
-        let r = app.client.get(app.url("/v1/me")).bearer_auth(access).send().await.unwrap();
+        let r = app
+            .client
+            .get(app.url("/v1/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
         assert_problem(r, 401, "unauthorized").await;
     }
     for refresh in [&user.refresh_token, &second.refresh_token] {
-        let r = app.client.post(app.url("/v1/auth/refresh")).json(&json!({"refresh_token": refresh})).send().await.unwrap();
+        let r = app
+            .client
+            .post(app.url("/v1/auth/refresh"))
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await
+            .unwrap();
         assert_problem(r, 401, "invalid_refresh_token").await;
     }
 
@@ -216,9 +304,23 @@ async fn disabling_a_user_ends_every_session_and_is_audited() {
     let again: Value = r.json().await.unwrap();
     assert_eq!(again["disabled_at"], body["disabled_at"]);
 
-    let r = call(&app, Some(&admin), Method::POST, &format!("/v1/admin/users/{}/disable", Uuid::new_v4()), None).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::POST,
+        &format!("/v1/admin/users/{}/disable", Uuid::new_v4()),
+        None,
+    )
+    .await;
     assert_problem(r, 404, "not_found").await;
-    let r = call(&app, Some(&admin), Method::POST, &format!("/v1/admin/users/{}/disable", admin.id), None).await;
+    let r = call(
+        &app,
+        Some(&admin),
+        Method::POST,
+        &format!("/v1/admin/users/{}/disable", admin.id),
+        None,
+    )
+    .await;
     assert_problem(r, 409, "cannot_disable_self").await;
 
     let r = call(&app, Some(&admin), Method::GET, "/v1/admin/audit", None).await;
@@ -240,9 +342,21 @@ async fn the_audit_log_pages_newest_first() {
     let admin = app.create_user(&[Role::Admin]).await;
     let user = app.create_user(&[]).await;
     let path = format!("/v1/admin/users/{}/roles", user.id);
-    let sets = [json!(["organizer"]), json!(["participant"]), json!(["admin"]), json!(["participant", "organizer"])];
+    let sets = [
+        json!(["organizer"]),
+        json!(["participant"]),
+        json!(["admin"]),
+        json!(["participant", "organizer"]),
+    ];
     for roles in &sets {
-        let r = call(&app, Some(&admin), Method::PUT, &path, Some(&json!({"roles": roles}))).await;
+        let r = call(
+            &app,
+            Some(&admin),
+            Method::PUT,
+            &path,
+            Some(&json!({"roles": roles})),
+        )
+        .await;
         assert_eq!(r.status(), 200);
     }
 
@@ -253,7 +367,11 @@ async fn the_audit_log_pages_newest_first() {
             Some(c) => format!("/v1/admin/audit?limit=3&cursor={c}"),
             None => "/v1/admin/audit?limit=3".into(),
         };
-        let page: Value = call(&app, Some(&admin), Method::GET, &path, None).await.json().await.unwrap();
+        let page: Value = call(&app, Some(&admin), Method::GET, &path, None)
+            .await
+            .json()
+            .await
+            .unwrap();
         for item in page["items"].as_array().unwrap() {
             seen.push(item["details"]["roles"].clone());
         }

@@ -14,7 +14,10 @@ use crate::harness::users::TestUser;
 use crate::harness::{TestApp, assert_problem};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 async fn get_me(app: &TestApp, authorization: Option<&str>) -> reqwest::Response {
@@ -34,8 +37,16 @@ async fn refresh_with_body(app: &TestApp, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn login_attempt(app: &TestApp, email: &str, password: &str, from: Option<&str>) -> reqwest::Response {
-    let mut req = app.client.post(app.url("/v1/auth/login")).json(&json!({"email": email, "password": password}));
+async fn login_attempt(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    from: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}));
     if let Some(ip) = from {
         req = req.header("x-forwarded-for", ip);
     }
@@ -56,7 +67,10 @@ async fn register_login_and_read_me() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let user: Value = r.json().await.unwrap();
-    assert_eq!(user["email"], "ada.lovelace@example.com", "normalised: {user}");
+    assert_eq!(
+        user["email"], "ada.lovelace@example.com",
+        "normalised: {user}"
+    );
     assert_eq!(user["display_name"], "Ada");
     assert_eq!(user["roles"], json!(["participant"]));
     assert!(user["created_at"].is_string());
@@ -79,20 +93,33 @@ async fn register_login_and_read_me() {
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
     let refresh = tokens["refresh_token"].as_str().unwrap();
-    assert!(cookie.starts_with(&format!("boxoffice_refresh={refresh};")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("boxoffice_refresh={refresh};")),
+        "{cookie}"
+    );
     for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/v1/auth"] {
         assert!(cookie.contains(attr), "cookie {cookie} lacks {attr}");
     }
 
     // The access token carries the documented claims.
     let access = tokens["access_token"].as_str().unwrap();
-    let payload: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(access.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     for claim in ["sub", "sid", "jti", "roles", "iat", "exp", "iss", "aud"] {
-        assert!(payload.get(claim).is_some(), "claim {claim} missing: {payload}");
+        assert!(
+            payload.get(claim).is_some(),
+            "claim {claim} missing: {payload}"
+        );
     }
     assert_eq!(payload["sub"], user["id"]);
-    assert_eq!(payload["exp"].as_u64().unwrap() - payload["iat"].as_u64().unwrap(), 900);
+    assert_eq!(
+        payload["exp"].as_u64().unwrap() - payload["iat"].as_u64().unwrap(),
+        900
+    );
 
     let r = get_me(&app, Some(&format!("Bearer {access}"))).await;
     assert_eq!(r.status(), 200);
@@ -106,23 +133,54 @@ async fn register_login_and_read_me() {
         .await
         .unwrap()
         .unwrap();
-    assert!(stored.password_hash.starts_with("$argon2id$"), "{}", stored.password_hash);
+    assert!(
+        stored.password_hash.starts_with("$argon2id$"),
+        "{}",
+        stored.password_hash
+    );
 }
 
 #[tokio::test]
 async fn registration_enforces_the_password_policy_and_email_format() {
     let app = TestApp::spawn().await;
     let cases = [
-        (json!({"email": "a@example.com", "password": "short", "display_name": "A"}), "password"),
-        (json!({"email": "a@example.com", "password": "A@Example.com", "display_name": "A"}), "password"),
-        (json!({"email": "longer-address@example.com", "password": "Longer-Address@example.COM", "display_name": "A"}), "password"),
-        (json!({"email": "a@example.com", "password": "p".repeat(129), "display_name": "A"}), "password"),
-        (json!({"email": "not an email", "password": "long enough password", "display_name": "A"}), "email"),
-        (json!({"email": "a@example.com", "password": "long enough password", "display_name": "   "}), "display_name"),
-        (json!({"email": "a@example.com", "password": "long enough password", "display_name": "x".repeat(101)}), "display_name"),
+        (
+            json!({"email": "a@example.com", "password": "short", "display_name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "A@Example.com", "display_name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "longer-address@example.com", "password": "Longer-Address@example.COM", "display_name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "p".repeat(129), "display_name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "not an email", "password": "long enough password", "display_name": "A"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "long enough password", "display_name": "   "}),
+            "display_name",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "long enough password", "display_name": "x".repeat(101)}),
+            "display_name",
+        ),
     ];
     for (body, field) in cases {
-        let r = app.client.post(app.url("/v1/auth/register")).json(&body).send().await.unwrap();
+        let r = app
+            .client
+            .post(app.url("/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let problem = assert_problem(r, 422, "validation_failed").await;
         assert_eq!(problem["field"], field, "{body}");
     }
@@ -132,9 +190,18 @@ async fn registration_enforces_the_password_policy_and_email_format() {
 async fn wrong_password_and_unknown_email_get_the_same_answer() {
     let app = TestApp::spawn().await;
     let user = app.create_user(&[]).await;
-    let wrong = assert_problem(login_attempt(&app, &user.email, "not the password", None).await, 401, "invalid_credentials").await;
-    let unknown =
-        assert_problem(login_attempt(&app, "nobody@example.com", "not the password", None).await, 401, "invalid_credentials").await;
+    let wrong = assert_problem(
+        login_attempt(&app, &user.email, "not the password", None).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let unknown = assert_problem(
+        login_attempt(&app, "nobody@example.com", "not the password", None).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
     assert_eq!(wrong["detail"], unknown["detail"]);
     assert_eq!(wrong["title"], unknown["title"]);
 }
@@ -153,15 +220,30 @@ async fn a_disabled_account_cannot_log_in() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    assert_problem(login_attempt(&app, &user.email, &user.password, None).await, 403, "account_disabled").await;
+    assert_problem(
+        login_attempt(&app, &user.email, &user.password, None).await,
+        403,
+        "account_disabled",
+    )
+    .await;
     // Without the password nothing about the account is revealed.
-    assert_problem(login_attempt(&app, &user.email, "wrong password", None).await, 401, "invalid_credentials").await;
+    assert_problem(
+        login_attempt(&app, &user.email, "wrong password", None).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ access-token attacks
 
 fn sign(key: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(key)).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(key),
+    )
+    .unwrap()
 }
 
 /// Claims naming `user`'s real, live session: only the deliberate defect makes a
@@ -206,65 +288,128 @@ async fn token_attacks_are_all_401() {
         ("no token", None),
         ("empty bearer", Some("Bearer ".into())),
         ("not a jwt", Some("Bearer not.a.jwt".into())),
-        ("basic scheme", Some(format!("Basic {}", URL_SAFE_NO_PAD.encode("a:b")))),
+        (
+            "basic scheme",
+            Some(format!("Basic {}", URL_SAFE_NO_PAD.encode("a:b"))),
+        ),
     ];
     // alg none, unsigned.
     let none_header = json!({"alg": "none", "typ": "JWT"});
-    attacks.push(("alg none", Some(format!("Bearer {}.{}.", b64(&none_header), b64(&good)))));
+    attacks.push((
+        "alg none",
+        Some(format!("Bearer {}.{}.", b64(&none_header), b64(&good))),
+    ));
     attacks.push((
         "alg none with a signature",
-        Some(format!("Bearer {}.{}.{}", b64(&none_header), b64(&good), "c2ln")),
+        Some(format!(
+            "Bearer {}.{}.{}",
+            b64(&none_header),
+            b64(&good),
+            "c2ln"
+        )),
     ));
     // Signed with another key.
     attacks.push((
         "another key",
-        Some(format!("Bearer {}", sign(b"an attacker's key, also long enough!!", &good))),
+        Some(format!(
+            "Bearer {}",
+            sign(b"an attacker's key, also long enough!!", &good)
+        )),
     ));
     // A real token with its payload changed (roles raised, then a different user).
     let real = &user.access_token;
     let parts: Vec<&str> = real.split('.').collect();
-    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     payload["roles"] = json!(["admin"]);
-    attacks.push(("tampered roles", Some(format!("Bearer {}.{}.{}", parts[0], b64(&payload), parts[2]))));
+    attacks.push((
+        "tampered roles",
+        Some(format!(
+            "Bearer {}.{}.{}",
+            parts[0],
+            b64(&payload),
+            parts[2]
+        )),
+    ));
     payload["sub"] = json!(other.id.to_string());
-    attacks.push(("tampered subject", Some(format!("Bearer {}.{}.{}", parts[0], b64(&payload), parts[2]))));
+    attacks.push((
+        "tampered subject",
+        Some(format!(
+            "Bearer {}.{}.{}",
+            parts[0],
+            b64(&payload),
+            parts[2]
+        )),
+    ));
     // Validly signed, but with a defect in the claims.
     let t = now();
     let defects: Vec<(&str, Value)> = vec![
-        ("expired", with(&|c| {
-            c.insert("iat".into(), json!(t - 1000));
-            c.insert("exp".into(), json!(t - 60));
-        })),
-        ("wrong aud", with(&|c| {
-            c.insert("aud".into(), json!("some-other-api"));
-        })),
-        ("wrong iss", with(&|c| {
-            c.insert("iss".into(), json!("https://evil.example"));
-        })),
-        ("missing exp", with(&|c| {
-            c.remove("exp");
-        })),
-        ("missing aud", with(&|c| {
-            c.remove("aud");
-        })),
-        ("missing iss", with(&|c| {
-            c.remove("iss");
-        })),
-        ("missing sub", with(&|c| {
-            c.remove("sub");
-        })),
+        (
+            "expired",
+            with(&|c| {
+                c.insert("iat".into(), json!(t - 1000));
+                c.insert("exp".into(), json!(t - 60));
+            }),
+        ),
+        (
+            "wrong aud",
+            with(&|c| {
+                c.insert("aud".into(), json!("some-other-api"));
+            }),
+        ),
+        (
+            "wrong iss",
+            with(&|c| {
+                c.insert("iss".into(), json!("https://evil.example"));
+            }),
+        ),
+        (
+            "missing exp",
+            with(&|c| {
+                c.remove("exp");
+            }),
+        ),
+        (
+            "missing aud",
+            with(&|c| {
+                c.remove("aud");
+            }),
+        ),
+        (
+            "missing iss",
+            with(&|c| {
+                c.remove("iss");
+            }),
+        ),
+        (
+            "missing sub",
+            with(&|c| {
+                c.remove("sub");
+            }),
+        ),
         // A session belongs to one user: another user's id with it is refused.
-        ("sub does not own sid", with(&|c| {
-            c.insert("sub".into(), json!(other.id.to_string()));
-        })),
-        ("unknown session", with(&|c| {
-            c.insert("sid".into(), json!(uuid::Uuid::new_v4().to_string()));
-        })),
+        (
+            "sub does not own sid",
+            with(&|c| {
+                c.insert("sub".into(), json!(other.id.to_string()));
+            }),
+        ),
+        (
+            "unknown session",
+            with(&|c| {
+                c.insert("sid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            }),
+        ),
     ];
     for (name, claims) in &defects {
         attacks.push((name, Some(format!("Bearer {}", sign(&key, claims)))));
     }
-    let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &good, &EncodingKey::from_secret(&key)).unwrap();
+    let hs512 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS512),
+        &good,
+        &EncodingKey::from_secret(&key),
+    )
+    .unwrap();
     attacks.push(("HS512 instead of HS256", Some(format!("Bearer {hs512}"))));
 
     for (name, authorization) in attacks {
@@ -293,7 +438,12 @@ async fn tokens_of_a_disabled_user_and_after_logout_are_401() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_problem(get_me(&app, Some(&victim.bearer())).await, 401, "unauthorized").await;
+    assert_problem(
+        get_me(&app, Some(&victim.bearer())).await,
+        401,
+        "unauthorized",
+    )
+    .await;
 
     let r = app
         .client
@@ -304,8 +454,16 @@ async fn tokens_of_a_disabled_user_and_after_logout_are_401() {
         .unwrap();
     assert_eq!(r.status(), 204);
     let cleared = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(cleared.starts_with("boxoffice_refresh=;") && cleared.contains("Max-Age=0"), "{cleared}");
-    assert_problem(get_me(&app, Some(&leaver.bearer())).await, 401, "unauthorized").await;
+    assert!(
+        cleared.starts_with("boxoffice_refresh=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert_problem(
+        get_me(&app, Some(&leaver.bearer())).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     // Logging out twice with the dead token is just another 401.
     let r = app
         .client
@@ -316,7 +474,12 @@ async fn tokens_of_a_disabled_user_and_after_logout_are_401() {
         .unwrap();
     assert_problem(r, 401, "unauthorized").await;
     // The session's refresh token is dead too.
-    assert_problem(refresh_with_body(&app, &leaver.refresh_token).await, 401, "invalid_refresh_token").await;
+    assert_problem(
+        refresh_with_body(&app, &leaver.refresh_token).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
     // The admin, untouched, still works.
     assert_eq!(get_me(&app, Some(&admin.bearer())).await.status(), 200);
 }
@@ -335,8 +498,16 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
     let second_access = second["access_token"].as_str().unwrap().to_owned();
     assert_ne!(second_refresh, user.refresh_token);
-    assert!(cookie.starts_with(&format!("boxoffice_refresh={second_refresh};")), "{cookie}");
-    assert_eq!(get_me(&app, Some(&format!("Bearer {second_access}"))).await.status(), 200);
+    assert!(
+        cookie.starts_with(&format!("boxoffice_refresh={second_refresh};")),
+        "{cookie}"
+    );
+    assert_eq!(
+        get_me(&app, Some(&format!("Bearer {second_access}")))
+            .await
+            .status(),
+        200
+    );
 
     // Rotation again works with the newest token...
     let r = refresh_with_body(&app, &second_refresh).await;
@@ -346,25 +517,47 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let third_access = third["access_token"].as_str().unwrap().to_owned();
 
     // ...but presenting an old one is reuse: 401, and the whole family dies.
-    assert_problem(refresh_with_body(&app, &user.refresh_token).await, 401, "invalid_refresh_token").await;
-    assert_problem(refresh_with_body(&app, &third_refresh).await, 401, "invalid_refresh_token").await;
+    assert_problem(
+        refresh_with_body(&app, &user.refresh_token).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    assert_problem(
+        refresh_with_body(&app, &third_refresh).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
     for access in [&user.access_token, &second_access, &third_access] {
-        assert_problem(get_me(&app, Some(&format!("Bearer {access}"))).await, 401, "unauthorized").await;
+        assert_problem(
+            get_me(&app, Some(&format!("Bearer {access}"))).await,
+            401,
+            "unauthorized",
+        )
+        .await;
     }
 
     let sid = {
         let payload = user.access_token.split('.').nth(1).unwrap();
-        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
         claims["sid"].as_str().unwrap().parse().unwrap()
     };
     let mut conn = app.pool().get().await.unwrap();
     let session = sessions::find(&mut conn, sid).await.unwrap().unwrap();
     assert!(session.revoked_at.is_some());
-    assert_eq!(session.revoked_reason.as_deref(), Some("refresh_token_reuse"));
+    assert_eq!(
+        session.revoked_reason.as_deref(),
+        Some("refresh_token_reuse")
+    );
 
     // Signing in again starts a new, working family.
     let fresh = app.login(&user.email, &user.password).await;
-    assert_eq!(refresh_with_body(&app, &fresh.refresh_token).await.status(), 200);
+    assert_eq!(
+        refresh_with_body(&app, &fresh.refresh_token).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -375,7 +568,10 @@ async fn refresh_reads_the_cookie_when_the_body_is_empty() {
     let r = app
         .client
         .post(app.url("/v1/auth/refresh"))
-        .header("cookie", format!("theme=dark; boxoffice_refresh={}", user.refresh_token))
+        .header(
+            "cookie",
+            format!("theme=dark; boxoffice_refresh={}", user.refresh_token),
+        )
         .send()
         .await
         .unwrap();
@@ -385,19 +581,41 @@ async fn refresh_reads_the_cookie_when_the_body_is_empty() {
     assert_ne!(next, user.refresh_token);
 
     // No body and no cookie: nothing to refresh; the cookie is cleared.
-    let r = app.client.post(app.url("/v1/auth/refresh")).send().await.unwrap();
-    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let r = app
+        .client
+        .post(app.url("/v1/auth/refresh"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     assert_problem(r, 401, "invalid_refresh_token").await;
 
     // Unknown and expired tokens are 401 too.
-    assert_problem(refresh_with_body(&app, "never-issued").await, 401, "invalid_refresh_token").await;
+    assert_problem(
+        refresh_with_body(&app, "never-issued").await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
     let mut conn = app.raw_conn().await;
     use diesel_async::RunQueryDsl;
-    diesel::sql_query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    assert_problem(refresh_with_body(&app, next).await, 401, "invalid_refresh_token").await;
+    diesel::sql_query(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_problem(
+        refresh_with_body(&app, next).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -405,13 +623,25 @@ async fn concurrent_refreshes_with_one_token_let_at_most_one_through() {
     let app = TestApp::spawn().await;
     let user = app.create_user(&[]).await;
     let attempts = (0..6).map(|_| refresh_with_body(&app, &user.refresh_token));
-    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
     // Marking the token used is one conditional UPDATE: exactly one wins.
     let ok = statuses.iter().filter(|s| **s == 200).count();
     assert_eq!(ok, 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
     // Every loser was a reuse, so the session is gone for everyone.
-    assert_problem(get_me(&app, Some(&user.bearer())).await, 401, "unauthorized").await;
+    assert_problem(
+        get_me(&app, Some(&user.bearer())).await,
+        401,
+        "unauthorized",
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ roles, me
@@ -421,7 +651,12 @@ async fn role_changes_apply_to_existing_tokens_at_once() {
     let app = TestApp::spawn().await;
     let admin = app.create_user(&[Role::Admin]).await;
     let user = app.create_user(&[]).await;
-    let list = |token: String| app.client.get(app.url("/v1/admin/users")).header("authorization", token).send();
+    let list = |token: String| {
+        app.client
+            .get(app.url("/v1/admin/users"))
+            .header("authorization", token)
+            .send()
+    };
 
     assert_problem(list(user.bearer()).await.unwrap(), 403, "forbidden").await;
     let set = |roles: Value| {
@@ -431,7 +666,10 @@ async fn role_changes_apply_to_existing_tokens_at_once() {
             .json(&json!({"roles": roles}))
             .send()
     };
-    assert_eq!(set(json!(["participant", "admin"])).await.unwrap().status(), 200);
+    assert_eq!(
+        set(json!(["participant", "admin"])).await.unwrap().status(),
+        200
+    );
     // The same token, minted when the user was a participant, now passes.
     assert_eq!(list(user.bearer()).await.unwrap().status(), 200);
     assert_eq!(set(json!(["participant"])).await.unwrap().status(), 200);
@@ -458,8 +696,16 @@ async fn me_changes_only_the_callers_account() {
     assert_eq!(me["id"], alice.id.to_string());
 
     // Each token sees its own account only.
-    let alice_me: Value = get_me(&app, Some(&alice.bearer())).await.json().await.unwrap();
-    let bob_me: Value = get_me(&app, Some(&bob.bearer())).await.json().await.unwrap();
+    let alice_me: Value = get_me(&app, Some(&alice.bearer()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bob_me: Value = get_me(&app, Some(&bob.bearer()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(alice_me["email"], alice.email);
     assert_eq!(bob_me["email"], bob.email);
     assert_eq!(bob_me["display_name"], "Test User");
@@ -473,7 +719,11 @@ async fn me_changes_only_the_callers_account() {
         .await
         .unwrap();
     assert_problem(r, 422, "invalid_body").await;
-    let bob_me: Value = get_me(&app, Some(&bob.bearer())).await.json().await.unwrap();
+    let bob_me: Value = get_me(&app, Some(&bob.bearer()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(bob_me["display_name"], "Test User");
 }
 
@@ -490,35 +740,73 @@ async fn changing_the_password_ends_the_other_sessions() {
             .send()
     };
 
-    let p = assert_problem(patch(json!({"new_password": "brand new password"})).await.unwrap(), 422, "validation_failed").await;
+    let p = assert_problem(
+        patch(json!({"new_password": "brand new password"}))
+            .await
+            .unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(p["field"], "current_password");
-    let r = patch(json!({"current_password": "wrong one!", "new_password": "brand new password"})).await.unwrap();
+    let r = patch(json!({"current_password": "wrong one!", "new_password": "brand new password"}))
+        .await
+        .unwrap();
     assert_problem(r, 403, "invalid_current_password").await;
     let p = assert_problem(
-        patch(json!({"current_password": user.password, "new_password": "short"})).await.unwrap(),
+        patch(json!({"current_password": user.password, "new_password": "short"}))
+            .await
+            .unwrap(),
         422,
         "validation_failed",
     )
     .await;
     assert_eq!(p["field"], "new_password");
     // Nothing changed so far: the other session still works.
-    assert_eq!(get_me(&app, Some(&format!("Bearer {}", other_session.access_token))).await.status(), 200);
+    assert_eq!(
+        get_me(
+            &app,
+            Some(&format!("Bearer {}", other_session.access_token))
+        )
+        .await
+        .status(),
+        200
+    );
 
-    let r = patch(json!({"current_password": user.password, "new_password": "brand new password"})).await.unwrap();
+    let r = patch(json!({"current_password": user.password, "new_password": "brand new password"}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // The caller's session stays; the other one is over, refresh included.
     assert_eq!(get_me(&app, Some(&user.bearer())).await.status(), 200);
     assert_problem(
-        get_me(&app, Some(&format!("Bearer {}", other_session.access_token))).await,
+        get_me(
+            &app,
+            Some(&format!("Bearer {}", other_session.access_token)),
+        )
+        .await,
         401,
         "unauthorized",
     )
     .await;
-    assert_problem(refresh_with_body(&app, &other_session.refresh_token).await, 401, "invalid_refresh_token").await;
-    assert_eq!(refresh_with_body(&app, &user.refresh_token).await.status(), 200);
+    assert_problem(
+        refresh_with_body(&app, &other_session.refresh_token).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
+    assert_eq!(
+        refresh_with_body(&app, &user.refresh_token).await.status(),
+        200
+    );
 
-    assert_problem(login_attempt(&app, &user.email, &user.password, None).await, 401, "invalid_credentials").await;
+    assert_problem(
+        login_attempt(&app, &user.email, &user.password, None).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
     app.login(&user.email, "brand new password").await;
 }
 
@@ -535,52 +823,110 @@ async fn wait_for_fresh_window() {
 
 #[tokio::test]
 async fn ten_failures_lock_the_account_even_for_the_right_password() {
-    let app = TestApp::builder().config(|c| c.trust_forwarded_for = true).spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.trust_forwarded_for = true)
+        .spawn()
+        .await;
     let user = app.create_user(&[]).await;
     // Each failure from a different address: only the account counter reaches 10.
     for i in 0..10 {
-        let r = login_attempt(&app, &user.email, "wrong password", Some(&format!("198.51.100.{i}"))).await;
+        let r = login_attempt(
+            &app,
+            &user.email,
+            "wrong password",
+            Some(&format!("198.51.100.{i}")),
+        )
+        .await;
         assert_problem(r, 401, "invalid_credentials").await;
     }
     let r = login_attempt(&app, &user.email, &user.password, Some("198.51.100.200")).await;
-    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=900).contains(&retry_after),
+        "Retry-After {retry_after}"
+    );
     let p = assert_problem(r, 429, "too_many_login_attempts").await;
     assert_eq!(p["retry_after"], retry_after);
 
     // Another account, from a clean address, is unaffected.
     let other = app.create_user(&[]).await;
-    assert_eq!(login_attempt(&app, &other.email, &other.password, Some("198.51.100.201")).await.status(), 200);
+    assert_eq!(
+        login_attempt(&app, &other.email, &other.password, Some("198.51.100.201"))
+            .await
+            .status(),
+        200
+    );
     // Case and spaces in the email do not dodge the lock.
     let shouted = format!("  {}  ", user.email.to_uppercase());
-    assert_problem(login_attempt(&app, &shouted, &user.password, Some("198.51.100.202")).await, 429, "too_many_login_attempts").await;
+    assert_problem(
+        login_attempt(&app, &shouted, &user.password, Some("198.51.100.202")).await,
+        429,
+        "too_many_login_attempts",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn ten_failures_from_one_address_lock_that_address() {
-    let app = TestApp::builder().config(|c| c.trust_forwarded_for = true).spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.trust_forwarded_for = true)
+        .spawn()
+        .await;
     let user = app.create_user(&[]).await;
     for i in 0..10 {
-        let r = login_attempt(&app, &format!("guess{i}@example.com"), "wrong password", Some("203.0.113.7")).await;
+        let r = login_attempt(
+            &app,
+            &format!("guess{i}@example.com"),
+            "wrong password",
+            Some("203.0.113.7"),
+        )
+        .await;
         assert_problem(r, 401, "invalid_credentials").await;
     }
     let r = login_attempt(&app, &user.email, &user.password, Some("203.0.113.7")).await;
     assert!(r.headers().contains_key("retry-after"));
     assert_problem(r, 429, "too_many_login_attempts").await;
-    assert_eq!(login_attempt(&app, &user.email, &user.password, Some("203.0.113.8")).await.status(), 200);
+    assert_eq!(
+        login_attempt(&app, &user.email, &user.password, Some("203.0.113.8"))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn a_successful_login_resets_the_account_counter() {
-    let app = TestApp::builder().config(|c| c.trust_forwarded_for = true).spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.trust_forwarded_for = true)
+        .spawn()
+        .await;
     let user = app.create_user(&[]).await;
     for round in 0..2 {
         for i in 0..9 {
             let ip = format!("192.0.2.{}", round * 10 + i);
-            assert_eq!(login_attempt(&app, &user.email, "wrong password", Some(&ip)).await.status(), 401);
+            assert_eq!(
+                login_attempt(&app, &user.email, "wrong password", Some(&ip))
+                    .await
+                    .status(),
+                401
+            );
         }
-        let r = login_attempt(&app, &user.email, &user.password, Some(&format!("192.0.2.{}", 100 + round))).await;
-        assert_eq!(r.status(), 200, "round {round}: 9 failures then success must not lock");
+        let r = login_attempt(
+            &app,
+            &user.email,
+            &user.password,
+            Some(&format!("192.0.2.{}", 100 + round)),
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            200,
+            "round {round}: 9 failures then success must not lock"
+        );
     }
 }
 
@@ -595,16 +941,34 @@ async fn the_lockout_ends_after_its_duration() {
         .await;
     let user = app.create_user(&[]).await;
     for _ in 0..3 {
-        assert_eq!(login_attempt(&app, &user.email, "wrong password", None).await.status(), 401);
+        assert_eq!(
+            login_attempt(&app, &user.email, "wrong password", None)
+                .await
+                .status(),
+            401
+        );
     }
-    assert_problem(login_attempt(&app, &user.email, &user.password, None).await, 429, "too_many_login_attempts").await;
+    assert_problem(
+        login_attempt(&app, &user.email, &user.password, None).await,
+        429,
+        "too_many_login_attempts",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(login_attempt(&app, &user.email, &user.password, None).await.status(), 200);
+    assert_eq!(
+        login_attempt(&app, &user.email, &user.password, None)
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn wrong_current_passwords_count_towards_the_lockout() {
-    let app = TestApp::builder().config(|c| c.rate_limits.login_failures = 3).spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.rate_limits.login_failures = 3)
+        .spawn()
+        .await;
     let user = app.create_user(&[]).await;
     let change = |current: &str| {
         app.client
@@ -614,42 +978,93 @@ async fn wrong_current_passwords_count_towards_the_lockout() {
             .send()
     };
     for _ in 0..3 {
-        assert_problem(change("guess guess").await.unwrap(), 403, "invalid_current_password").await;
+        assert_problem(
+            change("guess guess").await.unwrap(),
+            403,
+            "invalid_current_password",
+        )
+        .await;
     }
-    assert_problem(change(&user.password).await.unwrap(), 429, "too_many_login_attempts").await;
-    assert_problem(login_attempt(&app, &user.email, &user.password, None).await, 429, "too_many_login_attempts").await;
+    assert_problem(
+        change(&user.password).await.unwrap(),
+        429,
+        "too_many_login_attempts",
+    )
+    .await;
+    assert_problem(
+        login_attempt(&app, &user.email, &user.password, None).await,
+        429,
+        "too_many_login_attempts",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn lockout_is_shared_by_replicas() {
-    let first = TestApp::builder().config(|c| c.trust_forwarded_for = true).spawn().await;
-    let second = TestApp::builder().config(|c| c.trust_forwarded_for = true).replica_of(&first).spawn().await;
+    let first = TestApp::builder()
+        .config(|c| c.trust_forwarded_for = true)
+        .spawn()
+        .await;
+    let second = TestApp::builder()
+        .config(|c| c.trust_forwarded_for = true)
+        .replica_of(&first)
+        .spawn()
+        .await;
     let user = first.create_user(&[]).await;
     for i in 0..10 {
         let app = if i % 2 == 0 { &first } else { &second };
-        let r = login_attempt(app, &user.email, "wrong password", Some(&format!("198.51.100.{i}"))).await;
+        let r = login_attempt(
+            app,
+            &user.email,
+            "wrong password",
+            Some(&format!("198.51.100.{i}")),
+        )
+        .await;
         assert_eq!(r.status(), 401);
     }
     for app in [&first, &second] {
-        assert_problem(login_attempt(app, &user.email, &user.password, Some("198.51.100.99")).await, 429, "too_many_login_attempts")
-            .await;
+        assert_problem(
+            login_attempt(app, &user.email, &user.password, Some("198.51.100.99")).await,
+            429,
+            "too_many_login_attempts",
+        )
+        .await;
     }
 }
 
 #[tokio::test]
 async fn per_ip_rate_limit_answers_429_with_retry_after() {
     wait_for_fresh_window().await;
-    let app = TestApp::builder().config(|c| c.rate_limits.per_ip_per_minute = 5).spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.rate_limits.per_ip_per_minute = 5)
+        .spawn()
+        .await;
     for _ in 0..5 {
         let r = get_me(&app, None).await;
-        assert_eq!(r.status(), 401, "under the limit the route answers as usual");
+        assert_eq!(
+            r.status(),
+            401,
+            "under the limit the route answers as usual"
+        );
     }
     let r = get_me(&app, None).await;
-    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_problem(r, 429, "rate_limited").await;
     // Probes are never limited.
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -672,24 +1087,56 @@ async fn per_user_rate_limit_follows_the_user_across_addresses() {
             .send()
     };
     for i in 0..4 {
-        assert_eq!(me_from(&user, format!("192.0.2.{i}")).await.unwrap().status(), 200);
+        assert_eq!(
+            me_from(&user, format!("192.0.2.{i}"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
-    assert_problem(me_from(&user, "192.0.2.50".into()).await.unwrap(), 429, "rate_limited").await;
-    assert_eq!(me_from(&other, "192.0.2.51".into()).await.unwrap().status(), 200);
+    assert_problem(
+        me_from(&user, "192.0.2.50".into()).await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(
+        me_from(&other, "192.0.2.51".into()).await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn rate_limits_fail_open_when_redis_is_down() {
     // Nothing listens on port 1 of loopback.
-    let app = TestApp::builder().redis_url("redis://127.0.0.1:1/").spawn().await;
+    let app = TestApp::builder()
+        .redis_url("redis://127.0.0.1:1/")
+        .spawn()
+        .await;
     let started = std::time::Instant::now();
-    app.register("down@example.com", "redis is down today", "Down").await;
+    app.register("down@example.com", "redis is down today", "Down")
+        .await;
     for _ in 0..3 {
-        assert_eq!(login_attempt(&app, "down@example.com", "wrong password", None).await.status(), 401);
+        assert_eq!(
+            login_attempt(&app, "down@example.com", "wrong password", None)
+                .await
+                .status(),
+            401
+        );
     }
     let tokens = app.login("down@example.com", "redis is down today").await;
-    assert_eq!(get_me(&app, Some(&format!("Bearer {}", tokens.access_token))).await.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(
+        get_me(&app, Some(&format!("Bearer {}", tokens.access_token)))
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 // ------------------------------------------------------------------ session lifetime
@@ -702,13 +1149,25 @@ async fn an_expired_session_ends_its_access_tokens() {
     assert_eq!(get_me(&app, Some(&user.bearer())).await.status(), 200);
     let mut conn = app.raw_conn().await;
     use diesel_async::RunQueryDsl;
-    diesel::sql_query("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1")
-        .bind::<diesel::sql_types::Uuid, _>(user.id)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    assert_problem(get_me(&app, Some(&user.bearer())).await, 401, "unauthorized").await;
-    assert_problem(refresh_with_body(&app, &user.refresh_token).await, 401, "invalid_refresh_token").await;
+    diesel::sql_query(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE user_id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user.id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_problem(
+        get_me(&app, Some(&user.bearer())).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        refresh_with_body(&app, &user.refresh_token).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
     assert_eq!(get_me(&app, Some(&bystander.bearer())).await.status(), 200);
 }
 
@@ -739,17 +1198,27 @@ async fn purge_deletes_only_sessions_dead_for_longer_than_an_access_token() {
     assert_eq!(rows, 5);
 
     let mut pooled = app.pool().get().await.unwrap();
-    let purged = sessions::purge_expired(&mut pooled, chrono::Utc::now()).await.unwrap();
+    let purged = sessions::purge_expired(&mut pooled, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(purged, 2);
     // Running it again finds nothing more: safe to run from several workers.
-    assert_eq!(sessions::purge_expired(&mut pooled, chrono::Utc::now()).await.unwrap(), 0);
+    assert_eq!(
+        sessions::purge_expired(&mut pooled, chrono::Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
 
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM sessions").get_result(&mut conn).await.unwrap();
+    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM sessions")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(left.n, 3);
     // Refresh tokens went with their sessions.
     let orphans: Count = diesel::sql_query(
@@ -759,7 +1228,10 @@ async fn purge_deletes_only_sessions_dead_for_longer_than_an_access_token() {
     .await
     .unwrap();
     assert_eq!(orphans.n, 0);
-    let tokens: Count = diesel::sql_query("SELECT count(*) AS n FROM refresh_tokens").get_result(&mut conn).await.unwrap();
+    let tokens: Count = diesel::sql_query("SELECT count(*) AS n FROM refresh_tokens")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(tokens.n, 3);
     // The live session is among the survivors.
     assert_eq!(get_me(&app, Some(&user.bearer())).await.status(), 200);

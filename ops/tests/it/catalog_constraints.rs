@@ -455,7 +455,9 @@ async fn statuses_rules_and_time_zones_are_enforced() {
     assert_refused(
         exec(
             &mut conn,
-            &format!("UPDATE events SET status = 'sold_out', published_at = now() WHERE id = '{e}'"),
+            &format!(
+                "UPDATE events SET status = 'sold_out', published_at = now() WHERE id = '{e}'"
+            ),
         )
         .await,
         DatabaseErrorKind::CheckViolation,

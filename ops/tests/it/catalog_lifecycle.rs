@@ -680,3 +680,41 @@ async fn the_demo_catalog_is_seeded_once() {
         (json!(true), json!(450))
     );
 }
+
+#[tokio::test]
+async fn venues_are_listed_by_name_in_pages_and_by_city() {
+    let app = TestApp::spawn().await;
+    let alice = organizer(&app).await;
+    for (name, city) in [
+        ("Club | Bar", "Köln"),
+        ("Arena", "Berlin"),
+        ("Bühne", "berlin"),
+    ] {
+        let body = json!({"name": name, "address": "Street 1", "city": city, "country": "de", "timezone": "Europe/Berlin"});
+        let venue = expect(
+            send(&app, Method::POST, "/v1/venues", Some(&alice), Some(body)).await,
+            201,
+        )
+        .await;
+        assert_eq!(venue["country"], "DE");
+    }
+    let mut names = Vec::new();
+    let mut path = "/v1/venues?limit=2".to_owned();
+    loop {
+        let page = get_json(&app, &path).await;
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/venues?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["Arena", "Bühne", "Club | Bar"]);
+    let berlin = get_json(&app, "/v1/venues?city=BERLIN").await;
+    assert_eq!(berlin["items"].as_array().unwrap().len(), 2);
+}

@@ -7,7 +7,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxoffice_models::notifications::{self, NewNotification, Notification, SEND_EMAIL_QUEUE, SendEmail};
+use boxoffice_models::notifications::{
+    self, NewNotification, Notification, SEND_EMAIL_QUEUE, SendEmail,
+};
 use boxoffice_models::outbox;
 use boxoffice_models::schema::outbox as outbox_table;
 use boxoffice_workers::adapters::mailer::{self, MailSettings, Mailer};
@@ -31,7 +33,8 @@ struct SmtpSink {
 
 impl SmtpSink {
     async fn start() -> SmtpSink {
-        let dir = std::env::temp_dir().join(format!("boxoffice-smtp-sink-{}", Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("boxoffice-smtp-sink-{}", Uuid::new_v4().simple()));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
         let mut process = tokio::process::Command::new(python_with_aiosmtpd())
             .arg(script)
@@ -42,11 +45,17 @@ impl SmtpSink {
             .expect("starting the SMTP sink");
         let stdout = process.stdout.take().expect("the sink's stdout");
         let mut first_line = String::new();
-        tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).read_line(&mut first_line))
-            .await
-            .expect("the SMTP sink announces its port within 20 s")
-            .expect("reading the sink's port");
-        let port = first_line.trim().parse().unwrap_or_else(|_| panic!("not a port: {first_line:?}"));
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            BufReader::new(stdout).read_line(&mut first_line),
+        )
+        .await
+        .expect("the SMTP sink announces its port within 20 s")
+        .expect("reading the sink's port");
+        let port = first_line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a port: {first_line:?}"));
         SmtpSink {
             port,
             dir,
@@ -87,7 +96,9 @@ fn python_with_aiosmtpd() -> String {
             return python;
         }
     }
-    panic!("no python3 with aiosmtpd: run ops/scripts/install-services --with-test-tools (Debian: python3-aiosmtpd)")
+    panic!(
+        "no python3 with aiosmtpd: run ops/scripts/install-services --with-test-tools (Debian: python3-aiosmtpd)"
+    )
 }
 
 fn read_eml_files(dir: &Path) -> Vec<String> {
@@ -126,7 +137,10 @@ fn confirmation<'a>(dedupe_key: &'a str, recipient: &'a str) -> NewNotification<
 }
 
 async fn notification(conn: &mut AsyncPgConnection, id: Uuid) -> Notification {
-    notifications::find(conn, id).await.expect("reading").expect("the notification exists")
+    notifications::find(conn, id)
+        .await
+        .expect("reading")
+        .expect("the notification exists")
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `secs` seconds.
@@ -136,7 +150,10 @@ async fn eventually<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Op
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -152,10 +169,10 @@ async fn outbox_len(conn: &mut AsyncPgConnection) -> i64 {
 
 fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     let prefix = format!("{name}: ");
-    message
-        .split("\r\n\r\n")
-        .next()
-        .and_then(|head| head.lines().find_map(|line| line.strip_prefix(prefix.as_str())))
+    message.split("\r\n\r\n").next().and_then(|head| {
+        head.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+    })
 }
 
 #[tokio::test]
@@ -170,8 +187,13 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
         .await
         .unwrap()
         .expect("the first decision records a notification");
-    let again = notifications::enqueue(&mut conn, confirmation(&key, "ada@example.com")).await.unwrap();
-    assert_eq!(again, None, "the dedupe key makes the second decision a no-op");
+    let again = notifications::enqueue(&mut conn, confirmation(&key, "ada@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again, None,
+        "the dedupe key makes the second decision a no-op"
+    );
     assert_eq!(outbox_len(&mut conn).await, 1);
 
     app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
@@ -182,12 +204,19 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
     assert!(sent.sent_at.is_some());
     assert_eq!(sent.attempts, 0);
 
-    let messages = eventually(10, "the sink to hold the message", async || Some(sink.messages()).filter(|m| !m.is_empty())).await;
+    let messages = eventually(10, "the sink to hold the message", async || {
+        Some(sink.messages()).filter(|m| !m.is_empty())
+    })
+    .await;
     assert_eq!(messages.len(), 1, "{messages:#?}");
     let message = &messages[0];
     assert_eq!(header(message, "To"), Some("ada@example.com"), "{message}");
     assert_eq!(header(message, "From"), Some(FROM), "{message}");
-    assert_eq!(header(message, "Subject"), Some("Your tickets for Jazz night"), "{message}");
+    assert_eq!(
+        header(message, "Subject"),
+        Some("Your tickets for Jazz night"),
+        "{message}"
+    );
     assert_eq!(
         header(message, "Message-ID"),
         Some(format!("<{id}.notification@boxoffice.test>").as_str()),
@@ -196,14 +225,27 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
     assert!(message.contains("Thank you for your order."), "{message}");
 
     // A redelivered job (the relay or Redis handing it out again) sends nothing.
-    outbox::push(&mut conn, SEND_EMAIL_QUEUE, &SendEmail { notification_id: id }, None)
-        .await
-        .unwrap();
-    eventually(10, "the duplicate to be relayed", async || (outbox_len(&mut conn).await == 0).then_some(()))
+    outbox::push(
+        &mut conn,
+        SEND_EMAIL_QUEUE,
+        &SendEmail {
+            notification_id: id,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    eventually(10, "the duplicate to be relayed", async || {
+        (outbox_len(&mut conn).await == 0).then_some(())
+    })
     .await;
     // Absence can only be shown by waiting: far longer than a send takes here.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(sink.messages().len(), 1, "the duplicate job sent a second message");
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "the duplicate job sent a second message"
+    );
     assert_eq!(notification(&mut conn, id).await.status, "sent");
 }
 
@@ -232,21 +274,34 @@ async fn a_permanent_refusal_fails_the_notification_without_retrying() {
 #[tokio::test]
 async fn an_unreachable_server_is_retried_and_the_attempts_recorded() {
     // A port nobody listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let app = TestApp::spawn().await;
     let mut conn = app.raw_conn().await;
-    let id = notifications::enqueue(&mut conn, confirmation("unreachable-test", "ada@example.com"))
-        .await
-        .unwrap()
-        .unwrap();
+    let id = notifications::enqueue(
+        &mut conn,
+        confirmation("unreachable-test", "ada@example.com"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
 
-    app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&format!("smtp://127.0.0.1:{port}")));
+    app.start_workers_with_mailer(
+        NO_PAYMENTS,
+        smtp_mailer(&format!("smtp://127.0.0.1:{port}")),
+    );
     // apalis-redis retries a failed job about `attempt` seconds later.
     let retried = eventually(30, "a second failed attempt", async || {
         Some(notification(&mut conn, id).await).filter(|n| n.attempts >= 2)
     })
     .await;
-    assert_eq!(retried.status, "pending", "a temporary failure is retried, not given up");
+    assert_eq!(
+        retried.status, "pending",
+        "a temporary failure is retried, not given up"
+    );
     assert!(retried.last_error.is_some_and(|e| e.contains("temporary")));
     assert_eq!(retried.sent_at, None);
 }
@@ -268,11 +323,26 @@ async fn the_file_mailer_writes_one_eml_per_notification() {
 
     let dir = app.mail_dir();
     let path = dir.join(format!("{id}.eml"));
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(files, vec![path.clone()], "one file, named by the notification");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        files,
+        vec![path.clone()],
+        "one file, named by the notification"
+    );
     let message = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(header(&message, "To"), Some("grace@example.com"), "{message}");
-    assert_eq!(header(&message, "Subject"), Some("Your tickets for Jazz night"), "{message}");
+    assert_eq!(
+        header(&message, "To"),
+        Some("grace@example.com"),
+        "{message}"
+    );
+    assert_eq!(
+        header(&message, "Subject"),
+        Some("Your tickets for Jazz night"),
+        "{message}"
+    );
     assert_eq!(
         header(&message, "Message-ID"),
         Some(format!("<{id}.notification@boxoffice.test>").as_str()),

@@ -9,7 +9,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use boxoffice_models::ticket_codes::{self, TicketClaims, TicketNumber, TicketPublicKey, TicketSigner};
+use boxoffice_models::ticket_codes::{
+    self, TicketClaims, TicketNumber, TicketPublicKey, TicketSigner,
+};
 use boxoffice_models::tickets::{self, Ticket, TicketStatus};
 use boxoffice_models::users::Role;
 use chrono::{DateTime, Utc};
@@ -44,7 +46,10 @@ async fn create_event(conn: &mut AsyncPgConnection, organizer: Uuid) -> EventFix
     .execute(conn)
     .await
     .expect("inserting a ticket type");
-    EventFixture { event_id, ticket_type_id }
+    EventFixture {
+        event_id,
+        ticket_type_id,
+    }
 }
 
 /// A confirmed booking by `buyer` of `quantity` tickets, issued and signed.
@@ -107,7 +112,12 @@ async fn door() -> Door {
     }
 }
 
-async fn scan(app: &TestApp, user: Option<&TestUser>, event_id: Uuid, payload: &str) -> reqwest::Response {
+async fn scan(
+    app: &TestApp,
+    user: Option<&TestUser>,
+    event_id: Uuid,
+    payload: &str,
+) -> reqwest::Response {
     let mut request = app
         .client
         .post(app.url(&format!("/v1/events/{event_id}/check-in")))
@@ -141,7 +151,8 @@ async fn a_valid_ticket_checks_in_once_and_a_rescan_reports_the_first_scan() {
         ticket,
     } = door().await;
 
-    let first = json_ok(scan(&app, Some(&organizer), event.event_id, &ticket.qr_payload).await).await;
+    let first =
+        json_ok(scan(&app, Some(&organizer), event.event_id, &ticket.qr_payload).await).await;
     assert_eq!(first["ticket_id"], ticket.id.to_string());
     assert_eq!(first["number"], ticket.number);
     assert_eq!(first["event_id"], event.event_id.to_string());
@@ -158,7 +169,10 @@ async fn a_valid_ticket_checks_in_once_and_a_rescan_reports_the_first_scan() {
     assert_eq!(second["checked_in_by"], organizer.id.to_string());
 
     let mut conn = app.raw_conn().await;
-    let stored = tickets::find_by_id(&mut conn, ticket.id).await.unwrap().unwrap();
+    let stored = tickets::find_by_id(&mut conn, ticket.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.checked_in_at, Some(first_scan));
     assert_eq!(stored.checked_in_by, Some(organizer.id));
 }
@@ -180,26 +194,48 @@ async fn forged_and_malformed_payloads_are_refused() {
     // The same ticket, signed with another key.
     let forger = TicketSigner::from_seed(&[42; 32]);
     let forged = forger.sign(&claims);
-    let body = assert_problem(scan(&app, Some(&organizer), event.event_id, &forged).await, 422, "invalid_ticket").await;
+    let body = assert_problem(
+        scan(&app, Some(&organizer), event.event_id, &forged).await,
+        422,
+        "invalid_ticket",
+    )
+    .await;
     assert_eq!(body["reason"], "bad_signature", "{body}");
 
     // The genuine payload with one byte of its body flipped.
-    let [version, encoded_body, signature]: [&str; 3] =
-        ticket.qr_payload.split('.').collect::<Vec<_>>().try_into().unwrap();
+    let [version, encoded_body, signature]: [&str; 3] = ticket
+        .qr_payload
+        .split('.')
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
     let mut bytes = URL_SAFE_NO_PAD.decode(encoded_body).unwrap();
     bytes[20] ^= 0x01;
     let flipped = format!("{version}.{}.{signature}", URL_SAFE_NO_PAD.encode(&bytes));
-    let body = assert_problem(scan(&app, Some(&organizer), event.event_id, &flipped).await, 422, "invalid_ticket").await;
+    let body = assert_problem(
+        scan(&app, Some(&organizer), event.event_id, &flipped).await,
+        422,
+        "invalid_ticket",
+    )
+    .await;
     assert_eq!(body["reason"], "bad_signature", "{body}");
 
     for (payload, reason) in [
         ("hello", "malformed"),
         ("", "malformed"),
         (&format!("BX1.{encoded_body}"), "malformed"),
-        (&format!("BX9.{encoded_body}.{signature}"), "unsupported_version"),
+        (
+            &format!("BX9.{encoded_body}.{signature}"),
+            "unsupported_version",
+        ),
         (&"A".repeat(5000), "malformed"),
     ] {
-        let body = assert_problem(scan(&app, Some(&organizer), event.event_id, payload).await, 422, "invalid_ticket").await;
+        let body = assert_problem(
+            scan(&app, Some(&organizer), event.event_id, payload).await,
+            422,
+            "invalid_ticket",
+        )
+        .await;
         assert_eq!(body["reason"], reason, "{payload:?}: {body}");
     }
 
@@ -209,12 +245,20 @@ async fn forged_and_malformed_payloads_are_refused() {
         event_id: event.event_id,
         number: TicketNumber::generate(),
     });
-    let body = assert_problem(scan(&app, Some(&organizer), event.event_id, &stranger).await, 422, "invalid_ticket").await;
+    let body = assert_problem(
+        scan(&app, Some(&organizer), event.event_id, &stranger).await,
+        422,
+        "invalid_ticket",
+    )
+    .await;
     assert_eq!(body["reason"], "unknown_ticket", "{body}");
 
     // Nothing refused left a mark: the genuine ticket still checks in.
     let mut conn = app.raw_conn().await;
-    let stored = tickets::find_by_id(&mut conn, ticket.id).await.unwrap().unwrap();
+    let stored = tickets::find_by_id(&mut conn, ticket.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.checked_in_at, None);
     json_ok(scan(&app, Some(&organizer), event.event_id, &ticket.qr_payload).await).await;
 }
@@ -229,9 +273,14 @@ async fn void_and_refund_pending_tickets_are_refused() {
     } = door().await;
     let mut conn = app.raw_conn().await;
 
-    tickets::set_status_for_booking(&mut conn, ticket.booking_id, TicketStatus::Valid, TicketStatus::RefundPending)
-        .await
-        .unwrap();
+    tickets::set_status_for_booking(
+        &mut conn,
+        ticket.booking_id,
+        TicketStatus::Valid,
+        TicketStatus::RefundPending,
+    )
+    .await
+    .unwrap();
     let body = assert_problem(
         scan(&app, Some(&organizer), event.event_id, &ticket.qr_payload).await,
         409,
@@ -240,9 +289,14 @@ async fn void_and_refund_pending_tickets_are_refused() {
     .await;
     assert_eq!(body["ticket_status"], "refund_pending");
 
-    tickets::set_status_for_booking(&mut conn, ticket.booking_id, TicketStatus::RefundPending, TicketStatus::Void)
-        .await
-        .unwrap();
+    tickets::set_status_for_booking(
+        &mut conn,
+        ticket.booking_id,
+        TicketStatus::RefundPending,
+        TicketStatus::Void,
+    )
+    .await
+    .unwrap();
     let body = assert_problem(
         scan(&app, Some(&organizer), event.event_id, &ticket.qr_payload).await,
         409,
@@ -252,8 +306,14 @@ async fn void_and_refund_pending_tickets_are_refused() {
     assert_eq!(body["ticket_id"], ticket.id.to_string());
     assert_eq!(body["ticket_status"], "void");
 
-    let stored = tickets::find_by_id(&mut conn, ticket.id).await.unwrap().unwrap();
-    assert_eq!(stored.checked_in_at, None, "a refused ticket is never checked in");
+    let stored = tickets::find_by_id(&mut conn, ticket.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.checked_in_at, None,
+        "a refused ticket is never checked in"
+    );
 }
 
 #[tokio::test]
@@ -290,27 +350,56 @@ async fn only_the_events_organizer_or_an_admin_may_check_in() {
     let participant = app.create_user(&[]).await;
     let admin = app.create_user(&[Role::Admin]).await;
 
-    assert_problem(scan(&app, None, event.event_id, &ticket.qr_payload).await, 401, "unauthorized").await;
-    assert_problem(scan(&app, Some(&participant), event.event_id, &ticket.qr_payload).await, 403, "forbidden").await;
+    assert_problem(
+        scan(&app, None, event.event_id, &ticket.qr_payload).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        scan(&app, Some(&participant), event.event_id, &ticket.qr_payload).await,
+        403,
+        "forbidden",
+    )
+    .await;
     // Another organizer's event is none of their business: 404, not 403.
     assert_problem(
-        scan(&app, Some(&other_organizer), event.event_id, &ticket.qr_payload).await,
+        scan(
+            &app,
+            Some(&other_organizer),
+            event.event_id,
+            &ticket.qr_payload,
+        )
+        .await,
         404,
         "not_found",
     )
     .await;
     assert_problem(
-        scan(&app, Some(&other_organizer), Uuid::now_v7(), &ticket.qr_payload).await,
+        scan(
+            &app,
+            Some(&other_organizer),
+            Uuid::now_v7(),
+            &ticket.qr_payload,
+        )
+        .await,
         404,
         "not_found",
     )
     .await;
 
     let mut conn = app.raw_conn().await;
-    let stored = tickets::find_by_id(&mut conn, ticket.id).await.unwrap().unwrap();
-    assert_eq!(stored.checked_in_at, None, "refused callers changed nothing");
+    let stored = tickets::find_by_id(&mut conn, ticket.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.checked_in_at, None,
+        "refused callers changed nothing"
+    );
 
-    let admitted = json_ok(scan(&app, Some(&admin), event.event_id, &ticket.qr_payload).await).await;
+    let admitted =
+        json_ok(scan(&app, Some(&admin), event.event_id, &ticket.qr_payload).await).await;
     assert_eq!(admitted["checked_in_by"], admin.id.to_string());
 }
 
@@ -331,7 +420,10 @@ async fn concurrent_scans_of_one_ticket_admit_it_once() {
         match response.status().as_u16() {
             200 => admitted.push(json_ok(response).await),
             409 => refused.push(assert_problem(response, 409, "already_checked_in").await),
-            other => panic!("unexpected status {other}: {}", response.text().await.unwrap_or_default()),
+            other => panic!(
+                "unexpected status {other}: {}",
+                response.text().await.unwrap_or_default()
+            ),
         }
     }
     assert_eq!(admitted.len(), 1, "exactly one door admits the ticket");
@@ -352,7 +444,12 @@ async fn the_published_key_verifies_issued_tickets_offline() {
     let issued = book(&app, &mut conn, &event, buyer.id, 5).await;
     assert_eq!(issued.len(), 5);
 
-    let response = app.client.get(app.url("/v1/tickets/public-key")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/v1/tickets/public-key"))
+        .send()
+        .await
+        .unwrap();
     let cache_control = response.headers().get("cache-control").cloned();
     let published = json_ok(response).await;
     assert_eq!(published["algorithm"], "Ed25519");
@@ -363,7 +460,8 @@ async fn the_published_key_verifies_issued_tickets_offline() {
     let mut numbers = std::collections::HashSet::new();
     for ticket in &issued {
         // What a scanner with nothing but the published key can tell.
-        let claims = ticket_codes::verify(&key, &ticket.qr_payload).expect("a genuine ticket verifies");
+        let claims =
+            ticket_codes::verify(&key, &ticket.qr_payload).expect("a genuine ticket verifies");
         assert_eq!(claims.ticket_id, ticket.id);
         assert_eq!(claims.event_id, event.event_id);
         assert_eq!(claims.number.to_string(), ticket.number);
@@ -383,5 +481,10 @@ async fn the_published_key_verifies_issued_tickets_offline() {
     .await
     .unwrap();
     assert_eq!(again, issued);
-    assert_eq!(tickets::list_for_booking(&mut conn, booking_id).await.unwrap(), issued);
+    assert_eq!(
+        tickets::list_for_booking(&mut conn, booking_id)
+            .await
+            .unwrap(),
+        issued
+    );
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use boxoffice_api::webhooks::stripe_signature::sign;
 use boxoffice_ops::sandbox::{self, SandboxConfig};
-use boxoffice_workers::adapters::payments::{CreateIntent, PaymentProvider, StripeClient, StripeConfig};
+use boxoffice_workers::adapters::payments::{
+    CreateIntent, PaymentProvider, StripeClient, StripeConfig,
+};
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -122,20 +124,23 @@ struct SignalRow {
 
 async fn signals_of(app: &TestApp, run_id: Uuid) -> Vec<SignalRow> {
     let mut conn = app.raw_conn().await;
-    diesel::sql_query("SELECT name, dedupe_key, payload FROM workflow_signals WHERE run_id = $1 ORDER BY id")
-        .bind::<diesel::sql_types::Uuid, _>(run_id)
-        .load(&mut conn)
-        .await
-        .expect("reading signals")
+    diesel::sql_query(
+        "SELECT name, dedupe_key, payload FROM workflow_signals WHERE run_id = $1 ORDER BY id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(run_id)
+    .load(&mut conn)
+    .await
+    .expect("reading signals")
 }
 
 async fn outbox_messages_for(app: &TestApp, run_id: Uuid) -> i64 {
     let mut conn = app.raw_conn().await;
-    let count: Count = diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE payload->>'run_id' = $1")
-        .bind::<diesel::sql_types::Text, _>(run_id.to_string())
-        .get_result(&mut conn)
-        .await
-        .expect("counting outbox messages");
+    let count: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM outbox WHERE payload->>'run_id' = $1")
+            .bind::<diesel::sql_types::Text, _>(run_id.to_string())
+            .get_result(&mut conn)
+            .await
+            .expect("counting outbox messages");
     count.n
 }
 
@@ -143,16 +148,35 @@ async fn outbox_messages_for(app: &TestApp, run_id: Uuid) -> i64 {
 async fn a_bad_or_missing_signature_is_400_and_changes_nothing() {
     let app = app_with_secrets(&[SECRET]).await;
     let run = insert_run(&app).await;
-    let body = event("evt_bad", "payment_intent.succeeded", intent_object("pi_1", &run.to_string()));
+    let body = event(
+        "evt_bad",
+        "payment_intent.succeeded",
+        intent_object("pi_1", &run.to_string()),
+    );
 
     let wrong_secret = sign("whsec_someone_else", now(), body.as_bytes());
-    assert_problem(post(&app, &body, Some(wrong_secret)).await, 400, "invalid_signature").await;
+    assert_problem(
+        post(&app, &body, Some(wrong_secret)).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
     assert_problem(post(&app, &body, None).await, 400, "invalid_signature").await;
-    assert_problem(post(&app, &body, Some("t=abc,v1=zz".into())).await, 400, "invalid_signature").await;
+    assert_problem(
+        post(&app, &body, Some("t=abc,v1=zz".into())).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
     // Signed, then changed on the way.
     let signature = sign(SECRET, now(), body.as_bytes());
     let tampered = body.replace("2500", "1");
-    assert_problem(post(&app, &tampered, Some(signature)).await, 400, "invalid_signature").await;
+    assert_problem(
+        post(&app, &tampered, Some(signature)).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
 
     assert_eq!(stored(&app).await, (0, 0));
 }
@@ -161,27 +185,62 @@ async fn a_bad_or_missing_signature_is_400_and_changes_nothing() {
 async fn a_stale_or_future_timestamp_is_400() {
     let app = app_with_secrets(&[SECRET]).await;
     let run = insert_run(&app).await;
-    let body = event("evt_stale", "payment_intent.succeeded", intent_object("pi_1", &run.to_string()));
+    let body = event(
+        "evt_stale",
+        "payment_intent.succeeded",
+        intent_object("pi_1", &run.to_string()),
+    );
     for t in [now() - 301, now() + 301] {
         let signature = sign(SECRET, t, body.as_bytes());
-        let problem = assert_problem(post(&app, &body, Some(signature)).await, 400, "invalid_signature").await;
-        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("timestamp")), "{problem}");
+        let problem = assert_problem(
+            post(&app, &body, Some(signature)).await,
+            400,
+            "invalid_signature",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("timestamp")),
+            "{problem}"
+        );
     }
     assert_eq!(stored(&app).await, (0, 0));
     // Within the tolerance, the same event is accepted.
     let signature = sign(SECRET, now() - 290, body.as_bytes());
-    assert_eq!(outcome(post(&app, &body, Some(signature)).await).await, "recorded");
+    assert_eq!(
+        outcome(post(&app, &body, Some(signature)).await).await,
+        "recorded"
+    );
 }
 
 #[tokio::test]
 async fn an_event_for_an_unknown_run_or_without_one_is_acknowledged_and_not_stored() {
     let app = app_with_secrets(&[SECRET]).await;
-    let unknown = event("evt_u1", "payment_intent.succeeded", intent_object("pi_1", &Uuid::now_v7().to_string()));
-    assert_eq!(outcome(post_signed(&app, &unknown).await).await, "unknown_run");
+    let unknown = event(
+        "evt_u1",
+        "payment_intent.succeeded",
+        intent_object("pi_1", &Uuid::now_v7().to_string()),
+    );
+    assert_eq!(
+        outcome(post_signed(&app, &unknown).await).await,
+        "unknown_run"
+    );
 
-    let no_metadata = event("evt_u2", "payment_intent.succeeded", json!({"id": "pi_2", "amount": 1, "metadata": {}}));
-    assert_eq!(outcome(post_signed(&app, &no_metadata).await).await, "no_run");
-    let not_a_run = event("evt_u3", "payment_intent.succeeded", intent_object("pi_3", "order-17"));
+    let no_metadata = event(
+        "evt_u2",
+        "payment_intent.succeeded",
+        json!({"id": "pi_2", "amount": 1, "metadata": {}}),
+    );
+    assert_eq!(
+        outcome(post_signed(&app, &no_metadata).await).await,
+        "no_run"
+    );
+    let not_a_run = event(
+        "evt_u3",
+        "payment_intent.succeeded",
+        intent_object("pi_3", "order-17"),
+    );
     assert_eq!(outcome(post_signed(&app, &not_a_run).await).await, "no_run");
 
     assert_eq!(stored(&app).await, (0, 0));
@@ -191,7 +250,11 @@ async fn an_event_for_an_unknown_run_or_without_one_is_acknowledged_and_not_stor
 async fn a_valid_event_signals_its_run_once_with_one_outbox_message() {
     let app = app_with_secrets(&[SECRET]).await;
     let run = insert_run(&app).await;
-    let body = event("evt_ok_1", "payment_intent.succeeded", intent_object("pi_ok", &run.to_string()));
+    let body = event(
+        "evt_ok_1",
+        "payment_intent.succeeded",
+        intent_object("pi_ok", &run.to_string()),
+    );
     assert_eq!(outcome(post_signed(&app, &body).await).await, "recorded");
 
     let signals = signals_of(&app, run).await;
@@ -209,7 +272,11 @@ async fn a_valid_event_signals_its_run_once_with_one_outbox_message() {
 async fn the_same_event_five_times_has_one_effect() {
     let app = app_with_secrets(&[SECRET]).await;
     let run = insert_run(&app).await;
-    let body = event("evt_dup", "payment_intent.succeeded", intent_object("pi_dup", &run.to_string()));
+    let body = event(
+        "evt_dup",
+        "payment_intent.succeeded",
+        intent_object("pi_dup", &run.to_string()),
+    );
     // Concurrently, as a provider retrying a slow endpoint would send them.
     let responses = futures::future::join_all((0..5).map(|_| post_signed(&app, &body))).await;
     let mut outcomes = Vec::new();
@@ -217,7 +284,16 @@ async fn the_same_event_five_times_has_one_effect() {
         outcomes.push(outcome(response).await);
     }
     outcomes.sort();
-    assert_eq!(outcomes, ["duplicate", "duplicate", "duplicate", "duplicate", "recorded"]);
+    assert_eq!(
+        outcomes,
+        [
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "recorded"
+        ]
+    );
     assert_eq!(signals_of(&app, run).await.len(), 1);
     assert_eq!(outbox_messages_for(&app, run).await, 1);
     assert_eq!(stored(&app).await, (1, 1));
@@ -237,12 +313,18 @@ async fn failures_and_refunds_become_their_own_signals() {
         "amount_refunded": 700, "currency": "eur", "metadata": {"run_id": run.to_string()},
     });
     let refunded = event("evt_r", "charge.refunded", charge);
-    assert_eq!(outcome(post_signed(&app, &refunded).await).await, "recorded");
+    assert_eq!(
+        outcome(post_signed(&app, &refunded).await).await,
+        "recorded"
+    );
 
     let signals = signals_of(&app, run).await;
     let names: Vec<&str> = signals.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["payment_failed", "charge_refunded"]);
-    assert_eq!(signals[0].payload["failure_message"], "Your card was declined.");
+    assert_eq!(
+        signals[0].payload["failure_message"],
+        "Your card was declined."
+    );
     assert_eq!(signals[1].payload["intent_id"], "pi_f");
     assert_eq!(signals[1].payload["amount_minor"], 700);
     assert_eq!(outbox_messages_for(&app, run).await, 2);
@@ -252,7 +334,11 @@ async fn failures_and_refunds_become_their_own_signals() {
 async fn unknown_event_types_are_acknowledged_and_ignored() {
     let app = app_with_secrets(&[SECRET]).await;
     let run = insert_run(&app).await;
-    let body = event("evt_other", "customer.created", json!({"id": "cus_1", "metadata": {"run_id": run.to_string()}}));
+    let body = event(
+        "evt_other",
+        "customer.created",
+        json!({"id": "cus_1", "metadata": {"run_id": run.to_string()}}),
+    );
     assert_eq!(outcome(post_signed(&app, &body).await).await, "ignored");
     assert_eq!(stored(&app).await, (0, 0));
 
@@ -266,19 +352,42 @@ async fn unknown_event_types_are_acknowledged_and_ignored() {
 async fn during_a_rotation_either_secret_is_accepted() {
     let app = app_with_secrets(&[OLD_SECRET, SECRET]).await;
     let run = insert_run(&app).await;
-    let first = event("evt_rot_1", "payment_intent.payment_failed", intent_object("pi_rot", &run.to_string()));
+    let first = event(
+        "evt_rot_1",
+        "payment_intent.payment_failed",
+        intent_object("pi_rot", &run.to_string()),
+    );
     let signed_with_second = sign(SECRET, now(), first.as_bytes());
-    assert_eq!(outcome(post(&app, &first, Some(signed_with_second)).await).await, "recorded");
-    let second = event("evt_rot_2", "payment_intent.succeeded", intent_object("pi_rot", &run.to_string()));
+    assert_eq!(
+        outcome(post(&app, &first, Some(signed_with_second)).await).await,
+        "recorded"
+    );
+    let second = event(
+        "evt_rot_2",
+        "payment_intent.succeeded",
+        intent_object("pi_rot", &run.to_string()),
+    );
     let signed_with_first = sign(OLD_SECRET, now(), second.as_bytes());
-    assert_eq!(outcome(post(&app, &second, Some(signed_with_first)).await).await, "recorded");
+    assert_eq!(
+        outcome(post(&app, &second, Some(signed_with_first)).await).await,
+        "recorded"
+    );
     assert_eq!(signals_of(&app, run).await.len(), 2);
 
     // An API that knows only the new secret refuses the old one.
     let current_only = app_with_secrets(&[SECRET]).await;
-    let third = event("evt_rot_3", "payment_intent.succeeded", intent_object("pi_rot", &run.to_string()));
+    let third = event(
+        "evt_rot_3",
+        "payment_intent.succeeded",
+        intent_object("pi_rot", &run.to_string()),
+    );
     let old = sign(OLD_SECRET, now(), third.as_bytes());
-    assert_problem(post(&current_only, &third, Some(old)).await, 400, "invalid_signature").await;
+    assert_problem(
+        post(&current_only, &third, Some(old)).await,
+        400,
+        "invalid_signature",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -287,10 +396,16 @@ async fn the_sandbox_pays_and_its_webhook_signals_the_run() {
     let run = insert_run(&app).await;
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the sandbox");
-    let config = SandboxConfig::new(app.url("/v1/webhooks/stripe"), SECRET).with_secret_key("sk_test_e2e");
-    let provider = sandbox::spawn(config, listener, shutdown.clone()).await.expect("sandbox starts");
-    let client = StripeClient::new(StripeConfig::new(provider.base_url(), "sk_test_e2e")).expect("client");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the sandbox");
+    let config =
+        SandboxConfig::new(app.url("/v1/webhooks/stripe"), SECRET).with_secret_key("sk_test_e2e");
+    let provider = sandbox::spawn(config, listener, shutdown.clone())
+        .await
+        .expect("sandbox starts");
+    let client =
+        StripeClient::new(StripeConfig::new(provider.base_url(), "sk_test_e2e")).expect("client");
 
     let intent = client
         .create_intent(CreateIntent {
@@ -302,7 +417,11 @@ async fn the_sandbox_pays_and_its_webhook_signals_the_run() {
         .await
         .expect("intent created");
     let paid = reqwest::Client::new()
-        .post(format!("{}/sandbox/payment_intents/{}/succeed", provider.base_url(), intent.id))
+        .post(format!(
+            "{}/sandbox/payment_intents/{}/succeed",
+            provider.base_url(),
+            intent.id
+        ))
         .send()
         .await
         .expect("paying");
@@ -314,7 +433,10 @@ async fn the_sandbox_pays_and_its_webhook_signals_the_run() {
         if !signals.is_empty() {
             break signals;
         }
-        assert!(Instant::now() < deadline, "the webhook never reached the API");
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never reached the API"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(signals.len(), 1);

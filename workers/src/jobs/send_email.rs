@@ -63,9 +63,15 @@ pub async fn run(job: SendEmail, deps: Data<JobDeps>) -> Result<(), BoxDynError>
                     Ok(Outcome::Sent)
                 }
                 Err(error) => {
-                    let give_up = !error.is_retryable() || notification.attempts + 1 >= MAX_ATTEMPTS;
-                    notifications::mark_attempt_failed(conn, id, &error.to_string(), give_up).await?;
-                    Ok(if give_up { Outcome::GaveUp(error) } else { Outcome::Retry(error) })
+                    let give_up =
+                        !error.is_retryable() || notification.attempts + 1 >= MAX_ATTEMPTS;
+                    notifications::mark_attempt_failed(conn, id, &error.to_string(), give_up)
+                        .await?;
+                    Ok(if give_up {
+                        Outcome::GaveUp(error)
+                    } else {
+                        Outcome::Retry(error)
+                    })
                 }
             }
         })

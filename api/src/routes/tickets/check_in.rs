@@ -69,7 +69,9 @@ pub async fn check_in(
     managed_event(&mut conn, &user, event_id).await?;
 
     if body.qr_payload.chars().count() > MAX_PAYLOAD_CHARS {
-        return Err(invalid_ticket(&QrError::Malformed("longer than any ticket payload")));
+        return Err(invalid_ticket(&QrError::Malformed(
+            "longer than any ticket payload",
+        )));
     }
     let claims = ticket_codes::verify(&state.config.ticket_public_key, &body.qr_payload)
         .map_err(|e| invalid_ticket(&e))?;
@@ -82,9 +84,15 @@ pub async fn check_in(
             tracing::info!(ticket.id = %ticket.id, event.id = %event_id, user.id = %user.user_id, "ticket checked in");
             Ok(Json(view(&ticket)?))
         }
-        CheckIn::AlreadyCheckedIn { ticket, checked_in_at } => Err(AppError::conflict(
+        CheckIn::AlreadyCheckedIn {
+            ticket,
+            checked_in_at,
+        } => Err(AppError::conflict(
             "already_checked_in",
-            format!("this ticket was checked in at {}", checked_in_at.to_rfc3339()),
+            format!(
+                "this ticket was checked in at {}",
+                checked_in_at.to_rfc3339()
+            ),
         )
         .with("ticket_id", ticket.id)
         .with("checked_in_at", checked_in_at)
@@ -101,8 +109,11 @@ pub async fn check_in(
 }
 
 fn view(ticket: &Ticket) -> AppResult<CheckInView> {
-    let (Some(checked_in_at), Some(checked_in_by)) = (ticket.checked_in_at, ticket.checked_in_by) else {
-        return Err(AppError::internal(anyhow::anyhow!("a checked-in ticket without its check-in")));
+    let (Some(checked_in_at), Some(checked_in_by)) = (ticket.checked_in_at, ticket.checked_in_by)
+    else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "a checked-in ticket without its check-in"
+        )));
     };
     Ok(CheckInView {
         ticket_id: ticket.id,
@@ -116,20 +127,34 @@ fn view(ticket: &Ticket) -> AppResult<CheckInView> {
 }
 
 fn invalid_ticket(error: &QrError) -> AppError {
-    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_ticket", error.to_string()).with("reason", error.reason())
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_ticket",
+        error.to_string(),
+    )
+    .with("reason", error.reason())
 }
 
 fn wrong_event(ticket_id: Uuid) -> AppError {
-    AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "wrong_event", "this ticket is for another event")
-        .with("ticket_id", ticket_id)
+    AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong_event",
+        "this ticket is for another event",
+    )
+    .with("ticket_id", ticket_id)
 }
 
 fn not_valid(ticket: &Ticket) -> AppError {
     let error = match ticket.status {
-        TicketStatus::Void => AppError::conflict("ticket_void", "this ticket was refunded or cancelled"),
-        TicketStatus::RefundPending | TicketStatus::Valid => {
-            AppError::conflict("ticket_not_valid", "this ticket is being refunded and admits no one")
+        TicketStatus::Void => {
+            AppError::conflict("ticket_void", "this ticket was refunded or cancelled")
         }
+        TicketStatus::RefundPending | TicketStatus::Valid => AppError::conflict(
+            "ticket_not_valid",
+            "this ticket is being refunded and admits no one",
+        ),
     };
-    error.with("ticket_id", ticket.id).with("ticket_status", ticket.status.as_str())
+    error
+        .with("ticket_id", ticket.id)
+        .with("ticket_status", ticket.status.as_str())
 }

@@ -29,7 +29,10 @@ pub struct TicketPublicKeyView {
     responses((status = 200, description = "The ticket signing key", body = TicketPublicKeyView)))]
 pub async fn ticket_public_key(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))],
+        [(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=300"),
+        )],
         Json(TicketPublicKeyView {
             algorithm: ALGORITHM,
             public_key: state.config.ticket_public_key.to_base64(),

@@ -130,3 +130,21 @@ pub async fn count(db_url: &str, sql: &str) -> i64 {
     let row: N = diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) q")).get_result(&mut conn).await.unwrap();
     row.n
 }
+
+/// Moves the payment deadline of the waiting runs matching `run_filter` (SQL on
+/// `workflow_runs`) one second into the past, as if the event's hold minutes had
+/// gone by: the run's deadline, its state's `expires_at` and its holds. The run
+/// then expires through the real path (its timer message, or the sweep).
+pub async fn pull_deadlines(db_url: &str, run_filter: &str) {
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE holds SET expires_at = now() - interval '1 second'
+          WHERE status = 'active' AND run_id IN (SELECT id FROM workflow_runs WHERE status = 'waiting' AND {run_filter});
+         UPDATE workflow_runs SET wake_at = now() - interval '1 second',
+                state = jsonb_set(state, '{{expires_at}}',
+                        to_jsonb(to_char((now() - interval '1 second') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))
+          WHERE status = 'waiting' AND {run_filter};"
+    ))
+    .await
+    .unwrap();
+}

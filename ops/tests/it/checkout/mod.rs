@@ -2,5 +2,6 @@
 
 pub mod fixtures;
 
+mod contract;
 mod free_and_coupon;
 mod paid;

@@ -6,7 +6,7 @@ use boxoffice_models::holds;
 use boxoffice_models::users::Role;
 use serde_json::Value;
 
-use super::fixtures::{count, counters, event_on_sale, is_finished, order, start, wait_for};
+use super::fixtures::{count, counters, event_on_sale, is_finished, order, pull_deadlines, start, wait_for};
 use crate::harness::TestApp;
 
 async fn started_run(r: reqwest::Response) -> String {
@@ -66,23 +66,6 @@ async fn declined_payment_cancels_the_intent_and_releases_the_hold() {
     assert_eq!(sandbox.stats().await["cancellations"], 1);
 }
 
-/// An event whose holds last one minute (the shortest an event allows), with
-/// the run's deadline pulled into the past so the test need not wait a minute.
-async fn expire_now(db_url: &str, run_id: &str) {
-    let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(db_url).await.unwrap();
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut conn,
-        &format!(
-            "UPDATE workflow_runs SET wake_at = now() - interval '1 second',
-                    state = jsonb_set(state, '{{expires_at}}', to_jsonb(to_char((now() - interval '1 second') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')))
-              WHERE id = '{run_id}';
-             UPDATE holds SET expires_at = now() - interval '1 second' WHERE run_id = '{run_id}';"
-        ),
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_accepted_or_refunded() {
     let app = TestApp::spawn().await;
@@ -105,7 +88,7 @@ async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_ac
     assert_eq!(count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 1").await, 1);
 
     for run in [&first, &second] {
-        expire_now(&app.db.url, run).await;
+        pull_deadlines(&app.db.url, &format!("id = '{run}'")).await;
     }
     let e1 = wait_for(&app, &buyer, &first, Duration::from_secs(20), is_finished).await;
     let e2 = wait_for(&app, &rival, &second, Duration::from_secs(20), is_finished).await;

@@ -69,7 +69,10 @@ impl TestApp {
         let status = r.status();
         let body: Value = r.json().await.expect("register body");
         assert_eq!(status, 201, "register failed: {body}");
-        body["id"].as_str().and_then(|s| s.parse().ok()).expect("an id")
+        body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("an id")
     }
 
     /// `POST /v1/auth/login`, expecting 200.
@@ -85,8 +88,14 @@ impl TestApp {
         let body: Value = r.json().await.expect("login body");
         assert_eq!(status, 200, "login failed: {body}");
         Tokens {
-            access_token: body["access_token"].as_str().expect("access_token").to_owned(),
-            refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
         }
     }
 }

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use boxoffice_models::holds;
 use boxoffice_models::users::Role;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::checkout_support::{counters, event_on_sale};
+use crate::checkout_support::{counters, event_on_sale, pull_deadlines};
 use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
@@ -99,6 +99,7 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyers = join_all((0..BUYERS).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, CAPACITY)], 1).await;
+    let setup_started = Instant::now();
     let tt = event.ticket_types[0];
 
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
@@ -111,6 +112,7 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
     let _w1 = BoxofficeProcess::start(&deployment, "work").await;
     let _w2 = BoxofficeProcess::start(&deployment, "work").await;
     let apis = vec![api1.base_url.clone().unwrap(), api2.base_url.clone().unwrap()];
+    println!("race: processes up in {:.2} s", setup_started.elapsed().as_secs_f64());
 
     // Watch the counters the whole time, from a connection of its own.
     let watching = Arc::new(AtomicBool::new(true));
@@ -162,15 +164,11 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(counters(&app.db.url, tt).await, (CAPACITY, 40, 10));
+    println!("race: 40 payments confirmed in {:.2} s", started_paying.elapsed().as_secs_f64());
 
     // The ten unpaid holds reach their deadline (pulled in, rather than waiting
     // the event's minute): the sweep finds them, they compensate, held drops to 0.
-    conn.batch_execute(
-        "UPDATE workflow_runs SET wake_at = now() - interval '1 second' WHERE status = 'waiting';
-         UPDATE holds SET expires_at = now() - interval '1 second' WHERE status = 'active';",
-    )
-    .await
-    .unwrap();
+    pull_deadlines(&app.db.url, "true").await;
     let expiring = Instant::now();
     loop {
         let (_, sold, held) = counters(&app.db.url, tt).await;
@@ -182,6 +180,7 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    println!("race: 10 expired holds released in {:.2} s", expiring.elapsed().as_secs_f64());
     // The freed seats sell again, and not one more.
     fire(&apis, &client, &buyers, event.event_id, tt, 100, "wave2").await;
     settle(&mut conn, Duration::from_secs(60)).await;

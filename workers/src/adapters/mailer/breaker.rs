@@ -26,7 +26,10 @@ pub struct Guarded<M> {
 
 impl<M: Mailer> Guarded<M> {
     pub fn new(dependency: &'static str, inner: M) -> Self {
-        let policy = consecutive_failures(FAILURES_TO_OPEN, backoff::equal_jittered(OPEN_FIRST, OPEN_MAX));
+        let policy = consecutive_failures(
+            FAILURES_TO_OPEN,
+            backoff::equal_jittered(OPEN_FIRST, OPEN_MAX),
+        );
         Guarded {
             dependency,
             inner,
@@ -47,7 +50,10 @@ impl<M: Mailer> Mailer for Guarded<M> {
                 Err(failsafe::Error::Rejected) => {
                     metrics::counter!("circuit_breaker_rejected_total", "dependency" => self.dependency)
                         .increment(1);
-                    Err(MailError::Retryable(format!("{}: circuit open", self.dependency)))
+                    Err(MailError::Retryable(format!(
+                        "{}: circuit open",
+                        self.dependency
+                    )))
                 }
             }
         })
@@ -105,7 +111,10 @@ mod tests {
         for _ in 0..FAILURES_TO_OPEN + 3 {
             assert!(guarded.send(&email()).await.unwrap_err().is_retryable());
         }
-        assert_eq!(guarded.inner.calls.load(Ordering::SeqCst), FAILURES_TO_OPEN as usize);
+        assert_eq!(
+            guarded.inner.calls.load(Ordering::SeqCst),
+            FAILURES_TO_OPEN as usize
+        );
     }
 
     #[tokio::test]
@@ -120,6 +129,9 @@ mod tests {
         for _ in 0..FAILURES_TO_OPEN + 3 {
             assert!(!guarded.send(&email()).await.unwrap_err().is_retryable());
         }
-        assert_eq!(guarded.inner.calls.load(Ordering::SeqCst), FAILURES_TO_OPEN as usize + 3);
+        assert_eq!(
+            guarded.inner.calls.load(Ordering::SeqCst),
+            FAILURES_TO_OPEN as usize + 3
+        );
     }
 }

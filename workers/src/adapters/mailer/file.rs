@@ -33,7 +33,9 @@ impl Mailer for FileMailer {
             let partial = path.with_extension("eml.partial");
             let io = |e: std::io::Error| MailError::Retryable(format!("{}: {e}", path.display()));
             tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
-            tokio::fs::write(&partial, message.formatted()).await.map_err(io)?;
+            tokio::fs::write(&partial, message.formatted())
+                .await
+                .map_err(io)?;
             tokio::fs::rename(&partial, &path).await.map_err(io)?;
             Ok(())
         })

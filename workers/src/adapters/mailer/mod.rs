@@ -113,10 +113,9 @@ pub fn message_id(notification_id: Uuid, from: &Mailbox) -> String {
 
 /// The RFC 5322 message of `email`: plain text, UTF-8.
 pub fn compose(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, MailError> {
-    let to: Mailbox = email
-        .to
-        .parse()
-        .map_err(|e| MailError::Fatal(format!("recipient {:?} is not an address: {e}", email.to)))?;
+    let to: Mailbox = email.to.parse().map_err(|e| {
+        MailError::Fatal(format!("recipient {:?} is not an address: {e}", email.to))
+    })?;
     Message::builder()
         .from(from.clone())
         .to(to)
@@ -148,17 +147,29 @@ mod tests {
         let expected = "<01900000-0000-7000-8000-000000000001.notification@boxoffice.test>";
         for message in [a, b] {
             let text = String::from_utf8(message.formatted()).unwrap();
-            assert!(text.contains(&format!("Message-ID: {expected}\r\n")), "{text}");
+            assert!(
+                text.contains(&format!("Message-ID: {expected}\r\n")),
+                "{text}"
+            );
             assert!(text.contains("To: ada@example.com\r\n"), "{text}");
-            assert!(text.contains("From: Boxoffice <tickets@boxoffice.test>\r\n"), "{text}");
+            assert!(
+                text.contains("From: Boxoffice <tickets@boxoffice.test>\r\n"),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn a_bad_recipient_is_fatal_and_a_bad_sender_is_a_config_error() {
         let from = parse_from("tickets@boxoffice.test").unwrap();
-        assert!(matches!(compose(&from, &email("not an address")), Err(MailError::Fatal(_))));
-        assert!(matches!(parse_from("Boxoffice <nope>"), Err(MailConfigError::From(..))));
+        assert!(matches!(
+            compose(&from, &email("not an address")),
+            Err(MailError::Fatal(_))
+        ));
+        assert!(matches!(
+            parse_from("Boxoffice <nope>"),
+            Err(MailConfigError::From(..))
+        ));
         let settings = MailSettings {
             smtp_url: Some("http://example.com".into()),
             mail_dir: PathBuf::from("unused"),

@@ -49,7 +49,9 @@ impl Mailer for SmtpMailer {
                 Ok(_) => Ok(()),
                 // A 5xx is the server's final word on this message; anything
                 // else (4xx, network, TLS, timeout) may pass on a later try.
-                Err(e) if e.is_permanent() => Err(MailError::Fatal(format!("{}: {e}", self.target))),
+                Err(e) if e.is_permanent() => {
+                    Err(MailError::Fatal(format!("{}: {e}", self.target)))
+                }
                 Err(e) => Err(MailError::Retryable(format!("{}: {e}", self.target))),
             }
         })
@@ -66,7 +68,10 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_the_logs() {
-        assert_eq!(redact("smtps://user:p%40ss@mail.example.com:465"), "smtps://mail.example.com:465");
+        assert_eq!(
+            redact("smtps://user:p%40ss@mail.example.com:465"),
+            "smtps://mail.example.com:465"
+        );
         assert_eq!(redact("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
     }
 }

@@ -315,11 +315,20 @@ mod tests {
             let result = self.respond(Fake::intent(&request.idempotency_key));
             Box::pin(async move { result })
         }
-        fn cancel_intent<'a>(&'a self, _: &'a str, _: &'a str) -> ProviderResult<'a, CancelOutcome> {
+        fn cancel_intent<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+        ) -> ProviderResult<'a, CancelOutcome> {
             let result = self.respond(CancelOutcome::Cancelled);
             Box::pin(async move { result })
         }
-        fn refund<'a>(&'a self, _: &'a str, amount: Option<i64>, _: &'a str) -> ProviderResult<'a, Refund> {
+        fn refund<'a>(
+            &'a self,
+            _: &'a str,
+            amount: Option<i64>,
+            _: &'a str,
+        ) -> ProviderResult<'a, Refund> {
             let result = self.respond(Refund {
                 id: "re_1".into(),
                 status: crate::adapters::payments::RefundStatus::Succeeded,
@@ -355,11 +364,18 @@ mod tests {
         // Even a provider that would now answer is not asked while open.
         fake.answer_with(Answer::Ok);
         for _ in 0..10 {
-            let err = breaker.cancel_intent("pi_1", "k").await.expect_err("rejected");
+            let err = breaker
+                .cancel_intent("pi_1", "k")
+                .await
+                .expect_err("rejected");
             assert_eq!(err, ProviderError::Retryable(CIRCUIT_OPEN.into()));
             assert!(err.is_retryable());
         }
-        assert_eq!(fake.calls(), 3, "an open breaker must not reach the provider");
+        assert_eq!(
+            fake.calls(),
+            3,
+            "an open breaker must not reach the provider"
+        );
     }
 
     #[tokio::test]
@@ -383,7 +399,11 @@ mod tests {
             breaker.retrieve_intent("pi_1").await.expect_err("fails");
             breaker.retrieve_intent("pi_1").await.expect_err("fails");
             // A success, or a fatal answer (the provider is up), breaks the run.
-            fake.answer_with(if round % 2 == 0 { Answer::Ok } else { Answer::Fatal });
+            fake.answer_with(if round % 2 == 0 {
+                Answer::Ok
+            } else {
+                Answer::Fatal
+            });
             let _ = breaker.retrieve_intent("pi_1").await;
             assert_eq!(breaker.state(), BreakerState::Closed, "round {round}");
         }
@@ -402,14 +422,24 @@ mod tests {
         // After the delay one probe goes through; it fails, so the breaker opens
         // again, this time for twice as long.
         tokio::time::sleep(open + Duration::from_millis(50)).await;
-        let err = breaker.retrieve_intent("pi_1").await.expect_err("probe fails");
+        let err = breaker
+            .retrieve_intent("pi_1")
+            .await
+            .expect_err("probe fails");
         assert_eq!(err, ProviderError::Retryable("503".into()));
         assert_eq!(fake.calls(), 3);
         assert_eq!(breaker.state(), BreakerState::Open);
         tokio::time::sleep(open + Duration::from_millis(50)).await;
-        let err = breaker.retrieve_intent("pi_1").await.expect_err("still open");
+        let err = breaker
+            .retrieve_intent("pi_1")
+            .await
+            .expect_err("still open");
         assert_eq!(err, ProviderError::Retryable(CIRCUIT_OPEN.into()));
-        assert_eq!(fake.calls(), 3, "the second open period is longer than the first");
+        assert_eq!(
+            fake.calls(),
+            3,
+            "the second open period is longer than the first"
+        );
 
         // The provider is back: the next probe succeeds and closes the breaker.
         fake.answer_with(Answer::Ok);

@@ -260,7 +260,10 @@ fn create_form(request: &CreateIntent) -> Vec<(String, String)> {
     let mut form = vec![
         ("amount".to_owned(), request.amount_minor.to_string()),
         ("currency".to_owned(), request.currency.to_ascii_lowercase()),
-        ("automatic_payment_methods[enabled]".to_owned(), "true".to_owned()),
+        (
+            "automatic_payment_methods[enabled]".to_owned(),
+            "true".to_owned(),
+        ),
     ];
     form.extend(
         request
@@ -272,7 +275,10 @@ fn create_form(request: &CreateIntent) -> Vec<(String, String)> {
 }
 
 impl StripeClient {
-    async fn create_intent_impl(&self, request: CreateIntent) -> Result<PaymentIntent, ProviderError> {
+    async fn create_intent_impl(
+        &self,
+        request: CreateIntent,
+    ) -> Result<PaymentIntent, ProviderError> {
         let intent: WireIntent = self
             .request(
                 Method::POST,
@@ -295,7 +301,9 @@ impl StripeClient {
             .request::<WireIntent>(Method::POST, &path, &[], Some(idempotency_key))
             .await
         {
-            Ok(intent) if intent.status == IntentStatus::Succeeded => Ok(CancelOutcome::AlreadySucceeded),
+            Ok(intent) if intent.status == IntentStatus::Succeeded => {
+                Ok(CancelOutcome::AlreadySucceeded)
+            }
             Ok(_) => Ok(CancelOutcome::Cancelled),
             Err(Failure::Status { status, error, .. })
                 if status == StatusCode::BAD_REQUEST
@@ -330,7 +338,10 @@ impl StripeClient {
         amount_minor: Option<i64>,
         idempotency_key: &str,
     ) -> Result<Refund, ProviderError> {
-        let mut form = vec![("payment_intent".to_owned(), checked_id(intent_id)?.to_owned())];
+        let mut form = vec![(
+            "payment_intent".to_owned(),
+            checked_id(intent_id)?.to_owned(),
+        )];
         if let Some(amount) = amount_minor {
             form.push(("amount".to_owned(), amount.to_string()));
         }
@@ -399,7 +410,11 @@ mod tests {
         for status in [400, 401, 402, 403, 404] {
             assert!(!status_failure(status, None).is_retryable(), "{status}");
         }
-        assert!(Failure::Transport("timed out".into()).into_provider_error().is_retryable());
+        assert!(
+            Failure::Transport("timed out".into())
+                .into_provider_error()
+                .is_retryable()
+        );
     }
 
     #[test]
@@ -426,7 +441,10 @@ mod tests {
     fn ids_that_would_change_the_path_are_refused() {
         assert!(checked_id("pi_3Nabc123").is_ok());
         for bad in ["", "pi_1/../refunds", "pi 1", "pi_1?x=1"] {
-            assert!(matches!(checked_id(bad), Err(ProviderError::Fatal(_))), "{bad:?}");
+            assert!(
+                matches!(checked_id(bad), Err(ProviderError::Fatal(_))),
+                "{bad:?}"
+            );
         }
     }
 
