@@ -74,18 +74,3 @@ pub async fn list(
         .load(conn)
         .await
 }
-
-/// Every entry about one target, oldest first (for tests and operators).
-pub async fn for_target(
-    conn: &mut AsyncPgConnection,
-    target_type: &str,
-    target_id: &str,
-) -> QueryResult<Vec<AuditEntry>> {
-    audit_log::table
-        .filter(audit_log::target_type.eq(target_type))
-        .filter(audit_log::target_id.eq(target_id))
-        .order((audit_log::created_at.asc(), audit_log::id.asc()))
-        .select(AuditEntry::as_select())
-        .load(conn)
-        .await
-}

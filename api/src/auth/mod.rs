@@ -155,10 +155,16 @@ mod tests {
             ("/v1/auth/login", "post"),
             ("/v1/auth/refresh", "post"),
         ] {
-            assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
+            assert!(
+                doc["paths"][path][method].is_object(),
+                "{method} {path} missing"
+            );
             assert!(security(path, method).is_null(), "{method} {path}");
         }
         let role = &doc["components"]["schemas"]["Role"]["enum"];
-        assert_eq!(role, &serde_json::json!(["participant", "organizer", "admin"]));
+        assert_eq!(
+            role,
+            &serde_json::json!(["participant", "organizer", "admin"])
+        );
     }
 }

@@ -2,4 +2,5 @@
 
 mod checkout_race;
 mod purge_once_per_tick;
+mod two_replicas;
 mod up;
