@@ -13,6 +13,11 @@ use crate::schema::audit_log;
 pub mod actions {
     pub const USER_ROLES_SET: &str = "user.roles.set";
     pub const USER_DISABLED: &str = "user.disable";
+    /// Operator tools (`boxoffice dlq`, `boxoffice runs`, `/v1/ops`).
+    pub const DLQ_RETRY: &str = "dlq.retry";
+    pub const DLQ_DISCARD: &str = "dlq.discard";
+    pub const RUN_RETRY: &str = "run.retry";
+    pub const RUN_CANCEL: &str = "run.cancel";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]

@@ -83,3 +83,25 @@ pub async fn backlog(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(String, i
         .load(conn)
         .await
 }
+
+/// Per queue: messages waiting, and the time the oldest due one became due
+/// (its age is the relay lag).
+pub async fn backlog_with_lag(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<(String, i64, Option<DateTime<Utc>>)>> {
+    let totals = backlog(conn).await?;
+    let oldest: Vec<(String, Option<DateTime<Utc>>)> = outbox::table
+        .filter(outbox::available_at.le(now))
+        .group_by(outbox::queue)
+        .select((outbox::queue, diesel::dsl::min(outbox::available_at)))
+        .load(conn)
+        .await?;
+    Ok(totals
+        .into_iter()
+        .map(|(queue, n)| {
+            let due = oldest.iter().find(|(q, _)| *q == queue).and_then(|(_, at)| *at);
+            (queue, n, due)
+        })
+        .collect())
+}

@@ -194,3 +194,74 @@ pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<In
     })
     .await
 }
+
+/// Parks a locked run as `failed` for an operator: its job kept failing. The
+/// caller keeps what it needs to resume in `last_error` (see
+/// `workers::engine::parking`); state, step and pending effect are untouched.
+pub async fn park(conn: &mut AsyncPgConnection, id: Uuid, last_error: &serde_json::Value) -> QueryResult<i32> {
+    diesel::update(workflow_runs::table.find(id))
+        .set((
+            workflow_runs::status.eq("failed"),
+            workflow_runs::last_error.eq(last_error),
+            workflow_runs::version.eq(workflow_runs::version + 1),
+            workflow_runs::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(workflow_runs::version)
+        .get_result(conn)
+        .await
+}
+
+/// Gives a parked run back the status it had (an operator retries it).
+pub async fn unpark(conn: &mut AsyncPgConnection, id: Uuid, status: &str) -> QueryResult<i32> {
+    diesel::update(workflow_runs::table.find(id))
+        .set((
+            workflow_runs::status.eq(status),
+            workflow_runs::last_error.eq(None::<serde_json::Value>),
+            workflow_runs::version.eq(workflow_runs::version + 1),
+            workflow_runs::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(workflow_runs::version)
+        .get_result(conn)
+        .await
+}
+
+/// Replaces the error of a failed run (e.g. an operator failed it for good)
+/// without moving it.
+pub async fn set_last_error(conn: &mut AsyncPgConnection, id: Uuid, last_error: &serde_json::Value) -> QueryResult<i32> {
+    diesel::update(workflow_runs::table.find(id))
+        .set((
+            workflow_runs::last_error.eq(last_error),
+            workflow_runs::version.eq(workflow_runs::version + 1),
+            workflow_runs::updated_at.eq(diesel::dsl::now),
+            workflow_runs::finished_at.eq(diesel::dsl::now),
+        ))
+        .returning(workflow_runs::version)
+        .get_result(conn)
+        .await
+}
+
+/// Runs for an operator, newest first, optionally of one status and kind.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    status: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Run>> {
+    let mut q = workflow_runs::table.select(Run::as_select()).into_boxed();
+    if let Some(status) = status {
+        q = q.filter(workflow_runs::status.eq(status.to_owned()));
+    }
+    if let Some(kind) = kind {
+        q = q.filter(workflow_runs::kind.eq(kind.to_owned()));
+    }
+    q.order((workflow_runs::created_at.desc(), workflow_runs::id.desc())).limit(limit).load(conn).await
+}
+
+/// How many runs are in each status (for `boxoffice queues` and metrics).
+pub async fn count_by_status(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(String, i64)>> {
+    workflow_runs::table
+        .group_by(workflow_runs::status)
+        .select((workflow_runs::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await
+}

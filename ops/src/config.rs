@@ -131,6 +131,11 @@ pub struct Settings {
     #[arg(long, env = "BOXOFFICE_SCHEDULE_SWEEP_RUNS", default_value = "*/5 * * * * *", global = true)]
     pub schedule_sweep_runs: String,
 
+    /// Seconds a running or compensating run may go without moving before the
+    /// sweep takes it for stalled and re-sends what it waits for.
+    #[arg(long, env = "BOXOFFICE_STALLED_AFTER_SECS", default_value_t = 60, global = true)]
+    pub stalled_after_secs: u64,
+
     /// Cron expression (with seconds) for purging expired and revoked sessions.
     #[arg(long, env = "BOXOFFICE_SCHEDULE_PURGE_SESSIONS", default_value = "0 */10 * * * *", global = true)]
     pub schedule_purge_sessions: String,
@@ -189,6 +194,12 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 name: "BOXOFFICE_BODY_LIMIT_BYTES",
                 reason: "must be at least 1024".into(),
+            });
+        }
+        if self.stalled_after_secs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "BOXOFFICE_STALLED_AFTER_SECS",
+                reason: "must be at least 1".into(),
             });
         }
         if self.db_pool_size == 0 {

@@ -112,6 +112,8 @@ pub struct WorkerServices {
 pub struct Schedules {
     pub purge_sessions: String,
     pub sweep_runs: String,
+    /// How long a busy run may go without moving before the sweep re-drives it.
+    pub stalled_after: Duration,
 }
 
 /// Runs the workers and schedules until `shutdown`.
@@ -124,6 +126,7 @@ pub async fn run_workers(settings: &Settings, conns: &Connections, shutdown: Can
     let schedules = Schedules {
         purge_sessions: settings.schedule_purge_sessions.clone(),
         sweep_runs: settings.schedule_sweep_runs.clone(),
+        stalled_after: Duration::from_secs(settings.stalled_after_secs),
     };
     run_workers_with(conns, &settings.redis_prefix, &schedules, services, shutdown).await
 }
@@ -145,6 +148,7 @@ pub async fn run_workers_with(
                 payments: services.payments,
                 mailer: services.mailer,
                 relay_nudge: Arc::new(tokio::sync::Notify::new()),
+                stalled_after: schedules.stalled_after,
             },
             redis: conns.redis_patient.clone(),
             prefix: prefix.to_owned(),

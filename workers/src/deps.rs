@@ -19,4 +19,7 @@ pub struct JobDeps {
     pub mailer: Arc<dyn Mailer>,
     /// Wakes this process's outbox relay after a commit that queued messages.
     pub relay_nudge: Arc<tokio::sync::Notify>,
+    /// A `running`/`compensating` run not updated for this long is taken for
+    /// stalled and re-driven by the sweep (`BOXOFFICE_STALLED_AFTER_SECS`).
+    pub stalled_after: std::time::Duration,
 }

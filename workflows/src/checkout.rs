@@ -106,6 +106,10 @@ pub struct CheckoutState {
     pub error: Option<RunError>,
     /// A payment succeeded after the holds were released, and was refunded.
     pub late_payment_refunded: bool,
+    /// An operator cancelled while the payment intent was being created: it is
+    /// cancelled as soon as the provider answers.
+    #[serde(default)]
+    pub cancel_requested: bool,
 }
 
 impl CheckoutState {
@@ -134,6 +138,7 @@ impl CheckoutState {
             ticket_ids: Vec::new(),
             error: None,
             late_payment_refunded: false,
+            cancel_requested: false,
         }
     }
 
@@ -242,6 +247,10 @@ fn status_of(phase: Phase) -> RunStatus {
     }
 }
 
+fn cancelled() -> RunError {
+    RunError::new("cancelled", "cancelled by an operator")
+}
+
 fn signal_intent(payload: &serde_json::Value) -> Option<&str> {
     payload.get("intent_id").and_then(|v| v.as_str())
 }
@@ -344,7 +353,9 @@ impl Workflow for Checkout {
                     })
                 });
                 let deadline = state.expires_at.unwrap_or(now);
-                if deadline <= now {
+                if state.cancel_requested {
+                    cancel_intent(next)
+                } else if deadline <= now {
                     // The provider answered after the hold ran out (e.g. after an outage).
                     cancel_intent(next.error(RunError::new("expired", "the hold expired before payment")))
                 } else {
@@ -438,7 +449,36 @@ impl Workflow for Checkout {
                 .finish(RunStatus::Failed),
 
             // An operator cancels a run that has not finished: undo what was done.
-            (Phase::AwaitingPayment, Input::Cancel) => cancel_intent(next.error(RunError::new("cancelled", "cancelled by an operator"))),
+            // Nothing done yet: end at once.
+            (Phase::Start, Input::Cancel) => next.error(cancelled()).to(Phase::Compensated).finish(RunStatus::Cancelled),
+            // Holding and reserving a coupon are local steps (never seen between
+            // transactions); should one be, releasing undoes it.
+            (Phase::Holding | Phase::ReservingCoupon, Input::Cancel) => release(next.error(cancelled())),
+            // The provider may be creating the intent right now: remember the
+            // cancel, re-issue the same (idempotent) call, and cancel the intent
+            // it returns (a final failure releases anyway).
+            (Phase::CreatingPaymentIntent, Input::Cancel) if !state.cancel_requested => {
+                let command = remote(RemoteCommand::CreatePaymentIntent {
+                    key: KEY_CREATE_INTENT.into(),
+                    amount_minor: state.total_minor(),
+                    currency: state.currency.clone().unwrap_or_default(),
+                });
+                next.error(cancelled()).with(|s| s.cancel_requested = true).run(command)
+            }
+            (Phase::AwaitingPayment, Input::Cancel) => cancel_intent(next.error(cancelled())),
+            // Already undoing (cancelling the intent, releasing, refunding), or the
+            // sale is being written (confirming): a cancel adds nothing. Finished
+            // runs stay as they are; a failed refund is money an operator handles.
+
+            // An operator re-drives a run whose automatic refund failed for good.
+            (Phase::Failed, Input::Retry) if !state.late_payment_refunded => {
+                let Some(payment) = state.payment.clone() else { return ignore(state) };
+                next.to(Phase::RefundingLatePayment).run(remote(RemoteCommand::RefundPayment {
+                    key: KEY_REFUND_LATE.into(),
+                    intent_id: payment.intent_id,
+                    amount_minor: payment.amount_minor,
+                }))
+            }
 
             _ => ignore(state),
         }

@@ -184,6 +184,8 @@ pub enum Input {
     Timer,
     /// An operator ends the run (compensating what was done).
     Cancel,
+    /// An operator re-drives a run that failed for good (from its failed step).
+    Retry,
 }
 
 impl Input {
@@ -197,6 +199,7 @@ impl Input {
             Input::Signal { name, .. } => format!("signal:{name}"),
             Input::Timer => "timer".into(),
             Input::Cancel => "cancel".into(),
+            Input::Retry => "retry".into(),
         }
     }
 }

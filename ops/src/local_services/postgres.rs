@@ -66,6 +66,12 @@ fn command(bin: &Path, run_as: Option<RunAs>) -> Command {
 
 impl LocalPostgres {
     pub async fn start(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        Self::start_on(data_dir, durability, ports::free_loopback_port()?).await
+    }
+
+    /// [`LocalPostgres::start`] on a given port (tests restart a server where
+    /// its clients expect it).
+    pub async fn start_on(data_dir: &Path, durability: Durability, port: u16) -> anyhow::Result<Self> {
         let bin = bin_dir()?;
         let run_as = unprivileged::run_as()?;
         let cluster_dir = unprivileged::cluster_dir(data_dir, run_as)?;
@@ -78,7 +84,6 @@ impl LocalPostgres {
             unprivileged::give_to(&cluster_dir, r)?;
         }
 
-        let port = ports::free_loopback_port()?;
         let log_file = data_dir.join("postgres.log");
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -27,9 +27,14 @@ fn server_binary() -> PathBuf {
 
 impl LocalRedis {
     pub async fn start(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        Self::start_on(data_dir, durability, ports::free_loopback_port()?).await
+    }
+
+    /// [`LocalRedis::start`] on a given port (tests restart a server where its
+    /// clients expect it).
+    pub async fn start_on(data_dir: &Path, durability: Durability, port: u16) -> anyhow::Result<Self> {
         let dir = service_dir(data_dir, "redis")?;
         let password = stored_secret(&data_dir.join("redis-password"))?;
-        let port = ports::free_loopback_port()?;
         let log_file = data_dir.join("redis.log");
         let log = std::fs::OpenOptions::new()
             .create(true)

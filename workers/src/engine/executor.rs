@@ -26,6 +26,10 @@ pub enum Trigger {
     Poke,
     /// A remote command's result (or its final failure).
     Input(Input),
+    /// An operator's input (cancel, retry). Unlike every other trigger it also
+    /// reaches a run parked by a poison job (see `parking`): if the workflow
+    /// accepts it, the run resumes from the status it had.
+    Operator(Input),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,9 +81,22 @@ async fn advance_locked<W: Workflow>(
     trigger: Trigger,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Advanced> {
+    // A parked run hears only operators; it resumes with the status it had.
+    let parked = super::parking::Parked::of(&run);
+    let trigger = match (trigger, &parked) {
+        (Trigger::Operator(input), _) => Trigger::Input(input),
+        (_, Some(_)) => {
+            return Ok(Advanced { found: true, changed: false, queued: false, status: Some(run.status) });
+        }
+        (trigger, None) => trigger,
+    };
+    let status = match &parked {
+        Some(p) => p.resume_status(),
+        None => RunStatus::parse(&run.status).context("unknown run status")?,
+    };
     let mut cur = Current::<W::State> {
         state: serde_json::from_value(run.state.clone()).context("decoding the run's state")?,
-        status: RunStatus::parse(&run.status).context("unknown run status")?,
+        status,
         step: run.step.clone(),
         wake_at: run.wake_at,
         attempts: run.attempts,
@@ -159,7 +176,7 @@ async fn advance_locked<W: Workflow>(
             wake_at: cur.wake_at,
             pending_effect: cur.pending_effect.as_ref().map(serde_json::to_value).transpose()?,
             attempts: cur.attempts,
-            last_error: if cur.attempts == 0 { None } else { run.last_error.clone() },
+            last_error: if cur.attempts == 0 || parked.is_some() { None } else { run.last_error.clone() },
             finished_at: finished.then_some(run.finished_at.unwrap_or(now)),
         },
     )

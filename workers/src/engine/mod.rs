@@ -10,5 +10,6 @@
 pub mod executor;
 pub mod local_effects;
 pub mod messages;
+pub mod parking;
 
 pub use executor::{Advanced, Trigger, advance};

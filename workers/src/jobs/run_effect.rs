@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use apalis::prelude::{BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use boxoffice_workflows::engine::{Input, RemoteCommand, RemoteOutcome};
 use boxoffice_workflows::retry::RetryPolicy;
 use rand::RngExt;
@@ -18,14 +18,32 @@ use rand::RngExt;
 use crate::adapters::payments::{CancelOutcome, CreateIntent, ProviderError};
 use crate::deps::JobDeps;
 use crate::engine::executor::schedule_retry;
+use crate::engine::parking::on_job_error;
 use crate::engine::messages::RunEffect;
 use crate::engine::{Trigger, advance};
 
 pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 
-pub async fn run(job: RunEffect, deps: Data<JobDeps>) -> Result<(), BoxDynError> {
+/// The provider's failures are the workflow's business (above); a failure of
+/// the job itself (database, decoding, a bug) is retried by apalis and, when it
+/// persists, parks the run and dead-letters the job (see `engine::parking`).
+pub async fn run(job: RunEffect, deps: Data<JobDeps>, attempt: Attempt) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
-    let result = call_provider(&deps, &job).await;
+    metrics::counter!("jobs_started_total", "queue" => JOB_NAME).increment(1);
+    match carry_out(&job, &deps).await {
+        Ok(()) => {
+            metrics::counter!("jobs_succeeded_total", "queue" => JOB_NAME).increment(1);
+            metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME).record(started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Err(err) => Err(on_job_error(&deps.db, job.run_id, JOB_NAME, attempt.current(), err).await),
+    }
+}
+
+async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<()> {
+    let job = job.clone();
+    let started = std::time::Instant::now();
+    let result = call_provider(deps, &job).await;
     let kind = kind_of(&job.command);
     metrics::histogram!("remote_effect_duration_seconds", "effect" => kind).record(started.elapsed().as_secs_f64());
     let key = job.command.key().to_owned();

@@ -14,9 +14,11 @@ use crate::engine::{Trigger, advance};
 
 pub const JOB_NAME: &str = "sweep_runs";
 
-/// A run that has not moved for this long is taken for stalled. Longer than any
-/// single step takes, so a live step is never re-driven under its feet.
-const STALLED_AFTER: chrono::Duration = chrono::Duration::seconds(60);
+/// The default of `JobDeps::stalled_after`: a run that has not moved for this
+/// long is taken for stalled. Longer than any single step takes, so a live step
+/// is never re-driven under its feet (a re-drive of a live step is harmless, but
+/// duplicates work).
+pub const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 const BATCH: i64 = 500;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,12 +28,13 @@ pub struct SweepRuns {
 
 pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError> {
     let now = Utc::now();
+    let stalled_after = chrono::Duration::from_std(deps.stalled_after).unwrap_or(chrono::Duration::seconds(60));
     let (overdue, expired, stalled) = {
         let mut conn = deps.db.get().await?;
         (
             workflow_runs::overdue(&mut conn, now, BATCH).await?,
             holds::expired_runs(&mut conn, now, BATCH).await?,
-            workflow_runs::stalled(&mut conn, now - STALLED_AFTER, BATCH).await?,
+            workflow_runs::stalled(&mut conn, now - stalled_after, BATCH).await?,
         )
     };
     let mut woken = 0;

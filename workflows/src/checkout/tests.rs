@@ -377,6 +377,7 @@ fn no_sequence_keeps_money_without_tickets() {
         Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled },
         Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentAlreadySucceeded },
         Input::RemoteDone { key: KEY_REFUND_LATE.into(), outcome: RemoteOutcome::Refunded { refund_id: "re".into() } },
+        Input::Cancel,
     ];
     // Deterministic pseudo-random walks over the inputs (xorshift).
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -399,4 +400,89 @@ fn no_sequence_keeps_money_without_tickets() {
             assert!(state.late_payment_refunded, "a paid checkout ended compensated without a refund: {state:?}");
         }
     }
+}
+
+#[test]
+fn operator_cancel_before_start_ends_the_run_with_nothing_to_undo() {
+    let d = Checkout::decide(&fresh(None), &Input::Cancel, t0());
+    assert!(d.accepted);
+    assert_eq!(d.status, RunStatus::Cancelled);
+    assert_eq!(d.command, None);
+    assert_eq!(d.state.error.unwrap().code, "cancelled");
+}
+
+#[test]
+fn operator_cancel_while_holding_releases() {
+    let holding = Checkout::decide(&fresh(None), &Input::Start, t0()).state;
+    let d = run(holding, &[(Input::Cancel, t0())]);
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(d.state.error.unwrap().code, "cancelled");
+}
+
+#[test]
+fn operator_cancel_while_the_intent_is_created_cancels_the_intent_it_returns() {
+    let creating = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0())]).state;
+    assert_eq!(creating.phase, Phase::CreatingPaymentIntent);
+    let d = run(creating, &[(Input::Cancel, t0())]);
+    // The same idempotent call stays pending, so its answer is still awaited.
+    assert_eq!(d.step, "creating_payment_intent");
+    assert!(matches!(d.command, Some(Command::Remote(RemoteCommand::CreatePaymentIntent { .. }))));
+    assert!(d.state.cancel_requested);
+    // A second cancel adds nothing.
+    assert!(!Checkout::decide(&d.state, &Input::Cancel, t0()).accepted);
+    let d = run(d.state, &[(intent_created(), t0())]);
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::CancelPaymentIntent { key: KEY_CANCEL_INTENT.into(), intent_id: "pi_1".into() }))
+    );
+    let d = run(
+        d.state,
+        &[
+            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, t0()),
+            (Input::Local(LocalOutcome::Released), t0()),
+        ],
+    );
+    assert_eq!(d.status, RunStatus::Compensated);
+}
+
+#[test]
+fn operator_cancel_while_creating_the_intent_that_fails_releases() {
+    let creating = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (Input::Cancel, t0())]).state;
+    let d = run(creating, &[(Input::RemoteFailed { key: KEY_CREATE_INTENT.into(), error: "down".into() }, t0())]);
+    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+}
+
+#[test]
+fn operator_cancel_is_ignored_while_compensating_or_confirming() {
+    let cancelling = run(awaiting(), &[(Input::Timer, t0() + Duration::minutes(16))]).state;
+    assert_eq!(cancelling.phase, Phase::CancellingPaymentIntent);
+    assert!(!Checkout::decide(&cancelling, &Input::Cancel, t0()).accepted);
+    let confirming = run(awaiting(), &[(paid("pi_1"), t0())]).state;
+    assert_eq!(confirming.phase, Phase::Confirming);
+    assert!(!Checkout::decide(&confirming, &Input::Cancel, t0()).accepted);
+}
+
+#[test]
+fn operator_retry_of_a_failed_refund_refunds_again() {
+    let failed = run(
+        expired_and_released(),
+        &[
+            (paid("pi_1"), t0()),
+            (Input::Local(LocalOutcome::LateNoCapacity), t0()),
+            (Input::RemoteFailed { key: KEY_REFUND_LATE.into(), error: "card closed".into() }, t0()),
+        ],
+    )
+    .state;
+    let d = run(failed, &[(Input::Retry, t0())]);
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::RefundPayment { key: KEY_REFUND_LATE.into(), intent_id: "pi_1".into(), amount_minor: 9000 }))
+    );
+    // Retry means nothing to a run that has not failed.
+    assert!(!Checkout::decide(&awaiting(), &Input::Retry, t0()).accepted);
 }

@@ -5,3 +5,4 @@ pub mod fixtures;
 mod contract;
 mod free_and_coupon;
 mod paid;
+mod signals;

@@ -172,6 +172,7 @@ impl TestApp {
             purge_sessions: "0 0 * * * *".into(),
             // Every second: tests wait for deadlines measured in seconds.
             sweep_runs: "* * * * * *".into(),
+            stalled_after: boxoffice_workers::jobs::sweep_runs::STALLED_AFTER,
         };
         let services = WorkerServices {
             ticket_signer: Arc::new(self.ticket_signer()),

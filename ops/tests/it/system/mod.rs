@@ -4,3 +4,5 @@ mod checkout_race;
 mod purge_once_per_tick;
 mod two_replicas;
 mod up;
+mod fault_support;
+mod worker_crashes;

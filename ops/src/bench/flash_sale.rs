@@ -1,0 +1,225 @@
+//! The flash sale over HTTP: every buyer starts a checkout at once, long-polls
+//! its run, pays as soon as the payment intent appears (the sandbox's
+//! `succeed` control, which sends the signed webhook), and polls on until the
+//! run ends. Then a burst of plain status reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::seed::Buyer;
+use super::stats::Samples;
+
+/// Where the sale happens.
+#[derive(Debug, Clone)]
+pub struct Sale {
+    /// API base URLs; buyers are spread over them.
+    pub apis: Vec<String>,
+    /// The sandbox provider's base URL (its `/sandbox` controls pay).
+    pub sandbox: String,
+    pub event_id: Uuid,
+    pub ticket_type: Uuid,
+    /// Nothing runs past this.
+    pub deadline: Instant,
+}
+
+/// How one buyer's checkout went, as the buyer saw it.
+#[derive(Debug, Clone, Default)]
+pub struct BuyerOutcome {
+    pub run_id: Option<Uuid>,
+    /// `POST /v1/checkouts`, request to response.
+    pub post: Option<Duration>,
+    /// From sending the POST to seeing the run await payment.
+    pub to_awaiting_payment: Option<Duration>,
+    /// From asking the sandbox to pay to seeing the run completed.
+    pub pay_to_completed: Option<Duration>,
+    /// The run's last status seen (`completed`, `compensated`, …).
+    pub status: Option<String>,
+    /// When the buyer saw the run end, from the start of the sale.
+    pub ended_after: Option<Duration>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct SaleResult {
+    pub outcomes: Vec<BuyerOutcome>,
+    /// From the first POST until every buyer saw its run end (or gave up).
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct View {
+    status: String,
+    payment: Option<PaymentView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentView {
+    intent_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Started {
+    run_id: Uuid,
+}
+
+const TERMINAL: [&str; 4] = ["completed", "compensated", "failed", "cancelled"];
+
+pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
+    let sale = Arc::new(sale.clone());
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for (i, buyer) in buyers.iter().enumerate() {
+        let (client, sale, buyer) = (client.clone(), sale.clone(), buyer.clone());
+        tasks.spawn(async move {
+            let api = sale.apis[i % sale.apis.len()].clone();
+            let mut outcome = BuyerOutcome::default();
+            let deadline = sale.deadline;
+            match tokio::time::timeout_at(deadline, checkout(&client, &sale, &api, &buyer, i, started, &mut outcome)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => outcome.error = Some(format!("{e:#}")),
+                Err(_) => outcome.error = Some("did not finish before the deadline".into()),
+            }
+            outcome
+        });
+    }
+    let mut outcomes = Vec::with_capacity(buyers.len());
+    while let Some(joined) = tasks.join_next().await {
+        outcomes.push(joined.unwrap_or_else(|e| BuyerOutcome {
+            error: Some(format!("buyer task failed: {e}")),
+            ..BuyerOutcome::default()
+        }));
+    }
+    SaleResult {
+        outcomes,
+        elapsed: started.elapsed(),
+    }
+}
+
+async fn checkout(
+    client: &reqwest::Client,
+    sale: &Sale,
+    api: &str,
+    buyer: &Buyer,
+    index: usize,
+    sale_started: Instant,
+    outcome: &mut BuyerOutcome,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let response = client
+        .post(format!("{api}/v1/checkouts"))
+        .header("authorization", &buyer.authorization)
+        .header("idempotency-key", format!("bench-{index}"))
+        .json(&json!({ "event_id": sale.event_id, "items": [{ "ticket_type_id": sale.ticket_type, "quantity": 1 }] }))
+        .send()
+        .await?;
+    let status = response.status();
+    if status != StatusCode::ACCEPTED {
+        anyhow::bail!("POST /v1/checkouts answered {status}: {}", response.text().await.unwrap_or_default());
+    }
+    let started: Started = response.json().await?;
+    outcome.post = Some(t0.elapsed());
+    outcome.run_id = Some(started.run_id);
+
+    let url = format!("{api}/v1/workflows/{}?wait=30", started.run_id);
+    let mut etag: Option<String> = None;
+    let mut paying: Option<Instant> = None;
+    loop {
+        let mut request = client.get(&url).header("authorization", &buyer.authorization);
+        if let Some(tag) = &etag {
+            request = request.header("if-none-match", tag);
+        }
+        let response = request.send().await?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => continue,
+            StatusCode::OK => {}
+            other => anyhow::bail!("GET {url} answered {other}: {}", response.text().await.unwrap_or_default()),
+        }
+        etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let view: View = response.json().await?;
+        outcome.status = Some(view.status.clone());
+        if let Some(payment) = &view.payment
+            && paying.is_none()
+        {
+            outcome.to_awaiting_payment = Some(t0.elapsed());
+            paying = Some(Instant::now());
+            let paid = client
+                .post(format!("{}/sandbox/payment_intents/{}/succeed", sale.sandbox, payment.intent_id))
+                .send()
+                .await?;
+            if !paid.status().is_success() {
+                anyhow::bail!("the sandbox refused to pay {}: {}", payment.intent_id, paid.status());
+            }
+        }
+        if TERMINAL.contains(&view.status.as_str()) {
+            if view.status == "completed"
+                && let Some(p) = paying
+            {
+                outcome.pay_to_completed = Some(p.elapsed());
+            }
+            outcome.ended_after = Some(sale_started.elapsed());
+            return Ok(());
+        }
+    }
+}
+
+/// `reads` plain `GET /v1/workflows/{id}` (no wait, no ETag) from `clients`
+/// concurrent clients, each reading its own runs.
+pub async fn status_reads(
+    client: &reqwest::Client,
+    sale: &Sale,
+    runs: &[(Uuid, Buyer)],
+    reads: usize,
+    clients: usize,
+) -> (Samples, usize) {
+    let runs = Arc::new(runs.to_vec());
+    let mut tasks = JoinSet::new();
+    for c in 0..clients {
+        let (client, runs, apis, deadline) = (client.clone(), runs.clone(), sale.apis.clone(), sale.deadline);
+        tasks.spawn(async move {
+            let mut samples = Samples::default();
+            let mut failures = 0;
+            let mut i = c;
+            while i < reads && !runs.is_empty() && Instant::now() < deadline {
+                let (run_id, buyer) = &runs[i % runs.len()];
+                let api = &apis[i % apis.len()];
+                let t = Instant::now();
+                let ok = match client
+                    .get(format!("{api}/v1/workflows/{run_id}"))
+                    .header("authorization", &buyer.authorization)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status() == StatusCode::OK && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    samples.push(t.elapsed());
+                } else {
+                    failures += 1;
+                }
+                i += clients;
+            }
+            (samples, failures)
+        });
+    }
+    let mut all = Samples::default();
+    let mut failures = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((samples, failed)) = joined {
+            all.extend(samples);
+            failures += failed;
+        }
+    }
+    (all, failures)
+}

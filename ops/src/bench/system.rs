@@ -1,0 +1,225 @@
+//! The system under test when no `--target` is given: private Postgres and
+//! Redis in a temporary folder, the sandbox provider in this process, and real
+//! `boxoffice serve` / `boxoffice work` child processes of this same binary,
+//! configured through their environment. [`System::stop`] ends all of it; the
+//! children are also killed if this process drops them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::local_services::{Durability, LocalServices};
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+/// One `boxoffice <role>` child.
+pub struct Process {
+    child: Child,
+    pub role: String,
+    pub api_url: Option<String>,
+    pub log: PathBuf,
+}
+
+impl Process {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The end of its log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+pub struct System {
+    pub data_dir: PathBuf,
+    services: Option<LocalServices>,
+    sandbox: Option<Sandbox>,
+    sandbox_shutdown: CancellationToken,
+    pub sandbox_url: String,
+    pub database_url: String,
+    pub jwt_secret: String,
+    pub processes: Vec<Process>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl System {
+    /// Starts everything; on failure stops whatever had started.
+    pub async fn start(settings: &Settings, roles: &[String], durability: Durability) -> anyhow::Result<System> {
+        // Under the system temp folder: when running as root, the unprivileged
+        // database user must be able to reach it.
+        let data_dir = std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&data_dir)?;
+        let mut system = System {
+            data_dir: data_dir.clone(),
+            services: None,
+            sandbox: None,
+            sandbox_shutdown: CancellationToken::new(),
+            sandbox_url: String::new(),
+            database_url: String::new(),
+            jwt_secret: crate::secrets::random_token(48),
+            processes: Vec::new(),
+        };
+        match system.bring_up(settings, roles, durability).await {
+            Ok(()) => Ok(system),
+            Err(e) => {
+                system.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn bring_up(&mut self, settings: &Settings, roles: &[String], durability: Durability) -> anyhow::Result<()> {
+        let services = LocalServices::start(&self.data_dir, durability, true, true).await?;
+        let postgres = services.postgres.as_ref().context("postgres did not start")?;
+        let redis = services.redis.as_ref().context("redis did not start")?;
+        self.database_url = postgres.database_url();
+        let redis_url = redis.url();
+        self.services = Some(services);
+        boxoffice_models::migrations::run_pending(&self.database_url).await?;
+
+        // Ports first: the sandbox posts its webhooks to the first API.
+        let ports: Vec<Option<u16>> = roles
+            .iter()
+            .map(|r| if r == "serve" || r == "all" { free_port().map(Some) } else { Ok(None) })
+            .collect::<anyhow::Result<_>>()?;
+        let webhook_port = ports
+            .iter()
+            .flatten()
+            .next()
+            .copied()
+            .context("--processes needs at least one `serve` or `all`")?;
+        anyhow::ensure!(
+            roles.iter().any(|r| r == "work" || r == "all"),
+            "--processes needs at least one `work` or `all`"
+        );
+        let stripe_key = format!("sk_test_{}", crate::secrets::random_token(24));
+        let webhook_secret = format!("whsec_{}", crate::secrets::random_token(24));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the sandbox")?;
+        let config = SandboxConfig::new(
+            format!("http://127.0.0.1:{webhook_port}/v1/webhooks/stripe"),
+            webhook_secret.clone(),
+        )
+        .with_secret_key(stripe_key.clone());
+        let sandbox = crate::sandbox::spawn(config, listener, self.sandbox_shutdown.clone()).await?;
+        self.sandbox_url = sandbox.base_url();
+        self.sandbox = Some(sandbox);
+
+        let env: Vec<(&str, String)> = vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("REDIS_URL", redis_url),
+            ("BOXOFFICE_REDIS_PREFIX", "bench".into()),
+            ("BOXOFFICE_JWT_SECRET", self.jwt_secret.clone()),
+            ("BOXOFFICE_JWT_ISSUER", settings.jwt_issuer.clone()),
+            ("BOXOFFICE_JWT_AUDIENCE", settings.jwt_audience.clone()),
+            ("BOXOFFICE_TICKET_SIGNING_KEY", boxoffice_models::ticket_codes::TicketSigner::generate_seed_base64()),
+            ("BOXOFFICE_STRIPE_API_BASE", self.sandbox_url.clone()),
+            ("BOXOFFICE_STRIPE_SECRET_KEY", stripe_key),
+            ("BOXOFFICE_STRIPE_WEBHOOK_SECRETS", webhook_secret),
+            ("BOXOFFICE_RATE_LIMIT_PER_IP", "1000000000".into()),
+            ("BOXOFFICE_RATE_LIMIT_PER_USER", "1000000000".into()),
+            ("BOXOFFICE_DB_POOL_SIZE", settings.db_pool_size.to_string()),
+            ("BOXOFFICE_MAIL_DIR", self.data_dir.join("mail").display().to_string()),
+            ("BOXOFFICE_LOG", "warn".into()),
+            ("BOXOFFICE_LOG_FORMAT", "text".into()),
+        ];
+        let exe = std::env::current_exe().context("finding this binary")?;
+        for (i, (role, port)) in roles.iter().zip(&ports).enumerate() {
+            let log = self.data_dir.join(format!("{role}-{i}.log"));
+            let file = std::fs::File::create(&log)?;
+            let mut cmd = Command::new(&exe);
+            cmd.arg(role)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(file.try_clone()?)
+                .stderr(file)
+                .kill_on_drop(true);
+            if let Some(port) = port {
+                cmd.env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"));
+            }
+            let child = cmd.spawn().with_context(|| format!("starting `boxoffice {role}`"))?;
+            self.processes.push(Process {
+                child,
+                role: role.clone(),
+                api_url: port.map(|p| format!("http://127.0.0.1:{p}")),
+                log,
+            });
+        }
+        for process in &mut self.processes {
+            wait_ready(process, Duration::from_secs(60)).await?;
+        }
+        Ok(())
+    }
+
+    pub fn api_urls(&self) -> Vec<String> {
+        self.processes.iter().filter_map(|p| p.api_url.clone()).collect()
+    }
+
+    /// Stops the children (SIGTERM, then SIGKILL after 15 s), the sandbox and
+    /// the services, and removes the temporary folder.
+    pub async fn stop(mut self) {
+        for process in &self.processes {
+            if let Some(pid) = process.child.id() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        for process in &mut self.processes {
+            if tokio::time::timeout(Duration::from_secs(15), process.child.wait()).await.is_err() {
+                let _ = process.child.kill().await;
+            }
+        }
+        self.sandbox_shutdown.cancel();
+        if let Some(sandbox) = self.sandbox.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), sandbox.stopped()).await;
+        }
+        if let Some(services) = self.services.take() {
+            services.stop().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// An API is ready when `/readyz` answers 200; a worker when it is still
+/// running a moment after its start.
+async fn wait_ready(process: &mut Process, within: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = process.child.try_wait()? {
+            anyhow::bail!("`boxoffice {}` exited during start-up ({status}):\n{}", process.role, process.log_tail());
+        }
+        match &process.api_url {
+            Some(url) => {
+                if let Ok(r) = client.get(format!("{url}/readyz")).send().await
+                    && r.status() == 200
+                {
+                    return Ok(());
+                }
+            }
+            None if started.elapsed() > Duration::from_millis(500) => return Ok(()),
+            None => {}
+        }
+        anyhow::ensure!(
+            started.elapsed() < within,
+            "`boxoffice {}` not ready in {within:?}:\n{}",
+            process.role,
+            process.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
