@@ -61,8 +61,15 @@ impl AppError {
         }
     }
 
-    /// Adds a field to the problem body (e.g. `field`, `available`).
+    /// Adds a field to the problem body (e.g. `field`, `available`). The
+    /// problem's own members (`type`, `title`, `status`, `code`, `detail`,
+    /// `request_id`) cannot be overwritten this way.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
+        const RESERVED: [&str; 6] = ["type", "title", "status", "code", "detail", "request_id"];
+        debug_assert!(!RESERVED.contains(&key), "problem member {key:?} is reserved");
+        if RESERVED.contains(&key) {
+            return self;
+        }
         if let AppError::Client { extra, .. } = &mut self {
             extra.insert(
                 key.to_owned(),

@@ -37,6 +37,10 @@ pub enum Command {
     /// A local Stripe-compatible payment provider that sends signed webhooks,
     /// for development and tests; listens on --http.
     Sandbox(SandboxArgs),
+    /// Benchmarks that print figures (they bring up their own system unless
+    /// given a running one).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -85,4 +89,48 @@ pub struct SandboxArgs {
     /// accepted when unset.
     #[arg(long)]
     pub secret_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A flash sale over HTTP: N buyers check out one hot ticket type of C seats
+    /// at once, the sandbox pays; prints rates, latencies, oversold count, peak
+    /// memory, and the raw single-row rate of the same Postgres.
+    Checkout(BenchCheckoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCheckoutArgs {
+    /// Buyers, each starting one checkout of one ticket at the same moment.
+    #[arg(long, default_value_t = 2000)]
+    pub buyers: usize,
+    /// Seats of the hot ticket type.
+    #[arg(long, default_value_t = 500)]
+    pub capacity: i32,
+    /// API base URL of a running system instead of starting one; needs
+    /// DATABASE_URL and BOXOFFICE_JWT_SECRET of that system and --sandbox.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Base URL of the target's payment sandbox (with --target).
+    #[arg(long, requires = "target")]
+    pub sandbox: Option<String>,
+    /// The processes to start, by role (serve, work, all), comma-separated;
+    /// e.g. `serve,serve,work,work`.
+    #[arg(long, value_delimiter = ',', default_value = "serve,work", conflicts_with = "target")]
+    pub processes: Vec<String>,
+    /// Start Postgres and Redis without fsync (faster, less like production).
+    #[arg(long, conflicts_with = "target")]
+    pub ephemeral: bool,
+    /// Connections of the raw single-row baseline.
+    #[arg(long, default_value_t = 32)]
+    pub raw_connections: usize,
+    /// Seconds the raw baseline runs.
+    #[arg(long, default_value_t = 3.0)]
+    pub raw_secs: f64,
+    /// Plain status reads in the burst after the sale.
+    #[arg(long, default_value_t = 2000)]
+    pub status_reads: usize,
+    /// Everything, start-up included, ends within this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
 }

@@ -6,9 +6,11 @@
 //! - `migrate`, `users create-admin`: administration.
 //! - `services`: only the private Postgres and Redis (the test suite's setup).
 //! - `sandbox`: a local Stripe-compatible payment provider (see [`sandbox`]).
+//! - `bench checkout`: the checkout benchmark (see [`bench`]).
 //!
 //! This crate composes every other crate; nothing depends on it.
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

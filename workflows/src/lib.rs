@@ -23,4 +23,5 @@
 
 pub mod checkout;
 pub mod engine;
+pub mod operator;
 pub mod retry;

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+mod bench;
 mod migrate;
 mod roles;
 mod sandbox;
@@ -20,5 +21,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => users::run(&settings, cmd).await,
         Command::Services(args) => services::run(args).await,
         Command::Sandbox(args) => sandbox::run(&settings, args).await,
+        Command::Bench(cmd) => bench::run(settings, cmd).await,
     }
 }

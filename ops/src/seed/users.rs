@@ -67,12 +67,12 @@ pub async fn ensure_user(
     password: &str,
     roles: &[Role],
 ) -> anyhow::Result<User> {
-    let email = email.trim().to_lowercase();
-    anyhow::ensure!(email.contains('@'), "{email:?} is not an email address");
-    anyhow::ensure!(
-        password.chars().count() >= 10,
-        "the password must be at least 10 characters"
-    );
+    // The same rules as registration: seeded and CLI-made users are ordinary users.
+    use boxoffice_api::auth::validate::{DisplayName, Email, check_password_policy};
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email: {e}"))?;
+    DisplayName::parse(display_name).map_err(|e| anyhow::anyhow!("display name: {e}"))?;
+    check_password_policy(password, &email).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+    let email = email.into_inner();
     let mut conn = AsyncPgConnection::establish(database_url).await?;
     if let Some(existing) = users::find_by_email(&mut conn, &email).await? {
         let mut all = existing.roles();

@@ -108,7 +108,7 @@ async fn advance_locked<W: Workflow>(
             inputs.push_back(Input::Start)
         }
         Trigger::Poke => {}
-        Trigger::Input(input) => inputs.push_back(input),
+        Trigger::Input(input) | Trigger::Operator(input) => inputs.push_back(input),
     }
 
     let mut history = Vec::new();

@@ -26,7 +26,7 @@ pub async fn apply(
             Ok(match holds::hold(conn, run_id, &lines(items), *expires_at).await? {
                 HoldOutcome::Held(priced) => LocalOutcome::Held {
                     expires_at: *expires_at,
-                    currency: priced.iter().next().map(|p| p.currency.clone()).unwrap_or_default(),
+                    currency: priced.as_slice().first().map(|p| p.currency.clone()).unwrap_or_default(),
                     lines: priced
                         .iter()
                         .map(|p| PricedItem {

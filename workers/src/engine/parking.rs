@@ -79,9 +79,6 @@ pub fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
                 ) | DieselError::BrokenTransactionManager
             );
         }
-        if let Some(a) = e.downcast_ref::<anyhow::Error>() {
-            return is_transient(a.as_ref());
-        }
         cause = e.source();
     }
     false

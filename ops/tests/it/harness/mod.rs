@@ -49,9 +49,12 @@ pub struct TestApp {
     shutdown: CancellationToken,
 }
 
+/// A change to the API configuration, applied before the app starts.
+type ConfigEdit = Box<dyn FnOnce(&mut ApiConfig)>;
+
 pub struct TestAppBuilder {
     redis_url: String,
-    configure: Vec<Box<dyn FnOnce(&mut ApiConfig)>>,
+    configure: Vec<ConfigEdit>,
     database: Option<TestDatabase>,
     redis_prefix: Option<String>,
 }

@@ -90,7 +90,7 @@ impl Payer {
                 let client = reqwest::Client::new();
                 let mut done: HashSet<String> = HashSet::new();
                 let mut conn: Option<AsyncPgConnection> = None;
-                while running.load(Ordering::Relaxed) {
+                while AtomicBool::load(&running, Ordering::Relaxed) {
                     if conn.is_none() {
                         conn = AsyncPgConnection::establish(&db).await.ok();
                     }
@@ -100,7 +100,10 @@ impl Payer {
                     };
                     match intents {
                         Ok(intents) => {
-                            for intent in intents.into_iter().filter(|i| !done.contains(i)) {
+                            for intent in intents {
+                                if done.contains(&intent) {
+                                    continue;
+                                }
                                 let url = format!("{base}/sandbox/payment_intents/{intent}/succeed");
                                 if let Ok(r) = client.post(url).send().await
                                     && r.status().is_success()
@@ -120,13 +123,14 @@ impl Payer {
     }
 
     pub fn paid(&self) -> u64 {
-        self.paid.load(Ordering::Relaxed)
+        AtomicU64::load(&self.paid, Ordering::Relaxed)
     }
 
     pub async fn stop(self) -> u64 {
         self.running.store(false, Ordering::Relaxed);
+        let paid = self.paid.clone();
         let _ = self.task.await;
-        self.paid()
+        AtomicU64::load(&paid, Ordering::Relaxed)
     }
 }
 
@@ -267,4 +271,22 @@ pub async fn register(client: &reqwest::Client, api: &str) -> TestUser {
 /// Whether the process with `pid` is still alive.
 pub fn alive(pid: Option<u32>) -> bool {
     pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok())
+}
+
+/// A folder under the system's temp dir (reachable by the database's service
+/// user), removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

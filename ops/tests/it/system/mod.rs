@@ -6,3 +6,6 @@ mod two_replicas;
 mod up;
 mod fault_support;
 mod worker_crashes;
+mod api_crash;
+mod redis_restart;
+mod postgres_restart;

@@ -1,0 +1,100 @@
+//! Fault 3: the deployment's Redis stops in the middle of a run set and comes
+//! back (same port) with its data lost. Every run still finishes: Postgres holds
+//! the truth, the relay refills Redis from the outbox, the sweep re-drives runs
+//! whose messages were lost, and the workers come back by themselves.
+
+use std::time::{Duration, Instant};
+
+use boxoffice_models::users::Role;
+use boxoffice_ops::local_services::{Durability, LocalRedis};
+use futures::future::join_all;
+
+use super::fault_support::{Payer, TempDir, alive, check_invariants, checkout, count_of, wait_all_finished};
+use crate::checkout_support::event_on_sale;
+use crate::harness::TestApp;
+use crate::harness::processes::{BoxofficeProcess, Deployment};
+
+const PER_WAVE: usize = 60;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restarts_empty_and_every_run_finishes() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyers = join_all((0..10).map(|_| app.create_user(&[Role::Participant]))).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 2000), (0, 2000)], 10).await;
+
+    let dir = TempDir::new("boxoffice-redis-restart");
+    let first_dir = dir.0.join("first");
+    std::fs::create_dir_all(&first_dir).unwrap();
+    let redis = LocalRedis::start(&first_dir, Durability::Ephemeral).await.unwrap();
+    let (port, redis_url) = (redis.port, redis.url());
+
+    let deployment = Deployment::new(&app.db.url, &redis_url, &app.redis_prefix)
+        .env("BOXOFFICE_STRIPE_API_BASE", &sandbox.base_url)
+        .env("BOXOFFICE_RATE_LIMIT_PER_IP", "100000")
+        .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000")
+        .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
+        .env("BOXOFFICE_STALLED_AFTER_SECS", "3");
+    let api = BoxofficeProcess::start(&deployment, "serve").await;
+    let api_url = api.base_url.clone().unwrap();
+    let workers = [
+        BoxofficeProcess::start(&deployment, "work").await,
+        BoxofficeProcess::start(&deployment, "work").await,
+    ];
+    let payer = Payer::start(&app.db.url, &sandbox.base_url, "true");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let wave = |tag: &'static str| {
+        let (client, api_url, buyers) = (client.clone(), api_url.clone(), &buyers);
+        let event = &event;
+        async move {
+            join_all((0..PER_WAVE).map(|i| {
+                let tt = event.ticket_types[i % 2];
+                let (client, api_url) = (client.clone(), api_url.clone());
+                async move {
+                    let key = format!("{tag}-{i}");
+                    let started = Instant::now();
+                    loop {
+                        // While Redis comes back, the API may answer 5xx: a client retries.
+                        match checkout(&client, &api_url, &buyers[i % buyers.len()], event.event_id, tt, 1, &key).await {
+                            Ok((202, _)) => return,
+                            other => assert!(started.elapsed() < Duration::from_secs(30), "{key}: {other:?}"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }))
+            .await;
+        }
+    };
+
+    wave("before").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped_at = Instant::now();
+    redis.stop().await;
+    println!("redis: stopped mid-run");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Back on the same port with nothing in it (a new, empty data folder).
+    let second_dir = dir.0.join("second");
+    std::fs::create_dir_all(&second_dir).unwrap();
+    std::fs::copy(first_dir.join("redis-password"), second_dir.join("redis-password")).unwrap();
+    let redis = LocalRedis::start_on(&second_dir, Durability::Ephemeral, port).await.unwrap();
+    println!("redis: back, empty, {:.1} s after it stopped", stopped_at.elapsed().as_secs_f64());
+    wave("after").await;
+
+    let rows = wait_all_finished(&app.db.url, Duration::from_secs(150)).await;
+    println!("redis: every run finished {:.1} s after the restart: {rows:?}", stopped_at.elapsed().as_secs_f64());
+    let paid = payer.stop().await;
+    let stats = sandbox.stats().await;
+    let rows = check_invariants(&app.db.url, Some(&stats)).await;
+    assert_eq!(count_of(&rows, "completed") as usize, 2 * PER_WAVE, "{rows:?}");
+    assert_eq!(paid as usize, PER_WAVE, "the paid half was paid once each");
+    for w in &workers {
+        assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
+        let restarts = w.logs().matches("worker starting").count();
+        println!("redis: a worker process started its workers {restarts} times (5 at start-up)");
+    }
+    let redriven: usize = workers.iter().map(|w| w.logs().matches("sweep moved runs").count()).sum();
+    println!("redis: sweeps that moved runs: {redriven}");
+    redis.stop().await;
+}

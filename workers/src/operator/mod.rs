@@ -1,0 +1,40 @@
+//! The operator's tools, in one place for the CLI (`boxoffice dlq|runs|queues`)
+//! and the admin API (`/v1/ops`, through a trait object the `ops` crate builds
+//! from [`Operator`]): dead letters, runs, queue health.
+//!
+//! Every action (retry, discard, cancel) is written to the audit log in the
+//! transaction of the change it makes.
+//!
+//! apalis-redis's own inspection calls are unreliable (STACK.md item 8), so dead
+//! letters are read with raw Redis commands on apalis-redis 1.0's keys:
+//! `{queue}:dead` (a set of task ids), `{queue}:data` (id → JSON args) and
+//! `{queue}:meta:{id}` (attempts, status, `result` = `{"Err": "..."}`, `done_at`).
+
+pub mod breakers;
+pub mod dead_letters;
+pub mod queues;
+pub mod runs;
+
+use boxoffice_models::DbPool;
+use boxoffice_models::ticket_codes::TicketSigner;
+use boxoffice_workflows::operator::OperatorError;
+use redis::aio::ConnectionManager;
+
+/// What the operator's tools need.
+#[derive(Clone)]
+pub struct Operator {
+    pub db: DbPool,
+    pub redis: ConnectionManager,
+    /// The deployment's Redis prefix.
+    pub prefix: String,
+    /// Local effects of a compensation (releasing holds) run in this process.
+    pub ticket_signer: std::sync::Arc<TicketSigner>,
+}
+
+pub(crate) fn other(e: impl std::fmt::Display) -> OperatorError {
+    OperatorError::Other(e.to_string())
+}
+
+pub(crate) fn other_chain(e: anyhow::Error) -> OperatorError {
+    OperatorError::Other(format!("{e:#}"))
+}
