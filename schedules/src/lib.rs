@@ -10,8 +10,7 @@
 //! # What it may not import
 //! `api` or `ops`. It knows the job types of `workers`, nothing of their insides.
 
-mod purge_sessions;
-mod sweep_runs;
 mod runner;
+mod tick_job;
 
 pub use runner::{ScheduleSetup, run_all};

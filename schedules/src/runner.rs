@@ -7,7 +7,10 @@ use cron::Schedule;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::{purge_sessions, sweep_runs};
+use boxoffice_workers::jobs::purge_sessions::PurgeSessions;
+use boxoffice_workers::jobs::sweep_runs::SweepRuns;
+
+use crate::tick_job;
 
 /// Cron expressions (with seconds) for each schedule, and where to enqueue.
 #[derive(Clone)]
@@ -28,7 +31,7 @@ pub async fn run_all(setup: ScheduleSetup, shutdown: CancellationToken) -> anyho
         let (setup, shutdown) = (setup.clone(), shutdown.clone());
         set.spawn(async move {
             supervise(&setup.process.clone(), "schedule-purge_sessions", shutdown.clone(), |name| {
-                purge_sessions::run(name, purge.clone(), setup.clone(), shutdown.clone())
+                tick_job::run::<PurgeSessions>(name, purge.clone(), setup.clone(), shutdown.clone())
             })
             .await
         });
@@ -37,7 +40,7 @@ pub async fn run_all(setup: ScheduleSetup, shutdown: CancellationToken) -> anyho
         let (setup, shutdown) = (setup.clone(), shutdown.clone());
         set.spawn(async move {
             supervise(&setup.process.clone(), "schedule-sweep_runs", shutdown.clone(), |name| {
-                sweep_runs::run(name, sweep.clone(), setup.clone(), shutdown.clone())
+                tick_job::run::<SweepRuns>(name, sweep.clone(), setup.clone(), shutdown.clone())
             })
             .await
         });

@@ -85,14 +85,11 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
         nudge: setup.deps.relay_nudge.clone(),
     };
     set.spawn(relay.run(shutdown.clone()));
+    set.spawn(crate::operator::breakers::publish(
+        setup.redis.clone(),
+        setup.prefix.clone(),
+        setup.process.clone(),
+        shutdown.clone(),
+    ));
     while set.join_next().await.is_some() {}
-}
-
-/// A producer for a maintenance queue (used by the schedules).
-pub fn purge_sessions_storage(redis: ConnectionManager, prefix: &str) -> RedisStorage<PurgeSessions, ConnectionManager> {
-    RedisStorage::new(redis).with_config(queue::config(prefix, purge_sessions::JOB_NAME))
-}
-
-pub fn sweep_runs_storage(redis: ConnectionManager, prefix: &str) -> RedisStorage<SweepRuns, ConnectionManager> {
-    RedisStorage::new(redis).with_config(queue::config(prefix, sweep_runs::JOB_NAME))
 }
