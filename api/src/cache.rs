@@ -19,9 +19,8 @@
 //! The database is the truth about capacity: a cached `available` is for
 //! browsing; the checkout decides on row locks (DESIGN.md §5).
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +28,7 @@ use uuid::Uuid;
 
 use crate::config::ApiConfig;
 use crate::error::AppResult;
+use crate::redis_guard::RedisGuard;
 use crate::state::AppState;
 
 /// How long an entry lives: every cached view shows availability.
@@ -49,51 +49,17 @@ pub enum Scope {
     Listing,
 }
 
-// Keyed by Redis prefix: each deployment (and each test app) has its own state.
-static SKIP_UNTIL: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+/// Reads fall back to Postgres at once while Redis misbehaves.
+static REDIS: LazyLock<RedisGuard> =
+    LazyLock::new(|| RedisGuard::new("cache", REDIS_TIMEOUT, SKIP_AFTER_FAILURE));
 
-fn skipping(config: &ApiConfig) -> bool {
-    let mut map = SKIP_UNTIL.lock().unwrap_or_else(|p| p.into_inner());
-    match map.get(&config.redis_prefix) {
-        Some(until) if Instant::now() < *until => true,
-        Some(_) => {
-            map.remove(&config.redis_prefix);
-            false
-        }
-        None => false,
-    }
-}
-
-fn record_failure(config: &ApiConfig) {
-    let mut map = SKIP_UNTIL.lock().unwrap_or_else(|p| p.into_inner());
-    map.insert(
-        config.redis_prefix.clone(),
-        Instant::now() + SKIP_AFTER_FAILURE,
-    );
-}
-
-/// Runs one Redis call with the timeout; `None` (logged) on error or timeout.
+/// Runs one Redis call with the guard's timeout; `None` on error or timeout.
 async fn bounded<T>(
     state: &AppState,
     what: &'static str,
     call: impl Future<Output = redis::RedisResult<T>>,
 ) -> Option<T> {
-    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-        Ok(Ok(value)) => Some(value),
-        Ok(Err(err)) => {
-            tracing::warn!(cache.op = what, error = %err, "redis cache call failed; using postgres");
-            record_failure(&state.config);
-            None
-        }
-        Err(_) => {
-            tracing::warn!(
-                cache.op = what,
-                "redis cache call timed out; using postgres"
-            );
-            record_failure(&state.config);
-            None
-        }
-    }
+    REDIS.call(&state.config, what, call).await
 }
 
 fn generation_key(config: &ApiConfig, scope: Scope) -> String {
@@ -171,7 +137,7 @@ where
 /// The entry key for the scope's current generation; `None` while Redis is
 /// being skipped or can't say.
 async fn cached_key(state: &AppState, scope: Scope, variant: &str) -> Option<String> {
-    if skipping(&state.config) {
+    if REDIS.skipping(&state.config) {
         metrics::counter!("catalog_cache_requests_total", "result" => "skipped").increment(1);
         return None;
     }

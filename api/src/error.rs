@@ -66,7 +66,10 @@ impl AppError {
     /// `request_id`) cannot be overwritten this way.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Self {
         const RESERVED: [&str; 6] = ["type", "title", "status", "code", "detail", "request_id"];
-        debug_assert!(!RESERVED.contains(&key), "problem member {key:?} is reserved");
+        debug_assert!(
+            !RESERVED.contains(&key),
+            "problem member {key:?} is reserved"
+        );
         if RESERVED.contains(&key) {
             return self;
         }
@@ -91,19 +94,26 @@ impl AppError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
     pub fn validation(field: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail).with("field", field)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        )
+        .with("field", field)
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).with_header(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)

@@ -43,9 +43,10 @@ fn json_rejection(rejection: JsonRejection) -> AppError {
             "unsupported_media_type",
             "expected a body with Content-Type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(e) => {
-            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => AppError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
         JsonRejection::JsonDataError(e) => AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
@@ -99,10 +100,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(AppError::bad_request(
-                "invalid_query",
-                e.body_text(),
-            )),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(AppError::bad_request("invalid_query", e.body_text()))
+            }
             Err(other) => Err(AppError::bad_request("invalid_query", other.body_text())),
         }
     }

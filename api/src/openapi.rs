@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Registration, login, tokens"),
         (name = "me", description = "The signed-in user"),
         (name = "admin", description = "User and role management, audit log"),
+        (name = "operations", description = "Operator tools: dead letters, runs, queue health (admins only)"),
         (name = "venues", description = "Places where events happen"),
         (name = "events", description = "Browse and search events; organizers create, change, publish and cancel theirs"),
         (name = "ticket-types", description = "What an event sells: prices (integer minor units) and capacity"),

@@ -17,10 +17,9 @@
 //! after a failure Redis is skipped for a few seconds so requests do not each
 //! wait for the timeout.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -33,6 +32,7 @@ use uuid::Uuid;
 
 use crate::config::ApiConfig;
 use crate::error::AppError;
+use crate::redis_guard::RedisGuard;
 use crate::state::AppState;
 
 /// How long one Redis call may take before the limit is skipped.
@@ -108,50 +108,15 @@ pub fn ip_bucket(ip: IpAddr) -> String {
 /// Per-prefix breaker: the deployment's (or the test's) Redis is skipped until
 /// the instant stored here. Keyed by prefix so one test's outage does not
 /// switch off the limits of another test in the same process.
-static BREAKER: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+/// Rate limits fail open: while Redis misbehaves, requests are served unthrottled.
+static REDIS: LazyLock<RedisGuard> =
+    LazyLock::new(|| RedisGuard::new("rate_limit", REDIS_TIMEOUT, BREAKER_OPEN));
 
-fn breaker_open(config: &ApiConfig) -> bool {
-    let mut map = BREAKER.lock().unwrap_or_else(|p| p.into_inner());
-    match map.get(&config.redis_prefix) {
-        Some(until) if Instant::now() < *until => true,
-        Some(_) => {
-            map.remove(&config.redis_prefix);
-            false
-        }
-        None => false,
-    }
-}
-
-fn trip_breaker(config: &ApiConfig) {
-    let mut map = BREAKER.lock().unwrap_or_else(|p| p.into_inner());
-    map.insert(config.redis_prefix.clone(), Instant::now() + BREAKER_OPEN);
-}
-
-/// Runs one Redis call with the timeout and breaker; `None` means "unknown,
-/// let the request through" and has been logged.
 async fn guarded<T, F>(state: &AppState, what: &'static str, call: F) -> Option<T>
 where
     F: Future<Output = redis::RedisResult<T>>,
 {
-    if breaker_open(&state.config) {
-        return None;
-    }
-    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
-        Ok(Ok(value)) => Some(value),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, rate_limit.check = what, "redis failed; rate limit skipped");
-            trip_breaker(&state.config);
-            None
-        }
-        Err(_) => {
-            tracing::warn!(
-                rate_limit.check = what,
-                "redis timed out; rate limit skipped"
-            );
-            trip_breaker(&state.config);
-            None
-        }
-    }
+    REDIS.call(&state.config, what, call).await
 }
 
 fn now_secs() -> u64 {
@@ -176,7 +141,10 @@ pub fn user_window_key(config: &ApiConfig, user_id: Uuid, window: u64) -> String
 /// Probes, and the payment provider's webhooks: those are authenticated by
 /// their signature, and throttling them would only make the provider retry.
 fn exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics" | "/v1/webhooks/stripe")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/v1/webhooks/stripe"
+    )
 }
 
 /// Middleware: counts the request against its IP and (when it carries a valid

@@ -24,6 +24,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(routes::auth::router())
         .merge(routes::me::router())
         .merge(routes::admin::router())
+        .merge(routes::ops::router())
         // Catalog.
         .merge(routes::venues::router())
         .merge(routes::events::router())
@@ -65,7 +66,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/openapi.json",
             axum::routing::get(move || async move {
-                ([(header::CONTENT_TYPE, "application/json")], openapi_json.clone())
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    openapi_json.clone(),
+                )
             }),
         )
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
@@ -77,7 +81,10 @@ pub fn app(state: AppState) -> Router {
             config.request_timeout,
         ))
         // Per-IP and per-user limits (Redis); inside CORS so preflights are free.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::rate_limit::enforce))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::enforce,
+        ))
         .layer(cors(&config.cors_origins))
         .layer(from_fn(security_headers::security_headers))
         .layer(from_fn(problem::problem_details))

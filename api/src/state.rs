@@ -16,6 +16,9 @@ pub struct AppState {
     pub redis: ConnectionManager,
     pub config: Arc<ApiConfig>,
     pub metrics: PrometheusHandle,
+    /// The operator's tools (`/v1/ops`), implemented outside the API (they
+    /// need the workers' engine); `None` answers 503.
+    pub ops: Option<Arc<dyn crate::ops::OpsBackend>>,
 }
 
 impl AppState {

@@ -41,7 +41,10 @@ pub struct NewBooking {
 }
 
 /// Creates the run's booking; a second call for the same run returns the first.
-pub async fn create_for_run(conn: &mut AsyncPgConnection, new: &NewBooking) -> QueryResult<(Booking, bool)> {
+pub async fn create_for_run(
+    conn: &mut AsyncPgConnection,
+    new: &NewBooking,
+) -> QueryResult<(Booking, bool)> {
     let created = diesel::insert_into(bookings::table)
         .values(new)
         .on_conflict(bookings::run_id)
@@ -64,11 +67,19 @@ pub async fn create_for_run(conn: &mut AsyncPgConnection, new: &NewBooking) -> Q
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Booking>> {
-    bookings::table.find(id).select(Booking::as_select()).first(conn).await.optional()
+    bookings::table
+        .find(id)
+        .select(Booking::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// The booking and the organizer of its event (for access checks).
-pub async fn find_with_organizer(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(Booking, Uuid)>> {
+pub async fn find_with_organizer(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+) -> QueryResult<Option<(Booking, Uuid)>> {
     bookings::table
         .inner_join(events::table)
         .filter(bookings::id.eq(id))

@@ -11,8 +11,13 @@ use crate::schema::{coupon_reservations, coupons as coupons_table};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
-    Reserved { coupon_id: Uuid, discount_minor: i64 },
-    Refused { reason: String },
+    Reserved {
+        coupon_id: Uuid,
+        discount_minor: i64,
+    },
+    Refused {
+        reason: String,
+    },
 }
 
 /// Evaluates the event's coupon `code` for `lines` and takes one use, under the
@@ -26,7 +31,9 @@ pub async fn reserve(
     now: DateTime<Utc>,
 ) -> QueryResult<Reservation> {
     let Some(found) = coupons::find_by_code(conn, event_id, code).await? else {
-        return Ok(Reservation::Refused { reason: "not_found".into() });
+        return Ok(Reservation::Refused {
+            reason: "not_found".into(),
+        });
     };
     // Lock, then evaluate on the locked row's numbers.
     let used: i32 = coupons_table::table
@@ -39,7 +46,11 @@ pub async fn reserve(
     scoped.coupon.used = used;
     let discount = match coupons::evaluate(&scoped, lines, now) {
         Ok(d) => d,
-        Err(rejection) => return Ok(Reservation::Refused { reason: reason(rejection).into() }),
+        Err(rejection) => {
+            return Ok(Reservation::Refused {
+                reason: reason(rejection).into(),
+            });
+        }
     };
     diesel::update(coupons_table::table.find(scoped.coupon.id))
         .set(coupons_table::used.eq(coupons_table::used + 1))
@@ -52,7 +63,10 @@ pub async fn reserve(
         ))
         .execute(conn)
         .await?;
-    Ok(Reservation::Reserved { coupon_id: scoped.coupon.id, discount_minor: discount.discount_minor })
+    Ok(Reservation::Reserved {
+        coupon_id: scoped.coupon.id,
+        discount_minor: discount.discount_minor,
+    })
 }
 
 fn reason(r: CouponRejection) -> &'static str {

@@ -33,13 +33,21 @@ pub struct PricedHold {
 pub enum HoldOutcome {
     Held(Vec<PricedHold>),
     /// Not enough left of one type; nothing was held.
-    Refused { ticket_type_id: Uuid, requested: i32, available: i32 },
+    Refused {
+        ticket_type_id: Uuid,
+        requested: i32,
+        available: i32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 enum Refusal {
     #[error("not enough capacity")]
-    Short { ticket_type_id: Uuid, requested: i32, available: i32 },
+    Short {
+        ticket_type_id: Uuid,
+        requested: i32,
+        available: i32,
+    },
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
@@ -52,7 +60,11 @@ fn sorted(lines: &[Line]) -> Vec<Line> {
 
 /// Takes capacity for every line or none (a savepoint undoes a partial hold).
 /// `sell` takes it as sold directly (a late payment) instead of held.
-async fn take(conn: &mut AsyncPgConnection, lines: &[Line], sell: bool) -> QueryResult<HoldOutcome> {
+async fn take(
+    conn: &mut AsyncPgConnection,
+    lines: &[Line],
+    sell: bool,
+) -> QueryResult<HoldOutcome> {
     let lines = sorted(lines);
     let result = conn
         .transaction::<_, Refusal, _>(async |conn| {
@@ -105,9 +117,15 @@ async fn take(conn: &mut AsyncPgConnection, lines: &[Line], sell: bool) -> Query
         .await;
     match result {
         Ok(priced) => Ok(HoldOutcome::Held(priced)),
-        Err(Refusal::Short { ticket_type_id, requested, available }) => {
-            Ok(HoldOutcome::Refused { ticket_type_id, requested, available })
-        }
+        Err(Refusal::Short {
+            ticket_type_id,
+            requested,
+            available,
+        }) => Ok(HoldOutcome::Refused {
+            ticket_type_id,
+            requested,
+            available,
+        }),
         Err(Refusal::Db(e)) => Err(e),
     }
 }
@@ -133,19 +151,28 @@ pub async fn hold(
                 )
             })
             .collect();
-        diesel::insert_into(holds::table).values(rows).execute(conn).await?;
+        diesel::insert_into(holds::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
     }
     Ok(outcome)
 }
 
 /// Sells directly, with no hold (a payment that arrived after the run's holds
 /// were released). Nothing is sold unless every line fits.
-pub async fn sell_directly(conn: &mut AsyncPgConnection, lines: &[Line]) -> QueryResult<HoldOutcome> {
+pub async fn sell_directly(
+    conn: &mut AsyncPgConnection,
+    lines: &[Line],
+) -> QueryResult<HoldOutcome> {
     take(conn, lines, true).await
 }
 
 /// The run's active holds, locked, in ticket type order.
-async fn active_for_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<Vec<(Uuid, Uuid, i32)>> {
+async fn active_for_run(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+) -> QueryResult<Vec<(Uuid, Uuid, i32)>> {
     holds::table
         .filter(holds::run_id.eq(run_id))
         .filter(holds::status.eq("active"))
@@ -198,7 +225,11 @@ async fn close_for_run(conn: &mut AsyncPgConnection, run_id: Uuid, sell: bool) -
 }
 
 /// Active holds past their deadline, by run: the expiry sweep's backstop.
-pub async fn expired_runs(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
+pub async fn expired_runs(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
     holds::table
         .filter(holds::status.eq("active"))
         .filter(holds::expires_at.le(now))

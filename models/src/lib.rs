@@ -12,13 +12,13 @@
 //! crate depends on this one, never the reverse.
 
 pub mod audit;
+pub mod bookings;
+pub mod coupon_reservations;
 pub mod coupons;
 pub mod events;
+pub mod holds;
 pub mod migrations;
 pub mod notifications;
-pub mod holds;
-pub mod coupon_reservations;
-pub mod bookings;
 pub mod outbox;
 pub mod pool;
 pub mod scheduled_job_runs;
@@ -28,10 +28,10 @@ pub mod ticket_codes;
 pub mod ticket_types;
 pub mod tickets;
 pub mod users;
+pub mod venues;
+pub mod workflow_runs;
 pub mod workflow_signals;
 pub mod workflow_steps;
-pub mod workflow_runs;
-pub mod venues;
 
 #[cfg(feature = "testing")]
 pub mod testing;

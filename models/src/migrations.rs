@@ -23,4 +23,3 @@ pub async fn run_pending(database_url: &str) -> anyhow::Result<Vec<String>> {
     })
     .await?
 }
-

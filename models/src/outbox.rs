@@ -69,6 +69,20 @@ pub async fn claim_due(
         .await
 }
 
+/// Takes the relay lock of one queue for the rest of the transaction, if free.
+pub async fn try_lock_queue(conn: &mut AsyncPgConnection, queue: &str) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let row: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked")
+        .bind::<diesel::sql_types::Text, _>(queue)
+        .get_result(conn)
+        .await?;
+    Ok(row.locked)
+}
+
 pub async fn delete(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<usize> {
     diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))
         .execute(conn)
@@ -100,7 +114,10 @@ pub async fn backlog_with_lag(
     Ok(totals
         .into_iter()
         .map(|(queue, n)| {
-            let due = oldest.iter().find(|(q, _)| *q == queue).and_then(|(_, at)| *at);
+            let due = oldest
+                .iter()
+                .find(|(q, _)| *q == queue)
+                .and_then(|(_, at)| *at);
             (queue, n, due)
         })
         .collect())

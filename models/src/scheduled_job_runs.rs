@@ -35,10 +35,16 @@ pub async fn record(conn: &mut AsyncPgConnection, run: NewScheduledJobRun<'_>) -
 }
 
 /// The runs of one job, oldest tick first.
-pub async fn list_for_job(conn: &mut AsyncPgConnection, job: &str) -> QueryResult<Vec<ScheduledJobRun>> {
+pub async fn list_for_job(
+    conn: &mut AsyncPgConnection,
+    job: &str,
+) -> QueryResult<Vec<ScheduledJobRun>> {
     scheduled_job_runs::table
         .filter(scheduled_job_runs::job.eq(job))
-        .order((scheduled_job_runs::scheduled_for.asc(), scheduled_job_runs::id.asc()))
+        .order((
+            scheduled_job_runs::scheduled_for.asc(),
+            scheduled_job_runs::id.asc(),
+        ))
         .select(ScheduledJobRun::as_select())
         .load(conn)
         .await

@@ -55,7 +55,6 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
-
 diesel::table! {
     scheduled_job_runs (id) {
         id -> Int8,
@@ -162,7 +161,6 @@ diesel::joinable!(ticket_types -> events (event_id));
 diesel::joinable!(coupons -> events (event_id));
 diesel::joinable!(coupon_ticket_types -> coupons (coupon_id));
 diesel::joinable!(coupon_ticket_types -> ticket_types (ticket_type_id));
-
 
 diesel::table! {
     workflow_runs (id) {

@@ -51,10 +51,17 @@ pub enum Inserted {
 
 /// Inserts the run unless its idempotency key was used before, in which case
 /// the earlier run is returned (the caller compares request hashes).
-pub async fn insert_idempotent(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
+pub async fn insert_idempotent(
+    conn: &mut AsyncPgConnection,
+    new: &NewRun,
+) -> QueryResult<Inserted> {
     let created = diesel::insert_into(workflow_runs::table)
         .values(new)
-        .on_conflict((workflow_runs::kind, workflow_runs::owner_id, workflow_runs::idempotency_key))
+        .on_conflict((
+            workflow_runs::kind,
+            workflow_runs::owner_id,
+            workflow_runs::idempotency_key,
+        ))
         .filter_target(workflow_runs::idempotency_key.is_not_null())
         .do_nothing()
         .returning(Run::as_returning())
@@ -75,7 +82,12 @@ pub async fn insert_idempotent(conn: &mut AsyncPgConnection, new: &NewRun) -> Qu
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Run>> {
-    workflow_runs::table.find(id).select(Run::as_select()).first(conn).await.optional()
+    workflow_runs::table
+        .find(id)
+        .select(Run::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Locks the run for a transition (call inside a transaction).
@@ -91,7 +103,12 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 
 /// The version only: what a status poll compares against.
 pub async fn version(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<i32>> {
-    workflow_runs::table.find(id).select(workflow_runs::version).first(conn).await.optional()
+    workflow_runs::table
+        .find(id)
+        .select(workflow_runs::version)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Everything a transition writes.
@@ -140,7 +157,11 @@ pub async fn record_attempt_failure(
 }
 
 /// Waiting runs whose deadline has passed: the timer backstop.
-pub async fn overdue(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
+pub async fn overdue(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
     workflow_runs::table
         .filter(workflow_runs::status.eq("waiting"))
         .filter(workflow_runs::wake_at.le(now))
@@ -153,7 +174,11 @@ pub async fn overdue(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i6
 
 /// Running or compensating runs that have not moved since `before`: their
 /// message may have been lost (Redis lost its data), so they are re-driven.
-pub async fn stalled(conn: &mut AsyncPgConnection, before: DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
+pub async fn stalled(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
     workflow_runs::table
         .filter(workflow_runs::status.eq_any(["running", "compensating"]))
         .filter(workflow_runs::updated_at.lt(before))
@@ -198,7 +223,11 @@ pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<In
 /// Parks a locked run as `failed` for an operator: its job kept failing. The
 /// caller keeps what it needs to resume in `last_error` (see
 /// `workers::engine::parking`); state, step and pending effect are untouched.
-pub async fn park(conn: &mut AsyncPgConnection, id: Uuid, last_error: &serde_json::Value) -> QueryResult<i32> {
+pub async fn park(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    last_error: &serde_json::Value,
+) -> QueryResult<i32> {
     diesel::update(workflow_runs::table.find(id))
         .set((
             workflow_runs::status.eq("failed"),
@@ -227,7 +256,11 @@ pub async fn unpark(conn: &mut AsyncPgConnection, id: Uuid, status: &str) -> Que
 
 /// Replaces the error of a failed run (e.g. an operator failed it for good)
 /// without moving it.
-pub async fn set_last_error(conn: &mut AsyncPgConnection, id: Uuid, last_error: &serde_json::Value) -> QueryResult<i32> {
+pub async fn set_last_error(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    last_error: &serde_json::Value,
+) -> QueryResult<i32> {
     diesel::update(workflow_runs::table.find(id))
         .set((
             workflow_runs::last_error.eq(last_error),
@@ -254,7 +287,10 @@ pub async fn list(
     if let Some(kind) = kind {
         q = q.filter(workflow_runs::kind.eq(kind.to_owned()));
     }
-    q.order((workflow_runs::created_at.desc(), workflow_runs::id.desc())).limit(limit).load(conn).await
+    q.order((workflow_runs::created_at.desc(), workflow_runs::id.desc()))
+        .limit(limit)
+        .load(conn)
+        .await
 }
 
 /// How many runs are in each status (for `boxoffice queues` and metrics).

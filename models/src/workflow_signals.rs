@@ -52,38 +52,47 @@ pub struct AdvanceRun {
 /// worker deliver it. Safe to call any number of times with the same dedupe key.
 pub async fn record(conn: &mut AsyncPgConnection, signal: NewSignal) -> QueryResult<Recorded> {
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        {
-            let run_exists: bool = diesel::select(diesel::dsl::exists(
-                workflow_runs::table.find(signal.run_id),
-            ))
-            .get_result(conn)
-            .await?;
-            if !run_exists {
-                return Ok(Recorded::UnknownRun);
-            }
-            let inserted = diesel::insert_into(workflow_signals::table)
-                .values((
-                    workflow_signals::run_id.eq(signal.run_id),
-                    workflow_signals::name.eq(&signal.name),
-                    workflow_signals::dedupe_key.eq(&signal.dedupe_key),
-                    workflow_signals::payload.eq(&signal.payload),
-                ))
-                .on_conflict(workflow_signals::dedupe_key)
-                .do_nothing()
-                .execute(conn)
-                .await?;
-            if inserted == 0 {
-                return Ok(Recorded::Duplicate);
-            }
-            crate::outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id: signal.run_id }, None).await?;
-            Ok(Recorded::New)
+        let run_exists: bool = diesel::select(diesel::dsl::exists(
+            workflow_runs::table.find(signal.run_id),
+        ))
+        .get_result(conn)
+        .await?;
+        if !run_exists {
+            return Ok(Recorded::UnknownRun);
         }
+        let inserted = diesel::insert_into(workflow_signals::table)
+            .values((
+                workflow_signals::run_id.eq(signal.run_id),
+                workflow_signals::name.eq(&signal.name),
+                workflow_signals::dedupe_key.eq(&signal.dedupe_key),
+                workflow_signals::payload.eq(&signal.payload),
+            ))
+            .on_conflict(workflow_signals::dedupe_key)
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            return Ok(Recorded::Duplicate);
+        }
+        crate::outbox::push(
+            conn,
+            ADVANCE_QUEUE,
+            &AdvanceRun {
+                run_id: signal.run_id,
+            },
+            None,
+        )
+        .await?;
+        Ok(Recorded::New)
     })
     .await
 }
 
 /// The run's signals not yet consumed, oldest first; locked (call in a transaction).
-pub async fn pending_for_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<Vec<Signal>> {
+pub async fn pending_for_run(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+) -> QueryResult<Vec<Signal>> {
     workflow_signals::table
         .filter(workflow_signals::run_id.eq(run_id))
         .filter(workflow_signals::consumed_at.is_null())

@@ -37,10 +37,17 @@ pub struct NewStepRecord {
 }
 
 pub async fn record(conn: &mut AsyncPgConnection, rec: &NewStepRecord) -> QueryResult<()> {
-    diesel::insert_into(workflow_steps::table).values(rec).execute(conn).await.map(|_| ())
+    diesel::insert_into(workflow_steps::table)
+        .values(rec)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
-pub async fn list_for_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<Vec<StepRecord>> {
+pub async fn list_for_run(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+) -> QueryResult<Vec<StepRecord>> {
     workflow_steps::table
         .filter(workflow_steps::run_id.eq(run_id))
         .order(workflow_steps::id.asc())

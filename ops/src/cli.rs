@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Settings;
 
 #[derive(Debug, Parser)]
-#[command(name = "boxoffice", version, about = "Event ticketing built as durable workflows")]
+#[command(
+    name = "boxoffice",
+    version,
+    about = "Event ticketing built as durable workflows"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
@@ -41,6 +45,15 @@ pub enum Command {
     /// given a running one).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Dead-lettered jobs: list, show, retry, discard.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Workflow runs: list, show, retry a failed one, cancel one.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Queue health: depth, in flight, dead, throughput, outbox backlog and
+    /// relay lag, breaker states.
+    Queues(QueuesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,7 +129,12 @@ pub struct BenchCheckoutArgs {
     pub sandbox: Option<String>,
     /// The processes to start, by role (serve, work, all), comma-separated;
     /// e.g. `serve,serve,work,work`.
-    #[arg(long, value_delimiter = ',', default_value = "serve,work", conflicts_with = "target")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "serve,work",
+        conflicts_with = "target"
+    )]
     pub processes: Vec<String>,
     /// Start Postgres and Redis without fsync (faster, less like production).
     #[arg(long, conflicts_with = "target")]
@@ -133,4 +151,75 @@ pub struct BenchCheckoutArgs {
     /// Everything, start-up included, ends within this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Dead jobs with their queue, run, step, attempts, last error and age.
+    List {
+        #[arg(long)]
+        queue: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead job with its arguments (JSON).
+    Show { id: String },
+    /// Queue a dead job again (its run resumes where it stopped).
+    Retry {
+        /// The dead job's id.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead job (of --queue).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, requires = "all")]
+        queue: Option<String>,
+    },
+    /// Drop a dead job, deciding its run's fate so nothing is left half-done.
+    Discard {
+        id: String,
+        #[arg(long, value_enum)]
+        fate: FateArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FateArg {
+    /// Undo what the run did and end it.
+    Compensate,
+    /// Leave the run failed for good.
+    Fail,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run: state, full step history, signals, errors (JSON).
+    Show { id: uuid::Uuid },
+    /// Re-drive a failed run from its failed step.
+    Retry { id: uuid::Uuid },
+    /// Compensate and end a run.
+    Cancel { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+pub struct QueuesArgs {
+    /// Print JSON (one report, no throughput sampling).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between the two samples throughput is computed from.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
 }

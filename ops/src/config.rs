@@ -23,7 +23,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// `development` or `production`; production refuses weak secrets and logs JSON.
-    #[arg(long = "env", env = "BOXOFFICE_ENV", value_enum, default_value = "development", global = true)]
+    #[arg(
+        long = "env",
+        env = "BOXOFFICE_ENV",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
     pub environment: EnvName,
 
     /// Postgres URL. `up` starts a private Postgres when it is unset.
@@ -35,21 +41,46 @@ pub struct Settings {
     pub redis_url: Option<String>,
 
     /// Address the API listens on.
-    #[arg(long = "http", env = "BOXOFFICE_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long = "http",
+        env = "BOXOFFICE_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub http_addr: SocketAddr,
 
     /// HS256 key for access tokens; at least 32 bytes in production. `up` generates one.
-    #[arg(long, env = "BOXOFFICE_JWT_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub jwt_secret: Option<String>,
 
-    #[arg(long, env = "BOXOFFICE_JWT_ISSUER", default_value = "boxoffice", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_JWT_ISSUER",
+        default_value = "boxoffice",
+        global = true
+    )]
     pub jwt_issuer: String,
 
-    #[arg(long, env = "BOXOFFICE_JWT_AUDIENCE", default_value = "boxoffice-api", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_JWT_AUDIENCE",
+        default_value = "boxoffice-api",
+        global = true
+    )]
     pub jwt_audience: String,
 
     /// Comma-separated origins allowed by CORS (none by default).
-    #[arg(long, env = "BOXOFFICE_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub cors_origins: Vec<String>,
 
     /// Largest accepted request body, in bytes.
@@ -57,35 +88,75 @@ pub struct Settings {
     pub body_limit_bytes: usize,
 
     /// Seconds before a request is answered 408 (long polls wait at most 30 s).
-    #[arg(long, env = "BOXOFFICE_REQUEST_TIMEOUT_SECS", default_value_t = 40, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_REQUEST_TIMEOUT_SECS",
+        default_value_t = 40,
+        global = true
+    )]
     pub request_timeout_secs: u64,
 
     /// Prefix of every Redis key and queue name of this deployment.
-    #[arg(long, env = "BOXOFFICE_REDIS_PREFIX", default_value = "boxoffice", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_REDIS_PREFIX",
+        default_value = "boxoffice",
+        global = true
+    )]
     pub redis_prefix: String,
 
     /// Take the client IP from X-Forwarded-For (only behind a trusted proxy).
-    #[arg(long, env = "BOXOFFICE_TRUST_FORWARDED_FOR", default_value_t = false, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        global = true
+    )]
     pub trust_forwarded_for: bool,
 
     /// Requests per minute from one IP.
-    #[arg(long, env = "BOXOFFICE_RATE_LIMIT_PER_IP", default_value_t = 600, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_RATE_LIMIT_PER_IP",
+        default_value_t = 600,
+        global = true
+    )]
     pub rate_limit_per_ip: u32,
 
     /// Requests per minute by one signed-in user.
-    #[arg(long, env = "BOXOFFICE_RATE_LIMIT_PER_USER", default_value_t = 300, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_RATE_LIMIT_PER_USER",
+        default_value_t = 300,
+        global = true
+    )]
     pub rate_limit_per_user: u32,
 
     /// Failed logins (per account, per IP) before a lockout.
-    #[arg(long, env = "BOXOFFICE_LOGIN_MAX_FAILURES", default_value_t = 10, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOGIN_MAX_FAILURES",
+        default_value_t = 10,
+        global = true
+    )]
     pub login_max_failures: u32,
 
     /// Length of a login lockout, in seconds.
-    #[arg(long, env = "BOXOFFICE_LOGIN_LOCKOUT_SECS", default_value_t = 900, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOGIN_LOCKOUT_SECS",
+        default_value_t = 900,
+        global = true
+    )]
     pub login_lockout_secs: u64,
 
     /// Postgres connections per process.
-    #[arg(long, env = "BOXOFFICE_DB_POOL_SIZE", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_DB_POOL_SIZE",
+        default_value_t = 20,
+        global = true
+    )]
     pub db_pool_size: usize,
 
     /// Log format; JSON in production, text in development unless set.
@@ -102,42 +173,88 @@ pub struct Settings {
     pub stripe_api_base: Option<String>,
 
     /// Secret key for the payment API.
-    #[arg(long, env = "BOXOFFICE_STRIPE_SECRET_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_STRIPE_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub stripe_secret_key: Option<String>,
 
     /// Comma-separated webhook signing secrets (several during a rotation).
-    #[arg(long, env = "BOXOFFICE_STRIPE_WEBHOOK_SECRETS", value_delimiter = ',', hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_STRIPE_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true
+    )]
     pub stripe_webhook_secrets: Vec<String>,
 
     /// Ed25519 seed (base64, 32 bytes) that signs ticket QR codes; `up` generates one.
-    #[arg(long, env = "BOXOFFICE_TICKET_SIGNING_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_TICKET_SIGNING_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub ticket_signing_key: Option<String>,
 
     /// SMTP server for outgoing mail (`smtp://host:port`, `smtps://…`); unset,
     /// mail is written as `.eml` files to BOXOFFICE_MAIL_DIR.
-    #[arg(long, env = "BOXOFFICE_SMTP_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_SMTP_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub smtp_url: Option<String>,
 
     /// Folder for `.eml` files when no SMTP server is configured.
-    #[arg(long, env = "BOXOFFICE_MAIL_DIR", default_value = ".boxoffice/mail", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAIL_DIR",
+        default_value = ".boxoffice/mail",
+        global = true
+    )]
     pub mail_dir: std::path::PathBuf,
 
     /// The sender of every email.
-    #[arg(long, env = "BOXOFFICE_MAIL_FROM", default_value = "Boxoffice <tickets@boxoffice.test>", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAIL_FROM",
+        default_value = "Boxoffice <tickets@boxoffice.test>",
+        global = true
+    )]
     pub mail_from: String,
 
     /// Cron expression (with seconds) for the engine's sweep: overdue timers,
     /// expired holds, stalled runs.
-    #[arg(long, env = "BOXOFFICE_SCHEDULE_SWEEP_RUNS", default_value = "*/5 * * * * *", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_SCHEDULE_SWEEP_RUNS",
+        default_value = "*/5 * * * * *",
+        global = true
+    )]
     pub schedule_sweep_runs: String,
 
     /// Seconds a running or compensating run may go without moving before the
     /// sweep takes it for stalled and re-sends what it waits for.
-    #[arg(long, env = "BOXOFFICE_STALLED_AFTER_SECS", default_value_t = 60, global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_STALLED_AFTER_SECS",
+        default_value_t = 60,
+        global = true
+    )]
     pub stalled_after_secs: u64,
 
     /// Cron expression (with seconds) for purging expired and revoked sessions.
-    #[arg(long, env = "BOXOFFICE_SCHEDULE_PURGE_SESSIONS", default_value = "0 */10 * * * *", global = true)]
+    #[arg(
+        long,
+        env = "BOXOFFICE_SCHEDULE_PURGE_SESSIONS",
+        default_value = "0 */10 * * * *",
+        global = true
+    )]
     pub schedule_purge_sessions: String,
 }
 
@@ -168,11 +285,15 @@ impl Settings {
     }
 
     pub fn database_url(&self) -> Result<&str, ConfigError> {
-        self.database_url.as_deref().ok_or(ConfigError::Missing("DATABASE_URL"))
+        self.database_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("DATABASE_URL"))
     }
 
     pub fn redis_url(&self) -> Result<&str, ConfigError> {
-        self.redis_url.as_deref().ok_or(ConfigError::Missing("REDIS_URL"))
+        self.redis_url
+            .as_deref()
+            .ok_or(ConfigError::Missing("REDIS_URL"))
     }
 
     /// Checks what every process needs before it starts anything.
@@ -209,11 +330,17 @@ impl Settings {
             });
         }
         for (name, expr) in [
-            ("BOXOFFICE_SCHEDULE_PURGE_SESSIONS", &self.schedule_purge_sessions),
+            (
+                "BOXOFFICE_SCHEDULE_PURGE_SESSIONS",
+                &self.schedule_purge_sessions,
+            ),
             ("BOXOFFICE_SCHEDULE_SWEEP_RUNS", &self.schedule_sweep_runs),
         ] {
             expr.parse::<cron::Schedule>()
-                .map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
+                .map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })?;
         }
         self.ticket_signer()?;
         self.validate_mail()?;
@@ -233,12 +360,22 @@ impl Settings {
                 access_ttl: Duration::from_secs(15 * 60),
             },
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
-            cors_origins: self.cors_origins.iter().filter(|o| !o.is_empty()).cloned().collect(),
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .filter(|o| !o.is_empty())
+                .cloned()
+                .collect(),
             body_limit_bytes: self.body_limit_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             redis_prefix: self.redis_prefix.clone(),
             trust_forwarded_for: self.trust_forwarded_for,
-            stripe_webhook_secrets: self.stripe_webhook_secrets.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            stripe_webhook_secrets: self
+                .stripe_webhook_secrets
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect(),
             stripe_webhook_tolerance_secs: 300,
             ticket_public_key: self.ticket_signer()?.public_key(),
             rate_limits: RateLimitConfig {
@@ -256,7 +393,9 @@ impl Settings {
     /// Required in production, where the well-known development key is refused;
     /// in development an unset key means that development key, so a `serve` and
     /// a `work` started without one still agree.
-    pub fn ticket_signer(&self) -> Result<boxoffice_models::ticket_codes::TicketSigner, ConfigError> {
+    pub fn ticket_signer(
+        &self,
+    ) -> Result<boxoffice_models::ticket_codes::TicketSigner, ConfigError> {
         use boxoffice_models::ticket_codes::TicketSigner;
         const NAME: &str = "BOXOFFICE_TICKET_SIGNING_KEY";
         let production = self.environment == EnvName::Production;
@@ -286,16 +425,18 @@ impl Settings {
         if self.environment == EnvName::Production && self.smtp_url.is_none() {
             return Err(ConfigError::Missing("BOXOFFICE_SMTP_URL"));
         }
-        mailer::build(&self.mail_settings()).map(drop).map_err(|e| match e {
-            MailConfigError::From(..) => ConfigError::Invalid {
-                name: "BOXOFFICE_MAIL_FROM",
-                reason: e.to_string(),
-            },
-            MailConfigError::SmtpUrl(_) => ConfigError::Invalid {
-                name: "BOXOFFICE_SMTP_URL",
-                reason: e.to_string(),
-            },
-        })
+        mailer::build(&self.mail_settings())
+            .map(drop)
+            .map_err(|e| match e {
+                MailConfigError::From(..) => ConfigError::Invalid {
+                    name: "BOXOFFICE_MAIL_FROM",
+                    reason: e.to_string(),
+                },
+                MailConfigError::SmtpUrl(_) => ConfigError::Invalid {
+                    name: "BOXOFFICE_SMTP_URL",
+                    reason: e.to_string(),
+                },
+            })
     }
 
     pub fn mail_settings(&self) -> boxoffice_workers::adapters::mailer::MailSettings {
@@ -310,8 +451,13 @@ impl Settings {
     /// The payment provider client, behind its circuit breaker.
     pub fn payments(
         &self,
-    ) -> Result<std::sync::Arc<dyn boxoffice_workers::adapters::payments::PaymentProvider>, ConfigError> {
-        use boxoffice_workers::adapters::payments::{Breaker, BreakerConfig, StripeClient, StripeConfig};
+    ) -> Result<
+        std::sync::Arc<dyn boxoffice_workers::adapters::payments::PaymentProvider>,
+        ConfigError,
+    > {
+        use boxoffice_workers::adapters::payments::{
+            Breaker, BreakerConfig, StripeClient, StripeConfig,
+        };
         let base = self
             .stripe_api_base
             .as_deref()
@@ -320,11 +466,16 @@ impl Settings {
             .stripe_secret_key
             .as_deref()
             .ok_or(ConfigError::Missing("BOXOFFICE_STRIPE_SECRET_KEY"))?;
-        let client = StripeClient::new(StripeConfig::new(base, key)).map_err(|e| ConfigError::Invalid {
-            name: "BOXOFFICE_STRIPE_API_BASE",
-            reason: e.to_string(),
-        })?;
-        Ok(std::sync::Arc::new(Breaker::new("payments", client, BreakerConfig::default())))
+        let client =
+            StripeClient::new(StripeConfig::new(base, key)).map_err(|e| ConfigError::Invalid {
+                name: "BOXOFFICE_STRIPE_API_BASE",
+                reason: e.to_string(),
+            })?;
+        Ok(std::sync::Arc::new(Breaker::new(
+            "payments",
+            client,
+            BreakerConfig::default(),
+        )))
     }
 }
 
@@ -338,7 +489,10 @@ pub fn check_secret_strength(secret: &str) -> Result<(), ConfigError> {
         return Err(ConfigError::WeakSecret("fewer than 10 distinct characters"));
     }
     let lowered = secret.to_lowercase();
-    if ["secret", "password", "changeme", "boxoffice"].iter().any(|w| lowered.contains(w)) {
+    if ["secret", "password", "changeme", "boxoffice"]
+        .iter()
+        .any(|w| lowered.contains(w))
+    {
         return Err(ConfigError::WeakSecret("contains a dictionary word"));
     }
     Ok(())
@@ -350,7 +504,10 @@ mod tests {
 
     #[test]
     fn weak_production_secrets_are_refused() {
-        assert!(matches!(check_secret_strength("short"), Err(ConfigError::WeakSecret(_))));
+        assert!(matches!(
+            check_secret_strength("short"),
+            Err(ConfigError::WeakSecret(_))
+        ));
         assert!(matches!(
             check_secret_strength(&"a".repeat(64)),
             Err(ConfigError::WeakSecret("fewer than 10 distinct characters"))
@@ -370,7 +527,9 @@ mod tests {
             settings: Settings,
         }
         let argv = std::iter::once("boxoffice").chain(args.iter().copied());
-        <Cli as clap::Parser>::try_parse_from(argv).expect("flags parse").settings
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .expect("flags parse")
+            .settings
     }
 
     #[test]
@@ -387,14 +546,18 @@ mod tests {
             b"boxoffice-development-ticket-key",
         );
         assert!(matches!(
-            settings(&["--env", "production", "--ticket-signing-key", &public_seed]).ticket_signer(),
+            settings(&["--env", "production", "--ticket-signing-key", &public_seed])
+                .ticket_signer(),
             Err(ConfigError::Invalid { .. })
         ));
         let seed = TicketSigner::generate_seed_base64();
         let signer = settings(&["--env", "production", "--ticket-signing-key", &seed])
             .ticket_signer()
             .unwrap();
-        assert_eq!(signer.public_key(), TicketSigner::from_base64_seed(&seed).unwrap().public_key());
+        assert_eq!(
+            signer.public_key(),
+            TicketSigner::from_base64_seed(&seed).unwrap().public_key()
+        );
         assert!(matches!(
             settings(&["--ticket-signing-key", "c2hvcnQ="]).ticket_signer(),
             Err(ConfigError::Invalid { .. })
@@ -406,18 +569,31 @@ mod tests {
         assert!(settings(&[]).validate_mail().is_ok());
         assert!(matches!(
             settings(&["--mail-from", "not an address"]).validate_mail(),
-            Err(ConfigError::Invalid { name: "BOXOFFICE_MAIL_FROM", .. })
+            Err(ConfigError::Invalid {
+                name: "BOXOFFICE_MAIL_FROM",
+                ..
+            })
         ));
         assert!(matches!(
             settings(&["--smtp-url", "http://mail.example.com"]).validate_mail(),
-            Err(ConfigError::Invalid { name: "BOXOFFICE_SMTP_URL", .. })
+            Err(ConfigError::Invalid {
+                name: "BOXOFFICE_SMTP_URL",
+                ..
+            })
         ));
         assert!(matches!(
             settings(&["--env", "production"]).validate_mail(),
             Err(ConfigError::Missing("BOXOFFICE_SMTP_URL"))
         ));
-        assert!(settings(&["--env", "production", "--smtp-url", "smtps://mail.example.com"])
+        assert!(
+            settings(&[
+                "--env",
+                "production",
+                "--smtp-url",
+                "smtps://mail.example.com"
+            ])
             .validate_mail()
-            .is_ok());
+            .is_ok()
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod local_services;
+pub mod operator;
 pub mod runtime;
 pub mod sandbox;
 pub mod secrets;

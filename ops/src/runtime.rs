@@ -36,10 +36,18 @@ pub struct Connections {
 }
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Connections> {
-    connect_to(settings.database_url()?, settings.redis_url()?, settings.db_pool_size)
+    connect_to(
+        settings.database_url()?,
+        settings.redis_url()?,
+        settings.db_pool_size,
+    )
 }
 
-pub fn connect_to(database_url: &str, redis_url: &str, pool_size: usize) -> anyhow::Result<Connections> {
+pub fn connect_to(
+    database_url: &str,
+    redis_url: &str,
+    pool_size: usize,
+) -> anyhow::Result<Connections> {
     let db = boxoffice_models::pool::build_pool(database_url, pool_size)?;
     let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
     let fast = ConnectionManagerConfig::new()
@@ -74,11 +82,18 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         redis: conns.redis_fast.clone(),
         config: Arc::new(settings.api_config()?),
         metrics: boxoffice_api::metrics_recorder::install(),
+        ops: Some(Arc::new(crate::operator::OperatorBackend(
+            crate::operator::operator(settings, conns)?,
+        ))),
     })
 }
 
 /// Serves the API on `addr` until `shutdown`, then finishes open requests.
-pub async fn serve_api(state: AppState, addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve_api(
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -93,9 +108,12 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     tracing::info!(http.addr = %listener.local_addr()?, "API listening");
     let app = boxoffice_api::app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     Ok(())
 }
 
@@ -117,7 +135,11 @@ pub struct Schedules {
 }
 
 /// Runs the workers and schedules until `shutdown`.
-pub async fn run_workers(settings: &Settings, conns: &Connections, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_workers(
+    settings: &Settings,
+    conns: &Connections,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let services = WorkerServices {
         ticket_signer: Arc::new(settings.ticket_signer()?),
         payments: settings.payments()?,
@@ -128,7 +150,14 @@ pub async fn run_workers(settings: &Settings, conns: &Connections, shutdown: Can
         sweep_runs: settings.schedule_sweep_runs.clone(),
         stalled_after: Duration::from_secs(settings.stalled_after_secs),
     };
-    run_workers_with(conns, &settings.redis_prefix, &schedules, services, shutdown).await
+    run_workers_with(
+        conns,
+        &settings.redis_prefix,
+        &schedules,
+        services,
+        shutdown,
+    )
+    .await
 }
 
 /// [`run_workers`] with its settings spelled out (tests run workers in-process).
@@ -171,12 +200,21 @@ pub async fn run_workers_with(
 }
 
 /// Runs the given roles until `shutdown`.
-pub async fn run_roles(settings: &Settings, roles: Roles, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_roles(
+    settings: &Settings,
+    roles: Roles,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     settings.validate()?;
     let conns = connect(settings).await?;
     let api = async {
         if roles.api {
-            serve_api(app_state(settings, &conns)?, settings.http_addr, shutdown.clone()).await
+            serve_api(
+                app_state(settings, &conns)?,
+                settings.http_addr,
+                shutdown.clone(),
+            )
+            .await
         } else {
             Ok(())
         }

@@ -30,18 +30,33 @@ pub async fn run_all(setup: ScheduleSetup, shutdown: CancellationToken) -> anyho
     {
         let (setup, shutdown) = (setup.clone(), shutdown.clone());
         set.spawn(async move {
-            supervise(&setup.process.clone(), "schedule-purge_sessions", shutdown.clone(), |name| {
-                tick_job::run::<PurgeSessions>(name, purge.clone(), setup.clone(), shutdown.clone())
-            })
+            supervise(
+                &setup.process.clone(),
+                "schedule-purge_sessions",
+                shutdown.clone(),
+                |name| {
+                    tick_job::run::<PurgeSessions>(
+                        name,
+                        purge.clone(),
+                        setup.clone(),
+                        shutdown.clone(),
+                    )
+                },
+            )
             .await
         });
     }
     {
         let (setup, shutdown) = (setup.clone(), shutdown.clone());
         set.spawn(async move {
-            supervise(&setup.process.clone(), "schedule-sweep_runs", shutdown.clone(), |name| {
-                tick_job::run::<SweepRuns>(name, sweep.clone(), setup.clone(), shutdown.clone())
-            })
+            supervise(
+                &setup.process.clone(),
+                "schedule-sweep_runs",
+                shutdown.clone(),
+                |name| {
+                    tick_job::run::<SweepRuns>(name, sweep.clone(), setup.clone(), shutdown.clone())
+                },
+            )
             .await
         });
     }

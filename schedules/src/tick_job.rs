@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::runner::ScheduleSetup;
 
 /// A job that a schedule enqueues on each tick.
-pub(crate) trait TickJob: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+pub(crate) trait TickJob:
+    Serialize + DeserializeOwned + Send + Sync + Unpin + 'static
+{
     const JOB_NAME: &'static str;
     fn for_tick(scheduled_for: DateTime<Utc>) -> Self;
 }
@@ -57,8 +59,10 @@ pub(crate) async fn run<J: TickJob>(
 /// whichever process fires first.
 async fn enqueue<J: TickJob>(tick: Tick, setup: Data<ScheduleSetup>) -> Result<(), BoxDynError> {
     let timestamp = tick.get_timestamp();
-    let scheduled_for = DateTime::<Utc>::from_timestamp(timestamp as i64, 0).unwrap_or_else(Utc::now);
-    let mut storage = RedisStorage::<J, _>::new(setup.redis.clone()).with_config(queue::config(&setup.prefix, J::JOB_NAME));
+    let scheduled_for =
+        DateTime::<Utc>::from_timestamp(timestamp as i64, 0).unwrap_or_else(Utc::now);
+    let mut storage = RedisStorage::<J, _>::new(setup.redis.clone())
+        .with_config(queue::config(&setup.prefix, J::JOB_NAME));
     let task = TaskBuilder::new(J::for_tick(scheduled_for))
         .idempotency_key(format!("{}:{timestamp}", J::JOB_NAME))
         .build();

@@ -70,12 +70,52 @@ macro_rules! spawn_worker {
 /// have stopped.
 pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     let mut set = JoinSet::new();
-    spawn_worker!(set, setup, shutdown, advance_run::JOB_NAME, crate::engine::messages::AdvanceRun, advance_run::run, 16);
-    spawn_worker!(set, setup, shutdown, run_effect::JOB_NAME, crate::engine::messages::RunEffect, run_effect::run, 16);
-    spawn_worker!(set, setup, shutdown, sweep_runs::JOB_NAME, SweepRuns, sweep_runs::run, 1);
-    spawn_worker!(set, setup, shutdown, purge_sessions::JOB_NAME, PurgeSessions, purge_sessions::run, 1);
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        advance_run::JOB_NAME,
+        crate::engine::messages::AdvanceRun,
+        advance_run::run,
+        16
+    );
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        run_effect::JOB_NAME,
+        crate::engine::messages::RunEffect,
+        run_effect::run,
+        16
+    );
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        sweep_runs::JOB_NAME,
+        SweepRuns,
+        sweep_runs::run,
+        1
+    );
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        purge_sessions::JOB_NAME,
+        PurgeSessions,
+        purge_sessions::run,
+        1
+    );
     // Each send holds a pooled connection for the SMTP conversation: a few at a time.
-    spawn_worker!(set, setup, shutdown, send_email::JOB_NAME, SendEmail, send_email::run, 4);
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        send_email::JOB_NAME,
+        SendEmail,
+        send_email::run,
+        4
+    );
 
     let relay = Relay {
         db: setup.deps.db.clone(),

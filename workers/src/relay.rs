@@ -63,43 +63,60 @@ impl Relay {
     pub async fn relay_once(&self) -> anyhow::Result<usize> {
         let mut moved = 0;
         for queue_name in &self.queues {
-            let config = queue::config(&self.prefix, queue_name);
-            let depth = queue_depth(&self.redis, &config).await?;
-            metrics::gauge!("queue_depth", "queue" => *queue_name).set(depth as f64);
-            let room = MAX_QUEUE_DEPTH.saturating_sub(depth).min(CHUNK);
-            if room == 0 {
-                continue;
-            }
-            let mut conn = self.db.get().await?;
-            let redis = self.redis.clone();
-            let n = conn
-                .transaction::<_, anyhow::Error, _>(async |conn| {
-                    let due = outbox::claim_due(conn, queue_name, Utc::now(), room as i64).await?;
-                    if due.is_empty() {
-                        return Ok(0);
-                    }
-                    let ids: Vec<i64> = due.iter().map(|m| m.id).collect();
-                    let payloads: Vec<serde_json::Value> = due.into_iter().map(|m| m.payload).collect();
-                    let count = payloads.len();
-                    // Pushed before the delete commits: a crash in between relays
-                    // the messages twice, which consumers tolerate; never zero times.
-                    let mut storage = RedisStorage::<serde_json::Value, _>::new(redis).with_config(config.clone());
-                    storage.push_bulk(payloads).await.map_err(|e| anyhow::anyhow!("pushing to Redis: {e:?}"))?;
-                    outbox::delete(conn, &ids).await?;
-                    Ok(count)
-                })
-                .await?;
-            if n > 0 {
-                metrics::counter!("outbox_relayed_total", "queue" => *queue_name).increment(n as u64);
-            }
-            moved += n;
+            moved += self.relay_queue(queue_name).await?;
         }
         Ok(moved)
+    }
+
+    /// Moves what fits into one queue. The depth check and the push happen under
+    /// a per-queue advisory lock: relays of several processes would otherwise
+    /// all see room and together overshoot the bound.
+    async fn relay_queue(&self, queue_name: &'static str) -> anyhow::Result<usize> {
+        let config = queue::config(&self.prefix, queue_name);
+        let mut conn = self.db.get().await?;
+        let redis = self.redis.clone();
+        let n = conn
+            .transaction::<_, anyhow::Error, _>(async |conn| {
+                if !outbox::try_lock_queue(conn, config.queue.as_ref()).await? {
+                    return Ok(0); // another relay is filling this queue right now
+                }
+                let depth = queue_depth(&redis, &config).await?;
+                metrics::gauge!("queue_depth", "queue" => queue_name).set(depth as f64);
+                let room = MAX_QUEUE_DEPTH.saturating_sub(depth).min(CHUNK);
+                if room == 0 {
+                    return Ok(0);
+                }
+                let due = outbox::claim_due(conn, queue_name, Utc::now(), room as i64).await?;
+                if due.is_empty() {
+                    return Ok(0);
+                }
+                let ids: Vec<i64> = due.iter().map(|m| m.id).collect();
+                let payloads: Vec<serde_json::Value> = due.into_iter().map(|m| m.payload).collect();
+                let count = payloads.len();
+                // Pushed before the delete commits: a crash in between relays
+                // the messages twice, which consumers tolerate; never zero times.
+                let mut storage =
+                    RedisStorage::<serde_json::Value, _>::new(redis).with_config(config.clone());
+                storage
+                    .push_bulk(payloads)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("pushing to Redis: {e:?}"))?;
+                outbox::delete(conn, &ids).await?;
+                Ok(count)
+            })
+            .await?;
+        if n > 0 {
+            metrics::counter!("outbox_relayed_total", "queue" => queue_name).increment(n as u64);
+        }
+        Ok(n)
     }
 }
 
 /// Jobs waiting in Redis for a queue: ready plus delayed.
-pub async fn queue_depth(redis: &ConnectionManager, config: &apalis_redis::Config) -> anyhow::Result<usize> {
+pub async fn queue_depth(
+    redis: &ConnectionManager,
+    config: &apalis_redis::Config,
+) -> anyhow::Result<usize> {
     let mut conn = redis.clone();
     let (ready, scheduled): (usize, usize) = redis::pipe()
         .cmd("LLEN")

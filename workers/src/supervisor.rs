@@ -14,8 +14,12 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
 /// Runs `start(worker_name)` until `shutdown` is cancelled, restarting on exit.
 /// Worker names are `{process}-{role}-r{restart}`.
-pub async fn supervise<F, Fut, E>(process: &str, role: &str, shutdown: CancellationToken, mut start: F)
-where
+pub async fn supervise<F, Fut, E>(
+    process: &str,
+    role: &str,
+    shutdown: CancellationToken,
+    mut start: F,
+) where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,

@@ -229,7 +229,9 @@ fn ignore(state: &CheckoutState) -> Decision<CheckoutState> {
         state: state.clone(),
         status,
         command: None,
-        wake_at: (state.phase == Phase::AwaitingPayment).then_some(state.expires_at).flatten(),
+        wake_at: (state.phase == Phase::AwaitingPayment)
+            .then_some(state.expires_at)
+            .flatten(),
         accepted: false,
     }
 }
@@ -260,19 +262,23 @@ fn pay_or_confirm(next: Next) -> Decision<CheckoutState> {
     let total = next.state.total_minor();
     if total == 0 {
         let booking = next.state.booking_draft();
-        return next.to(Phase::Confirming).run(local(LocalCommand::ConfirmBooking { booking }));
+        return next
+            .to(Phase::Confirming)
+            .run(local(LocalCommand::ConfirmBooking { booking }));
     }
     let currency = next.state.currency.clone().unwrap_or_default();
-    next.to(Phase::CreatingPaymentIntent).run(remote(RemoteCommand::CreatePaymentIntent {
-        key: KEY_CREATE_INTENT.into(),
-        amount_minor: total,
-        currency,
-    }))
+    next.to(Phase::CreatingPaymentIntent)
+        .run(remote(RemoteCommand::CreatePaymentIntent {
+            key: KEY_CREATE_INTENT.into(),
+            amount_minor: total,
+            currency,
+        }))
 }
 
 /// Undo what was reserved; the intent (if any) is already dealt with.
 fn release(next: Next) -> Decision<CheckoutState> {
-    next.to(Phase::Releasing).run(local(LocalCommand::ReleaseReservations))
+    next.to(Phase::Releasing)
+        .run(local(LocalCommand::ReleaseReservations))
 }
 
 /// Cancel the intent first, so no payment can succeed after we let go of the seats.
@@ -297,53 +303,93 @@ impl Workflow for Checkout {
     }
 
     fn decide(state: &CheckoutState, input: &Input, now: DateTime<Utc>) -> Decision<CheckoutState> {
-        let next = Next { state: state.clone() };
+        let next = Next {
+            state: state.clone(),
+        };
         match (state.phase, input) {
             (Phase::Start, Input::Start) => {
                 let expires_at = now + Duration::minutes(state.hold_minutes);
-                next.to(Phase::Holding).run(local(LocalCommand::HoldCapacity {
-                    items: state.items.clone(),
-                    expires_at,
-                }))
+                next.to(Phase::Holding)
+                    .run(local(LocalCommand::HoldCapacity {
+                        items: state.items.clone(),
+                        expires_at,
+                    }))
             }
 
-            (Phase::Holding, Input::Local(LocalOutcome::Held { expires_at, currency, lines })) => {
+            (
+                Phase::Holding,
+                Input::Local(LocalOutcome::Held {
+                    expires_at,
+                    currency,
+                    lines,
+                }),
+            ) => {
                 let next = next.with(|s| {
                     s.expires_at = Some(*expires_at);
                     s.currency = Some(currency.clone());
-                    s.subtotal_minor = lines.iter().map(|l| l.unit_price_minor * i64::from(l.quantity)).sum();
+                    s.subtotal_minor = lines
+                        .iter()
+                        .map(|l| l.unit_price_minor * i64::from(l.quantity))
+                        .sum();
                     s.lines = lines.clone();
                 });
                 match state.coupon_code.clone() {
-                    Some(code) => next.to(Phase::ReservingCoupon).run(local(LocalCommand::ReserveCoupon {
-                        event_id: state.event_id,
-                        code,
-                        lines: lines.clone(),
-                    })),
+                    Some(code) => {
+                        next.to(Phase::ReservingCoupon)
+                            .run(local(LocalCommand::ReserveCoupon {
+                                event_id: state.event_id,
+                                code,
+                                lines: lines.clone(),
+                            }))
+                    }
                     None => pay_or_confirm(next),
                 }
             }
-            (Phase::Holding, Input::Local(LocalOutcome::HoldRefused { ticket_type_id, requested, available })) => next
+            (
+                Phase::Holding,
+                Input::Local(LocalOutcome::HoldRefused {
+                    ticket_type_id,
+                    requested,
+                    available,
+                }),
+            ) => next
                 .error(RunError::new(
                     "sold_out",
-                    format!("ticket type {ticket_type_id}: {requested} requested, {available} available"),
+                    format!(
+                        "ticket type {ticket_type_id}: {requested} requested, {available} available"
+                    ),
                 ))
                 .to(Phase::Compensated)
                 .finish(RunStatus::Compensated),
 
-            (Phase::ReservingCoupon, Input::Local(LocalOutcome::CouponReserved { coupon_id, discount_minor })) => {
-                pay_or_confirm(next.with(|s| {
-                    s.coupon_id = Some(*coupon_id);
-                    s.discount_minor = (*discount_minor).min(s.subtotal_minor);
-                }))
+            (
+                Phase::ReservingCoupon,
+                Input::Local(LocalOutcome::CouponReserved {
+                    coupon_id,
+                    discount_minor,
+                }),
+            ) => pay_or_confirm(next.with(|s| {
+                s.coupon_id = Some(*coupon_id);
+                s.discount_minor = (*discount_minor).min(s.subtotal_minor);
+            })),
+            (Phase::ReservingCoupon, Input::Local(LocalOutcome::CouponRefused { reason })) => {
+                release(next.error(RunError::new(
+                    "coupon_invalid",
+                    format!("the coupon cannot be used: {reason}"),
+                )))
             }
-            (Phase::ReservingCoupon, Input::Local(LocalOutcome::CouponRefused { reason })) => release(
-                next.error(RunError::new("coupon_invalid", format!("the coupon cannot be used: {reason}"))),
-            ),
 
-            (Phase::CreatingPaymentIntent, Input::RemoteDone { key, outcome: RemoteOutcome::IntentCreated { intent_id, client_secret } })
-                if key == KEY_CREATE_INTENT =>
-            {
+            (
+                Phase::CreatingPaymentIntent,
+                Input::RemoteDone {
+                    key,
+                    outcome:
+                        RemoteOutcome::IntentCreated {
+                            intent_id,
+                            client_secret,
+                        },
+                },
+            ) if key == KEY_CREATE_INTENT => {
                 let next = next.with(|s| {
                     s.payment = Some(Payment {
                         intent_id: intent_id.clone(),
@@ -357,58 +403,96 @@ impl Workflow for Checkout {
                     cancel_intent(next)
                 } else if deadline <= now {
                     // The provider answered after the hold ran out (e.g. after an outage).
-                    cancel_intent(next.error(RunError::new("expired", "the hold expired before payment")))
+                    cancel_intent(
+                        next.error(RunError::new("expired", "the hold expired before payment")),
+                    )
                 } else {
                     next.to(Phase::AwaitingPayment).wait_until(deadline)
                 }
             }
-            (Phase::CreatingPaymentIntent, Input::RemoteFailed { key, error }) if key == KEY_CREATE_INTENT => release(
-                next.error(RunError::new("payment_unavailable", format!("the payment could not be started: {error}"))),
-            ),
-
-            (Phase::AwaitingPayment, Input::Signal { name, payload }) if name == SIGNAL_PAYMENT_SUCCEEDED => {
-                let matches = state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
-                if !matches {
-                    return ignore(state);
-                }
-                next.to(Phase::Confirming).run(local(LocalCommand::ConfirmBooking { booking: state.booking_draft() }))
+            (Phase::CreatingPaymentIntent, Input::RemoteFailed { key, error })
+                if key == KEY_CREATE_INTENT =>
+            {
+                release(next.error(RunError::new(
+                    "payment_unavailable",
+                    format!("the payment could not be started: {error}"),
+                )))
             }
-            (Phase::AwaitingPayment, Input::Signal { name, payload }) if name == SIGNAL_PAYMENT_FAILED => {
-                let matches = state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
+
+            (Phase::AwaitingPayment, Input::Signal { name, payload })
+                if name == SIGNAL_PAYMENT_SUCCEEDED =>
+            {
+                let matches =
+                    state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
                 if !matches {
                     return ignore(state);
                 }
-                cancel_intent(next.error(RunError::new("payment_failed", "the payment was declined")))
+                next.to(Phase::Confirming)
+                    .run(local(LocalCommand::ConfirmBooking {
+                        booking: state.booking_draft(),
+                    }))
+            }
+            (Phase::AwaitingPayment, Input::Signal { name, payload })
+                if name == SIGNAL_PAYMENT_FAILED =>
+            {
+                let matches =
+                    state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
+                if !matches {
+                    return ignore(state);
+                }
+                cancel_intent(
+                    next.error(RunError::new("payment_failed", "the payment was declined")),
+                )
             }
             (Phase::AwaitingPayment, Input::Timer) => {
                 if state.expires_at.is_some_and(|d| d > now) {
                     return ignore(state);
                 }
-                cancel_intent(next.error(RunError::new("expired", "the hold expired before payment")))
+                cancel_intent(
+                    next.error(RunError::new("expired", "the hold expired before payment")),
+                )
             }
 
-            (Phase::CancellingPaymentIntent, Input::RemoteDone { key, outcome: RemoteOutcome::IntentCancelled })
+            (
+                Phase::CancellingPaymentIntent,
+                Input::RemoteDone {
+                    key,
+                    outcome: RemoteOutcome::IntentCancelled,
+                },
+            ) if key == KEY_CANCEL_INTENT => release(next),
+            (
+                Phase::CancellingPaymentIntent,
+                Input::RemoteDone {
+                    key,
+                    outcome: RemoteOutcome::IntentAlreadySucceeded,
+                },
+            ) if key == KEY_CANCEL_INTENT => {
+                // The payment won the race; the seats are still held: sell them.
+                next.with(|s| s.error = None)
+                    .to(Phase::Confirming)
+                    .run(local(LocalCommand::ConfirmBooking {
+                        booking: state.booking_draft(),
+                    }))
+            }
+            // Could not cancel: release anyway. Should the payment still succeed,
+            // the late-payment path sells or refunds it.
+            (Phase::CancellingPaymentIntent, Input::RemoteFailed { key, .. })
                 if key == KEY_CANCEL_INTENT =>
             {
                 release(next)
             }
-            (Phase::CancellingPaymentIntent, Input::RemoteDone { key, outcome: RemoteOutcome::IntentAlreadySucceeded })
-                if key == KEY_CANCEL_INTENT =>
-            {
-                // The payment won the race; the seats are still held: sell them.
-                next.with(|s| s.error = None)
-                    .to(Phase::Confirming)
-                    .run(local(LocalCommand::ConfirmBooking { booking: state.booking_draft() }))
-            }
-            // Could not cancel: release anyway. Should the payment still succeed,
-            // the late-payment path sells or refunds it.
-            (Phase::CancellingPaymentIntent, Input::RemoteFailed { key, .. }) if key == KEY_CANCEL_INTENT => release(next),
 
             (Phase::Releasing, Input::Local(LocalOutcome::Released)) => {
                 next.to(Phase::Compensated).finish(RunStatus::Compensated)
             }
 
-            (Phase::Confirming | Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::Confirmed { booking_id, ticket_ids })) => next
+            (
+                Phase::Confirming | Phase::ConfirmingLatePayment,
+                Input::Local(LocalOutcome::Confirmed {
+                    booking_id,
+                    ticket_ids,
+                }),
+            ) => next
                 .with(|s| {
                     s.booking_id = Some(*booking_id);
                     s.ticket_ids = ticket_ids.clone();
@@ -420,40 +504,63 @@ impl Workflow for Checkout {
             (Phase::Compensated, Input::Signal { name, payload })
                 if name == SIGNAL_PAYMENT_SUCCEEDED && !state.late_payment_refunded =>
             {
-                let Some(payment) = state.payment.clone() else { return ignore(state) };
+                let Some(payment) = state.payment.clone() else {
+                    return ignore(state);
+                };
                 if signal_intent(payload) != Some(payment.intent_id.as_str()) {
                     return ignore(state);
                 }
                 next.to(Phase::ConfirmingLatePayment)
-                    .run(local(LocalCommand::ConfirmLatePayment { booking: state.booking_draft() }))
+                    .run(local(LocalCommand::ConfirmLatePayment {
+                        booking: state.booking_draft(),
+                    }))
             }
             (Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::LateNoCapacity)) => {
                 let payment = state.payment.clone().expect("a late payment has an intent");
-                next.error(RunError::new("sold_out_refunded", "paid after the hold expired and the tickets were gone; refunded"))
-                    .to(Phase::RefundingLatePayment)
-                    .run(remote(RemoteCommand::RefundPayment {
-                        key: KEY_REFUND_LATE.into(),
-                        intent_id: payment.intent_id,
-                        amount_minor: payment.amount_minor,
-                    }))
+                next.error(RunError::new(
+                    "sold_out_refunded",
+                    "paid after the hold expired and the tickets were gone; refunded",
+                ))
+                .to(Phase::RefundingLatePayment)
+                .run(remote(RemoteCommand::RefundPayment {
+                    key: KEY_REFUND_LATE.into(),
+                    intent_id: payment.intent_id,
+                    amount_minor: payment.amount_minor,
+                }))
             }
-            (Phase::RefundingLatePayment, Input::RemoteDone { key, outcome: RemoteOutcome::Refunded { .. } })
+            (
+                Phase::RefundingLatePayment,
+                Input::RemoteDone {
+                    key,
+                    outcome: RemoteOutcome::Refunded { .. },
+                },
+            ) if key == KEY_REFUND_LATE => next
+                .with(|s| s.late_payment_refunded = true)
+                .to(Phase::Compensated)
+                .finish(RunStatus::Compensated),
+            // Money we cannot give back automatically: an operator must look.
+            (Phase::RefundingLatePayment, Input::RemoteFailed { key, error })
                 if key == KEY_REFUND_LATE =>
             {
-                next.with(|s| s.late_payment_refunded = true).to(Phase::Compensated).finish(RunStatus::Compensated)
-            }
-            // Money we cannot give back automatically: an operator must look.
-            (Phase::RefundingLatePayment, Input::RemoteFailed { key, error }) if key == KEY_REFUND_LATE => next
-                .error(RunError::new("refund_failed", format!("the automatic refund failed: {error}")))
+                next.error(RunError::new(
+                    "refund_failed",
+                    format!("the automatic refund failed: {error}"),
+                ))
                 .to(Phase::Failed)
-                .finish(RunStatus::Failed),
+                .finish(RunStatus::Failed)
+            }
 
             // An operator cancels a run that has not finished: undo what was done.
             // Nothing done yet: end at once.
-            (Phase::Start, Input::Cancel) => next.error(cancelled()).to(Phase::Compensated).finish(RunStatus::Cancelled),
+            (Phase::Start, Input::Cancel) => next
+                .error(cancelled())
+                .to(Phase::Compensated)
+                .finish(RunStatus::Cancelled),
             // Holding and reserving a coupon are local steps (never seen between
             // transactions); should one be, releasing undoes it.
-            (Phase::Holding | Phase::ReservingCoupon, Input::Cancel) => release(next.error(cancelled())),
+            (Phase::Holding | Phase::ReservingCoupon, Input::Cancel) => {
+                release(next.error(cancelled()))
+            }
             // The provider may be creating the intent right now: remember the
             // cancel, re-issue the same (idempotent) call, and cancel the intent
             // it returns (a final failure releases anyway).
@@ -463,7 +570,9 @@ impl Workflow for Checkout {
                     amount_minor: state.total_minor(),
                     currency: state.currency.clone().unwrap_or_default(),
                 });
-                next.error(cancelled()).with(|s| s.cancel_requested = true).run(command)
+                next.error(cancelled())
+                    .with(|s| s.cancel_requested = true)
+                    .run(command)
             }
             (Phase::AwaitingPayment, Input::Cancel) => cancel_intent(next.error(cancelled())),
             // Already undoing (cancelling the intent, releasing, refunding), or the
@@ -472,12 +581,15 @@ impl Workflow for Checkout {
 
             // An operator re-drives a run whose automatic refund failed for good.
             (Phase::Failed, Input::Retry) if !state.late_payment_refunded => {
-                let Some(payment) = state.payment.clone() else { return ignore(state) };
-                next.to(Phase::RefundingLatePayment).run(remote(RemoteCommand::RefundPayment {
-                    key: KEY_REFUND_LATE.into(),
-                    intent_id: payment.intent_id,
-                    amount_minor: payment.amount_minor,
-                }))
+                let Some(payment) = state.payment.clone() else {
+                    return ignore(state);
+                };
+                next.to(Phase::RefundingLatePayment)
+                    .run(remote(RemoteCommand::RefundPayment {
+                        key: KEY_REFUND_LATE.into(),
+                        intent_id: payment.intent_id,
+                        amount_minor: payment.amount_minor,
+                    }))
             }
 
             _ => ignore(state),

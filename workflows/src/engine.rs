@@ -53,7 +53,10 @@ impl RunStatus {
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled | RunStatus::Failed
+            RunStatus::Completed
+                | RunStatus::Compensated
+                | RunStatus::Cancelled
+                | RunStatus::Failed
         )
     }
 }
@@ -96,7 +99,10 @@ pub struct RunError {
 
 impl RunError {
     pub fn new(code: &str, detail: impl Into<String>) -> Self {
-        RunError { code: code.to_owned(), detail: detail.into() }
+        RunError {
+            code: code.to_owned(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -105,9 +111,16 @@ impl RunError {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LocalCommand {
     /// Hold capacity for every item (row locks in ticket type id order), until `expires_at`.
-    HoldCapacity { items: Vec<Item>, expires_at: DateTime<Utc> },
+    HoldCapacity {
+        items: Vec<Item>,
+        expires_at: DateTime<Utc>,
+    },
     /// Reserve one use of the event's coupon `code` for these priced lines.
-    ReserveCoupon { event_id: Uuid, code: String, lines: Vec<PricedItem> },
+    ReserveCoupon {
+        event_id: Uuid,
+        code: String,
+        lines: Vec<PricedItem>,
+    },
     /// Release the run's holds and its coupon reservation.
     ReleaseReservations,
     /// Convert the run's holds to sold, redeem the coupon, create the booking and
@@ -124,9 +137,20 @@ pub enum LocalCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RemoteCommand {
-    CreatePaymentIntent { key: String, amount_minor: i64, currency: String },
-    CancelPaymentIntent { key: String, intent_id: String },
-    RefundPayment { key: String, intent_id: String, amount_minor: i64 },
+    CreatePaymentIntent {
+        key: String,
+        amount_minor: i64,
+        currency: String,
+    },
+    CancelPaymentIntent {
+        key: String,
+        intent_id: String,
+    },
+    RefundPayment {
+        key: String,
+        intent_id: String,
+        amount_minor: i64,
+    },
 }
 
 impl RemoteCommand {
@@ -150,12 +174,28 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LocalOutcome {
-    Held { expires_at: DateTime<Utc>, currency: String, lines: Vec<PricedItem> },
-    HoldRefused { ticket_type_id: Uuid, requested: i32, available: i32 },
-    CouponReserved { coupon_id: Uuid, discount_minor: i64 },
-    CouponRefused { reason: String },
+    Held {
+        expires_at: DateTime<Utc>,
+        currency: String,
+        lines: Vec<PricedItem>,
+    },
+    HoldRefused {
+        ticket_type_id: Uuid,
+        requested: i32,
+        available: i32,
+    },
+    CouponReserved {
+        coupon_id: Uuid,
+        discount_minor: i64,
+    },
+    CouponRefused {
+        reason: String,
+    },
     Released,
-    Confirmed { booking_id: Uuid, ticket_ids: Vec<Uuid> },
+    Confirmed {
+        booking_id: Uuid,
+        ticket_ids: Vec<Uuid>,
+    },
     LateNoCapacity,
 }
 
@@ -163,11 +203,16 @@ pub enum LocalOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RemoteOutcome {
-    IntentCreated { intent_id: String, client_secret: String },
+    IntentCreated {
+        intent_id: String,
+        client_secret: String,
+    },
     IntentCancelled,
     /// The provider refused to cancel: the payment went through first.
     IntentAlreadySucceeded,
-    Refunded { refund_id: String },
+    Refunded {
+        refund_id: String,
+    },
 }
 
 /// Everything that can move a run.
@@ -176,10 +221,19 @@ pub enum RemoteOutcome {
 pub enum Input {
     Start,
     Local(LocalOutcome),
-    RemoteDone { key: String, outcome: RemoteOutcome },
+    RemoteDone {
+        key: String,
+        outcome: RemoteOutcome,
+    },
     /// A remote command failed for good (fatal error, or retries ran out).
-    RemoteFailed { key: String, error: String },
-    Signal { name: String, payload: serde_json::Value },
+    RemoteFailed {
+        key: String,
+        error: String,
+    },
+    Signal {
+        name: String,
+        payload: serde_json::Value,
+    },
     /// The run's deadline passed.
     Timer,
     /// An operator ends the run (compensating what was done).

@@ -72,7 +72,10 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     let Ok(bytes) = to_bytes(body, MAX_PROBLEM_BODY).await else {
         return Response::from_parts(parts, Body::empty());
     };
-    let body = match (serde_json::from_slice::<serde_json::Value>(&bytes), request_id) {
+    let body = match (
+        serde_json::from_slice::<serde_json::Value>(&bytes),
+        request_id,
+    ) {
         (Ok(serde_json::Value::Object(mut map)), Some(id)) => {
             map.insert("request_id".into(), id.into());
             serde_json::to_vec(&map).unwrap_or_else(|_| bytes.to_vec())

@@ -44,9 +44,21 @@ where
     let outcome = tokio::time::timeout(CHECK_TIMEOUT, probe).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
-        Ok(Ok(())) => DependencyStatus { ok: true, latency_ms, error: None },
-        Ok(Err(e)) => DependencyStatus { ok: false, latency_ms, error: Some(e.to_string()) },
-        Err(_) => DependencyStatus { ok: false, latency_ms, error: Some("timed out".into()) },
+        Ok(Ok(())) => DependencyStatus {
+            ok: true,
+            latency_ms,
+            error: None,
+        },
+        Ok(Err(e)) => DependencyStatus {
+            ok: false,
+            latency_ms,
+            error: Some(e.to_string()),
+        },
+        Err(_) => DependencyStatus {
+            ok: false,
+            latency_ms,
+            error: Some("timed out".into()),
+        },
     }
 }
 
@@ -75,9 +87,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     })
     .await;
     let ready = postgres.ok && redis.ok;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     // A 503 here is a report, not an error: keep the JSON body as it is.
-    (status, Json(Readiness { ready, postgres, redis }))
+    (
+        status,
+        Json(Readiness {
+            ready,
+            postgres,
+            redis,
+        }),
+    )
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -8,6 +8,7 @@ pub mod coupons;
 pub mod events;
 pub mod health;
 pub mod me;
+pub mod ops;
 pub mod organizer;
 pub mod ticket_types;
 pub mod tickets;

@@ -48,6 +48,7 @@ pub struct BuyerOutcome {
 
 #[derive(Debug)]
 pub struct SaleResult {
+    /// One per buyer, in the buyers' order.
     pub outcomes: Vec<BuyerOutcome>,
     /// From the first POST until every buyer saw its run end (or gave up).
     pub elapsed: Duration,
@@ -81,20 +82,31 @@ pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> Sal
             let api = sale.apis[i % sale.apis.len()].clone();
             let mut outcome = BuyerOutcome::default();
             let deadline = sale.deadline;
-            match tokio::time::timeout_at(deadline, checkout(&client, &sale, &api, &buyer, i, started, &mut outcome)).await {
+            match tokio::time::timeout_at(
+                deadline,
+                checkout(&client, &sale, &api, &buyer, i, started, &mut outcome),
+            )
+            .await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => outcome.error = Some(format!("{e:#}")),
                 Err(_) => outcome.error = Some("did not finish before the deadline".into()),
             }
-            outcome
+            (i, outcome)
         });
     }
-    let mut outcomes = Vec::with_capacity(buyers.len());
+    // In the buyers' order: outcome i is buyer i's.
+    let mut outcomes = vec![BuyerOutcome::default(); buyers.len()];
     while let Some(joined) = tasks.join_next().await {
-        outcomes.push(joined.unwrap_or_else(|e| BuyerOutcome {
-            error: Some(format!("buyer task failed: {e}")),
-            ..BuyerOutcome::default()
-        }));
+        match joined {
+            Ok((i, outcome)) => outcomes[i] = outcome,
+            Err(e) => tracing::warn!(error = %e, "a buyer task failed"),
+        }
+    }
+    for outcome in &mut outcomes {
+        if outcome.status.is_none() && outcome.error.is_none() {
+            outcome.error = Some("the buyer task failed".into());
+        }
     }
     SaleResult {
         outcomes,
@@ -121,7 +133,10 @@ async fn checkout(
         .await?;
     let status = response.status();
     if status != StatusCode::ACCEPTED {
-        anyhow::bail!("POST /v1/checkouts answered {status}: {}", response.text().await.unwrap_or_default());
+        anyhow::bail!(
+            "POST /v1/checkouts answered {status}: {}",
+            response.text().await.unwrap_or_default()
+        );
     }
     let started: Started = response.json().await?;
     outcome.post = Some(t0.elapsed());
@@ -131,7 +146,9 @@ async fn checkout(
     let mut etag: Option<String> = None;
     let mut paying: Option<Instant> = None;
     loop {
-        let mut request = client.get(&url).header("authorization", &buyer.authorization);
+        let mut request = client
+            .get(&url)
+            .header("authorization", &buyer.authorization);
         if let Some(tag) = &etag {
             request = request.header("if-none-match", tag);
         }
@@ -139,7 +156,10 @@ async fn checkout(
         match response.status() {
             StatusCode::NOT_MODIFIED => continue,
             StatusCode::OK => {}
-            other => anyhow::bail!("GET {url} answered {other}: {}", response.text().await.unwrap_or_default()),
+            other => anyhow::bail!(
+                "GET {url} answered {other}: {}",
+                response.text().await.unwrap_or_default()
+            ),
         }
         etag = response
             .headers()
@@ -154,11 +174,18 @@ async fn checkout(
             outcome.to_awaiting_payment = Some(t0.elapsed());
             paying = Some(Instant::now());
             let paid = client
-                .post(format!("{}/sandbox/payment_intents/{}/succeed", sale.sandbox, payment.intent_id))
+                .post(format!(
+                    "{}/sandbox/payment_intents/{}/succeed",
+                    sale.sandbox, payment.intent_id
+                ))
                 .send()
                 .await?;
             if !paid.status().is_success() {
-                anyhow::bail!("the sandbox refused to pay {}: {}", payment.intent_id, paid.status());
+                anyhow::bail!(
+                    "the sandbox refused to pay {}: {}",
+                    payment.intent_id,
+                    paid.status()
+                );
             }
         }
         if TERMINAL.contains(&view.status.as_str()) {
@@ -173,6 +200,13 @@ async fn checkout(
     }
 }
 
+#[derive(Debug, Default)]
+pub struct StatusReads {
+    pub samples: Samples,
+    pub failures: usize,
+    pub first_error: Option<String>,
+}
+
 /// `reads` plain `GET /v1/workflows/{id}` (no wait, no ETag) from `clients`
 /// concurrent clients, each reading its own runs.
 pub async fn status_reads(
@@ -181,45 +215,62 @@ pub async fn status_reads(
     runs: &[(Uuid, Buyer)],
     reads: usize,
     clients: usize,
-) -> (Samples, usize) {
+) -> StatusReads {
     let runs = Arc::new(runs.to_vec());
     let mut tasks = JoinSet::new();
     for c in 0..clients {
-        let (client, runs, apis, deadline) = (client.clone(), runs.clone(), sale.apis.clone(), sale.deadline);
+        let (client, runs, apis, deadline) = (
+            client.clone(),
+            runs.clone(),
+            sale.apis.clone(),
+            sale.deadline,
+        );
         tasks.spawn(async move {
             let mut samples = Samples::default();
             let mut failures = 0;
+            let mut first_error: Option<String> = None;
             let mut i = c;
             while i < reads && !runs.is_empty() && Instant::now() < deadline {
                 let (run_id, buyer) = &runs[i % runs.len()];
                 let api = &apis[i % apis.len()];
                 let t = Instant::now();
-                let ok = match client
+                let outcome = match client
                     .get(format!("{api}/v1/workflows/{run_id}"))
                     .header("authorization", &buyer.authorization)
                     .send()
                     .await
                 {
-                    Ok(r) => r.status() == StatusCode::OK && r.bytes().await.is_ok(),
-                    Err(_) => false,
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                    }
+                    Ok(r) => Err(format!(
+                        "{}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => Err(e.to_string()),
                 };
-                if ok {
-                    samples.push(t.elapsed());
-                } else {
-                    failures += 1;
+                match outcome {
+                    Ok(()) => samples.push(t.elapsed()),
+                    Err(e) => {
+                        failures += 1;
+                        first_error.get_or_insert(e);
+                    }
                 }
                 i += clients;
             }
-            (samples, failures)
+            (samples, failures, first_error)
         });
     }
-    let mut all = Samples::default();
-    let mut failures = 0;
+    let mut reads = StatusReads::default();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((samples, failed)) = joined {
-            all.extend(samples);
-            failures += failed;
+        if let Ok((samples, failed, error)) = joined {
+            reads.samples.extend(samples);
+            reads.failures += failed;
+            if reads.first_error.is_none() {
+                reads.first_error = error;
+            }
         }
     }
-    (all, failures)
+    reads
 }

@@ -72,7 +72,11 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
         "boxoffice bench checkout: {} buyers, capacity {}, {} build",
         args.buyers,
         args.capacity,
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
 
     let (system, target) = match &args.target {
@@ -97,7 +101,11 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
             (None, target)
         }
         None => {
-            let durability = if args.ephemeral { Durability::Ephemeral } else { Durability::Durable };
+            let durability = if args.ephemeral {
+                Durability::Ephemeral
+            } else {
+                Durability::Durable
+            };
             let start = system::System::start(&settings, &args.processes, durability);
             let system = tokio::select! {
                 s = tokio::time::timeout_at(deadline, start) => s.context("the system did not start in time")??,
@@ -137,12 +145,20 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
             }
         }
         system.stop().await;
-        println!("stopped everything it started ({:.1} s in all)", started.elapsed().as_secs_f64());
+        println!(
+            "stopped everything it started ({:.1} s in all)",
+            started.elapsed().as_secs_f64()
+        );
     }
     result
 }
 
-async fn measure(settings: &Settings, args: &BenchCheckoutArgs, target: &Target, deadline: Instant) -> anyhow::Result<()> {
+async fn measure(
+    settings: &Settings,
+    args: &BenchCheckoutArgs,
+    target: &Target,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     let pool = boxoffice_models::pool::build_pool(&target.database_url, 16)?;
     let jwt_config = JwtConfig {
         secret: target.jwt_secret.clone().into_bytes(),
@@ -186,7 +202,7 @@ async fn measure(settings: &Settings, args: &BenchCheckoutArgs, target: &Target,
         .zip(&seeded.buyers)
         .filter_map(|(o, b)| Some((o.run_id?, b.clone())))
         .collect();
-    let (status_reads, status_failures) =
+    let status_reads =
         flash_sale::status_reads(&client, &sale, &runs, args.status_reads, STATUS_READERS).await;
 
     let run_ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
@@ -198,7 +214,7 @@ async fn measure(settings: &Settings, args: &BenchCheckoutArgs, target: &Target,
         .map(|(role, pid)| (role.clone(), rss::peak_rss_kib(*pid)))
         .collect();
 
-    report(&raw, &result, &db, &status_reads, status_failures, &peak_rss)
+    report(&raw, &result, &db, &status_reads, &peak_rss)
 }
 
 /// What the database recorded about the sale.
@@ -302,7 +318,9 @@ async fn database_figures(
     let mut step_gaps = Samples::default();
     gaps.iter().for_each(|g| step_gaps.push_millis(g.ms));
     let mut webhook_to_completed = Samples::default();
-    webhooks.iter().for_each(|w| webhook_to_completed.push_millis(w.ms));
+    webhooks
+        .iter()
+        .for_each(|w| webhook_to_completed.push_millis(w.ms));
     Ok(DatabaseFigures {
         holds: holds.n,
         holds_span_secs: holds.span,
@@ -337,8 +355,7 @@ fn report(
     raw: &raw_baseline::RawRate,
     sale: &flash_sale::SaleResult,
     db: &DatabaseFigures,
-    status_reads: &Samples,
-    status_failures: usize,
+    reads: &flash_sale::StatusReads,
     peak_rss: &[(String, Option<u64>)],
 ) -> anyhow::Result<()> {
     let mut post = Samples::default();
@@ -347,9 +364,15 @@ fn report(
     let (mut completed, mut sold_out, mut other, mut errors) = (0usize, 0usize, 0usize, Vec::new());
     let mut last_completion: Option<Duration> = None;
     for o in &sale.outcomes {
-        o.post.map(|d| post.push(d));
-        o.to_awaiting_payment.map(|d| to_awaiting.push(d));
-        o.pay_to_completed.map(|d| pay_to_completed.push(d));
+        if let Some(d) = o.post {
+            post.push(d);
+        }
+        if let Some(d) = o.to_awaiting_payment {
+            to_awaiting.push(d);
+        }
+        if let Some(d) = o.pay_to_completed {
+            pay_to_completed.push(d);
+        }
         match (o.error.as_deref(), o.status.as_deref()) {
             (Some(e), _) => errors.push(e.to_owned()),
             (None, Some("completed")) => {
@@ -363,7 +386,8 @@ fn report(
     let holds_per_sec = rate(db.holds, db.holds_span_secs);
     let decisions_per_sec = rate(db.decisions, db.decisions_span_secs);
     let completed_per_sec = last_completion.and_then(|d| rate(completed as i64, d.as_secs_f64()));
-    let oversold = (i64::from(db.sold) - i64::from(db.capacity)).max(0) + (i64::from(db.sold) - db.tickets).abs();
+    let oversold = (i64::from(db.sold) - i64::from(db.capacity)).max(0)
+        + (i64::from(db.sold) - db.tickets).abs();
 
     println!();
     line(
@@ -399,11 +423,18 @@ fn report(
     line("POST /v1/checkouts:", post.summary());
     line("start → awaiting payment:", to_awaiting.summary());
     line("pay → completed (buyer):", pay_to_completed.summary());
-    line("webhook → completed (server):", db.webhook_to_completed.summary());
+    line(
+        "webhook → completed (server):",
+        db.webhook_to_completed.summary(),
+    );
     line("step → step (server):", db.step_gaps.summary());
     line(
         "GET /v1/workflows/{id}:",
-        format!("{} ({STATUS_READERS} clients, {status_failures} failed)", status_reads.summary()),
+        format!(
+            "{} ({STATUS_READERS} clients, {} failed)",
+            reads.samples.summary(),
+            reads.failures
+        ),
     );
     line(
         "oversold:",
@@ -414,7 +445,10 @@ fn report(
     );
     line(
         "outcomes:",
-        format!("{completed} completed, {sold_out} sold out, {other} other, {} errors", errors.len()),
+        format!(
+            "{completed} completed, {sold_out} sold out, {other} other, {} errors",
+            errors.len()
+        ),
     );
     if peak_rss.is_empty() {
         line("peak RSS:", "n/a (--target: not our processes)");
@@ -424,7 +458,10 @@ fn report(
             .iter()
             .map(|(role, k)| format!("{role} {}", k.map_or_else(|| "n/a".into(), rss::mib)))
             .collect();
-        line("peak RSS:", format!("{} (total {})", each.join(", "), rss::mib(total)));
+        line(
+            "peak RSS:",
+            format!("{} (total {})", each.join(", "), rss::mib(total)),
+        );
     }
 
     println!("\ntargets:");
@@ -450,7 +487,7 @@ fn report(
             |p| format!("{}  {}", ms(p), verdict(p <= TARGET_STEP_P50_MS)),
         ),
     );
-    let status_p99 = status_reads.percentile(99.0);
+    let status_p99 = reads.samples.percentile(99.0);
     line(
         "  status reads p99 ≤ 10 ms:",
         status_p99.map_or_else(
@@ -459,6 +496,9 @@ fn report(
         ),
     );
 
+    if let Some(e) = &reads.first_error {
+        eprintln!("\nfirst failed status read: {e}");
+    }
     if !errors.is_empty() {
         errors.sort();
         errors.dedup();

@@ -75,7 +75,7 @@ pub async fn measure(
             .context("releasing the baseline's seats")?;
     }
     Ok(RawRate {
-        holds: holds.load(Ordering::Relaxed),
+        holds: AtomicU64::load(&holds, Ordering::Relaxed),
         elapsed,
         connections,
     })

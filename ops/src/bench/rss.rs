@@ -27,7 +27,8 @@ pub fn mib(kib: u64) -> String {
 mod tests {
     #[test]
     fn reads_the_high_water_mark() {
-        let status = "Name:\tboxoffice\nVmPeak:\t  900000 kB\nVmHWM:\t   51234 kB\nVmRSS:\t   40000 kB\n";
+        let status =
+            "Name:\tboxoffice\nVmPeak:\t  900000 kB\nVmHWM:\t   51234 kB\nVmRSS:\t   40000 kB\n";
         assert_eq!(super::parse_vm_hwm(status), Some(51234));
         assert!(super::peak_rss_kib(std::process::id()).is_some_and(|k| k > 0));
     }

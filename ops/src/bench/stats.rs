@@ -42,7 +42,14 @@ impl Samples {
 
     /// `p50 1.2 ms  p95 3.4 ms  p99 5.6 ms  (n = 100)`.
     pub fn summary(&self) -> String {
-        match (self.percentile(50.0), self.percentile(95.0), self.percentile(99.0)) {
+        if self.is_empty() {
+            return "no samples".into();
+        }
+        match (
+            self.percentile(50.0),
+            self.percentile(95.0),
+            self.percentile(99.0),
+        ) {
             (Some(p50), Some(p95), Some(p99)) => format!(
                 "p50 {}  p95 {}  p99 {}  (n = {})",
                 ms(p50),

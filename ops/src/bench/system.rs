@@ -50,15 +50,22 @@ pub struct System {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl System {
     /// Starts everything; on failure stops whatever had started.
-    pub async fn start(settings: &Settings, roles: &[String], durability: Durability) -> anyhow::Result<System> {
+    pub async fn start(
+        settings: &Settings,
+        roles: &[String],
+        durability: Durability,
+    ) -> anyhow::Result<System> {
         // Under the system temp folder: when running as root, the unprivileged
         // database user must be able to reach it.
-        let data_dir = std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
+        let data_dir =
+            std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
         let mut system = System {
             data_dir: data_dir.clone(),
@@ -79,9 +86,17 @@ impl System {
         }
     }
 
-    async fn bring_up(&mut self, settings: &Settings, roles: &[String], durability: Durability) -> anyhow::Result<()> {
+    async fn bring_up(
+        &mut self,
+        settings: &Settings,
+        roles: &[String],
+        durability: Durability,
+    ) -> anyhow::Result<()> {
         let services = LocalServices::start(&self.data_dir, durability, true, true).await?;
-        let postgres = services.postgres.as_ref().context("postgres did not start")?;
+        let postgres = services
+            .postgres
+            .as_ref()
+            .context("postgres did not start")?;
         let redis = services.redis.as_ref().context("redis did not start")?;
         self.database_url = postgres.database_url();
         let redis_url = redis.url();
@@ -91,7 +106,13 @@ impl System {
         // Ports first: the sandbox posts its webhooks to the first API.
         let ports: Vec<Option<u16>> = roles
             .iter()
-            .map(|r| if r == "serve" || r == "all" { free_port().map(Some) } else { Ok(None) })
+            .map(|r| {
+                if r == "serve" || r == "all" {
+                    free_port().map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
             .collect::<anyhow::Result<_>>()?;
         let webhook_port = ports
             .iter()
@@ -105,13 +126,16 @@ impl System {
         );
         let stripe_key = format!("sk_test_{}", crate::secrets::random_token(24));
         let webhook_secret = format!("whsec_{}", crate::secrets::random_token(24));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the sandbox")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the sandbox")?;
         let config = SandboxConfig::new(
             format!("http://127.0.0.1:{webhook_port}/v1/webhooks/stripe"),
             webhook_secret.clone(),
         )
         .with_secret_key(stripe_key.clone());
-        let sandbox = crate::sandbox::spawn(config, listener, self.sandbox_shutdown.clone()).await?;
+        let sandbox =
+            crate::sandbox::spawn(config, listener, self.sandbox_shutdown.clone()).await?;
         self.sandbox_url = sandbox.base_url();
         self.sandbox = Some(sandbox);
 
@@ -122,14 +146,20 @@ impl System {
             ("BOXOFFICE_JWT_SECRET", self.jwt_secret.clone()),
             ("BOXOFFICE_JWT_ISSUER", settings.jwt_issuer.clone()),
             ("BOXOFFICE_JWT_AUDIENCE", settings.jwt_audience.clone()),
-            ("BOXOFFICE_TICKET_SIGNING_KEY", boxoffice_models::ticket_codes::TicketSigner::generate_seed_base64()),
+            (
+                "BOXOFFICE_TICKET_SIGNING_KEY",
+                boxoffice_models::ticket_codes::TicketSigner::generate_seed_base64(),
+            ),
             ("BOXOFFICE_STRIPE_API_BASE", self.sandbox_url.clone()),
             ("BOXOFFICE_STRIPE_SECRET_KEY", stripe_key),
             ("BOXOFFICE_STRIPE_WEBHOOK_SECRETS", webhook_secret),
             ("BOXOFFICE_RATE_LIMIT_PER_IP", "1000000000".into()),
             ("BOXOFFICE_RATE_LIMIT_PER_USER", "1000000000".into()),
             ("BOXOFFICE_DB_POOL_SIZE", settings.db_pool_size.to_string()),
-            ("BOXOFFICE_MAIL_DIR", self.data_dir.join("mail").display().to_string()),
+            (
+                "BOXOFFICE_MAIL_DIR",
+                self.data_dir.join("mail").display().to_string(),
+            ),
             ("BOXOFFICE_LOG", "warn".into()),
             ("BOXOFFICE_LOG_FORMAT", "text".into()),
         ];
@@ -149,7 +179,9 @@ impl System {
             if let Some(port) = port {
                 cmd.env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"));
             }
-            let child = cmd.spawn().with_context(|| format!("starting `boxoffice {role}`"))?;
+            let child = cmd
+                .spawn()
+                .with_context(|| format!("starting `boxoffice {role}`"))?;
             self.processes.push(Process {
                 child,
                 role: role.clone(),
@@ -164,7 +196,10 @@ impl System {
     }
 
     pub fn api_urls(&self) -> Vec<String> {
-        self.processes.iter().filter_map(|p| p.api_url.clone()).collect()
+        self.processes
+            .iter()
+            .filter_map(|p| p.api_url.clone())
+            .collect()
     }
 
     /// Stops the children (SIGTERM, then SIGKILL after 15 s), the sandbox and
@@ -179,7 +214,10 @@ impl System {
             }
         }
         for process in &mut self.processes {
-            if tokio::time::timeout(Duration::from_secs(15), process.child.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(15), process.child.wait())
+                .await
+                .is_err()
+            {
                 let _ = process.child.kill().await;
             }
         }
@@ -201,7 +239,11 @@ async fn wait_ready(process: &mut Process, within: Duration) -> anyhow::Result<(
     let started = Instant::now();
     loop {
         if let Some(status) = process.child.try_wait()? {
-            anyhow::bail!("`boxoffice {}` exited during start-up ({status}):\n{}", process.role, process.log_tail());
+            anyhow::bail!(
+                "`boxoffice {}` exited during start-up ({status}):\n{}",
+                process.role,
+                process.log_tail()
+            );
         }
         match &process.api_url {
             Some(url) => {

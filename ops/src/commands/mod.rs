@@ -1,8 +1,11 @@
 //! One file per subcommand.
 
 mod bench;
+mod dlq;
 mod migrate;
+mod queues;
 mod roles;
+mod runs;
 mod sandbox;
 mod services;
 mod up;
@@ -22,5 +25,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Services(args) => services::run(args).await,
         Command::Sandbox(args) => sandbox::run(&settings, args).await,
         Command::Bench(cmd) => bench::run(settings, cmd).await,
+        Command::Dlq(cmd) => dlq::run(&settings, cmd).await,
+        Command::Runs(cmd) => runs::run(&settings, cmd).await,
+        Command::Queues(args) => queues::run(&settings, args).await,
     }
 }

@@ -19,7 +19,11 @@ pub async fn run(mut settings: Settings, args: UpArgs) -> anyhow::Result<()> {
     .await?;
     if let Some(pg) = &services.postgres {
         settings.database_url = Some(pg.database_url());
-        println!("postgres: 127.0.0.1:{} (data in {})", pg.port, pg.cluster_dir.display());
+        println!(
+            "postgres: 127.0.0.1:{} (data in {})",
+            pg.port,
+            pg.cluster_dir.display()
+        );
     }
     if let Some(redis) = &services.redis {
         settings.redis_url = Some(redis.url());
@@ -47,14 +51,20 @@ async fn run_with_services(
     }
     let sandbox = super::sandbox::start_for_up(settings, shutdown.clone()).await?;
     if let Some(sandbox) = &sandbox {
-        println!("payments: sandbox provider at {} (pay with POST /sandbox/payment_intents/{{id}}/succeed)", sandbox.base_url());
+        println!(
+            "payments: sandbox provider at {} (pay with POST /sandbox/payment_intents/{{id}}/succeed)",
+            sandbox.base_url()
+        );
     }
     let database_url = settings.database_url()?.to_owned();
     let applied = boxoffice_models::migrations::run_pending(&database_url).await?;
     println!("migrations: {} applied", applied.len());
 
     let credentials = crate::seed::demo(&database_url, data_dir).await?;
-    println!("\nDemo users (password in {}):", data_dir.join("demo-users.txt").display());
+    println!(
+        "\nDemo users (password in {}):",
+        data_dir.join("demo-users.txt").display()
+    );
     for c in &credentials {
         println!("  {:<12} {:<28} {}", c.role, c.email, c.password);
     }
@@ -62,7 +72,15 @@ async fn run_with_services(
         "\nAPI:  http://{addr}/v1   docs: http://{addr}/docs   ready: http://{addr}/readyz\n",
         addr = settings.http_addr
     );
-    run_roles(settings, Roles { api: true, workers: true }, shutdown).await
+    run_roles(
+        settings,
+        Roles {
+            api: true,
+            workers: true,
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// A development JWT key, generated once and kept in the data folder.

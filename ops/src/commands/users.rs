@@ -7,7 +7,11 @@ use crate::config::Settings;
 
 pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
     match command {
-        UsersCommand::CreateAdmin { email, password_stdin: _, display_name } => {
+        UsersCommand::CreateAdmin {
+            email,
+            password_stdin: _,
+            display_name,
+        } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let password = password.trim_end_matches(['\n', '\r']);

@@ -42,7 +42,10 @@ impl LocalServices {
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let data_dir = std::fs::canonicalize(data_dir)?;
-        let mut started = LocalServices { postgres: None, redis: None };
+        let mut started = LocalServices {
+            postgres: None,
+            redis: None,
+        };
         if postgres {
             started.postgres = Some(LocalPostgres::start(&data_dir, durability).await?);
         }

@@ -44,7 +44,9 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     if let Some((_, bin)) = versions.pop() {
         return Ok(bin);
     }
-    let out = std::process::Command::new("pg_config").arg("--bindir").output();
+    let out = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output();
     if let Ok(out) = out
         && out.status.success()
     {
@@ -71,7 +73,11 @@ impl LocalPostgres {
 
     /// [`LocalPostgres::start`] on a given port (tests restart a server where
     /// its clients expect it).
-    pub async fn start_on(data_dir: &Path, durability: Durability, port: u16) -> anyhow::Result<Self> {
+    pub async fn start_on(
+        data_dir: &Path,
+        durability: Durability,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let bin = bin_dir()?;
         let run_as = unprivileged::run_as()?;
         let cluster_dir = unprivileged::cluster_dir(data_dir, run_as)?;
@@ -175,7 +181,12 @@ impl LocalPostgres {
 
     /// Fast shutdown (SIGINT: roll back open transactions, then stop), waiting for it.
     pub async fn stop(mut self) {
-        stop_child(&mut self.child, nix::sys::signal::Signal::SIGINT, "postgres").await;
+        stop_child(
+            &mut self.child,
+            nix::sys::signal::Signal::SIGINT,
+            "postgres",
+        )
+        .await;
     }
 }
 
@@ -193,10 +204,18 @@ pub(super) async fn stop_child(child: &mut Child, signal: nix::sys::signal::Sign
 }
 
 fn settings(durability: Durability) -> Vec<&'static str> {
-    let mut s = vec!["max_connections=400", "shared_buffers=256MB", "log_min_messages=warning"];
+    let mut s = vec![
+        "max_connections=400",
+        "shared_buffers=256MB",
+        "log_min_messages=warning",
+    ];
     if durability == Durability::Ephemeral {
         // Test data is thrown away: durability costs time and buys nothing.
-        s.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"]);
+        s.extend([
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ]);
     }
     s
 }
@@ -212,7 +231,9 @@ async fn init_cluster(
     std::fs::set_permissions(cluster_dir, std::fs::Permissions::from_mode(0o700))?;
     // initdb reads the superuser's password from a file the service user can read;
     // it lives inside the (private) cluster folder's parent only for this call.
-    let parent = cluster_dir.parent().context("cluster folder has a parent")?;
+    let parent = cluster_dir
+        .parent()
+        .context("cluster folder has a parent")?;
     let pwfile = parent.join(".postgres-initdb-password");
     std::fs::write(&pwfile, password)?;
     std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600))?;
@@ -223,7 +244,13 @@ async fn init_cluster(
     let output = command(&bin.join("initdb"), run_as)
         .arg("-D")
         .arg(cluster_dir)
-        .args(["-U", SUPERUSER, "--auth=scram-sha-256", "--no-locale", "--encoding=UTF8"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "--auth=scram-sha-256",
+            "--no-locale",
+            "--encoding=UTF8",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()))
         .arg("--no-instructions")
         .stdin(Stdio::null())

@@ -32,7 +32,11 @@ impl LocalRedis {
 
     /// [`LocalRedis::start`] on a given port (tests restart a server where its
     /// clients expect it).
-    pub async fn start_on(data_dir: &Path, durability: Durability, port: u16) -> anyhow::Result<Self> {
+    pub async fn start_on(
+        data_dir: &Path,
+        durability: Durability,
+        port: u16,
+    ) -> anyhow::Result<Self> {
         let dir = service_dir(data_dir, "redis")?;
         let password = stored_secret(&data_dir.join("redis-password"))?;
         let log_file = data_dir.join("redis.log");
@@ -91,7 +95,10 @@ impl LocalRedis {
                 );
             }
             if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
             {
                 return Ok(());
             }

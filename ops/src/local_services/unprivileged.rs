@@ -71,7 +71,8 @@ pub fn cluster_dir(data_dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<Pat
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     data_dir.hash(&mut hasher);
-    let outside = PathBuf::from("/var/lib/boxoffice/clusters").join(format!("{:016x}", hasher.finish()));
+    let outside =
+        PathBuf::from("/var/lib/boxoffice/clusters").join(format!("{:016x}", hasher.finish()));
     std::fs::create_dir_all(&outside)?;
     std::fs::write(
         data_dir.join("postgres-location.txt"),

@@ -14,9 +14,24 @@ pub struct DemoCredential {
 }
 
 const DEMO_USERS: [(&str, &str, &str, &[Role]); 3] = [
-    ("admin", "admin@boxoffice.test", "Demo Admin", &[Role::Admin]),
-    ("organizer", "organizer@boxoffice.test", "Demo Organizer", &[Role::Organizer]),
-    ("participant", "participant@boxoffice.test", "Demo Participant", &[Role::Participant]),
+    (
+        "admin",
+        "admin@boxoffice.test",
+        "Demo Admin",
+        &[Role::Admin],
+    ),
+    (
+        "organizer",
+        "organizer@boxoffice.test",
+        "Demo Organizer",
+        &[Role::Organizer],
+    ),
+    (
+        "participant",
+        "participant@boxoffice.test",
+        "Demo Participant",
+        &[Role::Participant],
+    ),
 ];
 
 /// Creates the demo users and the demo event once; returns the credentials.

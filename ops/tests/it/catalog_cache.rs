@@ -186,10 +186,7 @@ async fn cached_views_live_two_seconds_at_most() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(
-        changed < Duration::from_secs(5),
-        "stale for {changed:?}"
-    );
+    assert!(changed < Duration::from_secs(5), "stale for {changed:?}");
 }
 
 #[tokio::test]

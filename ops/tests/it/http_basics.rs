@@ -7,7 +7,12 @@ use crate::harness::{TestApp, assert_problem};
 #[tokio::test]
 async fn unknown_route_and_method_are_problems() {
     let app = TestApp::spawn().await;
-    let r = app.client.get(app.url("/v1/no-such-thing")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/v1/no-such-thing"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 404, "route_not_found").await;
 
     let r = app.client.delete(app.url("/healthz")).send().await.unwrap();
@@ -16,7 +21,10 @@ async fn unknown_route_and_method_are_problems() {
 
 #[tokio::test]
 async fn oversized_body_is_413_problem() {
-    let app = TestApp::builder().config(|c| c.body_limit_bytes = 4096).spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.body_limit_bytes = 4096)
+        .spawn()
+        .await;
     let big = format!("{{\"email\":\"{}\"}}", "a".repeat(10_000));
     let r = app
         .client
@@ -65,7 +73,12 @@ async fn security_headers_are_set() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
-    assert!(h["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
     assert!(h.contains_key("strict-transport-security"));
 }
 
@@ -83,7 +96,10 @@ async fn cors_allows_only_configured_origins() {
             .send()
     };
     let allowed = preflight("https://tickets.example").await.unwrap();
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://tickets.example");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://tickets.example"
+    );
     let denied = preflight("https://evil.example").await.unwrap();
     assert!(!denied.headers().contains_key("access-control-allow-origin"));
 }
@@ -102,18 +118,32 @@ async fn health_readiness_and_metrics() {
     assert_eq!(body["redis"]["ok"], true);
     assert!(body["postgres"]["latency_ms"].as_f64().unwrap() >= 0.0);
 
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn readiness_reports_a_dead_redis() {
     // Nothing listens on port 1 of loopback: Redis is "down".
-    let app = TestApp::builder().redis_url("redis://127.0.0.1:1/").spawn().await;
+    let app = TestApp::builder()
+        .redis_url("redis://127.0.0.1:1/")
+        .spawn()
+        .await;
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -128,7 +158,15 @@ async fn readiness_reports_a_dead_redis() {
 #[tokio::test]
 async fn openapi_documents_every_route() {
     let app = TestApp::spawn().await;
-    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().expect("paths");
 
     let mut documented = Vec::new();
@@ -143,7 +181,13 @@ async fn openapi_documents_every_route() {
         let (method, path) = op.split_once(' ').unwrap();
         let concrete = path
             .split('/')
-            .map(|seg| if seg.starts_with('{') { "00000000-0000-0000-0000-000000000000" } else { seg })
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "00000000-0000-0000-0000-000000000000"
+                } else {
+                    seg
+                }
+            })
             .collect::<Vec<_>>()
             .join("/");
         let r = app
@@ -176,10 +220,19 @@ async fn openapi_documents_every_route() {
         "GET /v1/admin/audit",
     ];
     for op in expected {
-        assert!(documented.iter().any(|d| d == op), "{op} missing from the OpenAPI document");
+        assert!(
+            documented.iter().any(|d| d == op),
+            "{op} missing from the OpenAPI document"
+        );
     }
 
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().to_lowercase().contains("swagger"));
+    assert!(
+        docs.text()
+            .await
+            .unwrap()
+            .to_lowercase()
+            .contains("swagger")
+    );
 }

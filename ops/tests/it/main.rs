@@ -24,6 +24,7 @@ mod checkout;
 use checkout::fixtures as checkout_support;
 mod email;
 mod http_basics;
+mod ops_tools;
 mod sandbox;
 mod system;
 mod tickets;

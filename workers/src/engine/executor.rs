@@ -51,17 +51,28 @@ pub async fn advance(
     trigger: Trigger,
 ) -> anyhow::Result<Advanced> {
     let mut conn = db.get().await?;
-    let now = Utc::now();
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let Some(run) = workflow_runs::lock(conn, run_id).await? else {
-            return Ok(Advanced::default());
-        };
-        match run.kind.as_str() {
-            Checkout::KIND => advance_locked::<Checkout>(conn, signer, run, trigger, now).await,
-            other => anyhow::bail!("run {run_id} has an unknown kind {other:?}"),
-        }
+        advance_on(conn, signer, run_id, trigger).await
     })
     .await
+}
+
+/// [`advance`] inside the caller's transaction (operator actions write their
+/// audit row in the same transaction).
+pub async fn advance_on(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    run_id: Uuid,
+    trigger: Trigger,
+) -> anyhow::Result<Advanced> {
+    let now = Utc::now();
+    let Some(run) = workflow_runs::lock(conn, run_id).await? else {
+        return Ok(Advanced::default());
+    };
+    match run.kind.as_str() {
+        Checkout::KIND => advance_locked::<Checkout>(conn, signer, run, trigger, now).await,
+        other => anyhow::bail!("run {run_id} has an unknown kind {other:?}"),
+    }
 }
 
 /// The run as the loop sees it while deciding.
@@ -86,7 +97,12 @@ async fn advance_locked<W: Workflow>(
     let trigger = match (trigger, &parked) {
         (Trigger::Operator(input), _) => Trigger::Input(input),
         (_, Some(_)) => {
-            return Ok(Advanced { found: true, changed: false, queued: false, status: Some(run.status) });
+            return Ok(Advanced {
+                found: true,
+                changed: false,
+                queued: false,
+                status: Some(run.status),
+            });
         }
         (trigger, None) => trigger,
     };
@@ -100,7 +116,11 @@ async fn advance_locked<W: Workflow>(
         step: run.step.clone(),
         wake_at: run.wake_at,
         attempts: run.attempts,
-        pending_effect: run.pending_effect.clone().map(serde_json::from_value).transpose()?,
+        pending_effect: run
+            .pending_effect
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()?,
     };
     let mut inputs = VecDeque::new();
     match trigger {
@@ -129,7 +149,12 @@ async fn advance_locked<W: Workflow>(
             step: cur.step.clone(),
             attempt: cur.attempts + 1,
             input: input.label(),
-            outcome: if decision.accepted { "advanced" } else { "ignored" }.into(),
+            outcome: if decision.accepted {
+                "advanced"
+            } else {
+                "ignored"
+            }
+            .into(),
             error: None,
             version: run.version,
             started_at: now,
@@ -163,9 +188,17 @@ async fn advance_locked<W: Workflow>(
         workflow_steps::record(conn, record).await?;
     }
     if !changed {
-        return Ok(Advanced { found: true, changed: false, queued: false, status: Some(run.status) });
+        return Ok(Advanced {
+            found: true,
+            changed: false,
+            queued: false,
+            status: Some(run.status),
+        });
     }
-    let finished = matches!(cur.status, RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled);
+    let finished = matches!(
+        cur.status,
+        RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled
+    );
     workflow_runs::apply(
         conn,
         run.id,
@@ -174,24 +207,53 @@ async fn advance_locked<W: Workflow>(
             step: cur.step.clone(),
             state: serde_json::to_value(&cur.state)?,
             wake_at: cur.wake_at,
-            pending_effect: cur.pending_effect.as_ref().map(serde_json::to_value).transpose()?,
+            pending_effect: cur
+                .pending_effect
+                .as_ref()
+                .map(serde_json::to_value)
+                .transpose()?,
             attempts: cur.attempts,
-            last_error: if cur.attempts == 0 || parked.is_some() { None } else { run.last_error.clone() },
+            last_error: if cur.attempts == 0 || parked.is_some() {
+                None
+            } else {
+                run.last_error.clone()
+            },
             finished_at: finished.then_some(run.finished_at.unwrap_or(now)),
         },
     )
     .await?;
     let mut queued = false;
     if let Some(command) = issued {
-        outbox::push(conn, EFFECT_QUEUE, &RunEffect { run_id: run.id, command, attempt: 1 }, None).await?;
+        outbox::push(
+            conn,
+            EFFECT_QUEUE,
+            &RunEffect {
+                run_id: run.id,
+                command,
+                attempt: 1,
+            },
+            None,
+        )
+        .await?;
         queued = true;
     }
     if let (RunStatus::Waiting, Some(deadline)) = (cur.status, cur.wake_at) {
         // The timer: a delayed "look at run R" (the sweep is the backstop).
-        outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id: run.id }, Some(deadline)).await?;
+        outbox::push(
+            conn,
+            ADVANCE_QUEUE,
+            &AdvanceRun { run_id: run.id },
+            Some(deadline),
+        )
+        .await?;
         queued = true;
     }
-    Ok(Advanced { found: true, changed: true, queued, status: Some(cur.status.as_str().into()) })
+    Ok(Advanced {
+        found: true,
+        changed: true,
+        queued,
+        status: Some(cur.status.as_str().into()),
+    })
 }
 
 /// With nothing else to do, a waiting or finished run takes its next pending
@@ -204,11 +266,19 @@ async fn waiting_input<S>(
     timer_fed: &mut bool,
 ) -> anyhow::Result<Option<Input>> {
     // A running or compensating run is busy with a command: signals wait for it.
-    if matches!(cur.status, RunStatus::Waiting | RunStatus::Completed | RunStatus::Compensated)
-        && let Some(signal) = workflow_signals::pending_for_run(conn, run_id).await?.into_iter().next()
+    if matches!(
+        cur.status,
+        RunStatus::Waiting | RunStatus::Completed | RunStatus::Compensated
+    ) && let Some(signal) = workflow_signals::pending_for_run(conn, run_id)
+        .await?
+        .into_iter()
+        .next()
     {
         workflow_signals::mark_consumed(conn, signal.id).await?;
-        return Ok(Some(Input::Signal { name: signal.name, payload: signal.payload }));
+        return Ok(Some(Input::Signal {
+            name: signal.name,
+            payload: signal.payload,
+        }));
     }
     if cur.status == RunStatus::Waiting && !*timer_fed && cur.wake_at.is_some_and(|w| w <= now) {
         *timer_fed = true;
@@ -262,14 +332,31 @@ pub async fn schedule_retry(
 pub async fn redrive(db: &DbPool, run_id: Uuid) -> anyhow::Result<bool> {
     let mut conn = db.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let Some(run) = workflow_runs::lock(conn, run_id).await? else { return Ok(false) };
+        let Some(run) = workflow_runs::lock(conn, run_id).await? else {
+            return Ok(false);
+        };
         if !matches!(run.status.as_str(), "running" | "compensating") {
             return Ok(false);
         }
-        match run.pending_effect.clone().map(serde_json::from_value::<RemoteCommand>).transpose()? {
+        match run
+            .pending_effect
+            .clone()
+            .map(serde_json::from_value::<RemoteCommand>)
+            .transpose()?
+        {
             Some(command) => {
                 let attempt = run.attempts as u32 + 1;
-                outbox::push(conn, EFFECT_QUEUE, &RunEffect { run_id, command, attempt }, None).await?;
+                outbox::push(
+                    conn,
+                    EFFECT_QUEUE,
+                    &RunEffect {
+                        run_id,
+                        command,
+                        attempt,
+                    },
+                    None,
+                )
+                .await?;
             }
             None => {
                 outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id }, None).await?;

@@ -11,7 +11,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 fn lines(items: &[Item]) -> Vec<Line> {
-    items.iter().map(|i| Line { ticket_type_id: i.ticket_type_id, quantity: i.quantity }).collect()
+    items
+        .iter()
+        .map(|i| Line {
+            ticket_type_id: i.ticket_type_id,
+            quantity: i.quantity,
+        })
+        .collect()
 }
 
 pub async fn apply(
@@ -22,11 +28,15 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> QueryResult<LocalOutcome> {
     match command {
-        LocalCommand::HoldCapacity { items, expires_at } => {
-            Ok(match holds::hold(conn, run_id, &lines(items), *expires_at).await? {
+        LocalCommand::HoldCapacity { items, expires_at } => Ok(
+            match holds::hold(conn, run_id, &lines(items), *expires_at).await? {
                 HoldOutcome::Held(priced) => LocalOutcome::Held {
                     expires_at: *expires_at,
-                    currency: priced.as_slice().first().map(|p| p.currency.clone()).unwrap_or_default(),
+                    currency: priced
+                        .as_slice()
+                        .first()
+                        .map(|p| p.currency.clone())
+                        .unwrap_or_default(),
                     lines: priced
                         .iter()
                         .map(|p| PricedItem {
@@ -36,12 +46,22 @@ pub async fn apply(
                         })
                         .collect(),
                 },
-                HoldOutcome::Refused { ticket_type_id, requested, available } => {
-                    LocalOutcome::HoldRefused { ticket_type_id, requested, available }
-                }
-            })
-        }
-        LocalCommand::ReserveCoupon { event_id, code, lines } => {
+                HoldOutcome::Refused {
+                    ticket_type_id,
+                    requested,
+                    available,
+                } => LocalOutcome::HoldRefused {
+                    ticket_type_id,
+                    requested,
+                    available,
+                },
+            },
+        ),
+        LocalCommand::ReserveCoupon {
+            event_id,
+            code,
+            lines,
+        } => {
             let priced: Vec<coupons::PricedLine> = lines
                 .iter()
                 .map(|l| coupons::PricedLine {
@@ -51,11 +71,19 @@ pub async fn apply(
                 })
                 .collect();
             Ok(
-                match coupon_reservations::reserve(conn, run_id, *event_id, code, &priced, now).await? {
-                    coupon_reservations::Reservation::Reserved { coupon_id, discount_minor } => {
-                        LocalOutcome::CouponReserved { coupon_id, discount_minor }
+                match coupon_reservations::reserve(conn, run_id, *event_id, code, &priced, now)
+                    .await?
+                {
+                    coupon_reservations::Reservation::Reserved {
+                        coupon_id,
+                        discount_minor,
+                    } => LocalOutcome::CouponReserved {
+                        coupon_id,
+                        discount_minor,
+                    },
+                    coupon_reservations::Reservation::Refused { reason } => {
+                        LocalOutcome::CouponRefused { reason }
                     }
-                    coupon_reservations::Reservation::Refused { reason } => LocalOutcome::CouponRefused { reason },
                 },
             )
         }
@@ -69,10 +97,12 @@ pub async fn apply(
             coupon_reservations::redeem(conn, run_id).await?;
             confirm(conn, signer, run_id, booking).await
         }
-        LocalCommand::ConfirmLatePayment { booking } => match holds::sell_directly(conn, &lines(&booking.items)).await? {
-            HoldOutcome::Held(_) => confirm(conn, signer, run_id, booking).await,
-            HoldOutcome::Refused { .. } => Ok(LocalOutcome::LateNoCapacity),
-        },
+        LocalCommand::ConfirmLatePayment { booking } => {
+            match holds::sell_directly(conn, &lines(&booking.items)).await? {
+                HoldOutcome::Held(_) => confirm(conn, signer, run_id, booking).await,
+                HoldOutcome::Refused { .. } => Ok(LocalOutcome::LateNoCapacity),
+            }
+        }
     }
 }
 
@@ -100,8 +130,13 @@ async fn confirm(
         },
     )
     .await?;
-    let items: Vec<(Uuid, i32)> = draft.items.iter().map(|i| (i.ticket_type_id, i.quantity)).collect();
-    let issued = tickets::insert_for_booking(conn, booking.id, draft.event_id, &items, signer).await?;
+    let items: Vec<(Uuid, i32)> = draft
+        .items
+        .iter()
+        .map(|i| (i.ticket_type_id, i.quantity))
+        .collect();
+    let issued =
+        tickets::insert_for_booking(conn, booking.id, draft.event_id, &items, signer).await?;
     queue_confirmation(conn, &booking, &issued).await?;
     Ok(LocalOutcome::Confirmed {
         booking_id: booking.id,
@@ -115,8 +150,16 @@ async fn queue_confirmation(
     issued: &[tickets::Ticket],
 ) -> QueryResult<()> {
     use boxoffice_models::schema::{events, users};
-    let email: String = users::table.find(booking.user_id).select(users::email).first(conn).await?;
-    let title: String = events::table.find(booking.event_id).select(events::title).first(conn).await?;
+    let email: String = users::table
+        .find(booking.user_id)
+        .select(users::email)
+        .first(conn)
+        .await?;
+    let title: String = events::table
+        .find(booking.event_id)
+        .select(events::title)
+        .first(conn)
+        .await?;
     let mut body = format!(
         "Thank you for your order.\n\nEvent: {title}\nBooking: {}\nTotal: {} {}\n\nYour tickets:\n",
         booking.id,

@@ -65,7 +65,9 @@ pub fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cause {
-        if e.is::<diesel_async::pooled_connection::deadpool::PoolError>() || e.is::<std::io::Error>() {
+        if e.is::<diesel_async::pooled_connection::deadpool::PoolError>()
+            || e.is::<std::io::Error>()
+        {
             return true;
         }
         if let Some(d) = e.downcast_ref::<DieselError>() {
@@ -87,10 +89,18 @@ pub fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
 /// Parks the run: its `queue` job failed `job_attempts` times with `error`.
 /// Finished runs are left alone (the job is dead-lettered all the same).
 /// Returns whether the run was parked.
-pub async fn park(db: &DbPool, run_id: Uuid, queue: &str, job_attempts: usize, error: &str) -> anyhow::Result<bool> {
+pub async fn park(
+    db: &DbPool,
+    run_id: Uuid,
+    queue: &str,
+    job_attempts: usize,
+    error: &str,
+) -> anyhow::Result<bool> {
     let mut conn = db.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let Some(run) = workflow_runs::lock(conn, run_id).await? else { return Ok(false) };
+        let Some(run) = workflow_runs::lock(conn, run_id).await? else {
+            return Ok(false);
+        };
         let status = RunStatus::parse(&run.status).context("unknown run status")?;
         if status.is_finished() {
             return Ok(false);
@@ -130,16 +140,18 @@ pub async fn unpark_locked(
     run: &Run,
     why: &str,
 ) -> anyhow::Result<bool> {
-    let Some(parked) = Parked::of(run) else { return Ok(false) };
+    let Some(parked) = Parked::of(run) else {
+        return Ok(false);
+    };
     workflow_runs::unpark(conn, run.id, parked.resume_status().as_str()).await?;
     workflow_steps::record(
         conn,
         &NewStepRecord {
             run_id: run.id,
             step: run.step.clone(),
-            attempt: 0,
+            attempt: 1,
             input: format!("operator:{why}"),
-            outcome: "resumed".into(),
+            outcome: "advanced".into(), // the check constraint allows no "resumed"; `input` says what happened
             error: None,
             version: run.version,
             started_at: Utc::now(),

@@ -12,15 +12,22 @@ pub use crate::engine::messages::ADVANCE_QUEUE as JOB_NAME;
 
 /// A failure is retried by apalis; one that persists parks the run and
 /// dead-letters the job (see `engine::parking`).
-pub async fn run(job: AdvanceRun, deps: Data<JobDeps>, attempt: Attempt) -> Result<(), BoxDynError> {
+pub async fn run(
+    job: AdvanceRun,
+    deps: Data<JobDeps>,
+    attempt: Attempt,
+) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
     metrics::counter!("jobs_started_total", "queue" => JOB_NAME).increment(1);
     let advanced = match advance(&deps.db, &deps.ticket_signer, job.run_id, Trigger::Poke).await {
         Ok(advanced) => advanced,
-        Err(err) => return Err(on_job_error(&deps.db, job.run_id, JOB_NAME, attempt.current(), err).await),
+        Err(err) => {
+            return Err(on_job_error(&deps.db, job.run_id, JOB_NAME, attempt.current(), err).await);
+        }
     };
     metrics::counter!("jobs_succeeded_total", "queue" => JOB_NAME).increment(1);
-    metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME)
+        .record(started.elapsed().as_secs_f64());
     if advanced.queued {
         deps.relay_nudge.notify_one();
     }

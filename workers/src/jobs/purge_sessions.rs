@@ -17,7 +17,11 @@ pub struct PurgeSessions {
     pub scheduled_for: DateTime<Utc>,
 }
 
-pub async fn run(job: PurgeSessions, deps: Data<JobDeps>, worker: WorkerContext) -> Result<(), BoxDynError> {
+pub async fn run(
+    job: PurgeSessions,
+    deps: Data<JobDeps>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
     let mut conn = deps.db.get().await?;
     let purged = sessions::purge_expired(&mut conn, Utc::now()).await?;
     scheduled_job_runs::record(

@@ -18,8 +18,8 @@ use rand::RngExt;
 use crate::adapters::payments::{CancelOutcome, CreateIntent, ProviderError};
 use crate::deps::JobDeps;
 use crate::engine::executor::schedule_retry;
-use crate::engine::parking::on_job_error;
 use crate::engine::messages::RunEffect;
+use crate::engine::parking::on_job_error;
 use crate::engine::{Trigger, advance};
 
 pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
@@ -33,7 +33,8 @@ pub async fn run(job: RunEffect, deps: Data<JobDeps>, attempt: Attempt) -> Resul
     match carry_out(&job, &deps).await {
         Ok(()) => {
             metrics::counter!("jobs_succeeded_total", "queue" => JOB_NAME).increment(1);
-            metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME).record(started.elapsed().as_secs_f64());
+            metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME)
+                .record(started.elapsed().as_secs_f64());
             Ok(())
         }
         Err(err) => Err(on_job_error(&deps.db, job.run_id, JOB_NAME, attempt.current(), err).await),
@@ -45,7 +46,8 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let result = call_provider(deps, &job).await;
     let kind = kind_of(&job.command);
-    metrics::histogram!("remote_effect_duration_seconds", "effect" => kind).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("remote_effect_duration_seconds", "effect" => kind)
+        .record(started.elapsed().as_secs_f64());
     let key = job.command.key().to_owned();
     let input = match result {
         Ok(outcome) => Input::RemoteDone { key, outcome },
@@ -61,10 +63,19 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<()> {
         Err(err) => {
             tracing::error!(run_id = %job.run_id, effect = kind, attempt = job.attempt, error = %err, "remote effect failed for good");
             metrics::counter!("remote_effect_failures_total", "effect" => kind).increment(1);
-            Input::RemoteFailed { key, error: err.to_string() }
+            Input::RemoteFailed {
+                key,
+                error: err.to_string(),
+            }
         }
     };
-    let advanced = advance(&deps.db, &deps.ticket_signer, job.run_id, Trigger::Input(input)).await?;
+    let advanced = advance(
+        &deps.db,
+        &deps.ticket_signer,
+        job.run_id,
+        Trigger::Input(input),
+    )
+    .await?;
     if advanced.queued {
         deps.relay_nudge.notify_one();
     }
@@ -82,7 +93,11 @@ fn kind_of(command: &RemoteCommand) -> &'static str {
 async fn call_provider(deps: &JobDeps, job: &RunEffect) -> Result<RemoteOutcome, ProviderError> {
     let idempotency_key = format!("{}:{}", job.run_id, job.command.key());
     match &job.command {
-        RemoteCommand::CreatePaymentIntent { amount_minor, currency, .. } => {
+        RemoteCommand::CreatePaymentIntent {
+            amount_minor,
+            currency,
+            ..
+        } => {
             let intent = deps
                 .payments
                 .create_intent(CreateIntent {
@@ -97,15 +112,28 @@ async fn call_provider(deps: &JobDeps, job: &RunEffect) -> Result<RemoteOutcome,
                 client_secret: intent.client_secret.unwrap_or_default(),
             })
         }
-        RemoteCommand::CancelPaymentIntent { intent_id, .. } => {
-            Ok(match deps.payments.cancel_intent(intent_id, &idempotency_key).await? {
+        RemoteCommand::CancelPaymentIntent { intent_id, .. } => Ok(
+            match deps
+                .payments
+                .cancel_intent(intent_id, &idempotency_key)
+                .await?
+            {
                 CancelOutcome::Cancelled => RemoteOutcome::IntentCancelled,
                 CancelOutcome::AlreadySucceeded => RemoteOutcome::IntentAlreadySucceeded,
+            },
+        ),
+        RemoteCommand::RefundPayment {
+            intent_id,
+            amount_minor,
+            ..
+        } => {
+            let refund = deps
+                .payments
+                .refund(intent_id, Some(*amount_minor), &idempotency_key)
+                .await?;
+            Ok(RemoteOutcome::Refunded {
+                refund_id: refund.id,
             })
-        }
-        RemoteCommand::RefundPayment { intent_id, amount_minor, .. } => {
-            let refund = deps.payments.refund(intent_id, Some(*amount_minor), &idempotency_key).await?;
-            Ok(RemoteOutcome::Refunded { refund_id: refund.id })
         }
     }
 }

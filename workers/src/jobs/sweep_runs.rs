@@ -28,7 +28,8 @@ pub struct SweepRuns {
 
 pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError> {
     let now = Utc::now();
-    let stalled_after = chrono::Duration::from_std(deps.stalled_after).unwrap_or(chrono::Duration::seconds(60));
+    let stalled_after =
+        chrono::Duration::from_std(deps.stalled_after).unwrap_or(chrono::Duration::seconds(60));
     let (overdue, expired, stalled) = {
         let mut conn = deps.db.get().await?;
         (
@@ -39,7 +40,10 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
     };
     let mut woken = 0;
     for run_id in overdue.iter().chain(expired.iter()) {
-        if advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke).await?.changed {
+        if advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke)
+            .await?
+            .changed
+        {
             woken += 1;
         }
     }

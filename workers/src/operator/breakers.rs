@@ -27,7 +27,12 @@ pub fn key(prefix: &str, process: &str) -> String {
 }
 
 /// Publishes this process's breaker states until `shutdown`.
-pub async fn publish(redis: ConnectionManager, prefix: String, process: String, shutdown: CancellationToken) {
+pub async fn publish(
+    redis: ConnectionManager,
+    prefix: String,
+    process: String,
+    shutdown: CancellationToken,
+) {
     let key = key(&prefix, &process);
     loop {
         let states: Vec<(String, &'static str)> = STATES

@@ -38,3 +38,18 @@ pub(crate) fn other(e: impl std::fmt::Display) -> OperatorError {
 pub(crate) fn other_chain(e: anyhow::Error) -> OperatorError {
     OperatorError::Other(format!("{e:#}"))
 }
+
+/// The error type of operator transactions (diesel needs `From<diesel::result::Error>`).
+pub(crate) struct Tx(pub OperatorError);
+
+impl From<diesel::result::Error> for Tx {
+    fn from(e: diesel::result::Error) -> Self {
+        Tx(other(e))
+    }
+}
+
+impl From<OperatorError> for Tx {
+    fn from(e: OperatorError) -> Self {
+        Tx(e)
+    }
+}

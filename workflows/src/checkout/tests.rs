@@ -5,7 +5,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::engine::{Command, Input, LocalCommand, LocalOutcome, PricedItem, RemoteCommand, RemoteOutcome, RunStatus, Workflow};
+use crate::engine::{
+    Command, Input, LocalCommand, LocalOutcome, PricedItem, RemoteCommand, RemoteOutcome,
+    RunStatus, Workflow,
+};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
@@ -19,7 +22,10 @@ fn fresh(coupon: Option<&str>) -> CheckoutState {
     CheckoutState::new(
         Uuid::from_u128(1),
         Uuid::from_u128(2),
-        vec![Item { ticket_type_id: tt(), quantity: 2 }],
+        vec![Item {
+            ticket_type_id: tt(),
+            quantity: 2,
+        }],
         coupon.map(str::to_owned),
         15,
     )
@@ -43,7 +49,11 @@ fn held(subtotal: i64) -> Input {
     Input::Local(LocalOutcome::Held {
         expires_at: t0() + Duration::minutes(15),
         currency: "EUR".into(),
-        lines: vec![PricedItem { ticket_type_id: tt(), quantity: 2, unit_price_minor: subtotal / 2 }],
+        lines: vec![PricedItem {
+            ticket_type_id: tt(),
+            quantity: 2,
+            unit_price_minor: subtotal / 2,
+        }],
     })
 }
 
@@ -57,21 +67,38 @@ fn is_confirm(command: &Option<Command>, intent: Option<&str>, total: i64) -> bo
 fn intent_created() -> Input {
     Input::RemoteDone {
         key: KEY_CREATE_INTENT.into(),
-        outcome: RemoteOutcome::IntentCreated { intent_id: "pi_1".into(), client_secret: "pi_1_secret".into() },
+        outcome: RemoteOutcome::IntentCreated {
+            intent_id: "pi_1".into(),
+            client_secret: "pi_1_secret".into(),
+        },
     }
 }
 
 fn paid(intent: &str) -> Input {
-    Input::Signal { name: SIGNAL_PAYMENT_SUCCEEDED.into(), payload: json!({ "intent_id": intent }) }
+    Input::Signal {
+        name: SIGNAL_PAYMENT_SUCCEEDED.into(),
+        payload: json!({ "intent_id": intent }),
+    }
 }
 
 fn confirmed() -> Input {
-    Input::Local(LocalOutcome::Confirmed { booking_id: Uuid::from_u128(9), ticket_ids: vec![Uuid::from_u128(10), Uuid::from_u128(11)] })
+    Input::Local(LocalOutcome::Confirmed {
+        booking_id: Uuid::from_u128(9),
+        ticket_ids: vec![Uuid::from_u128(10), Uuid::from_u128(11)],
+    })
 }
 
 /// The state of a run waiting for payment of 9000 minor units.
 fn awaiting() -> CheckoutState {
-    run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (intent_created(), t0())]).state
+    run(
+        fresh(None),
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (intent_created(), t0()),
+        ],
+    )
+    .state
 }
 
 #[test]
@@ -82,7 +109,10 @@ fn start_holds_capacity_until_the_event_hold_deadline() {
     assert_eq!(
         d.command,
         Some(Command::Local(LocalCommand::HoldCapacity {
-            items: vec![Item { ticket_type_id: tt(), quantity: 2 }],
+            items: vec![Item {
+                ticket_type_id: tt(),
+                quantity: 2
+            }],
             expires_at: t0() + Duration::minutes(15)
         }))
     );
@@ -94,25 +124,43 @@ fn held_paid_order_creates_a_payment_intent_for_the_total() {
     assert_eq!(d.step, "creating_payment_intent");
     assert_eq!(
         d.command,
-        Some(Command::Remote(RemoteCommand::CreatePaymentIntent { key: KEY_CREATE_INTENT.into(), amount_minor: 9000, currency: "EUR".into() }))
+        Some(Command::Remote(RemoteCommand::CreatePaymentIntent {
+            key: KEY_CREATE_INTENT.into(),
+            amount_minor: 9000,
+            currency: "EUR".into()
+        }))
     );
 }
 
 #[test]
 fn intent_created_waits_for_payment_until_the_hold_expires() {
-    let d = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (intent_created(), t0())]);
+    let d = run(
+        fresh(None),
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (intent_created(), t0()),
+        ],
+    );
     assert_eq!(d.status, RunStatus::Waiting);
     assert_eq!(d.step, "awaiting_payment");
     assert_eq!(d.wake_at, Some(t0() + Duration::minutes(15)));
     let p = d.state.payment.unwrap();
-    assert_eq!((p.intent_id.as_str(), p.amount_minor, p.currency.as_str()), ("pi_1", 9000, "EUR"));
+    assert_eq!(
+        (p.intent_id.as_str(), p.amount_minor, p.currency.as_str()),
+        ("pi_1", 9000, "EUR")
+    );
 }
 
 #[test]
 fn payment_succeeded_confirms_and_completes() {
     let d = run(awaiting(), &[(paid("pi_1"), t0())]);
     assert_eq!(d.step, "confirming");
-    assert!(is_confirm(&d.command, Some("pi_1"), 9000), "{:?}", d.command);
+    assert!(
+        is_confirm(&d.command, Some("pi_1"), 9000),
+        "{:?}",
+        d.command
+    );
     let d = run(d.state, &[(confirmed(), t0())]);
     assert_eq!(d.status, RunStatus::Completed);
     assert_eq!(d.state.booking_id, Some(Uuid::from_u128(9)));
@@ -137,14 +185,32 @@ fn free_order_confirms_without_payment() {
 
 #[test]
 fn coupon_is_reserved_and_discounts_the_intent() {
-    let d = run(fresh(Some("WELCOME10")), &[(Input::Start, t0()), (held(9000), t0())]);
+    let d = run(
+        fresh(Some("WELCOME10")),
+        &[(Input::Start, t0()), (held(9000), t0())],
+    );
     assert_eq!(d.step, "reserving_coupon");
-    assert!(matches!(d.command, Some(Command::Local(LocalCommand::ReserveCoupon { ref code, ref lines, .. }))
-        if code == "WELCOME10" && lines[0].unit_price_minor == 4500));
-    let d = run(d.state, &[(Input::Local(LocalOutcome::CouponReserved { coupon_id: Uuid::from_u128(5), discount_minor: 900 }), t0())]);
+    assert!(
+        matches!(d.command, Some(Command::Local(LocalCommand::ReserveCoupon { ref code, ref lines, .. }))
+        if code == "WELCOME10" && lines[0].unit_price_minor == 4500)
+    );
+    let d = run(
+        d.state,
+        &[(
+            Input::Local(LocalOutcome::CouponReserved {
+                coupon_id: Uuid::from_u128(5),
+                discount_minor: 900,
+            }),
+            t0(),
+        )],
+    );
     assert_eq!(
         d.command,
-        Some(Command::Remote(RemoteCommand::CreatePaymentIntent { key: KEY_CREATE_INTENT.into(), amount_minor: 8100, currency: "EUR".into() }))
+        Some(Command::Remote(RemoteCommand::CreatePaymentIntent {
+            key: KEY_CREATE_INTENT.into(),
+            amount_minor: 8100,
+            currency: "EUR".into()
+        }))
     );
 }
 
@@ -155,19 +221,39 @@ fn a_full_discount_makes_the_order_free() {
         &[
             (Input::Start, t0()),
             (held(9000), t0()),
-            (Input::Local(LocalOutcome::CouponReserved { coupon_id: Uuid::from_u128(5), discount_minor: 20_000 }), t0()),
+            (
+                Input::Local(LocalOutcome::CouponReserved {
+                    coupon_id: Uuid::from_u128(5),
+                    discount_minor: 20_000,
+                }),
+                t0(),
+            ),
         ],
     );
     assert_eq!(d.state.total_minor(), 0);
-    assert!(matches!(&d.command, Some(Command::Local(LocalCommand::ConfirmBooking { booking }))
-        if booking.discount_minor == 9000 && booking.payment_intent_id.is_none()), "{:?}", d.command);
+    assert!(
+        matches!(&d.command, Some(Command::Local(LocalCommand::ConfirmBooking { booking }))
+        if booking.discount_minor == 9000 && booking.payment_intent_id.is_none()),
+        "{:?}",
+        d.command
+    );
 }
 
 #[test]
 fn sold_out_ends_compensated_with_nothing_to_undo() {
     let d = run(
         fresh(None),
-        &[(Input::Start, t0()), (Input::Local(LocalOutcome::HoldRefused { ticket_type_id: tt(), requested: 2, available: 1 }), t0())],
+        &[
+            (Input::Start, t0()),
+            (
+                Input::Local(LocalOutcome::HoldRefused {
+                    ticket_type_id: tt(),
+                    requested: 2,
+                    available: 1,
+                }),
+                t0(),
+            ),
+        ],
     );
     assert_eq!(d.status, RunStatus::Compensated);
     assert_eq!(d.command, None);
@@ -178,10 +264,22 @@ fn sold_out_ends_compensated_with_nothing_to_undo() {
 fn refused_coupon_releases_the_hold() {
     let d = run(
         fresh(Some("EXPIRED")),
-        &[(Input::Start, t0()), (held(9000), t0()), (Input::Local(LocalOutcome::CouponRefused { reason: "expired".into() }), t0())],
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (
+                Input::Local(LocalOutcome::CouponRefused {
+                    reason: "expired".into(),
+                }),
+                t0(),
+            ),
+        ],
     );
     assert_eq!(d.status, RunStatus::Compensating);
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::ReleaseReservations))
+    );
     let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
     assert_eq!(d.status, RunStatus::Compensated);
     assert_eq!(d.state.error.unwrap().code, "coupon_invalid");
@@ -191,9 +289,22 @@ fn refused_coupon_releases_the_hold() {
 fn intent_creation_failing_for_good_releases_everything() {
     let d = run(
         fresh(None),
-        &[(Input::Start, t0()), (held(9000), t0()), (Input::RemoteFailed { key: KEY_CREATE_INTENT.into(), error: "provider down".into() }, t0())],
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (
+                Input::RemoteFailed {
+                    key: KEY_CREATE_INTENT.into(),
+                    error: "provider down".into(),
+                },
+                t0(),
+            ),
+        ],
     );
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::ReleaseReservations))
+    );
     let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
     assert_eq!(d.status, RunStatus::Compensated);
     assert_eq!(d.state.error.unwrap().code, "payment_unavailable");
@@ -202,11 +313,21 @@ fn intent_creation_failing_for_good_releases_everything() {
 #[test]
 fn intent_created_after_the_deadline_is_cancelled() {
     let late = t0() + Duration::minutes(20);
-    let d = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (intent_created(), late)]);
+    let d = run(
+        fresh(None),
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (intent_created(), late),
+        ],
+    );
     assert_eq!(d.status, RunStatus::Compensating);
     assert_eq!(
         d.command,
-        Some(Command::Remote(RemoteCommand::CancelPaymentIntent { key: KEY_CANCEL_INTENT.into(), intent_id: "pi_1".into() }))
+        Some(Command::Remote(RemoteCommand::CancelPaymentIntent {
+            key: KEY_CANCEL_INTENT.into(),
+            intent_id: "pi_1".into()
+        }))
     );
 }
 
@@ -216,9 +337,24 @@ fn expiry_cancels_the_intent_then_releases() {
     let d = run(awaiting(), &[(Input::Timer, at_deadline)]);
     assert_eq!(d.step, "cancelling_payment_intent");
     assert_eq!(d.status, RunStatus::Compensating);
-    let d = run(d.state, &[(Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, at_deadline)]);
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
-    let d = run(d.state, &[(Input::Local(LocalOutcome::Released), at_deadline)]);
+    let d = run(
+        d.state,
+        &[(
+            Input::RemoteDone {
+                key: KEY_CANCEL_INTENT.into(),
+                outcome: RemoteOutcome::IntentCancelled,
+            },
+            at_deadline,
+        )],
+    );
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::ReleaseReservations))
+    );
+    let d = run(
+        d.state,
+        &[(Input::Local(LocalOutcome::Released), at_deadline)],
+    );
     assert_eq!(d.status, RunStatus::Compensated);
     assert_eq!(d.state.error.unwrap().code, "expired");
 }
@@ -233,13 +369,22 @@ fn an_early_timer_is_ignored() {
 
 #[test]
 fn payment_failed_cancels_and_releases() {
-    let failed = Input::Signal { name: SIGNAL_PAYMENT_FAILED.into(), payload: json!({ "intent_id": "pi_1" }) };
+    let failed = Input::Signal {
+        name: SIGNAL_PAYMENT_FAILED.into(),
+        payload: json!({ "intent_id": "pi_1" }),
+    };
     let d = run(awaiting(), &[(failed, t0())]);
     assert_eq!(d.step, "cancelling_payment_intent");
     let d = run(
         d.state,
         &[
-            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, t0()),
+            (
+                Input::RemoteDone {
+                    key: KEY_CANCEL_INTENT.into(),
+                    outcome: RemoteOutcome::IntentCancelled,
+                },
+                t0(),
+            ),
             (Input::Local(LocalOutcome::Released), t0()),
         ],
     );
@@ -253,11 +398,21 @@ fn cancel_refused_because_paid_confirms_with_the_still_held_seats() {
         awaiting(),
         &[
             (Input::Timer, t0() + Duration::minutes(15)),
-            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentAlreadySucceeded }, t0()),
+            (
+                Input::RemoteDone {
+                    key: KEY_CANCEL_INTENT.into(),
+                    outcome: RemoteOutcome::IntentAlreadySucceeded,
+                },
+                t0(),
+            ),
         ],
     );
     assert_eq!(d.step, "confirming");
-    assert!(is_confirm(&d.command, Some("pi_1"), 9000), "{:?}", d.command);
+    assert!(
+        is_confirm(&d.command, Some("pi_1"), 9000),
+        "{:?}",
+        d.command
+    );
     let d = run(d.state, &[(confirmed(), t0())]);
     assert_eq!(d.status, RunStatus::Completed);
     assert!(d.state.error.is_none());
@@ -269,10 +424,19 @@ fn cancel_failing_for_good_still_releases() {
         awaiting(),
         &[
             (Input::Timer, t0() + Duration::minutes(15)),
-            (Input::RemoteFailed { key: KEY_CANCEL_INTENT.into(), error: "500".into() }, t0()),
+            (
+                Input::RemoteFailed {
+                    key: KEY_CANCEL_INTENT.into(),
+                    error: "500".into(),
+                },
+                t0(),
+            ),
         ],
     );
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::ReleaseReservations))
+    );
 }
 
 fn expired_and_released() -> CheckoutState {
@@ -280,7 +444,13 @@ fn expired_and_released() -> CheckoutState {
         awaiting(),
         &[
             (Input::Timer, t0() + Duration::minutes(15)),
-            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, t0()),
+            (
+                Input::RemoteDone {
+                    key: KEY_CANCEL_INTENT.into(),
+                    outcome: RemoteOutcome::IntentCancelled,
+                },
+                t0(),
+            ),
             (Input::Local(LocalOutcome::Released), t0()),
         ],
     )
@@ -291,8 +461,12 @@ fn expired_and_released() -> CheckoutState {
 fn late_payment_with_capacity_free_is_accepted() {
     let d = run(expired_and_released(), &[(paid("pi_1"), t0())]);
     assert_eq!(d.step, "confirming_late_payment");
-    assert!(matches!(&d.command, Some(Command::Local(LocalCommand::ConfirmLatePayment { booking }))
-        if booking.payment_intent_id.as_deref() == Some("pi_1")), "{:?}", d.command);
+    assert!(
+        matches!(&d.command, Some(Command::Local(LocalCommand::ConfirmLatePayment { booking }))
+        if booking.payment_intent_id.as_deref() == Some("pi_1")),
+        "{:?}",
+        d.command
+    );
     let d = run(d.state, &[(confirmed(), t0())]);
     assert_eq!(d.status, RunStatus::Completed);
     assert!(d.state.error.is_none(), "a sold late payment is a success");
@@ -300,13 +474,28 @@ fn late_payment_with_capacity_free_is_accepted() {
 
 #[test]
 fn late_payment_without_capacity_is_refunded() {
-    let d = run(expired_and_released(), &[(paid("pi_1"), t0()), (Input::Local(LocalOutcome::LateNoCapacity), t0())]);
+    let d = run(
+        expired_and_released(),
+        &[
+            (paid("pi_1"), t0()),
+            (Input::Local(LocalOutcome::LateNoCapacity), t0()),
+        ],
+    );
     assert_eq!(d.status, RunStatus::Compensating);
     assert_eq!(
         d.command,
-        Some(Command::Remote(RemoteCommand::RefundPayment { key: KEY_REFUND_LATE.into(), intent_id: "pi_1".into(), amount_minor: 9000 }))
+        Some(Command::Remote(RemoteCommand::RefundPayment {
+            key: KEY_REFUND_LATE.into(),
+            intent_id: "pi_1".into(),
+            amount_minor: 9000
+        }))
     );
-    let refunded = Input::RemoteDone { key: KEY_REFUND_LATE.into(), outcome: RemoteOutcome::Refunded { refund_id: "re_1".into() } };
+    let refunded = Input::RemoteDone {
+        key: KEY_REFUND_LATE.into(),
+        outcome: RemoteOutcome::Refunded {
+            refund_id: "re_1".into(),
+        },
+    };
     let d = run(d.state, &[(refunded, t0())]);
     assert_eq!(d.status, RunStatus::Compensated);
     assert!(d.state.late_payment_refunded);
@@ -323,7 +512,13 @@ fn a_refund_that_fails_for_good_parks_the_run_for_an_operator() {
         &[
             (paid("pi_1"), t0()),
             (Input::Local(LocalOutcome::LateNoCapacity), t0()),
-            (Input::RemoteFailed { key: KEY_REFUND_LATE.into(), error: "card closed".into() }, t0()),
+            (
+                Input::RemoteFailed {
+                    key: KEY_REFUND_LATE.into(),
+                    error: "card closed".into(),
+                },
+                t0(),
+            ),
         ],
     );
     assert_eq!(d.status, RunStatus::Failed);
@@ -340,7 +535,13 @@ fn operator_cancel_while_waiting_compensates() {
 #[test]
 fn a_completed_checkout_ignores_everything() {
     let done = run(awaiting(), &[(paid("pi_1"), t0()), (confirmed(), t0())]).state;
-    for input in [paid("pi_1"), Input::Timer, Input::Start, Input::Cancel, Input::Local(LocalOutcome::Released)] {
+    for input in [
+        paid("pi_1"),
+        Input::Timer,
+        Input::Start,
+        Input::Cancel,
+        Input::Local(LocalOutcome::Released),
+    ] {
         let d = Checkout::decide(&done, &input, t0() + Duration::hours(1));
         assert!(!d.accepted, "{input:?}");
         assert_eq!(d.status, RunStatus::Completed);
@@ -369,14 +570,28 @@ fn no_sequence_keeps_money_without_tickets() {
         held(9000),
         intent_created(),
         paid("pi_1"),
-        Input::Signal { name: SIGNAL_PAYMENT_FAILED.into(), payload: json!({ "intent_id": "pi_1" }) },
+        Input::Signal {
+            name: SIGNAL_PAYMENT_FAILED.into(),
+            payload: json!({ "intent_id": "pi_1" }),
+        },
         Input::Timer,
         confirmed(),
         Input::Local(LocalOutcome::Released),
         Input::Local(LocalOutcome::LateNoCapacity),
-        Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled },
-        Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentAlreadySucceeded },
-        Input::RemoteDone { key: KEY_REFUND_LATE.into(), outcome: RemoteOutcome::Refunded { refund_id: "re".into() } },
+        Input::RemoteDone {
+            key: KEY_CANCEL_INTENT.into(),
+            outcome: RemoteOutcome::IntentCancelled,
+        },
+        Input::RemoteDone {
+            key: KEY_CANCEL_INTENT.into(),
+            outcome: RemoteOutcome::IntentAlreadySucceeded,
+        },
+        Input::RemoteDone {
+            key: KEY_REFUND_LATE.into(),
+            outcome: RemoteOutcome::Refunded {
+                refund_id: "re".into(),
+            },
+        },
         Input::Cancel,
     ];
     // Deterministic pseudo-random walks over the inputs (xorshift).
@@ -397,7 +612,10 @@ fn no_sequence_keeps_money_without_tickets() {
             state = d.state;
         }
         if paid_seen && state.phase == Phase::Compensated {
-            assert!(state.late_payment_refunded, "a paid checkout ended compensated without a refund: {state:?}");
+            assert!(
+                state.late_payment_refunded,
+                "a paid checkout ended compensated without a refund: {state:?}"
+            );
         }
     }
 }
@@ -416,7 +634,10 @@ fn operator_cancel_while_holding_releases() {
     let holding = Checkout::decide(&fresh(None), &Input::Start, t0()).state;
     let d = run(holding, &[(Input::Cancel, t0())]);
     assert_eq!(d.status, RunStatus::Compensating);
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::ReleaseReservations))
+    );
     let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
     assert_eq!(d.status, RunStatus::Compensated);
     assert_eq!(d.state.error.unwrap().code, "cancelled");
@@ -429,7 +650,10 @@ fn operator_cancel_while_the_intent_is_created_cancels_the_intent_it_returns() {
     let d = run(creating, &[(Input::Cancel, t0())]);
     // The same idempotent call stays pending, so its answer is still awaited.
     assert_eq!(d.step, "creating_payment_intent");
-    assert!(matches!(d.command, Some(Command::Remote(RemoteCommand::CreatePaymentIntent { .. }))));
+    assert!(matches!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::CreatePaymentIntent { .. }))
+    ));
     assert!(d.state.cancel_requested);
     // A second cancel adds nothing.
     assert!(!Checkout::decide(&d.state, &Input::Cancel, t0()).accepted);
@@ -437,12 +661,21 @@ fn operator_cancel_while_the_intent_is_created_cancels_the_intent_it_returns() {
     assert_eq!(d.status, RunStatus::Compensating);
     assert_eq!(
         d.command,
-        Some(Command::Remote(RemoteCommand::CancelPaymentIntent { key: KEY_CANCEL_INTENT.into(), intent_id: "pi_1".into() }))
+        Some(Command::Remote(RemoteCommand::CancelPaymentIntent {
+            key: KEY_CANCEL_INTENT.into(),
+            intent_id: "pi_1".into()
+        }))
     );
     let d = run(
         d.state,
         &[
-            (Input::RemoteDone { key: KEY_CANCEL_INTENT.into(), outcome: RemoteOutcome::IntentCancelled }, t0()),
+            (
+                Input::RemoteDone {
+                    key: KEY_CANCEL_INTENT.into(),
+                    outcome: RemoteOutcome::IntentCancelled,
+                },
+                t0(),
+            ),
             (Input::Local(LocalOutcome::Released), t0()),
         ],
     );
@@ -451,9 +684,29 @@ fn operator_cancel_while_the_intent_is_created_cancels_the_intent_it_returns() {
 
 #[test]
 fn operator_cancel_while_creating_the_intent_that_fails_releases() {
-    let creating = run(fresh(None), &[(Input::Start, t0()), (held(9000), t0()), (Input::Cancel, t0())]).state;
-    let d = run(creating, &[(Input::RemoteFailed { key: KEY_CREATE_INTENT.into(), error: "down".into() }, t0())]);
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::ReleaseReservations)));
+    let creating = run(
+        fresh(None),
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (Input::Cancel, t0()),
+        ],
+    )
+    .state;
+    let d = run(
+        creating,
+        &[(
+            Input::RemoteFailed {
+                key: KEY_CREATE_INTENT.into(),
+                error: "down".into(),
+            },
+            t0(),
+        )],
+    );
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::ReleaseReservations))
+    );
 }
 
 #[test]
@@ -473,7 +726,13 @@ fn operator_retry_of_a_failed_refund_refunds_again() {
         &[
             (paid("pi_1"), t0()),
             (Input::Local(LocalOutcome::LateNoCapacity), t0()),
-            (Input::RemoteFailed { key: KEY_REFUND_LATE.into(), error: "card closed".into() }, t0()),
+            (
+                Input::RemoteFailed {
+                    key: KEY_REFUND_LATE.into(),
+                    error: "card closed".into(),
+                },
+                t0(),
+            ),
         ],
     )
     .state;
@@ -481,7 +740,11 @@ fn operator_retry_of_a_failed_refund_refunds_again() {
     assert_eq!(d.status, RunStatus::Compensating);
     assert_eq!(
         d.command,
-        Some(Command::Remote(RemoteCommand::RefundPayment { key: KEY_REFUND_LATE.into(), intent_id: "pi_1".into(), amount_minor: 9000 }))
+        Some(Command::Remote(RemoteCommand::RefundPayment {
+            key: KEY_REFUND_LATE.into(),
+            intent_id: "pi_1".into(),
+            amount_minor: 9000
+        }))
     );
     // Retry means nothing to a run that has not failed.
     assert!(!Checkout::decide(&awaiting(), &Input::Retry, t0()).accepted);

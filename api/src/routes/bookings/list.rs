@@ -33,10 +33,15 @@ fn encode(at: DateTime<Utc>, id: Uuid) -> String {
 }
 
 fn decode(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (at, id) = text.split_once('|')?;
-    Some((DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc), id.parse().ok()?))
+    Some((
+        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+        id.parse().ok()?,
+    ))
 }
 
 /// The caller's bookings.
@@ -56,14 +61,21 @@ pub async fn list_bookings(
     if !(1..=100).contains(&limit) {
         return Err(AppError::bad_request("invalid_query", "limit is 1 to 100"));
     }
-    let before = match query.cursor.as_deref() {
-        Some(c) => Some(decode(c).ok_or_else(|| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?),
-        None => None,
-    };
+    let before =
+        match query.cursor.as_deref() {
+            Some(c) => Some(decode(c).ok_or_else(|| {
+                AppError::bad_request("invalid_cursor", "the cursor is not valid")
+            })?),
+            None => None,
+        };
     let mut conn = state.conn().await?;
     let rows = bookings::list_for_user(&mut conn, auth.user_id, before, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
-    let items: Vec<BookingView> = rows.iter().take(limit as usize).map(BookingView::from).collect();
+    let items: Vec<BookingView> = rows
+        .iter()
+        .take(limit as usize)
+        .map(BookingView::from)
+        .collect();
     let next_cursor = if has_more {
         items.last().map(|b| encode(b.created_at, b.id))
     } else {

@@ -47,15 +47,23 @@ pub struct CheckoutStarted {
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
-    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = raw
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY
+                && k.bytes().all(|b| b.is_ascii_graphic())
+        })
         .ok_or_else(|| {
             AppError::bad_request(
                 "invalid_idempotency_key",
-                format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                ),
             )
         })?;
     Ok(Some(key.to_owned()))
@@ -85,7 +93,13 @@ pub async fn start_checkout(
     let key = idempotency_key(&headers)?;
     let mut conn = state.conn().await?;
     let valid = validate(&mut conn, &req, Utc::now()).await?;
-    let checkout = CheckoutState::new(auth.user_id, req.event_id, valid.items, valid.coupon_code, valid.hold_minutes);
+    let checkout = CheckoutState::new(
+        auth.user_id,
+        req.event_id,
+        valid.items,
+        valid.coupon_code,
+        valid.hold_minutes,
+    );
     let request_hash = key.as_ref().map(|_| {
         let canonical = serde_json::to_vec(&req).unwrap_or_default();
         Sha256::digest(&canonical).to_vec()

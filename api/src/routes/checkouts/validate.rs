@@ -32,31 +32,51 @@ pub async fn validate(
     now: DateTime<Utc>,
 ) -> AppResult<ValidCheckout> {
     if req.items.is_empty() {
-        return Err(AppError::validation("items", "at least one item is required"));
+        return Err(AppError::validation(
+            "items",
+            "at least one item is required",
+        ));
     }
     if req.items.len() > MAX_LINES {
-        return Err(AppError::validation("items", format!("at most {MAX_LINES} lines per order")));
+        return Err(AppError::validation(
+            "items",
+            format!("at most {MAX_LINES} lines per order"),
+        ));
     }
     let mut seen = HashSet::new();
     for item in &req.items {
         if !seen.insert(item.ticket_type_id) {
-            return Err(AppError::validation("items", "each ticket type may appear once"));
+            return Err(AppError::validation(
+                "items",
+                "each ticket type may appear once",
+            ));
         }
         if item.quantity < 1 {
-            return Err(AppError::validation("items.quantity", "quantities start at 1"));
+            return Err(AppError::validation(
+                "items.quantity",
+                "quantities start at 1",
+            ));
         }
     }
     let coupon_code = match req.coupon_code.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(code) if code.len() > MAX_COUPON_LEN => {
-            return Err(AppError::validation("coupon_code", format!("at most {MAX_COUPON_LEN} characters")));
+            return Err(AppError::validation(
+                "coupon_code",
+                format!("at most {MAX_COUPON_LEN} characters"),
+            ));
         }
         Some(code) => Some(code.to_owned()),
     };
 
-    let event = events::find(conn, req.event_id).await?.ok_or_else(|| AppError::not_found("event"))?;
+    let event = events::find(conn, req.event_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("event"))?;
     if event.status != EventStatus::Published {
-        return Err(AppError::conflict("event_not_on_sale", "the event is not on sale"));
+        return Err(AppError::conflict(
+            "event_not_on_sale",
+            "the event is not on sale",
+        ));
     }
     if event.ends_at <= now {
         return Err(AppError::conflict("event_over", "the event is over"));
@@ -74,23 +94,32 @@ pub async fn validate(
     let types = ticket_types::for_event(conn, event.id).await?;
     for item in &req.items {
         let Some(tt) = types.iter().find(|t| t.id == item.ticket_type_id) else {
-            return Err(AppError::validation("items.ticket_type_id", "not a ticket type of this event")
-                .with("ticket_type_id", item.ticket_type_id));
+            return Err(AppError::validation(
+                "items.ticket_type_id",
+                "not a ticket type of this event",
+            )
+            .with("ticket_type_id", item.ticket_type_id));
         };
         check_window(tt.sales_start_at, tt.sales_end_at, now, "ticket type")?;
         if let Some(max) = tt.max_per_order
             && item.quantity > max
         {
-            return Err(AppError::validation("items.quantity", format!("at most {max} of {} per order", tt.name))
-                .with("ticket_type_id", tt.id)
-                .with("max_per_order", max));
+            return Err(AppError::validation(
+                "items.quantity",
+                format!("at most {max} of {} per order", tt.name),
+            )
+            .with("ticket_type_id", tt.id)
+            .with("max_per_order", max));
         }
     }
     Ok(ValidCheckout {
         items: req
             .items
             .iter()
-            .map(|i| Item { ticket_type_id: i.ticket_type_id, quantity: i.quantity })
+            .map(|i| Item {
+                ticket_type_id: i.ticket_type_id,
+                quantity: i.quantity,
+            })
             .collect(),
         hold_minutes: i64::from(event.hold_minutes),
         coupon_code,
@@ -104,11 +133,19 @@ fn check_window(
     what: &str,
 ) -> AppResult<()> {
     if start.is_some_and(|s| now < s) {
-        return Err(AppError::new(StatusCode::CONFLICT, "sales_not_started", format!("sales of this {what} have not started"))
-            .with("sales_start_at", start));
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "sales_not_started",
+            format!("sales of this {what} have not started"),
+        )
+        .with("sales_start_at", start));
     }
     if end.is_some_and(|e| now >= e) {
-        return Err(AppError::new(StatusCode::CONFLICT, "sales_ended", format!("sales of this {what} have ended")));
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "sales_ended",
+            format!("sales of this {what} have ended"),
+        ));
     }
     Ok(())
 }

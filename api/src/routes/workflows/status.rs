@@ -37,12 +37,16 @@ fn known_version(headers: &HeaderMap, run_id: Uuid) -> Option<i32> {
     let raw = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
     let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
     let (id, version) = tag.rsplit_once('-')?;
-    (id == run_id.simple().to_string()).then(|| version.parse().ok()).flatten()
+    (id == run_id.simple().to_string())
+        .then(|| version.parse().ok())
+        .flatten()
 }
 
 async fn load_visible(state: &AppState, auth: &AuthUser, id: Uuid) -> AppResult<Run> {
     let mut conn = state.conn().await?;
-    let run = workflow_runs::find(&mut conn, id).await?.ok_or_else(|| AppError::not_found("workflow"))?;
+    let run = workflow_runs::find(&mut conn, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("workflow"))?;
     // Someone else's run does not exist, as far as the caller can tell.
     if run.owner_id != Some(auth.user_id) && !auth.is_admin() {
         return Err(AppError::not_found("workflow"));
@@ -69,7 +73,10 @@ pub async fn workflow_status(
 ) -> AppResult<Response> {
     let wait = query.wait.unwrap_or(0);
     if wait > MAX_WAIT_SECS {
-        return Err(AppError::bad_request("invalid_query", format!("wait is at most {MAX_WAIT_SECS} seconds")));
+        return Err(AppError::bad_request(
+            "invalid_query",
+            format!("wait is at most {MAX_WAIT_SECS} seconds"),
+        ));
     }
     let mut run = load_visible(&state, &auth, id).await?;
     let known = known_version(&headers, id);

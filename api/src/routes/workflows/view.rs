@@ -83,7 +83,10 @@ impl WorkflowView {
                     currency: p.currency.clone(),
                 });
             }
-            view.error = state.error.map(|e| RunErrorView { code: e.code, detail: e.detail });
+            view.error = state.error.map(|e| RunErrorView {
+                code: e.code,
+                detail: e.detail,
+            });
         }
         view
     }

@@ -24,27 +24,59 @@ async fn the_same_idempotency_key_never_makes_a_second_run() {
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 100)], 15).await;
 
     // A client that retries (timeouts, double clicks), concurrently.
-    let attempts = futures::future::join_all(
-        (0..8).map(|_| start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), Some("order-42"))),
-    )
+    let attempts = futures::future::join_all((0..8).map(|_| {
+        start(
+            &app.base_url,
+            &app.client,
+            &buyer,
+            order(&event, 0, 1),
+            Some("order-42"),
+        )
+    }))
     .await;
     let mut ids = Vec::new();
     for r in attempts {
         assert_eq!(r.status(), 202);
-        ids.push(r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned());
+        ids.push(
+            r.json::<Value>().await.unwrap()["run_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one run for one key: {ids:?}");
     assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_runs").await, 1);
 
     // Same key, another body: refused, and still one run.
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 2), Some("order-42")).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 2),
+        Some("order-42"),
+    )
+    .await;
     assert_problem(r, 422, "idempotency_key_reused").await;
     // Keys belong to their user: another buyer's same key is another run.
-    let r = start(&app.base_url, &app.client, &other, order(&event, 0, 1), Some("order-42")).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &other,
+        order(&event, 0, 1),
+        Some("order-42"),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_runs").await, 2);
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), Some("bad key with spaces")).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        Some("bad key with spaces"),
+    )
+    .await;
     assert_problem(r, 400, "invalid_idempotency_key").await;
 }
 
@@ -57,22 +89,62 @@ async fn steps_run_twice_have_one_effect() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 10)], 15).await;
 
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 2), None).await;
-    let run_id: Uuid = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().parse().unwrap();
-    let view = wait_for(&app, &buyer, &run_id.to_string(), Duration::from_secs(20), |v| v["status"] == "waiting").await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 2),
+        None,
+    )
+    .await;
+    let run_id: Uuid = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let view = wait_for(
+        &app,
+        &buyer,
+        &run_id.to_string(),
+        Duration::from_secs(20),
+        |v| v["status"] == "waiting",
+    )
+    .await;
 
     // Deliver every message of this run again, several times, as a crashed
     // worker's redelivery or a relay that pushed twice would.
     let redis = app.conns.redis_patient.clone();
-    let mut advance = RedisStorage::<AdvanceRun, _>::new(redis.clone()).with_config(queue::config(&app.redis_prefix, "advance_run"));
-    let mut effects = RedisStorage::<RunEffect, _>::new(redis).with_config(queue::config(&app.redis_prefix, "run_effect"));
-    let create = RemoteCommand::CreatePaymentIntent { key: "create_payment_intent".into(), amount_minor: 3000, currency: "EUR".into() };
+    let mut advance = RedisStorage::<AdvanceRun, _>::new(redis.clone())
+        .with_config(queue::config(&app.redis_prefix, "advance_run"));
+    let mut effects = RedisStorage::<RunEffect, _>::new(redis)
+        .with_config(queue::config(&app.redis_prefix, "run_effect"));
+    let create = RemoteCommand::CreatePaymentIntent {
+        key: "create_payment_intent".into(),
+        amount_minor: 3000,
+        currency: "EUR".into(),
+    };
     for _ in 0..3 {
         advance.push(AdvanceRun { run_id }).await.unwrap();
-        effects.push(RunEffect { run_id, command: create.clone(), attempt: 1 }).await.unwrap();
+        effects
+            .push(RunEffect {
+                run_id,
+                command: create.clone(),
+                attempt: 1,
+            })
+            .await
+            .unwrap();
     }
-    sandbox.pay(view["payment"]["intent_id"].as_str().unwrap()).await;
-    let done = wait_for(&app, &buyer, &run_id.to_string(), Duration::from_secs(20), is_finished).await;
+    sandbox
+        .pay(view["payment"]["intent_id"].as_str().unwrap())
+        .await;
+    let done = wait_for(
+        &app,
+        &buyer,
+        &run_id.to_string(),
+        Duration::from_secs(20),
+        is_finished,
+    )
+    .await;
     assert_eq!(done["status"], "completed");
     for _ in 0..3 {
         advance.push(AdvanceRun { run_id }).await.unwrap();
@@ -84,15 +156,35 @@ async fn steps_run_twice_have_one_effect() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (10, 2, 0), "held once, sold once");
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM tickets").await, 2, "tickets issued once");
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 2, 0),
+        "held once, sold once"
+    );
+    assert_eq!(
+        count(&app.db.url, "SELECT 1 FROM tickets").await,
+        2,
+        "tickets issued once"
+    );
     assert_eq!(count(&app.db.url, "SELECT 1 FROM bookings").await, 1);
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM notifications").await, 1, "one email");
+    assert_eq!(
+        count(&app.db.url, "SELECT 1 FROM notifications").await,
+        1,
+        "one email"
+    );
     let stats = sandbox.stats().await;
-    assert_eq!(stats["intents_created"], 1, "the repeated create was the same intent: {stats}");
+    assert_eq!(
+        stats["intents_created"], 1,
+        "the repeated create was the same intent: {stats}"
+    );
     assert_eq!(stats["charges_by_run_id"][run_id.to_string()], 1);
     assert!(
-        count(&app.db.url, "SELECT 1 FROM workflow_steps WHERE outcome = 'ignored'").await >= 1,
+        count(
+            &app.db.url,
+            "SELECT 1 FROM workflow_steps WHERE outcome = 'ignored'"
+        )
+        .await
+            >= 1,
         "duplicates are recorded as ignored"
     );
 }
@@ -104,17 +196,43 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
     // No workers yet: the run stays where it is until they start.
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), None).await;
-    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let url = app.url(&format!("/v1/workflows/{run_id}"));
 
-    let first = app.client.get(&url).header("authorization", buyer.bearer()).send().await.unwrap();
+    let first = app
+        .client
+        .get(&url)
+        .header("authorization", buyer.bearer())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let view: Value = first.json().await.unwrap();
-    assert_eq!((view["status"].as_str(), view["step"].as_str()), (Some("running"), Some("start")));
+    assert_eq!(
+        (view["status"].as_str(), view["step"].as_str()),
+        (Some("running"), Some("start"))
+    );
 
-    let again = app.client.get(&url).header("authorization", buyer.bearer()).header("if-none-match", &etag).send().await.unwrap();
+    let again = app
+        .client
+        .get(&url)
+        .header("authorization", buyer.bearer())
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
 
@@ -133,10 +251,21 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
 
     // The run moves while a long poll waits: it answers at once, with the change.
     let poll = {
-        let (client, url, bearer, etag) = (app.client.clone(), format!("{url}?wait=20"), buyer.bearer(), etag.clone());
+        let (client, url, bearer, etag) = (
+            app.client.clone(),
+            format!("{url}?wait=20"),
+            buyer.bearer(),
+            etag.clone(),
+        );
         tokio::spawn(async move {
             let t = Instant::now();
-            let r = client.get(url).header("authorization", bearer).header("if-none-match", etag).send().await.unwrap();
+            let r = client
+                .get(url)
+                .header("authorization", bearer)
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .unwrap();
             (r.status(), t.elapsed(), r.json::<Value>().await.unwrap())
         })
     };
@@ -147,7 +276,13 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
     assert!(took < Duration::from_secs(15), "answered after {took:?}");
     assert_ne!(body["step"], "start", "{body}");
 
-    let r = app.client.get(format!("{url}?wait=31")).header("authorization", buyer.bearer()).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{url}?wait=31"))
+        .header("authorization", buyer.bearer())
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 400, "invalid_query").await;
 }
 
@@ -161,28 +296,81 @@ async fn nobody_reads_another_participants_run_booking_or_tickets() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let snoop = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), None).await;
-    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
     let booking = view["booking_id"].as_str().unwrap().to_owned();
 
     let get = |path: String, user: &crate::harness::users::TestUser| {
-        app.client.get(app.url(&path)).header("authorization", user.bearer()).send()
+        app.client
+            .get(app.url(&path))
+            .header("authorization", user.bearer())
+            .send()
     };
-    for path in [format!("/v1/workflows/{run_id}"), format!("/v1/bookings/{booking}"), format!("/v1/bookings/{booking}/tickets")] {
+    for path in [
+        format!("/v1/workflows/{run_id}"),
+        format!("/v1/bookings/{booking}"),
+        format!("/v1/bookings/{booking}/tickets"),
+    ] {
         assert_problem(get(path.clone(), &snoop).await.unwrap(), 404, "not_found").await;
-        assert_eq!(get(path.clone(), &buyer).await.unwrap().status(), 200, "{path}");
-        assert_eq!(get(path.clone(), &admin).await.unwrap().status(), 200, "{path}");
+        assert_eq!(
+            get(path.clone(), &buyer).await.unwrap().status(),
+            200,
+            "{path}"
+        );
+        assert_eq!(
+            get(path.clone(), &admin).await.unwrap().status(),
+            200,
+            "{path}"
+        );
     }
     // The event's organizer sees its bookings; another organizer does not.
-    assert_eq!(get(format!("/v1/bookings/{booking}"), &organizer).await.unwrap().status(), 200);
-    assert_problem(get(format!("/v1/bookings/{booking}"), &other_organizer).await.unwrap(), 404, "not_found").await;
+    assert_eq!(
+        get(format!("/v1/bookings/{booking}"), &organizer)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_problem(
+        get(format!("/v1/bookings/{booking}"), &other_organizer)
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
     // Listing shows only one's own.
-    let mine: Value = get("/v1/bookings".into(), &buyer).await.unwrap().json().await.unwrap();
+    let mine: Value = get("/v1/bookings".into(), &buyer)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
-    let theirs: Value = get("/v1/bookings".into(), &snoop).await.unwrap().json().await.unwrap();
+    let theirs: Value = get("/v1/bookings".into(), &snoop)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
     // No token at all.
-    let r = app.client.get(app.url(&format!("/v1/workflows/{run_id}"))).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/workflows/{run_id}")))
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 401, "unauthorized").await;
 }

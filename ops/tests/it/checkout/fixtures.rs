@@ -18,7 +18,12 @@ pub struct SaleEvent {
 
 /// A published event on sale, one ticket type per `(price_minor, capacity)`,
 /// with `hold_minutes` to pay.
-pub async fn event_on_sale(db_url: &str, organizer: Uuid, types: &[(i64, i32)], hold_minutes: i32) -> SaleEvent {
+pub async fn event_on_sale(
+    db_url: &str,
+    organizer: Uuid,
+    types: &[(i64, i32)],
+    hold_minutes: i32,
+) -> SaleEvent {
     let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
     let venue = Uuid::now_v7();
     let event_id = Uuid::now_v7();
@@ -41,7 +46,10 @@ pub async fn event_on_sale(db_url: &str, organizer: Uuid, types: &[(i64, i32)], 
         ));
     }
     conn.batch_execute(&sql).await.unwrap();
-    SaleEvent { event_id, ticket_types }
+    SaleEvent {
+        event_id,
+        ticket_types,
+    }
 }
 
 /// A percent coupon on the event.
@@ -57,8 +65,17 @@ pub async fn coupon(db_url: &str, event_id: Uuid, code: &str, percent: i64, max_
 }
 
 /// `POST /v1/checkouts`; returns the response.
-pub async fn start(app_url: &str, client: &reqwest::Client, user: &TestUser, body: Value, key: Option<&str>) -> reqwest::Response {
-    let mut req = client.post(format!("{app_url}/v1/checkouts")).header("authorization", user.bearer()).json(&body);
+pub async fn start(
+    app_url: &str,
+    client: &reqwest::Client,
+    user: &TestUser,
+    body: Value,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut req = client
+        .post(format!("{app_url}/v1/checkouts"))
+        .header("authorization", user.bearer())
+        .json(&body);
     if let Some(key) = key {
         req = req.header("idempotency-key", key);
     }
@@ -70,7 +87,13 @@ pub fn order(event: &SaleEvent, type_index: usize, quantity: i32) -> Value {
 }
 
 /// Polls the run (long polls, really) until `done(view)` or `within` passes.
-pub async fn wait_for(app: &TestApp, user: &TestUser, run_id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for(
+    app: &TestApp,
+    user: &TestUser,
+    run_id: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let started = Instant::now();
     let mut etag: Option<String> = None;
     loop {
@@ -83,7 +106,10 @@ pub async fn wait_for(app: &TestApp, user: &TestUser, run_id: &str, within: Dura
         }
         let r = req.send().await.unwrap();
         if r.status() == 200 {
-            etag = r.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+            etag = r
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap().to_owned());
             let view: Value = r.json().await.unwrap();
             if done(&view) {
                 return view;
@@ -91,12 +117,18 @@ pub async fn wait_for(app: &TestApp, user: &TestUser, run_id: &str, within: Dura
         } else {
             assert_eq!(r.status(), 304);
         }
-        assert!(started.elapsed() < within, "run {run_id} did not get there within {within:?}");
+        assert!(
+            started.elapsed() < within,
+            "run {run_id} did not get there within {within:?}"
+        );
     }
 }
 
 pub fn is_finished(view: &Value) -> bool {
-    matches!(view["status"].as_str(), Some("completed" | "compensated" | "failed" | "cancelled"))
+    matches!(
+        view["status"].as_str(),
+        Some("completed" | "compensated" | "failed" | "cancelled")
+    )
 }
 
 /// `(capacity, sold, held)` of a ticket type.
@@ -127,7 +159,10 @@ pub async fn count(db_url: &str, sql: &str) -> i64 {
         n: i64,
     }
     let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
-    let row: N = diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) q")).get_result(&mut conn).await.unwrap();
+    let row: N = diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) q"))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     row.n
 }
 

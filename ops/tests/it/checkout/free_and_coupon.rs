@@ -7,7 +7,7 @@ use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::users::Role;
 use serde_json::Value;
 
-use super::fixtures::{counters, count, event_on_sale, order, start, wait_for, is_finished};
+use super::fixtures::{count, counters, event_on_sale, is_finished, order, start, wait_for};
 use crate::harness::{TEST_TICKET_SEED, TestApp};
 
 #[tokio::test]
@@ -18,7 +18,14 @@ async fn free_checkout_issues_signed_tickets_and_one_email() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
 
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 3), Some("free-1")).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 3),
+        Some("free-1"),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let started: Value = r.json().await.unwrap();
@@ -28,10 +35,19 @@ async fn free_checkout_issues_signed_tickets_and_one_email() {
     let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
     assert_eq!(view["status"], "completed", "{view}");
     assert_eq!(view["ticket_ids"].as_array().unwrap().len(), 3);
-    assert!(view["payment"].is_null(), "free tickets skip payment: {view}");
-    assert_eq!((view["amount_minor"].as_i64(), view["currency"].as_str()), (Some(0), Some("EUR")));
+    assert!(
+        view["payment"].is_null(),
+        "free tickets skip payment: {view}"
+    );
+    assert_eq!(
+        (view["amount_minor"].as_i64(), view["currency"].as_str()),
+        (Some(0), Some("EUR"))
+    );
 
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (10, 3, 0));
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 3, 0)
+    );
     let mut conn = app.raw_conn().await;
     assert!(holds::inconsistencies(&mut conn).await.unwrap().is_empty());
 
@@ -50,12 +66,21 @@ async fn free_checkout_issues_signed_tickets_and_one_email() {
     assert_eq!(tickets.len(), 3);
     let public_key = TicketSigner::from_seed(&TEST_TICKET_SEED).public_key();
     for t in &tickets {
-        let claims = boxoffice_models::ticket_codes::verify(&public_key, t["qr_payload"].as_str().unwrap()).expect("a valid signature");
+        let claims =
+            boxoffice_models::ticket_codes::verify(&public_key, t["qr_payload"].as_str().unwrap())
+                .expect("a valid signature");
         assert_eq!(claims.event_id, event.event_id);
     }
 
     // One confirmation email, however the steps ran.
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM notifications WHERE kind = 'booking_confirmation'").await, 1);
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM notifications WHERE kind = 'booking_confirmation'"
+        )
+        .await,
+        1
+    );
     let mail_dir = app.mail_dir();
     let started = std::time::Instant::now();
     loop {
@@ -63,7 +88,10 @@ async fn free_checkout_issues_signed_tickets_and_one_email() {
         if files == 1 {
             break;
         }
-        assert!(files == 0 && started.elapsed() < Duration::from_secs(15), "{files} emails written");
+        assert!(
+            files == 0 && started.elapsed() < Duration::from_secs(15),
+            "{files} emails written"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -81,11 +109,17 @@ async fn a_full_coupon_makes_a_paid_ticket_free_and_uses_the_coupon_once() {
     body["coupon_code"] = "allfree".into();
     let r = start(&app.base_url, &app.client, &buyer, body, None).await;
     assert_eq!(r.status(), 202);
-    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
     assert_eq!(view["status"], "completed", "{view}");
     assert_eq!(view["amount_minor"], 0);
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 1").await, 1);
+    assert_eq!(
+        count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 1").await,
+        1
+    );
     assert_eq!(
         count(&app.db.url, "SELECT 1 FROM bookings WHERE subtotal_minor = 5000 AND discount_minor = 5000 AND total_minor = 0").await,
         1

@@ -2,6 +2,7 @@
 
 pub mod fixtures;
 
+mod bad_input;
 mod contract;
 mod free_and_coupon;
 mod paid;

@@ -6,12 +6,17 @@ use boxoffice_models::holds;
 use boxoffice_models::users::Role;
 use serde_json::Value;
 
-use super::fixtures::{count, counters, event_on_sale, is_finished, order, pull_deadlines, start, wait_for};
+use super::fixtures::{
+    count, counters, event_on_sale, is_finished, order, pull_deadlines, start, wait_for,
+};
 use crate::harness::TestApp;
 
 async fn started_run(r: reqwest::Response) -> String {
     assert_eq!(r.status(), 202);
-    r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned()
+    r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn awaiting_payment(view: &Value) -> bool {
@@ -27,24 +32,59 @@ async fn pay_then_webhook_completes_with_tickets_and_one_charge() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 10)], 15).await;
 
-    let run_id = started_run(start(&app.base_url, &app.client, &buyer, order(&event, 0, 2), Some("pay-1")).await).await;
-    let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), awaiting_payment).await;
+    let run_id = started_run(
+        start(
+            &app.base_url,
+            &app.client,
+            &buyer,
+            order(&event, 0, 2),
+            Some("pay-1"),
+        )
+        .await,
+    )
+    .await;
+    let view = wait_for(
+        &app,
+        &buyer,
+        &run_id,
+        Duration::from_secs(20),
+        awaiting_payment,
+    )
+    .await;
     assert_eq!(view["payment"]["amount_minor"], 9000);
     assert_eq!(view["payment"]["currency"], "EUR");
     assert!(view["expires_at"].is_string());
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (10, 0, 2));
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 2)
+    );
 
-    sandbox.pay(view["payment"]["intent_id"].as_str().unwrap()).await;
+    sandbox
+        .pay(view["payment"]["intent_id"].as_str().unwrap())
+        .await;
     let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["ticket_ids"].as_array().unwrap().len(), 2);
-    assert!(done["payment"].is_null(), "the client secret is only shown while paying");
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (10, 2, 0));
+    assert!(
+        done["payment"].is_null(),
+        "the client secret is only shown while paying"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 2, 0)
+    );
 
     let stats = sandbox.stats().await;
     assert_eq!(stats["charges_by_run_id"][&run_id], 1, "{stats}");
     assert_eq!(stats["intents_created"], 1);
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM notifications WHERE kind = 'booking_confirmation'").await, 1);
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM notifications WHERE kind = 'booking_confirmation'"
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -56,18 +96,41 @@ async fn declined_payment_cancels_the_intent_and_releases_the_hold() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 10)], 15).await;
 
-    let run_id = started_run(start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), None).await).await;
-    let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), awaiting_payment).await;
-    sandbox.decline(view["payment"]["intent_id"].as_str().unwrap()).await;
+    let run_id = started_run(
+        start(
+            &app.base_url,
+            &app.client,
+            &buyer,
+            order(&event, 0, 1),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let view = wait_for(
+        &app,
+        &buyer,
+        &run_id,
+        Duration::from_secs(20),
+        awaiting_payment,
+    )
+    .await;
+    sandbox
+        .decline(view["payment"]["intent_id"].as_str().unwrap())
+        .await;
     let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
     assert_eq!(done["status"], "compensated", "{done}");
     assert_eq!(done["error"]["code"], "payment_failed");
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (10, 0, 0));
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 0)
+    );
     assert_eq!(sandbox.stats().await["cancellations"], 1);
 }
 
 #[tokio::test]
-async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_accepted_or_refunded() {
+async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_accepted_or_refunded()
+{
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     app.start_workers(&sandbox.base_url);
@@ -81,11 +144,39 @@ async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_ac
     // free (accepted); one will expire, lose its seats, then pay (refunded).
     let mut first_order = order(&event, 0, 1);
     first_order["coupon_code"] = "TEN".into();
-    let first = started_run(start(&app.base_url, &app.client, &buyer, first_order, None).await).await;
-    let second = started_run(start(&app.base_url, &app.client, &rival, order(&event, 0, 1), None).await).await;
-    let v1 = wait_for(&app, &buyer, &first, Duration::from_secs(20), awaiting_payment).await;
-    let v2 = wait_for(&app, &rival, &second, Duration::from_secs(20), awaiting_payment).await;
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 1").await, 1);
+    let first =
+        started_run(start(&app.base_url, &app.client, &buyer, first_order, None).await).await;
+    let second = started_run(
+        start(
+            &app.base_url,
+            &app.client,
+            &rival,
+            order(&event, 0, 1),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let v1 = wait_for(
+        &app,
+        &buyer,
+        &first,
+        Duration::from_secs(20),
+        awaiting_payment,
+    )
+    .await;
+    let v2 = wait_for(
+        &app,
+        &rival,
+        &second,
+        Duration::from_secs(20),
+        awaiting_payment,
+    )
+    .await;
+    assert_eq!(
+        count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 1").await,
+        1
+    );
 
     for run in [&first, &second] {
         pull_deadlines(&app.db.url, &format!("id = '{run}'")).await;
@@ -97,30 +188,72 @@ async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_ac
         assert_eq!(e["error"]["code"], "expired");
     }
     // Capacity back, coupon use back, intents cancelled at the provider.
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (2, 0, 0));
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 0").await, 1);
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (2, 0, 0)
+    );
+    assert_eq!(
+        count(&app.db.url, "SELECT 1 FROM coupons WHERE used = 0").await,
+        1
+    );
     assert_eq!(sandbox.stats().await["cancellations"], 2);
 
     // The provider let a cancelled intent be paid anyway (it raced the cancel):
     // seats are free, so the first late payment is sold.
-    sandbox.pay_late(v1["payment"]["intent_id"].as_str().unwrap()).await;
-    let late = wait_for(&app, &buyer, &first, Duration::from_secs(20), |v| v["status"] == "completed").await;
+    sandbox
+        .pay_late(v1["payment"]["intent_id"].as_str().unwrap())
+        .await;
+    let late = wait_for(&app, &buyer, &first, Duration::from_secs(20), |v| {
+        v["status"] == "completed"
+    })
+    .await;
     assert_eq!(late["ticket_ids"].as_array().unwrap().len(), 1);
 
     // Someone else takes the last seat; the second late payment is refunded.
-    let third = started_run(start(&app.base_url, &app.client, &rival, order(&event, 0, 1), None).await).await;
-    let v3 = wait_for(&app, &rival, &third, Duration::from_secs(20), awaiting_payment).await;
-    sandbox.pay(v3["payment"]["intent_id"].as_str().unwrap()).await;
-    wait_for(&app, &rival, &third, Duration::from_secs(20), |v| v["status"] == "completed").await;
-    sandbox.pay_late(v2["payment"]["intent_id"].as_str().unwrap()).await;
+    let third = started_run(
+        start(
+            &app.base_url,
+            &app.client,
+            &rival,
+            order(&event, 0, 1),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let v3 = wait_for(
+        &app,
+        &rival,
+        &third,
+        Duration::from_secs(20),
+        awaiting_payment,
+    )
+    .await;
+    sandbox
+        .pay(v3["payment"]["intent_id"].as_str().unwrap())
+        .await;
+    wait_for(&app, &rival, &third, Duration::from_secs(20), |v| {
+        v["status"] == "completed"
+    })
+    .await;
+    sandbox
+        .pay_late(v2["payment"]["intent_id"].as_str().unwrap())
+        .await;
     let refunded = wait_for(&app, &rival, &second, Duration::from_secs(20), |v| {
         v["status"] == "compensated" && v["error"]["code"] == "sold_out_refunded"
     })
     .await;
     assert_eq!(refunded["status"], "compensated");
     let stats = sandbox.stats().await;
-    assert_eq!(stats["refunds_by_intent"][v2["payment"]["intent_id"].as_str().unwrap()], 1, "{stats}");
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (2, 2, 0));
+    assert_eq!(
+        stats["refunds_by_intent"][v2["payment"]["intent_id"].as_str().unwrap()],
+        1,
+        "{stats}"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (2, 2, 0)
+    );
     let mut conn = app.raw_conn().await;
     assert!(holds::inconsistencies(&mut conn).await.unwrap().is_empty());
 }

@@ -19,15 +19,30 @@ async fn duplicated_and_reordered_webhooks_have_one_effect() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     // Every webhook five times, shuffled and delayed.
-    sandbox.configure(json!({ "duplicate_deliveries": 5, "out_of_order": true })).await;
+    sandbox
+        .configure(json!({ "duplicate_deliveries": 5, "out_of_order": true }))
+        .await;
     app.start_workers(&sandbox.base_url);
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 5)], 15).await;
 
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), None).await;
-    let run_id = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().to_owned();
-    let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), |v| v["status"] == "waiting").await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), |v| {
+        v["status"] == "waiting"
+    })
+    .await;
     let intent = view["payment"]["intent_id"].as_str().unwrap().to_owned();
     sandbox.pay(&intent).await;
     let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
@@ -41,7 +56,10 @@ async fn duplicated_and_reordered_webhooks_have_one_effect() {
         dedupe_key: "stripe:evt_stale_decline".into(),
         payload: json!({ "intent_id": intent }),
     };
-    assert_eq!(workflow_signals::record(&mut conn, stale).await.unwrap(), Recorded::New);
+    assert_eq!(
+        workflow_signals::record(&mut conn, stale).await.unwrap(),
+        Recorded::New
+    );
     // Let every copy arrive.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -60,8 +78,14 @@ async fn duplicated_and_reordered_webhooks_have_one_effect() {
         .json()
         .await
         .unwrap();
-    assert_eq!(after["status"], "completed", "the late decline changed nothing: {after}");
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (5, 1, 0));
+    assert_eq!(
+        after["status"], "completed",
+        "the late decline changed nothing: {after}"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (5, 1, 0)
+    );
     assert_eq!(count(&app.db.url, "SELECT 1 FROM tickets").await, 1);
     assert_eq!(count(&app.db.url, "SELECT 1 FROM notifications").await, 1);
 }
@@ -75,12 +99,29 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 5)], 15).await;
     // No workers: this test drives the engine itself, step by step.
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 2), None).await;
-    let run_id: Uuid = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().parse().unwrap();
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 2),
+        None,
+    )
+    .await;
+    let run_id: Uuid = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let signer = Arc::new(app.ticket_signer());
 
-    let started = advance(app.pool(), &signer, run_id, Trigger::Poke).await.unwrap();
-    assert_eq!(started.status.as_deref(), Some("running"), "holding done, creating the intent");
+    let started = advance(app.pool(), &signer, run_id, Trigger::Poke)
+        .await
+        .unwrap();
+    assert_eq!(
+        started.status.as_deref(),
+        Some("running"),
+        "holding done, creating the intent"
+    );
 
     let mut conn = app.raw_conn().await;
     let early = NewSignal {
@@ -89,20 +130,56 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
         dedupe_key: "stripe:evt_early".into(),
         payload: json!({ "intent_id": "pi_early" }),
     };
-    assert_eq!(workflow_signals::record(&mut conn, early.clone()).await.unwrap(), Recorded::New);
-    assert_eq!(workflow_signals::record(&mut conn, early).await.unwrap(), Recorded::Duplicate);
+    assert_eq!(
+        workflow_signals::record(&mut conn, early.clone())
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    assert_eq!(
+        workflow_signals::record(&mut conn, early).await.unwrap(),
+        Recorded::Duplicate
+    );
     // A poke while the run is busy does not consume it.
-    advance(app.pool(), &signer, run_id, Trigger::Poke).await.unwrap();
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_signals WHERE consumed_at IS NULL").await, 1);
+    advance(app.pool(), &signer, run_id, Trigger::Poke)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM workflow_signals WHERE consumed_at IS NULL"
+        )
+        .await,
+        1
+    );
 
     let created = Input::RemoteDone {
         key: "create_payment_intent".into(),
-        outcome: RemoteOutcome::IntentCreated { intent_id: "pi_early".into(), client_secret: "secret".into() },
+        outcome: RemoteOutcome::IntentCreated {
+            intent_id: "pi_early".into(),
+            client_secret: "secret".into(),
+        },
     };
-    let done = advance(app.pool(), &signer, run_id, Trigger::Input(created)).await.unwrap();
-    assert_eq!(done.status.as_deref(), Some("completed"), "the kept signal completed the run");
-    assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_signals WHERE consumed_at IS NULL").await, 0);
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (5, 2, 0));
+    let done = advance(app.pool(), &signer, run_id, Trigger::Input(created))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status.as_deref(),
+        Some("completed"),
+        "the kept signal completed the run"
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM workflow_signals WHERE consumed_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (5, 2, 0)
+    );
     assert_eq!(count(&app.db.url, "SELECT 1 FROM tickets").await, 2);
 }
 
@@ -112,15 +189,33 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 5)], 15).await;
-    let r = start(&app.base_url, &app.client, &buyer, order(&event, 0, 1), None).await;
-    let run_id: Uuid = r.json::<Value>().await.unwrap()["run_id"].as_str().unwrap().parse().unwrap();
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    let run_id: Uuid = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let signer = Arc::new(app.ticket_signer());
-    advance(app.pool(), &signer, run_id, Trigger::Poke).await.unwrap();
+    advance(app.pool(), &signer, run_id, Trigger::Poke)
+        .await
+        .unwrap();
     let created = Input::RemoteDone {
         key: "create_payment_intent".into(),
-        outcome: RemoteOutcome::IntentCreated { intent_id: "pi_real".into(), client_secret: "secret".into() },
+        outcome: RemoteOutcome::IntentCreated {
+            intent_id: "pi_real".into(),
+            client_secret: "secret".into(),
+        },
     };
-    let waiting = advance(app.pool(), &signer, run_id, Trigger::Input(created)).await.unwrap();
+    let waiting = advance(app.pool(), &signer, run_id, Trigger::Input(created))
+        .await
+        .unwrap();
     assert_eq!(waiting.status.as_deref(), Some("waiting"));
 
     let mut conn = app.raw_conn().await;
@@ -130,17 +225,36 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
         dedupe_key: "stripe:evt_nobody".into(),
         payload: json!({ "intent_id": "pi_real" }),
     };
-    assert_eq!(workflow_signals::record(&mut conn, unknown_run).await.unwrap(), Recorded::UnknownRun);
+    assert_eq!(
+        workflow_signals::record(&mut conn, unknown_run)
+            .await
+            .unwrap(),
+        Recorded::UnknownRun
+    );
     let wrong_intent = NewSignal {
         run_id,
         name: "payment_succeeded".into(),
         dedupe_key: "stripe:evt_other".into(),
         payload: json!({ "intent_id": "pi_someone_else" }),
     };
-    assert_eq!(workflow_signals::record(&mut conn, wrong_intent).await.unwrap(), Recorded::New);
-    let after = advance(app.pool(), &signer, run_id, Trigger::Poke).await.unwrap();
-    assert_eq!(after.status.as_deref(), Some("waiting"), "still waiting for its own payment");
-    assert_eq!(counters(&app.db.url, event.ticket_types[0]).await, (5, 0, 1));
+    assert_eq!(
+        workflow_signals::record(&mut conn, wrong_intent)
+            .await
+            .unwrap(),
+        Recorded::New
+    );
+    let after = advance(app.pool(), &signer, run_id, Trigger::Poke)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status.as_deref(),
+        Some("waiting"),
+        "still waiting for its own payment"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (5, 0, 1)
+    );
     assert_eq!(
         count(&app.db.url, "SELECT 1 FROM workflow_steps WHERE input = 'signal:payment_succeeded' AND outcome = 'ignored'").await,
         1

@@ -82,7 +82,9 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         let db = match self.database {
             Some(db) => db,
-            None => TestDatabase::create().await.expect("creating a test database"),
+            None => TestDatabase::create()
+                .await
+                .expect("creating a test database"),
         };
         let redis_prefix = self
             .redis_prefix
@@ -100,8 +102,17 @@ impl TestAppBuilder {
             redis: conns.redis_fast.clone(),
             config: Arc::new(config),
             metrics: boxoffice_api::metrics_recorder::install(),
+            ops: Some(Arc::new(boxoffice_ops::operator::OperatorBackend(
+                boxoffice_ops::operator::operator_with(
+                    &conns,
+                    &redis_prefix,
+                    TicketSigner::from_seed(&TEST_TICKET_SEED),
+                ),
+            ))),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding");
         let addr = listener.local_addr().expect("bound address");
         let shutdown = CancellationToken::new();
         tokio::spawn(serve_on(listener, state.clone(), shutdown.clone()));
@@ -145,7 +156,9 @@ impl TestApp {
 
     /// A direct connection to the test's database, for raw SQL.
     pub async fn raw_conn(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.db.url).await.expect("connecting to the test database")
+        AsyncPgConnection::establish(&self.db.url)
+            .await
+            .expect("connecting to the test database")
     }
 
     /// The key that signs test tickets.
@@ -179,12 +192,18 @@ impl TestApp {
         };
         let services = WorkerServices {
             ticket_signer: Arc::new(self.ticket_signer()),
-            payments: Arc::new(StripeClient::new(StripeConfig::new(payments_api, TEST_STRIPE_KEY)).expect("payments client")),
+            payments: Arc::new(
+                StripeClient::new(StripeConfig::new(payments_api, TEST_STRIPE_KEY))
+                    .expect("payments client"),
+            ),
             mailer,
         };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            boxoffice_ops::runtime::run_workers_with(&conns, &prefix, &schedules, services, shutdown).await
+            boxoffice_ops::runtime::run_workers_with(
+                &conns, &prefix, &schedules, services, shutdown,
+            )
+            .await
         });
     }
 
@@ -202,7 +221,11 @@ impl Drop for TestApp {
 
 /// Asserts an error response is a problem document with `status` and `code`,
 /// and returns its body.
-pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+pub async fn assert_problem(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
     let actual = response.status().as_u16();
     let content_type = response
         .headers()
@@ -219,6 +242,9 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
     let body: serde_json::Value = serde_json::from_str(&text).expect("problem body is JSON");
     assert_eq!(body["code"], code, "problem: {body}");
     assert_eq!(body["status"], status, "problem: {body}");
-    assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()), "problem: {body}");
+    assert!(
+        body["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "problem: {body}"
+    );
     body
 }

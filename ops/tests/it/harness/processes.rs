@@ -56,7 +56,14 @@ impl BoxofficeProcess {
     /// `boxoffice <role>` (serve, work, all) against the deployment.
     pub async fn start(deployment: &Deployment, role: &str) -> Self {
         let serves = role == "serve" || role == "all";
-        let port = free_port();
+        // A deployment may pin the API's address (e.g. a sandbox's webhook target).
+        let port = deployment
+            .extra_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "BOXOFFICE_HTTP_ADDR")
+            .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(free_port);
         let log = std::env::temp_dir().join(format!(
             "boxoffice-{role}-{}.log",
             uuid::Uuid::new_v4().simple()
@@ -69,17 +76,31 @@ impl BoxofficeProcess {
             .env("DATABASE_URL", &deployment.database_url)
             .env("REDIS_URL", &deployment.redis_url)
             .env("BOXOFFICE_REDIS_PREFIX", &deployment.redis_prefix)
-            .env("BOXOFFICE_JWT_SECRET", std::str::from_utf8(super::TEST_JWT_SECRET).unwrap())
+            .env(
+                "BOXOFFICE_JWT_SECRET",
+                std::str::from_utf8(super::TEST_JWT_SECRET).unwrap(),
+            )
             .env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("BOXOFFICE_LOG_FORMAT", "json")
             .env("BOXOFFICE_DB_POOL_SIZE", "8")
             .env("BOXOFFICE_TICKET_SIGNING_KEY", TEST_TICKET_SEED_BASE64)
-            .env("BOXOFFICE_STRIPE_WEBHOOK_SECRETS", super::TEST_WEBHOOK_SECRET)
+            .env(
+                "BOXOFFICE_STRIPE_WEBHOOK_SECRETS",
+                super::TEST_WEBHOOK_SECRET,
+            )
             .env("BOXOFFICE_STRIPE_SECRET_KEY", super::TEST_STRIPE_KEY)
             // Closed unless a test gives the sandbox's address.
             .env("BOXOFFICE_STRIPE_API_BASE", "http://127.0.0.1:1")
-            .env("BOXOFFICE_MAIL_DIR", std::env::temp_dir().join(format!("boxoffice-mail-{}", deployment.redis_prefix)))
-            .envs(deployment.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "BOXOFFICE_MAIL_DIR",
+                std::env::temp_dir().join(format!("boxoffice-mail-{}", deployment.redis_prefix)),
+            )
+            .envs(
+                deployment
+                    .extra_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -104,14 +125,23 @@ impl BoxofficeProcess {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited during start-up ({status}):\n{}", self.role, self.logs());
+                panic!(
+                    "{} exited during start-up ({status}):\n{}",
+                    self.role,
+                    self.logs()
+                );
             }
             if let Ok(r) = client.get(&url).send().await
                 && r.status() == 200
             {
                 return;
             }
-            assert!(started.elapsed() < within, "{} not ready in {within:?}:\n{}", self.role, self.logs());
+            assert!(
+                started.elapsed() < within,
+                "{} not ready in {within:?}:\n{}",
+                self.role,
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -154,7 +184,12 @@ impl BoxofficeProcess {
 impl Drop for BoxofficeProcess {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- {} log ({}) ---\n{}", self.role, self.log.display(), self.logs());
+            eprintln!(
+                "--- {} log ({}) ---\n{}",
+                self.role,
+                self.log.display(),
+                self.logs()
+            );
         }
     }
 }

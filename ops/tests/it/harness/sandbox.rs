@@ -21,7 +21,9 @@ impl TestSandbox {
         config.secret_key = Some(TEST_STRIPE_KEY.to_owned());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let server = boxoffice_ops::sandbox::spawn(config, listener, shutdown.clone()).await.unwrap();
+        let server = boxoffice_ops::sandbox::spawn(config, listener, shutdown.clone())
+            .await
+            .unwrap();
         TestSandbox {
             base_url: format!("http://{}", server.addr),
             client: reqwest::Client::new(),
@@ -34,11 +36,18 @@ impl TestSandbox {
     pub async fn pay(&self, intent_id: &str) {
         let r = self
             .client
-            .post(format!("{}/sandbox/payment_intents/{intent_id}/succeed", self.base_url))
+            .post(format!(
+                "{}/sandbox/payment_intents/{intent_id}/succeed",
+                self.base_url
+            ))
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "paying {intent_id}: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "paying {intent_id}: {}",
+            r.status()
+        );
     }
 
     /// A payment that raced the cancel and won: the provider pays an intent we
@@ -46,30 +55,57 @@ impl TestSandbox {
     pub async fn pay_late(&self, intent_id: &str) {
         let r = self
             .client
-            .post(format!("{}/sandbox/payment_intents/{intent_id}/succeed?force=true", self.base_url))
+            .post(format!(
+                "{}/sandbox/payment_intents/{intent_id}/succeed?force=true",
+                self.base_url
+            ))
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "paying {intent_id} late: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "paying {intent_id} late: {}",
+            r.status()
+        );
     }
 
     /// The buyer's card is declined.
     pub async fn decline(&self, intent_id: &str) {
         let r = self
             .client
-            .post(format!("{}/sandbox/payment_intents/{intent_id}/fail", self.base_url))
+            .post(format!(
+                "{}/sandbox/payment_intents/{intent_id}/fail",
+                self.base_url
+            ))
             .send()
             .await
             .unwrap();
-        assert!(r.status().is_success(), "failing {intent_id}: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "failing {intent_id}: {}",
+            r.status()
+        );
     }
 
     pub async fn stats(&self) -> Value {
-        self.client.get(format!("{}/sandbox/stats", self.base_url)).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(format!("{}/sandbox/stats", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn configure(&self, switches: Value) {
-        let r = self.client.post(format!("{}/sandbox/config", self.base_url)).json(&switches).send().await.unwrap();
+        let r = self
+            .client
+            .post(format!("{}/sandbox/config", self.base_url))
+            .json(&switches)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
     }
 }

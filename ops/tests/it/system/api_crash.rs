@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use boxoffice_models::users::Role;
 use futures::future::join_all;
 
-use super::fault_support::{check_invariants, checkout, connect, count_of, scalar, wait_all_finished};
+use super::fault_support::{
+    check_invariants, checkout, connect, count_of, scalar, wait_all_finished,
+};
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
@@ -35,17 +37,38 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     let survivor_url = survivor.base_url.clone().unwrap();
 
     // No workers yet: whatever the crash left is exactly what the API wrote.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(400).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(400)
+        .build()
+        .unwrap();
     let in_flight = join_all((0..REQUESTS).map(|i| {
-        let (client, url, buyer) = (client.clone(), doomed_url.clone(), &buyers[i % buyers.len()]);
-        async move { checkout(&client, &url, buyer, event.event_id, tt, 1, &format!("key-{i}")).await }
+        let (client, url, buyer) = (
+            client.clone(),
+            doomed_url.clone(),
+            &buyers[i % buyers.len()],
+        );
+        async move {
+            checkout(
+                &client,
+                &url,
+                buyer,
+                event.event_id,
+                tt,
+                1,
+                &format!("key-{i}"),
+            )
+            .await
+        }
     }));
     let killer = async {
         // Let the first requests land, then pull the plug.
         let mut conn = connect(&app.db.url).await;
         let started = Instant::now();
         while scalar(&mut conn, "SELECT count(*) FROM workflow_runs").await < 20 {
-            assert!(started.elapsed() < Duration::from_secs(30), "no run was created");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no run was created"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         doomed.kill().await;
@@ -56,7 +79,10 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     for (i, r) in results.into_iter().enumerate() {
         match r {
             Ok((202, body)) => {
-                first_answer.insert(format!("key-{i}"), body["run_id"].as_str().unwrap().to_owned());
+                first_answer.insert(
+                    format!("key-{i}"),
+                    body["run_id"].as_str().unwrap().to_owned(),
+                );
             }
             _ => failed += 1,
         }
@@ -77,22 +103,48 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     .await;
     assert_eq!(orphans, 0, "runs without their start message");
     assert_eq!(
-        scalar(&mut conn, "SELECT count(*) FROM workflow_runs WHERE status <> 'running'").await,
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM workflow_runs WHERE status <> 'running'"
+        )
+        .await,
         0,
         "nothing ran without workers"
     );
 
     // The client retries every request with its key on the surviving API.
     let retries = join_all((0..REQUESTS).map(|i| {
-        let (client, url, buyer) = (client.clone(), survivor_url.clone(), &buyers[i % buyers.len()]);
-        async move { (i, checkout(&client, &url, buyer, event.event_id, tt, 1, &format!("key-{i}")).await) }
+        let (client, url, buyer) = (
+            client.clone(),
+            survivor_url.clone(),
+            &buyers[i % buyers.len()],
+        );
+        async move {
+            (
+                i,
+                checkout(
+                    &client,
+                    &url,
+                    buyer,
+                    event.event_id,
+                    tt,
+                    1,
+                    &format!("key-{i}"),
+                )
+                .await,
+            )
+        }
     }))
     .await;
     for (i, r) in retries {
         let (status, body) = r.unwrap();
         assert_eq!(status, 202, "{body}");
         if let Some(first) = first_answer.get(&format!("key-{i}")) {
-            assert_eq!(body["run_id"].as_str().unwrap(), first, "the same key gives the same run");
+            assert_eq!(
+                body["run_id"].as_str().unwrap(),
+                first,
+                "the same key gives the same run"
+            );
         }
     }
     assert_eq!(

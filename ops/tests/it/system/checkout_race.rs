@@ -32,15 +32,20 @@ struct StatusCount {
 }
 
 async fn statuses(conn: &mut AsyncPgConnection) -> Vec<(String, i64)> {
-    let rows: Vec<StatusCount> = diesel::sql_query("SELECT status, count(*) AS n FROM workflow_runs GROUP BY status ORDER BY status")
-        .load(conn)
-        .await
-        .unwrap();
+    let rows: Vec<StatusCount> = diesel::sql_query(
+        "SELECT status, count(*) AS n FROM workflow_runs GROUP BY status ORDER BY status",
+    )
+    .load(conn)
+    .await
+    .unwrap();
     rows.into_iter().map(|r| (r.status, r.n)).collect()
 }
 
 fn count_of(rows: &[(String, i64)], status: &str) -> i64 {
-    rows.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0)
+    rows.iter()
+        .find(|(s, _)| s == status)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
 }
 
 /// Intent ids of runs waiting for payment.
@@ -62,7 +67,15 @@ async fn awaiting_intents(conn: &mut AsyncPgConnection) -> Vec<(String, String)>
     rows.into_iter().map(|r| (r.id, r.intent)).collect()
 }
 
-async fn fire(apis: &[String], client: &reqwest::Client, buyers: &[TestUser], event_id: uuid::Uuid, ticket_type: uuid::Uuid, n: usize, tag: &str) {
+async fn fire(
+    apis: &[String],
+    client: &reqwest::Client,
+    buyers: &[TestUser],
+    event_id: uuid::Uuid,
+    ticket_type: uuid::Uuid,
+    n: usize,
+    tag: &str,
+) {
     let requests = (0..n).map(|i| {
         let url = format!("{}/v1/checkouts", apis[i % apis.len()]);
         let buyer = &buyers[i % buyers.len()];
@@ -111,8 +124,14 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
     let api2 = BoxofficeProcess::start(&deployment, "serve").await;
     let _w1 = BoxofficeProcess::start(&deployment, "work").await;
     let _w2 = BoxofficeProcess::start(&deployment, "work").await;
-    let apis = vec![api1.base_url.clone().unwrap(), api2.base_url.clone().unwrap()];
-    println!("race: processes up in {:.2} s", setup_started.elapsed().as_secs_f64());
+    let apis = vec![
+        api1.base_url.clone().unwrap(),
+        api2.base_url.clone().unwrap(),
+    ];
+    println!(
+        "race: processes up in {:.2} s",
+        setup_started.elapsed().as_secs_f64()
+    );
 
     // Watch the counters the whole time, from a connection of its own.
     let watching = Arc::new(AtomicBool::new(true));
@@ -123,7 +142,10 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
             let mut samples = 0u32;
             while AtomicBool::load(&watching, Ordering::Relaxed) {
                 let (capacity, sold, held) = counters(&db, tt).await;
-                assert!(sold + held <= capacity, "oversold: sold {sold} + held {held} > {capacity}");
+                assert!(
+                    sold + held <= capacity,
+                    "oversold: sold {sold} + held {held} > {capacity}"
+                );
                 let bad = holds::inconsistencies(&mut conn).await.unwrap();
                 assert!(bad.is_empty(), "held differs from active holds: {bad:?}");
                 samples += 1;
@@ -133,10 +155,22 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
         })
     };
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
     let started = Instant::now();
-    fire(&apis, &client, &buyers, event.event_id, tt, CHECKOUTS, "wave1").await;
+    fire(
+        &apis,
+        &client,
+        &buyers,
+        event.event_id,
+        tt,
+        CHECKOUTS,
+        "wave1",
+    )
+    .await;
     let accepted = started.elapsed();
     let rows = settle(&mut conn, Duration::from_secs(120)).await;
     let decided = started.elapsed();
@@ -148,23 +182,39 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
         CHECKOUTS as f64 / decided.as_secs_f64()
     );
     assert_eq!(count_of(&rows, "waiting"), CAPACITY as i64, "{rows:?}");
-    assert_eq!(count_of(&rows, "compensated"), (CHECKOUTS as i64) - CAPACITY as i64, "{rows:?}");
+    assert_eq!(
+        count_of(&rows, "compensated"),
+        (CHECKOUTS as i64) - CAPACITY as i64,
+        "{rows:?}"
+    );
     assert_eq!(counters(&app.db.url, tt).await, (CAPACITY, 0, CAPACITY));
 
     // Forty pay; ten never do.
     let waiting = awaiting_intents(&mut conn).await;
-    join_all(waiting.iter().take(40).map(|(_, intent)| sandbox.pay(intent))).await;
+    join_all(
+        waiting
+            .iter()
+            .take(40)
+            .map(|(_, intent)| sandbox.pay(intent)),
+    )
+    .await;
     let started_paying = Instant::now();
     loop {
         let rows = statuses(&mut conn).await;
         if count_of(&rows, "completed") == 40 {
             break;
         }
-        assert!(started_paying.elapsed() < Duration::from_secs(60), "payments not confirmed: {rows:?}");
+        assert!(
+            started_paying.elapsed() < Duration::from_secs(60),
+            "payments not confirmed: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(counters(&app.db.url, tt).await, (CAPACITY, 40, 10));
-    println!("race: 40 payments confirmed in {:.2} s", started_paying.elapsed().as_secs_f64());
+    println!(
+        "race: 40 payments confirmed in {:.2} s",
+        started_paying.elapsed().as_secs_f64()
+    );
 
     // The ten unpaid holds reach their deadline (pulled in, rather than waiting
     // the event's minute): the sweep finds them, they compensate, held drops to 0.
@@ -176,11 +226,17 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
             assert_eq!(sold, 40);
             break;
         }
-        assert!(expiring.elapsed() < Duration::from_secs(60), "holds did not expire: held {held}");
+        assert!(
+            expiring.elapsed() < Duration::from_secs(60),
+            "holds did not expire: held {held}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    println!("race: 10 expired holds released in {:.2} s", expiring.elapsed().as_secs_f64());
+    println!(
+        "race: 10 expired holds released in {:.2} s",
+        expiring.elapsed().as_secs_f64()
+    );
     // The freed seats sell again, and not one more.
     fire(&apis, &client, &buyers, event.event_id, tt, 100, "wave2").await;
     settle(&mut conn, Duration::from_secs(60)).await;
@@ -193,7 +249,10 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
         if count_of(&rows, "completed") == CAPACITY as i64 {
             break;
         }
-        assert!(finishing.elapsed() < Duration::from_secs(60), "second wave not confirmed: {rows:?}");
+        assert!(
+            finishing.elapsed() < Duration::from_secs(60),
+            "second wave not confirmed: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -201,17 +260,27 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
     let samples = watcher.await.expect("the invariants held at every sample");
     assert!(samples > 10, "the watcher sampled {samples} times");
 
-    assert_eq!(counters(&app.db.url, tt).await, (CAPACITY, CAPACITY, 0), "exactly the capacity is sold");
+    assert_eq!(
+        counters(&app.db.url, tt).await,
+        (CAPACITY, CAPACITY, 0),
+        "exactly the capacity is sold"
+    );
     #[derive(diesel::QueryableByName)]
     struct N {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let tickets: N = diesel::sql_query("SELECT count(*) AS n FROM tickets").get_result(&mut conn).await.unwrap();
+    let tickets: N = diesel::sql_query("SELECT count(*) AS n FROM tickets")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(tickets.n, CAPACITY as i64);
     let stats: Value = sandbox.stats().await;
     for (run, charges) in stats["charges_by_run_id"].as_object().unwrap() {
         assert_eq!(charges, 1, "run {run} charged {charges} times");
     }
-    assert_eq!(stats["charges_by_run_id"].as_object().unwrap().len(), CAPACITY as usize);
+    assert_eq!(
+        stats["charges_by_run_id"].as_object().unwrap().len(),
+        CAPACITY as usize
+    );
 }

@@ -30,23 +30,33 @@ struct N {
 }
 
 pub async fn connect(db: &str) -> AsyncPgConnection {
-    AsyncPgConnection::establish(db).await.expect("connecting to the test database")
+    AsyncPgConnection::establish(db)
+        .await
+        .expect("connecting to the test database")
 }
 
 /// `(status, count)` of every run.
 pub async fn statuses(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<(String, i64)>> {
-    let rows: Vec<StatusCount> = diesel::sql_query("SELECT status, count(*) AS n FROM workflow_runs GROUP BY status ORDER BY status")
-        .load(conn)
-        .await?;
+    let rows: Vec<StatusCount> = diesel::sql_query(
+        "SELECT status, count(*) AS n FROM workflow_runs GROUP BY status ORDER BY status",
+    )
+    .load(conn)
+    .await?;
     Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
 }
 
 pub fn count_of(rows: &[(String, i64)], status: &str) -> i64 {
-    rows.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0)
+    rows.iter()
+        .find(|(s, _)| s == status)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
 }
 
 pub async fn scalar(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    let row: N = diesel::sql_query(format!("SELECT ({sql})::bigint AS n")).get_result(conn).await.unwrap();
+    let row: N = diesel::sql_query(format!("SELECT ({sql})::bigint AS n"))
+        .get_result(conn)
+        .await
+        .unwrap();
     row.n
 }
 
@@ -59,13 +69,19 @@ pub async fn wait_all_finished(db: &str, within: Duration) -> Vec<(String, i64)>
         if let Ok(mut conn) = AsyncPgConnection::establish(db).await
             && let Ok(rows) = statuses(&mut conn).await
         {
-            let busy: i64 = ["running", "compensating", "waiting"].iter().map(|s| count_of(&rows, s)).sum();
+            let busy: i64 = ["running", "compensating", "waiting"]
+                .iter()
+                .map(|s| count_of(&rows, s))
+                .sum();
             if busy == 0 {
                 return rows;
             }
             last = rows;
         }
-        assert!(started.elapsed() < within, "runs did not finish within {within:?}: {last:?}");
+        assert!(
+            started.elapsed() < within,
+            "runs did not finish within {within:?}: {last:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -104,7 +120,8 @@ impl Payer {
                                 if done.contains(&intent) {
                                     continue;
                                 }
-                                let url = format!("{base}/sandbox/payment_intents/{intent}/succeed");
+                                let url =
+                                    format!("{base}/sandbox/payment_intents/{intent}/succeed");
                                 if let Ok(r) = client.post(url).send().await
                                     && r.status().is_success()
                                 {
@@ -119,7 +136,11 @@ impl Payer {
                 }
             })
         };
-        Payer { running, paid, task }
+        Payer {
+            running,
+            paid,
+            task,
+        }
     }
 
     pub fn paid(&self) -> u64 {
@@ -135,7 +156,10 @@ impl Payer {
 }
 
 /// Intent ids of the runs (matching `filter`) waiting for payment.
-pub async fn awaiting_intents(conn: &mut AsyncPgConnection, filter: &str) -> anyhow::Result<Vec<String>> {
+pub async fn awaiting_intents(
+    conn: &mut AsyncPgConnection,
+    filter: &str,
+) -> anyhow::Result<Vec<String>> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -184,7 +208,10 @@ pub async fn check_invariants(db: &str, sandbox_stats: Option<&Value>) -> Vec<(S
     }
     if let Some(stats) = sandbox_stats {
         for (run, charges) in stats["charges_by_run_id"].as_object().unwrap() {
-            assert!(charges.as_u64().unwrap() <= 1, "run {run} charged {charges} times");
+            assert!(
+                charges.as_u64().unwrap() <= 1,
+                "run {run} charged {charges} times"
+            );
         }
     }
     let completed_without_booking = scalar(
@@ -193,7 +220,10 @@ pub async fn check_invariants(db: &str, sandbox_stats: Option<&Value>) -> Vec<(S
             AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.run_id = r.id)",
     )
     .await;
-    assert_eq!(completed_without_booking, 0, "completed runs without a booking");
+    assert_eq!(
+        completed_without_booking, 0,
+        "completed runs without a booking"
+    );
     let wrong_ticket_count = scalar(
         &mut conn,
         "SELECT count(*) FROM bookings b JOIN workflow_runs r ON r.id = b.run_id
@@ -201,13 +231,19 @@ pub async fn check_invariants(db: &str, sandbox_stats: Option<&Value>) -> Vec<(S
              <> (SELECT COALESCE(sum((i->>'quantity')::int), 0) FROM jsonb_array_elements(r.state->'items') i)",
     )
     .await;
-    assert_eq!(wrong_ticket_count, 0, "bookings whose tickets differ from the paid quantity");
+    assert_eq!(
+        wrong_ticket_count, 0,
+        "bookings whose tickets differ from the paid quantity"
+    );
     let bookings_of_unfinished = scalar(
         &mut conn,
         "SELECT count(*) FROM bookings b JOIN workflow_runs r ON r.id = b.run_id WHERE r.status <> 'completed'",
     )
     .await;
-    assert_eq!(bookings_of_unfinished, 0, "bookings of runs that did not complete");
+    assert_eq!(
+        bookings_of_unfinished, 0,
+        "bookings of runs that did not complete"
+    );
     let double_emails = scalar(
         &mut conn,
         "SELECT count(*) FROM (SELECT dedupe_key FROM notifications WHERE kind = 'booking_confirmation'
@@ -215,9 +251,16 @@ pub async fn check_invariants(db: &str, sandbox_stats: Option<&Value>) -> Vec<(S
     )
     .await;
     assert_eq!(double_emails, 0, "more than one confirmation for a booking");
-    let emails = scalar(&mut conn, "SELECT count(*) FROM notifications WHERE kind = 'booking_confirmation'").await;
+    let emails = scalar(
+        &mut conn,
+        "SELECT count(*) FROM notifications WHERE kind = 'booking_confirmation'",
+    )
+    .await;
     let bookings = scalar(&mut conn, "SELECT count(*) FROM bookings").await;
-    assert!(emails <= bookings, "{emails} confirmations for {bookings} bookings");
+    assert!(
+        emails <= bookings,
+        "{emails} confirmations for {bookings} bookings"
+    );
     let bad = holds::inconsistencies(&mut conn).await.unwrap();
     assert!(bad.is_empty(), "held differs from active holds: {bad:?}");
     let sold_mismatch = scalar(
@@ -227,9 +270,14 @@ pub async fn check_invariants(db: &str, sandbox_stats: Option<&Value>) -> Vec<(S
              OR tt.sold + tt.held > tt.capacity",
     )
     .await;
-    assert_eq!(sold_mismatch, 0, "sold differs from the tickets issued (or oversold)");
+    assert_eq!(
+        sold_mismatch, 0,
+        "sold differs from the tickets issued (or oversold)"
+    );
     let tickets = scalar(&mut conn, "SELECT count(*) FROM tickets").await;
-    let charges = sandbox_stats.map(|s| s["charges_by_run_id"].as_object().unwrap().len()).unwrap_or(0);
+    let charges = sandbox_stats
+        .map(|s| s["charges_by_run_id"].as_object().unwrap().len())
+        .unwrap_or(0);
     println!(
         "invariants hold: runs {rows:?}; {bookings} bookings, {tickets} tickets, {emails} confirmations, {charges} runs charged (each once)"
     );
@@ -260,11 +308,19 @@ pub async fn register(client: &reqwest::Client, api: &str) -> TestUser {
         .await
         .unwrap();
     TestUser {
-        id: body["id"].as_str().or(body["user"]["id"].as_str()).unwrap().parse().unwrap(),
+        id: body["id"]
+            .as_str()
+            .or(body["user"]["id"].as_str())
+            .unwrap()
+            .parse()
+            .unwrap(),
         email,
         password,
         access_token: tokens["access_token"].as_str().unwrap().to_owned(),
-        refresh_token: tokens["refresh_token"].as_str().unwrap_or_default().to_owned(),
+        refresh_token: tokens["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 

@@ -1,11 +1,15 @@
 //! Tests with real `boxoffice` processes (see harness/processes.rs).
 
+mod api_crash;
+mod backlog;
+mod bench_smoke;
 mod checkout_race;
+mod fault_support;
+pub(crate) mod poison;
+mod postgres_restart;
+mod provider_outage;
 mod purge_once_per_tick;
+mod redis_restart;
 mod two_replicas;
 mod up;
-mod fault_support;
 mod worker_crashes;
-mod api_crash;
-mod redis_restart;
-mod postgres_restart;

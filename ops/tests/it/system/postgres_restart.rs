@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use boxoffice_ops::local_services::{Durability, LocalPostgres};
 use futures::future::join_all;
 
-use super::fault_support::{Payer, TempDir, alive, check_invariants, checkout, count_of, register, wait_all_finished};
+use super::fault_support::{
+    Payer, TempDir, alive, check_invariants, checkout, count_of, register, wait_all_finished,
+};
 use crate::checkout_support::event_on_sale;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
@@ -18,26 +20,44 @@ const PER_WAVE: usize = 60;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarts_and_everything_recovers() {
     let dir = TempDir::new("boxoffice-pg-restart");
-    let postgres = LocalPostgres::start(&dir.0, Durability::Ephemeral).await.unwrap();
+    let postgres = LocalPostgres::start(&dir.0, Durability::Ephemeral)
+        .await
+        .unwrap();
     let (port, db) = (postgres.port, postgres.database_url());
-    boxoffice_models::migrations::run_pending(&db).await.unwrap();
+    boxoffice_models::migrations::run_pending(&db)
+        .await
+        .unwrap();
 
     let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
-    let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let sandbox = TestSandbox::start(&format!("http://127.0.0.1:{api_port}/v1/webhooks/stripe")).await;
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sandbox =
+        TestSandbox::start(&format!("http://127.0.0.1:{api_port}/v1/webhooks/stripe")).await;
     let deployment = Deployment::new(&db, &redis_url(), &prefix)
         .env("BOXOFFICE_STRIPE_API_BASE", &sandbox.base_url)
         .env("BOXOFFICE_RATE_LIMIT_PER_IP", "100000")
         .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000")
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
         .env("BOXOFFICE_STALLED_AFTER_SECS", "5");
-    let api = BoxofficeProcess::start(&deployment.clone().env("BOXOFFICE_HTTP_ADDR", &format!("127.0.0.1:{api_port}")), "serve").await;
+    let api = BoxofficeProcess::start(
+        &deployment
+            .clone()
+            .env("BOXOFFICE_HTTP_ADDR", &format!("127.0.0.1:{api_port}")),
+        "serve",
+    )
+    .await;
     let api_url = format!("http://127.0.0.1:{api_port}");
     let workers = [
         BoxofficeProcess::start(&deployment, "work").await,
         BoxofficeProcess::start(&deployment, "work").await,
     ];
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let buyers = join_all((0..10).map(|_| register(&client, &api_url))).await;
     let event = event_on_sale(&db, buyers[0].id, &[(4500, 2000), (0, 2000)], 10).await;
     let payer = Payer::start(&db, &sandbox.base_url, "true");
@@ -52,9 +72,22 @@ async fn postgres_restarts_and_everything_recovers() {
                     let key = format!("{tag}-{i}");
                     let started = Instant::now();
                     loop {
-                        match checkout(&client, &api_url, &buyers[i % buyers.len()], event.event_id, tt, 1, &key).await {
+                        match checkout(
+                            &client,
+                            &api_url,
+                            &buyers[i % buyers.len()],
+                            event.event_id,
+                            tt,
+                            1,
+                            &key,
+                        )
+                        .await
+                        {
                             Ok((202, _)) => return started.elapsed(),
-                            other => assert!(started.elapsed() < Duration::from_secs(60), "{key}: {other:?}"),
+                            other => assert!(
+                                started.elapsed() < Duration::from_secs(60),
+                                "{key}: {other:?}"
+                            ),
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -70,21 +103,43 @@ async fn postgres_restarts_and_everything_recovers() {
     postgres.stop().await;
     println!("postgres: stopped mid-run");
     // The API answers while the database is away (503 or an error, never a hang).
-    let r = client.get(format!("{api_url}/readyz")).timeout(Duration::from_secs(10)).send().await;
-    println!("postgres: /readyz during the outage: {:?}", r.map(|r| r.status()));
+    let r = client
+        .get(format!("{api_url}/readyz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    println!(
+        "postgres: /readyz during the outage: {:?}",
+        r.map(|r| r.status())
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let postgres = LocalPostgres::start_on(&dir.0, Durability::Ephemeral, port).await.unwrap();
-    println!("postgres: back {:.1} s after it stopped", stopped_at.elapsed().as_secs_f64());
+    let postgres = LocalPostgres::start_on(&dir.0, Durability::Ephemeral, port)
+        .await
+        .unwrap();
+    println!(
+        "postgres: back {:.1} s after it stopped",
+        stopped_at.elapsed().as_secs_f64()
+    );
     let waits = wave("after").await;
     let longest = waits.iter().max().unwrap();
-    println!("postgres: the API took new checkouts again (longest client wait {:.2} s)", longest.as_secs_f64());
+    println!(
+        "postgres: the API took new checkouts again (longest client wait {:.2} s)",
+        longest.as_secs_f64()
+    );
 
     let rows = wait_all_finished(&db, Duration::from_secs(150)).await;
-    println!("postgres: every run finished {:.1} s after the stop: {rows:?}", stopped_at.elapsed().as_secs_f64());
+    println!(
+        "postgres: every run finished {:.1} s after the stop: {rows:?}",
+        stopped_at.elapsed().as_secs_f64()
+    );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
     let rows = check_invariants(&db, Some(&stats)).await;
-    assert_eq!(count_of(&rows, "completed") as usize, 2 * PER_WAVE, "{rows:?}");
+    assert_eq!(
+        count_of(&rows, "completed") as usize,
+        2 * PER_WAVE,
+        "{rows:?}"
+    );
     assert_eq!(paid as usize, PER_WAVE);
     assert!(alive(api.pid()), "the API died:\n{}", api.logs());
     for w in &workers {

@@ -27,32 +27,64 @@ async fn purge_runs_once_per_tick_with_two_worker_processes() {
     .await
     .unwrap();
 
-    let deployment = Deployment::new(&db.url, &redis_url(), &format!("t{}", uuid::Uuid::new_v4().simple()))
-        .env("BOXOFFICE_SCHEDULE_PURGE_SESSIONS", "* * * * * *");
+    let deployment = Deployment::new(
+        &db.url,
+        &redis_url(),
+        &format!("t{}", uuid::Uuid::new_v4().simple()),
+    )
+    .env("BOXOFFICE_SCHEDULE_PURGE_SESSIONS", "* * * * * *");
     let mut first = BoxofficeProcess::start(&deployment, "work").await;
     let mut second = BoxofficeProcess::start(&deployment, "work").await;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert!(first.terminate().await, "first worker did not stop cleanly:\n{}", first.logs());
-    assert!(second.terminate().await, "second worker did not stop cleanly:\n{}", second.logs());
+    assert!(
+        first.terminate().await,
+        "first worker did not stop cleanly:\n{}",
+        first.logs()
+    );
+    assert!(
+        second.terminate().await,
+        "second worker did not stop cleanly:\n{}",
+        second.logs()
+    );
 
-    let runs = scheduled_job_runs::list_for_job(&mut conn, "purge_sessions").await.unwrap();
+    let runs = scheduled_job_runs::list_for_job(&mut conn, "purge_sessions")
+        .await
+        .unwrap();
     let mut per_tick: BTreeMap<_, Vec<String>> = BTreeMap::new();
     for run in &runs {
-        per_tick.entry(run.scheduled_for).or_default().push(run.worker.clone());
+        per_tick
+            .entry(run.scheduled_for)
+            .or_default()
+            .push(run.worker.clone());
     }
-    assert!(per_tick.len() >= 4, "expected a run per second, got {} ticks", per_tick.len());
+    assert!(
+        per_tick.len() >= 4,
+        "expected a run per second, got {} ticks",
+        per_tick.len()
+    );
     for (tick, workers) in &per_tick {
-        assert_eq!(workers.len(), 1, "tick {tick} ran {} times: {workers:?}", workers.len());
+        assert_eq!(
+            workers.len(),
+            1,
+            "tick {tick} ran {} times: {workers:?}",
+            workers.len()
+        );
     }
     // Both processes fired ticks; the queue let each tick through once.
     let total_purged: i64 = runs.iter().map(|r| r.affected_rows).sum();
-    assert_eq!(total_purged, 2, "the expired and the revoked session are purged, once");
+    assert_eq!(
+        total_purged, 2,
+        "the expired and the revoked session are purged, once"
+    );
 
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM sessions").get_result(&mut conn).await.unwrap();
+    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM sessions")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(left.n, 1, "the live session stays");
 }

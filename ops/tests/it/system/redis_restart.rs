@@ -9,7 +9,9 @@ use boxoffice_models::users::Role;
 use boxoffice_ops::local_services::{Durability, LocalRedis};
 use futures::future::join_all;
 
-use super::fault_support::{Payer, TempDir, alive, check_invariants, checkout, count_of, wait_all_finished};
+use super::fault_support::{
+    Payer, TempDir, alive, check_invariants, checkout, count_of, wait_all_finished,
+};
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
@@ -27,7 +29,9 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     let dir = TempDir::new("boxoffice-redis-restart");
     let first_dir = dir.0.join("first");
     std::fs::create_dir_all(&first_dir).unwrap();
-    let redis = LocalRedis::start(&first_dir, Durability::Ephemeral).await.unwrap();
+    let redis = LocalRedis::start(&first_dir, Durability::Ephemeral)
+        .await
+        .unwrap();
     let (port, redis_url) = (redis.port, redis.url());
 
     let deployment = Deployment::new(&app.db.url, &redis_url, &app.redis_prefix)
@@ -43,7 +47,10 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         BoxofficeProcess::start(&deployment, "work").await,
     ];
     let payer = Payer::start(&app.db.url, &sandbox.base_url, "true");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let wave = |tag: &'static str| {
         let (client, api_url, buyers) = (client.clone(), api_url.clone(), &buyers);
         let event = &event;
@@ -56,9 +63,22 @@ async fn redis_restarts_empty_and_every_run_finishes() {
                     let started = Instant::now();
                     loop {
                         // While Redis comes back, the API may answer 5xx: a client retries.
-                        match checkout(&client, &api_url, &buyers[i % buyers.len()], event.event_id, tt, 1, &key).await {
+                        match checkout(
+                            &client,
+                            &api_url,
+                            &buyers[i % buyers.len()],
+                            event.event_id,
+                            tt,
+                            1,
+                            &key,
+                        )
+                        .await
+                        {
                             Ok((202, _)) => return,
-                            other => assert!(started.elapsed() < Duration::from_secs(30), "{key}: {other:?}"),
+                            other => assert!(
+                                started.elapsed() < Duration::from_secs(30),
+                                "{key}: {other:?}"
+                            ),
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -77,24 +97,43 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     // Back on the same port with nothing in it (a new, empty data folder).
     let second_dir = dir.0.join("second");
     std::fs::create_dir_all(&second_dir).unwrap();
-    std::fs::copy(first_dir.join("redis-password"), second_dir.join("redis-password")).unwrap();
-    let redis = LocalRedis::start_on(&second_dir, Durability::Ephemeral, port).await.unwrap();
-    println!("redis: back, empty, {:.1} s after it stopped", stopped_at.elapsed().as_secs_f64());
+    std::fs::copy(
+        first_dir.join("redis-password"),
+        second_dir.join("redis-password"),
+    )
+    .unwrap();
+    let redis = LocalRedis::start_on(&second_dir, Durability::Ephemeral, port)
+        .await
+        .unwrap();
+    println!(
+        "redis: back, empty, {:.1} s after it stopped",
+        stopped_at.elapsed().as_secs_f64()
+    );
     wave("after").await;
 
     let rows = wait_all_finished(&app.db.url, Duration::from_secs(150)).await;
-    println!("redis: every run finished {:.1} s after the restart: {rows:?}", stopped_at.elapsed().as_secs_f64());
+    println!(
+        "redis: every run finished {:.1} s after the restart: {rows:?}",
+        stopped_at.elapsed().as_secs_f64()
+    );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
     let rows = check_invariants(&app.db.url, Some(&stats)).await;
-    assert_eq!(count_of(&rows, "completed") as usize, 2 * PER_WAVE, "{rows:?}");
+    assert_eq!(
+        count_of(&rows, "completed") as usize,
+        2 * PER_WAVE,
+        "{rows:?}"
+    );
     assert_eq!(paid as usize, PER_WAVE, "the paid half was paid once each");
     for w in &workers {
         assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
         let restarts = w.logs().matches("worker starting").count();
         println!("redis: a worker process started its workers {restarts} times (5 at start-up)");
     }
-    let redriven: usize = workers.iter().map(|w| w.logs().matches("sweep moved runs").count()).sum();
+    let redriven: usize = workers
+        .iter()
+        .map(|w| w.logs().matches("sweep moved runs").count())
+        .sum();
     println!("redis: sweeps that moved runs: {redriven}");
     redis.stop().await;
 }

@@ -10,13 +10,21 @@ use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
 
 fn minute() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 60
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60
 }
 
 /// Waits until at least `margin` seconds remain in the current minute, so a
 /// burst of requests falls into one rate-limit window.
 async fn start_of_window(margin: u64) {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() % 60;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
     if secs > 60 - margin {
         tokio::time::sleep(Duration::from_secs(61 - secs)).await;
     }
@@ -32,9 +40,13 @@ async fn pair(deployment: &Deployment) -> (BoxofficeProcess, BoxofficeProcess) {
 #[tokio::test]
 async fn lockout_holds_across_api_processes() {
     let db = TestDatabase::create().await.unwrap();
-    let deployment = Deployment::new(&db.url, &redis_url(), &format!("t{}", uuid::Uuid::new_v4().simple()))
-        .env("BOXOFFICE_LOGIN_MAX_FAILURES", "10")
-        .env("BOXOFFICE_RATE_LIMIT_PER_IP", "100000");
+    let deployment = Deployment::new(
+        &db.url,
+        &redis_url(),
+        &format!("t{}", uuid::Uuid::new_v4().simple()),
+    )
+    .env("BOXOFFICE_LOGIN_MAX_FAILURES", "10")
+    .env("BOXOFFICE_RATE_LIMIT_PER_IP", "100000");
     let (a, b) = pair(&deployment).await;
     let client = reqwest::Client::new();
     let r = client
@@ -75,9 +87,13 @@ async fn lockout_holds_across_api_processes() {
 async fn per_ip_and_per_user_limits_count_both_processes() {
     const LIMIT: usize = 30;
     let db = TestDatabase::create().await.unwrap();
-    let deployment = Deployment::new(&db.url, &redis_url(), &format!("t{}", uuid::Uuid::new_v4().simple()))
-        .env("BOXOFFICE_RATE_LIMIT_PER_IP", &LIMIT.to_string())
-        .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000");
+    let deployment = Deployment::new(
+        &db.url,
+        &redis_url(),
+        &format!("t{}", uuid::Uuid::new_v4().simple()),
+    )
+    .env("BOXOFFICE_RATE_LIMIT_PER_IP", &LIMIT.to_string())
+    .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000");
     let (a, b) = pair(&deployment).await;
     let client = reqwest::Client::new();
 
@@ -106,7 +122,10 @@ async fn per_ip_and_per_user_limits_count_both_processes() {
             continue; // The window turned mid-burst: counts are not comparable.
         }
         assert_eq!(allowed, LIMIT, "one shared budget for both processes");
-        assert!(limited_by[0] > 0 && limited_by[1] > 0, "both processes refuse: {limited_by:?}");
+        assert!(
+            limited_by[0] > 0 && limited_by[1] > 0,
+            "both processes refuse: {limited_by:?}"
+        );
         break;
     }
 }
@@ -115,9 +134,13 @@ async fn per_ip_and_per_user_limits_count_both_processes() {
 async fn per_user_limit_counts_both_processes() {
     const LIMIT: usize = 20;
     let db = TestDatabase::create().await.unwrap();
-    let deployment = Deployment::new(&db.url, &redis_url(), &format!("t{}", uuid::Uuid::new_v4().simple()))
-        .env("BOXOFFICE_RATE_LIMIT_PER_IP", "100000")
-        .env("BOXOFFICE_RATE_LIMIT_PER_USER", &LIMIT.to_string());
+    let deployment = Deployment::new(
+        &db.url,
+        &redis_url(),
+        &format!("t{}", uuid::Uuid::new_v4().simple()),
+    )
+    .env("BOXOFFICE_RATE_LIMIT_PER_IP", "100000")
+    .env("BOXOFFICE_RATE_LIMIT_PER_USER", &LIMIT.to_string());
     let (a, b) = pair(&deployment).await;
     let client = reqwest::Client::new();
     client
@@ -142,7 +165,12 @@ async fn per_user_limit_counts_both_processes() {
         let mut allowed = 0;
         for i in 0..2 * LIMIT {
             let api = if i % 2 == 0 { &a } else { &b };
-            let r = client.get(api.url("/v1/me")).bearer_auth(&token).send().await.unwrap();
+            let r = client
+                .get(api.url("/v1/me"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
             if r.status() != 429 {
                 assert_eq!(r.status(), 200);
                 allowed += 1;
@@ -154,7 +182,10 @@ async fn per_user_limit_counts_both_processes() {
         if minute() != window {
             continue;
         }
-        assert_eq!(allowed, LIMIT, "one shared budget for the user on both processes");
+        assert_eq!(
+            allowed, LIMIT,
+            "one shared budget for the user on both processes"
+        );
         break;
     }
 }

@@ -17,7 +17,11 @@ struct Up {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start_up(data_dir: &std::path::Path) -> Up {
@@ -81,8 +85,13 @@ impl Up {
             .lines()
             .filter_map(|l| {
                 let parts: Vec<&str> = l.split_whitespace().collect();
-                (parts.len() == 3 && parts[1].ends_with("@boxoffice.test"))
-                    .then(|| (parts[0].to_owned(), parts[1].to_owned(), parts[2].to_owned()))
+                (parts.len() == 3 && parts[1].ends_with("@boxoffice.test")).then(|| {
+                    (
+                        parts[0].to_owned(),
+                        parts[1].to_owned(),
+                        parts[2].to_owned(),
+                    )
+                })
             })
             .collect()
     }
@@ -94,7 +103,11 @@ impl Up {
             .await
             .expect("up stops within 60 s")
             .unwrap();
-        assert!(status.success(), "up exited with {status}:\n{}", self.printed());
+        assert!(
+            status.success(),
+            "up exited with {status}:\n{}",
+            self.printed()
+        );
         self.printed()
     }
 }
@@ -115,7 +128,12 @@ async fn up_starts_everything_seeds_demo_users_and_reuses_its_data() {
     let first = start_up(&data_dir).await;
     let users = first.demo_users();
     let roles: Vec<&str> = users.iter().map(|u| u.0.as_str()).collect();
-    assert_eq!(roles, ["admin", "organizer", "participant"], "printed:\n{}", first.printed());
+    assert_eq!(
+        roles,
+        ["admin", "organizer", "participant"],
+        "printed:\n{}",
+        first.printed()
+    );
     for (role, email, password) in &users {
         let r = login(&first.base_url, email, password).await;
         assert_eq!(r.status(), 200, "{role} cannot log in");
@@ -129,7 +147,14 @@ async fn up_starts_everything_seeds_demo_users_and_reuses_its_data() {
             .json()
             .await
             .unwrap();
-        assert!(me["roles"].as_array().unwrap().iter().any(|r| r == role.as_str()), "{me}");
+        assert!(
+            me["roles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == role.as_str()),
+            "{me}"
+        );
     }
     // Something created during the first run must still be there in the second.
     let registered = reqwest::Client::new()
@@ -145,9 +170,22 @@ async fn up_starts_everything_seeds_demo_users_and_reuses_its_data() {
     assert!(first_output.contains("migrations: "), "{first_output}");
 
     let second = start_up(&data_dir).await;
-    assert_eq!(second.demo_users(), users, "the same demo users and passwords");
-    assert!(second.printed().contains("migrations: 0 applied"), "{}", second.printed());
-    let r = login(&second.base_url, "kept@example.com", "a-long-enough-password").await;
+    assert_eq!(
+        second.demo_users(),
+        users,
+        "the same demo users and passwords"
+    );
+    assert!(
+        second.printed().contains("migrations: 0 applied"),
+        "{}",
+        second.printed()
+    );
+    let r = login(
+        &second.base_url,
+        "kept@example.com",
+        "a-long-enough-password",
+    )
+    .await;
     assert_eq!(r.status(), 200, "data from the first run is kept");
     second.stop().await;
 

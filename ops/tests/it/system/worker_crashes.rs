@@ -42,7 +42,10 @@ async fn kill_9_workers_during_checkouts() {
     let payer = Payer::start(&app.db.url, &sandbox.base_url, "true");
 
     // The checkouts arrive in waves while the chaos goes on.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let started = Instant::now();
     let sender = {
         let (client, api_url, event_id) = (client.clone(), api_url.clone(), event.event_id);
@@ -50,13 +53,20 @@ async fn kill_9_workers_during_checkouts() {
         tokio::spawn(async move {
             let total = PAID + FREE;
             for wave in 0..12 {
-                let requests = (wave * total / 12..(wave + 1) * total / 12).map(|i| {
-                    let (tt, key) = if i < PAID { (paid_type, format!("paid-{i}")) } else { (free_type, format!("free-{i}")) };
-                    let buyer = &buyers[i % buyers.len()];
-                    let quantity = 1 + (i % 3) as i32;
-                    let (client, api_url) = (client.clone(), api_url.clone());
-                    async move { checkout(&client, &api_url, buyer, event_id, tt, quantity, &key).await }
-                });
+                let requests =
+                    (wave * total / 12..(wave + 1) * total / 12).map(|i| {
+                        let (tt, key) = if i < PAID {
+                            (paid_type, format!("paid-{i}"))
+                        } else {
+                            (free_type, format!("free-{i}"))
+                        };
+                        let buyer = &buyers[i % buyers.len()];
+                        let quantity = 1 + (i % 3) as i32;
+                        let (client, api_url) = (client.clone(), api_url.clone());
+                        async move {
+                            checkout(&client, &api_url, buyer, event_id, tt, quantity, &key).await
+                        }
+                    });
                 for r in join_all(requests).await {
                     let (status, body) = r.unwrap();
                     assert_eq!(status, 202, "{body}");
@@ -81,18 +91,32 @@ async fn kill_9_workers_during_checkouts() {
             workers[other] = BoxofficeProcess::start(&deployment, "work").await;
         }
         workers[victim] = BoxofficeProcess::start(&deployment, "work").await;
-        println!("crash {}: worker {victim} killed at {at:.1} s and restarted", kill + 1);
+        println!(
+            "crash {}: worker {victim} killed at {at:.1} s and restarted",
+            kill + 1
+        );
     }
     sender.await.expect("every checkout accepted");
-    println!("crash: {} checkouts accepted in {:.1} s", PAID + FREE, started.elapsed().as_secs_f64());
+    println!(
+        "crash: {} checkouts accepted in {:.1} s",
+        PAID + FREE,
+        started.elapsed().as_secs_f64()
+    );
 
     // Orphaned jobs come back after the 20 s orphan window; stalled runs after 10 s.
     let rows = wait_all_finished(&app.db.url, Duration::from_secs(240)).await;
-    println!("crash: all runs finished {:.1} s after the start: {rows:?}", started.elapsed().as_secs_f64());
+    println!(
+        "crash: all runs finished {:.1} s after the start: {rows:?}",
+        started.elapsed().as_secs_f64()
+    );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
     let rows = check_invariants(&app.db.url, Some(&stats)).await;
-    assert_eq!(count_of(&rows, "completed") as usize, PAID + FREE, "every checkout completes: {rows:?}");
+    assert_eq!(
+        count_of(&rows, "completed") as usize,
+        PAID + FREE,
+        "every checkout completes: {rows:?}"
+    );
     assert_eq!(paid as usize, PAID, "each paid run was paid once");
     assert_eq!(stats["charges_by_run_id"].as_object().unwrap().len(), PAID);
     for w in &workers {

@@ -124,6 +124,7 @@ struct Tracker {
 impl Tracker {
     fn set(&self, state: BreakerState) {
         let previous = BreakerState::from_u8(self.state.swap(state.code(), Ordering::SeqCst));
+        crate::operator::breakers::record(&self.dependency, state.as_str());
         metrics::gauge!("circuit_breaker_state", "dependency" => self.dependency.to_string())
             .set(state.gauge());
         if previous != state {
@@ -200,6 +201,7 @@ impl<P: PaymentProvider> Breaker<P> {
         };
         let policy = consecutive_failures(config.consecutive_failures.max(1), backoff);
         let machine = StateMachine::new(policy, tracker.clone());
+        crate::operator::breakers::record(dependency, BreakerState::Closed.as_str());
         Breaker {
             inner,
             machine,

@@ -1,0 +1,129 @@
+//! `boxoffice bench checkout` works end to end on a tiny sale: it brings up its
+//! own system, prints every figure, sells exactly the capacity and stops what
+//! it started. Timings are printed, never asserted.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::harness::processes::BOXOFFICE;
+
+/// Every line the command prints a figure on.
+const FIGURES: [&str; 15] = [
+    "raw single-row rate:",
+    "holds/s:",
+    "completed checkouts/s:",
+    "POST /v1/checkouts:",
+    "start → awaiting payment:",
+    "pay → completed (buyer):",
+    "webhook → completed (server):",
+    "step → step (server):",
+    "GET /v1/workflows/{id}:",
+    "oversold:",
+    "outcomes:",
+    "peak RSS:",
+    "holds ≥ 50 % of raw rate:",
+    "step → step p50 ≤ 10 ms:",
+    "status reads p99 ≤ 10 ms:",
+];
+
+fn figure<'a>(output: &'a str, label: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{output}"))
+}
+
+#[tokio::test]
+async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
+    let child = Command::new(BOXOFFICE)
+        .args([
+            "bench",
+            "checkout",
+            "--buyers",
+            "40",
+            "--capacity",
+            "10",
+            "--ephemeral",
+        ])
+        .args([
+            "--raw-secs",
+            "1",
+            "--status-reads",
+            "200",
+            "--timeout-secs",
+            "150",
+        ])
+        // Its own system: nothing of the test suite's environment.
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BOXOFFICE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting boxoffice bench");
+    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .expect("the benchmark bounds its own run time")
+        .expect("the benchmark's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+
+    for label in FIGURES {
+        let value = figure(&stdout, label);
+        assert!(!value.is_empty(), "{label} has no figure:\n{stdout}");
+    }
+    // Every latency has samples; the buyers all saw their checkout end.
+    for label in [
+        "POST /v1/checkouts:",
+        "start → awaiting payment:",
+        "pay → completed (buyer):",
+        "webhook → completed (server):",
+        "step → step (server):",
+        "GET /v1/workflows/{id}:",
+    ] {
+        assert!(
+            figure(&stdout, label).starts_with("p50 "),
+            "{label} has no samples:\n{stdout}"
+        );
+    }
+    assert!(
+        figure(&stdout, "oversold:").starts_with("0 (capacity 10, sold 10, tickets 10, held 0)"),
+        "{stdout}"
+    );
+    assert!(
+        figure(&stdout, "outcomes:").starts_with("10 completed, 30 sold out, 0 other, 0 errors"),
+        "{stdout}"
+    );
+    assert!(
+        figure(&stdout, "GET /v1/workflows/{id}:").ends_with("0 failed)"),
+        "{stdout}"
+    );
+    assert!(
+        figure(&stdout, "peak RSS:").contains("serve")
+            && figure(&stdout, "peak RSS:").contains("MiB"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stopped everything it started"), "{stdout}");
+
+    // Nothing it started is left: no data folder of its own remains.
+    let data_dir = stdout
+        .lines()
+        .find_map(|l| l.split("(data in ").nth(1))
+        .map(|rest| rest.trim_end_matches(')').to_owned())
+        .expect("the data folder is printed");
+    assert!(
+        !std::path::Path::new(&data_dir).exists(),
+        "{data_dir} was left behind"
+    );
+}

@@ -1,0 +1,165 @@
+//! Fault 7, the poison job: a step that always fails lands in the dead letters
+//! after its retries, the run shows `failed`; once the cause is fixed,
+//! `boxoffice dlq retry` resumes the run and it completes.
+//!
+//! The poison: the run's state JSON is corrupted with SQL before any worker
+//! sees it, so every `advance_run` attempt fails to decode it (a bug or a bad
+//! migration would look the same). Fixing the cause is restoring the state.
+
+use std::time::{Duration, Instant};
+
+use boxoffice_models::users::Role;
+use diesel_async::SimpleAsyncConnection;
+use serde_json::Value;
+
+use crate::checkout_support::{event_on_sale, is_finished, order, start, wait_for};
+use crate::harness::TestApp;
+use crate::harness::processes::BOXOFFICE;
+
+/// Runs `boxoffice <args>` against the test app's Postgres and Redis.
+pub async fn boxoffice(app: &TestApp, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(BOXOFFICE)
+        .args(args)
+        .env("DATABASE_URL", &app.db.url)
+        .env("REDIS_URL", crate::harness::redis_url())
+        .env("BOXOFFICE_REDIS_PREFIX", &app.redis_prefix)
+        .env("BOXOFFICE_ENV", "development")
+        .output()
+        .await
+        .expect("running boxoffice");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "boxoffice {args:?} failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The run's status straight from Postgres.
+pub async fn run_status(app: &TestApp, run_id: &str) -> String {
+    let mut conn = app.raw_conn().await;
+    let run = boxoffice_models::workflow_runs::find(&mut conn, run_id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    run.status
+}
+
+pub async fn wait_status(app: &TestApp, run_id: &str, status: &str, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let now = run_status(app, run_id).await;
+        if now == status {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "run {run_id} is {now}, not {status}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_poison_job_is_dead_lettered_and_dlq_retry_completes_the_run() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+
+    // Started while no worker runs: the run waits at its first step.
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 2),
+        Some("poison-1"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute(&format!(
+        "CREATE TABLE saved_state AS SELECT state FROM workflow_runs WHERE id = '{run_id}';
+         UPDATE workflow_runs SET state = '\"corrupt\"'::jsonb WHERE id = '{run_id}';"
+    ))
+    .await
+    .unwrap();
+
+    app.start_workers("http://127.0.0.1:1");
+    // Five attempts, apalis waiting 1 + 2 + 3 + 4 s between them.
+    wait_status(&app, &run_id, "failed", Duration::from_secs(40)).await;
+
+    let listed: Vec<Value> =
+        serde_json::from_str(&boxoffice(&app, &["dlq", "list", "--json"]).await).unwrap();
+    let dead: Vec<&Value> = listed
+        .iter()
+        .filter(|j| j["run_id"] == run_id.as_str())
+        .collect();
+    assert_eq!(dead.len(), 1, "one dead job for the run: {listed:?}");
+    let job = dead[0];
+    assert_eq!(job["queue"], "advance_run");
+    assert_eq!(job["step"], "start");
+    assert_eq!(job["attempts"], 5, "{job}");
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("decoding the run's state"),
+        "{job}"
+    );
+    assert!(job["age_secs"].as_i64().is_some(), "{job}");
+    // The table too names the run and its queue.
+    let table = boxoffice(&app, &["dlq", "list", "--queue", "advance_run"]).await;
+    assert!(
+        table.contains(&run_id) && table.contains("advance_run"),
+        "{table}"
+    );
+
+    // The run shows why it failed, in its record and its history.
+    let shown: Value =
+        serde_json::from_str(&boxoffice(&app, &["runs", "show", &run_id]).await).unwrap();
+    assert_eq!(shown["status"], "failed");
+    assert_eq!(shown["last_error"]["parked"], true, "{shown}");
+    assert_eq!(shown["last_error"]["resume_status"], "running", "{shown}");
+    assert!(
+        shown["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["outcome"] == "failed"),
+        "{shown}"
+    );
+
+    // Fix the cause, then retry the dead job: the run resumes and completes.
+    conn.batch_execute(&format!(
+        "UPDATE workflow_runs SET state = (SELECT state FROM saved_state) WHERE id = '{run_id}';"
+    ))
+    .await
+    .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let outcome: Value =
+        serde_json::from_str(&boxoffice(&app, &["dlq", "retry", id]).await).unwrap();
+    assert_eq!(outcome["run_status"], "running", "{outcome}");
+    let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["ticket_ids"].as_array().unwrap().len(), 2);
+
+    let after: Vec<Value> =
+        serde_json::from_str(&boxoffice(&app, &["dlq", "list", "--json"]).await).unwrap();
+    assert!(
+        after.iter().all(|j| j["run_id"] != run_id.as_str()),
+        "the retried job left the dead letters: {after:?}"
+    );
+    let audited = crate::checkout_support::count(
+        &app.db.url,
+        &format!("SELECT 1 FROM audit_log WHERE action = 'dlq.retry' AND target_id = '{id}' AND details->>'via' = 'cli'"),
+    )
+    .await;
+    assert_eq!(audited, 1);
+}
