@@ -159,6 +159,11 @@ pub struct Settings {
     )]
     pub db_pool_size: usize,
 
+    /// Where a `work` process serves Prometheus `/metrics` (API processes serve
+    /// it on their own address). Unset: not served.
+    #[arg(long, env = "BOXOFFICE_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log format; JSON in production, text in development unless set.
     #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, global = true)]
     pub log_format: Option<LogFormat>,

@@ -199,6 +199,26 @@ pub async fn run_workers_with(
     schedules
 }
 
+/// Prometheus `/metrics` for a process without the API (a `work` process).
+async fn serve_metrics(addr: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let handle = boxoffice_api::metrics_recorder::install();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr} for metrics"))?;
+    tracing::info!(metrics.addr = %addr, "metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
 /// Runs the given roles until `shutdown`.
 pub async fn run_roles(
     settings: &Settings,
@@ -226,7 +246,14 @@ pub async fn run_roles(
             Ok(())
         }
     };
-    let (api, workers) = tokio::join!(api, workers);
+    let metrics = async {
+        match settings.metrics_addr {
+            Some(addr) if !roles.api => serve_metrics(addr, shutdown.clone()).await,
+            _ => Ok(()),
+        }
+    };
+    let (api, workers, metrics) = tokio::join!(api, workers, metrics);
+    let workers = workers.and(metrics);
     // If one role fails the other must not keep the process half-alive.
     if api.is_err() || workers.is_err() {
         shutdown.cancel();

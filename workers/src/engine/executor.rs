@@ -248,6 +248,17 @@ async fn advance_locked<W: Workflow>(
         .await?;
         queued = true;
     }
+    // Counted at the end of the transaction: only a failed commit (rare, and
+    // retried) can make these counters run ahead of the table.
+    metrics::counter!("workflow_transitions_total", "kind" => W::KIND, "step" => cur.step.clone())
+        .increment(1);
+    if cur.status.is_finished() && run.status != cur.status.as_str() {
+        metrics::counter!("workflow_runs_finished_total", "kind" => W::KIND, "status" => cur.status.as_str())
+            .increment(1);
+        let age = (now - run.created_at).to_std().unwrap_or_default();
+        metrics::histogram!("workflow_run_duration_seconds", "kind" => W::KIND)
+            .record(age.as_secs_f64());
+    }
     Ok(Advanced {
         found: true,
         changed: true,

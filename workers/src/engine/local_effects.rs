@@ -30,22 +30,25 @@ pub async fn apply(
     match command {
         LocalCommand::HoldCapacity { items, expires_at } => Ok(
             match holds::hold(conn, run_id, &lines(items), *expires_at).await? {
-                HoldOutcome::Held(priced) => LocalOutcome::Held {
-                    expires_at: *expires_at,
-                    currency: priced
-                        .as_slice()
-                        .first()
-                        .map(|p| p.currency.clone())
-                        .unwrap_or_default(),
-                    lines: priced
-                        .iter()
-                        .map(|p| PricedItem {
-                            ticket_type_id: p.ticket_type_id,
-                            quantity: p.quantity,
-                            unit_price_minor: p.unit_price_minor,
-                        })
-                        .collect(),
-                },
+                HoldOutcome::Held(priced) => {
+                    metrics::counter!("holds_placed_total").increment(1);
+                    LocalOutcome::Held {
+                        expires_at: *expires_at,
+                        currency: priced
+                            .as_slice()
+                            .first()
+                            .map(|p| p.currency.clone())
+                            .unwrap_or_default(),
+                        lines: priced
+                            .iter()
+                            .map(|p| PricedItem {
+                                ticket_type_id: p.ticket_type_id,
+                                quantity: p.quantity,
+                                unit_price_minor: p.unit_price_minor,
+                            })
+                            .collect(),
+                    }
+                }
                 HoldOutcome::Refused {
                     ticket_type_id,
                     requested,
@@ -88,8 +91,9 @@ pub async fn apply(
             )
         }
         LocalCommand::ReleaseReservations => {
-            holds::release_for_run(conn, run_id).await?;
+            let released = holds::release_for_run(conn, run_id).await?;
             coupon_reservations::release(conn, run_id).await?;
+            metrics::counter!("holds_released_tickets_total").increment(released.max(0) as u64);
             Ok(LocalOutcome::Released)
         }
         LocalCommand::ConfirmBooking { booking } => {
@@ -138,6 +142,8 @@ async fn confirm(
     let issued =
         tickets::insert_for_booking(conn, booking.id, draft.event_id, &items, signer).await?;
     queue_confirmation(conn, &booking, &issued).await?;
+    metrics::counter!("bookings_confirmed_total").increment(1);
+    metrics::counter!("tickets_sold_total").increment(issued.len() as u64);
     Ok(LocalOutcome::Confirmed {
         booking_id: booking.id,
         ticket_ids: issued.iter().map(|t| t.id).collect(),

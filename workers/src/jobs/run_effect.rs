@@ -131,6 +131,8 @@ async fn call_provider(deps: &JobDeps, job: &RunEffect) -> Result<RemoteOutcome,
                 .payments
                 .refund(intent_id, Some(*amount_minor), &idempotency_key)
                 .await?;
+            // Checkouts refund only a payment that came too late for its seats.
+            metrics::counter!("payments_auto_refunded_total").increment(1);
             Ok(RemoteOutcome::Refunded {
                 refund_id: refund.id,
             })

@@ -38,19 +38,26 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
             workflow_runs::stalled(&mut conn, now - stalled_after, BATCH).await?,
         )
     };
+    // One run that cannot be advanced (a poison run, parked by its own job)
+    // must not keep the sweep from every other run: log it and go on.
     let mut woken = 0;
     for run_id in overdue.iter().chain(expired.iter()) {
-        if advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke)
-            .await?
-            .changed
-        {
-            woken += 1;
+        match advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke).await {
+            Ok(advanced) if advanced.changed => woken += 1,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(run_id = %run_id, error = %error, "sweep could not advance run")
+            }
         }
     }
     let mut redriven = 0;
     for run_id in &stalled {
-        if redrive(&deps.db, *run_id).await? {
-            redriven += 1;
+        match redrive(&deps.db, *run_id).await {
+            Ok(true) => redriven += 1,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(run_id = %run_id, error = %error, "sweep could not re-drive run")
+            }
         }
     }
     if woken + redriven > 0 {

@@ -12,4 +12,5 @@ mod purge_once_per_tick;
 mod redis_restart;
 mod two_replicas;
 mod up;
+mod work_metrics;
 mod worker_crashes;

@@ -1,0 +1,72 @@
+//! A `work` process serves Prometheus metrics of what it did: workflow
+//! transitions and outcomes, business counters, job counters.
+
+use std::time::{Duration, Instant};
+
+use boxoffice_models::users::Role;
+use serde_json::Value;
+
+use crate::checkout_support::{event_on_sale, is_finished, order, start, wait_for};
+use crate::harness::TestApp;
+use crate::harness::processes::{BoxofficeProcess, Deployment};
+use crate::harness::redis_url;
+
+#[tokio::test]
+async fn a_worker_process_exports_workflow_and_business_metrics() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
+        .env("BOXOFFICE_METRICS_ADDR", &format!("127.0.0.1:{port}"));
+    let _worker = BoxofficeProcess::start(&deployment, "work").await;
+
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 2),
+        None,
+    )
+    .await;
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(30), is_finished).await;
+    assert_eq!(done["status"], "completed");
+
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let started = Instant::now();
+    let text = loop {
+        if let Ok(r) = reqwest::get(&url).await
+            && let Ok(text) = r.text().await
+            && text.contains("tickets_sold_total")
+        {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no metrics at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for line in [
+        "workflow_runs_finished_total{kind=\"checkout\",status=\"completed\"} 1",
+        "tickets_sold_total 2",
+        "bookings_confirmed_total 1",
+        "holds_placed_total 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("workflow_transitions_total{kind=\"checkout\""),
+        "{text}"
+    );
+}
