@@ -4,6 +4,7 @@ mod api_crash;
 mod backlog;
 mod bench_smoke;
 mod checkout_race;
+mod cli;
 mod fault_support;
 pub(crate) mod poison;
 mod postgres_restart;
