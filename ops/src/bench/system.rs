@@ -92,7 +92,7 @@ impl System {
         roles: &[String],
         durability: Durability,
     ) -> anyhow::Result<()> {
-        let services = LocalServices::start(&self.data_dir, durability, true, true).await?;
+        let services = LocalServices::start(&self.data_dir, durability, true, true, &[]).await?;
         let postgres = services
             .postgres
             .as_ref()

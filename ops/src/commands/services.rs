@@ -12,7 +12,7 @@ pub async fn run(args: ServicesArgs) -> anyhow::Result<()> {
     } else {
         Durability::Durable
     };
-    let services = LocalServices::start(&args.data_dir, durability, true, true).await?;
+    let services = LocalServices::start(&args.data_dir, durability, true, true, &[]).await?;
     let database_url = services
         .postgres
         .as_ref()

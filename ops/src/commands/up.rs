@@ -15,6 +15,8 @@ pub async fn run(mut settings: Settings, args: UpArgs) -> anyhow::Result<()> {
         Durability::Durable,
         settings.database_url.is_none(),
         settings.redis_url.is_none(),
+        // The API binds its address only later: the services must not take it.
+        &[settings.http_addr.port()],
     )
     .await?;
     if let Some(pg) = &services.postgres {

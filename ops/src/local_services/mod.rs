@@ -34,11 +34,14 @@ pub struct LocalServices {
 
 impl LocalServices {
     /// Starts (initialising on first use) the servers asked for, under `data_dir`.
+    /// Starts the servers asked for on free loopback ports other than
+    /// `reserved` (e.g. the API's port, picked before and not yet bound).
     pub async fn start(
         data_dir: &Path,
         durability: Durability,
         postgres: bool,
         redis: bool,
+        reserved: &[u16],
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         let data_dir = std::fs::canonicalize(data_dir)?;
@@ -47,10 +50,12 @@ impl LocalServices {
             redis: None,
         };
         if postgres {
-            started.postgres = Some(LocalPostgres::start(&data_dir, durability).await?);
+            let port = ports::free_loopback_port_except(reserved)?;
+            started.postgres = Some(LocalPostgres::start_on(&data_dir, durability, port).await?);
         }
         if redis {
-            match LocalRedis::start(&data_dir, durability).await {
+            let port = ports::free_loopback_port_except(reserved)?;
+            match LocalRedis::start_on(&data_dir, durability, port).await {
                 Ok(r) => started.redis = Some(r),
                 Err(e) => {
                     started.stop().await;
