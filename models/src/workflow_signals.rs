@@ -119,3 +119,23 @@ pub async fn list_for_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryRe
         .load(conn)
         .await
 }
+
+/// Runs that can take a signal (waiting, or finished but able to react to a late
+/// payment) and have had one pending since before `before`: its delivery message
+/// was lost (e.g. Redis lost its data), so the sweep delivers it.
+pub async fn undelivered_runs(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
+    workflow_signals::table
+        .inner_join(workflow_runs::table)
+        .filter(workflow_signals::consumed_at.is_null())
+        .filter(workflow_signals::received_at.lt(before))
+        .filter(workflow_runs::status.eq_any(["waiting", "completed", "compensated"]))
+        .select(workflow_signals::run_id)
+        .distinct()
+        .limit(limit)
+        .load(conn)
+        .await
+}

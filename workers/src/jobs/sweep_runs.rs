@@ -1,10 +1,11 @@
-//! The engine's backstops, run on a schedule: wake waiting runs whose deadline
-//! passed (in case their delayed message was lost), and re-drive running runs
-//! that have not moved for too long (their message was lost, e.g. Redis lost its
-//! data). Idempotent: advancing a run that has nothing to do changes nothing.
+//! The engine's backstops, run on a schedule, for messages lost between the
+//! outbox and a worker (e.g. Redis restarted without its data): wake waiting
+//! runs whose deadline passed, deliver signals that have waited too long, and
+//! re-drive running runs that have not moved for too long. Idempotent:
+//! advancing a run that has nothing to do changes nothing.
 
 use apalis::prelude::{BoxDynError, Data};
-use boxoffice_models::{holds, workflow_runs};
+use boxoffice_models::{holds, workflow_runs, workflow_signals};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,18 +31,19 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
     let now = Utc::now();
     let stalled_after =
         chrono::Duration::from_std(deps.stalled_after).unwrap_or(chrono::Duration::seconds(60));
-    let (overdue, expired, stalled) = {
+    let (overdue, expired, undelivered, stalled) = {
         let mut conn = deps.db.get().await?;
         (
             workflow_runs::overdue(&mut conn, now, BATCH).await?,
             holds::expired_runs(&mut conn, now, BATCH).await?,
+            workflow_signals::undelivered_runs(&mut conn, now - stalled_after, BATCH).await?,
             workflow_runs::stalled(&mut conn, now - stalled_after, BATCH).await?,
         )
     };
     // One run that cannot be advanced (a poison run, parked by its own job)
     // must not keep the sweep from every other run: log it and go on.
     let mut woken = 0;
-    for run_id in overdue.iter().chain(expired.iter()) {
+    for run_id in overdue.iter().chain(&expired).chain(&undelivered) {
         match advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke).await {
             Ok(advanced) if advanced.changed => woken += 1,
             Ok(_) => {}

@@ -260,3 +260,56 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
         1
     );
 }
+
+/// A signal was stored but its delivery message was lost (Redis restarted
+/// without its data after the relay moved it): the sweep delivers it.
+#[tokio::test]
+async fn a_signal_whose_delivery_message_was_lost_is_delivered_by_the_sweep() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    app.start_workers(&sandbox.base_url);
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 5)], 15).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    let run_id = r.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let view = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), |v| {
+        v["status"] == "waiting"
+    })
+    .await;
+    let intent = view["payment"]["intent_id"].as_str().unwrap();
+
+    // The signal as the webhook stored it, older than the stalled threshold,
+    // and no message left anywhere to deliver it.
+    let mut conn = app.raw_conn().await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        &format!(
+            "INSERT INTO workflow_signals (run_id, name, dedupe_key, payload, received_at)
+             VALUES ('{run_id}', 'payment_succeeded', 'stripe:evt_lost', '{{\"intent_id\": \"{intent}\"}}',
+                     now() - interval '2 minutes')"
+        ),
+    )
+    .await
+    .unwrap();
+    let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM workflow_signals WHERE consumed_at IS NULL"
+        )
+        .await,
+        0
+    );
+}
