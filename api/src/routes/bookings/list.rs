@@ -1,16 +1,14 @@
 //! `GET /v1/bookings`: the caller's own bookings, newest first.
 
 use axum::extract::State;
-use base64::Engine;
 use boxoffice_models::bookings;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::BookingView;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Query};
+use crate::routes::admin::cursor::{decode, encode};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -26,22 +24,6 @@ pub struct ListQuery {
 pub struct BookingPage {
     pub items: Vec<BookingView>,
     pub next_cursor: Option<String>,
-}
-
-fn encode(at: DateTime<Utc>, id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
-}
-
-fn decode(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (at, id) = text.split_once('|')?;
-    Some((
-        DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
-        id.parse().ok()?,
-    ))
 }
 
 /// The caller's bookings.
