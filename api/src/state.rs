@@ -19,6 +19,8 @@ pub struct AppState {
     /// The operator's tools (`/v1/ops`), implemented outside the API (they
     /// need the workers' engine); `None` answers 503.
     pub ops: Option<Arc<dyn crate::ops::OpsBackend>>,
+    /// Where long polls of `/v1/workflows/{id}` wait.
+    pub run_watcher: crate::routes::workflows::RunWatcher,
 }
 
 impl AppState {

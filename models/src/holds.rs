@@ -96,25 +96,17 @@ async fn take(
                         unit_price_minor,
                         currency,
                     }),
-                    None => {
-                        let available: i32 = ticket_types::table
-                            .find(line.ticket_type_id)
-                            .select(guard)
-                            .first(conn)
-                            .await
-                            .optional()?
-                            .unwrap_or(0);
-                        return Err(Refusal::Short {
-                            ticket_type_id: line.ticket_type_id,
-                            requested: line.quantity,
-                            available,
-                        });
-                    }
+                    None => return Err(short(conn, *line).await?),
                 }
             }
             Ok(priced)
         })
         .await;
+    decided(result)
+}
+
+/// A refusal for lack of capacity is an outcome; a database error is an error.
+fn decided(result: Result<Vec<PricedHold>, Refusal>) -> QueryResult<HoldOutcome> {
     match result {
         Ok(priced) => Ok(HoldOutcome::Held(priced)),
         Err(Refusal::Short {
@@ -131,12 +123,18 @@ async fn take(
 }
 
 /// Holds capacity for a run until `expires_at` (inside the run's transaction).
+/// Idempotent: a run that already holds these lines (taken ahead of its
+/// transaction by [`take_ahead`], or by an attempt that crashed before the run
+/// recorded it) keeps those holds instead of taking more.
 pub async fn hold(
     conn: &mut AsyncPgConnection,
     run_id: Uuid,
     lines: &[Line],
     expires_at: DateTime<Utc>,
 ) -> QueryResult<HoldOutcome> {
+    if let Some(held) = adopt(conn, run_id, lines).await? {
+        return Ok(HoldOutcome::Held(held));
+    }
     let outcome = take(conn, lines, false).await?;
     if let HoldOutcome::Held(priced) = &outcome {
         let rows: Vec<_> = priced
@@ -157,6 +155,171 @@ pub async fn hold(
             .await?;
     }
     Ok(outcome)
+}
+
+/// The run's active holds, priced, when they are exactly `lines`.
+async fn adopt(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    lines: &[Line],
+) -> QueryResult<Option<Vec<PricedHold>>> {
+    let held: Vec<(Uuid, i32, i64, String)> = holds::table
+        .inner_join(ticket_types::table)
+        .filter(holds::run_id.eq(run_id))
+        .filter(holds::status.eq("active"))
+        .order(holds::ticket_type_id.asc())
+        .select((
+            holds::ticket_type_id,
+            holds::quantity,
+            ticket_types::price_minor,
+            ticket_types::currency,
+        ))
+        .load(conn)
+        .await?;
+    let wanted = sorted(lines);
+    let same = held.len() == wanted.len()
+        && held
+            .iter()
+            .zip(&wanted)
+            .all(|(h, w)| h.0 == w.ticket_type_id && h.1 == w.quantity);
+    Ok(same.then(|| {
+        held.into_iter()
+            .map(
+                |(ticket_type_id, quantity, unit_price_minor, currency)| PricedHold {
+                    ticket_type_id,
+                    quantity,
+                    unit_price_minor,
+                    currency,
+                },
+            )
+            .collect()
+    }))
+}
+
+#[derive(QueryableByName)]
+struct TakenLine {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    price_minor: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    currency: String,
+}
+
+/// Takes one line and writes its hold row in a single statement, so the ticket
+/// type's row lock lasts only for this statement (and its commit, when it runs
+/// on its own). `None` when the line does not fit.
+async fn take_line_with_hold(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    line: Line,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<Option<PricedHold>> {
+    use diesel::sql_types::{Integer, Timestamptz, Uuid as SqlUuid};
+    let taken: Option<TakenLine> = diesel::sql_query(
+        "WITH taken AS (
+              UPDATE ticket_types SET held = held + $3
+               WHERE id = $2 AND capacity - sold - held >= $3
+              RETURNING id, price_minor, currency
+          ), inserted AS (
+              INSERT INTO holds (id, run_id, ticket_type_id, quantity, expires_at)
+              SELECT $4, $1, id, $3, $5 FROM taken
+              RETURNING ticket_type_id
+          )
+          SELECT taken.price_minor, taken.currency
+            FROM taken JOIN inserted ON inserted.ticket_type_id = taken.id",
+    )
+    .bind::<SqlUuid, _>(run_id)
+    .bind::<SqlUuid, _>(line.ticket_type_id)
+    .bind::<Integer, _>(line.quantity)
+    .bind::<SqlUuid, _>(Uuid::now_v7())
+    .bind::<Timestamptz, _>(expires_at)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(taken.map(|t| PricedHold {
+        ticket_type_id: line.ticket_type_id,
+        quantity: line.quantity,
+        unit_price_minor: t.price_minor,
+        currency: t.currency,
+    }))
+}
+
+/// Takes a run's hold on its own, ahead of the run's transaction, so that
+/// holds on one hot ticket type are serialised only by the hold itself and not
+/// by the rest of the run's step (DESIGN.md §5: capacity is decided by the row
+/// lock). Call it outside any transaction.
+///
+/// Idempotent per run: a run that already holds these lines gets them back, and
+/// two concurrent attempts for one run take capacity once (the second one's
+/// insert hits `UNIQUE (run_id, ticket_type_id)`, which undoes its statement).
+/// A hold taken here belongs to the run whether or not the run's transaction
+/// follows: the run's next attempt adopts it ([`hold`]), its compensation
+/// releases it, and the sweep releases it if the run ended without it
+/// ([`orphaned_runs`]).
+pub async fn take_ahead(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    lines: &[Line],
+    expires_at: DateTime<Utc>,
+) -> QueryResult<HoldOutcome> {
+    if let Some(held) = adopt(conn, run_id, lines).await? {
+        return Ok(HoldOutcome::Held(held));
+    }
+    let lines = sorted(lines);
+    let result = match lines.as_slice() {
+        // The common case: one statement, committed on its own.
+        [line] => match take_line_with_hold(conn, run_id, *line, expires_at).await {
+            Ok(Some(priced)) => Ok(vec![priced]),
+            Ok(None) => Err(short(conn, *line).await?),
+            Err(e) => Err(Refusal::Db(e)),
+        },
+        _ => {
+            conn.transaction::<_, Refusal, _>(async |conn| {
+                let mut priced = Vec::with_capacity(lines.len());
+                for line in &lines {
+                    match take_line_with_hold(conn, run_id, *line, expires_at).await? {
+                        Some(p) => priced.push(p),
+                        None => return Err(short(conn, *line).await?),
+                    }
+                }
+                Ok(priced)
+            })
+            .await
+        }
+    };
+    match result {
+        // Another attempt for this run took it first: that hold is the run's.
+        Err(Refusal::Db(e)) if is_unique_violation(&e) => {
+            match adopt(conn, run_id, &lines).await? {
+                Some(held) => Ok(HoldOutcome::Held(held)),
+                None => Err(e),
+            }
+        }
+        result => decided(result),
+    }
+}
+
+fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Why a line does not fit: what is left of its ticket type.
+async fn short(conn: &mut AsyncPgConnection, line: Line) -> QueryResult<Refusal> {
+    let guard = ticket_types::capacity - ticket_types::sold - ticket_types::held;
+    let available: i32 = ticket_types::table
+        .find(line.ticket_type_id)
+        .select(guard)
+        .first(conn)
+        .await
+        .optional()?
+        .unwrap_or(0);
+    Ok(Refusal::Short {
+        ticket_type_id: line.ticket_type_id,
+        requested: line.quantity,
+        available,
+    })
 }
 
 /// Sells directly, with no hold (a payment that arrived after the run's holds
@@ -238,6 +401,29 @@ pub async fn expired_runs(
         .limit(limit)
         .load(conn)
         .await
+}
+
+#[derive(QueryableByName)]
+struct RunId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    run_id: Uuid,
+}
+
+/// Runs that ended (completed, compensated, cancelled) yet still have active
+/// holds. Only a hold taken ahead of a run's transaction that the run never
+/// recorded can be left so (the run ended in between, e.g. cancelled by an
+/// operator); the sweep gives it back.
+pub async fn orphaned_runs(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<Uuid>> {
+    let rows: Vec<RunId> = diesel::sql_query(
+        "SELECT DISTINCT h.run_id
+           FROM holds h JOIN workflow_runs r ON r.id = h.run_id
+          WHERE h.status = 'active' AND r.status IN ('completed', 'compensated', 'cancelled')
+          LIMIT $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.run_id).collect())
 }
 
 /// A ticket type whose `held` differs from the sum of its active holds.

@@ -296,6 +296,7 @@ diesel::table! {
 diesel::joinable!(workflow_steps -> workflow_runs (run_id));
 diesel::joinable!(workflow_signals -> workflow_runs (run_id));
 diesel::joinable!(holds -> workflow_runs (run_id));
+diesel::joinable!(holds -> ticket_types (ticket_type_id));
 diesel::joinable!(bookings -> workflow_runs (run_id));
 diesel::joinable!(tickets -> bookings (booking_id));
 diesel::joinable!(bookings -> events (event_id));

@@ -101,14 +101,14 @@ pub async fn lock(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
-/// The version only: what a status poll compares against.
-pub async fn version(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<i32>> {
+/// The versions of several runs, in one query (a run that is gone is left out):
+/// what long polls compare against.
+pub async fn versions(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<(Uuid, i32)>> {
     workflow_runs::table
-        .find(id)
-        .select(workflow_runs::version)
-        .first(conn)
+        .filter(workflow_runs::id.eq_any(ids))
+        .select((workflow_runs::id, workflow_runs::version))
+        .load(conn)
         .await
-        .optional()
 }
 
 /// Everything a transition writes.

@@ -44,6 +44,18 @@ pub async fn record(conn: &mut AsyncPgConnection, rec: &NewStepRecord) -> QueryR
         .map(|_| ())
 }
 
+/// Records several steps in one statement, in order (ids follow the list).
+pub async fn record_all(conn: &mut AsyncPgConnection, recs: &[NewStepRecord]) -> QueryResult<()> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    diesel::insert_into(workflow_steps::table)
+        .values(recs)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 pub async fn list_for_run(
     conn: &mut AsyncPgConnection,
     run_id: Uuid,

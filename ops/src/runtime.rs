@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use boxoffice_api::AppState;
+use boxoffice_api::routes::workflows::RunWatcher;
 use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_workers::JobDeps;
@@ -85,6 +86,7 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         ops: Some(Arc::new(crate::operator::OperatorBackend(
             crate::operator::operator(settings, conns)?,
         ))),
+        run_watcher: RunWatcher::start(conns.db.clone()),
     })
 }
 

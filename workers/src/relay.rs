@@ -26,6 +26,8 @@ pub const MAX_QUEUE_DEPTH: usize = 1_000;
 const CHUNK: usize = 500;
 /// How often an idle relay looks anyway (messages from other processes).
 const IDLE_POLL: Duration = Duration::from_millis(20);
+/// How often the outbox backlog gauge is refreshed.
+const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
     pub db: DbPool,
@@ -37,7 +39,12 @@ pub struct Relay {
 
 impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut backlog_measured = tokio::time::Instant::now() - BACKLOG_EVERY;
         while !shutdown.is_cancelled() {
+            if backlog_measured.elapsed() >= BACKLOG_EVERY {
+                backlog_measured = tokio::time::Instant::now();
+                self.measure_backlog().await;
+            }
             let moved = match self.relay_once().await {
                 Ok(n) => n,
                 Err(e) => {
@@ -56,6 +63,24 @@ impl Relay {
                     _ = shutdown.cancelled() => break,
                 }
             }
+        }
+    }
+
+    /// Sets the `outbox_backlog_messages` gauge: messages waiting in Postgres
+    /// per queue (due or not). A count over the table, so not on every pass.
+    async fn measure_backlog(&self) {
+        let Ok(mut conn) = self.db.get().await else {
+            return;
+        };
+        let Ok(backlog) = outbox::backlog(&mut conn).await else {
+            return;
+        };
+        for queue_name in &self.queues {
+            let waiting = backlog
+                .iter()
+                .find(|(q, _)| q == queue_name)
+                .map_or(0, |(_, n)| *n);
+            metrics::gauge!("outbox_backlog_messages", "queue" => *queue_name).set(waiting as f64);
         }
     }
 
@@ -86,7 +111,17 @@ impl Relay {
                 if room == 0 {
                     return Ok(0);
                 }
-                let due = outbox::claim_due(conn, queue_name, Utc::now(), room as i64).await?;
+                let now = Utc::now();
+                let due = outbox::claim_due(conn, queue_name, now, room as i64).await?;
+                // The relay lag: how long the oldest message moved now had
+                // been due (0 when nothing was waiting).
+                let lag = due
+                    .iter()
+                    .map(|m| (now - m.available_at).to_std().unwrap_or_default())
+                    .max()
+                    .unwrap_or_default();
+                metrics::gauge!("outbox_relay_lag_seconds", "queue" => queue_name)
+                    .set(lag.as_secs_f64());
                 if due.is_empty() {
                     return Ok(0);
                 }

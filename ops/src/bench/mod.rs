@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use boxoffice_api::config::JwtConfig;
-use diesel::sql_types::{Array, BigInt, Double, Integer, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -181,6 +181,13 @@ async fn measure(
         Duration::from_secs_f64(args.raw_secs),
     )
     .await?;
+    let hold_statement = raw_baseline::measure_take_ahead(
+        &target.database_url,
+        seeded.baseline_ticket_type,
+        args.raw_connections,
+        Duration::from_secs_f64(args.raw_secs),
+    )
+    .await?;
     seed::remove_baseline(&pool, &seeded).await?;
 
     let client = reqwest::Client::builder()
@@ -214,7 +221,14 @@ async fn measure(
         .map(|(role, pid)| (role.clone(), rss::peak_rss_kib(*pid)))
         .collect();
 
-    report(&raw, &result, &db, &status_reads, &peak_rss)
+    report(
+        &raw,
+        &hold_statement,
+        &result,
+        &db,
+        &status_reads,
+        &peak_rss,
+    )
 }
 
 /// What the database recorded about the sale.
@@ -224,6 +238,7 @@ struct DatabaseFigures {
     decisions: i64,
     decisions_span_secs: f64,
     step_gaps: Samples,
+    first_step_waits: Samples,
     webhook_to_completed: Samples,
     capacity: i32,
     sold: i32,
@@ -243,6 +258,15 @@ struct CountSpan {
 struct Millis {
     #[diesel(sql_type = Double)]
     ms: f64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Gap {
+    #[diesel(sql_type = Double)]
+    ms: f64,
+    /// The gap from the run's creation to its first job.
+    #[diesel(sql_type = Bool)]
+    first: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -279,21 +303,24 @@ async fn database_figures(
     .bind::<Array<SqlUuid>, _>(runs)
     .get_result(conn)
     .await?;
-    // One job of a run = its step records with one start time; the run's
-    // creation counts as the first. A gap is from one to the next, except
-    // the wait for the buyer's payment.
-    let gaps: Vec<Millis> = diesel::sql_query(
+    // One job of a run = its step records with one start time. A gap is from
+    // one job to the next, except the wait for the buyer's payment (a gap that
+    // ends in a signal). The gap from the run's creation to its first job is the
+    // queue wait of a new run, reported on its own line.
+    let gaps: Vec<Gap> = diesel::sql_query(
         "WITH jobs AS (
-              SELECT run_id, started_at AS at, bool_or(input LIKE 'signal:%') AS by_signal
+              SELECT run_id, started_at AS at, bool_or(input LIKE 'signal:%') AS by_signal, false AS created
                 FROM workflow_steps WHERE run_id = ANY($1) GROUP BY run_id, started_at
               UNION ALL
-              SELECT id, created_at, false FROM workflow_runs WHERE id = ANY($1)
+              SELECT id, created_at, false, true FROM workflow_runs WHERE id = ANY($1)
           ), gaps AS (
               SELECT by_signal,
-                     EXTRACT(EPOCH FROM at - lag(at) OVER (PARTITION BY run_id ORDER BY at)) * 1000 AS gap
-                FROM jobs
+                     lag(created) OVER w AS after_creation,
+                     EXTRACT(EPOCH FROM at - lag(at) OVER w) * 1000 AS gap
+                FROM jobs WINDOW w AS (PARTITION BY run_id ORDER BY at)
           )
-          SELECT gap::float8 AS ms FROM gaps WHERE gap IS NOT NULL AND NOT by_signal",
+          SELECT gap::float8 AS ms, after_creation AS first
+            FROM gaps WHERE gap IS NOT NULL AND NOT by_signal",
     )
     .bind::<Array<SqlUuid>, _>(runs)
     .load(conn)
@@ -315,8 +342,14 @@ async fn database_figures(
     .bind::<SqlUuid, _>(ticket_type)
     .get_result(conn)
     .await?;
-    let mut step_gaps = Samples::default();
-    gaps.iter().for_each(|g| step_gaps.push_millis(g.ms));
+    let (mut step_gaps, mut first_step_waits) = (Samples::default(), Samples::default());
+    for g in &gaps {
+        if g.first {
+            first_step_waits.push_millis(g.ms);
+        } else {
+            step_gaps.push_millis(g.ms);
+        }
+    }
     let mut webhook_to_completed = Samples::default();
     webhooks
         .iter()
@@ -327,6 +360,7 @@ async fn database_figures(
         decisions: decisions.n,
         decisions_span_secs: decisions.span,
         step_gaps,
+        first_step_waits,
         webhook_to_completed,
         capacity: counters.capacity,
         sold: counters.sold,
@@ -353,6 +387,7 @@ fn line(label: &str, value: impl std::fmt::Display) {
 
 fn report(
     raw: &raw_baseline::RawRate,
+    hold_statement: &raw_baseline::RawRate,
     sale: &flash_sale::SaleResult,
     db: &DatabaseFigures,
     reads: &flash_sale::StatusReads,
@@ -401,6 +436,17 @@ fn report(
         ),
     );
     line(
+        "Boxoffice's hold statement alone:",
+        format!(
+            "{:.0} holds/s ({:.0} % of raw; holds::take_ahead from {} connections, {} holds in {:.1} s)",
+            hold_statement.per_sec(),
+            100.0 * hold_statement.per_sec() / raw.per_sec().max(1e-9),
+            hold_statement.connections,
+            hold_statement.holds,
+            hold_statement.elapsed.as_secs_f64()
+        ),
+    );
+    line(
         "holds/s:",
         format!(
             "{} ({} holds, first to last in {:.2} s; {} hold decisions incl. sold out: {})",
@@ -426,6 +472,10 @@ fn report(
     line(
         "webhook → completed (server):",
         db.webhook_to_completed.summary(),
+    );
+    line(
+        "created → first step (server):",
+        db.first_step_waits.summary(),
     );
     line("step → step (server):", db.step_gaps.summary());
     line(

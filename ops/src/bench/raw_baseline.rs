@@ -1,12 +1,17 @@
 //! The raw single-row rate of the same Postgres, with no Boxoffice in between:
-//! many connections doing the engine's hold statement, auto-committed, on one
-//! row. This is the ceiling a hot ticket type can reach.
+//! many connections doing the bare hold `UPDATE`, auto-committed, on one row.
+//! This is the ceiling a hot ticket type can reach.
+//!
+//! Then the same with Boxoffice's own hold ([`holds::take_ahead`]: the guarded
+//! `UPDATE` and the hold row in one statement, per run): how much of that
+//! ceiling the hold itself keeps, apart from the rest of a checkout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use boxoffice_models::holds::{self, HoldOutcome, Line};
 use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -28,6 +33,18 @@ impl RawRate {
 const HOLD_ONE: &str =
     "UPDATE ticket_types SET held = held + 1 WHERE id = $1 AND capacity - sold - held >= 1";
 
+async fn connect(database_url: &str, connections: usize) -> anyhow::Result<Vec<AsyncPgConnection>> {
+    let mut conns = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        conns.push(
+            AsyncPgConnection::establish(database_url)
+                .await
+                .context("connecting for the raw baseline")?,
+        );
+    }
+    Ok(conns)
+}
+
 /// `connections` tasks, each on its own connection, hold one seat at a time on
 /// `ticket_type` for `duration`; then every seat is released in one statement.
 /// The row's capacity must be large enough never to run out.
@@ -37,14 +54,7 @@ pub async fn measure(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<RawRate> {
-    let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        conns.push(
-            AsyncPgConnection::establish(database_url)
-                .await
-                .context("connecting for the raw baseline")?,
-        );
-    }
+    let conns = connect(database_url, connections).await?;
     let holds = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
@@ -79,4 +89,86 @@ pub async fn measure(
         elapsed,
         connections,
     })
+}
+
+/// Runs made for [`measure_take_ahead`] (a hold row names its run): more than
+/// the holds a few seconds can take.
+const HOLD_RUNS: i64 = 20_000;
+
+/// Like [`measure`], with Boxoffice's hold (`holds::take_ahead`) for a fresh
+/// run each time instead of the bare `UPDATE`. The runs, their holds and the
+/// seats are removed afterwards.
+pub async fn measure_take_ahead(
+    database_url: &str,
+    ticket_type: Uuid,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<RawRate> {
+    let mut setup = AsyncPgConnection::establish(database_url).await?;
+    // Runs that no message names and no sweep touches within seconds: only
+    // the hold rows point at them.
+    let run_ids: Vec<RunId> = diesel::sql_query(
+        "INSERT INTO workflow_runs (id, kind, status, step, state)
+         SELECT gen_random_uuid(), 'reminder', 'running', 'bench_baseline', '{}'::jsonb
+           FROM generate_series(1, $1)
+         RETURNING id",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(HOLD_RUNS)
+    .load(&mut setup)
+    .await
+    .context("making runs for the hold baseline")?;
+    let runs = Arc::new(std::sync::Mutex::new(
+        run_ids.into_iter().map(|r| r.id).collect::<Vec<Uuid>>(),
+    ));
+    let conns = connect(database_url, connections).await?;
+    let holds = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity: 1,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut conn in conns {
+        let (holds, runs) = (holds.clone(), runs.clone());
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let Some(run_id) = runs.lock().ok().and_then(|mut r| r.pop()) else {
+                    break;
+                };
+                if let HoldOutcome::Held(_) =
+                    holds::take_ahead(&mut conn, run_id, &[line], expires_at).await?
+                {
+                    holds.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a baseline task panicked")??;
+    }
+    let elapsed = started.elapsed();
+    // Their holds go with them (ON DELETE CASCADE).
+    diesel::sql_query("DELETE FROM workflow_runs WHERE step = 'bench_baseline'")
+        .execute(&mut setup)
+        .await
+        .context("removing the hold baseline's runs")?;
+    diesel::sql_query("UPDATE ticket_types SET held = 0 WHERE id = $1")
+        .bind::<SqlUuid, _>(ticket_type)
+        .execute(&mut setup)
+        .await
+        .context("releasing the hold baseline's seats")?;
+    Ok(RawRate {
+        holds: AtomicU64::load(&holds, Ordering::Relaxed),
+        elapsed,
+        connections,
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct RunId {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
 }

@@ -10,7 +10,9 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-fn lines(items: &[Item]) -> Vec<Line> {
+use super::ahead::Ahead;
+
+pub fn lines(items: &[Item]) -> Vec<Line> {
     items
         .iter()
         .map(|i| Line {
@@ -26,10 +28,11 @@ pub async fn apply(
     run_id: Uuid,
     command: &LocalCommand,
     now: DateTime<Utc>,
+    ahead: Option<&Ahead>,
 ) -> QueryResult<LocalOutcome> {
     match command {
         LocalCommand::HoldCapacity { items, expires_at } => Ok(
-            match holds::hold(conn, run_id, &lines(items), *expires_at).await? {
+            match hold(conn, run_id, &lines(items), *expires_at, ahead).await? {
                 HoldOutcome::Held(priced) => {
                     metrics::counter!("holds_placed_total").increment(1);
                     LocalOutcome::Held {
@@ -107,6 +110,21 @@ pub async fn apply(
                 HoldOutcome::Refused { .. } => Ok(LocalOutcome::LateNoCapacity),
             }
         }
+    }
+}
+
+/// The hold taken ahead of this transaction when there is one (see `ahead`),
+/// or taken now.
+async fn hold(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    lines: &[Line],
+    expires_at: DateTime<Utc>,
+    ahead: Option<&Ahead>,
+) -> QueryResult<HoldOutcome> {
+    match ahead.and_then(|a| a.outcome_for(lines)) {
+        Some(outcome) => Ok(outcome.clone()),
+        None => holds::hold(conn, run_id, lines, expires_at).await,
     }
 }
 

@@ -10,7 +10,7 @@ pub use boxoffice_models::workflow_signals::{ADVANCE_QUEUE, AdvanceRun};
 pub const EFFECT_QUEUE: &str = "run_effect";
 
 /// Carry out one remote command of a run; `attempt` counts from 1.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunEffect {
     pub run_id: Uuid,
     pub command: RemoteCommand,

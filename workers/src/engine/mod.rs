@@ -4,12 +4,17 @@
 //! workflow, apply local commands (their outcomes are fed straight back), write
 //! the new state, the history and the outbox messages, commit. Remote commands
 //! and timers leave through the outbox; nothing is pushed to Redis inside the
-//! transaction. A duplicate or stale message finds nothing to do: the workflow
+//! transaction. Two exceptions keep hot paths short: a hold is taken just
+//! before the transaction, on its own (`ahead`: a hot ticket type's row lock
+//! must not last a whole step), and a job that issues a remote command may
+//! carry it out right after its commit (`Dispatch::Inline`; the outbox keeps a
+//! delayed copy as the backstop). A duplicate or stale message finds nothing to do: the workflow
 //! ignores inputs that do not fit its state.
 
+pub mod ahead;
 pub mod executor;
 pub mod local_effects;
 pub mod messages;
 pub mod parking;
 
-pub use executor::{Advanced, Trigger, advance};
+pub use executor::{Advanced, Dispatch, Trigger, advance};

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use apalis::prelude::{Attempt, BoxDynError, Data};
+use boxoffice_models::outbox;
 use boxoffice_workflows::engine::{Input, RemoteCommand, RemoteOutcome};
 use boxoffice_workflows::retry::RetryPolicy;
 use rand::RngExt;
@@ -20,7 +21,7 @@ use crate::deps::JobDeps;
 use crate::engine::executor::schedule_retry;
 use crate::engine::messages::RunEffect;
 use crate::engine::parking::on_job_error;
-use crate::engine::{Trigger, advance};
+use crate::engine::{Advanced, Dispatch, Trigger, advance};
 
 pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 
@@ -30,7 +31,11 @@ pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 pub async fn run(job: RunEffect, deps: Data<JobDeps>, attempt: Attempt) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
     metrics::counter!("jobs_started_total", "queue" => JOB_NAME).increment(1);
-    match carry_out(&job, &deps).await {
+    let done = match carry_out(&job, &deps).await {
+        Ok(advanced) => follow(&deps, advanced).await,
+        Err(err) => Err(err),
+    };
+    match done {
         Ok(()) => {
             metrics::counter!("jobs_succeeded_total", "queue" => JOB_NAME).increment(1);
             metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME)
@@ -41,7 +46,22 @@ pub async fn run(job: RunEffect, deps: Data<JobDeps>, attempt: Attempt) -> Resul
     }
 }
 
-async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<()> {
+/// Carries out, one after the other, the remote commands the run issues while
+/// this job advances it ([`Dispatch::Inline`]), and drops each one's backstop
+/// message once it is done: two steps of a run follow each other without a
+/// trip through the outbox, Redis and another worker.
+pub async fn follow(deps: &JobDeps, mut advanced: Advanced) -> anyhow::Result<()> {
+    while let Some(issued) = advanced.issued.take() {
+        advanced = carry_out(&issued.effect, deps).await?;
+        let mut conn = deps.db.get().await?;
+        outbox::delete(&mut conn, &[issued.backstop_id]).await?;
+    }
+    Ok(())
+}
+
+/// Calls the provider and feeds the outcome to the run; returns what the run
+/// did with it (a remote command it issued next is for [`follow`]).
+async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> {
     let job = job.clone();
     let started = std::time::Instant::now();
     let result = call_provider(deps, &job).await;
@@ -58,7 +78,7 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<()> {
             metrics::counter!("remote_effect_retries_total", "effect" => kind).increment(1);
             schedule_retry(&deps.db, &job, delay, &err.to_string()).await?;
             deps.relay_nudge.notify_one();
-            return Ok(());
+            return Ok(Advanced::default());
         }
         Err(err) => {
             tracing::error!(run_id = %job.run_id, effect = kind, attempt = job.attempt, error = %err, "remote effect failed for good");
@@ -74,12 +94,13 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<()> {
         &deps.ticket_signer,
         job.run_id,
         Trigger::Input(input),
+        Dispatch::Inline,
     )
     .await?;
     if advanced.queued {
         deps.relay_nudge.notify_one();
     }
-    Ok(())
+    Ok(advanced)
 }
 
 fn kind_of(command: &RemoteCommand) -> &'static str {

@@ -1,7 +1,8 @@
 //! The engine's backstops, run on a schedule, for messages lost between the
 //! outbox and a worker (e.g. Redis restarted without its data): wake waiting
 //! runs whose deadline passed, deliver signals that have waited too long, and
-//! re-drive running runs that have not moved for too long. Idempotent:
+//! re-drive running runs that have not moved for too long, and give back holds
+//! of runs that ended without recording them (see `engine::ahead`). Idempotent:
 //! advancing a run that has nothing to do changes nothing.
 
 use apalis::prelude::{BoxDynError, Data};
@@ -10,8 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::deps::JobDeps;
+use crate::engine::ahead::release_orphaned;
 use crate::engine::executor::redrive;
-use crate::engine::{Trigger, advance};
+use crate::engine::{Dispatch, Trigger, advance};
 
 pub const JOB_NAME: &str = "sweep_runs";
 
@@ -31,20 +33,29 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
     let now = Utc::now();
     let stalled_after =
         chrono::Duration::from_std(deps.stalled_after).unwrap_or(chrono::Duration::seconds(60));
-    let (overdue, expired, undelivered, stalled) = {
+    let (overdue, expired, undelivered, stalled, orphaned) = {
         let mut conn = deps.db.get().await?;
         (
             workflow_runs::overdue(&mut conn, now, BATCH).await?,
             holds::expired_runs(&mut conn, now, BATCH).await?,
             workflow_signals::undelivered_runs(&mut conn, now - stalled_after, BATCH).await?,
             workflow_runs::stalled(&mut conn, now - stalled_after, BATCH).await?,
+            holds::orphaned_runs(&mut conn, BATCH).await?,
         )
     };
     // One run that cannot be advanced (a poison run, parked by its own job)
     // must not keep the sweep from every other run: log it and go on.
     let mut woken = 0;
     for run_id in overdue.iter().chain(&expired).chain(&undelivered) {
-        match advance(&deps.db, &deps.ticket_signer, *run_id, Trigger::Poke).await {
+        match advance(
+            &deps.db,
+            &deps.ticket_signer,
+            *run_id,
+            Trigger::Poke,
+            Dispatch::Queue,
+        )
+        .await
+        {
             Ok(advanced) if advanced.changed => woken += 1,
             Ok(_) => {}
             Err(error) => {
@@ -59,6 +70,17 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
             Ok(false) => {}
             Err(error) => {
                 tracing::warn!(run_id = %run_id, error = %error, "sweep could not re-drive run")
+            }
+        }
+    }
+    for run_id in &orphaned {
+        match release_orphaned(&deps.db, *run_id).await {
+            Ok(released) if released > 0 => {
+                tracing::warn!(run_id = %run_id, released, "sweep released holds of an ended run")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(run_id = %run_id, error = %error, "sweep could not release holds")
             }
         }
     }

@@ -2,6 +2,9 @@
 
 pub mod status;
 mod view;
+mod watch;
+
+pub use watch::RunWatcher;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

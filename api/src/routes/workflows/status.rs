@@ -17,14 +17,13 @@ use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 
 const MAX_WAIT_SECS: u64 = 30;
-/// How often a long poll looks at the run's version (one indexed row read).
-const POLL_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     /// Seconds to wait (at most 30) for the run to change from the version in
-    /// `If-None-Match` (or from its version now) before answering.
+    /// `If-None-Match` before answering (without `If-None-Match`, it answers
+    /// at once).
     pub wait: Option<u64>,
 }
 
@@ -80,18 +79,20 @@ pub async fn workflow_status(
     }
     let mut run = load_visible(&state, &auth, id).await?;
     let known = known_version(&headers, id);
-    if wait > 0 {
-        let baseline = known.unwrap_or(run.version);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-        while run.version == baseline && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(POLL_EVERY).await;
-            // A fresh connection per look: a waiting poll holds none.
-            let mut conn = state.conn().await?;
-            if workflow_runs::version(&mut conn, id).await? != Some(baseline) {
-                drop(conn);
-                run = load_visible(&state, &auth, id).await?;
-            }
-        }
+    // A long poll waits only for a client that has seen the run: without an
+    // ETag, what it has now is news.
+    if wait > 0
+        && known == Some(run.version)
+        && state
+            .run_watcher
+            .wait_past(
+                id,
+                run.version,
+                tokio::time::Instant::now() + Duration::from_secs(wait),
+            )
+            .await
+    {
+        run = load_visible(&state, &auth, id).await?;
     }
     let tag = etag(&run);
     if known == Some(run.version) {

@@ -5,5 +5,6 @@ pub mod fixtures;
 mod bad_input;
 mod contract;
 mod free_and_coupon;
+mod hot_path;
 mod paid;
 mod signals;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use boxoffice_models::users::Role;
 use boxoffice_models::workflow_signals::{self, NewSignal, Recorded};
-use boxoffice_workers::engine::{Trigger, advance};
+use boxoffice_workers::engine::{Dispatch, Trigger, advance};
 use boxoffice_workflows::engine::{Input, RemoteOutcome};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -114,7 +114,7 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
         .unwrap();
     let signer = Arc::new(app.ticket_signer());
 
-    let started = advance(app.pool(), &signer, run_id, Trigger::Poke)
+    let started = advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue)
         .await
         .unwrap();
     assert_eq!(
@@ -141,7 +141,7 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
         Recorded::Duplicate
     );
     // A poke while the run is busy does not consume it.
-    advance(app.pool(), &signer, run_id, Trigger::Poke)
+    advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue)
         .await
         .unwrap();
     assert_eq!(
@@ -160,9 +160,15 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
             client_secret: "secret".into(),
         },
     };
-    let done = advance(app.pool(), &signer, run_id, Trigger::Input(created))
-        .await
-        .unwrap();
+    let done = advance(
+        app.pool(),
+        &signer,
+        run_id,
+        Trigger::Input(created),
+        Dispatch::Queue,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         done.status.as_deref(),
         Some("completed"),
@@ -203,7 +209,7 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
         .parse()
         .unwrap();
     let signer = Arc::new(app.ticket_signer());
-    advance(app.pool(), &signer, run_id, Trigger::Poke)
+    advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue)
         .await
         .unwrap();
     let created = Input::RemoteDone {
@@ -213,9 +219,15 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
             client_secret: "secret".into(),
         },
     };
-    let waiting = advance(app.pool(), &signer, run_id, Trigger::Input(created))
-        .await
-        .unwrap();
+    let waiting = advance(
+        app.pool(),
+        &signer,
+        run_id,
+        Trigger::Input(created),
+        Dispatch::Queue,
+    )
+    .await
+    .unwrap();
     assert_eq!(waiting.status.as_deref(), Some("waiting"));
 
     let mut conn = app.raw_conn().await;
@@ -243,7 +255,7 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
             .unwrap(),
         Recorded::New
     );
-    let after = advance(app.pool(), &signer, run_id, Trigger::Poke)
+    let after = advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue)
         .await
         .unwrap();
     assert_eq!(

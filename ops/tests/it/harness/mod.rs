@@ -109,6 +109,7 @@ impl TestAppBuilder {
                     TicketSigner::from_seed(&TEST_TICKET_SEED),
                 ),
             ))),
+            run_watcher: boxoffice_api::routes::workflows::RunWatcher::start(conns.db.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

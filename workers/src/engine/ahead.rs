@@ -1,0 +1,110 @@
+//! The hold, taken ahead of the run's transaction.
+//!
+//! A step is one transaction, and a row lock taken inside it lasts until the
+//! commit. Every checkout of a hot ticket type takes that type's row lock to
+//! hold seats; inside the step, the lock would also cover the run's history,
+//! its new state and its outbox message, and holds on the type would be
+//! serialised at the pace of whole steps. So when a run is about to hold, the
+//! hold is taken first, on its own (`holds::take_ahead`: one statement, the
+//! lock lasts for it and its commit), and the step's transaction then uses that
+//! outcome instead of taking the hold itself.
+//!
+//! The hold belongs to the run from its commit on, whatever happens to the
+//! step: the step's next attempt adopts it (`holds::hold` is idempotent per
+//! run), the run's compensation releases it, and the sweep releases it if the
+//! run ended without ever recording it (`holds::orphaned_runs`).
+
+use boxoffice_models::DbPool;
+use boxoffice_models::holds::{self, HoldOutcome, Line};
+use boxoffice_models::workflow_runs::{self, Run};
+use boxoffice_workflows::checkout::Checkout;
+use boxoffice_workflows::engine::{Command, Input, LocalCommand, RunStatus, Workflow};
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use uuid::Uuid;
+
+use super::executor::Trigger;
+use super::local_effects::lines;
+
+/// A hold taken for a run ahead of its step, and what came of it.
+#[derive(Debug, Clone)]
+pub struct Ahead {
+    pub lines: Vec<Line>,
+    pub outcome: HoldOutcome,
+}
+
+impl Ahead {
+    /// The outcome, if it answers this very hold.
+    pub fn outcome_for(&self, lines: &[Line]) -> Option<&HoldOutcome> {
+        (self.lines == lines).then_some(&self.outcome)
+    }
+}
+
+/// Takes the hold the run's step is about to take, if it is about to take
+/// one. `now` must be the step's own clock: the step decides again with it and
+/// must come to the same hold.
+pub async fn take(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    trigger: &Trigger,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Ahead>> {
+    // Only a poke starts a run; any other trigger finds it past its hold.
+    if !matches!(trigger, Trigger::Poke) {
+        return Ok(None);
+    }
+    // Read without a lock: a stale read at worst takes a hold that the run
+    // then adopts or releases (see the module docs).
+    let Some(run) = workflow_runs::find(conn, run_id).await? else {
+        return Ok(None);
+    };
+    let next = match run.kind.as_str() {
+        Checkout::KIND => first_hold::<Checkout>(&run, now)?,
+        _ => None,
+    };
+    let Some((lines, expires_at)) = next else {
+        return Ok(None);
+    };
+    let outcome = holds::take_ahead(conn, run_id, &lines, expires_at).await?;
+    Ok(Some(Ahead { lines, outcome }))
+}
+
+/// Gives back the active holds of a run that ended without recording them
+/// (found by `holds::orphaned_runs`). Checked again under the run's lock.
+pub async fn release_orphaned(db: &DbPool, run_id: Uuid) -> anyhow::Result<i32> {
+    let mut conn = db.get().await?;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let Some(run) = workflow_runs::lock(conn, run_id).await? else {
+            return Ok(0);
+        };
+        let ended = matches!(
+            RunStatus::parse(&run.status),
+            Some(RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled)
+        );
+        if !ended {
+            return Ok(0);
+        }
+        Ok(holds::release_for_run(conn, run_id).await?)
+    })
+    .await
+}
+
+/// The hold a run that has not started yet will take first, if any.
+fn first_hold<W: Workflow>(
+    run: &Run,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<(Vec<Line>, DateTime<Utc>)>> {
+    if RunStatus::parse(&run.status) != Some(RunStatus::Running) || run.step != W::initial_step() {
+        return Ok(None);
+    }
+    let state: W::State = serde_json::from_value(run.state.clone())?;
+    let decision = W::decide(&state, &Input::Start, now);
+    Ok(match decision.command {
+        Some(Command::Local(LocalCommand::HoldCapacity { items, expires_at }))
+            if decision.accepted =>
+        {
+            Some((lines(&items), expires_at))
+        }
+        _ => None,
+    })
+}
