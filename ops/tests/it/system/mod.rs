@@ -5,6 +5,7 @@ mod backlog;
 mod bench_smoke;
 mod checkout_race;
 mod cli;
+mod dlq_tools;
 mod fault_support;
 pub(crate) mod poison;
 mod postgres_restart;
