@@ -65,7 +65,10 @@ async fn boxoffice_queues_shows_dead_jobs_outbox_backlog_and_breaker_states() {
     .await
     .unwrap();
 
-    let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix);
+    // With an SMTP server configured the mailer has a breaker too (nothing is
+    // mailed here, so it stays closed).
+    let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
+        .env("BOXOFFICE_SMTP_URL", "smtp://127.0.0.1:9");
     let _worker = BoxofficeProcess::start(&deployment, "work").await;
     wait_status(&app, &run_id, "failed", Duration::from_secs(45)).await;
     dead_job_of(&app, &run_id, Duration::from_secs(10)).await;
@@ -109,6 +112,7 @@ async fn boxoffice_queues_shows_dead_jobs_outbox_backlog_and_breaker_states() {
         })
         .collect();
     assert!(breakers.contains(&("payments", "closed")), "{report}");
+    assert!(breakers.contains(&("smtp", "closed")), "{report}");
     assert_eq!(report["runs_by_status"]["failed"], 1, "{report}");
 
     // The table shows the same, with a throughput measured over the interval.
@@ -119,12 +123,14 @@ async fn boxoffice_queues_shows_dead_jobs_outbox_backlog_and_breaker_states() {
     let purge = row(&table, "purge_sessions");
     assert_eq!(purge[7], "1", "OUTBOX of purge_sessions:\n{table}");
     assert_eq!(purge[8], "-", "RELAY-LAG of purge_sessions:\n{table}");
-    assert!(
-        table.lines().any(|l| {
-            let f: Vec<_> = l.split_whitespace().collect();
-            f.len() >= 3 && f[0] == "breaker" && f[1] == "payments" && f[2] == "closed"
-        }),
-        "{table}"
-    );
+    for dependency in ["payments", "smtp"] {
+        assert!(
+            table.lines().any(|l| {
+                let f: Vec<_> = l.split_whitespace().collect();
+                f.len() >= 3 && f[0] == "breaker" && f[1] == dependency && f[2] == "closed"
+            }),
+            "no closed {dependency} breaker in:\n{table}"
+        );
+    }
     assert!(table.contains("failed=1"), "{table}");
 }
