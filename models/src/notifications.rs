@@ -11,6 +11,12 @@
 //! after the SMTP server accepted the message but before that commit sends it
 //! again on retry. The message's `Message-ID` is derived from the
 //! notification id, so such a resend is recognisable downstream.
+//!
+//! A job lost on the way (Redis restarted empty after the outbox relayed it)
+//! is made good by the sweep: [`requeue_stalled`] queues a pending
+//! notification again once it has not been touched for the stalled threshold.
+//! Extra jobs for one notification are harmless: the row lock and its status
+//! let only one of them send.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -46,6 +52,8 @@ pub struct Notification {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// When it was last queued (at creation, or again by the sweep) or tried.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A notification to send once per `dedupe_key`.
@@ -167,6 +175,7 @@ pub async fn mark_sent(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()
             notifications::status.eq("sent"),
             notifications::sent_at.eq(diesel::dsl::now),
             notifications::last_error.eq(None::<String>),
+            notifications::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await?;
@@ -191,6 +200,7 @@ pub async fn mark_attempt_failed(
         notifications::attempts.eq(notifications::attempts + 1),
         notifications::last_error.eq(error),
         notifications::status.eq(status),
+        notifications::updated_at.eq(diesel::dsl::now),
     ))
     .returning(notifications::attempts)
     .get_result(conn)
@@ -200,4 +210,40 @@ pub async fn mark_attempt_failed(
 /// Gives up on a notification for good (e.g. after too many attempts).
 pub async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> QueryResult<i32> {
     mark_attempt_failed(conn, id, error, true).await
+}
+
+/// Queues a `send_email` message again for up to `limit` pending notifications
+/// not touched since `before` and with no message waiting in the outbox: their
+/// job was lost after the relay (or died in Redis). Each one's `updated_at` is
+/// moved to now, so it is queued again at most once per threshold even when
+/// its job is only slow (a long queue), and a notification being sent right now
+/// (its row locked by the sender) is skipped. Returns how many were queued.
+pub async fn requeue_stalled(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Text, Timestamptz};
+    diesel::sql_query(
+        "WITH stalled AS (
+             SELECT n.id FROM notifications n
+              WHERE n.status = 'pending' AND n.updated_at < $1
+                AND NOT EXISTS (SELECT 1 FROM outbox o
+                                 WHERE o.queue = $3 AND o.payload->>'notification_id' = n.id::text)
+              ORDER BY n.updated_at
+              LIMIT $2
+                FOR UPDATE SKIP LOCKED
+         ), touched AS (
+             UPDATE notifications SET updated_at = now()
+              WHERE id IN (SELECT id FROM stalled)
+             RETURNING id
+         )
+         INSERT INTO outbox (queue, payload, available_at)
+         SELECT $3, jsonb_build_object('notification_id', id), now() FROM touched",
+    )
+    .bind::<Timestamptz, _>(before)
+    .bind::<BigInt, _>(limit)
+    .bind::<Text, _>(SEND_EMAIL_QUEUE)
+    .execute(conn)
+    .await
 }

@@ -290,6 +290,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
     }
 }
 

@@ -229,6 +229,11 @@ pub async fn run_roles(
 ) -> anyhow::Result<()> {
     settings.validate()?;
     let conns = connect(settings).await?;
+    // Before any role starts: what is recorded while no recorder is installed is
+    // lost, e.g. the breakers' initial state, set when the workers build them.
+    if roles.api || settings.metrics_addr.is_some() {
+        boxoffice_api::metrics_recorder::install();
+    }
     let api = async {
         if roles.api {
             serve_api(

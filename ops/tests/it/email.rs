@@ -249,6 +249,96 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
     assert_eq!(notification(&mut conn, id).await.status, "sent");
 }
 
+/// A pending notification whose `send_email` job is gone: the outbox relayed
+/// it, then Redis restarted without its data. No outbox row, no job; last
+/// touched `idle_secs` ago.
+async fn lost_notification(conn: &mut AsyncPgConnection, recipient: &str, idle_secs: i64) -> Uuid {
+    let id = Uuid::now_v7();
+    diesel::sql_query(
+        "INSERT INTO notifications (id, dedupe_key, kind, recipient, subject, body_text, created_at, updated_at)
+         VALUES ($1, $2, 'booking_confirmation', $3, 'Your tickets', 'Thank you.',
+                 now() - make_interval(secs => $4), now() - make_interval(secs => $4))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Text, _>(format!("booking:{id}:confirmation"))
+    .bind::<diesel::sql_types::Text, _>(recipient)
+    .bind::<diesel::sql_types::Double, _>(idle_secs as f64)
+    .execute(conn)
+    .await
+    .expect("inserting a lost notification");
+    id
+}
+
+fn message_ids(messages: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = messages
+        .iter()
+        .map(|m| header(m, "Message-ID").unwrap_or_default().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_notification_whose_job_was_lost_is_requeued_by_the_sweep_and_sent_once() {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn().await;
+    let mut conn = app.raw_conn().await;
+    // Idle for longer than the stalled threshold (60 s in tests too), and one
+    // lost a moment ago: its job may only be slow, so it is left alone.
+    let stalled = lost_notification(&mut conn, "lost@example.com", 120).await;
+    let recent = lost_notification(&mut conn, "recent@example.com", 0).await;
+    assert_eq!(outbox_len(&mut conn).await, 0);
+
+    // The test workers sweep every second.
+    app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
+    let sent = eventually(30, "the stalled notification to be sent", async || {
+        Some(notification(&mut conn, stalled).await).filter(|n| n.status == "sent")
+    })
+    .await;
+    assert_eq!(sent.attempts, 0);
+    let messages = eventually(10, "the sink to hold the message", async || {
+        Some(sink.messages()).filter(|m| !m.is_empty())
+    })
+    .await;
+    assert_eq!(
+        message_ids(&messages),
+        [format!("<{stalled}.notification@boxoffice.test>")]
+    );
+
+    // Later sweeps send it no more. To know that later sweeps ran, a second
+    // notification is lost now, and sent by one of them; meanwhile the first
+    // one looks idle again (only its status tells it was sent).
+    let later = lost_notification(&mut conn, "later@example.com", 120).await;
+    diesel::sql_query(
+        "UPDATE notifications SET updated_at = now() - interval '2 minutes' WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(stalled)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    eventually(30, "the second lost notification to be sent", async || {
+        (notification(&mut conn, later).await.status == "sent").then_some(())
+    })
+    .await;
+    // Absence can only be shown by waiting: a few more sweeps.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut expected = vec![
+        format!("<{stalled}.notification@boxoffice.test>"),
+        format!("<{later}.notification@boxoffice.test>"),
+    ];
+    expected.sort();
+    assert_eq!(
+        message_ids(&sink.messages()),
+        expected,
+        "one message per notification"
+    );
+    assert_eq!(outbox_len(&mut conn).await, 0);
+
+    let recent = notification(&mut conn, recent).await;
+    assert_eq!(recent.status, "pending", "re-queued before the threshold");
+    assert_eq!(recent.attempts, 0);
+}
+
 #[tokio::test]
 async fn a_permanent_refusal_fails_the_notification_without_retrying() {
     let sink = SmtpSink::start().await;

@@ -10,7 +10,8 @@ use crate::checkout_support::{count, event_on_sale, order, start, wait_for};
 use crate::harness::TestApp;
 use crate::system::poison::{boxoffice, wait_status};
 
-async fn waiting_paid_run(
+/// A paid checkout of 2 seats (of 10) waiting for its payment.
+pub(crate) async fn waiting_paid_run(
     app: &TestApp,
     key: &str,
 ) -> (

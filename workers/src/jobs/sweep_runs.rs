@@ -1,12 +1,14 @@
 //! The engine's backstops, run on a schedule, for messages lost between the
 //! outbox and a worker (e.g. Redis restarted without its data): wake waiting
-//! runs whose deadline passed, deliver signals that have waited too long, and
-//! re-drive running runs that have not moved for too long, and give back holds
-//! of runs that ended without recording them (see `engine::ahead`). Idempotent:
-//! advancing a run that has nothing to do changes nothing.
+//! runs whose deadline passed, deliver signals that have waited too long,
+//! re-drive running runs that have not moved for too long, give back holds of
+//! runs that ended without recording them (see `engine::ahead`), and queue
+//! again the emails of pending notifications that have not moved for as long.
+//! Idempotent: advancing a run that has nothing to do changes nothing, and a
+//! notification is sent once however many `send_email` jobs it gets.
 
 use apalis::prelude::{BoxDynError, Data};
-use boxoffice_models::{holds, workflow_runs, workflow_signals};
+use boxoffice_models::{holds, notifications, workflow_runs, workflow_signals};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -84,11 +86,21 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
             }
         }
     }
-    if woken + redriven > 0 {
+    let emails_requeued = {
+        let mut conn = deps.db.get().await?;
+        notifications::requeue_stalled(&mut conn, now - stalled_after, BATCH).await? as u64
+    };
+    if woken + redriven + emails_requeued > 0 {
         deps.relay_nudge.notify_one();
-        tracing::info!(woken, redriven, "sweep moved runs");
+        tracing::info!(
+            woken,
+            redriven,
+            emails_requeued,
+            "sweep moved runs and emails"
+        );
     }
     metrics::counter!("sweep_runs_woken_total").increment(woken);
     metrics::counter!("sweep_runs_redriven_total").increment(redriven);
+    metrics::counter!("sweep_emails_requeued_total").increment(emails_requeued);
     Ok(())
 }

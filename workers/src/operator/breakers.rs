@@ -22,6 +22,14 @@ pub fn record(dependency: &str, state: &'static str) {
     }
 }
 
+/// This process's breaker states, dependency → state.
+pub fn snapshot() -> Vec<(String, &'static str)> {
+    STATES
+        .lock()
+        .map(|s| s.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default()
+}
+
 pub fn key(prefix: &str, process: &str) -> String {
     format!("{prefix}:breakers:{process}")
 }
@@ -35,10 +43,7 @@ pub async fn publish(
 ) {
     let key = key(&prefix, &process);
     loop {
-        let states: Vec<(String, &'static str)> = STATES
-            .lock()
-            .map(|s| s.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
+        let states = snapshot();
         if !states.is_empty() {
             let mut conn = redis.clone();
             let mut pipe = redis::pipe();

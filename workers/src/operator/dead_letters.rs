@@ -8,12 +8,14 @@ use boxoffice_models::audit::{self, NewAuditEntry, actions};
 use boxoffice_models::outbox;
 use boxoffice_models::workflow_runs;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
+use boxoffice_workflows::engine::LocalCommand;
 use boxoffice_workflows::operator::{ActionOutcome, Actor, DeadJob, Fate, OperatorError};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::{Operator, Tx, other, other_chain};
+use crate::engine::local_effects;
 use crate::engine::parking::{Parked, unpark_locked};
 use crate::queue;
 use crate::registry::QUEUES;
@@ -244,7 +246,8 @@ impl Operator {
 
     /// Discards a dead job after settling its run: `Compensate` undoes what the
     /// run did and ends it (the workflow's cancel; a run already compensating
-    /// resumes its compensation), `Fail` leaves it `failed` for good.
+    /// resumes its compensation), `Fail` leaves it `failed` for good and
+    /// releases its holds and coupon use.
     pub async fn discard_dead(
         &self,
         id: &str,
@@ -295,9 +298,16 @@ impl Operator {
         actor: &Actor,
     ) -> Result<String, OperatorError> {
         let mut conn = self.db.get().await.map_err(other)?;
+        let signer = self.ticket_signer.clone();
         conn.transaction::<_, Tx, _>(async |conn| {
             let run = workflow_runs::lock(conn, run_id).await.map_err(other)?.ok_or(OperatorError::NotFound("run"))?;
             if let Some(mut parked) = Parked::of(&run) {
+                // Failed for good is finished: the run gives back its seats and
+                // its coupon use now, as its compensation would, or nothing
+                // would ever release them (the sweep only wakes live runs).
+                local_effects::apply(conn, &signer, run_id, &LocalCommand::ReleaseReservations, Utc::now(), None)
+                    .await
+                    .map_err(other)?;
                 parked.parked = false;
                 let mut record = serde_json::to_value(&parked).map_err(other)?;
                 record["discarded"] = serde_json::Value::Bool(true);

@@ -163,3 +163,71 @@ async fn a_poison_job_is_dead_lettered_and_dlq_retry_completes_the_run() {
     .await;
     assert_eq!(audited, 1);
 }
+
+/// Makes every later advance of the run fail, as a bug or a bad migration
+/// would: its state is replaced by one that does not decode. The real state is
+/// kept aside for [`cure`].
+pub async fn poison(app: &TestApp, run_id: &str) {
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS poisoned_states (run_id uuid PRIMARY KEY, state jsonb NOT NULL);
+         INSERT INTO poisoned_states SELECT id, state FROM workflow_runs WHERE id = '{run_id}';
+         UPDATE workflow_runs SET state = '\"corrupt\"'::jsonb WHERE id = '{run_id}';"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Fixes the cause: gives a [`poison`]ed run its real state back.
+pub async fn cure(app: &TestApp, run_id: &str) {
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute(&format!(
+        "UPDATE workflow_runs r SET state = p.state FROM poisoned_states p
+          WHERE r.id = p.run_id AND r.id = '{run_id}';"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Queues a "look at run R" through the outbox, as a timer or a signal does:
+/// the advance job the workers then run is the one that fails on a poisoned run.
+pub async fn poke(app: &TestApp, run_id: &str) {
+    let mut conn = app.raw_conn().await;
+    boxoffice_models::outbox::push(
+        &mut conn,
+        "advance_run",
+        &serde_json::json!({ "run_id": run_id }),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+/// The ids in `{queue}:dead`, read straight from Redis.
+pub async fn dead_ids(app: &TestApp, queue: &str) -> Vec<String> {
+    let config = boxoffice_workers::queue::config(&app.redis_prefix, queue);
+    let mut redis = app.conns.redis_patient.clone();
+    redis::cmd("SMEMBERS")
+        .arg(config.dead_jobs_set())
+        .query_async(&mut redis)
+        .await
+        .unwrap()
+}
+
+/// Waits until the run's job is in `{queue}:dead` (it lands there right after
+/// the run is parked) and returns its entry in `boxoffice dlq list --json`.
+pub async fn dead_job_of(app: &TestApp, run_id: &str, within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let listed: Vec<Value> =
+            serde_json::from_str(&boxoffice(app, &["dlq", "list", "--json"]).await).unwrap();
+        if let Some(job) = listed.into_iter().find(|j| j["run_id"] == run_id) {
+            return job;
+        }
+        assert!(
+            started.elapsed() < within,
+            "no dead job for run {run_id} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

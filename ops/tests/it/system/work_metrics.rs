@@ -23,8 +23,11 @@ async fn a_worker_process_exports_workflow_and_business_metrics() {
         .local_addr()
         .unwrap()
         .port();
+    // An SMTP server nobody answers: the mailer gets its breaker (and the
+    // confirmation email only retries), so both breakers export their state.
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
-        .env("BOXOFFICE_METRICS_ADDR", &format!("127.0.0.1:{port}"));
+        .env("BOXOFFICE_METRICS_ADDR", &format!("127.0.0.1:{port}"))
+        .env("BOXOFFICE_SMTP_URL", "smtp://127.0.0.1:9");
     let _worker = BoxofficeProcess::start(&deployment, "work").await;
 
     let r = start(
@@ -67,6 +70,17 @@ async fn a_worker_process_exports_workflow_and_business_metrics() {
     }
     assert!(
         text.contains("workflow_transitions_total{kind=\"checkout\""),
+        "{text}"
+    );
+    // The free checkout never calls the provider: its breaker is closed. The
+    // mailer's may have opened by now (its server is down); it is there.
+    assert!(
+        text.contains("circuit_breaker_state{dependency=\"payments\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("circuit_breaker_state{dependency=\"smtp\"} ")),
         "{text}"
     );
 }

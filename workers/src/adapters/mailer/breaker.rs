@@ -3,6 +3,9 @@
 //! at once as retryable, without a connection attempt, so an SMTP outage does
 //! not tie up workers in timeouts while the jobs back off. A permanent refusal
 //! is an answer from a working server and does not count against it.
+//!
+//! Its state is reported like the payments breaker's (`breaker_state`): to
+//! operators (`boxoffice queues`), as the `circuit_breaker_state` gauge, in logs.
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use failsafe::{Config, StateMachine};
 use futures::future::BoxFuture;
 
 use super::{MailError, Mailer, OutgoingEmail};
+use crate::adapters::breaker_state::{BreakerState, StateReporter};
 
 const FAILURES_TO_OPEN: u32 = 5;
 const OPEN_FIRST: Duration = Duration::from_secs(5);
@@ -21,7 +25,8 @@ const OPEN_MAX: Duration = Duration::from_secs(60);
 pub struct Guarded<M> {
     dependency: &'static str,
     inner: M,
-    breaker: StateMachine<ConsecutiveFailures<EqualJittered>, ()>,
+    breaker: StateMachine<ConsecutiveFailures<EqualJittered>, StateReporter>,
+    reporter: StateReporter,
 }
 
 impl<M: Mailer> Guarded<M> {
@@ -30,11 +35,21 @@ impl<M: Mailer> Guarded<M> {
             FAILURES_TO_OPEN,
             backoff::equal_jittered(OPEN_FIRST, OPEN_MAX),
         );
+        let reporter = StateReporter::new(dependency);
         Guarded {
             dependency,
             inner,
-            breaker: Config::new().failure_policy(policy).build(),
+            breaker: Config::new()
+                .failure_policy(policy)
+                .instrument(reporter.clone())
+                .build(),
+            reporter,
         }
+    }
+
+    /// For health pages and tests; operators see it through `boxoffice queues`.
+    pub fn state(&self) -> BreakerState {
+        self.reporter.state()
     }
 }
 
@@ -47,14 +62,11 @@ impl<M: Mailer> Mailer for Guarded<M> {
             match call.await {
                 Ok(()) => Ok(()),
                 Err(failsafe::Error::Inner(e)) => Err(e),
-                Err(failsafe::Error::Rejected) => {
-                    metrics::counter!("circuit_breaker_rejected_total", "dependency" => self.dependency)
-                        .increment(1);
-                    Err(MailError::Retryable(format!(
-                        "{}: circuit open",
-                        self.dependency
-                    )))
-                }
+                // Counted by the reporter (`circuit_breaker_rejected_total`).
+                Err(failsafe::Error::Rejected) => Err(MailError::Retryable(format!(
+                    "{}: circuit open",
+                    self.dependency
+                ))),
             }
         })
     }
@@ -90,6 +102,14 @@ mod tests {
         }
     }
 
+    /// What this process tells operators about `dependency`'s breaker.
+    fn reported(dependency: &str) -> Option<&'static str> {
+        crate::operator::breakers::snapshot()
+            .into_iter()
+            .find(|(d, _)| d == dependency)
+            .map(|(_, state)| state)
+    }
+
     fn email() -> OutgoingEmail {
         OutgoingEmail {
             notification_id: Uuid::new_v4(),
@@ -102,12 +122,13 @@ mod tests {
     #[tokio::test]
     async fn temporary_failures_open_the_circuit() {
         let guarded = Guarded::new(
-            "test",
+            "mailer-open-test",
             Failing {
                 error: MailError::Retryable("connection refused".into()),
                 calls: AtomicUsize::new(0),
             },
         );
+        assert_eq!(reported("mailer-open-test"), Some("closed"));
         for _ in 0..FAILURES_TO_OPEN + 3 {
             assert!(guarded.send(&email()).await.unwrap_err().is_retryable());
         }
@@ -115,12 +136,15 @@ mod tests {
             guarded.inner.calls.load(Ordering::SeqCst),
             FAILURES_TO_OPEN as usize
         );
+        // Visible to operators, like the payments breaker.
+        assert_eq!(guarded.state(), BreakerState::Open);
+        assert_eq!(reported("mailer-open-test"), Some("open"));
     }
 
     #[tokio::test]
     async fn permanent_refusals_keep_it_closed() {
         let guarded = Guarded::new(
-            "test",
+            "mailer-closed-test",
             Failing {
                 error: MailError::Fatal("550 no such user".into()),
                 calls: AtomicUsize::new(0),
@@ -133,5 +157,7 @@ mod tests {
             guarded.inner.calls.load(Ordering::SeqCst),
             FAILURES_TO_OPEN as usize + 3
         );
+        assert_eq!(guarded.state(), BreakerState::Closed);
+        assert_eq!(reported("mailer-closed-test"), Some("closed"));
     }
 }

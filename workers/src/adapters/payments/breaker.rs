@@ -13,14 +13,17 @@
 //!
 //! Only retryable errors count as failures. A fatal error (a 4xx) is an answer
 //! from a working provider about a bad request, so it counts as a success.
+//!
+//! Its state is reported (operators, gauge, logs) by `breaker_state`.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
+use failsafe::StateMachine;
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
-use failsafe::{Instrument, StateMachine};
+
+pub use crate::adapters::breaker_state::BreakerState;
+use crate::adapters::breaker_state::StateReporter;
 
 use super::{
     CancelOutcome, CreateIntent, PaymentIntent, PaymentProvider, ProviderError, ProviderResult,
@@ -50,51 +53,6 @@ impl Default for BreakerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    Closed,
-    /// Rejecting calls. Stays `Open` (as reported here) until the first call
-    /// after the open delay finds it half-open: failsafe moves on lazily.
-    Open,
-    /// Letting calls through to see whether the provider is back.
-    HalfOpen,
-}
-
-impl BreakerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-
-    /// The value of the `circuit_breaker_state` gauge.
-    fn gauge(self) -> f64 {
-        match self {
-            BreakerState::Closed => 0.0,
-            BreakerState::HalfOpen => 1.0,
-            BreakerState::Open => 2.0,
-        }
-    }
-
-    fn code(self) -> u8 {
-        match self {
-            BreakerState::Closed => 0,
-            BreakerState::HalfOpen => 1,
-            BreakerState::Open => 2,
-        }
-    }
-
-    fn from_u8(value: u8) -> Self {
-        match value {
-            1 => BreakerState::HalfOpen,
-            2 => BreakerState::Open,
-            _ => BreakerState::Closed,
-        }
-    }
-}
-
 /// Doubling open delays with millisecond resolution (failsafe's own exponential
 /// backoff counts whole seconds, too coarse for tests).
 #[derive(Debug, Clone)]
@@ -113,65 +71,20 @@ impl Iterator for Doubling {
     }
 }
 
-/// Keeps the state failsafe reports through its instrument hooks (the state
-/// machine does not expose it) and mirrors it into metrics and logs.
-#[derive(Debug, Clone)]
-struct Tracker {
-    dependency: Arc<str>,
-    state: Arc<AtomicU8>,
-}
-
-impl Tracker {
-    fn set(&self, state: BreakerState) {
-        let previous = BreakerState::from_u8(self.state.swap(state.code(), Ordering::SeqCst));
-        crate::operator::breakers::record(&self.dependency, state.as_str());
-        metrics::gauge!("circuit_breaker_state", "dependency" => self.dependency.to_string())
-            .set(state.gauge());
-        if previous != state {
-            match state {
-                BreakerState::Open => {
-                    tracing::warn!(dependency = %self.dependency, "circuit breaker opened")
-                }
-                _ => tracing::info!(
-                    dependency = %self.dependency,
-                    breaker.state = state.as_str(),
-                    "circuit breaker state changed"
-                ),
-            }
-        }
-    }
-}
-
-impl Instrument for Tracker {
-    fn on_call_rejected(&self) {
-        metrics::counter!("circuit_breaker_rejected_total", "dependency" => self.dependency.to_string())
-            .increment(1);
-    }
-    fn on_open(&self) {
-        self.set(BreakerState::Open);
-    }
-    fn on_half_open(&self) {
-        self.set(BreakerState::HalfOpen);
-    }
-    fn on_closed(&self) {
-        self.set(BreakerState::Closed);
-    }
-}
-
-type Machine = StateMachine<ConsecutiveFailures<Doubling>, Tracker>;
+type Machine = StateMachine<ConsecutiveFailures<Doubling>, StateReporter>;
 
 /// A provider behind a circuit breaker. Clone it to share the breaker.
 #[derive(Clone)]
 pub struct Breaker<P> {
     inner: P,
     machine: Machine,
-    tracker: Tracker,
+    reporter: StateReporter,
 }
 
 impl<P> std::fmt::Debug for Breaker<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Breaker")
-            .field("dependency", &self.tracker.dependency)
+            .field("dependency", &self.reporter.dependency())
             .field("state", &self.state())
             .finish_non_exhaustive()
     }
@@ -180,7 +93,7 @@ impl<P> std::fmt::Debug for Breaker<P> {
 impl<P> Breaker<P> {
     /// For metrics and health pages.
     pub fn state(&self) -> BreakerState {
-        BreakerState::from_u8(self.tracker.state.load(Ordering::SeqCst))
+        self.reporter.state()
     }
 
     pub fn inner(&self) -> &P {
@@ -191,21 +104,17 @@ impl<P> Breaker<P> {
 impl<P: PaymentProvider> Breaker<P> {
     /// `dependency` names the breaker in metrics and logs (e.g. `"stripe"`).
     pub fn new(dependency: &str, inner: P, config: BreakerConfig) -> Self {
-        let tracker = Tracker {
-            dependency: Arc::from(dependency),
-            state: Arc::new(AtomicU8::new(0)),
-        };
+        let reporter = StateReporter::new(dependency);
         let backoff = Doubling {
             next: config.open_initial,
             max: config.open_max.max(config.open_initial),
         };
         let policy = consecutive_failures(config.consecutive_failures.max(1), backoff);
-        let machine = StateMachine::new(policy, tracker.clone());
-        crate::operator::breakers::record(dependency, BreakerState::Closed.as_str());
+        let machine = StateMachine::new(policy, reporter.clone());
         Breaker {
             inner,
             machine,
-            tracker,
+            reporter,
         }
     }
 
@@ -257,8 +166,8 @@ impl<P: PaymentProvider> PaymentProvider for Breaker<P> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::adapters::payments::IntentStatus;
