@@ -14,6 +14,7 @@
 //! run), the run's compensation releases it, and the sweep releases it if the
 //! run ended without ever recording it (`holds::orphaned_runs`).
 
+use anyhow::Context;
 use boxoffice_models::DbPool;
 use boxoffice_models::holds::{self, HoldOutcome, Line};
 use boxoffice_models::workflow_runs::{self, Run};
@@ -97,7 +98,8 @@ fn first_hold<W: Workflow>(
     if RunStatus::parse(&run.status) != Some(RunStatus::Running) || run.step != W::initial_step() {
         return Ok(None);
     }
-    let state: W::State = serde_json::from_value(run.state.clone())?;
+    let state: W::State =
+        serde_json::from_value(run.state.clone()).context("decoding the run's state")?;
     let decision = W::decide(&state, &Input::Start, now);
     Ok(match decision.command {
         Some(Command::Local(LocalCommand::HoldCapacity { items, expires_at }))

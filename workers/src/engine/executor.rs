@@ -231,6 +231,12 @@ async fn advance_locked<W: Workflow>(
         if !decision.accepted {
             continue;
         }
+        if matches!(input, Input::Timer) {
+            // A deadline passed with the run still waiting: for a checkout,
+            // a hold that expired unpaid.
+            metrics::counter!("workflow_expiries_total", "kind" => W::KIND, "step" => cur.step.clone())
+                .increment(1);
+        }
         changed = true;
         if decision.step != cur.step {
             let left_at = Utc::now();

@@ -72,6 +72,23 @@ async fn a_worker_process_exports_workflow_and_business_metrics() {
         text.contains("workflow_transitions_total{kind=\"checkout\""),
         "{text}"
     );
+    // The free checkout went start → holding → confirming → completed:
+    // each step it left has its duration recorded.
+    for step in ["start", "holding", "confirming"] {
+        let count =
+            format!("workflow_step_duration_seconds_count{{kind=\"checkout\",step=\"{step}\"}} 1");
+        assert!(text.contains(&count), "missing {count:?} in:\n{text}");
+    }
+    // The relay measured the outbox: the lag of what it moved, and the backlog.
+    for gauge in [
+        "outbox_relay_lag_seconds{queue=\"advance_run\"}",
+        "outbox_backlog_messages{queue=\"advance_run\"}",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(gauge)),
+            "missing {gauge:?} in:\n{text}"
+        );
+    }
     // The free checkout never calls the provider: its breaker is closed. The
     // mailer's may have opened by now (its server is down); it is there.
     assert!(
