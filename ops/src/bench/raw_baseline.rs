@@ -78,11 +78,7 @@ pub async fn measure(
     }
     let elapsed = started.elapsed();
     if let Some(mut conn) = last {
-        diesel::sql_query("UPDATE ticket_types SET held = 0 WHERE id = $1")
-            .bind::<SqlUuid, _>(ticket_type)
-            .execute(&mut conn)
-            .await
-            .context("releasing the baseline's seats")?;
+        release_seats(&mut conn, ticket_type).await?;
     }
     Ok(RawRate {
         holds: AtomicU64::load(&holds, Ordering::Relaxed),
@@ -155,16 +151,22 @@ pub async fn measure_take_ahead(
         .execute(&mut setup)
         .await
         .context("removing the hold baseline's runs")?;
-    diesel::sql_query("UPDATE ticket_types SET held = 0 WHERE id = $1")
-        .bind::<SqlUuid, _>(ticket_type)
-        .execute(&mut setup)
-        .await
-        .context("releasing the hold baseline's seats")?;
+    release_seats(&mut setup, ticket_type).await?;
     Ok(RawRate {
         holds: AtomicU64::load(&holds, Ordering::Relaxed),
         elapsed,
         connections,
     })
+}
+
+/// Gives back every seat a baseline held on its own ticket type.
+async fn release_seats(conn: &mut AsyncPgConnection, ticket_type: Uuid) -> anyhow::Result<()> {
+    diesel::sql_query("UPDATE ticket_types SET held = 0 WHERE id = $1")
+        .bind::<SqlUuid, _>(ticket_type)
+        .execute(conn)
+        .await
+        .context("releasing the baseline's seats")?;
+    Ok(())
 }
 
 #[derive(diesel::QueryableByName)]
