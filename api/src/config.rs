@@ -78,7 +78,8 @@ impl ApiConfig {
                 lockout: Duration::from_secs(15 * 60),
             },
             stripe_webhook_secrets: Vec::new(),
-            stripe_webhook_tolerance_secs: 300,
+            stripe_webhook_tolerance_secs:
+                crate::webhooks::stripe_signature::DEFAULT_TOLERANCE_SECS,
             ticket_public_key: TicketSigner::development().public_key(),
         }
     }

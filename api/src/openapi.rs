@@ -17,7 +17,6 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Registration, login, tokens"),
         (name = "me", description = "The signed-in user"),
         (name = "admin", description = "User and role management, audit log"),
-        (name = "operations", description = "Operator tools: dead letters, runs, queue health (admins only)"),
         (name = "venues", description = "Places where events happen"),
         (name = "events", description = "Browse and search events; organizers create, change, publish and cancel theirs"),
         (name = "ticket-types", description = "What an event sells: prices (integer minor units) and capacity"),
@@ -26,7 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Signed events from the payment provider that resume waiting workflows"),
         (name = "checkout", description = "Checkouts, workflow status, bookings"),
         (name = "tickets", description = "The ticket signing key, and checking tickets in at the door"),
-        (name = "operations", description = "Health, readiness, metrics"),
+        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health (admins only)"),
     )
 )]
 pub struct ApiDoc;

@@ -58,38 +58,25 @@ fn sorted(lines: &[Line]) -> Vec<Line> {
     lines
 }
 
-/// Takes capacity for every line or none (a savepoint undoes a partial hold).
-/// `sell` takes it as sold directly (a late payment) instead of held.
-async fn take(
-    conn: &mut AsyncPgConnection,
-    lines: &[Line],
-    sell: bool,
-) -> QueryResult<HoldOutcome> {
+/// Sells every line or none, with no hold (a savepoint undoes a partial sale).
+async fn sell(conn: &mut AsyncPgConnection, lines: &[Line]) -> QueryResult<HoldOutcome> {
     let lines = sorted(lines);
     let result = conn
         .transaction::<_, Refusal, _>(async |conn| {
             let mut priced = Vec::with_capacity(lines.len());
             for line in &lines {
                 let guard = ticket_types::capacity - ticket_types::sold - ticket_types::held;
-                let target = ticket_types::table
-                    .filter(ticket_types::id.eq(line.ticket_type_id))
-                    .filter(guard.ge(line.quantity));
-                let updated: Option<(i64, String)> = if sell {
-                    diesel::update(target)
-                        .set(ticket_types::sold.eq(ticket_types::sold + line.quantity))
-                        .returning((ticket_types::price_minor, ticket_types::currency))
-                        .get_result(conn)
-                        .await
-                        .optional()?
-                } else {
-                    diesel::update(target)
-                        .set(ticket_types::held.eq(ticket_types::held + line.quantity))
-                        .returning((ticket_types::price_minor, ticket_types::currency))
-                        .get_result(conn)
-                        .await
-                        .optional()?
-                };
-                match updated {
+                let sold: Option<(i64, String)> = diesel::update(
+                    ticket_types::table
+                        .filter(ticket_types::id.eq(line.ticket_type_id))
+                        .filter(guard.ge(line.quantity)),
+                )
+                .set(ticket_types::sold.eq(ticket_types::sold + line.quantity))
+                .returning((ticket_types::price_minor, ticket_types::currency))
+                .get_result(conn)
+                .await
+                .optional()?;
+                match sold {
                     Some((unit_price_minor, currency)) => priced.push(PricedHold {
                         ticket_type_id: line.ticket_type_id,
                         quantity: line.quantity,
@@ -120,41 +107,6 @@ fn decided(result: Result<Vec<PricedHold>, Refusal>) -> QueryResult<HoldOutcome>
         }),
         Err(Refusal::Db(e)) => Err(e),
     }
-}
-
-/// Holds capacity for a run until `expires_at` (inside the run's transaction).
-/// Idempotent: a run that already holds these lines (taken ahead of its
-/// transaction by [`take_ahead`], or by an attempt that crashed before the run
-/// recorded it) keeps those holds instead of taking more.
-pub async fn hold(
-    conn: &mut AsyncPgConnection,
-    run_id: Uuid,
-    lines: &[Line],
-    expires_at: DateTime<Utc>,
-) -> QueryResult<HoldOutcome> {
-    if let Some(held) = adopt(conn, run_id, lines).await? {
-        return Ok(HoldOutcome::Held(held));
-    }
-    let outcome = take(conn, lines, false).await?;
-    if let HoldOutcome::Held(priced) = &outcome {
-        let rows: Vec<_> = priced
-            .iter()
-            .map(|p| {
-                (
-                    holds::id.eq(Uuid::now_v7()),
-                    holds::run_id.eq(run_id),
-                    holds::ticket_type_id.eq(p.ticket_type_id),
-                    holds::quantity.eq(p.quantity),
-                    holds::expires_at.eq(expires_at),
-                )
-            })
-            .collect();
-        diesel::insert_into(holds::table)
-            .values(rows)
-            .execute(conn)
-            .await?;
-    }
-    Ok(outcome)
 }
 
 /// The run's active holds, priced, when they are exactly `lines`.
@@ -243,19 +195,23 @@ async fn take_line_with_hold(
     }))
 }
 
-/// Takes a run's hold on its own, ahead of the run's transaction, so that
-/// holds on one hot ticket type are serialised only by the hold itself and not
-/// by the rest of the run's step (DESIGN.md §5: capacity is decided by the row
-/// lock). Call it outside any transaction.
+/// Holds capacity for a run until `expires_at`: every line or none.
+///
+/// Called outside any transaction (the engine takes a run's hold just before
+/// the run's step, see `workers::engine::ahead`), a one-line hold is a single
+/// auto-committed statement, so a hot ticket type's row lock lasts only for it
+/// and its commit (DESIGN.md §5: capacity is decided by the row lock). Inside a
+/// transaction it joins it (several lines under a savepoint).
 ///
 /// Idempotent per run: a run that already holds these lines gets them back, and
 /// two concurrent attempts for one run take capacity once (the second one's
-/// insert hits `UNIQUE (run_id, ticket_type_id)`, which undoes its statement).
-/// A hold taken here belongs to the run whether or not the run's transaction
-/// follows: the run's next attempt adopts it ([`hold`]), its compensation
+/// insert hits `UNIQUE (run_id, ticket_type_id)`, which undoes its statement;
+/// inside a transaction that error ends the transaction, and the retried step
+/// finds the hold). A hold belongs to its run from its commit, whether or not
+/// the run recorded it: the run's next attempt adopts it, its compensation
 /// releases it, and the sweep releases it if the run ended without it
 /// ([`orphaned_runs`]).
-pub async fn take_ahead(
+pub async fn hold(
     conn: &mut AsyncPgConnection,
     run_id: Uuid,
     lines: &[Line],
@@ -266,7 +222,8 @@ pub async fn take_ahead(
     }
     let lines = sorted(lines);
     let result = match lines.as_slice() {
-        // The common case: one statement, committed on its own.
+        // The common case: one statement (committed on its own outside a
+        // transaction).
         [line] => match take_line_with_hold(conn, run_id, *line, expires_at).await {
             Ok(Some(priced)) => Ok(vec![priced]),
             Ok(None) => Err(short(conn, *line).await?),
@@ -328,7 +285,7 @@ pub async fn sell_directly(
     conn: &mut AsyncPgConnection,
     lines: &[Line],
 ) -> QueryResult<HoldOutcome> {
-    take(conn, lines, true).await
+    sell(conn, lines).await
 }
 
 /// The run's active holds, locked, in ticket type order.

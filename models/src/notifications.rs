@@ -121,18 +121,6 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
-pub async fn find_by_dedupe_key(
-    conn: &mut AsyncPgConnection,
-    dedupe_key: &str,
-) -> QueryResult<Option<Notification>> {
-    notifications::table
-        .filter(notifications::dedupe_key.eq(dedupe_key))
-        .select(Notification::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
-
 /// What the sender found when it went for a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -205,11 +193,6 @@ pub async fn mark_attempt_failed(
     .returning(notifications::attempts)
     .get_result(conn)
     .await
-}
-
-/// Gives up on a notification for good (e.g. after too many attempts).
-pub async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, error: &str) -> QueryResult<i32> {
-    mark_attempt_failed(conn, id, error, true).await
 }
 
 /// Queues a `send_email` message again for up to `limit` pending notifications

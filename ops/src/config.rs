@@ -354,7 +354,6 @@ impl Settings {
 
     /// The API's view of the configuration; call after [`Settings::validate`].
     pub fn api_config(&self) -> Result<ApiConfig, ConfigError> {
-        self.validate()?;
         let secret = self.jwt_secret.clone().unwrap_or_default();
         Ok(ApiConfig {
             environment: self.environment(),
@@ -381,7 +380,8 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .cloned()
                 .collect(),
-            stripe_webhook_tolerance_secs: 300,
+            stripe_webhook_tolerance_secs:
+                boxoffice_api::webhooks::stripe_signature::DEFAULT_TOLERANCE_SECS,
             ticket_public_key: self.ticket_signer()?.public_key(),
             rate_limits: RateLimitConfig {
                 per_ip_per_minute: self.rate_limit_per_ip,
@@ -430,18 +430,18 @@ impl Settings {
         if self.environment == EnvName::Production && self.smtp_url.is_none() {
             return Err(ConfigError::Missing("BOXOFFICE_SMTP_URL"));
         }
-        mailer::build(&self.mail_settings())
-            .map(drop)
-            .map_err(|e| match e {
-                MailConfigError::From(..) => ConfigError::Invalid {
-                    name: "BOXOFFICE_MAIL_FROM",
-                    reason: e.to_string(),
-                },
-                MailConfigError::SmtpUrl(_) => ConfigError::Invalid {
-                    name: "BOXOFFICE_SMTP_URL",
-                    reason: e.to_string(),
-                },
-            })
+        // Checked without building the mailer: that would register an SMTP
+        // circuit breaker in processes that send no mail.
+        mailer::check(&self.mail_settings()).map_err(|e| match e {
+            MailConfigError::From(..) => ConfigError::Invalid {
+                name: "BOXOFFICE_MAIL_FROM",
+                reason: e.to_string(),
+            },
+            MailConfigError::SmtpUrl(_) => ConfigError::Invalid {
+                name: "BOXOFFICE_SMTP_URL",
+                reason: e.to_string(),
+            },
+        })
     }
 
     pub fn mail_settings(&self) -> boxoffice_workers::adapters::mailer::MailSettings {

@@ -18,7 +18,7 @@ const MISSED_HEARTBEATS: usize = 10;
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// The full Redis name of a queue: the deployment's prefix and the job's name.
-pub fn queue_name(prefix: &str, job: &str) -> String {
+fn queue_name(prefix: &str, job: &str) -> String {
     format!("{prefix}:queue:{job}")
 }
 

@@ -26,7 +26,7 @@ pub const MAX_QUEUE_DEPTH: usize = 1_000;
 const CHUNK: usize = 500;
 /// How often an idle relay looks anyway (messages from other processes).
 const IDLE_POLL: Duration = Duration::from_millis(20);
-/// How often the outbox backlog gauge is refreshed.
+/// How often the outbox gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
@@ -66,21 +66,28 @@ impl Relay {
         }
     }
 
-    /// Sets the `outbox_backlog_messages` gauge: messages waiting in Postgres
-    /// per queue (due or not). A count over the table, so not on every pass.
+    /// Sets the outbox gauges per queue: `outbox_backlog_messages` (waiting
+    /// in Postgres, due or not) and `outbox_relay_lag_seconds` (how long the
+    /// oldest due message has waited; it grows while Redis is full). A scan of
+    /// the table, so not on every pass.
     async fn measure_backlog(&self) {
         let Ok(mut conn) = self.db.get().await else {
             return;
         };
-        let Ok(backlog) = outbox::backlog(&mut conn).await else {
+        let now = Utc::now();
+        let Ok(backlog) = outbox::backlog_with_lag(&mut conn, now).await else {
             return;
         };
         for queue_name in &self.queues {
-            let waiting = backlog
+            let (waiting, oldest_due) = backlog
                 .iter()
-                .find(|(q, _)| q == queue_name)
-                .map_or(0, |(_, n)| *n);
+                .find(|(q, _, _)| q == queue_name)
+                .map_or((0, None), |(_, n, due)| (*n, *due));
+            let lag = oldest_due.map_or(0.0, |due| {
+                (now - due).to_std().unwrap_or_default().as_secs_f64()
+            });
             metrics::gauge!("outbox_backlog_messages", "queue" => *queue_name).set(waiting as f64);
+            metrics::gauge!("outbox_relay_lag_seconds", "queue" => *queue_name).set(lag);
         }
     }
 
@@ -111,17 +118,7 @@ impl Relay {
                 if room == 0 {
                     return Ok(0);
                 }
-                let now = Utc::now();
-                let due = outbox::claim_due(conn, queue_name, now, room as i64).await?;
-                // The relay lag: how long the oldest message moved now had
-                // been due (0 when nothing was waiting).
-                let lag = due
-                    .iter()
-                    .map(|m| (now - m.available_at).to_std().unwrap_or_default())
-                    .max()
-                    .unwrap_or_default();
-                metrics::gauge!("outbox_relay_lag_seconds", "queue" => queue_name)
-                    .set(lag.as_secs_f64());
+                let due = outbox::claim_due(conn, queue_name, Utc::now(), room as i64).await?;
                 if due.is_empty() {
                     return Ok(0);
                 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use boxoffice_workflows::engine::RunStatus;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -69,8 +70,6 @@ struct PaymentView {
 struct Started {
     run_id: Uuid,
 }
-
-const TERMINAL: [&str; 4] = ["completed", "compensated", "failed", "cancelled"];
 
 pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
     let sale = Arc::new(sale.clone());
@@ -188,7 +187,7 @@ async fn checkout(
                 );
             }
         }
-        if TERMINAL.contains(&view.status.as_str()) {
+        if RunStatus::parse(&view.status).is_some_and(RunStatus::is_finished) {
             if view.status == "completed"
                 && let Some(p) = paying
             {

@@ -181,7 +181,7 @@ async fn measure(
         Duration::from_secs_f64(args.raw_secs),
     )
     .await?;
-    let hold_statement = raw_baseline::measure_take_ahead(
+    let hold_statement = raw_baseline::measure_hold(
         &target.database_url,
         seeded.baseline_ticket_type,
         args.raw_connections,
@@ -438,7 +438,7 @@ fn report(
     line(
         "Boxoffice's hold statement alone:",
         format!(
-            "{:.0} holds/s ({:.0} % of raw; holds::take_ahead from {} connections, {} holds in {:.1} s)",
+            "{:.0} holds/s ({:.0} % of raw; holds::hold from {} connections, {} holds in {:.1} s)",
             hold_statement.per_sec(),
             100.0 * hold_statement.per_sec() / raw.per_sec().max(1e-9),
             hold_statement.connections,

@@ -2,7 +2,7 @@
 //! many connections doing the bare hold `UPDATE`, auto-committed, on one row.
 //! This is the ceiling a hot ticket type can reach.
 //!
-//! Then the same with Boxoffice's own hold ([`holds::take_ahead`]: the guarded
+//! Then the same with Boxoffice's own hold ([`holds::hold`]: the guarded
 //! `UPDATE` and the hold row in one statement, per run): how much of that
 //! ceiling the hold itself keeps, apart from the rest of a checkout.
 
@@ -87,14 +87,14 @@ pub async fn measure(
     })
 }
 
-/// Runs made for [`measure_take_ahead`] (a hold row names its run): more than
+/// Runs made for [`measure_hold`] (a hold row names its run): more than
 /// the holds a few seconds can take.
 const HOLD_RUNS: i64 = 20_000;
 
-/// Like [`measure`], with Boxoffice's hold (`holds::take_ahead`) for a fresh
+/// Like [`measure`], with Boxoffice's hold (`holds::hold`) for a fresh
 /// run each time instead of the bare `UPDATE`. The runs, their holds and the
 /// seats are removed afterwards.
-pub async fn measure_take_ahead(
+pub async fn measure_hold(
     database_url: &str,
     ticket_type: Uuid,
     connections: usize,
@@ -134,7 +134,7 @@ pub async fn measure_take_ahead(
                     break;
                 };
                 if let HoldOutcome::Held(_) =
-                    holds::take_ahead(&mut conn, run_id, &[line], expires_at).await?
+                    holds::hold(&mut conn, run_id, &[line], expires_at).await?
                 {
                     holds.fetch_add(1, Ordering::Relaxed);
                 }

@@ -20,8 +20,6 @@ use boxoffice_models::ticket_types::{self, CreateOutcome, NewTicketType};
 use boxoffice_models::users::{self, NewUser, Role};
 use boxoffice_models::venues::{self, NewVenue};
 use chrono::{Duration, Utc};
-use diesel::sql_types::Uuid as SqlUuid;
-use diesel_async::RunQueryDsl;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -222,17 +220,10 @@ async fn event(
     Ok((event.id, ticket_type))
 }
 
-/// Removes the baseline's draft event and ticket type (its row was only ever
-/// touched by the baseline).
+/// Removes the baseline's draft event; its ticket type goes with it (its row
+/// was only ever touched by the baselines).
 pub async fn remove_baseline(pool: &DbPool, seeded: &Seeded) -> anyhow::Result<()> {
     let mut conn = pool.get().await?;
-    diesel::sql_query("DELETE FROM ticket_types WHERE id = $1")
-        .bind::<SqlUuid, _>(seeded.baseline_ticket_type)
-        .execute(&mut conn)
-        .await?;
-    diesel::sql_query("DELETE FROM events WHERE id = $1")
-        .bind::<SqlUuid, _>(seeded.baseline_event_id)
-        .execute(&mut conn)
-        .await?;
+    boxoffice_models::events::delete_draft(&mut conn, seeded.baseline_event_id).await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::local_services::ports::free_loopback_port_except;
 use crate::local_services::{Durability, LocalServices};
 use crate::sandbox::{Sandbox, SandboxConfig};
 
@@ -32,9 +33,7 @@ impl Process {
 
     /// The end of its log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        crate::local_services::tail(&self.log, 20)
     }
 }
 
@@ -47,12 +46,6 @@ pub struct System {
     pub database_url: String,
     pub jwt_secret: String,
     pub processes: Vec<Process>,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 impl System {
@@ -104,16 +97,16 @@ impl System {
         boxoffice_models::migrations::run_pending(&self.database_url).await?;
 
         // Ports first: the sandbox posts its webhooks to the first API.
-        let ports: Vec<Option<u16>> = roles
-            .iter()
-            .map(|r| {
-                if r == "serve" || r == "all" {
-                    free_port().map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect::<anyhow::Result<_>>()?;
+        // Each API its own port: one already chosen is still free to the OS.
+        let mut ports: Vec<Option<u16>> = Vec::with_capacity(roles.len());
+        for role in roles {
+            let chosen: Vec<u16> = ports.iter().flatten().copied().collect();
+            ports.push(if role == "serve" || role == "all" {
+                Some(free_loopback_port_except(&chosen)?)
+            } else {
+                None
+            });
+        }
         let webhook_port = ports
             .iter()
             .flatten()

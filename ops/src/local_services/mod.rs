@@ -7,7 +7,7 @@
 //! are never touched. Stopping is explicit ([`LocalServices::stop`]) and also
 //! happens, more bluntly, when the handle is dropped.
 
-mod ports;
+pub(crate) mod ports;
 mod postgres;
 mod redis_server;
 mod unprivileged;
@@ -15,6 +15,7 @@ mod unprivileged;
 use std::path::{Path, PathBuf};
 
 pub use postgres::LocalPostgres;
+pub(crate) use postgres::tail;
 pub use redis_server::LocalRedis;
 
 /// How durable the services must be.

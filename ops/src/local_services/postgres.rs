@@ -268,7 +268,8 @@ async fn init_cluster(
     Ok(())
 }
 
-pub(super) fn tail(path: &Path, lines: usize) -> String {
+/// The last `lines` lines of a log file (empty when it cannot be read).
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")

@@ -5,7 +5,7 @@
 //! hold seats; inside the step, the lock would also cover the run's history,
 //! its new state and its outbox message, and holds on the type would be
 //! serialised at the pace of whole steps. So when a run is about to hold, the
-//! hold is taken first, on its own (`holds::take_ahead`: one statement, the
+//! hold is taken first, on its own (`holds::hold`: one statement, the
 //! lock lasts for it and its commit), and the step's transaction then uses that
 //! outcome instead of taking the hold itself.
 //!
@@ -66,7 +66,7 @@ pub async fn take(
     let Some((lines, expires_at)) = next else {
         return Ok(None);
     };
-    let outcome = holds::take_ahead(conn, run_id, &lines, expires_at).await?;
+    let outcome = holds::hold(conn, run_id, &lines, expires_at).await?;
     Ok(Some(Ahead { lines, outcome }))
 }
 

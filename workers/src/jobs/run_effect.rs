@@ -20,8 +20,8 @@ use crate::adapters::payments::{CancelOutcome, CreateIntent, ProviderError};
 use crate::deps::JobDeps;
 use crate::engine::executor::schedule_retry;
 use crate::engine::messages::RunEffect;
-use crate::engine::parking::on_job_error;
 use crate::engine::{Advanced, Dispatch, Trigger, advance};
+use crate::jobs::engine_job;
 
 pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 
@@ -29,21 +29,11 @@ pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 /// the job itself (database, decoding, a bug) is retried by apalis and, when it
 /// persists, parks the run and dead-letters the job (see `engine::parking`).
 pub async fn run(job: RunEffect, deps: Data<JobDeps>, attempt: Attempt) -> Result<(), BoxDynError> {
-    let started = std::time::Instant::now();
-    metrics::counter!("jobs_started_total", "queue" => JOB_NAME).increment(1);
-    let done = match carry_out(&job, &deps).await {
-        Ok(advanced) => follow(&deps, advanced).await,
-        Err(err) => Err(err),
-    };
-    match done {
-        Ok(()) => {
-            metrics::counter!("jobs_succeeded_total", "queue" => JOB_NAME).increment(1);
-            metrics::histogram!("job_duration_seconds", "queue" => JOB_NAME)
-                .record(started.elapsed().as_secs_f64());
-            Ok(())
-        }
-        Err(err) => Err(on_job_error(&deps.db, job.run_id, JOB_NAME, attempt.current(), err).await),
-    }
+    engine_job(&deps, JOB_NAME, job.run_id, &attempt, async {
+        let advanced = carry_out(&job, &deps).await?;
+        follow(&deps, advanced).await
+    })
+    .await
 }
 
 /// Carries out, one after the other, the remote commands the run issues while
@@ -62,9 +52,8 @@ pub async fn follow(deps: &JobDeps, mut advanced: Advanced) -> anyhow::Result<()
 /// Calls the provider and feeds the outcome to the run; returns what the run
 /// did with it (a remote command it issued next is for [`follow`]).
 async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> {
-    let job = job.clone();
     let started = std::time::Instant::now();
-    let result = call_provider(deps, &job).await;
+    let result = call_provider(deps, job).await;
     let kind = kind_of(&job.command);
     metrics::histogram!("remote_effect_duration_seconds", "effect" => kind)
         .record(started.elapsed().as_secs_f64());
@@ -76,7 +65,7 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> 
             let delay = RetryPolicy::REMOTE.delay(job.attempt - 1, jitter);
             tracing::warn!(run_id = %job.run_id, effect = kind, attempt = job.attempt, error = %err, ?delay, "remote effect failed; retrying");
             metrics::counter!("remote_effect_retries_total", "effect" => kind).increment(1);
-            schedule_retry(&deps.db, &job, delay, &err.to_string()).await?;
+            schedule_retry(&deps.db, job, delay, &err.to_string()).await?;
             deps.relay_nudge.notify_one();
             return Ok(Advanced::default());
         }

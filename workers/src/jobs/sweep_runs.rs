@@ -7,10 +7,13 @@
 //! Idempotent: advancing a run that has nothing to do changes nothing, and a
 //! notification is sent once however many `send_email` jobs it gets.
 
+use std::collections::BTreeSet;
+
 use apalis::prelude::{BoxDynError, Data};
 use boxoffice_models::{holds, notifications, workflow_runs, workflow_signals};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::deps::JobDeps;
 use crate::engine::ahead::release_orphaned;
@@ -33,8 +36,8 @@ pub struct SweepRuns {
 
 pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError> {
     let now = Utc::now();
-    let stalled_after =
-        chrono::Duration::from_std(deps.stalled_after).unwrap_or(chrono::Duration::seconds(60));
+    let stalled_after = chrono::Duration::from_std(deps.stalled_after)
+        .or_else(|_| chrono::Duration::from_std(STALLED_AFTER))?;
     let (overdue, expired, undelivered, stalled, orphaned) = {
         let mut conn = deps.db.get().await?;
         (
@@ -47,8 +50,14 @@ pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError
     };
     // One run that cannot be advanced (a poison run, parked by its own job)
     // must not keep the sweep from every other run: log it and go on.
+    // A checkout waiting past its deadline is both overdue and expired: once.
+    let to_wake: BTreeSet<Uuid> = overdue
+        .into_iter()
+        .chain(expired)
+        .chain(undelivered)
+        .collect();
     let mut woken = 0;
-    for run_id in overdue.iter().chain(&expired).chain(&undelivered) {
+    for run_id in &to_wake {
         match advance(
             &deps.db,
             &deps.ticket_signer,

@@ -8,7 +8,7 @@ use boxoffice_models::audit::{self, NewAuditEntry, actions};
 use boxoffice_models::outbox;
 use boxoffice_models::workflow_runs;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
-use boxoffice_workflows::engine::LocalCommand;
+use boxoffice_workflows::engine::{LocalCommand, RunStatus};
 use boxoffice_workflows::operator::{ActionOutcome, Actor, DeadJob, Fate, OperatorError};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -327,7 +327,7 @@ impl Operator {
                 )
                 .await
                 .map_err(other)?;
-            } else if !matches!(run.status.as_str(), "completed" | "compensated" | "cancelled" | "failed") {
+            } else if !RunStatus::parse(&run.status).is_some_and(RunStatus::is_finished) {
                 return Err(OperatorError::Conflict(format!(
                     "run {run_id} is {} and was not parked by this job: retry the job, or cancel the run",
                     run.status
@@ -343,7 +343,7 @@ impl Operator {
     }
 }
 
-async fn audit_job(
+pub(super) async fn audit_job(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     action: &str,

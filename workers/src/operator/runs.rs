@@ -11,6 +11,7 @@ use boxoffice_workflows::operator::{
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
+use super::dead_letters::audit_job;
 use super::{Operator, Tx, other, other_chain};
 use crate::engine::executor::{Trigger, advance_on};
 use crate::engine::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
@@ -203,24 +204,15 @@ impl Operator {
                     .into());
                 };
                 match discarding {
-                    Some(job) => {
-                        audit::record(
-                            conn,
-                            &NewAuditEntry {
-                                actor_id: actor.user_id,
-                                action: actions::DLQ_DISCARD,
-                                target_type: "job",
-                                target_id: job.id.clone(),
-                                details: serde_json::json!({
-                                    "fate": "compensate", "queue": job.queue, "run_id": id,
-                                    "via": actor.via, "detail": detail,
-                                }),
-                                request_id: actor.request_id.as_deref(),
-                            },
-                        )
-                        .await
-                        .map_err(other)?;
-                    }
+                    Some(job) => audit_job(
+                        conn,
+                        actor,
+                        actions::DLQ_DISCARD,
+                        job,
+                        serde_json::json!({ "fate": "compensate", "detail": detail }),
+                    )
+                    .await
+                    .map_err(other_chain)?,
                     None => audit_run(conn, actor, actions::RUN_CANCEL, id, &run, &detail).await?,
                 }
                 let status = workflow_runs::find(conn, id)

@@ -101,7 +101,7 @@ async fn a_hold_taken_before_a_step_crashed_is_adopted_by_the_next_attempt() {
         quantity: 2,
     };
     let expires_at = Utc::now() + chrono::Duration::minutes(15);
-    holds::take_ahead(&mut conn, run_id, &[line], expires_at)
+    holds::hold(&mut conn, run_id, &[line], expires_at)
         .await
         .unwrap();
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 0, 2));
@@ -151,7 +151,7 @@ async fn a_hold_taken_for_a_run_that_ended_meanwhile_is_given_back_by_the_sweep(
         ticket_type_id: ticket_type,
         quantity: 2,
     };
-    holds::take_ahead(
+    holds::hold(
         &mut conn,
         run_id,
         &[line],

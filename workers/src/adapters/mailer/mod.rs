@@ -100,6 +100,15 @@ pub fn build(settings: &MailSettings) -> Result<Arc<dyn Mailer>, MailConfigError
     })
 }
 
+/// Whether [`build`] would accept `settings`, without building anything.
+pub fn check(settings: &MailSettings) -> Result<(), MailConfigError> {
+    let from = parse_from(&settings.from)?;
+    if let Some(url) = &settings.smtp_url {
+        SmtpMailer::new(url, from, settings.smtp_timeout)?;
+    }
+    Ok(())
+}
+
 pub fn parse_from(raw: &str) -> Result<Mailbox, MailConfigError> {
     raw.parse::<Mailbox>()
         .map_err(|e| MailConfigError::From(raw.to_owned(), e.to_string()))

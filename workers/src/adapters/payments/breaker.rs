@@ -95,10 +95,6 @@ impl<P> Breaker<P> {
     pub fn state(&self) -> BreakerState {
         self.reporter.state()
     }
-
-    pub fn inner(&self) -> &P {
-        &self.inner
-    }
 }
 
 impl<P: PaymentProvider> Breaker<P> {

@@ -87,10 +87,6 @@ impl StripeClient {
         })
     }
 
-    pub fn api_base(&self) -> &str {
-        &self.api_base
-    }
-
     /// One request; the answer parsed, or why it failed.
     async fn request<T: DeserializeOwned>(
         &self,
