@@ -71,14 +71,27 @@ pub async fn insert_idempotent(
     if let Some(run) = created {
         return Ok(Inserted::Created(run));
     }
-    let existing = workflow_runs::table
-        .filter(workflow_runs::kind.eq(&new.kind))
-        .filter(workflow_runs::owner_id.eq(new.owner_id))
-        .filter(workflow_runs::idempotency_key.eq(&new.idempotency_key))
+    let existing = by_idempotency_key(conn, &new.kind, new.owner_id, &new.idempotency_key)
+        .await?
+        .ok_or(diesel::result::Error::NotFound)?;
+    Ok(Inserted::Existing(existing))
+}
+
+/// The owner's run of this kind started with this idempotency key, if any.
+pub async fn by_idempotency_key(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    owner_id: Option<Uuid>,
+    key: &Option<String>,
+) -> QueryResult<Option<Run>> {
+    workflow_runs::table
+        .filter(workflow_runs::kind.eq(kind))
+        .filter(workflow_runs::owner_id.eq(owner_id))
+        .filter(workflow_runs::idempotency_key.eq(key))
         .select(Run::as_select())
         .first(conn)
-        .await?;
-    Ok(Inserted::Existing(existing))
+        .await
+        .optional()
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Run>> {

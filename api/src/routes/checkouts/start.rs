@@ -91,7 +91,22 @@ pub async fn start_checkout(
     Json(req): Json<CheckoutRequest>,
 ) -> AppResult<Response> {
     let key = idempotency_key(&headers)?;
+    let request_hash = key.as_ref().map(|_| {
+        let canonical = serde_json::to_vec(&req).unwrap_or_default();
+        Sha256::digest(&canonical).to_vec()
+    });
     let mut conn = state.conn().await?;
+    // A retry is answered from the run it started before the order is checked
+    // again: the sale may have closed or sold out since, and the buyer must
+    // still learn what became of the first attempt.
+    if key.is_some() {
+        let earlier =
+            workflow_runs::by_idempotency_key(&mut conn, Checkout::KIND, Some(auth.user_id), &key)
+                .await?;
+        if let Some(run) = earlier {
+            return started(same_request(run, &request_hash)?);
+        }
+    }
     let valid = validate(&mut conn, &req, Utc::now()).await?;
     let checkout = CheckoutState::new(
         auth.user_id,
@@ -100,10 +115,6 @@ pub async fn start_checkout(
         valid.coupon_code,
         valid.hold_minutes,
     );
-    let request_hash = key.as_ref().map(|_| {
-        let canonical = serde_json::to_vec(&req).unwrap_or_default();
-        Sha256::digest(&canonical).to_vec()
-    });
     let new = NewRun {
         id: Uuid::now_v7(),
         kind: Checkout::KIND.into(),
@@ -120,15 +131,28 @@ pub async fn start_checkout(
             metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
             run
         }
-        Inserted::Existing(run) if run.request_hash == request_hash => run,
-        Inserted::Existing(_) => {
-            return Err(AppError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-            ));
-        }
+        Inserted::Existing(run) => same_request(run, &request_hash)?,
     };
+    started(run)
+}
+
+/// The earlier run of this key, unless the key came with another request.
+fn same_request(
+    run: workflow_runs::Run,
+    request_hash: &Option<Vec<u8>>,
+) -> AppResult<workflow_runs::Run> {
+    if run.request_hash == *request_hash {
+        return Ok(run);
+    }
+    Err(AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request",
+    ))
+}
+
+/// 202 with the run to poll.
+fn started(run: workflow_runs::Run) -> AppResult<Response> {
     let location = status_path(run.id);
     let body = CheckoutStarted {
         run_id: run.id,

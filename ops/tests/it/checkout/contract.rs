@@ -9,6 +9,7 @@ use boxoffice_models::users::Role;
 use boxoffice_workers::engine::messages::{AdvanceRun, RunEffect};
 use boxoffice_workers::queue;
 use boxoffice_workflows::engine::RemoteCommand;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -78,6 +79,36 @@ async fn the_same_idempotency_key_never_makes_a_second_run() {
     )
     .await;
     assert_problem(r, 400, "invalid_idempotency_key").await;
+
+    // The sale closes; a client retrying its lost request still learns of the
+    // run it started, while a new attempt to buy is refused.
+    let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE events SET sales_end_at = now() - interval '1 minute' WHERE id = '{}'",
+        event.event_id
+    ))
+    .await
+    .unwrap();
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        Some("order-42"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().await.unwrap()["run_id"], ids[0].as_str());
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        Some("order-43"),
+    )
+    .await;
+    assert_problem(r, 409, "sales_ended").await;
+    assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_runs").await, 2);
 }
 
 #[tokio::test]

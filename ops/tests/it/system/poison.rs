@@ -94,6 +94,9 @@ async fn a_poison_job_is_dead_lettered_and_dlq_retry_completes_the_run() {
     app.start_workers("http://127.0.0.1:1");
     // Five attempts, apalis waiting 1 + 2 + 3 + 4 s between them.
     wait_status(&app, &run_id, "failed", Duration::from_secs(40)).await;
+    // The last attempt parks the run, then apalis moves its job to the dead
+    // letters: wait for that move before reading the list.
+    dead_job_of(&app, &run_id, Duration::from_secs(10)).await;
 
     let listed: Vec<Value> =
         serde_json::from_str(&boxoffice(&app, &["dlq", "list", "--json"]).await).unwrap();
