@@ -39,6 +39,18 @@ pub(crate) fn other_chain(e: anyhow::Error) -> OperatorError {
     OperatorError::Other(format!("{e:#}"))
 }
 
+/// An advance an operator asked for failed. A run whose state does not decode
+/// cannot be moved by anyone until its cause is fixed: the operator is told so
+/// (409), rather than shown a server error.
+pub(crate) fn advance_error(run_id: uuid::Uuid, e: anyhow::Error) -> OperatorError {
+    if e.chain().any(|cause| cause.is::<serde_json::Error>()) {
+        return OperatorError::Conflict(format!(
+            "run {run_id} cannot be moved: {e:#}; fix the cause first, or discard its dead job with fate fail"
+        ));
+    }
+    other_chain(e)
+}
+
 /// The error type of operator transactions (diesel needs `From<diesel::result::Error>`).
 pub(crate) struct Tx(pub OperatorError);
 

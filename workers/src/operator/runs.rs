@@ -12,7 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::dead_letters::audit_job;
-use super::{Operator, Tx, other, other_chain};
+use super::{Operator, Tx, advance_error, other, other_chain};
 use crate::engine::executor::{Trigger, advance_on};
 use crate::engine::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
 use crate::engine::parking::{Parked, unpark_locked};
@@ -130,7 +130,7 @@ impl Operator {
                 } else {
                     let advanced = advance_on(conn, &signer, id, Trigger::Operator(Input::Retry))
                         .await
-                        .map_err(other_chain)?;
+                        .map_err(|e| advance_error(id, e))?;
                     if !advanced.changed {
                         return Err(OperatorError::Conflict(format!(
                             "run {id} failed at step {} and its workflow has nothing to retry",
@@ -185,7 +185,7 @@ impl Operator {
                     .ok_or(OperatorError::NotFound("run"))?;
                 let advanced = advance_on(conn, &signer, id, Trigger::Operator(Input::Cancel))
                     .await
-                    .map_err(other_chain)?;
+                    .map_err(|e| advance_error(id, e))?;
                 let detail = if advanced.changed {
                     format!("cancelled at step {}", run.step)
                 } else if Parked::of(&run)

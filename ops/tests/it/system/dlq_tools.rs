@@ -1,4 +1,5 @@
-//! `boxoffice dlq discard` and `dlq retry --all` on runs poisoned for real:
+//! `boxoffice dlq discard` and `dlq retry --all`, and the same under
+//! `/v1/ops/dlq`, on runs poisoned for real:
 //! each run's state is corrupted, its advance job fails until the run is parked
 //! and the job is dead-lettered, then the operator decides. The effects are
 //! checked where they live: the run and its holds in Postgres, `{queue}:dead`
@@ -205,4 +206,111 @@ async fn dlq_retry_all_requeues_every_dead_job_of_the_queue_and_the_runs_complet
     )
     .await;
     assert_eq!(audited, 3);
+}
+
+#[tokio::test]
+async fn the_ops_api_discards_and_retries_dead_jobs_as_the_cli_does() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    app.start_workers(&sandbox.base_url);
+    let admin = app.create_user(&[Role::Admin]).await;
+    let (doomed, doomed_type, doomed_job) = parked_waiting_run(&app, "ops-api-discard").await;
+    let (revived, revived_type, revived_job) = parked_waiting_run(&app, "ops-api-retry").await;
+    let post = |path: String, body: Option<Value>, request_id: &'static str| {
+        let mut req = app
+            .client
+            .post(app.url(&path))
+            .header("authorization", admin.bearer())
+            .header("x-request-id", request_id);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send()
+    };
+
+    // Bad input leaves the dead job where it was.
+    let r = post(
+        format!("/v1/ops/dlq/{doomed_job}/discard"),
+        Some(serde_json::json!({ "fate": "forget" })),
+        "ops-bad-fate",
+    )
+    .await
+    .unwrap();
+    crate::harness::assert_problem(r, 422, "invalid_body").await;
+    let r = post(
+        "/v1/ops/dlq/retry?queue=no_such_queue".into(),
+        None,
+        "ops-bad-queue",
+    )
+    .await
+    .unwrap();
+    crate::harness::assert_problem(r, 400, "invalid_request").await;
+    assert_eq!(dead_ids(&app, "advance_run").await.len(), 2);
+
+    // Compensating a run whose state does not decode cannot work: the
+    // operator is told so, and nothing changes.
+    let r = post(
+        format!("/v1/ops/dlq/{doomed_job}/discard"),
+        Some(serde_json::json!({ "fate": "compensate" })),
+        "ops-discard-0",
+    )
+    .await
+    .unwrap();
+    crate::harness::assert_problem(r, 409, "not_applicable").await;
+    assert_eq!(run_status(&app, &doomed).await, "failed");
+    assert_eq!(dead_ids(&app, "advance_run").await.len(), 2);
+
+    // With the cause fixed, that run is undone through the API.
+    cure(&app, &doomed).await;
+    let r = post(
+        format!("/v1/ops/dlq/{doomed_job}/discard"),
+        Some(serde_json::json!({ "fate": "compensate" })),
+        "ops-discard-1",
+    )
+    .await
+    .unwrap();
+    let status = r.status();
+    let outcome: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(
+        outcome["jobs"],
+        serde_json::json!([doomed_job]),
+        "{outcome}"
+    );
+    wait_status(&app, &doomed, "compensated", Duration::from_secs(30)).await;
+    assert_eq!(counters(&app.db.url, doomed_type).await, (10, 0, 0));
+
+    // The other is cured and every dead job of the queue retried: only its
+    // job is left, and its run waits for the buyer's payment again.
+    cure(&app, &revived).await;
+    let r = post(
+        "/v1/ops/dlq/retry?queue=advance_run".into(),
+        None,
+        "ops-retry-all-1",
+    )
+    .await
+    .unwrap();
+    let status = r.status();
+    let outcome: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(
+        outcome["jobs"],
+        serde_json::json!([revived_job]),
+        "{outcome}"
+    );
+    wait_status(&app, &revived, "waiting", Duration::from_secs(30)).await;
+    assert_eq!(counters(&app.db.url, revived_type).await, (10, 0, 2));
+    assert!(dead_ids(&app, "advance_run").await.is_empty());
+
+    let audited = count(
+        &app.db.url,
+        &format!(
+            "SELECT 1 FROM audit_log WHERE details->>'via' = 'api' AND actor_id = '{}'
+               AND ((action = 'dlq.discard' AND target_id = '{doomed_job}' AND request_id = 'ops-discard-1')
+                 OR (action = 'dlq.retry' AND target_id = '{revived_job}' AND request_id = 'ops-retry-all-1'))",
+            admin.id
+        ),
+    )
+    .await;
+    assert_eq!(audited, 2);
 }
