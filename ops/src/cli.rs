@@ -188,7 +188,7 @@ pub enum DlqCommand {
 pub enum FateArg {
     /// Undo what the run did and end it.
     Compensate,
-    /// Leave the run failed for good.
+    /// Leave the run failed for good (refused while it has an open payment).
     Fail,
 }
 

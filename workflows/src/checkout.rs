@@ -302,6 +302,19 @@ impl Workflow for Checkout {
         Phase::Start.step()
     }
 
+    fn money_at_stake(state: &CheckoutState) -> Option<String> {
+        let payment = state.payment.as_ref()?;
+        if matches!(state.phase, Phase::Completed | Phase::Compensated)
+            || state.late_payment_refunded
+        {
+            return None;
+        }
+        Some(format!(
+            "payment intent {} for {} {}",
+            payment.intent_id, payment.amount_minor, payment.currency
+        ))
+    }
+
     fn decide(state: &CheckoutState, input: &Input, now: DateTime<Utc>) -> Decision<CheckoutState> {
         let next = Next {
             state: state.clone(),

@@ -280,4 +280,12 @@ pub trait Workflow {
 
     /// The step a fresh run starts at.
     fn initial_step() -> &'static str;
+
+    /// The participant's money this run holds or may still take (an open
+    /// payment intent, a payment not given back), in words for an operator.
+    /// Such a run must be compensated, never failed for good: nothing would
+    /// cancel or refund it afterwards.
+    fn money_at_stake(_state: &Self::State) -> Option<String> {
+        None
+    }
 }

@@ -8,7 +8,8 @@ use boxoffice_models::audit::{self, NewAuditEntry, actions};
 use boxoffice_models::outbox;
 use boxoffice_models::workflow_runs;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
-use boxoffice_workflows::engine::{LocalCommand, RunStatus};
+use boxoffice_workflows::checkout::Checkout;
+use boxoffice_workflows::engine::{LocalCommand, RunStatus, Workflow};
 use boxoffice_workflows::operator::{ActionOutcome, Actor, DeadJob, Fate, OperatorError};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -264,8 +265,12 @@ impl Operator {
                 detail = format!("discarded; the run compensates: {}", outcome.detail);
             }
             (Some(run_id), Fate::Fail) => {
-                run_status = Some(self.fail_for_good(run_id, &job, actor).await?);
-                detail = "discarded; the run stays failed".into();
+                let (status, warning) = self.fail_for_good(run_id, &job, actor).await?;
+                run_status = Some(status);
+                detail = match warning {
+                    Some(warning) => format!("discarded; the run stays failed; {warning}"),
+                    None => "discarded; the run stays failed".into(),
+                };
             }
             (None, _) => {
                 let mut conn = self.db.get().await.map_err(other)?;
@@ -296,12 +301,23 @@ impl Operator {
         run_id: Uuid,
         job: &DeadJob,
         actor: &Actor,
-    ) -> Result<String, OperatorError> {
+    ) -> Result<(String, Option<&'static str>), OperatorError> {
         let mut conn = self.db.get().await.map_err(other)?;
         let signer = self.ticket_signer.clone();
         conn.transaction::<_, Tx, _>(async |conn| {
             let run = workflow_runs::lock(conn, run_id).await.map_err(other)?.ok_or(OperatorError::NotFound("run"))?;
+            let mut warning = None;
             if let Some(mut parked) = Parked::of(&run) {
+                match money_at_stake(&run) {
+                    Ok(Some(money)) => {
+                        return Err(OperatorError::Conflict(format!(
+                            "run {run_id} has the participant's {money}: discard with fate compensate, which cancels or refunds it"
+                        ))
+                        .into());
+                    }
+                    Ok(None) => {}
+                    Err(_) => warning = Some(UNREADABLE_MONEY),
+                }
                 // Failed for good is finished: the run gives back its seats and
                 // its coupon use now, as its compensation would, or nothing
                 // would ever release them (the sweep only wakes live runs).
@@ -333,13 +349,27 @@ impl Operator {
                     run.status
                 )).into());
             }
-            audit_job(conn, actor, actions::DLQ_DISCARD, job, serde_json::json!({ "fate": "fail" }))
+            audit_job(conn, actor, actions::DLQ_DISCARD, job, serde_json::json!({ "fate": "fail", "warning": warning }))
                 .await
                 .map_err(other_chain)?;
-            Ok(run.status)
+            Ok((run.status, warning))
         })
         .await
         .map_err(|Tx(e)| e)
+    }
+}
+
+const UNREADABLE_MONEY: &str =
+    "its state does not decode, so settle any payment of this run at the provider by hand";
+
+/// What a run has of the participant's money, asked of its workflow; `Err`
+/// when its state does not decode and nobody can tell.
+fn money_at_stake(run: &workflow_runs::Run) -> Result<Option<String>, serde_json::Error> {
+    match run.kind.as_str() {
+        Checkout::KIND => Ok(Checkout::money_at_stake(&serde_json::from_value(
+            run.state.clone(),
+        )?)),
+        _ => Ok(None),
     }
 }
 

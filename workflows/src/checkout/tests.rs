@@ -749,3 +749,15 @@ fn operator_retry_of_a_failed_refund_refunds_again() {
     // Retry means nothing to a run that has not failed.
     assert!(!Checkout::decide(&awaiting(), &Input::Retry, t0()).accepted);
 }
+
+#[test]
+fn money_is_at_stake_from_the_intent_until_the_run_ends() {
+    assert_eq!(Checkout::money_at_stake(&fresh(None)), None);
+    let expected = Some("payment intent pi_1 for 9000 EUR".to_owned());
+    assert_eq!(Checkout::money_at_stake(&awaiting()), expected);
+    let paid_not_confirmed = run(awaiting(), &[(paid("pi_1"), t0())]).state;
+    assert_eq!(Checkout::money_at_stake(&paid_not_confirmed), expected);
+    let completed = run(paid_not_confirmed, &[(confirmed(), t0())]).state;
+    assert_eq!(Checkout::money_at_stake(&completed), None);
+    assert_eq!(Checkout::money_at_stake(&expired_and_released()), None);
+}

@@ -94,6 +94,14 @@ async fn dlq_discard_with_fate_fail_leaves_the_run_failed_for_good_with_its_seat
     )
     .unwrap();
     assert_eq!(outcome["run_status"], "failed", "{outcome}");
+    // Nobody can read whether the run has a payment: the operator is told.
+    assert!(
+        outcome["detail"]
+            .as_str()
+            .unwrap()
+            .contains("settle any payment of this run at the provider"),
+        "{outcome}"
+    );
 
     let shown: Value =
         serde_json::from_str(&boxoffice(&app, &["runs", "show", &run_id]).await).unwrap();
@@ -280,9 +288,28 @@ async fn the_ops_api_discards_and_retries_dead_jobs_as_the_cli_does() {
     wait_status(&app, &doomed, "compensated", Duration::from_secs(30)).await;
     assert_eq!(counters(&app.db.url, doomed_type).await, (10, 0, 0));
 
-    // The other is cured and every dead job of the queue retried: only its
-    // job is left, and its run waits for the buyer's payment again.
+    // The other is cured. Its buyer may still pay its intent, so it cannot be
+    // failed for good: nothing would refund the payment.
     cure(&app, &revived).await;
+    let r = post(
+        format!("/v1/ops/dlq/{revived_job}/discard"),
+        Some(serde_json::json!({ "fate": "fail" })),
+        "ops-discard-2",
+    )
+    .await
+    .unwrap();
+    let problem = crate::harness::assert_problem(r, 409, "not_applicable").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("payment intent"),
+        "{problem}"
+    );
+    assert_eq!(run_status(&app, &revived).await, "failed");
+
+    // Every dead job of the queue is retried: only the revived run's job is
+    // left, and its run waits for the buyer's payment again.
     let r = post(
         "/v1/ops/dlq/retry?queue=advance_run".into(),
         None,
