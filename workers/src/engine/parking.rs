@@ -88,22 +88,22 @@ pub fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Parks the run: its `queue` job failed `job_attempts` times with `error`.
 /// Finished runs are left alone (the job is dead-lettered all the same).
-/// Returns whether the run was parked.
+/// Returns the kind of the run it parked, if it parked one.
 pub async fn park(
     db: &DbPool,
     run_id: Uuid,
     queue: &str,
     job_attempts: usize,
     error: &str,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<String>> {
     let mut conn = db.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
         let Some(run) = workflow_runs::lock(conn, run_id).await? else {
-            return Ok(false);
+            return Ok(None);
         };
         let status = RunStatus::parse(&run.status).context("unknown run status")?;
         if status.is_finished() {
-            return Ok(false);
+            return Ok(None);
         }
         let record = Parked {
             parked: true,
@@ -128,7 +128,7 @@ pub async fn park(
             },
         )
         .await?;
-        Ok(true)
+        Ok(Some(run.kind))
     })
     .await
 }
@@ -179,10 +179,10 @@ pub async fn on_job_error(
     let message = format!("{err:#}");
     match park(db, run_id, queue, attempt, &message).await {
         Ok(parked) => {
-            tracing::error!(run_id = %run_id, queue, attempt, parked, error = %message, "job keeps failing: run parked, job dead-lettered");
+            tracing::error!(run_id = %run_id, queue, attempt, parked = parked.is_some(), error = %message, "job keeps failing: run parked, job dead-lettered");
             metrics::counter!("jobs_dead_total", "queue" => queue).increment(1);
-            if parked {
-                metrics::counter!("workflow_runs_parked_total").increment(1);
+            if let Some(kind) = parked {
+                metrics::counter!("workflow_runs_parked_total", "kind" => kind).increment(1);
             }
             Box::new(apalis::prelude::AbortError::new(err))
         }

@@ -13,7 +13,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::fixtures::{count, counters, event_on_sale, is_finished, order, start, wait_for};
+use super::fixtures::{
+    SaleEvent, count, counters, event_on_sale, is_finished, order, start, wait_for,
+};
+use crate::harness::users::TestUser;
 use crate::harness::{TestApp, assert_problem};
 
 #[tokio::test]
@@ -25,16 +28,8 @@ async fn the_same_idempotency_key_never_makes_a_second_run() {
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 100)], 15).await;
 
     // A client that retries (timeouts, double clicks), concurrently.
-    let attempts = futures::future::join_all((0..8).map(|_| {
-        start(
-            &app.base_url,
-            &app.client,
-            &buyer,
-            order(&event, 0, 1),
-            Some("order-42"),
-        )
-    }))
-    .await;
+    let attempts =
+        futures::future::join_all((0..8).map(|_| buy(&app, &buyer, &event, 1, "order-42"))).await;
     let mut ids = Vec::new();
     for r in attempts {
         assert_eq!(r.status(), 202);
@@ -50,34 +45,13 @@ async fn the_same_idempotency_key_never_makes_a_second_run() {
     assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_runs").await, 1);
 
     // Same key, another body: refused, and still one run.
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 2),
-        Some("order-42"),
-    )
-    .await;
+    let r = buy(&app, &buyer, &event, 2, "order-42").await;
     assert_problem(r, 422, "idempotency_key_reused").await;
     // Keys belong to their user: another buyer's same key is another run.
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &other,
-        order(&event, 0, 1),
-        Some("order-42"),
-    )
-    .await;
+    let r = buy(&app, &other, &event, 1, "order-42").await;
     assert_eq!(r.status(), 202);
     assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_runs").await, 2);
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 1),
-        Some("bad key with spaces"),
-    )
-    .await;
+    let r = buy(&app, &buyer, &event, 1, "bad key with spaces").await;
     assert_problem(r, 400, "invalid_idempotency_key").await;
 
     // The sale closes; a client retrying its lost request still learns of the
@@ -89,26 +63,30 @@ async fn the_same_idempotency_key_never_makes_a_second_run() {
     ))
     .await
     .unwrap();
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 1),
-        Some("order-42"),
-    )
-    .await;
+    let r = buy(&app, &buyer, &event, 1, "order-42").await;
     assert_eq!(r.status(), 202);
     assert_eq!(r.json::<Value>().await.unwrap()["run_id"], ids[0].as_str());
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 1),
-        Some("order-43"),
-    )
-    .await;
+    let r = buy(&app, &buyer, &event, 1, "order-43").await;
     assert_problem(r, 409, "sales_ended").await;
     assert_eq!(count(&app.db.url, "SELECT 1 FROM workflow_runs").await, 2);
+}
+
+/// Starts a checkout of `quantity` seats of the event's first ticket type.
+async fn buy(
+    app: &TestApp,
+    user: &TestUser,
+    event: &SaleEvent,
+    quantity: i32,
+    key: &str,
+) -> reqwest::Response {
+    start(
+        &app.base_url,
+        &app.client,
+        user,
+        order(event, 0, quantity),
+        Some(key),
+    )
+    .await
 }
 
 #[tokio::test]

@@ -277,14 +277,7 @@ async fn the_ops_api_discards_and_retries_dead_jobs_as_the_cli_does() {
     )
     .await
     .unwrap();
-    let status = r.status();
-    let outcome: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "{outcome}");
-    assert_eq!(
-        outcome["jobs"],
-        serde_json::json!([doomed_job]),
-        "{outcome}"
-    );
+    assert_jobs(r, &doomed_job).await;
     wait_status(&app, &doomed, "compensated", Duration::from_secs(30)).await;
     assert_eq!(counters(&app.db.url, doomed_type).await, (10, 0, 0));
 
@@ -317,14 +310,7 @@ async fn the_ops_api_discards_and_retries_dead_jobs_as_the_cli_does() {
     )
     .await
     .unwrap();
-    let status = r.status();
-    let outcome: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "{outcome}");
-    assert_eq!(
-        outcome["jobs"],
-        serde_json::json!([revived_job]),
-        "{outcome}"
-    );
+    assert_jobs(r, &revived_job).await;
     wait_status(&app, &revived, "waiting", Duration::from_secs(30)).await;
     assert_eq!(counters(&app.db.url, revived_type).await, (10, 0, 2));
     assert!(dead_ids(&app, "advance_run").await.is_empty());
@@ -340,4 +326,12 @@ async fn the_ops_api_discards_and_retries_dead_jobs_as_the_cli_does() {
     )
     .await;
     assert_eq!(audited, 2);
+}
+
+/// The answer of an ops action is 200 and names the one job it acted on.
+async fn assert_jobs(response: reqwest::Response, job_id: &str) {
+    let status = response.status();
+    let outcome: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["jobs"], serde_json::json!([job_id]), "{outcome}");
 }

@@ -12,6 +12,7 @@ use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
 use crate::system::poison::{boxoffice, dead_job_of, poison, wait_status};
+use crate::system::work_metrics::{metrics_port, scrape_until};
 
 fn queue<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["queues"]
@@ -67,11 +68,21 @@ async fn boxoffice_queues_shows_dead_jobs_outbox_backlog_and_breaker_states() {
 
     // With an SMTP server configured the mailer has a breaker too (nothing is
     // mailed here, so it stays closed).
+    let port = metrics_port();
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
-        .env("BOXOFFICE_SMTP_URL", "smtp://127.0.0.1:9");
+        .env("BOXOFFICE_SMTP_URL", "smtp://127.0.0.1:9")
+        .env("BOXOFFICE_METRICS_ADDR", &format!("127.0.0.1:{port}"));
     let _worker = BoxofficeProcess::start(&deployment, "work").await;
     wait_status(&app, &run_id, "failed", Duration::from_secs(45)).await;
     dead_job_of(&app, &run_id, Duration::from_secs(10)).await;
+    // Its metrics count the dead job and the parked run, by kind.
+    let text = scrape_until(port, "workflow_runs_parked_total").await;
+    for line in [
+        "workflow_runs_parked_total{kind=\"checkout\"} 1",
+        "jobs_dead_total{queue=\"advance_run\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
 
     // The process publishes its breakers every 2 s.
     let started = Instant::now();

@@ -18,11 +18,7 @@ async fn a_worker_process_exports_workflow_and_business_metrics() {
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = metrics_port();
     // An SMTP server nobody answers: the mailer gets its breaker (and the
     // confirmation email only retries), so both breakers export their state.
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
@@ -45,21 +41,7 @@ async fn a_worker_process_exports_workflow_and_business_metrics() {
     let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(30), is_finished).await;
     assert_eq!(done["status"], "completed");
 
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let started = Instant::now();
-    let text = loop {
-        if let Ok(r) = reqwest::get(&url).await
-            && let Ok(text) = r.text().await
-            && text.contains("tickets_sold_total")
-        {
-            break text;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no metrics at {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let text = scrape_until(port, "tickets_sold_total").await;
     for line in [
         "workflow_runs_finished_total{kind=\"checkout\",status=\"completed\"} 1",
         "tickets_sold_total 2",
@@ -100,4 +82,32 @@ async fn a_worker_process_exports_workflow_and_business_metrics() {
             .any(|l| l.starts_with("circuit_breaker_state{dependency=\"smtp\"} ")),
         "{text}"
     );
+}
+
+/// A free loopback port for a process's metrics listener.
+pub fn metrics_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Scrapes the process's `/metrics` on `port` until the text contains `needle`.
+pub async fn scrape_until(port: u16, needle: &str) -> String {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(&url).await
+            && let Ok(text) = r.text().await
+            && text.contains(needle)
+        {
+            return text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no {needle:?} in the metrics at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
