@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use diesel_async::AsyncPgConnection;
+use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
@@ -19,6 +20,7 @@ pub fn build_pool(database_url: &str, max_size: usize) -> anyhow::Result<DbPool>
     // was a round trip in front of every request and every step.
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(|url| Box::pin(establish_bounded(url.to_owned())));
     let manager =
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     let pool = Pool::builder(manager)
@@ -30,4 +32,19 @@ pub fn build_pool(database_url: &str, max_size: usize) -> anyhow::Result<DbPool>
         .runtime(deadpool::Runtime::Tokio1)
         .build()?;
     Ok(pool)
+}
+
+/// Nothing waits on Postgres forever: a statement waiting longer than this for
+/// a row lock fails (its job is retried, its request answered), and a session
+/// whose transaction sits idle this long (its task stuck on something else)
+/// is ended by Postgres, so the locks it holds cannot stall every other run.
+const SESSION_LIMITS: &str =
+    "SET lock_timeout = '15s'; SET idle_in_transaction_session_timeout = '60s'";
+
+async fn establish_bounded(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    conn.batch_execute(SESSION_LIMITS)
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }

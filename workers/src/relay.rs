@@ -26,6 +26,9 @@ pub const MAX_QUEUE_DEPTH: usize = 1_000;
 const CHUNK: usize = 500;
 /// How often an idle relay looks anyway (messages from other processes).
 const IDLE_POLL: Duration = Duration::from_millis(20);
+/// A pass taking longer is abandoned (its transaction rolls back) and tried
+/// again: one stuck call must not stop the relay for good.
+const PASS_LIMIT: Duration = Duration::from_secs(30);
 /// How often the outbox gauges are refreshed.
 const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 
@@ -43,9 +46,21 @@ impl Relay {
         while !shutdown.is_cancelled() {
             if backlog_measured.elapsed() >= BACKLOG_EVERY {
                 backlog_measured = tokio::time::Instant::now();
-                self.measure_backlog().await;
+                if tokio::time::timeout(PASS_LIMIT, self.measure_backlog())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(limit = ?PASS_LIMIT, "measuring the outbox took too long; abandoned");
+                }
             }
-            let moved = match self.relay_once().await {
+            let pass = tokio::time::timeout(PASS_LIMIT, self.relay_once())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "a relay pass took longer than {PASS_LIMIT:?}; abandoned"
+                    ))
+                });
+            let moved = match pass {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox relay failed; retrying");

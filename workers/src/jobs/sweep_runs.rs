@@ -34,7 +34,17 @@ pub struct SweepRuns {
     pub scheduled_for: DateTime<Utc>,
 }
 
+/// A sweep taking longer is abandoned and fails (the next tick sweeps again):
+/// one stuck call must not hold the sweep worker, and so every later sweep.
+const SWEEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn run(_job: SweepRuns, deps: Data<JobDeps>) -> Result<(), BoxDynError> {
+    tokio::time::timeout(SWEEP_LIMIT, sweep(&deps))
+        .await
+        .map_err(|_| format!("the sweep took longer than {SWEEP_LIMIT:?}; abandoned"))?
+}
+
+async fn sweep(deps: &JobDeps) -> Result<(), BoxDynError> {
     let now = Utc::now();
     let stalled_after = chrono::Duration::from_std(deps.stalled_after)
         .or_else(|_| chrono::Duration::from_std(STALLED_AFTER))?;
