@@ -133,6 +133,17 @@ async fn advance_at(
     }
 }
 
+/// The participant's money the run has at stake, asked of its workflow; `Err`
+/// when its state does not decode (or its kind is unknown) and nobody can tell.
+pub fn money_at_stake(run: &workflow_runs::Run) -> anyhow::Result<Option<String>> {
+    match run.kind.as_str() {
+        Checkout::KIND => Ok(Checkout::money_at_stake(&serde_json::from_value(
+            run.state.clone(),
+        )?)),
+        other => anyhow::bail!("run {} has an unknown kind {other:?}", run.id),
+    }
+}
+
 /// The circumstances of one advance.
 struct At<'a> {
     now: DateTime<Utc>,

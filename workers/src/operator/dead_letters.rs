@@ -8,14 +8,14 @@ use boxoffice_models::audit::{self, NewAuditEntry, actions};
 use boxoffice_models::outbox;
 use boxoffice_models::workflow_runs;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
-use boxoffice_workflows::checkout::Checkout;
-use boxoffice_workflows::engine::{LocalCommand, RunStatus, Workflow};
+use boxoffice_workflows::engine::{LocalCommand, RunStatus};
 use boxoffice_workflows::operator::{ActionOutcome, Actor, DeadJob, Fate, OperatorError};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::{Operator, Tx, other, other_chain};
+use crate::engine::executor::money_at_stake;
 use crate::engine::local_effects;
 use crate::engine::parking::{Parked, unpark_locked};
 use crate::queue;
@@ -361,17 +361,6 @@ impl Operator {
 
 const UNREADABLE_MONEY: &str =
     "its state does not decode, so settle any payment of this run at the provider by hand";
-
-/// What a run has of the participant's money, asked of its workflow; `Err`
-/// when its state does not decode and nobody can tell.
-fn money_at_stake(run: &workflow_runs::Run) -> Result<Option<String>, serde_json::Error> {
-    match run.kind.as_str() {
-        Checkout::KIND => Ok(Checkout::money_at_stake(&serde_json::from_value(
-            run.state.clone(),
-        )?)),
-        _ => Ok(None),
-    }
-}
 
 pub(super) async fn audit_job(
     conn: &mut AsyncPgConnection,

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::users::Role;
 use boxoffice_models::workflow_signals::{self, NewSignal, Recorded};
-use boxoffice_workers::engine::{Dispatch, Trigger, advance};
+use boxoffice_workers::engine::{Advanced, Dispatch, Trigger, advance};
 use boxoffice_workflows::engine::{Input, RemoteOutcome};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -153,22 +154,7 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
         1
     );
 
-    let created = Input::RemoteDone {
-        key: "create_payment_intent".into(),
-        outcome: RemoteOutcome::IntentCreated {
-            intent_id: "pi_early".into(),
-            client_secret: "secret".into(),
-        },
-    };
-    let done = advance(
-        app.pool(),
-        &signer,
-        run_id,
-        Trigger::Input(created),
-        Dispatch::Queue,
-    )
-    .await
-    .unwrap();
+    let done = intent_created(&app, &signer, run_id, "pi_early").await;
     assert_eq!(
         done.status.as_deref(),
         Some("completed"),
@@ -212,22 +198,7 @@ async fn a_signal_for_an_unknown_run_or_intent_changes_nothing() {
     advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue)
         .await
         .unwrap();
-    let created = Input::RemoteDone {
-        key: "create_payment_intent".into(),
-        outcome: RemoteOutcome::IntentCreated {
-            intent_id: "pi_real".into(),
-            client_secret: "secret".into(),
-        },
-    };
-    let waiting = advance(
-        app.pool(),
-        &signer,
-        run_id,
-        Trigger::Input(created),
-        Dispatch::Queue,
-    )
-    .await
-    .unwrap();
+    let waiting = intent_created(&app, &signer, run_id, "pi_real").await;
     assert_eq!(waiting.status.as_deref(), Some("waiting"));
 
     let mut conn = app.raw_conn().await;
@@ -324,4 +295,29 @@ async fn a_signal_whose_delivery_message_was_lost_is_delivered_by_the_sweep() {
         .await,
         0
     );
+}
+
+/// Feeds the run the outcome of creating its payment intent, as `run_effect` does.
+async fn intent_created(
+    app: &TestApp,
+    signer: &TicketSigner,
+    run_id: Uuid,
+    intent_id: &str,
+) -> Advanced {
+    let created = Input::RemoteDone {
+        key: "create_payment_intent".into(),
+        outcome: RemoteOutcome::IntentCreated {
+            intent_id: intent_id.into(),
+            client_secret: "secret".into(),
+        },
+    };
+    advance(
+        app.pool(),
+        signer,
+        run_id,
+        Trigger::Input(created),
+        Dispatch::Queue,
+    )
+    .await
+    .unwrap()
 }
