@@ -29,6 +29,7 @@ pub mod rate_limit;
 pub mod redis_guard;
 pub mod router;
 pub mod routes;
+pub mod runs;
 pub mod state;
 pub mod webhooks;
 

@@ -181,6 +181,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        view -> Jsonb,
+        parent_id -> Nullable<Uuid>,
+        child_key -> Nullable<Text>,
     }
 }
 

@@ -27,6 +27,11 @@ pub struct Run {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// What the owner sees: the kind's status view, written with every transition.
+    pub view: serde_json::Value,
+    /// The run that started this one, and the key it started it under.
+    pub parent_id: Option<Uuid>,
+    pub child_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -41,6 +46,9 @@ pub struct NewRun {
     pub owner_id: Option<Uuid>,
     pub idempotency_key: Option<String>,
     pub request_hash: Option<Vec<u8>>,
+    pub view: serde_json::Value,
+    pub parent_id: Option<Uuid>,
+    pub child_key: Option<String>,
 }
 
 pub enum Inserted {
@@ -136,6 +144,7 @@ pub struct Transition {
     pub attempts: i32,
     pub last_error: Option<serde_json::Value>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub view: serde_json::Value,
 }
 
 /// Writes a transition of a locked run and bumps its version; returns the new version.
@@ -231,6 +240,44 @@ pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<In
         Ok(inserted)
     })
     .await
+}
+
+/// Creates a child run and the message that starts it, inside the parent's
+/// transaction. `(parent, child key)` is unique: a child started before is
+/// left as it is and `None` is returned.
+pub async fn start_child(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Option<Run>> {
+    let created = diesel::insert_into(workflow_runs::table)
+        .values(new)
+        .on_conflict((workflow_runs::parent_id, workflow_runs::child_key))
+        .filter_target(workflow_runs::parent_id.is_not_null())
+        .do_nothing()
+        .returning(Run::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(run) = &created {
+        crate::outbox::push(
+            conn,
+            crate::workflow_signals::ADVANCE_QUEUE,
+            &crate::workflow_signals::AdvanceRun { run_id: run.id },
+            None,
+        )
+        .await?;
+    }
+    Ok(created)
+}
+
+/// How many children of a parent are in each status.
+pub async fn children_by_status(
+    conn: &mut AsyncPgConnection,
+    parent_id: Uuid,
+) -> QueryResult<Vec<(String, i64)>> {
+    workflow_runs::table
+        .filter(workflow_runs::parent_id.eq(parent_id))
+        .group_by(workflow_runs::status)
+        .select((workflow_runs::status, diesel::dsl::count_star()))
+        .load(conn)
+        .await
 }
 
 /// Parks a locked run as `failed` for an operator: its job kept failing. The

@@ -19,6 +19,7 @@ pub mod adapters;
 pub mod deps;
 pub mod engine;
 pub mod jobs;
+pub mod kinds;
 pub mod operator;
 pub mod queue;
 pub mod registry;

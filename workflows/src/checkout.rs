@@ -24,13 +24,21 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::engine::{
-    BookingDraft, Command, Decision, Input, Item, LocalCommand, LocalOutcome, PricedItem,
-    RemoteCommand, RemoteOutcome, RunError, RunStatus, Workflow,
-};
+use crate::engine::{self, RunError, RunStatus, Workflow};
+use crate::money::Money;
+use crate::payments::{PaymentCommand as RemoteCommand, PaymentOutcome as RemoteOutcome};
+pub use crate::payments::{SIGNAL_PAYMENT_FAILED, SIGNAL_PAYMENT_SUCCEEDED, SIGNAL_REFUND_UPDATED};
+use crate::refunding::{DEFAULT_POLL_AFTER_SECS, RefundStep, RefundTracker};
 
-pub const SIGNAL_PAYMENT_SUCCEEDED: &str = "payment_succeeded";
-pub const SIGNAL_PAYMENT_FAILED: &str = "payment_failed";
+mod view;
+mod vocab;
+pub use view::{CheckoutView, PaymentView};
+pub use vocab::{BookingDraft, Item, LocalCommand, LocalOutcome, PricedItem};
+
+/// The checkout's inputs, commands and decisions.
+pub type Input = engine::Input<LocalOutcome, RemoteOutcome>;
+pub type Command = engine::Command<LocalCommand, RemoteCommand>;
+type Decision<S> = engine::Decision<S, Command>;
 
 pub const KEY_CREATE_INTENT: &str = "create_payment_intent";
 pub const KEY_CANCEL_INTENT: &str = "cancel_payment_intent";
@@ -110,6 +118,9 @@ pub struct CheckoutState {
     /// cancelled as soon as the provider answers.
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The refund of a payment that came too late for its seats.
+    #[serde(default)]
+    pub late_refund: Option<RefundTracker>,
 }
 
 impl CheckoutState {
@@ -139,6 +150,7 @@ impl CheckoutState {
             error: None,
             late_payment_refunded: false,
             cancel_requested: false,
+            late_refund: None,
         }
     }
 
@@ -207,6 +219,7 @@ impl Next {
             state: self.state,
             status,
             command,
+            children: Vec::new(),
             wake_at,
             accepted: true,
         }
@@ -229,6 +242,7 @@ fn ignore(state: &CheckoutState) -> Decision<CheckoutState> {
         state: state.clone(),
         status,
         command: None,
+        children: Vec::new(),
         wake_at: (state.phase == Phase::AwaitingPayment)
             .then_some(state.expires_at)
             .flatten(),
@@ -297,9 +311,18 @@ fn cancel_intent(next: Next) -> Decision<CheckoutState> {
 impl Workflow for Checkout {
     const KIND: &'static str = "checkout";
     type State = CheckoutState;
+    type Local = LocalCommand;
+    type LocalOutcome = LocalOutcome;
+    type Remote = RemoteCommand;
+    type RemoteOutcome = RemoteOutcome;
+    type View = CheckoutView;
 
     fn initial_step() -> &'static str {
         Phase::Start.step()
+    }
+
+    fn view(state: &CheckoutState) -> CheckoutView {
+        CheckoutView::of(state)
     }
 
     fn money_at_stake(state: &CheckoutState) -> Option<String> {
@@ -530,37 +553,57 @@ impl Workflow for Checkout {
             }
             (Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::LateNoCapacity)) => {
                 let payment = state.payment.clone().expect("a late payment has an intent");
+                let tracker = RefundTracker::new(
+                    payment.intent_id,
+                    Money::new(payment.amount_minor, payment.currency),
+                    KEY_REFUND_LATE,
+                    DEFAULT_POLL_AFTER_SECS,
+                );
+                let command = tracker.create();
                 next.error(RunError::new(
                     "sold_out_refunded",
                     "paid after the hold expired and the tickets were gone; refunded",
                 ))
+                .with(|s| s.late_refund = Some(tracker))
                 .to(Phase::RefundingLatePayment)
-                .run(remote(RemoteCommand::RefundPayment {
-                    key: KEY_REFUND_LATE.into(),
-                    intent_id: payment.intent_id,
-                    amount_minor: payment.amount_minor,
-                }))
+                .run(remote(command))
             }
+            // The refund is followed until the provider says it succeeded.
             (
                 Phase::RefundingLatePayment,
-                Input::RemoteDone {
-                    key,
-                    outcome: RemoteOutcome::Refunded { .. },
-                },
-            ) if key == KEY_REFUND_LATE => next
-                .with(|s| s.late_payment_refunded = true)
-                .to(Phase::Compensated)
-                .finish(RunStatus::Compensated),
-            // Money we cannot give back automatically: an operator must look.
-            (Phase::RefundingLatePayment, Input::RemoteFailed { key, error })
-                if key == KEY_REFUND_LATE =>
-            {
-                next.error(RunError::new(
-                    "refund_failed",
-                    format!("the automatic refund failed: {error}"),
-                ))
-                .to(Phase::Failed)
-                .finish(RunStatus::Failed)
+                Input::RemoteDone { .. } | Input::RemoteFailed { .. } | Input::Timer,
+            )
+            | (Phase::RefundingLatePayment, Input::Signal { .. }) => {
+                let Some(mut tracker) = state.late_refund.clone() else {
+                    return ignore(state);
+                };
+                let step = match input {
+                    Input::RemoteDone { key, outcome } => tracker.on_remote_done(key, outcome, now),
+                    Input::RemoteFailed { key, error } => tracker.on_remote_failed(key, error, now),
+                    Input::Signal { name, payload } if name == SIGNAL_REFUND_UPDATED => {
+                        tracker.on_signal(payload, now)
+                    }
+                    Input::Timer => tracker.on_timer(),
+                    _ => RefundStep::NotMine,
+                };
+                let next = next.with(|s| s.late_refund = Some(tracker));
+                match step {
+                    RefundStep::NotMine => ignore(state),
+                    RefundStep::Call(command) => next.run(remote(command)),
+                    RefundStep::WaitUntil(at) => next.decision(RunStatus::Waiting, None, Some(at)),
+                    RefundStep::Succeeded => next
+                        .with(|s| s.late_payment_refunded = true)
+                        .to(Phase::Compensated)
+                        .finish(RunStatus::Compensated),
+                    // Money we could not give back: an operator must look.
+                    RefundStep::Failed { .. } => next
+                        .error(RunError::new(
+                            "refund_failed",
+                            "the automatic refund of the late payment failed; our staff will settle it",
+                        ))
+                        .to(Phase::Failed)
+                        .finish(RunStatus::Failed),
+                }
             }
 
             // An operator cancels a run that has not finished: undo what was done.
@@ -592,17 +635,16 @@ impl Workflow for Checkout {
             // sale is being written (confirming): a cancel adds nothing. Finished
             // runs stay as they are; a failed refund is money an operator handles.
 
-            // An operator re-drives a run whose automatic refund failed for good.
+            // An operator re-drives a run whose automatic refund failed for good:
+            // a new refund at the provider (a new idempotency key).
             (Phase::Failed, Input::Retry) if !state.late_payment_refunded => {
-                let Some(payment) = state.payment.clone() else {
+                let Some(mut tracker) = state.late_refund.clone() else {
                     return ignore(state);
                 };
-                next.to(Phase::RefundingLatePayment)
-                    .run(remote(RemoteCommand::RefundPayment {
-                        key: KEY_REFUND_LATE.into(),
-                        intent_id: payment.intent_id,
-                        amount_minor: payment.amount_minor,
-                    }))
+                let command = tracker.next_attempt();
+                next.with(|s| s.late_refund = Some(tracker))
+                    .to(Phase::RefundingLatePayment)
+                    .run(remote(command))
             }
 
             _ => ignore(state),

@@ -1,6 +1,14 @@
-//! The engine's vocabulary: statuses, inputs, commands and decisions.
+//! The engine's vocabulary, shared by every workflow kind: statuses, inputs,
+//! commands, decisions, child runs, and the [`Workflow`] trait a kind implements.
+//!
+//! A kind brings its own state, its own local and remote command and outcome
+//! types and its own status view; the engine (in `workers`) moves them as JSON
+//! and never names a kind.
+
+use std::fmt::Debug;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -10,7 +18,7 @@ use uuid::Uuid;
 pub enum RunStatus {
     /// A step is being carried out.
     Running,
-    /// Waiting for a signal or a timer.
+    /// Waiting for a signal, a child run or a timer.
     Waiting,
     /// Undoing completed steps after a failure.
     Compensating,
@@ -23,6 +31,16 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Compensating,
+        RunStatus::Completed,
+        RunStatus::Compensated,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -36,17 +54,7 @@ impl RunStatus {
     }
 
     pub fn parse(s: &str) -> Option<RunStatus> {
-        [
-            RunStatus::Running,
-            RunStatus::Waiting,
-            RunStatus::Compensating,
-            RunStatus::Completed,
-            RunStatus::Compensated,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     /// No step will run again without an outside event.
@@ -59,37 +67,21 @@ impl RunStatus {
                 | RunStatus::Failed
         )
     }
+
+    /// Over for good: nothing, not even an operator, moves the run again
+    /// (`failed` is not: an operator may retry it). A child run that ends so
+    /// is reported to its parent.
+    pub fn is_ended(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled
+        )
+    }
 }
 
-/// One line of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Item {
-    pub ticket_type_id: Uuid,
-    pub quantity: i32,
-}
-
-/// A held line with the unit price it was held at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PricedItem {
-    pub ticket_type_id: Uuid,
-    pub quantity: i32,
-    pub unit_price_minor: i64,
-}
-
-/// Everything needed to write the booking of a confirmed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookingDraft {
-    pub user_id: Uuid,
-    pub event_id: Uuid,
-    pub items: Vec<Item>,
-    pub currency: String,
-    pub subtotal_minor: i64,
-    pub discount_minor: i64,
-    pub coupon_id: Option<Uuid>,
-    pub payment_intent_id: Option<String>,
-}
-
-/// Why a run did not complete, in the client's terms.
+/// Why a run did not complete, in the participant's terms: a stable code and a
+/// plain sentence. Never a provider's or the database's own text (that goes to
+/// the run's history and the logs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
     /// Stable, machine-readable.
@@ -106,126 +98,49 @@ impl RunError {
     }
 }
 
-/// Changes to our own tables, applied in the transaction of the transition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum LocalCommand {
-    /// Hold capacity for every item (row locks in ticket type id order), until `expires_at`.
-    HoldCapacity {
-        items: Vec<Item>,
-        expires_at: DateTime<Utc>,
-    },
-    /// Reserve one use of the event's coupon `code` for these priced lines.
-    ReserveCoupon {
-        event_id: Uuid,
-        code: String,
-        lines: Vec<PricedItem>,
-    },
-    /// Release the run's holds and its coupon reservation.
-    ReleaseReservations,
-    /// Convert the run's holds to sold, redeem the coupon, create the booking and
-    /// its tickets, queue the confirmation email.
-    ConfirmBooking { booking: BookingDraft },
-    /// A payment arrived after the holds were released: sell again if capacity
-    /// is still free (then as `ConfirmBooking`), or report that it is not.
-    ConfirmLatePayment { booking: BookingDraft },
-}
-
-/// Calls to outside systems, each run as its own retried job. `key` is unique
-/// within the run and names the effect: the provider's idempotency key is
-/// `"{run_id}:{key}"`, so a retried or duplicated call has one effect.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum RemoteCommand {
-    CreatePaymentIntent {
-        key: String,
-        amount_minor: i64,
-        currency: String,
-    },
-    CancelPaymentIntent {
-        key: String,
-        intent_id: String,
-    },
-    RefundPayment {
-        key: String,
-        intent_id: String,
-        amount_minor: i64,
-    },
-}
-
-impl RemoteCommand {
-    pub fn key(&self) -> &str {
-        match self {
-            RemoteCommand::CreatePaymentIntent { key, .. }
-            | RemoteCommand::CancelPaymentIntent { key, .. }
-            | RemoteCommand::RefundPayment { key, .. } => key,
-        }
-    }
-}
-
+/// A command of a kind: local (our own tables, applied in the transaction of
+/// the transition, its outcome fed straight back) or remote (a call to another
+/// system, run as its own retried job; its outcome comes back later).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "command", rename_all = "snake_case")]
-pub enum Command {
-    Local(LocalCommand),
-    Remote(RemoteCommand),
+pub enum Command<L, R> {
+    Local(L),
+    Remote(R),
 }
 
-/// What a local command did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum LocalOutcome {
-    Held {
-        expires_at: DateTime<Utc>,
-        currency: String,
-        lines: Vec<PricedItem>,
-    },
-    HoldRefused {
-        ticket_type_id: Uuid,
-        requested: i32,
-        available: i32,
-    },
-    CouponReserved {
-        coupon_id: Uuid,
-        discount_minor: i64,
-    },
-    CouponRefused {
-        reason: String,
-    },
-    Released,
-    Confirmed {
-        booking_id: Uuid,
-        ticket_ids: Vec<Uuid>,
-    },
-    LateNoCapacity,
+/// A remote command names itself: `key` is unique within the run and names the
+/// effect (the provider's idempotency key derives from it, so a retried or
+/// duplicated call has one effect); `name` labels metrics.
+pub trait RemoteEffect {
+    fn key(&self) -> &str;
+    fn name(&self) -> &'static str;
 }
 
-/// What a remote command did.
+/// A child run that ended, as its parent hears of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum RemoteOutcome {
-    IntentCreated {
-        intent_id: String,
-        client_secret: String,
-    },
-    IntentCancelled,
-    /// The provider refused to cancel: the payment went through first.
-    IntentAlreadySucceeded,
-    Refunded {
-        refund_id: String,
-    },
+pub struct ChildEnd {
+    /// The key the parent started it under.
+    pub key: String,
+    pub run_id: Uuid,
+    pub kind: String,
+    pub status: RunStatus,
+    /// The child's status view when it ended (its kind's `View`).
+    pub view: serde_json::Value,
 }
 
-/// Everything that can move a run.
+/// Everything that can move a run of a kind whose local and remote outcomes
+/// are `L` and `R`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Input {
+pub enum Input<L, R> {
     Start,
-    Local(LocalOutcome),
+    Local(L),
     RemoteDone {
         key: String,
-        outcome: RemoteOutcome,
+        outcome: R,
     },
     /// A remote command failed for good (fatal error, or retries ran out).
+    /// `error` is a stable code; the provider's own text is in the history.
     RemoteFailed {
         key: String,
         error: String,
@@ -234,15 +149,17 @@ pub enum Input {
         name: String,
         payload: serde_json::Value,
     },
+    /// A child run ended (completed, compensated or cancelled).
+    ChildEnded(ChildEnd),
     /// The run's deadline passed.
     Timer,
-    /// An operator ends the run (compensating what was done).
+    /// The run is called off (an operator, or its owner): compensate what was done.
     Cancel,
     /// An operator re-drives a run that failed for good (from its failed step).
     Retry,
 }
 
-impl Input {
+impl<L, R> Input<L, R> {
     /// A short name for the run's history.
     pub fn label(&self) -> String {
         match self {
@@ -251,6 +168,7 @@ impl Input {
             Input::RemoteDone { key, .. } => format!("remote_done:{key}"),
             Input::RemoteFailed { key, .. } => format!("remote_failed:{key}"),
             Input::Signal { name, .. } => format!("signal:{name}"),
+            Input::ChildEnded(end) => format!("child_ended:{}", end.key),
             Input::Timer => "timer".into(),
             Input::Cancel => "cancel".into(),
             Input::Retry => "retry".into(),
@@ -258,33 +176,92 @@ impl Input {
     }
 }
 
-/// A workflow's answer to one input.
+/// A child run to start in the parent's transaction. `(parent, key)` is unique,
+/// so a retried step starts nothing twice.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision<S> {
+pub struct ChildStart {
+    pub key: String,
+    pub kind: &'static str,
+    pub step: &'static str,
+    pub state: serde_json::Value,
+    pub view: serde_json::Value,
+    /// Whose run it is (the participant it acts for), for the status API.
+    pub owner_id: Option<Uuid>,
+}
+
+impl ChildStart {
+    /// A child of kind `W` starting from `state`.
+    pub fn of<W: Workflow>(
+        key: impl Into<String>,
+        state: &W::State,
+        owner_id: Option<Uuid>,
+    ) -> Self {
+        ChildStart {
+            key: key.into(),
+            kind: W::KIND,
+            step: W::initial_step(),
+            state: serde_json::to_value(state).unwrap_or_default(),
+            view: serde_json::to_value(W::view(state)).unwrap_or_default(),
+            owner_id,
+        }
+    }
+}
+
+/// A workflow's answer to one input. `C` is the kind's [`Command`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<S, C> {
     pub state: S,
     pub status: RunStatus,
     pub step: &'static str,
-    pub command: Option<Command>,
+    pub command: Option<C>,
+    /// Child runs to start in this transaction.
+    pub children: Vec<ChildStart>,
     /// When a waiting run wakes up by itself (its deadline).
     pub wake_at: Option<DateTime<Utc>>,
     /// False when the input meant nothing in this state (it is dropped).
     pub accepted: bool,
 }
 
-/// A workflow: pure code from (state, input, now) to a decision.
-pub trait Workflow {
-    const KIND: &'static str;
-    type State: Clone + Serialize + for<'de> Deserialize<'de>;
+/// The decision type of kind `W`.
+pub type DecisionOf<W> =
+    Decision<<W as Workflow>::State, Command<<W as Workflow>::Local, <W as Workflow>::Remote>>;
+/// The input type of kind `W`.
+pub type InputOf<W> = Input<<W as Workflow>::LocalOutcome, <W as Workflow>::RemoteOutcome>;
 
-    fn decide(state: &Self::State, input: &Input, now: DateTime<Utc>) -> Decision<Self::State>;
+/// What every type the engine stores or sends must be.
+pub trait Wire:
+    Debug + Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+impl<T: Debug + Clone + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static> Wire
+    for T
+{
+}
+
+/// A workflow kind: pure code from (state, input, now) to a decision.
+pub trait Workflow: Send + Sync + 'static {
+    /// The kind's name, stored with each run.
+    const KIND: &'static str;
+    type State: Wire;
+    type Local: Wire;
+    type LocalOutcome: Wire;
+    type Remote: Wire + RemoteEffect;
+    type RemoteOutcome: Wire;
+    /// What the run's owner sees at `GET /v1/workflows/{id}` besides the
+    /// common fields; kept beside the run at every transition.
+    type View: Serialize;
+
+    fn decide(state: &Self::State, input: &InputOf<Self>, now: DateTime<Utc>) -> DecisionOf<Self>;
 
     /// The step a fresh run starts at.
     fn initial_step() -> &'static str;
 
+    fn view(state: &Self::State) -> Self::View;
+
     /// The participant's money this run holds or may still take (an open
-    /// payment intent, a payment not given back), in words for an operator.
-    /// Such a run must be compensated, never failed for good: nothing would
-    /// cancel or refund it afterwards.
+    /// payment intent, a payment not given back, a refund owed), in words for
+    /// an operator. Such a run must be compensated, never failed for good:
+    /// nothing would cancel or refund it afterwards.
     fn money_at_stake(_state: &Self::State) -> Option<String> {
         None
     }

@@ -14,18 +14,16 @@
 //! run), the run's compensation releases it, and the sweep releases it if the
 //! run ended without ever recording it (`holds::orphaned_runs`).
 
-use anyhow::Context;
 use boxoffice_models::DbPool;
 use boxoffice_models::holds::{self, HoldOutcome, Line};
-use boxoffice_models::workflow_runs::{self, Run};
-use boxoffice_workflows::checkout::Checkout;
-use boxoffice_workflows::engine::{Command, Input, LocalCommand, RunStatus, Workflow};
+use boxoffice_models::workflow_runs;
+use boxoffice_workflows::engine::RunStatus;
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::executor::Trigger;
-use super::local_effects::lines;
+use crate::kinds;
 
 /// A hold taken for a run ahead of its step, and what came of it.
 #[derive(Debug, Clone)]
@@ -59,11 +57,7 @@ pub async fn take(
     let Some(run) = workflow_runs::find(conn, run_id).await? else {
         return Ok(None);
     };
-    let next = match run.kind.as_str() {
-        Checkout::KIND => first_hold::<Checkout>(&run, now)?,
-        _ => None,
-    };
-    let Some((lines, expires_at)) = next else {
+    let Some((lines, expires_at)) = kinds::of(&run.kind)?.first_hold(&run, now)? else {
         return Ok(None);
     };
     let outcome = holds::hold(conn, run_id, &lines, expires_at).await?;
@@ -78,35 +72,11 @@ pub async fn release_orphaned(db: &DbPool, run_id: Uuid) -> anyhow::Result<i32> 
         let Some(run) = workflow_runs::lock(conn, run_id).await? else {
             return Ok(0);
         };
-        let ended = matches!(
-            RunStatus::parse(&run.status),
-            Some(RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled)
-        );
+        let ended = RunStatus::parse(&run.status).is_some_and(RunStatus::is_ended);
         if !ended {
             return Ok(0);
         }
         Ok(holds::release_for_run(conn, run_id).await?)
     })
     .await
-}
-
-/// The hold a run that has not started yet will take first, if any.
-fn first_hold<W: Workflow>(
-    run: &Run,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Option<(Vec<Line>, DateTime<Utc>)>> {
-    if RunStatus::parse(&run.status) != Some(RunStatus::Running) || run.step != W::initial_step() {
-        return Ok(None);
-    }
-    let state: W::State =
-        serde_json::from_value(run.state.clone()).context("decoding the run's state")?;
-    let decision = W::decide(&state, &Input::Start, now);
-    Ok(match decision.command {
-        Some(Command::Local(LocalCommand::HoldCapacity { items, expires_at }))
-            if decision.accepted =>
-        {
-            Some((lines(&items), expires_at))
-        }
-        _ => None,
-    })
 }

@@ -9,15 +9,16 @@ use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::{self, Run, Transition};
 use boxoffice_models::workflow_signals;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
-use boxoffice_workflows::checkout::Checkout;
-use boxoffice_workflows::engine::{Command, Input, RemoteCommand, RunStatus, Workflow};
+use boxoffice_workflows::engine::{
+    ChildEnd, ChildStart, Command, Input, InputOf, RemoteEffect, RunStatus, Workflow,
+};
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::ahead::Ahead;
-use super::local_effects;
-use super::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
+use super::messages::{ADVANCE_QUEUE, AdvanceRun, CHILD_ENDED_SIGNAL, EFFECT_QUEUE, RunEffect};
+use crate::kinds::{self, Effects, LocalCx};
 
 /// What made us look at the run.
 #[derive(Debug, Clone)]
@@ -25,12 +26,44 @@ pub enum Trigger {
     /// Look at the run: start it, deliver pending signals, fire a due timer.
     /// Harmless when there is nothing to do (duplicates, sweeps).
     Poke,
-    /// A remote command's result (or its final failure).
-    Input(Input),
+    /// A remote command's result (or its final failure), or a cancel.
+    Input(EngineInput),
     /// An operator's input (cancel, retry). Unlike every other trigger it also
     /// reaches a run parked by a poison job (see `parking`): if the workflow
     /// accepts it, the run resumes from the status it had.
-    Operator(Input),
+    Operator(EngineInput),
+}
+
+/// The inputs the engine itself gives any kind (no command outcomes): the
+/// kind-independent part of [`Input`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineInput {
+    /// A remote command's outcome, as stored (the kind's `RemoteOutcome`).
+    RemoteDone {
+        key: String,
+        outcome: serde_json::Value,
+    },
+    RemoteFailed {
+        key: String,
+        error: String,
+    },
+    Cancel,
+    Retry,
+}
+
+impl EngineInput {
+    /// The kind's own input; `Err` when a remote outcome does not decode.
+    fn typed<W: Workflow>(self) -> anyhow::Result<InputOf<W>> {
+        Ok(match self {
+            EngineInput::RemoteDone { key, outcome } => Input::RemoteDone {
+                key,
+                outcome: serde_json::from_value(outcome).context("decoding a remote outcome")?,
+            },
+            EngineInput::RemoteFailed { key, error } => Input::RemoteFailed { key, error },
+            EngineInput::Cancel => Input::Cancel,
+            EngineInput::Retry => Input::Retry,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -127,41 +160,36 @@ async fn advance_at(
         ahead,
         dispatch,
     };
-    match run.kind.as_str() {
-        Checkout::KIND => advance_locked::<Checkout>(conn, signer, run, trigger, at).await,
-        other => anyhow::bail!("run {run_id} has an unknown kind {other:?}"),
-    }
+    kinds::of(&run.kind)?
+        .advance(conn, signer, run, trigger, at)
+        .await
 }
 
 /// The participant's money the run has at stake, asked of its workflow; `Err`
 /// when its state does not decode (or its kind is unknown) and nobody can tell.
 pub fn money_at_stake(run: &workflow_runs::Run) -> anyhow::Result<Option<String>> {
-    match run.kind.as_str() {
-        Checkout::KIND => Ok(Checkout::money_at_stake(&serde_json::from_value(
-            run.state.clone(),
-        )?)),
-        other => anyhow::bail!("run {} has an unknown kind {other:?}", run.id),
-    }
+    kinds::of(&run.kind)?.money_at_stake(run)
 }
 
 /// The circumstances of one advance.
-struct At<'a> {
+pub struct At<'a> {
     now: DateTime<Utc>,
     ahead: Option<&'a Ahead>,
     dispatch: Dispatch,
 }
 
 /// The run as the loop sees it while deciding.
-struct Current<S> {
+struct Current<S, R> {
     state: S,
     status: RunStatus,
     step: String,
     wake_at: Option<DateTime<Utc>>,
     attempts: i32,
-    pending_effect: Option<RemoteCommand>,
+    pending_effect: Option<R>,
 }
 
-async fn advance_locked<W: Workflow>(
+/// Advances a locked run of kind `W` (called through the kind registry).
+pub(crate) async fn advance_locked<W: Effects>(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
     run: Run,
@@ -188,7 +216,7 @@ async fn advance_locked<W: Workflow>(
         Some(p) => p.resume_status(),
         None => RunStatus::parse(&run.status).context("unknown run status")?,
     };
-    let mut cur = Current::<W::State> {
+    let mut cur = Current::<W::State, W::Remote> {
         state: serde_json::from_value(run.state.clone()).context("decoding the run's state")?,
         status,
         step: run.step.clone(),
@@ -200,18 +228,19 @@ async fn advance_locked<W: Workflow>(
             .map(serde_json::from_value)
             .transpose()?,
     };
-    let mut inputs = VecDeque::new();
+    let mut inputs: VecDeque<InputOf<W>> = VecDeque::new();
     match trigger {
         Trigger::Poke if cur.status == RunStatus::Running && cur.step == W::initial_step() => {
             inputs.push_back(Input::Start)
         }
         Trigger::Poke => {}
-        Trigger::Input(input) | Trigger::Operator(input) => inputs.push_back(input),
+        Trigger::Input(input) | Trigger::Operator(input) => inputs.push_back(input.typed::<W>()?),
     }
 
     let mut history = Vec::new();
     let mut changed = false;
-    let mut issued: Option<RemoteCommand> = None;
+    let mut issued: Option<W::Remote> = None;
+    let mut children: Vec<ChildStart> = Vec::new();
     let mut timer_fed = false;
     // When the run entered the step it is in (as far as this advance knows).
     let mut entered_step_at = run.updated_at;
@@ -262,10 +291,15 @@ async fn advance_locked<W: Workflow>(
         cur.step = decision.step.to_owned();
         cur.wake_at = decision.wake_at;
         cur.pending_effect = None;
+        children.extend(decision.children);
         match decision.command {
             Some(Command::Local(command)) => {
-                let outcome =
-                    local_effects::apply(conn, signer, run.id, &command, now, at.ahead).await?;
+                let cx = LocalCx {
+                    signer,
+                    now,
+                    ahead: at.ahead,
+                };
+                let outcome = W::apply_local(conn, &cx, run.id, &command).await?;
                 inputs.push_back(Input::Local(outcome));
             }
             Some(Command::Remote(command)) => {
@@ -286,10 +320,8 @@ async fn advance_locked<W: Workflow>(
             issued: None,
         });
     }
-    let finished = matches!(
-        cur.status,
-        RunStatus::Completed | RunStatus::Compensated | RunStatus::Cancelled
-    );
+    let finished = cur.status.is_ended();
+    let view = serde_json::to_value(W::view(&cur.state))?;
     workflow_runs::apply(
         conn,
         run.id,
@@ -310,15 +342,36 @@ async fn advance_locked<W: Workflow>(
                 run.last_error.clone()
             },
             finished_at: finished.then_some(run.finished_at.unwrap_or(now)),
+            view: view.clone(),
         },
     )
     .await?;
     let mut queued = false;
+    for child in &children {
+        queued |= start_child(conn, run.id, child).await?;
+    }
+    let was_ended = RunStatus::parse(&run.status).is_some_and(RunStatus::is_ended);
+    if finished
+        && !was_ended
+        && let (Some(parent_id), Some(key)) = (run.parent_id, run.child_key.clone())
+    {
+        let end = ChildEnd {
+            key,
+            run_id: run.id,
+            kind: W::KIND.to_owned(),
+            status: cur.status,
+            view,
+        };
+        tell_parent(conn, parent_id, &end).await?;
+        queued = true;
+    }
     let mut inline = None;
     if let Some(command) = issued {
         let effect = RunEffect {
             run_id: run.id,
-            command,
+            kind: W::KIND.to_owned(),
+            key: command.key().to_owned(),
+            command: serde_json::to_value(&command)?,
             attempt: 1,
         };
         let due = match at.dispatch {
@@ -367,15 +420,64 @@ async fn advance_locked<W: Workflow>(
     })
 }
 
+/// Starts a child run in the parent's transaction; false when it was started before.
+async fn start_child(
+    conn: &mut AsyncPgConnection,
+    parent_id: Uuid,
+    child: &ChildStart,
+) -> anyhow::Result<bool> {
+    let parent = workflow_runs::find(conn, parent_id).await?;
+    let new = workflow_runs::NewRun {
+        id: Uuid::now_v7(),
+        kind: child.kind.to_owned(),
+        status: RunStatus::Running.as_str().into(),
+        step: child.step.to_owned(),
+        state: child.state.clone(),
+        correlation_id: parent.and_then(|p| p.correlation_id),
+        owner_id: child.owner_id,
+        idempotency_key: None,
+        request_hash: None,
+        view: child.view.clone(),
+        parent_id: Some(parent_id),
+        child_key: Some(child.key.clone()),
+    };
+    let started = workflow_runs::start_child(conn, &new).await?.is_some();
+    if started {
+        metrics::counter!("workflows_started_total", "kind" => child.kind).increment(1);
+    }
+    Ok(started)
+}
+
+/// Tells the parent that a child ended: a signal (deduplicated per child),
+/// delivered through the outbox like any other.
+async fn tell_parent(
+    conn: &mut AsyncPgConnection,
+    parent_id: Uuid,
+    end: &ChildEnd,
+) -> anyhow::Result<()> {
+    workflow_signals::record(
+        conn,
+        workflow_signals::NewSignal {
+            run_id: parent_id,
+            name: CHILD_ENDED_SIGNAL.into(),
+            dedupe_key: format!("child_ended:{}", end.run_id),
+            payload: serde_json::to_value(end)?,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// With nothing else to do, a waiting or finished run takes its next pending
-/// signal (kept if it arrived early), or a waiting run its due timer.
-async fn waiting_input<S>(
+/// signal (kept if it arrived early; a child's end is one), or a waiting run
+/// its due timer.
+async fn waiting_input<L, R, S, C>(
     conn: &mut AsyncPgConnection,
     run_id: Uuid,
-    cur: &Current<S>,
+    cur: &Current<S, C>,
     now: DateTime<Utc>,
     timer_fed: &mut bool,
-) -> anyhow::Result<Option<Input>> {
+) -> anyhow::Result<Option<Input<L, R>>> {
     // A running or compensating run is busy with a command: signals wait for it.
     if matches!(
         cur.status,
@@ -386,6 +488,11 @@ async fn waiting_input<S>(
         .next()
     {
         workflow_signals::mark_consumed(conn, signal.id).await?;
+        if signal.name == CHILD_ENDED_SIGNAL {
+            let end: ChildEnd =
+                serde_json::from_value(signal.payload).context("decoding a child's end")?;
+            return Ok(Some(Input::ChildEnded(end)));
+        }
         return Ok(Some(Input::Signal {
             name: signal.name,
             payload: signal.payload,
@@ -409,12 +516,14 @@ pub async fn schedule_retry(
     let mut conn = db.get().await?;
     let now = Utc::now();
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let Some(run) = workflow_runs::lock(conn, effect.run_id).await? else { return Ok(false) };
-        let waiting_on: Option<RemoteCommand> = run.pending_effect.clone().map(serde_json::from_value).transpose()?;
-        if waiting_on.as_ref() != Some(&effect.command) {
+        let Some(run) = workflow_runs::lock(conn, effect.run_id).await? else {
+            return Ok(false);
+        };
+        if run.pending_effect.as_ref() != Some(&effect.command) {
             return Ok(false); // stale: the run moved on
         }
-        let err = serde_json::json!({ "effect": effect.command.key(), "attempt": effect.attempt, "error": error });
+        let err =
+            serde_json::json!({ "effect": effect.key, "attempt": effect.attempt, "error": error });
         workflow_runs::record_attempt_failure(conn, run.id, &err).await?;
         workflow_steps::record(
             conn,
@@ -422,7 +531,7 @@ pub async fn schedule_retry(
                 run_id: run.id,
                 step: run.step.clone(),
                 attempt: effect.attempt as i32,
-                input: format!("remote:{}", effect.command.key()),
+                input: format!("remote:{}", effect.key),
                 outcome: "retrying".into(),
                 error: Some(error.to_owned()),
                 version: run.version,
@@ -430,7 +539,10 @@ pub async fn schedule_retry(
             },
         )
         .await?;
-        let next = RunEffect { attempt: effect.attempt + 1, ..effect.clone() };
+        let next = RunEffect {
+            attempt: effect.attempt + 1,
+            ..effect.clone()
+        };
         let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
         outbox::push(conn, EFFECT_QUEUE, &next, Some(at)).await?;
         Ok(true)
@@ -449,30 +561,10 @@ pub async fn redrive(db: &DbPool, run_id: Uuid) -> anyhow::Result<bool> {
         if !matches!(run.status.as_str(), "running" | "compensating") {
             return Ok(false);
         }
-        match run
-            .pending_effect
-            .clone()
-            .map(serde_json::from_value::<RemoteCommand>)
-            .transpose()?
-        {
-            Some(command) => {
-                let attempt = run.attempts as u32 + 1;
-                outbox::push(
-                    conn,
-                    EFFECT_QUEUE,
-                    &RunEffect {
-                        run_id,
-                        command,
-                        attempt,
-                    },
-                    None,
-                )
-                .await?;
-            }
-            None => {
-                outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id }, None).await?;
-            }
-        }
+        match RunEffect::pending_of(&run)? {
+            Some(effect) => outbox::push(conn, EFFECT_QUEUE, &effect, None).await?,
+            None => outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id }, None).await?,
+        };
         workflow_runs::touch(conn, run_id).await?;
         Ok(true)
     })

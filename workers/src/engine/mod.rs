@@ -13,8 +13,7 @@
 
 pub mod ahead;
 pub mod executor;
-pub mod local_effects;
 pub mod messages;
 pub mod parking;
 
-pub use executor::{Advanced, Dispatch, Trigger, advance};
+pub use executor::{Advanced, Dispatch, EngineInput, Trigger, advance};

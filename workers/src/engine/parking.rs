@@ -60,7 +60,8 @@ impl Parked {
 }
 
 /// True when the error says "try again later" rather than "this job is broken":
-/// no database connection, a connection that broke, a serialization conflict.
+/// no database connection, a connection that broke, a serialization conflict,
+/// a lock wait that timed out.
 pub fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -71,6 +72,15 @@ pub fn is_transient(err: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         if let Some(d) = e.downcast_ref::<DieselError>() {
+            // SQLSTATE 55P03 (`lock_timeout` ran out: a row stayed locked
+            // longer than our sessions wait) is contention, not a broken job.
+            // diesel does not expose the SQLSTATE, only the server's message,
+            // which our servers give in English (`lc_messages` C).
+            if let DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) = d
+                && info.message().contains("lock timeout")
+            {
+                return true;
+            }
             return matches!(
                 d,
                 DieselError::DatabaseError(
@@ -191,5 +201,42 @@ pub async fn on_job_error(
             tracing::warn!(run_id = %run_id, queue, error = %park_err, "parking the run failed; apalis retries the job");
             err.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::is_transient;
+
+    fn db_error(kind: DatabaseErrorKind, message: &str) -> anyhow::Error {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned())).into()
+    }
+
+    #[test]
+    fn a_lock_timeout_is_retried_not_counted_towards_parking() {
+        let err = db_error(
+            DatabaseErrorKind::Unknown,
+            "canceling statement due to lock timeout",
+        )
+        .context("advancing the run");
+        assert!(is_transient(err.as_ref()));
+    }
+
+    #[test]
+    fn a_broken_job_is_not_transient() {
+        let err = db_error(
+            DatabaseErrorKind::CheckViolation,
+            "new row violates check constraint",
+        );
+        assert!(!is_transient(err.as_ref()));
+        let other = db_error(DatabaseErrorKind::Unknown, "division by zero");
+        assert!(!is_transient(other.as_ref()));
+        let serialization = db_error(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize",
+        );
+        assert!(is_transient(serialization.as_ref()));
     }
 }

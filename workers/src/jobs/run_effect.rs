@@ -1,5 +1,5 @@
-//! Carries out one remote command of a run (a call to the payment provider)
-//! and feeds its outcome back to the run.
+//! Carries out one remote command of a run (a call to the payment provider,
+//! through the run's kind) and feeds its outcome back to the run.
 //!
 //! Idempotent: the provider gets the idempotency key `"{run_id}:{effect key}"`,
 //! so a redelivered or duplicated job makes the same call with the same result,
@@ -8,20 +8,17 @@
 //! attempts run out, or the provider refuses for good, the run receives the
 //! failure and compensates (or parks for an operator).
 
-use std::collections::BTreeMap;
-
 use apalis::prelude::{Attempt, BoxDynError, Data};
 use boxoffice_models::outbox;
-use boxoffice_workflows::engine::{Input, RemoteCommand, RemoteOutcome};
 use boxoffice_workflows::retry::RetryPolicy;
 use rand::RngExt;
 
-use crate::adapters::payments::{CancelOutcome, CreateIntent, ProviderError};
 use crate::deps::JobDeps;
 use crate::engine::executor::schedule_retry;
 use crate::engine::messages::RunEffect;
-use crate::engine::{Advanced, Dispatch, Trigger, advance};
+use crate::engine::{Advanced, Dispatch, EngineInput, Trigger, advance};
 use crate::jobs::engine_job;
+use crate::kinds;
 
 pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 
@@ -52,27 +49,28 @@ pub async fn follow(deps: &JobDeps, mut advanced: Advanced) -> anyhow::Result<()
 /// Calls the provider and feeds the outcome to the run; returns what the run
 /// did with it (a remote command it issued next is for [`follow`]).
 async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> {
+    let kind = kinds::of(&job.kind)?;
+    let (_, effect) = kind.remote_names(&job.command)?;
     let started = std::time::Instant::now();
-    let result = call_provider(deps, job).await;
-    let kind = kind_of(&job.command);
-    metrics::histogram!("remote_effect_duration_seconds", "effect" => kind)
+    let result = kind.call_remote(deps, job.run_id, &job.command).await?;
+    metrics::histogram!("remote_effect_duration_seconds", "effect" => effect)
         .record(started.elapsed().as_secs_f64());
-    let key = job.command.key().to_owned();
+    let key = job.key.clone();
     let input = match result {
-        Ok(outcome) => Input::RemoteDone { key, outcome },
+        Ok(outcome) => EngineInput::RemoteDone { key, outcome },
         Err(err) if err.is_retryable() && RetryPolicy::REMOTE.allows_another(job.attempt) => {
             let jitter: f64 = rand::rng().random();
             let delay = RetryPolicy::REMOTE.delay(job.attempt - 1, jitter);
-            tracing::warn!(run_id = %job.run_id, effect = kind, attempt = job.attempt, error = %err, ?delay, "remote effect failed; retrying");
-            metrics::counter!("remote_effect_retries_total", "effect" => kind).increment(1);
+            tracing::warn!(run_id = %job.run_id, effect, attempt = job.attempt, error = %err, ?delay, "remote effect failed; retrying");
+            metrics::counter!("remote_effect_retries_total", "effect" => effect).increment(1);
             schedule_retry(&deps.db, job, delay, &err.to_string()).await?;
             deps.relay_nudge.notify_one();
             return Ok(Advanced::default());
         }
         Err(err) => {
-            tracing::error!(run_id = %job.run_id, effect = kind, attempt = job.attempt, error = %err, "remote effect failed for good");
-            metrics::counter!("remote_effect_failures_total", "effect" => kind).increment(1);
-            Input::RemoteFailed {
+            tracing::error!(run_id = %job.run_id, effect, attempt = job.attempt, error = %err, "remote effect failed for good");
+            metrics::counter!("remote_effect_failures_total", "effect" => effect).increment(1);
+            EngineInput::RemoteFailed {
                 key,
                 error: err.to_string(),
             }
@@ -90,62 +88,4 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> 
         deps.relay_nudge.notify_one();
     }
     Ok(advanced)
-}
-
-fn kind_of(command: &RemoteCommand) -> &'static str {
-    match command {
-        RemoteCommand::CreatePaymentIntent { .. } => "create_payment_intent",
-        RemoteCommand::CancelPaymentIntent { .. } => "cancel_payment_intent",
-        RemoteCommand::RefundPayment { .. } => "refund_payment",
-    }
-}
-
-async fn call_provider(deps: &JobDeps, job: &RunEffect) -> Result<RemoteOutcome, ProviderError> {
-    let idempotency_key = format!("{}:{}", job.run_id, job.command.key());
-    match &job.command {
-        RemoteCommand::CreatePaymentIntent {
-            amount_minor,
-            currency,
-            ..
-        } => {
-            let intent = deps
-                .payments
-                .create_intent(CreateIntent {
-                    amount_minor: *amount_minor,
-                    currency: currency.clone(),
-                    idempotency_key,
-                    metadata: BTreeMap::from([("run_id".to_owned(), job.run_id.to_string())]),
-                })
-                .await?;
-            Ok(RemoteOutcome::IntentCreated {
-                intent_id: intent.id,
-                client_secret: intent.client_secret.unwrap_or_default(),
-            })
-        }
-        RemoteCommand::CancelPaymentIntent { intent_id, .. } => Ok(
-            match deps
-                .payments
-                .cancel_intent(intent_id, &idempotency_key)
-                .await?
-            {
-                CancelOutcome::Cancelled => RemoteOutcome::IntentCancelled,
-                CancelOutcome::AlreadySucceeded => RemoteOutcome::IntentAlreadySucceeded,
-            },
-        ),
-        RemoteCommand::RefundPayment {
-            intent_id,
-            amount_minor,
-            ..
-        } => {
-            let refund = deps
-                .payments
-                .refund(intent_id, Some(*amount_minor), &idempotency_key)
-                .await?;
-            // Checkouts refund only a payment that came too late for its seats.
-            metrics::counter!("payments_auto_refunded_total").increment(1);
-            Ok(RemoteOutcome::Refunded {
-                refund_id: refund.id,
-            })
-        }
-    }
 }

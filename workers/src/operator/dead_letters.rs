@@ -8,7 +8,7 @@ use boxoffice_models::audit::{self, NewAuditEntry, actions};
 use boxoffice_models::outbox;
 use boxoffice_models::workflow_runs;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
-use boxoffice_workflows::engine::{LocalCommand, RunStatus};
+use boxoffice_workflows::engine::RunStatus;
 use boxoffice_workflows::operator::{ActionOutcome, Actor, DeadJob, Fate, OperatorError};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::{Operator, Tx, other, other_chain};
 use crate::engine::executor::money_at_stake;
-use crate::engine::local_effects;
 use crate::engine::parking::{Parked, unpark_locked};
 use crate::queue;
 use crate::registry::QUEUES;
@@ -303,7 +302,6 @@ impl Operator {
         actor: &Actor,
     ) -> Result<(String, Option<&'static str>), OperatorError> {
         let mut conn = self.db.get().await.map_err(other)?;
-        let signer = self.ticket_signer.clone();
         conn.transaction::<_, Tx, _>(async |conn| {
             let run = workflow_runs::lock(conn, run_id).await.map_err(other)?.ok_or(OperatorError::NotFound("run"))?;
             let mut warning = None;
@@ -321,7 +319,9 @@ impl Operator {
                 // Failed for good is finished: the run gives back its seats and
                 // its coupon use now, as its compensation would, or nothing
                 // would ever release them (the sweep only wakes live runs).
-                local_effects::apply(conn, &signer, run_id, &LocalCommand::ReleaseReservations, Utc::now(), None)
+                crate::kinds::of(&run.kind)
+                    .map_err(other)?
+                    .abandon(conn, run_id)
                     .await
                     .map_err(other)?;
                 parked.parked = false;

@@ -4,7 +4,7 @@
 use boxoffice_models::audit::{self, NewAuditEntry, actions};
 use boxoffice_models::workflow_runs::{self, Run};
 use boxoffice_models::{outbox, workflow_signals, workflow_steps};
-use boxoffice_workflows::engine::{Input, RemoteCommand, RunStatus};
+use boxoffice_workflows::engine::RunStatus;
 use boxoffice_workflows::operator::{
     ActionOutcome, Actor, DeadJob, OperatorError, RunDetail, RunSummary, SignalView, StepView,
 };
@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::dead_letters::audit_job;
 use super::{Operator, Tx, advance_error, other, other_chain};
-use crate::engine::executor::{Trigger, advance_on};
+use crate::engine::executor::{EngineInput, Trigger, advance_on};
 use crate::engine::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
 use crate::engine::parking::{Parked, unpark_locked};
 
@@ -128,9 +128,10 @@ impl Operator {
                     redrive_locked(conn, &run).await.map_err(other_chain)?;
                     format!("resumed at step {}", run.step)
                 } else {
-                    let advanced = advance_on(conn, &signer, id, Trigger::Operator(Input::Retry))
-                        .await
-                        .map_err(|e| advance_error(id, e))?;
+                    let advanced =
+                        advance_on(conn, &signer, id, Trigger::Operator(EngineInput::Retry))
+                            .await
+                            .map_err(|e| advance_error(id, e))?;
                     if !advanced.changed {
                         return Err(OperatorError::Conflict(format!(
                             "run {id} failed at step {} and its workflow has nothing to retry",
@@ -183,9 +184,10 @@ impl Operator {
                     .await
                     .map_err(other)?
                     .ok_or(OperatorError::NotFound("run"))?;
-                let advanced = advance_on(conn, &signer, id, Trigger::Operator(Input::Cancel))
-                    .await
-                    .map_err(|e| advance_error(id, e))?;
+                let advanced =
+                    advance_on(conn, &signer, id, Trigger::Operator(EngineInput::Cancel))
+                        .await
+                        .map_err(|e| advance_error(id, e))?;
                 let detail = if advanced.changed {
                     format!("cancelled at step {}", run.step)
                 } else if Parked::of(&run)
@@ -250,24 +252,8 @@ impl Operator {
 /// Queues what a resumed run needs: its pending remote command, and a poke
 /// (which starts it, delivers its signals, fires its due timer).
 async fn redrive_locked(conn: &mut AsyncPgConnection, run: &Run) -> anyhow::Result<()> {
-    if let Some(command) = run
-        .pending_effect
-        .clone()
-        .map(serde_json::from_value::<RemoteCommand>)
-        .transpose()?
-    {
-        let attempt = run.attempts as u32 + 1;
-        outbox::push(
-            conn,
-            EFFECT_QUEUE,
-            &RunEffect {
-                run_id: run.id,
-                command,
-                attempt,
-            },
-            None,
-        )
-        .await?;
+    if let Some(effect) = RunEffect::pending_of(run)? {
+        outbox::push(conn, EFFECT_QUEUE, &effect, None).await?;
     }
     outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id: run.id }, None).await?;
     Ok(())

@@ -5,10 +5,20 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::engine::{
-    Command, Input, LocalCommand, LocalOutcome, PricedItem, RemoteCommand, RemoteOutcome,
-    RunStatus, Workflow,
-};
+use crate::engine::{RunStatus, Workflow};
+use crate::payments::{RefundReport, RefundStatus};
+
+/// The first refund of a late payment goes out under this effect key.
+const LATE_REFUND_1: &str = "refund_late_payment:1";
+
+fn refund_succeeded(refund_id: &str) -> RemoteOutcome {
+    RemoteOutcome::Refund(RefundReport {
+        refund_id: refund_id.into(),
+        status: RefundStatus::Succeeded,
+        amount_minor: 9000,
+        failure_reason: None,
+    })
+}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
@@ -485,16 +495,14 @@ fn late_payment_without_capacity_is_refunded() {
     assert_eq!(
         d.command,
         Some(Command::Remote(RemoteCommand::RefundPayment {
-            key: KEY_REFUND_LATE.into(),
+            key: LATE_REFUND_1.into(),
             intent_id: "pi_1".into(),
             amount_minor: 9000
         }))
     );
     let refunded = Input::RemoteDone {
-        key: KEY_REFUND_LATE.into(),
-        outcome: RemoteOutcome::Refunded {
-            refund_id: "re_1".into(),
-        },
+        key: LATE_REFUND_1.into(),
+        outcome: refund_succeeded("re_1"),
     };
     let d = run(d.state, &[(refunded, t0())]);
     assert_eq!(d.status, RunStatus::Compensated);
@@ -514,7 +522,7 @@ fn a_refund_that_fails_for_good_parks_the_run_for_an_operator() {
             (Input::Local(LocalOutcome::LateNoCapacity), t0()),
             (
                 Input::RemoteFailed {
-                    key: KEY_REFUND_LATE.into(),
+                    key: LATE_REFUND_1.into(),
                     error: "card closed".into(),
                 },
                 t0(),
@@ -587,10 +595,8 @@ fn no_sequence_keeps_money_without_tickets() {
             outcome: RemoteOutcome::IntentAlreadySucceeded,
         },
         Input::RemoteDone {
-            key: KEY_REFUND_LATE.into(),
-            outcome: RemoteOutcome::Refunded {
-                refund_id: "re".into(),
-            },
+            key: LATE_REFUND_1.into(),
+            outcome: refund_succeeded("re"),
         },
         Input::Cancel,
     ];
@@ -728,7 +734,7 @@ fn operator_retry_of_a_failed_refund_refunds_again() {
             (Input::Local(LocalOutcome::LateNoCapacity), t0()),
             (
                 Input::RemoteFailed {
-                    key: KEY_REFUND_LATE.into(),
+                    key: LATE_REFUND_1.into(),
                     error: "card closed".into(),
                 },
                 t0(),
@@ -738,16 +744,73 @@ fn operator_retry_of_a_failed_refund_refunds_again() {
     .state;
     let d = run(failed, &[(Input::Retry, t0())]);
     assert_eq!(d.status, RunStatus::Compensating);
+    // A new refund at the provider: the first key's failure would be replayed.
     assert_eq!(
         d.command,
         Some(Command::Remote(RemoteCommand::RefundPayment {
-            key: KEY_REFUND_LATE.into(),
+            key: "refund_late_payment:2".into(),
             intent_id: "pi_1".into(),
             amount_minor: 9000
         }))
     );
     // Retry means nothing to a run that has not failed.
     assert!(!Checkout::decide(&awaiting(), &Input::Retry, t0()).accepted);
+}
+
+#[test]
+fn a_late_refund_answered_pending_waits_and_only_a_success_refunds() {
+    let refunding = run(
+        expired_and_released(),
+        &[
+            (paid("pi_1"), t0()),
+            (Input::Local(LocalOutcome::LateNoCapacity), t0()),
+        ],
+    )
+    .state;
+    let pending = Input::RemoteDone {
+        key: LATE_REFUND_1.into(),
+        outcome: RemoteOutcome::Refund(RefundReport {
+            refund_id: "re_1".into(),
+            status: RefundStatus::Pending,
+            amount_minor: 9000,
+            failure_reason: None,
+        }),
+    };
+    let d = run(refunding.clone(), &[(pending.clone(), t0())]);
+    assert_eq!(d.status, RunStatus::Waiting);
+    assert!(!d.state.late_payment_refunded);
+    assert!(Checkout::money_at_stake(&d.state).is_some());
+    // The webhook says it failed: not a refund; parked for an operator.
+    let failed = Input::Signal {
+        name: SIGNAL_REFUND_UPDATED.into(),
+        payload: json!({"refund_id": "re_1", "status": "failed", "payment_intent": "pi_1",
+                        "amount_minor": 9000, "failure_reason": "expired_or_canceled_card"}),
+    };
+    let d = run(d.state, &[(failed, t0())]);
+    assert_eq!(d.status, RunStatus::Failed);
+    assert_eq!(d.state.error.as_ref().unwrap().code, "refund_failed");
+    assert!(
+        !d.state
+            .error
+            .as_ref()
+            .unwrap()
+            .detail
+            .contains("expired_or_canceled_card")
+    );
+    assert!(!d.state.late_payment_refunded);
+    // A refund answered `failed` outright is not a refund either.
+    let answered_failed = Input::RemoteDone {
+        key: LATE_REFUND_1.into(),
+        outcome: RemoteOutcome::Refund(RefundReport {
+            refund_id: "re_1".into(),
+            status: RefundStatus::Failed,
+            amount_minor: 9000,
+            failure_reason: None,
+        }),
+    };
+    let d = run(refunding, &[(answered_failed, t0())]);
+    assert_eq!(d.status, RunStatus::Failed);
+    assert!(!d.state.late_payment_refunded);
 }
 
 #[test]

@@ -125,6 +125,9 @@ pub async fn start_checkout(
         owner_id: Some(auth.user_id),
         idempotency_key: key,
         request_hash: request_hash.clone(),
+        view: serde_json::to_value(Checkout::view(&checkout)).map_err(AppError::internal)?,
+        parent_id: None,
+        child_key: None,
     };
     let run = match workflow_runs::start(&mut conn, &new).await? {
         Inserted::Created(run) => {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use axum::http::StatusCode;
 use boxoffice_models::events::{self, EventStatus};
 use boxoffice_models::ticket_types;
-use boxoffice_workflows::engine::Item;
+use boxoffice_workflows::checkout::Item;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;

@@ -1,31 +1,16 @@
-//! A run as its owner sees it: what the frontend needs next, nothing internal.
+//! A run as its owner sees it: the fields every kind shares, and the kind's
+//! own status view (written by the engine with every transition), so this
+//! route never needs to know a kind.
 
 use boxoffice_models::workflow_runs::Run;
-use boxoffice_workflows::checkout::{Checkout, CheckoutState, Phase};
-use boxoffice_workflows::engine::Workflow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PaymentView {
-    pub intent_id: String,
-    /// Hand to the provider's client library to pay.
-    pub client_secret: String,
-    pub amount_minor: i64,
-    pub currency: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RunErrorView {
-    /// Stable: `sold_out`, `expired`, `payment_failed`, `coupon_invalid`, ...
-    pub code: String,
-    pub detail: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkflowView {
     pub id: Uuid,
+    /// `checkout`, `refund`, `event_cancellation`, ...
     pub kind: String,
     /// running | waiting | compensating | completed | compensated | failed | cancelled
     pub status: String,
@@ -34,21 +19,22 @@ pub struct WorkflowView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// When the held tickets are let go if unpaid.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Present while the run waits for the payment.
-    pub payment: Option<PaymentView>,
-    pub booking_id: Option<Uuid>,
-    pub ticket_ids: Vec<Uuid>,
-    pub amount_minor: Option<i64>,
-    pub currency: Option<String>,
-    /// Why the run did not complete (when compensated, failed or cancelled).
-    pub error: Option<RunErrorView>,
+    /// The run that started this one (a cancellation's refunds), if any.
+    pub parent_id: Option<Uuid>,
+    /// The kind's own fields, side by side with the common ones: for a
+    /// checkout `expires_at`, `payment` (while paying: `intent_id`,
+    /// `client_secret`, `amount_minor`, `currency`), `booking_id`,
+    /// `ticket_ids`, `amount_minor`, `currency`, `error` (`code`, `detail`);
+    /// for a refund `booking_id`, `ticket_ids`, `amount_minor`, `currency`,
+    /// `refund_id`, `state`, `error`; for an event cancellation its progress.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
 impl WorkflowView {
     pub fn of(run: &Run) -> Self {
-        let mut view = WorkflowView {
+        WorkflowView {
             id: run.id,
             kind: run.kind.clone(),
             status: run.status.clone(),
@@ -57,37 +43,8 @@ impl WorkflowView {
             created_at: run.created_at,
             updated_at: run.updated_at,
             finished_at: run.finished_at,
-            expires_at: None,
-            payment: None,
-            booking_id: None,
-            ticket_ids: Vec::new(),
-            amount_minor: None,
-            currency: None,
-            error: None,
-        };
-        if run.kind == Checkout::KIND
-            && let Ok(state) = serde_json::from_value::<CheckoutState>(run.state.clone())
-        {
-            view.expires_at = state.expires_at;
-            view.currency = state.currency.clone();
-            view.amount_minor = state.currency.is_some().then(|| state.total_minor());
-            view.booking_id = state.booking_id;
-            view.ticket_ids = state.ticket_ids.clone();
-            if state.phase == Phase::AwaitingPayment
-                && let Some(p) = &state.payment
-            {
-                view.payment = Some(PaymentView {
-                    intent_id: p.intent_id.clone(),
-                    client_secret: p.client_secret.clone(),
-                    amount_minor: p.amount_minor,
-                    currency: p.currency.clone(),
-                });
-            }
-            view.error = state.error.map(|e| RunErrorView {
-                code: e.code,
-                detail: e.detail,
-            });
+            parent_id: run.parent_id,
+            detail: run.view.as_object().cloned().unwrap_or_default(),
         }
-        view
     }
 }

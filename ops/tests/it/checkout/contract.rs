@@ -8,7 +8,7 @@ use apalis_redis::RedisStorage;
 use boxoffice_models::users::Role;
 use boxoffice_workers::engine::messages::{AdvanceRun, RunEffect};
 use boxoffice_workers::queue;
-use boxoffice_workflows::engine::RemoteCommand;
+use boxoffice_workflows::payments::PaymentCommand;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::Value;
 use uuid::Uuid;
@@ -127,7 +127,7 @@ async fn steps_run_twice_have_one_effect() {
         .with_config(queue::config(&app.redis_prefix, "advance_run"));
     let mut effects = RedisStorage::<RunEffect, _>::new(redis)
         .with_config(queue::config(&app.redis_prefix, "run_effect"));
-    let create = RemoteCommand::CreatePaymentIntent {
+    let create = PaymentCommand::CreatePaymentIntent {
         key: "create_payment_intent".into(),
         amount_minor: 3000,
         currency: "EUR".into(),
@@ -137,7 +137,9 @@ async fn steps_run_twice_have_one_effect() {
         effects
             .push(RunEffect {
                 run_id,
-                command: create.clone(),
+                kind: "checkout".into(),
+                key: "create_payment_intent".into(),
+                command: serde_json::to_value(&create).unwrap(),
                 attempt: 1,
             })
             .await

@@ -9,9 +9,8 @@ use boxoffice_models::holds::{self, Line};
 use boxoffice_models::users::Role;
 use boxoffice_workers::JobDeps;
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
-use boxoffice_workers::engine::{Dispatch, Trigger, advance};
+use boxoffice_workers::engine::{Dispatch, EngineInput, Trigger, advance};
 use boxoffice_workers::jobs::run_effect;
-use boxoffice_workflows::engine::Input;
 use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
@@ -140,7 +139,7 @@ async fn a_hold_taken_for_a_run_that_ended_meanwhile_is_given_back_by_the_sweep(
         app.pool(),
         &signer,
         run_id,
-        Trigger::Operator(Input::Cancel),
+        Trigger::Operator(EngineInput::Cancel),
         Dispatch::Queue,
     )
     .await

@@ -7,8 +7,8 @@ use std::time::Duration;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::users::Role;
 use boxoffice_models::workflow_signals::{self, NewSignal, Recorded};
-use boxoffice_workers::engine::{Advanced, Dispatch, Trigger, advance};
-use boxoffice_workflows::engine::{Input, RemoteOutcome};
+use boxoffice_workers::engine::{Advanced, Dispatch, EngineInput, Trigger, advance};
+use boxoffice_workflows::payments::PaymentOutcome;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -304,12 +304,13 @@ async fn intent_created(
     run_id: Uuid,
     intent_id: &str,
 ) -> Advanced {
-    let created = Input::RemoteDone {
+    let created = EngineInput::RemoteDone {
         key: "create_payment_intent".into(),
-        outcome: RemoteOutcome::IntentCreated {
+        outcome: serde_json::to_value(PaymentOutcome::IntentCreated {
             intent_id: intent_id.into(),
             client_secret: "secret".into(),
-        },
+        })
+        .unwrap(),
     };
     advance(
         app.pool(),

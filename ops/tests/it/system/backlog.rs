@@ -11,8 +11,9 @@ use boxoffice_models::users::Role;
 use boxoffice_models::workflow_runs::{self, NewRun};
 use boxoffice_workers::registry::QUEUES;
 use boxoffice_workers::relay::{MAX_QUEUE_DEPTH, queue_depth};
+use boxoffice_workflows::checkout::Item;
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
-use boxoffice_workflows::engine::{Item, Workflow};
+use boxoffice_workflows::engine::Workflow;
 use futures::future::join_all;
 
 use super::fault_support::{alive, check_invariants, connect, count_of, scalar, statuses};
@@ -63,6 +64,9 @@ async fn twenty_thousand_checkouts_backlog() {
                     owner_id: Some(user),
                     idempotency_key: None,
                     request_hash: None,
+                    view: serde_json::to_value(Checkout::view(&state)).unwrap(),
+                    parent_id: None,
+                    child_key: None,
                 };
                 workflow_runs::start(&mut conn, &new).await.unwrap();
             }

@@ -1,16 +1,63 @@
-//! Local commands: changes to our own tables, inside the run's transaction.
+//! The checkout's effects: its local commands change our tables inside the
+//! run's transaction (holds, coupon use, booking, tickets, confirmation email);
+//! its remote commands go to the payment provider.
 
 use boxoffice_models::holds::{self, HoldOutcome, Line};
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::{bookings, coupon_reservations, coupons, tickets};
-use boxoffice_workflows::engine::{BookingDraft, Item, LocalCommand, LocalOutcome, PricedItem};
+use boxoffice_workflows::checkout::{
+    BookingDraft, Checkout, Item, LocalCommand, LocalOutcome, PricedItem,
+};
+use boxoffice_workflows::payments::{PaymentCommand, PaymentOutcome};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::ahead::Ahead;
+use super::{Effects, LocalCx, payment_calls};
+use crate::adapters::payments::ProviderError;
+use crate::deps::JobDeps;
+use crate::engine::ahead::Ahead;
+
+impl Effects for Checkout {
+    async fn apply_local(
+        conn: &mut AsyncPgConnection,
+        cx: &LocalCx<'_>,
+        run_id: Uuid,
+        command: &LocalCommand,
+    ) -> anyhow::Result<LocalOutcome> {
+        Ok(apply(conn, cx.signer, run_id, command, cx.now, cx.ahead).await?)
+    }
+
+    async fn call_remote(
+        deps: &JobDeps,
+        run_id: Uuid,
+        command: &PaymentCommand,
+    ) -> Result<PaymentOutcome, ProviderError> {
+        payment_calls::call(deps, run_id, command).await
+    }
+
+    fn hold_ahead(command: &LocalCommand) -> Option<(Vec<Line>, DateTime<Utc>)> {
+        match command {
+            LocalCommand::HoldCapacity { items, expires_at } => Some((lines(items), *expires_at)),
+            _ => None,
+        }
+    }
+
+    async fn abandon(conn: &mut AsyncPgConnection, run_id: Uuid) -> anyhow::Result<()> {
+        release(conn, run_id).await?;
+        Ok(())
+    }
+}
+
+/// Gives back the run's holds and its coupon use.
+async fn release(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<()> {
+    let released = holds::release_for_run(conn, run_id).await?;
+    coupon_reservations::release(conn, run_id).await?;
+    metrics::counter!("holds_released_tickets_total").increment(released.max(0) as u64);
+    Ok(())
+}
 
 pub fn lines(items: &[Item]) -> Vec<Line> {
     items
@@ -22,7 +69,7 @@ pub fn lines(items: &[Item]) -> Vec<Line> {
         .collect()
 }
 
-pub async fn apply(
+async fn apply(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
     run_id: Uuid,
@@ -94,9 +141,7 @@ pub async fn apply(
             )
         }
         LocalCommand::ReleaseReservations => {
-            let released = holds::release_for_run(conn, run_id).await?;
-            coupon_reservations::release(conn, run_id).await?;
-            metrics::counter!("holds_released_tickets_total").increment(released.max(0) as u64);
+            release(conn, run_id).await?;
             Ok(LocalOutcome::Released)
         }
         LocalCommand::ConfirmBooking { booking } => {

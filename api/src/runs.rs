@@ -1,0 +1,127 @@
+//! Starting a workflow run: the one function every route that starts a run
+//! uses. The run and the message that starts it are written in one
+//! transaction; an `Idempotency-Key` already used by the owner for this kind
+//! returns the earlier run (422 when it came with another request).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run};
+use boxoffice_workflows::engine::{RunStatus, Workflow};
+use diesel_async::AsyncPgConnection;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::extract::Json;
+
+/// Who starts the run and how to recognise a retry of the same request.
+pub struct Starter {
+    pub owner_id: Uuid,
+    pub idempotency_key: String,
+    /// SHA-256 of the request's canonical JSON.
+    pub request_hash: Vec<u8>,
+    pub correlation_id: Option<String>,
+}
+
+impl Starter {
+    pub fn new<B: Serialize>(
+        owner_id: Uuid,
+        idempotency_key: String,
+        body: &B,
+        correlation_id: Option<String>,
+    ) -> Self {
+        let canonical = serde_json::to_vec(body).unwrap_or_default();
+        Starter {
+            owner_id,
+            idempotency_key,
+            request_hash: Sha256::digest(&canonical).to_vec(),
+            correlation_id,
+        }
+    }
+}
+
+/// The run this owner already started of kind `W` with this key, if any; 422
+/// when the key came with another request. Asked before validating a request
+/// again: a client retrying after a lost answer must learn what became of its
+/// first attempt even when the request would no longer pass.
+pub async fn earlier<W: Workflow>(
+    conn: &mut AsyncPgConnection,
+    starter: &Starter,
+) -> AppResult<Option<Run>> {
+    let key = Some(starter.idempotency_key.clone());
+    match workflow_runs::by_idempotency_key(conn, W::KIND, Some(starter.owner_id), &key).await? {
+        Some(run) => Ok(Some(same_request(run, &starter.request_hash)?)),
+        None => Ok(None),
+    }
+}
+
+/// Starts a run of kind `W` from `state` (or returns the earlier run of the key).
+pub async fn start<W: Workflow>(
+    conn: &mut AsyncPgConnection,
+    starter: &Starter,
+    state: &W::State,
+) -> AppResult<Run> {
+    let new = NewRun {
+        id: Uuid::now_v7(),
+        kind: W::KIND.into(),
+        status: RunStatus::Running.as_str().into(),
+        step: W::initial_step().into(),
+        state: serde_json::to_value(state).map_err(AppError::internal)?,
+        correlation_id: starter.correlation_id.clone(),
+        owner_id: Some(starter.owner_id),
+        idempotency_key: Some(starter.idempotency_key.clone()),
+        request_hash: Some(starter.request_hash.clone()),
+        view: serde_json::to_value(W::view(state)).map_err(AppError::internal)?,
+        parent_id: None,
+        child_key: None,
+    };
+    match workflow_runs::start(conn, &new).await? {
+        Inserted::Created(run) => {
+            metrics::counter!("workflows_started_total", "kind" => W::KIND).increment(1);
+            Ok(run)
+        }
+        Inserted::Existing(run) => same_request(run, &starter.request_hash),
+    }
+}
+
+fn same_request(run: Run, request_hash: &[u8]) -> AppResult<Run> {
+    if run.request_hash.as_deref() == Some(request_hash) {
+        return Ok(run);
+    }
+    Err(AppError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request",
+    ))
+}
+
+/// What a route that started a run answers: 202, the run to poll, `Location`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunStarted {
+    pub run_id: Uuid,
+    pub status: String,
+    pub step: String,
+    /// Poll this for progress (`GET`, with `If-None-Match` and `?wait=`).
+    pub status_url: String,
+}
+
+pub fn status_path(run_id: Uuid) -> String {
+    format!("/v1/workflows/{run_id}")
+}
+
+/// 202 with the run to poll.
+pub fn accepted(run: Run) -> AppResult<Response> {
+    let location = status_path(run.id);
+    let body = RunStarted {
+        run_id: run.id,
+        status: run.status,
+        step: run.step,
+        status_url: location.clone(),
+    };
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
