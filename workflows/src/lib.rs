@@ -42,9 +42,11 @@
 
 pub mod checkout;
 pub mod engine;
+pub mod event_cancellation;
 pub mod money;
 pub mod operator;
 pub mod payments;
 pub mod provider_signals;
+pub mod refund;
 pub mod refunding;
 pub mod retry;

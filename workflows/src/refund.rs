@@ -1,0 +1,413 @@
+//! The refund workflow: money back for some tickets of a booking, or a sum of
+//! goodwill, at the payment provider.
+//!
+//! The run is created in the transaction that marks its tickets
+//! `refund_pending` and reserves its amount against the booking (so check-in
+//! refuses them from that moment, and two refunds can never give back more
+//! than was paid). Then:
+//!
+//! ```text
+//! start ─► refunding ─(provider: succeeded)─► completing ─► completed
+//!   │          │ (pending: wait for the webhook, ask the provider if none)
+//!   │          └─(provider: failed for good)─► restoring ─► failed (an operator: retry or cancel)
+//!   └─(nothing to pay back: free tickets)──────► completing
+//! ```
+//!
+//! A refund that the provider refuses gives the buyer their tickets back
+//! (valid again: money is never kept without tickets or a refund) and parks
+//! the run as `failed`; an operator's retry marks them `refund_pending` again
+//! and refunds under a new idempotency key. In an event cancellation the
+//! tickets cannot come back (the event is off): the run parks with the refund
+//! owed as money at stake.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::engine::{self, RunError, RunStatus, Workflow};
+use crate::money::Money;
+use crate::payments::{PaymentCommand, PaymentOutcome, SIGNAL_REFUND_UPDATED};
+use crate::refunding::{RefundStep, RefundTracker};
+
+#[cfg(test)]
+mod tests;
+
+pub const KEY_REFUND: &str = "refund";
+
+/// Who asked for the refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedBy {
+    Buyer,
+    Organizer,
+    Admin,
+    /// The event was cancelled: every booking is refunded in full.
+    EventCancellation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Start,
+    Refunding,
+    Completing,
+    Restoring,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Phase {
+    pub fn step(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Refunding => "refunding",
+            Phase::Completing => "completing",
+            Phase::Restoring => "restoring",
+            Phase::Completed => "completed",
+            Phase::Failed => "failed",
+            Phase::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundState {
+    pub booking_id: Uuid,
+    pub event_id: Uuid,
+    /// The booking's buyer, told by email.
+    pub buyer_id: Uuid,
+    pub requested_by: RequestedBy,
+    /// The tickets voided by this refund (none for a sum of goodwill).
+    pub ticket_ids: Vec<Uuid>,
+    /// What goes back: the tickets' share of what was paid, or the goodwill sum.
+    pub amount: Money,
+    /// The payment refunded; `None` when nothing was paid (free tickets).
+    pub intent_id: Option<String>,
+    pub reason: Option<String>,
+    /// How long a pending refund waits for its webhook before asking.
+    pub poll_after_secs: i64,
+    pub phase: Phase,
+    pub refund: Option<RefundTracker>,
+    pub error: Option<RunError>,
+}
+
+impl RefundState {
+    /// A refund whose tickets are already marked and whose amount is reserved.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        booking_id: Uuid,
+        event_id: Uuid,
+        buyer_id: Uuid,
+        requested_by: RequestedBy,
+        ticket_ids: Vec<Uuid>,
+        amount: Money,
+        intent_id: Option<String>,
+        reason: Option<String>,
+        poll_after_secs: i64,
+    ) -> Self {
+        RefundState {
+            booking_id,
+            event_id,
+            buyer_id,
+            requested_by,
+            ticket_ids,
+            amount,
+            intent_id,
+            reason,
+            poll_after_secs,
+            phase: Phase::Start,
+            refund: None,
+            error: None,
+        }
+    }
+
+    /// The tickets cannot come back when the refund fails: the event is off.
+    pub fn restores_tickets(&self) -> bool {
+        self.requested_by != RequestedBy::EventCancellation
+    }
+
+    fn tracker(&self) -> Option<RefundTracker> {
+        let intent_id = self.intent_id.clone()?;
+        (!self.amount.is_zero()).then(|| {
+            RefundTracker::new(
+                intent_id,
+                self.amount.clone(),
+                KEY_REFUND,
+                self.poll_after_secs,
+            )
+        })
+    }
+}
+
+/// Changes to our own tables (the refund's effects module in `workers`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LocalCommand {
+    /// The money is back: void the tickets, put their units back on sale,
+    /// record the refund on the booking, tell the buyer.
+    Complete { refund_id: Option<String> },
+    /// The provider refused: the tickets are valid again, the reserved amount
+    /// is released, the buyer is told. (Not in an event cancellation.)
+    Restore,
+    /// An operator retries: mark the tickets `refund_pending` and reserve the
+    /// amount again (they may have changed meanwhile).
+    Remark,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LocalOutcome {
+    Completed,
+    Restored,
+    Remarked,
+    /// The tickets or the amount can no longer be refunded (`code` says why).
+    RemarkRefused {
+        code: String,
+    },
+}
+
+pub type Input = engine::Input<LocalOutcome, PaymentOutcome>;
+pub type Command = engine::Command<LocalCommand, PaymentCommand>;
+type Decision = engine::Decision<RefundState, Command>;
+
+/// What the buyer (or organizer) sees of a refund run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefundView {
+    pub booking_id: Uuid,
+    pub ticket_ids: Vec<Uuid>,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// The provider's refund, once it exists.
+    pub refund_id: Option<String>,
+    /// `requested`, `refunding`, `refunded`, `failed`, `cancelled`.
+    pub state: &'static str,
+    pub requested_by: RequestedBy,
+    pub error: Option<RunError>,
+}
+
+pub struct Refund;
+
+fn decision(
+    state: RefundState,
+    status: RunStatus,
+    command: Option<Command>,
+    wake_at: Option<DateTime<Utc>>,
+) -> Decision {
+    Decision {
+        step: state.phase.step(),
+        state,
+        status,
+        command,
+        children: Vec::new(),
+        wake_at,
+        accepted: true,
+    }
+}
+
+fn ignore(state: &RefundState) -> Decision {
+    Decision {
+        step: state.phase.step(),
+        state: state.clone(),
+        status: RunStatus::Running,
+        command: None,
+        children: Vec::new(),
+        wake_at: None,
+        accepted: false,
+    }
+}
+
+fn refund_failed(state: &mut RefundState) {
+    state.error = Some(RunError::new(
+        "refund_failed",
+        "the payment provider could not refund this payment; our staff will look into it",
+    ));
+}
+
+/// The money is back (or there was none to give back): write it down.
+fn complete(mut state: RefundState) -> Decision {
+    state.phase = Phase::Completing;
+    let refund_id = state.refund.as_ref().and_then(|r| r.refund_id.clone());
+    decision(
+        state,
+        RunStatus::Running,
+        Some(Command::Local(LocalCommand::Complete { refund_id })),
+        None,
+    )
+}
+
+/// The provider refused for good.
+fn failed(mut state: RefundState) -> Decision {
+    refund_failed(&mut state);
+    if state.restores_tickets() {
+        state.phase = Phase::Restoring;
+        return decision(
+            state,
+            RunStatus::Compensating,
+            Some(Command::Local(LocalCommand::Restore)),
+            None,
+        );
+    }
+    state.phase = Phase::Failed;
+    decision(state, RunStatus::Failed, None, None)
+}
+
+impl Workflow for Refund {
+    const KIND: &'static str = "refund";
+    type State = RefundState;
+    type Local = LocalCommand;
+    type LocalOutcome = LocalOutcome;
+    type Remote = PaymentCommand;
+    type RemoteOutcome = PaymentOutcome;
+    type View = RefundView;
+
+    fn initial_step() -> &'static str {
+        Phase::Start.step()
+    }
+
+    fn view(state: &RefundState) -> RefundView {
+        RefundView {
+            booking_id: state.booking_id,
+            ticket_ids: state.ticket_ids.clone(),
+            amount_minor: state.amount.amount_minor,
+            currency: state.amount.currency.clone(),
+            refund_id: state.refund.as_ref().and_then(|r| r.refund_id.clone()),
+            state: match state.phase {
+                Phase::Start => "requested",
+                Phase::Refunding | Phase::Completing => "refunding",
+                Phase::Completed => "refunded",
+                Phase::Restoring | Phase::Failed => "failed",
+                Phase::Cancelled => "cancelled",
+            },
+            requested_by: state.requested_by,
+            error: state.error.clone(),
+        }
+    }
+
+    /// Until the provider says the money is back, the refund is owed.
+    fn money_at_stake(state: &RefundState) -> Option<String> {
+        if state.amount.is_zero() || matches!(state.phase, Phase::Completed | Phase::Cancelled) {
+            return None;
+        }
+        // Restored tickets are the buyer's again: nothing is owed.
+        if state.phase == Phase::Failed && state.restores_tickets() {
+            return None;
+        }
+        Some(format!(
+            "refund of {} owed on booking {} (payment intent {})",
+            state.amount,
+            state.booking_id,
+            state.intent_id.as_deref().unwrap_or("none")
+        ))
+    }
+
+    fn decide(state: &RefundState, input: &Input, now: DateTime<Utc>) -> Decision {
+        let mut next = state.clone();
+        match (state.phase, input) {
+            (Phase::Start, Input::Start) => match state.tracker() {
+                None => complete(next),
+                Some(tracker) => {
+                    let command = tracker.create();
+                    next.refund = Some(tracker);
+                    next.phase = Phase::Refunding;
+                    decision(
+                        next,
+                        RunStatus::Running,
+                        Some(Command::Remote(command)),
+                        None,
+                    )
+                }
+            },
+
+            (
+                Phase::Refunding,
+                Input::RemoteDone { .. }
+                | Input::RemoteFailed { .. }
+                | Input::Timer
+                | Input::Signal { .. },
+            ) => {
+                let Some(mut tracker) = state.refund.clone() else {
+                    return ignore(state);
+                };
+                let step = match input {
+                    Input::RemoteDone { key, outcome } => tracker.on_remote_done(key, outcome, now),
+                    Input::RemoteFailed { key, error } => tracker.on_remote_failed(key, error, now),
+                    Input::Signal { name, payload } if name == SIGNAL_REFUND_UPDATED => {
+                        tracker.on_signal(payload, now)
+                    }
+                    Input::Timer => tracker.on_timer(),
+                    _ => RefundStep::NotMine,
+                };
+                next.refund = Some(tracker);
+                match step {
+                    RefundStep::NotMine => ignore(state),
+                    RefundStep::Call(command) => decision(
+                        next,
+                        RunStatus::Running,
+                        Some(Command::Remote(command)),
+                        None,
+                    ),
+                    RefundStep::WaitUntil(at) => decision(next, RunStatus::Waiting, None, Some(at)),
+                    RefundStep::Succeeded => complete(next),
+                    RefundStep::Failed { .. } => failed(next),
+                }
+            }
+
+            (Phase::Completing, Input::Local(LocalOutcome::Completed)) => {
+                next.phase = Phase::Completed;
+                next.error = None;
+                decision(next, RunStatus::Completed, None, None)
+            }
+            (Phase::Restoring, Input::Local(LocalOutcome::Restored)) => {
+                next.phase = Phase::Failed;
+                decision(next, RunStatus::Failed, None, None)
+            }
+
+            // An operator tries once more: the tickets are marked again (when
+            // they were given back), then a new refund at the provider.
+            (Phase::Failed, Input::Retry) => {
+                if state.restores_tickets() {
+                    next.phase = Phase::Restoring;
+                    return decision(
+                        next,
+                        RunStatus::Running,
+                        Some(Command::Local(LocalCommand::Remark)),
+                        None,
+                    );
+                }
+                retry_refund(next)
+            }
+            (Phase::Restoring, Input::Local(LocalOutcome::Remarked)) => retry_refund(next),
+            (Phase::Restoring, Input::Local(LocalOutcome::RemarkRefused { code })) => {
+                next.phase = Phase::Failed;
+                next.error = Some(RunError::new(
+                    code,
+                    "the tickets can no longer be refunded (used, refunded or changed since)",
+                ));
+                decision(next, RunStatus::Failed, None, None)
+            }
+            // An operator ends a failed refund: nothing more is tried.
+            (Phase::Failed, Input::Cancel) => {
+                next.phase = Phase::Cancelled;
+                decision(next, RunStatus::Cancelled, None, None)
+            }
+
+            _ => ignore(state),
+        }
+    }
+}
+
+fn retry_refund(mut next: RefundState) -> Decision {
+    next.error = None;
+    let command = match next.refund.as_mut() {
+        Some(tracker) => Some(Command::Remote(tracker.next_attempt())),
+        None => None,
+    };
+    match command {
+        Some(command) => {
+            next.phase = Phase::Refunding;
+            decision(next, RunStatus::Running, Some(command), None)
+        }
+        None => complete(next),
+    }
+}
