@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod notifications;
 pub mod outbox;
 pub mod pool;
+pub mod refunds;
 pub mod scheduled_job_runs;
 pub mod schema;
 pub mod sessions;

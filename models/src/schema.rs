@@ -262,6 +262,7 @@ diesel::table! {
         payment_intent_id -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        refunded_minor -> Int8,
     }
 }
 
@@ -277,6 +278,25 @@ diesel::table! {
         checked_in_at -> Nullable<Timestamptz>,
         checked_in_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        paid_minor -> Int8,
+        refund_run_id -> Nullable<Uuid>,
+        refunded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refunds (run_id) {
+        run_id -> Uuid,
+        booking_id -> Uuid,
+        amount_minor -> Int8,
+        currency -> Text,
+        tickets -> Int4,
+        requested_by -> Text,
+        status -> Text,
+        provider_refund_id -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -298,6 +318,7 @@ diesel::table! {
 }
 
 diesel::joinable!(workflow_steps -> workflow_runs (run_id));
+diesel::joinable!(refunds -> bookings (booking_id));
 diesel::joinable!(workflow_signals -> workflow_runs (run_id));
 diesel::joinable!(holds -> workflow_runs (run_id));
 diesel::joinable!(holds -> ticket_types (ticket_type_id));
@@ -326,4 +347,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     bookings,
     tickets,
     notifications,
+    refunds,
 );

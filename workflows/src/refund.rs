@@ -49,6 +49,9 @@ pub enum RequestedBy {
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Start,
+    /// Marking the tickets and reserving the amount (an event cancellation's
+    /// refunds do it in their own first step).
+    Reserving,
     Refunding,
     Completing,
     Restoring,
@@ -61,6 +64,7 @@ impl Phase {
     pub fn step(self) -> &'static str {
         match self {
             Phase::Start => "start",
+            Phase::Reserving => "reserving",
             Phase::Refunding => "refunding",
             Phase::Completing => "completing",
             Phase::Restoring => "restoring",
@@ -90,6 +94,17 @@ pub struct RefundState {
     pub phase: Phase,
     pub refund: Option<RefundTracker>,
     pub error: Option<RunError>,
+    /// The tickets are marked and the amount reserved (false until the first
+    /// step of an event cancellation's refund has done it).
+    #[serde(default = "reserved_by_default")]
+    pub reserved: bool,
+    /// The booking had nothing left to give back.
+    #[serde(default)]
+    pub nothing_to_refund: bool,
+}
+
+fn reserved_by_default() -> bool {
+    true
 }
 
 impl RefundState {
@@ -119,6 +134,32 @@ impl RefundState {
             phase: Phase::Start,
             refund: None,
             error: None,
+            reserved: true,
+            nothing_to_refund: false,
+        }
+    }
+
+    /// An event cancellation's refund of a whole booking: its first step
+    /// marks every valid ticket and reserves whatever is left of the payment.
+    pub fn for_cancellation(
+        booking_id: Uuid,
+        event_id: Uuid,
+        buyer_id: Uuid,
+        poll_after_secs: i64,
+    ) -> Self {
+        RefundState {
+            reserved: false,
+            ..RefundState::new(
+                booking_id,
+                event_id,
+                buyer_id,
+                RequestedBy::EventCancellation,
+                Vec::new(),
+                Money::zero(""),
+                None,
+                Some("event cancelled".into()),
+                poll_after_secs,
+            )
         }
     }
 
@@ -144,6 +185,9 @@ impl RefundState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LocalCommand {
+    /// Mark every valid ticket of the booking `refund_pending` and reserve
+    /// what is left of its payment (an event cancellation's refund).
+    Reserve { booking_id: Uuid },
     /// The money is back: void the tickets, put their units back on sale,
     /// record the refund on the booking, tell the buyer.
     Complete { refund_id: Option<String> },
@@ -158,6 +202,13 @@ pub enum LocalCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LocalOutcome {
+    Reserved {
+        ticket_ids: Vec<Uuid>,
+        amount: Money,
+        intent_id: Option<String>,
+    },
+    /// Nothing left to refund (e.g. refunded in full before).
+    NothingToRefund,
     Completed,
     Restored,
     Remarked,
@@ -273,7 +324,8 @@ impl Workflow for Refund {
             currency: state.amount.currency.clone(),
             refund_id: state.refund.as_ref().and_then(|r| r.refund_id.clone()),
             state: match state.phase {
-                Phase::Start => "requested",
+                Phase::Completed if state.nothing_to_refund => "nothing_to_refund",
+                Phase::Start | Phase::Reserving => "requested",
                 Phase::Refunding | Phase::Completing => "refunding",
                 Phase::Completed => "refunded",
                 Phase::Restoring | Phase::Failed => "failed",
@@ -286,7 +338,10 @@ impl Workflow for Refund {
 
     /// Until the provider says the money is back, the refund is owed.
     fn money_at_stake(state: &RefundState) -> Option<String> {
-        if state.amount.is_zero() || matches!(state.phase, Phase::Completed | Phase::Cancelled) {
+        if !state.reserved
+            || state.amount.is_zero()
+            || matches!(state.phase, Phase::Completed | Phase::Cancelled)
+        {
             return None;
         }
         // Restored tickets are the buyer's again: nothing is owed.
@@ -304,20 +359,38 @@ impl Workflow for Refund {
     fn decide(state: &RefundState, input: &Input, now: DateTime<Utc>) -> Decision {
         let mut next = state.clone();
         match (state.phase, input) {
-            (Phase::Start, Input::Start) => match state.tracker() {
-                None => complete(next),
-                Some(tracker) => {
-                    let command = tracker.create();
-                    next.refund = Some(tracker);
-                    next.phase = Phase::Refunding;
-                    decision(
-                        next,
-                        RunStatus::Running,
-                        Some(Command::Remote(command)),
-                        None,
-                    )
-                }
-            },
+            (Phase::Start, Input::Start) if !state.reserved => {
+                next.phase = Phase::Reserving;
+                let command = LocalCommand::Reserve {
+                    booking_id: state.booking_id,
+                };
+                decision(
+                    next,
+                    RunStatus::Running,
+                    Some(Command::Local(command)),
+                    None,
+                )
+            }
+            (Phase::Start, Input::Start) => refund(next),
+            (
+                Phase::Reserving,
+                Input::Local(LocalOutcome::Reserved {
+                    ticket_ids,
+                    amount,
+                    intent_id,
+                }),
+            ) => {
+                next.ticket_ids = ticket_ids.clone();
+                next.amount = amount.clone();
+                next.intent_id = intent_id.clone();
+                next.reserved = true;
+                refund(next)
+            }
+            (Phase::Reserving, Input::Local(LocalOutcome::NothingToRefund)) => {
+                next.phase = Phase::Completed;
+                next.nothing_to_refund = true;
+                decision(next, RunStatus::Completed, None, None)
+            }
 
             (
                 Phase::Refunding,
@@ -393,6 +466,25 @@ impl Workflow for Refund {
             }
 
             _ => ignore(state),
+        }
+    }
+}
+
+/// Refund the reserved amount at the provider, or complete at once when
+/// nothing was paid.
+fn refund(mut next: RefundState) -> Decision {
+    match next.tracker() {
+        None => complete(next),
+        Some(tracker) => {
+            let command = tracker.create();
+            next.refund = Some(tracker);
+            next.phase = Phase::Refunding;
+            decision(
+                next,
+                RunStatus::Running,
+                Some(Command::Remote(command)),
+                None,
+            )
         }
     }
 }
