@@ -24,4 +24,5 @@
 pub mod checkout;
 pub mod engine;
 pub mod operator;
+pub mod provider_signals;
 pub mod retry;

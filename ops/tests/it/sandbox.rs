@@ -13,8 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use boxoffice_api::webhooks::stripe_signature;
 use boxoffice_ops::sandbox::{self, Sandbox, SandboxConfig};
 use boxoffice_workers::adapters::payments::{
-    Breaker, BreakerConfig, BreakerState, CancelOutcome, CreateIntent, IntentStatus,
-    PaymentProvider, ProviderError, RefundStatus, StripeClient, StripeConfig,
+    Breaker, BreakerConfig, BreakerState, CancelOutcome, CreateIntent, CreateRefund, ErrorCode,
+    IntentStatus, PaymentProvider, ProviderError, RefundReason, RefundStatus, STRIPE_API_VERSION,
+    StripeClient, StripeConfig,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -182,6 +183,16 @@ impl Provider {
     }
 }
 
+fn refund_request(intent_id: &str, amount_minor: Option<i64>, key: &str) -> CreateRefund {
+    CreateRefund {
+        intent_id: intent_id.to_owned(),
+        amount_minor,
+        run_id: format!("run-of-{key}"),
+        reason: None,
+        idempotency_key: key.to_owned(),
+    }
+}
+
 fn intent_request(key: &str, run_id: &str, amount_minor: i64) -> CreateIntent {
     CreateIntent {
         amount_minor,
@@ -257,7 +268,7 @@ async fn the_same_idempotency_key_makes_one_intent() {
         .await
         .expect_err("key reuse with other parameters");
     assert!(
-        matches!(&err, ProviderError::Fatal(m) if m.contains("idempotency_error")),
+        matches!(&err, ProviderError::Fatal { code: ErrorCode::IdempotencyKeyReused, detail } if detail.contains("idempotency_error")),
         "{err}"
     );
 
@@ -332,14 +343,14 @@ async fn refunds_are_idempotent_and_never_exceed_the_charge() {
         .expect("created");
 
     let early = client
-        .refund(&intent.id, None, "r:refund-early")
+        .refund(refund_request(&intent.id, None, "r:refund-early"))
         .await
         .expect_err("nothing paid yet");
     assert!(!early.is_retryable(), "{early}");
 
     provider.succeed(&intent.id).await;
     let partial = client
-        .refund(&intent.id, Some(1000), "r:refund-1")
+        .refund(refund_request(&intent.id, Some(1000), "r:refund-1"))
         .await
         .expect("partial refund");
     assert_eq!(
@@ -347,21 +358,21 @@ async fn refunds_are_idempotent_and_never_exceed_the_charge() {
         (1000, RefundStatus::Succeeded)
     );
     let replayed = client
-        .refund(&intent.id, Some(1000), "r:refund-1")
+        .refund(refund_request(&intent.id, Some(1000), "r:refund-1"))
         .await
         .expect("replayed");
     assert_eq!(replayed, partial, "the same key never refunds twice");
     let rest = client
-        .refund(&intent.id, None, "r:refund-2")
+        .refund(refund_request(&intent.id, None, "r:refund-2"))
         .await
         .expect("the rest");
     assert_eq!(rest.amount_minor, 1500);
     let beyond = client
-        .refund(&intent.id, Some(1), "r:refund-3")
+        .refund(refund_request(&intent.id, Some(1), "r:refund-3"))
         .await
         .expect_err("fully refunded");
     assert!(
-        matches!(&beyond, ProviderError::Fatal(m) if m.contains("charge_already_refunded")),
+        matches!(&beyond, ProviderError::Fatal { code: ErrorCode::ChargeAlreadyRefunded, detail } if detail.contains("charge_already_refunded")),
         "{beyond}"
     );
 
@@ -390,7 +401,7 @@ async fn payments_and_refunds_send_signed_webhooks() {
         .await;
     assert_eq!(response.status(), 200);
     client
-        .refund(&paid.id, Some(200), "w1:refund")
+        .refund(refund_request(&paid.id, Some(200), "w1:refund"))
         .await
         .expect("refunded");
 
@@ -651,7 +662,7 @@ async fn a_wrong_api_key_is_fatal_and_bad_switches_are_refused() {
         .await
         .expect_err("unauthorized");
     assert!(
-        matches!(&err, ProviderError::Fatal(m) if m.starts_with("401")),
+        matches!(&err, ProviderError::Fatal { code: ErrorCode::Unauthorized, detail } if detail.starts_with("401")),
         "{err}"
     );
 
@@ -664,4 +675,487 @@ async fn a_wrong_api_key_is_fatal_and_bad_switches_are_refused() {
         .expect("sandbox config");
     assert_eq!(response.status(), 422);
     assert_eq!(provider.stats().await["unauthorized"], 1);
+}
+
+/// A refund asked for with the client, in full or in part, for `run_id`.
+fn refund_for(intent_id: &str, amount_minor: Option<i64>, key: &str, run_id: &str) -> CreateRefund {
+    CreateRefund {
+        run_id: run_id.to_owned(),
+        ..refund_request(intent_id, amount_minor, key)
+    }
+}
+
+impl Provider {
+    /// A paid intent of `amount_minor`.
+    async fn paid_intent(&self, key: &str, amount_minor: i64) -> String {
+        let intent = self
+            .client()
+            .create_intent(intent_request(key, &format!("run-{key}"), amount_minor))
+            .await
+            .expect("created");
+        self.succeed(&intent.id).await;
+        intent.id
+    }
+
+    async fn events(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/sandbox/events", self.sandbox.base_url()))
+            .send()
+            .await
+            .expect("sandbox events")
+            .json()
+            .await
+            .expect("events JSON")
+    }
+}
+
+/// The refund webhooks received for `refund_id`, as (event type, refund object).
+fn refund_events(receiver: &Receiver, refund_id: &str) -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    for event in receiver.events() {
+        let kind = event["type"].as_str().unwrap_or_default().to_owned();
+        let object = &event["data"]["object"];
+        let refunds: Vec<Value> = match object["object"].as_str() {
+            Some("refund") => vec![object.clone()],
+            Some("charge") => object["refunds"]["data"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        found.extend(
+            refunds
+                .into_iter()
+                .filter(|r| r["id"] == refund_id)
+                .map(|r| (kind.clone(), r)),
+        );
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_refund_key_replays_its_first_answer_errors_included_and_refuses_other_parameters() {
+    let provider = Provider::start().await;
+    let client = provider.client();
+    let intent = client
+        .create_intent(intent_request("ri", "run-ri", 2500))
+        .await
+        .expect("created");
+
+    // Refused while unpaid; once paid, the same key still gets that first
+    // answer (Stripe keeps it, errors included), a new key gets a refund.
+    let early = client
+        .refund(refund_for(&intent.id, Some(1000), "ri:early", "run-x"))
+        .await
+        .expect_err("nothing paid yet");
+    assert_eq!(early.code(), ErrorCode::PaymentNotRefundable, "{early}");
+    provider.succeed(&intent.id).await;
+    let replayed_error = client
+        .refund(refund_for(&intent.id, Some(1000), "ri:early", "run-x"))
+        .await
+        .expect_err("the first answer, replayed");
+    assert_eq!(replayed_error, early);
+
+    let first = client
+        .refund(refund_for(&intent.id, Some(1000), "ri:1", "run-x"))
+        .await
+        .expect("refunded");
+    assert_eq!(first.status, RefundStatus::Succeeded);
+    assert_eq!((first.amount_minor, first.currency.as_str()), (1000, "EUR"));
+    assert_eq!(first.payment_intent.as_deref(), Some(intent.id.as_str()));
+    assert_eq!(first.failure_reason, None);
+    for _ in 0..3 {
+        let again = client
+            .refund(refund_for(&intent.id, Some(1000), "ri:1", "run-x"))
+            .await
+            .expect("replayed");
+        assert_eq!(again, first, "one key, one refund");
+    }
+    // The same key with another amount, or for another run, is refused.
+    for other in [
+        refund_for(&intent.id, Some(900), "ri:1", "run-x"),
+        refund_for(&intent.id, Some(1000), "ri:1", "run-y"),
+    ] {
+        let err = client.refund(other).await.expect_err("key reused");
+        assert_eq!(err.code(), ErrorCode::IdempotencyKeyReused, "{err}");
+        assert!(!err.is_retryable());
+    }
+
+    // More than what is left (1500) is refused for good, with Stripe's code.
+    let too_much = client
+        .refund(refund_for(&intent.id, Some(1501), "ri:2", "run-x"))
+        .await
+        .expect_err("more than is left");
+    assert_eq!(too_much.code(), ErrorCode::AmountTooLarge, "{too_much}");
+    assert!(too_much.to_string().contains("amount_too_large"));
+    let rest = client
+        .refund(refund_for(&intent.id, Some(1500), "ri:3", "run-x"))
+        .await
+        .expect("the rest");
+    let nothing_left = client
+        .refund(refund_for(&intent.id, Some(1), "ri:4", "run-x"))
+        .await
+        .expect_err("nothing left");
+    assert_eq!(nothing_left.code(), ErrorCode::ChargeAlreadyRefunded);
+
+    assert_eq!(
+        client.retrieve_refund(&rest.id).await.expect("read"),
+        rest,
+        "GET /v1/refunds/{{id}} tells the same refund"
+    );
+    let missing = client
+        .retrieve_refund("re_doesnotexist")
+        .await
+        .expect_err("no such refund");
+    assert_eq!(missing.code(), ErrorCode::NotFound);
+
+    let stats = provider.stats().await;
+    assert_eq!(stats["charged_minor_by_intent"][&intent.id], 2500);
+    assert_eq!(stats["refunds_by_intent"][&intent.id], 2);
+    assert_eq!(stats["refunded_minor_by_intent"][&intent.id], 2500);
+    assert_eq!(stats["refunds_refused_by_intent"][&intent.id], 2);
+    assert!(stats["refunds_failed_by_intent"].get(&intent.id).is_none());
+    // Three replays of ri:1, one of ri:early.
+    assert_eq!(stats["idempotent_replays"], 4);
+    assert_no_double_charge(&stats);
+}
+
+#[tokio::test]
+async fn a_refund_of_a_failing_intent_is_answered_failed_and_gives_nothing_back() {
+    let provider = Provider::start().await;
+    let client = provider.client();
+    let failing = provider.paid_intent("rf", 1200).await;
+    let healthy = provider.paid_intent("rh", 1200).await;
+    provider
+        .configure(json!({"refund_fail_intents": [failing.clone()]}))
+        .await;
+
+    let failed = client
+        .refund(refund_for(&failing, None, "rf:1", "run-rf"))
+        .await
+        .expect("an answer, not an error");
+    assert_eq!(failed.status, RefundStatus::Failed);
+    assert_eq!(failed.status.settled(), Some(false));
+    assert_eq!(
+        failed.failure_reason.as_deref(),
+        Some("expired_or_canceled_card")
+    );
+    let ok = client
+        .refund(refund_for(&healthy, None, "rh:1", "run-rh"))
+        .await
+        .expect("refunded");
+    assert_eq!(ok.status, RefundStatus::Succeeded);
+
+    let receiver = provider.receiver.clone();
+    eventually("the refund.failed webhook", || {
+        !refund_events(&receiver, &failed.id).is_empty()
+    })
+    .await;
+    let events = refund_events(&receiver, &failed.id);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (kind, object) = &events[0];
+    assert_eq!(kind, "refund.failed");
+    assert_eq!(object["status"], "failed");
+    assert_eq!(object["payment_intent"], failing.as_str());
+    assert_eq!(object["metadata"]["run_id"], "run-rf");
+
+    // Cleared, the same key still tells the failure; a new key refunds it all.
+    provider.configure(json!({"refund_fail_intents": []})).await;
+    let replayed = client
+        .refund(refund_for(&failing, None, "rf:1", "run-rf"))
+        .await
+        .expect("replayed");
+    assert_eq!(replayed, failed);
+    let retried = client
+        .refund(refund_for(&failing, None, "rf:2", "run-rf"))
+        .await
+        .expect("refunded under a new key");
+    assert_eq!(
+        (retried.status, retried.amount_minor),
+        (RefundStatus::Succeeded, 1200)
+    );
+
+    let stats = provider.stats().await;
+    assert_eq!(stats["refunds_failed_by_intent"][&failing], 1);
+    assert_eq!(stats["refunds_by_intent"][&failing], 1);
+    assert_eq!(stats["refunded_minor_by_intent"][&failing], 1200);
+    assert_eq!(stats["refunded_minor_by_intent"][&healthy], 1200);
+    for intent in [&failing, &healthy] {
+        assert!(
+            stats["refunded_minor_by_intent"][intent].as_i64()
+                <= stats["charged_minor_by_intent"][intent].as_i64()
+        );
+    }
+}
+
+#[tokio::test]
+async fn pending_refunds_settle_by_webhook_and_hold_their_amount_meanwhile() {
+    let provider = Provider::start().await;
+    let client = provider.client();
+    let failing = provider.paid_intent("pf", 1000).await;
+    let healthy = provider.paid_intent("ph", 1000).await;
+    provider
+        .configure(json!({
+            "refund_pending_ms": 400,
+            "refund_fail_intents": [failing.clone()],
+            "duplicate_deliveries": 2,
+            "out_of_order": true,
+            "out_of_order_max_delay_ms": 100,
+        }))
+        .await;
+
+    let to_fail = client
+        .refund(refund_for(&failing, None, "pf:1", "run-pf"))
+        .await
+        .expect("answered");
+    let to_succeed = client
+        .refund(refund_for(&healthy, Some(600), "ph:1", "run-ph"))
+        .await
+        .expect("answered");
+    for refund in [&to_fail, &to_succeed] {
+        assert_eq!(refund.status, RefundStatus::Pending, "{refund:?}");
+        assert_eq!(refund.status.settled(), None);
+    }
+    // While pending, the amount is taken: nothing more can be refunded.
+    let meanwhile = client
+        .refund(refund_for(&failing, Some(1), "pf:2", "run-pf"))
+        .await
+        .expect_err("held by the pending refund");
+    assert_eq!(meanwhile.code(), ErrorCode::ChargeAlreadyRefunded);
+    let stats = provider.stats().await;
+    assert_eq!(stats["refunds_pending_by_intent"][&failing], 1);
+    assert_eq!(stats["refund_pending_minor_by_intent"][&healthy], 600);
+
+    let receiver = provider.receiver.clone();
+    eventually("both refunds settled, every copy delivered", || {
+        refund_events(&receiver, &to_fail.id)
+            .iter()
+            .filter(|(kind, _)| kind.starts_with("refund."))
+            .count()
+            == 4
+            && refund_events(&receiver, &to_succeed.id)
+                .iter()
+                .filter(|(kind, _)| kind.starts_with("refund."))
+                .count()
+                == 2
+    })
+    .await;
+    let mut kinds: Vec<(String, String)> = refund_events(&receiver, &to_fail.id)
+        .into_iter()
+        .map(|(kind, r)| (kind, r["status"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            ("charge.refunded".to_owned(), "pending".to_owned()),
+            ("refund.failed".to_owned(), "failed".to_owned()),
+            ("refund.updated".to_owned(), "failed".to_owned()),
+        ]
+    );
+    for (_, refund) in refund_events(&receiver, &to_succeed.id) {
+        assert_eq!(refund["metadata"]["run_id"], "run-ph");
+        assert_eq!(refund["payment_intent"], healthy.as_str());
+    }
+    assert!(
+        refund_events(&receiver, &to_succeed.id)
+            .iter()
+            .any(|(kind, r)| kind == "refund.updated" && r["status"] == "succeeded")
+    );
+
+    // Asking tells the same: a lost webhook costs nothing.
+    let read = client.retrieve_refund(&to_fail.id).await.expect("read");
+    assert_eq!(read.status, RefundStatus::Failed);
+    assert_eq!(
+        read.failure_reason.as_deref(),
+        Some("expired_or_canceled_card")
+    );
+    assert_eq!(
+        client
+            .retrieve_refund(&to_succeed.id)
+            .await
+            .expect("read")
+            .status,
+        RefundStatus::Succeeded
+    );
+    // The failed refund gave its amount back: it can be refunded again.
+    provider
+        .configure(json!({"refund_pending_ms": 0, "refund_fail_intents": []}))
+        .await;
+    let again = client
+        .refund(refund_for(&failing, None, "pf:3", "run-pf"))
+        .await
+        .expect("refunded");
+    assert_eq!(
+        (again.status, again.amount_minor),
+        (RefundStatus::Succeeded, 1000)
+    );
+
+    let stats = provider.stats().await;
+    assert_eq!(stats["refunds_failed_by_intent"][&failing], 1);
+    assert_eq!(stats["refunded_minor_by_intent"][&failing], 1000);
+    assert_eq!(stats["refunded_minor_by_intent"][&healthy], 600);
+    assert!(
+        stats["refunds_pending_by_intent"]
+            .as_object()
+            .is_some_and(|m| m.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn lost_refund_webhooks_are_recorded_but_never_delivered() {
+    let provider = Provider::start().await;
+    let client = provider.client();
+    provider
+        .configure(json!({"drop_refund_webhooks": true}))
+        .await;
+    let intent = provider.paid_intent("lw", 800).await;
+    let refund = client
+        .refund(refund_for(&intent, Some(300), "lw:1", "run-lw"))
+        .await
+        .expect("refunded");
+
+    let receiver = provider.receiver.clone();
+    eventually("the payment webhook", || {
+        !receiver.of_type("payment_intent.succeeded").is_empty()
+    })
+    .await;
+    let events = provider.events().await;
+    let refunded: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "charge.refunded")
+        .collect();
+    assert_eq!(refunded.len(), 1, "{events:?}");
+    assert_eq!(refunded[0]["dropped"], true);
+    assert_eq!(refunded[0]["intent_id"], intent.as_str());
+    // Delivered webhooks would be here by now (the payment's was).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(refund_events(&receiver, &refund.id).is_empty());
+    assert_eq!(provider.stats().await["webhooks"]["dropped"], 1);
+    assert_eq!(
+        client
+            .retrieve_refund(&refund.id)
+            .await
+            .expect("read")
+            .status,
+        RefundStatus::Succeeded,
+        "asking the provider still tells"
+    );
+}
+
+/// What the client sent: method, path, headers, form.
+type Captured = Arc<Mutex<Vec<(String, String, HeaderMap, Vec<(String, String)>)>>>;
+
+async fn capture(
+    State(captured): State<Captured>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    // A POST's form-encoded body; a GET's query string.
+    axum::extract::Form(form): axum::extract::Form<Vec<(String, String)>>,
+) -> axum::Json<Value> {
+    captured
+        .lock()
+        .expect("lock")
+        .push((method.to_string(), uri.path().to_owned(), headers, form));
+    axum::Json(json!({
+        "id": "re_captured", "object": "refund", "amount": 700, "currency": "eur",
+        "payment_intent": "pi_captured", "status": "pending", "failure_reason": null,
+        "metadata": {"run_id": "run-c"},
+    }))
+}
+
+#[tokio::test]
+async fn the_client_pins_the_api_version_and_sends_the_refund_form_with_its_key() {
+    let captured = Captured::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let app = axum::Router::new()
+        .fallback(capture)
+        .with_state(captured.clone());
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    let client = StripeClient::new(StripeConfig::new(base, "sk_test_capture")).expect("client");
+
+    let refund = client
+        .refund(CreateRefund {
+            intent_id: "pi_captured".into(),
+            amount_minor: Some(700),
+            run_id: "run-c".into(),
+            reason: Some(RefundReason::RequestedByCustomer),
+            idempotency_key: "run-c:refund:1".into(),
+        })
+        .await
+        .expect("answered");
+    assert_eq!(refund.status, RefundStatus::Pending);
+    assert_eq!(refund.currency, "EUR");
+    client
+        .retrieve_refund("re_captured")
+        .await
+        .expect("answered");
+
+    let requests = captured.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 2);
+    let (method, path, headers, form) = &requests[0];
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "/v1/refunds"));
+    let header = |headers: &HeaderMap, name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(headers, "stripe-version").as_deref(),
+        Some(STRIPE_API_VERSION)
+    );
+    assert_eq!(
+        header(headers, "idempotency-key").as_deref(),
+        Some("run-c:refund:1")
+    );
+    assert_eq!(
+        header(headers, "authorization").as_deref(),
+        Some("Bearer sk_test_capture")
+    );
+    assert_eq!(
+        header(headers, "content-type").as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        form,
+        &[
+            ("payment_intent".to_owned(), "pi_captured".to_owned()),
+            ("amount".to_owned(), "700".to_owned()),
+            ("metadata[run_id]".to_owned(), "run-c".to_owned()),
+            ("reason".to_owned(), "requested_by_customer".to_owned()),
+        ]
+    );
+
+    let (method, path, headers, form) = &requests[1];
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("GET", "/v1/refunds/re_captured")
+    );
+    assert_eq!(
+        header(headers, "stripe-version").as_deref(),
+        Some(STRIPE_API_VERSION)
+    );
+    assert_eq!(
+        header(headers, "idempotency-key"),
+        None,
+        "a read needs no key"
+    );
+    assert!(form.is_empty());
+    assert!(
+        STRIPE_API_VERSION.starts_with("20"),
+        "a dated Stripe version"
+    );
 }

@@ -16,7 +16,7 @@ use boxoffice_workflows::engine::{Input, RemoteCommand, RemoteOutcome};
 use boxoffice_workflows::retry::RetryPolicy;
 use rand::RngExt;
 
-use crate::adapters::payments::{CancelOutcome, CreateIntent, ProviderError};
+use crate::adapters::payments::{CancelOutcome, CreateIntent, CreateRefund, ProviderError};
 use crate::deps::JobDeps;
 use crate::engine::executor::schedule_retry;
 use crate::engine::messages::RunEffect;
@@ -139,7 +139,13 @@ async fn call_provider(deps: &JobDeps, job: &RunEffect) -> Result<RemoteOutcome,
         } => {
             let refund = deps
                 .payments
-                .refund(intent_id, Some(*amount_minor), &idempotency_key)
+                .refund(CreateRefund {
+                    intent_id: intent_id.clone(),
+                    amount_minor: Some(*amount_minor),
+                    run_id: job.run_id.to_string(),
+                    reason: None,
+                    idempotency_key,
+                })
                 .await?;
             // Checkouts refund only a payment that came too late for its seats.
             metrics::counter!("payments_auto_refunded_total").increment(1);

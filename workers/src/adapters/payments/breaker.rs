@@ -26,8 +26,8 @@ pub use crate::adapters::breaker_state::BreakerState;
 use crate::adapters::breaker_state::StateReporter;
 
 use super::{
-    CancelOutcome, CreateIntent, PaymentIntent, PaymentProvider, ProviderError, ProviderResult,
-    Refund,
+    CancelOutcome, CreateIntent, CreateRefund, PaymentIntent, PaymentProvider, ProviderError,
+    ProviderResult, Refund,
 };
 
 /// The message of the error a call gets while the breaker is open.
@@ -145,13 +145,12 @@ impl<P: PaymentProvider> PaymentProvider for Breaker<P> {
         Box::pin(self.guard(move |p| p.cancel_intent(intent_id, idempotency_key)))
     }
 
-    fn refund<'a>(
-        &'a self,
-        intent_id: &'a str,
-        amount_minor: Option<i64>,
-        idempotency_key: &'a str,
-    ) -> ProviderResult<'a, Refund> {
-        Box::pin(self.guard(move |p| p.refund(intent_id, amount_minor, idempotency_key)))
+    fn refund(&self, request: CreateRefund) -> ProviderResult<'_, Refund> {
+        Box::pin(self.guard(move |p| p.refund(request)))
+    }
+
+    fn retrieve_refund<'a>(&'a self, refund_id: &'a str) -> ProviderResult<'a, Refund> {
+        Box::pin(self.guard(move |p| p.retrieve_refund(refund_id)))
     }
 
     fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> ProviderResult<'a, PaymentIntent> {
@@ -200,7 +199,7 @@ mod tests {
             match *self.answer.lock().expect("answer lock") {
                 Answer::Ok => Ok(ok),
                 Answer::Retryable => Err(ProviderError::Retryable("503".into())),
-                Answer::Fatal => Err(ProviderError::Fatal("400".into())),
+                Answer::Fatal => Err(ProviderError::refused("400")),
             }
         }
         fn intent(id: &str) -> PaymentIntent {
@@ -211,6 +210,16 @@ mod tests {
                 amount_minor: 100,
                 currency: "EUR".into(),
                 metadata: BTreeMap::new(),
+            }
+        }
+        fn refund(amount_minor: i64) -> Refund {
+            Refund {
+                id: "re_1".into(),
+                status: crate::adapters::payments::RefundStatus::Succeeded,
+                amount_minor,
+                currency: "EUR".into(),
+                payment_intent: Some("pi_1".into()),
+                failure_reason: None,
             }
         }
     }
@@ -230,17 +239,12 @@ mod tests {
             let result = self.respond(CancelOutcome::Cancelled);
             Box::pin(async move { result })
         }
-        fn refund<'a>(
-            &'a self,
-            _: &'a str,
-            amount: Option<i64>,
-            _: &'a str,
-        ) -> ProviderResult<'a, Refund> {
-            let result = self.respond(Refund {
-                id: "re_1".into(),
-                status: crate::adapters::payments::RefundStatus::Succeeded,
-                amount_minor: amount.unwrap_or(100),
-            });
+        fn refund(&self, request: CreateRefund) -> ProviderResult<'_, Refund> {
+            let result = self.respond(Fake::refund(request.amount_minor.unwrap_or(100)));
+            Box::pin(async move { result })
+        }
+        fn retrieve_refund<'a>(&'a self, _: &'a str) -> ProviderResult<'a, Refund> {
+            let result = self.respond(Fake::refund(100));
             Box::pin(async move { result })
         }
         fn retrieve_intent<'a>(&'a self, id: &'a str) -> ProviderResult<'a, PaymentIntent> {
@@ -290,7 +294,16 @@ mod tests {
         let fake = Fake::new(Answer::Fatal);
         let breaker = Breaker::new("test", fake.clone(), config(3, Duration::from_secs(60)));
         for _ in 0..10 {
-            let err = breaker.refund("pi_1", None, "k").await.expect_err("fails");
+            let err = breaker
+                .refund(CreateRefund {
+                    intent_id: "pi_1".into(),
+                    amount_minor: None,
+                    run_id: "r1".into(),
+                    reason: None,
+                    idempotency_key: "k".into(),
+                })
+                .await
+                .expect_err("fails");
             assert!(!err.is_retryable());
         }
         assert_eq!(breaker.state(), BreakerState::Closed);

@@ -14,8 +14,16 @@
 //! - **Errors say what to do.** [`ProviderError::Retryable`]: network errors,
 //!   timeouts, 409 (a concurrent request with the same idempotency key), 429,
 //!   5xx, and the breaker's "circuit open". [`ProviderError::Fatal`]: every
-//!   other 4xx (bad parameters, bad key, an intent in the wrong state): retrying
-//!   would get the same answer.
+//!   other 4xx (bad parameters, bad key, an intent in the wrong state, a refund
+//!   larger than what is left): retrying would get the same answer.
+//! - **Codes for workflows, text for operators.** [`ProviderError::code`] is a
+//!   stable code from a closed list ([`ErrorCode`]) that a workflow may store
+//!   and show; the error's `Display` carries the provider's own text for logs
+//!   and operators only, never for participants.
+//! - **A refund is money back only when it says so.** [`Refund::status`] is
+//!   Stripe's: `pending` (and `requires_action`) is not a success yet, and
+//!   `failed` or `canceled` is no refund at all; its webhooks, or
+//!   [`PaymentProvider::retrieve_refund`] when a webhook is lost, tell the end.
 //! - **Cancelling a paid intent is not an error.** The provider refuses to
 //!   cancel a succeeded intent; [`CancelOutcome::AlreadySucceeded`] tells the
 //!   workflow that the money arrived after all (it then confirms or refunds).
@@ -30,7 +38,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
-pub use stripe::{StripeClient, StripeConfig};
+pub use stripe::{STRIPE_API_VERSION, StripeClient, StripeConfig};
 
 /// What a provider call returns.
 pub type ProviderResult<'a, T> = BoxFuture<'a, Result<T, ProviderError>>;
@@ -49,13 +57,12 @@ pub trait PaymentProvider: Send + Sync {
         idempotency_key: &'a str,
     ) -> ProviderResult<'a, CancelOutcome>;
 
-    /// Refunds a succeeded intent, in full (`None`) or in part.
-    fn refund<'a>(
-        &'a self,
-        intent_id: &'a str,
-        amount_minor: Option<i64>,
-        idempotency_key: &'a str,
-    ) -> ProviderResult<'a, Refund>;
+    /// Refunds (part of) a succeeded intent. The answer's status may be
+    /// `pending`: the refund is done only once it is `succeeded`.
+    fn refund(&self, request: CreateRefund) -> ProviderResult<'_, Refund>;
+
+    /// Reads a refund's current state (when its webhook is late or lost).
+    fn retrieve_refund<'a>(&'a self, refund_id: &'a str) -> ProviderResult<'a, Refund>;
 
     /// Reads an intent's current state.
     fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> ProviderResult<'a, PaymentIntent>;
@@ -73,13 +80,11 @@ impl<P: PaymentProvider + ?Sized> PaymentProvider for Arc<P> {
     ) -> ProviderResult<'a, CancelOutcome> {
         (**self).cancel_intent(intent_id, idempotency_key)
     }
-    fn refund<'a>(
-        &'a self,
-        intent_id: &'a str,
-        amount_minor: Option<i64>,
-        idempotency_key: &'a str,
-    ) -> ProviderResult<'a, Refund> {
-        (**self).refund(intent_id, amount_minor, idempotency_key)
+    fn refund(&self, request: CreateRefund) -> ProviderResult<'_, Refund> {
+        (**self).refund(request)
+    }
+    fn retrieve_refund<'a>(&'a self, refund_id: &'a str) -> ProviderResult<'a, Refund> {
+        (**self).retrieve_refund(refund_id)
     }
     fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> ProviderResult<'a, PaymentIntent> {
         (**self).retrieve_intent(intent_id)
@@ -134,26 +139,143 @@ pub enum CancelOutcome {
     AlreadySucceeded,
 }
 
+/// What `POST /v1/refunds` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRefund {
+    /// The succeeded intent whose charge is refunded.
+    pub intent_id: String,
+    /// In the charge's currency's minor unit; positive. `None` refunds what is
+    /// left of the charge.
+    pub amount_minor: Option<i64>,
+    /// Sent as `metadata[run_id]`: the refund's webhooks carry it back and find
+    /// the run waiting for them.
+    pub run_id: String,
+    pub reason: Option<RefundReason>,
+    /// Same key → same refund (and the same answer, errors included, for at
+    /// least 24 hours): a retry after a lost answer keeps its key, a new attempt
+    /// after a failure needs a new one.
+    pub idempotency_key: String,
+}
+
+/// The reasons Stripe accepts for a refund (anything else is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    Duplicate,
+    Fraudulent,
+    RequestedByCustomer,
+}
+
+impl RefundReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundReason::Duplicate => "duplicate",
+            RefundReason::Fraudulent => "fraudulent",
+            RefundReason::RequestedByCustomer => "requested_by_customer",
+        }
+    }
+}
+
+/// A refund as the provider reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     pub id: String,
     pub status: RefundStatus,
     pub amount_minor: i64,
+    /// ISO 4217, upper case.
+    pub currency: String,
+    /// The intent refunded (Stripe leaves it out only for refunds of other kinds
+    /// of payment, which Boxoffice does not make).
+    pub payment_intent: Option<String>,
+    /// Why a `failed` refund failed, in Stripe's words (`expired_or_canceled_card`,
+    /// `lost_or_stolen_card`, `declined`, …): for operators.
+    pub failure_reason: Option<String>,
 }
 
+/// Stripe's refund statuses (`canceled` is Stripe's spelling).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
-    Pending,
-    RequiresAction,
+    /// The money is on its way back.
     Succeeded,
+    /// Not settled yet: a webhook (or asking again) tells how it ends.
+    Pending,
+    /// The buyer has to do something (some payment methods): still not settled.
+    RequiresAction,
+    /// The refund did not happen; the money is still ours.
     Failed,
+    /// Cancelled before it settled; the money is still ours.
     Canceled,
-    #[serde(other)]
-    Unknown,
 }
 
-/// Why a provider call failed, and whether trying again can help.
+impl RefundStatus {
+    /// `Some(true)`: refunded for good; `Some(false)`: it will never be a
+    /// refund; `None`: not settled yet.
+    pub fn settled(self) -> Option<bool> {
+        match self {
+            RefundStatus::Succeeded => Some(true),
+            RefundStatus::Failed | RefundStatus::Canceled => Some(false),
+            RefundStatus::Pending | RefundStatus::RequiresAction => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Pending => "pending",
+            RefundStatus::RequiresAction => "requires_action",
+            RefundStatus::Failed => "failed",
+            RefundStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// What went wrong, as a stable code a workflow may keep and show (the
+/// provider's own text is in the error's `Display`, for operators).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Unreachable, slow, overloaded, failing, or the breaker is open: retry.
+    ProviderUnavailable,
+    /// The charge has nothing left to refund.
+    ChargeAlreadyRefunded,
+    /// The refund is larger than what is left of the charge.
+    AmountTooLarge,
+    /// The payment cannot be refunded (not paid, disputed, …).
+    PaymentNotRefundable,
+    /// The object does not exist at the provider.
+    NotFound,
+    /// The idempotency key was used before with other parameters.
+    IdempotencyKeyReused,
+    /// The API key was refused: a configuration error.
+    Unauthorized,
+    /// Any other refusal (bad parameters, wrong state).
+    Refused,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::ChargeAlreadyRefunded => "charge_already_refunded",
+            ErrorCode::AmountTooLarge => "amount_too_large",
+            ErrorCode::PaymentNotRefundable => "payment_not_refundable",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a provider call failed, and whether trying again can help. `Display`
+/// includes the provider's own text: for logs and operators only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// The provider is unreachable, slow, overloaded or failing: retry later
@@ -161,12 +283,28 @@ pub enum ProviderError {
     #[error("payment provider unavailable: {0}")]
     Retryable(String),
     /// The provider refused the request and will refuse it again.
-    #[error("payment provider refused the request: {0}")]
-    Fatal(String),
+    #[error("payment provider refused the request ({code}): {detail}")]
+    Fatal { code: ErrorCode, detail: String },
 }
 
 impl ProviderError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, ProviderError::Retryable(_))
+    }
+
+    /// A refusal with the catch-all code.
+    pub fn refused(detail: impl Into<String>) -> Self {
+        ProviderError::Fatal {
+            code: ErrorCode::Refused,
+            detail: detail.into(),
+        }
+    }
+
+    /// The stable code (safe to store and show; no provider text).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProviderError::Retryable(_) => ErrorCode::ProviderUnavailable,
+            ProviderError::Fatal { code, .. } => *code,
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! `Idempotency-Key` header on every request that changes something, lower-case
 //! currencies, errors as `{"error": {"type", "code", "message", …}}`, and the
 //! `Stripe-Should-Retry` response header, which overrides the status-based guess
-//! when present.
+//! when present. Every request pins the API version ([`STRIPE_API_VERSION`]),
+//! so the shapes read here do not change when the account's default does.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,9 +18,17 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    CancelOutcome, CreateIntent, IntentStatus, PaymentIntent, PaymentProvider, ProviderError,
-    ProviderResult, Refund, RefundStatus,
+    CancelOutcome, CreateIntent, CreateRefund, ErrorCode, IntentStatus, PaymentIntent,
+    PaymentProvider, ProviderError, ProviderResult, Refund, RefundStatus,
 };
+
+/// The Stripe API version every request is made with (the `Stripe-Version`
+/// header). 2024-10-28.acacia is the first version that sends `refund.updated`
+/// and `refund.failed` for refunds of card charges, which the refund workflow
+/// waits for. Webhook payloads follow the webhook endpoint's own version:
+/// create the endpoint with this one. Changing it means reading Stripe's
+/// changelog for payment intents, refunds and their events first.
+pub const STRIPE_API_VERSION: &str = "2024-10-28.acacia";
 
 /// Where the provider is and how to reach it.
 #[derive(Clone)]
@@ -99,7 +108,8 @@ impl StripeClient {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.api_base))
-            .bearer_auth(&self.secret_key);
+            .bearer_auth(&self.secret_key)
+            .header("Stripe-Version", STRIPE_API_VERSION);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
@@ -179,7 +189,10 @@ impl From<Failure> for ProviderError {
                 if retryable {
                     ProviderError::Retryable(message)
                 } else {
-                    ProviderError::Fatal(message)
+                    ProviderError::Fatal {
+                        code: error_code(status, &error),
+                        detail: message,
+                    }
                 }
             }
         }
@@ -192,6 +205,25 @@ fn retryable_status(status: StatusCode) -> bool {
     status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::CONFLICT
+}
+
+/// Our stable code for a refusal: Stripe's documented error codes where they
+/// say something a workflow acts on, the status otherwise.
+fn error_code(status: StatusCode, error: &StripeError) -> ErrorCode {
+    match (error.kind.as_deref(), error.code.as_deref()) {
+        (_, Some("charge_already_refunded")) => ErrorCode::ChargeAlreadyRefunded,
+        (_, Some("amount_too_large")) => ErrorCode::AmountTooLarge,
+        (_, Some("charge_disputed" | "payment_intent_unexpected_state")) => {
+            ErrorCode::PaymentNotRefundable
+        }
+        (_, Some("resource_missing")) => ErrorCode::NotFound,
+        (Some("idempotency_error"), _) => ErrorCode::IdempotencyKeyReused,
+        _ if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN => {
+            ErrorCode::Unauthorized
+        }
+        _ if status == StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        _ => ErrorCode::Refused,
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,8 +269,37 @@ impl From<WireIntent> for PaymentIntent {
 #[derive(Debug, Deserialize)]
 struct WireRefund {
     id: String,
-    status: RefundStatus,
+    /// Read as text: a status this client does not know is "not settled yet"
+    /// (the run asks again later), not an unreadable answer.
+    status: Option<String>,
     amount: i64,
+    currency: String,
+    payment_intent: Option<String>,
+    failure_reason: Option<String>,
+}
+
+impl From<WireRefund> for Refund {
+    fn from(w: WireRefund) -> Self {
+        let status = match w.status.as_deref() {
+            Some("succeeded") => RefundStatus::Succeeded,
+            Some("pending") => RefundStatus::Pending,
+            Some("requires_action") => RefundStatus::RequiresAction,
+            Some("failed") => RefundStatus::Failed,
+            Some("canceled") => RefundStatus::Canceled,
+            other => {
+                tracing::warn!(payment.refund_id = %w.id, refund.status = ?other, "unknown refund status; taken as pending");
+                RefundStatus::Pending
+            }
+        };
+        Refund {
+            id: w.id,
+            status,
+            amount_minor: w.amount,
+            currency: w.currency.to_ascii_uppercase(),
+            payment_intent: w.payment_intent,
+            failure_reason: w.failure_reason,
+        }
+    }
 }
 
 /// Ids go into URL paths: anything but Stripe's id alphabet is refused before
@@ -247,8 +308,27 @@ fn checked_id(id: &str) -> Result<&str, ProviderError> {
     if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         Ok(id)
     } else {
-        Err(ProviderError::Fatal(format!("malformed object id {id:?}")))
+        Err(ProviderError::Fatal {
+            code: ErrorCode::NotFound,
+            detail: format!("malformed object id {id:?}"),
+        })
     }
+}
+
+/// The form of `POST /v1/refunds`.
+fn refund_form(request: &CreateRefund) -> Result<Vec<(String, String)>, ProviderError> {
+    let mut form = vec![(
+        "payment_intent".to_owned(),
+        checked_id(&request.intent_id)?.to_owned(),
+    )];
+    if let Some(amount) = request.amount_minor {
+        form.push(("amount".to_owned(), amount.to_string()));
+    }
+    form.push(("metadata[run_id]".to_owned(), request.run_id.clone()));
+    if let Some(reason) = request.reason {
+        form.push(("reason".to_owned(), reason.as_str().to_owned()));
+    }
+    Ok(form)
 }
 
 /// The form of `POST /v1/payment_intents`.
@@ -318,37 +398,38 @@ impl StripeClient {
                     IntentStatus::Processing => Err(ProviderError::Retryable(format!(
                         "payment intent {intent_id} is processing"
                     ))),
-                    other => Err(ProviderError::Fatal(format!(
-                        "payment intent {intent_id} cannot be cancelled in state {other:?}: {}",
-                        error.message.unwrap_or_default()
-                    ))),
+                    other => Err(ProviderError::Fatal {
+                        code: ErrorCode::Refused,
+                        detail: format!(
+                            "payment intent {intent_id} cannot be cancelled in state {other:?}: {}",
+                            error.message.unwrap_or_default()
+                        ),
+                    }),
                 }
             }
             Err(failure) => Err(failure.into()),
         }
     }
 
-    async fn refund_impl(
-        &self,
-        intent_id: &str,
-        amount_minor: Option<i64>,
-        idempotency_key: &str,
-    ) -> Result<Refund, ProviderError> {
-        let mut form = vec![(
-            "payment_intent".to_owned(),
-            checked_id(intent_id)?.to_owned(),
-        )];
-        if let Some(amount) = amount_minor {
-            form.push(("amount".to_owned(), amount.to_string()));
-        }
+    async fn refund_impl(&self, request: CreateRefund) -> Result<Refund, ProviderError> {
+        let form = refund_form(&request)?;
         let refund: WireRefund = self
-            .request(Method::POST, "/v1/refunds", &form, Some(idempotency_key))
+            .request(
+                Method::POST,
+                "/v1/refunds",
+                &form,
+                Some(&request.idempotency_key),
+            )
             .await?;
-        Ok(Refund {
-            id: refund.id,
-            status: refund.status,
-            amount_minor: refund.amount,
-        })
+        let refund = Refund::from(refund);
+        tracing::debug!(payment.refund_id = %refund.id, refund.status = refund.status.as_str(), "refund created");
+        Ok(refund)
+    }
+
+    async fn retrieve_refund_impl(&self, refund_id: &str) -> Result<Refund, ProviderError> {
+        let path = format!("/v1/refunds/{}", checked_id(refund_id)?);
+        let refund: WireRefund = self.request(Method::GET, &path, &[], None).await?;
+        Ok(refund.into())
     }
 
     async fn retrieve_intent_impl(&self, intent_id: &str) -> Result<PaymentIntent, ProviderError> {
@@ -371,13 +452,12 @@ impl PaymentProvider for StripeClient {
         Box::pin(self.cancel_intent_impl(intent_id, idempotency_key))
     }
 
-    fn refund<'a>(
-        &'a self,
-        intent_id: &'a str,
-        amount_minor: Option<i64>,
-        idempotency_key: &'a str,
-    ) -> ProviderResult<'a, Refund> {
-        Box::pin(self.refund_impl(intent_id, amount_minor, idempotency_key))
+    fn refund(&self, request: CreateRefund) -> ProviderResult<'_, Refund> {
+        Box::pin(self.refund_impl(request))
+    }
+
+    fn retrieve_refund<'a>(&'a self, refund_id: &'a str) -> ProviderResult<'a, Refund> {
+        Box::pin(self.retrieve_refund_impl(refund_id))
     }
 
     fn retrieve_intent<'a>(&'a self, intent_id: &'a str) -> ProviderResult<'a, PaymentIntent> {
@@ -438,10 +518,93 @@ mod tests {
         assert!(checked_id("pi_3Nabc123").is_ok());
         for bad in ["", "pi_1/../refunds", "pi 1", "pi_1?x=1"] {
             assert!(
-                matches!(checked_id(bad), Err(ProviderError::Fatal(_))),
+                matches!(checked_id(bad), Err(ProviderError::Fatal { .. })),
                 "{bad:?}"
             );
         }
+    }
+
+    fn refusal(code: &str, kind: &str) -> ProviderError {
+        Failure::Status {
+            status: StatusCode::BAD_REQUEST,
+            should_retry: None,
+            error: StripeError {
+                kind: Some(kind.to_owned()),
+                code: Some(code.to_owned()),
+                message: Some("provider text".to_owned()),
+                payment_intent: None,
+            },
+        }
+        .into()
+    }
+
+    #[test]
+    fn refusals_carry_a_stable_code_and_keep_the_provider_text_for_operators() {
+        let cases = [
+            ("charge_already_refunded", ErrorCode::ChargeAlreadyRefunded),
+            ("amount_too_large", ErrorCode::AmountTooLarge),
+            ("charge_disputed", ErrorCode::PaymentNotRefundable),
+            ("resource_missing", ErrorCode::NotFound),
+            ("parameter_unknown", ErrorCode::Refused),
+        ];
+        for (stripe_code, code) in cases {
+            let err = refusal(stripe_code, "invalid_request_error");
+            assert!(!err.is_retryable(), "{stripe_code}");
+            assert_eq!(err.code(), code, "{stripe_code}");
+            assert!(err.to_string().contains("provider text"), "{err}");
+            assert!(!code.as_str().contains("provider"), "{code}");
+        }
+        let reused = refusal("", "idempotency_error");
+        assert_eq!(reused.code(), ErrorCode::IdempotencyKeyReused);
+        assert_eq!(
+            status_failure(401, None).code(),
+            ErrorCode::Unauthorized,
+            "a refused key"
+        );
+        assert_eq!(
+            status_failure(503, None).code(),
+            ErrorCode::ProviderUnavailable
+        );
+    }
+
+    #[test]
+    fn the_refund_form_names_the_intent_the_amount_the_run_and_the_reason() {
+        let mut request = CreateRefund {
+            intent_id: "pi_1".into(),
+            amount_minor: Some(700),
+            run_id: "r1".into(),
+            reason: Some(crate::adapters::payments::RefundReason::RequestedByCustomer),
+            idempotency_key: "k".into(),
+        };
+        let form = refund_form(&request).expect("a form");
+        assert_eq!(
+            form,
+            [
+                ("payment_intent".to_owned(), "pi_1".to_owned()),
+                ("amount".to_owned(), "700".to_owned()),
+                ("metadata[run_id]".to_owned(), "r1".to_owned()),
+                ("reason".to_owned(), "requested_by_customer".to_owned()),
+            ]
+        );
+        request.amount_minor = None;
+        request.reason = None;
+        let form = refund_form(&request).expect("a form");
+        assert!(!form.iter().any(|(k, _)| k == "amount" || k == "reason"));
+        request.intent_id = "pi_1&amount=1".into();
+        assert!(refund_form(&request).is_err(), "an id cannot add fields");
+    }
+
+    #[test]
+    fn unknown_refund_statuses_are_not_settled() {
+        let wire: WireRefund = serde_json::from_value(serde_json::json!({
+            "id": "re_1", "object": "refund", "amount": 5, "currency": "eur",
+            "payment_intent": "pi_1", "status": "something_new", "failure_reason": null,
+        }))
+        .expect("a refund");
+        let refund = Refund::from(wire);
+        assert_eq!(refund.status, RefundStatus::Pending);
+        assert_eq!(refund.status.settled(), None);
+        assert_eq!(refund.currency, "EUR");
     }
 
     impl Failure {
