@@ -28,7 +28,8 @@
 //!     per intent, refunds per intent (succeeded: count and sum; pending: count
 //!     and sum; failed; refused for asking more than was left), API calls
 //!     received (also during outages), webhook deliveries;
-//!   - `GET /sandbox/events`: every event sent, oldest first.
+//!   - `GET /sandbox/events`: every event sent, oldest first (`dropped` when
+//!     `drop_refund_webhooks` kept it from being delivered).
 //!
 //! # Webhooks
 //! Each event (`payment_intent.succeeded`, `.payment_failed`, `.canceled`;
@@ -41,7 +42,9 @@
 //! does not promise an order either); a delivery that gets no 2xx is retried
 //! with doubling delays, `webhook_max_attempts` times in all.
 //!
-//! State lives in memory and is lost when the sandbox stops.
+//! Objects and events have the shapes of the Stripe API version Boxoffice's
+//! client pins (`STRIPE_API_VERSION`). State lives in memory and is lost when
+//! the sandbox stops.
 
 mod routes;
 mod state;
