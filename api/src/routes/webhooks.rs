@@ -1,14 +1,17 @@
-//! `POST /v1/webhooks/stripe`: the payment provider tells a waiting checkout
-//! what happened to its payment.
+//! `POST /v1/webhooks/stripe`: the payment provider tells a waiting run what
+//! happened to its payment or refund.
 //!
 //! Order of work, and why:
 //! 1. Verify the `Stripe-Signature` over the raw body bytes, before parsing
 //!    anything: a bad, missing or stale signature is 400 `invalid_signature`
 //!    and changes nothing.
 //! 2. Parse the event and map it to a signal of the run named by the intent's
-//!    `metadata.run_id` (set when the checkout created the intent).
-//! 3. Store the signal with the dedupe key `stripe:{event id}`; storing it also
-//!    queues its delivery to the run, in one transaction.
+//!    `metadata.run_id` (set when the checkout created the intent), or, for
+//!    refund events, by the refund's (`webhooks::refund_events`).
+//! 3. Store the signal with the dedupe key `stripe:{event id}` (a
+//!    `charge.refunded` may list several refunds: `stripe:{event id}:{refund
+//!    id}` each); storing it also queues its delivery to the run, in one
+//!    transaction.
 //!
 //! Every verified event is acknowledged with 200, even when there is nothing to
 //! do (a repeat, an event type we don't use, an intent that isn't ours or whose
@@ -30,10 +33,8 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
 use crate::state::AppState;
+use crate::webhooks::refund_events::{self, RefundSignal};
 use crate::webhooks::stripe_signature::{self, SignatureError};
-
-/// A refund went through at the provider (the refund workflow waits for it).
-pub const SIGNAL_CHARGE_REFUNDED: &str = "charge_refunded";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stripe_webhook))
@@ -99,17 +100,6 @@ fn map_event(event: &Event) -> Option<Mapped> {
             object.get("id"),
             object.get("amount"),
         ),
-        // The object is a charge; `payment_intent` may be an id or, when
-        // expanded, the intent itself.
-        "charge.refunded" => {
-            let intent = object.get("payment_intent");
-            let intent_id = intent.and_then(|i| i.get("id")).or(intent);
-            (
-                SIGNAL_CHARGE_REFUNDED,
-                intent_id,
-                object.get("amount_refunded"),
-            )
-        }
         _ => return None,
     };
     let run_id = object
@@ -147,10 +137,12 @@ fn invalid_signature(detail: impl Into<String>) -> AppError {
 /// The body is the event exactly as the provider sent it; the
 /// `Stripe-Signature` header (`t=…,v1=…`) must carry a valid HMAC-SHA256 made
 /// with one of the configured endpoint secrets within the tolerance (300 s).
-/// `payment_intent.succeeded`, `payment_intent.payment_failed` and
-/// `charge.refunded` signal the run named in the object's `metadata.run_id`;
-/// every verified event is acknowledged with 200, including repeats, other
-/// event types and events for unknown runs (see `outcome`).
+/// `payment_intent.succeeded` and `payment_intent.payment_failed` signal the
+/// run named in the intent's `metadata.run_id`; `refund.updated`,
+/// `refund.failed`, `charge.refund.updated` and `charge.refunded` signal
+/// `refund_updated` to the run named in the refund's `metadata.run_id`. Every
+/// verified event is acknowledged with 200, including repeats, other event
+/// types and events for unknown runs (see `outcome`).
 #[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks",
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256 of \"{t}.{body}\">`; several `v1` may be given")),
     request_body(content = Object, content_type = "application/json",
@@ -206,6 +198,9 @@ pub async fn stripe_webhook(
         ))
     };
 
+    if let Some(signals) = refund_events::refund_signals(&event.kind, &event.data.object) {
+        return ack(record_refund_signals(&state, &event, signals).await?);
+    }
     let Some(mapped) = map_event(&event) else {
         tracing::info!(webhook.event_id = %event.id, webhook.event_type = %event.kind, "Stripe event type not used; acknowledged");
         return ack(WebhookOutcome::Ignored);
@@ -243,6 +238,70 @@ pub async fn stripe_webhook(
     ack(outcome)
 }
 
+/// Stores each refund's signal; the outcome is the best of theirs (recorded,
+/// else duplicate, else unknown run, else no run).
+async fn record_refund_signals(
+    state: &AppState,
+    event: &Event,
+    signals: Vec<RefundSignal>,
+) -> AppResult<WebhookOutcome> {
+    // One event may list several refunds (a charge's): each gets its own key.
+    let per_refund = event.kind == "charge.refunded";
+    let mut outcome = WebhookOutcome::NoRun;
+    for signal in signals {
+        let Some(run_id) = signal.run_id else {
+            tracing::warn!(webhook.event_id = %event.id, webhook.event_type = %event.kind, payment.refund_id = %signal.refund_id,
+                "refund without a metadata.run_id; acknowledged, nothing to do");
+            continue;
+        };
+        let dedupe_key = if per_refund {
+            format!("stripe:{}:{}", event.id, signal.refund_id)
+        } else {
+            format!("stripe:{}", event.id)
+        };
+        let mut conn = state.conn().await?;
+        let recorded = workflow_signals::record(
+            &mut conn,
+            NewSignal {
+                run_id,
+                name: signal.name.to_owned(),
+                dedupe_key,
+                payload: signal.payload,
+            },
+        )
+        .await?;
+        let this = match recorded {
+            Recorded::New => {
+                tracing::info!(webhook.event_id = %event.id, run.id = %run_id, payment.refund_id = %signal.refund_id, signal = signal.name, "webhook signal recorded");
+                WebhookOutcome::Recorded
+            }
+            Recorded::Duplicate => {
+                tracing::info!(webhook.event_id = %event.id, run.id = %run_id, "webhook event seen before; acknowledged");
+                WebhookOutcome::Duplicate
+            }
+            Recorded::UnknownRun => {
+                tracing::warn!(webhook.event_id = %event.id, run.id = %run_id, "refund event for an unknown run; acknowledged, nothing to do");
+                WebhookOutcome::UnknownRun
+            }
+        };
+        outcome = best(outcome, this);
+    }
+    if outcome == WebhookOutcome::NoRun {
+        tracing::info!(webhook.event_id = %event.id, webhook.event_type = %event.kind, "refund event naming no run; acknowledged");
+    }
+    Ok(outcome)
+}
+
+fn best(a: WebhookOutcome, b: WebhookOutcome) -> WebhookOutcome {
+    let rank = |o: WebhookOutcome| match o {
+        WebhookOutcome::Recorded => 0,
+        WebhookOutcome::Duplicate => 1,
+        WebhookOutcome::UnknownRun => 2,
+        WebhookOutcome::NoRun | WebhookOutcome::Ignored => 3,
+    };
+    if rank(b) < rank(a) { b } else { a }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,19 +326,6 @@ mod tests {
 
         let failed = map_event(&event("payment_intent.payment_failed", object)).expect("mapped");
         assert_eq!(failed.signal, SIGNAL_PAYMENT_FAILED);
-    }
-
-    #[test]
-    fn refunds_take_the_intent_from_the_charge() {
-        let charge = json!({"id": "ch_1", "payment_intent": "pi_1", "amount": 2500, "amount_refunded": 1000, "currency": "eur", "metadata": {"run_id": RUN}});
-        let mapped = map_event(&event("charge.refunded", charge)).expect("mapped");
-        assert_eq!(mapped.signal, SIGNAL_CHARGE_REFUNDED);
-        assert_eq!(mapped.payload["intent_id"], "pi_1");
-        assert_eq!(mapped.payload["amount_minor"], 1000);
-
-        let expanded = json!({"id": "ch_1", "payment_intent": {"id": "pi_2"}, "amount_refunded": 5, "metadata": {"run_id": RUN}});
-        let mapped = map_event(&event("charge.refunded", expanded)).expect("mapped");
-        assert_eq!(mapped.payload["intent_id"], "pi_2");
     }
 
     #[test]

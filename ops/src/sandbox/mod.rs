@@ -9,7 +9,11 @@
 //!   Stripe's `idempotency_error`): `POST /v1/payment_intents`,
 //!   `GET /v1/payment_intents/{id}`, `POST /v1/payment_intents/{id}/cancel`
 //!   (a succeeded or cancelled intent → 400 `payment_intent_unexpected_state`,
-//!   with the intent in the error, as Stripe does), `POST /v1/refunds`.
+//!   with the intent in the error, as Stripe does), `POST /v1/refunds`
+//!   (`payment_intent`, `amount`, `reason`, `metadata[…]`; more than is left
+//!   of the charge → 400 `amount_too_large`, nothing left →
+//!   `charge_already_refunded`; a refund's answer may be `pending` or
+//!   `failed`, see the switches) and `GET /v1/refunds/{id}`.
 //! - Controls for tests and people (no key needed):
 //!   - `POST /sandbox/payment_intents/{id}/succeed` (`?force=true` also pays a
 //!     cancelled intent, standing in for a payment that was in flight while we
@@ -20,19 +24,27 @@
 //!     changes only the fields it names);
 //!   - `GET /sandbox/stats`: counters — intents created, charges per
 //!     idempotency key, per intent and per `metadata.run_id` (an intent that
-//!     succeeded is one charge: every count must stay ≤ 1), refunds per intent,
-//!     API calls received (also during outages), webhook deliveries;
-//!   - `GET /sandbox/events`: every event sent, oldest first.
+//!     succeeded is one charge: every count must stay ≤ 1), the amount charged
+//!     per intent, refunds per intent (succeeded: count and sum; pending: count
+//!     and sum; failed; refused for asking more than was left), API calls
+//!     received (also during outages), webhook deliveries;
+//!   - `GET /sandbox/events`: every event sent, oldest first (`dropped` when
+//!     `drop_refund_webhooks` kept it from being delivered).
 //!
 //! # Webhooks
-//! Each event (`payment_intent.succeeded`, `.payment_failed`, `.canceled`,
-//! `charge.refunded`) is posted to the webhook URL with a `Stripe-Signature`
+//! Each event (`payment_intent.succeeded`, `.payment_failed`, `.canceled`;
+//! `charge.refunded` when a refund is made, its charge listing its refunds;
+//! `refund.updated` when a pending refund settles, with `refund.failed` when it
+//! failed, and `refund.failed` alone for a refund answered `failed`) is posted
+//! to the webhook URL with a `Stripe-Signature`
 //! made by [`boxoffice_api::webhooks::stripe_signature::sign`], signed afresh at
 //! every attempt. Deliveries run in the background and concurrently (Stripe
 //! does not promise an order either); a delivery that gets no 2xx is retried
 //! with doubling delays, `webhook_max_attempts` times in all.
 //!
-//! State lives in memory and is lost when the sandbox stops.
+//! Objects and events have the shapes of the Stripe API version Boxoffice's
+//! client pins (`STRIPE_API_VERSION`). State lives in memory and is lost when
+//! the sandbox stops.
 
 mod routes;
 mod state;

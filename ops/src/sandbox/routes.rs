@@ -16,7 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::state::{Intent, Ledger, OutageMode, Outcome, RefundRecord, SwitchesPatch, Traffic};
+use super::state::{
+    Intent, Ledger, OutageMode, Outcome, REFUND_FAILURE_REASON, RefundRecord, Switches,
+    SwitchesPatch, Traffic,
+};
 use super::webhooks::emit;
 
 type Params = Vec<(String, String)>;
@@ -27,6 +30,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/payment_intents/{id}", get(retrieve_intent))
         .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
         .route("/v1/refunds", post(create_refund))
+        .route("/v1/refunds/{id}", get(retrieve_refund))
         .layer(from_fn_with_state(shared.clone(), faults_and_key));
     let controls = Router::new()
         .route("/sandbox/payment_intents/{id}/succeed", post(succeed))
@@ -360,24 +364,56 @@ async fn create_refund(
         Err(refusal) => return into_response(refusal),
     };
     let key = idempotency_key(&headers);
+    let switches = shared.switches();
     let (outcome, replayed) = shared.store.idempotent(
         key.as_deref(),
         fingerprint("POST /v1/refunds", &params),
-        |ledger| refund(ledger, &params).unwrap_or_else(|refusal| refusal),
+        |ledger| refund(ledger, &params, &switches).unwrap_or_else(|refusal| refusal),
     );
+    let pending =
+        !replayed && outcome.status == StatusCode::OK && outcome.body["status"] == "pending";
+    if pending && let Some(id) = outcome.body["id"].as_str() {
+        tokio::spawn(settle_later(
+            shared.clone(),
+            id.to_owned(),
+            Duration::from_millis(switches.refund_pending_ms),
+        ));
+    }
     respond(&shared, outcome, replayed)
 }
 
-fn refund(ledger: &mut Ledger, params: &Params) -> Result<Outcome, Outcome> {
+/// The reasons Stripe accepts.
+const REFUND_REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
+
+fn refund(ledger: &mut Ledger, params: &Params, switches: &Switches) -> Result<Outcome, Outcome> {
     let mut intent_id = None;
     let mut amount = None;
+    let mut reason = None;
+    let mut metadata = BTreeMap::new();
     for (name, value) in params {
         match name.as_str() {
             "payment_intent" => intent_id = Some(value.clone()),
             "amount" => amount = Some(positive_amount(name, value)?),
-            "reason" => {}
-            other if other.starts_with("metadata[") => {}
-            other => return Err(unknown_parameter(other)),
+            "reason" if REFUND_REASONS.contains(&value.as_str()) => reason = Some(value.clone()),
+            "reason" => {
+                return Err(Outcome::invalid(
+                    "parameter_invalid_string",
+                    format!(
+                        "Invalid reason: must be one of {}",
+                        REFUND_REASONS.join(", ")
+                    ),
+                )
+                .with_error_field("param", Value::from("reason")));
+            }
+            other => match other
+                .strip_prefix("metadata[")
+                .and_then(|k| k.strip_suffix(']'))
+            {
+                Some(meta_key) if !meta_key.is_empty() => {
+                    metadata.insert(meta_key.to_owned(), value.clone());
+                }
+                _ => return Err(unknown_parameter(other)),
+            },
         }
     }
     let intent_id = intent_id.ok_or_else(|| {
@@ -400,48 +436,112 @@ fn refund(ledger: &mut Ledger, params: &Params) -> Result<Outcome, Outcome> {
         ));
     }
     let remaining = intent.amount - intent.amount_refunded;
-    if remaining <= 0 {
-        return Err(Outcome::invalid(
+    let over = if remaining <= 0 {
+        Some(Outcome::invalid(
             "charge_already_refunded",
             format!(
                 "Charge {} has already been refunded.",
                 intent.charge_id.as_deref().unwrap_or("")
             ),
-        ));
+        ))
+    } else {
+        amount.filter(|a| *a > remaining).map(|amount| {
+            Outcome::invalid(
+                "amount_too_large",
+                format!(
+                    "Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
+                ),
+            )
+            .with_error_field("param", Value::from("amount"))
+        })
+    };
+    if let Some(refusal) = over {
+        *ledger
+            .counts
+            .refunds_refused_by_intent
+            .entry(intent_id)
+            .or_default() += 1;
+        return Err(refusal);
     }
     let amount = amount.unwrap_or(remaining);
-    if amount > remaining {
-        return Err(Outcome::invalid(
-            "amount_too_large",
-            format!(
-                "Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
-            ),
-        )
-        .with_error_field("param", Value::from("amount")));
+    let fails = switches.refund_fail_intents.contains(&intent_id);
+    let settles_as = if fails { "failed" } else { "succeeded" };
+    let status = if switches.refund_pending_ms > 0 {
+        "pending"
+    } else {
+        settles_as
+    };
+    if status != "failed" {
+        intent.amount_refunded += amount;
     }
-    intent.amount_refunded += amount;
     let record = RefundRecord {
         id: new_id("re"),
-        payment_intent: intent_id.clone(),
+        payment_intent: intent_id,
         charge: intent.charge_id.clone(),
         amount,
         currency: intent.currency.clone(),
+        metadata,
+        reason,
+        status,
+        settles_as,
+        failure_reason: (status == "failed").then_some(REFUND_FAILURE_REASON),
         created: now(),
     };
-    let charge = intent.charge_json();
+    let intent = intent.clone();
     let body = record.to_json();
     ledger.refunds.insert(record.id.clone(), record);
-    *ledger
-        .counts
-        .refunds_by_intent
-        .entry(intent_id.clone())
-        .or_default() += 1;
-    *ledger
-        .counts
-        .refunded_minor_by_intent
-        .entry(intent_id)
-        .or_default() += amount;
-    Ok(Outcome::ok(body).with_event("charge.refunded", charge))
+    let outcome = Outcome::ok(body.clone());
+    Ok(if status == "failed" {
+        // Stripe answers the refund (not an error) and reports its failure.
+        outcome.with_event("refund.failed", body)
+    } else {
+        outcome.with_event("charge.refunded", ledger.charge_json(&intent))
+    })
+}
+
+/// A pending refund settles as decided when it was made, and says so by
+/// webhook, as Stripe does: `refund.updated`, and `refund.failed` when it failed.
+async fn settle_later(shared: Arc<Shared>, refund_id: String, delay: Duration) {
+    tokio::select! {
+        _ = shared.shutdown.cancelled() => return,
+        _ = tokio::time::sleep(delay) => {}
+    }
+    let events = shared.store.with(|ledger| {
+        let refund = ledger.refunds.get_mut(&refund_id)?;
+        if refund.status != "pending" {
+            return None;
+        }
+        refund.status = refund.settles_as;
+        let failed = refund.status == "failed";
+        if failed {
+            refund.failure_reason = Some(REFUND_FAILURE_REASON);
+        }
+        let (intent_id, amount, body) = (
+            refund.payment_intent.clone(),
+            refund.amount,
+            refund.to_json(),
+        );
+        if failed && let Some(intent) = ledger.intents.get_mut(&intent_id) {
+            // The money was not given back: it can be refunded again.
+            intent.amount_refunded -= amount;
+        }
+        let mut events = vec![("refund.updated", body.clone())];
+        if failed {
+            events.push(("refund.failed", body));
+        }
+        Some(events)
+    });
+    for (kind, object) in events.unwrap_or_default() {
+        emit(&shared, kind, object);
+    }
+}
+
+async fn retrieve_refund(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let outcome = shared.store.with(|ledger| match ledger.refunds.get(&id) {
+        Some(refund) => Outcome::ok(refund.to_json()),
+        None => Outcome::missing("refund", &id),
+    });
+    into_response(outcome)
 }
 
 // ------------------------------------------------------------ the controls
@@ -542,9 +642,15 @@ async fn change_config(
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    let counts = shared.store.with(|ledger| ledger.counts.clone());
+    let (counts, refunds) = shared
+        .store
+        .with(|ledger| (ledger.counts.clone(), ledger.refund_counts()));
     let mut body = serde_json::to_value(counts).unwrap_or_else(|_| json!({}));
-    if let (Some(body), Value::Object(traffic)) = (body.as_object_mut(), shared.traffic.to_json()) {
+    let refunds = serde_json::to_value(refunds).unwrap_or_else(|_| json!({}));
+    if let (Some(body), Value::Object(refunds), Value::Object(traffic)) =
+        (body.as_object_mut(), refunds, shared.traffic.to_json())
+    {
+        body.extend(refunds);
         body.extend(traffic);
     }
     axum::Json(body).into_response()

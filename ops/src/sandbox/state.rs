@@ -35,6 +35,17 @@ pub struct Switches {
     pub out_of_order_max_delay_ms: u64,
     /// Attempts per delivery before the sandbox gives up on it.
     pub webhook_max_attempts: u32,
+    /// Refunds of these payment intents fail (`failure_reason`
+    /// `expired_or_canceled_card`): answered `failed` at once, or, with
+    /// `refund_pending_ms`, answered `pending` and failed later by webhook.
+    pub refund_fail_intents: Vec<String>,
+    /// 0: a refund settles at once. Otherwise every refund is answered
+    /// `pending` and settles (succeeds, or fails as above) this many
+    /// milliseconds later, told by `refund.updated` (and `refund.failed`).
+    pub refund_pending_ms: u64,
+    /// Refund events (`charge.refunded`, `refund.*`) are recorded in
+    /// `/sandbox/events` but never delivered: lost webhooks.
+    pub drop_refund_webhooks: bool,
 }
 
 impl Default for Switches {
@@ -49,6 +60,9 @@ impl Default for Switches {
             out_of_order: false,
             out_of_order_max_delay_ms: 1500,
             webhook_max_attempts: 6,
+            refund_fail_intents: Vec::new(),
+            refund_pending_ms: 0,
+            drop_refund_webhooks: false,
         }
     }
 }
@@ -75,6 +89,9 @@ pub struct SwitchesPatch {
     pub out_of_order: Option<bool>,
     pub out_of_order_max_delay_ms: Option<u64>,
     pub webhook_max_attempts: Option<u32>,
+    pub refund_fail_intents: Option<Vec<String>>,
+    pub refund_pending_ms: Option<u64>,
+    pub drop_refund_webhooks: Option<bool>,
 }
 
 impl Switches {
@@ -114,6 +131,15 @@ impl Switches {
         if let Some(v) = patch.webhook_max_attempts {
             next.webhook_max_attempts = v.max(1);
         }
+        if let Some(v) = patch.refund_fail_intents {
+            next.refund_fail_intents = v;
+        }
+        if let Some(v) = patch.refund_pending_ms {
+            next.refund_pending_ms = v;
+        }
+        if let Some(v) = patch.drop_refund_webhooks {
+            next.drop_refund_webhooks = v;
+        }
         *self = next;
         Ok(())
     }
@@ -132,6 +158,9 @@ pub struct Intent {
     pub created: i64,
     pub idempotency_key: Option<String>,
     pub charge_id: Option<String>,
+    /// Refunded or being refunded (pending): what is left to refund is
+    /// `amount - amount_refunded`, so pending refunds cannot overdraw it. A
+    /// refund that fails gives its amount back.
     pub amount_refunded: i64,
     pub last_payment_error: Option<Value>,
     pub canceled_at: Option<i64>,
@@ -158,8 +187,11 @@ impl Intent {
         })
     }
 
-    /// The intent's charge (the object of `charge.*` events).
-    pub fn charge_json(&self) -> Value {
+    /// The intent's charge (the object of `charge.*` events), with its refunds.
+    /// Stripe lists them only when the charge's `refunds` are expanded; the
+    /// sandbox always does, so `charge.refunded` alone names the refund and
+    /// its run.
+    pub fn charge_json(&self, refunds: Vec<Value>) -> Value {
         json!({
             "id": self.charge_id,
             "object": "charge",
@@ -170,6 +202,13 @@ impl Intent {
             "metadata": self.metadata,
             "paid": true,
             "refunded": self.amount_refunded >= self.amount,
+            "refunds": {
+                "object": "list",
+                "total_count": refunds.len(),
+                "has_more": false,
+                "url": format!("/v1/charges/{}/refunds", self.charge_id.as_deref().unwrap_or_default()),
+                "data": refunds,
+            },
             "status": "succeeded",
             "livemode": false,
         })
@@ -194,8 +233,18 @@ pub struct RefundRecord {
     pub charge: Option<String>,
     pub amount: i64,
     pub currency: String,
+    pub metadata: BTreeMap<String, String>,
+    pub reason: Option<String>,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// What a pending refund becomes when it settles.
+    pub settles_as: &'static str,
+    pub failure_reason: Option<&'static str>,
     pub created: i64,
 }
+
+/// Stripe's `failure_reason` for the sandbox's failing refunds.
+pub const REFUND_FAILURE_REASON: &str = "expired_or_canceled_card";
 
 impl RefundRecord {
     pub fn to_json(&self) -> Value {
@@ -206,7 +255,10 @@ impl RefundRecord {
             "currency": self.currency,
             "payment_intent": self.payment_intent,
             "charge": self.charge,
-            "status": "succeeded",
+            "metadata": self.metadata,
+            "reason": self.reason,
+            "status": self.status,
+            "failure_reason": self.failure_reason,
             "created": self.created,
         })
     }
@@ -304,6 +356,8 @@ pub struct EventSummary {
     pub kind: String,
     pub intent_id: Option<String>,
     pub created: i64,
+    /// Never delivered (`drop_refund_webhooks`).
+    pub dropped: bool,
 }
 
 /// The figures behind `GET /sandbox/stats` that change with the ledger.
@@ -317,13 +371,66 @@ pub struct Counts {
     pub charges_by_idempotency_key: BTreeMap<String, u64>,
     pub charges_by_intent: BTreeMap<String, u64>,
     pub charges_by_run_id: BTreeMap<String, u64>,
+    /// Money taken per intent (its amount, once it succeeded).
+    pub charged_minor_by_intent: BTreeMap<String, i64>,
     pub cancellations: u64,
-    pub refunds_by_intent: BTreeMap<String, u64>,
-    pub refunded_minor_by_intent: BTreeMap<String, i64>,
+    /// `POST /v1/refunds` refused because the charge had not that much left
+    /// (`amount_too_large`, `charge_already_refunded`), per intent.
+    pub refunds_refused_by_intent: BTreeMap<String, u64>,
     pub idempotent_replays: u64,
 }
 
+/// The refund figures of `GET /sandbox/stats`, read from the refunds
+/// themselves (a pending refund may still fail).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RefundCounts {
+    /// Refunds that succeeded, and their sum.
+    pub refunds_by_intent: BTreeMap<String, u64>,
+    pub refunded_minor_by_intent: BTreeMap<String, i64>,
+    /// Not settled yet, and their sum.
+    pub refunds_pending_by_intent: BTreeMap<String, u64>,
+    pub refund_pending_minor_by_intent: BTreeMap<String, i64>,
+    /// Refunds that failed (the money was not given back).
+    pub refunds_failed_by_intent: BTreeMap<String, u64>,
+}
+
 impl Ledger {
+    /// The intent's charge with its refunds, oldest first.
+    pub fn charge_json(&self, intent: &Intent) -> Value {
+        let refunds = self
+            .refunds
+            .values()
+            .filter(|r| r.payment_intent == intent.id)
+            .map(RefundRecord::to_json)
+            .collect();
+        intent.charge_json(refunds)
+    }
+
+    pub fn refund_counts(&self) -> RefundCounts {
+        let mut counts = RefundCounts::default();
+        for refund in self.refunds.values() {
+            let intent = refund.payment_intent.clone();
+            match refund.status {
+                "succeeded" => {
+                    *counts.refunds_by_intent.entry(intent.clone()).or_default() += 1;
+                    *counts.refunded_minor_by_intent.entry(intent).or_default() += refund.amount;
+                }
+                "pending" => {
+                    *counts
+                        .refunds_pending_by_intent
+                        .entry(intent.clone())
+                        .or_default() += 1;
+                    *counts
+                        .refund_pending_minor_by_intent
+                        .entry(intent)
+                        .or_default() += refund.amount;
+                }
+                _ => *counts.refunds_failed_by_intent.entry(intent).or_default() += 1,
+            }
+        }
+        counts
+    }
+
     pub fn record_charge(&mut self, intent: &Intent) {
         let key = intent
             .idempotency_key
@@ -339,6 +446,11 @@ impl Ledger {
             .charges_by_intent
             .entry(intent.id.clone())
             .or_default() += 1;
+        *self
+            .counts
+            .charged_minor_by_intent
+            .entry(intent.id.clone())
+            .or_default() += intent.amount;
         if let Some(run) = intent.metadata.get("run_id") {
             *self
                 .counts
@@ -361,6 +473,7 @@ pub struct Traffic {
     pub webhook_attempts: AtomicU64,
     pub webhooks_delivered: AtomicU64,
     pub webhooks_abandoned: AtomicU64,
+    pub webhooks_dropped: AtomicU64,
 }
 
 impl Traffic {
@@ -380,6 +493,7 @@ impl Traffic {
                 "attempts": get(&self.webhook_attempts),
                 "delivered": get(&self.webhooks_delivered),
                 "abandoned": get(&self.webhooks_abandoned),
+                "dropped": get(&self.webhooks_dropped),
             },
         })
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use boxoffice_api::webhooks::stripe_signature;
+use boxoffice_workers::adapters::payments::STRIPE_API_VERSION;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -19,35 +20,47 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds an event around `object`, records it and queues it for delivery.
+/// Builds an event around `object`, records it and queues it for delivery
+/// (unless refund webhooks are switched to be lost).
 pub(super) fn emit(shared: &Shared, kind: &str, object: Value) {
     let created = chrono::Utc::now().timestamp();
     let id = super::routes::new_id("evt");
+    let dropped = shared.switches().drop_refund_webhooks && is_refund_event(kind);
     shared.store.with(|ledger| {
         ledger.events.push(EventSummary {
             id: id.clone(),
             kind: kind.to_owned(),
             intent_id: intent_of(kind, &object),
             created,
+            dropped,
         })
     });
+    Traffic::bump(&shared.traffic.webhook_events);
+    if dropped {
+        Traffic::bump(&shared.traffic.webhooks_dropped);
+        return;
+    }
     let event = json!({
         "id": id,
         "object": "event",
-        "api_version": "2024-06-20",
+        // The version Boxoffice's client pins: the shapes are that version's.
+        "api_version": STRIPE_API_VERSION,
         "created": created,
         "livemode": false,
         "pending_webhooks": 1,
         "type": kind,
         "data": {"object": object},
     });
-    Traffic::bump(&shared.traffic.webhook_events);
     // Fails only once the sender has stopped, at shutdown.
     let _ = shared.outgoing.send(event);
 }
 
+fn is_refund_event(kind: &str) -> bool {
+    kind.starts_with("refund.") || kind.starts_with("charge.refund")
+}
+
 fn intent_of(kind: &str, object: &Value) -> Option<String> {
-    let field = if kind.starts_with("charge.") {
+    let field = if kind.starts_with("charge.") || kind.starts_with("refund.") {
         "payment_intent"
     } else {
         "id"

@@ -1159,3 +1159,44 @@ async fn the_client_pins_the_api_version_and_sends_the_refund_form_with_its_key(
         "a dated Stripe version"
     );
 }
+
+#[tokio::test]
+async fn concurrent_refunds_of_one_intent_never_exceed_its_charge() {
+    let provider = Provider::start().await;
+    let client = provider.client();
+    let intent = provider.paid_intent("cr", 2500).await;
+
+    // Twelve refunds of 300 at once, each under its own key: 8 fit (2400), the
+    // rest find too little left.
+    let attempts = futures::future::join_all((0..12).map(|n| {
+        let client = client.clone();
+        let intent = intent.clone();
+        async move {
+            client
+                .refund(refund_for(&intent, Some(300), &format!("cr:{n}"), "run-cr"))
+                .await
+        }
+    }))
+    .await;
+    let refunded: i64 = attempts
+        .iter()
+        .filter_map(|a| a.as_ref().ok())
+        .map(|r| {
+            assert_eq!(r.status, RefundStatus::Succeeded);
+            r.amount_minor
+        })
+        .sum();
+    let refused: Vec<ErrorCode> = attempts
+        .iter()
+        .filter_map(|a| a.as_ref().err())
+        .map(ProviderError::code)
+        .collect();
+    assert_eq!(refunded, 2400);
+    assert_eq!(refused, [ErrorCode::AmountTooLarge; 4]);
+
+    let stats = provider.stats().await;
+    assert_eq!(stats["refunds_by_intent"][&intent], 8);
+    assert_eq!(stats["refunded_minor_by_intent"][&intent], 2400);
+    assert_eq!(stats["charged_minor_by_intent"][&intent], 2500);
+    assert_eq!(stats["refunds_refused_by_intent"][&intent], 4);
+}

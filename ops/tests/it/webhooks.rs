@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use boxoffice_api::webhooks::stripe_signature::sign;
 use boxoffice_ops::sandbox::{self, SandboxConfig};
 use boxoffice_workers::adapters::payments::{
-    CreateIntent, PaymentProvider, StripeClient, StripeConfig,
+    CreateIntent, CreateRefund, PaymentProvider, RefundReason, RefundStatus, StripeClient,
+    StripeConfig,
 };
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
@@ -300,7 +301,7 @@ async fn the_same_event_five_times_has_one_effect() {
 }
 
 #[tokio::test]
-async fn failures_and_refunds_become_their_own_signals() {
+async fn failures_become_their_own_signals_and_a_bare_charge_refunded_names_no_run() {
     let app = app_with_secrets(&[SECRET]).await;
     let run = insert_run(&app).await;
     let mut declined = intent_object("pi_f", &run.to_string());
@@ -312,22 +313,19 @@ async fn failures_and_refunds_become_their_own_signals() {
         "id": "ch_1", "object": "charge", "payment_intent": "pi_f", "amount": 2500,
         "amount_refunded": 700, "currency": "eur", "metadata": {"run_id": run.to_string()},
     });
+    // The charge's run_id is the checkout's; without its refunds listed the
+    // event names no refund, so no run hears of it.
     let refunded = event("evt_r", "charge.refunded", charge);
-    assert_eq!(
-        outcome(post_signed(&app, &refunded).await).await,
-        "recorded"
-    );
+    assert_eq!(outcome(post_signed(&app, &refunded).await).await, "no_run");
 
     let signals = signals_of(&app, run).await;
     let names: Vec<&str> = signals.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["payment_failed", "charge_refunded"]);
+    assert_eq!(names, ["payment_failed"]);
     assert_eq!(
         signals[0].payload["failure_message"],
         "Your card was declined."
     );
-    assert_eq!(signals[1].payload["intent_id"], "pi_f");
-    assert_eq!(signals[1].payload["amount_minor"], 700);
-    assert_eq!(outbox_messages_for(&app, run).await, 2);
+    assert_eq!(outbox_messages_for(&app, run).await, 1);
 }
 
 #[tokio::test]
@@ -444,4 +442,250 @@ async fn the_sandbox_pays_and_its_webhook_signals_the_run() {
     assert_eq!(signals[0].payload["intent_id"], intent.id.as_str());
     assert_eq!(signals[0].payload["amount_minor"], 3100);
     assert!(signals[0].dedupe_key.starts_with("stripe:evt_"));
+}
+
+fn refund_object(refund_id: &str, run_id: &str, status: &str) -> Value {
+    json!({
+        "id": refund_id,
+        "object": "refund",
+        "amount": 700,
+        "currency": "eur",
+        "payment_intent": "pi_paid",
+        "charge": "ch_paid",
+        "status": status,
+        "failure_reason": if status == "failed" { json!("expired_or_canceled_card") } else { Value::Null },
+        "metadata": {"run_id": run_id},
+    })
+}
+
+#[tokio::test]
+async fn refund_events_become_one_refund_updated_signal_of_the_refunds_run() {
+    let app = app_with_secrets(&[SECRET]).await;
+    let checkout = insert_run(&app).await;
+    let refund_run = insert_run(&app).await;
+    let run = refund_run.to_string();
+
+    // The charge names the checkout; its listed refund names the refund run.
+    let charge = json!({
+        "id": "ch_paid", "object": "charge", "payment_intent": "pi_paid", "amount": 2500,
+        "amount_refunded": 700, "currency": "eur", "metadata": {"run_id": checkout.to_string()},
+        "refunds": {"object": "list", "data": [refund_object("re_1", &run, "pending")]},
+    });
+    let bodies = [
+        event("evt_cr", "charge.refunded", charge),
+        event(
+            "evt_ru",
+            "refund.updated",
+            refund_object("re_1", &run, "failed"),
+        ),
+        event(
+            "evt_rf",
+            "refund.failed",
+            refund_object("re_1", &run, "failed"),
+        ),
+        event(
+            "evt_cru",
+            "charge.refund.updated",
+            refund_object("re_2", &run, "succeeded"),
+        ),
+    ];
+    for body in &bodies {
+        assert_eq!(outcome(post_signed(&app, body).await).await, "recorded");
+    }
+
+    assert!(
+        signals_of(&app, checkout).await.is_empty(),
+        "the checkout hears nothing"
+    );
+    let signals = signals_of(&app, refund_run).await;
+    let told: Vec<(&str, &str, &str)> = signals
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.dedupe_key.as_str(),
+                s.payload["status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("refund_updated", "stripe:evt_cr:re_1", "pending"),
+            ("refund_updated", "stripe:evt_ru", "failed"),
+            ("refund_updated", "stripe:evt_rf", "failed"),
+            ("refund_updated", "stripe:evt_cru", "succeeded"),
+        ]
+    );
+    assert_eq!(
+        signals[2].payload,
+        json!({
+            "refund_id": "re_1",
+            "status": "failed",
+            "amount_minor": 700,
+            "currency": "EUR",
+            "payment_intent": "pi_paid",
+            "failure_reason": "expired_or_canceled_card",
+        })
+    );
+    assert_eq!(signals[3].payload["refund_id"], "re_2");
+    assert_eq!(signals[3].payload["failure_reason"], Value::Null);
+    assert_eq!(outbox_messages_for(&app, refund_run).await, 4);
+
+    // A refund naming no run of ours, or a run that does not exist.
+    let foreign = event(
+        "evt_rx",
+        "refund.updated",
+        refund_object("re_9", "order-12", "succeeded"),
+    );
+    assert_eq!(outcome(post_signed(&app, &foreign).await).await, "no_run");
+    let gone = event(
+        "evt_ry",
+        "refund.updated",
+        refund_object("re_9", &Uuid::now_v7().to_string(), "succeeded"),
+    );
+    assert_eq!(outcome(post_signed(&app, &gone).await).await, "unknown_run");
+    assert_eq!(stored(&app).await, (4, 4));
+}
+
+#[tokio::test]
+async fn a_refund_event_five_times_is_one_signal() {
+    let app = app_with_secrets(&[SECRET]).await;
+    let run = insert_run(&app).await;
+    let body = event(
+        "evt_rdup",
+        "refund.updated",
+        refund_object("re_dup", &run.to_string(), "succeeded"),
+    );
+    let responses = futures::future::join_all((0..5).map(|_| post_signed(&app, &body))).await;
+    let mut outcomes = Vec::new();
+    for response in responses {
+        outcomes.push(outcome(response).await);
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "recorded"
+        ]
+    );
+    let signals = signals_of(&app, run).await;
+    assert_eq!(signals.len(), 1);
+    assert_eq!(signals[0].name, "refund_updated");
+    assert_eq!(signals[0].payload["refund_id"], "re_dup");
+    assert_eq!(outbox_messages_for(&app, run).await, 1);
+}
+
+#[tokio::test]
+async fn the_sandboxs_refund_webhooks_delivered_five_times_signal_the_refund_run_once_each() {
+    let app = app_with_secrets(&[SECRET]).await;
+    let checkout = insert_run(&app).await;
+    let refund_run = insert_run(&app).await;
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the sandbox");
+    let config =
+        SandboxConfig::new(app.url("/v1/webhooks/stripe"), SECRET).with_secret_key("sk_test_e2e");
+    let provider = sandbox::spawn(config, listener, shutdown.clone())
+        .await
+        .expect("sandbox starts");
+    let base = provider.base_url();
+    let client = StripeClient::new(StripeConfig::new(base.clone(), "sk_test_e2e")).expect("client");
+    let http = reqwest::Client::new();
+
+    let intent = client
+        .create_intent(CreateIntent {
+            amount_minor: 2500,
+            currency: "EUR".into(),
+            idempotency_key: format!("{checkout}:create_payment_intent"),
+            metadata: BTreeMap::from([("run_id".to_owned(), checkout.to_string())]),
+        })
+        .await
+        .expect("intent created");
+    let paid = http
+        .post(format!(
+            "{base}/sandbox/payment_intents/{}/succeed",
+            intent.id
+        ))
+        .send()
+        .await
+        .expect("paying");
+    assert_eq!(paid.status(), 200);
+    // Answered pending, failed 300 ms later; every webhook five times, shuffled.
+    let switched = http
+        .post(format!("{base}/sandbox/config"))
+        .json(&json!({
+            "refund_pending_ms": 300,
+            "refund_fail_intents": [intent.id],
+            "duplicate_deliveries": 5,
+            "out_of_order": true,
+            "out_of_order_max_delay_ms": 200,
+        }))
+        .send()
+        .await
+        .expect("switching");
+    assert_eq!(switched.status(), 200);
+    let refund = client
+        .refund(CreateRefund {
+            intent_id: intent.id.clone(),
+            amount_minor: Some(1000),
+            run_id: refund_run.to_string(),
+            reason: Some(RefundReason::RequestedByCustomer),
+            idempotency_key: format!("{refund_run}:refund:1"),
+        })
+        .await
+        .expect("answered");
+    assert_eq!(refund.status, RefundStatus::Pending);
+
+    // charge.refunded (pending), then refund.updated and refund.failed (failed).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: Value = http
+            .get(format!("{base}/sandbox/stats"))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON");
+        // The payment's event once (sent before the switch), then three
+        // refund events five times each.
+        if stats["webhooks"]["delivered"] == 16 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "webhooks not delivered: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signals = signals_of(&app, refund_run).await;
+    assert_eq!(signals.len(), 3, "{signals:?}");
+    let mut statuses: Vec<&str> = signals
+        .iter()
+        .map(|s| {
+            assert_eq!(s.name, "refund_updated");
+            assert_eq!(s.payload["refund_id"], refund.id.as_str());
+            assert_eq!(s.payload["payment_intent"], intent.id.as_str());
+            assert_eq!(s.payload["amount_minor"], 1000);
+            assert_eq!(s.payload["currency"], "EUR");
+            s.payload["status"].as_str().unwrap_or_default()
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["failed", "failed", "pending"]);
+    assert!(
+        signals
+            .iter()
+            .filter(|s| s.payload["status"] == "failed")
+            .all(|s| s.payload["failure_reason"] == "expired_or_canceled_card")
+    );
+    // The checkout heard only of its payment.
+    let checkout_signals = signals_of(&app, checkout).await;
+    assert_eq!(checkout_signals.len(), 1);
+    assert_eq!(checkout_signals[0].name, "payment_succeeded");
+    assert_eq!(outbox_messages_for(&app, refund_run).await, 3);
 }

@@ -70,9 +70,11 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> 
         Err(err) => {
             tracing::error!(run_id = %job.run_id, effect, attempt = job.attempt, error = %err, "remote effect failed for good");
             metrics::counter!("remote_effect_failures_total", "effect" => effect).increment(1);
+            // The workflow gets a stable code; the provider's own text stays
+            // in the log above (and in the run's history of retries).
             EngineInput::RemoteFailed {
                 key,
-                error: err.to_string(),
+                error: err.code().as_str().to_owned(),
             }
         }
     };
