@@ -32,6 +32,10 @@ pub struct RateLimitConfig {
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
+    /// Seconds a pending refund waits for its webhook before asking the provider.
+    pub refund_poll_secs: i64,
+    /// Refunds an event cancellation keeps in flight at once.
+    pub cancellation_max_in_flight: u32,
     pub environment: Environment,
     pub jwt: JwtConfig,
     pub refresh_ttl: Duration,
@@ -81,6 +85,9 @@ impl ApiConfig {
             stripe_webhook_tolerance_secs:
                 crate::webhooks::stripe_signature::DEFAULT_TOLERANCE_SECS,
             ticket_public_key: TicketSigner::development().public_key(),
+            refund_poll_secs: boxoffice_workflows::refunding::DEFAULT_POLL_AFTER_SECS,
+            cancellation_max_in_flight:
+                boxoffice_workflows::event_cancellation::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 

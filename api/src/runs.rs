@@ -61,7 +61,7 @@ pub async fn start<W: Workflow>(
     conn: &mut AsyncPgConnection,
     starter: &Starter,
     state: &W::State,
-) -> AppResult<Run> {
+) -> AppResult<(Run, bool)> {
     let new = NewRun {
         id: Uuid::now_v7(),
         kind: W::KIND.into(),
@@ -79,10 +79,22 @@ pub async fn start<W: Workflow>(
     match workflow_runs::start(conn, &new).await? {
         Inserted::Created(run) => {
             metrics::counter!("workflows_started_total", "kind" => W::KIND).increment(1);
-            Ok(run)
+            Ok((run, true))
         }
-        Inserted::Existing(run) => same_request(run, &starter.request_hash),
+        Inserted::Existing(run) => Ok((same_request(run, &starter.request_hash)?, false)),
     }
+}
+
+/// Gives a run just started in this transaction (before anyone saw it) the
+/// state its route completed after inserting it.
+pub async fn set_initial_state<W: Workflow>(
+    conn: &mut AsyncPgConnection,
+    run: Run,
+    state: &W::State,
+) -> AppResult<Run> {
+    let state_json = serde_json::to_value(state).map_err(AppError::internal)?;
+    let view = serde_json::to_value(W::view(state)).map_err(AppError::internal)?;
+    Ok(workflow_runs::set_initial_state(conn, run.id, &state_json, &view).await?)
 }
 
 fn same_request(run: Run, request_hash: &[u8]) -> AppResult<Run> {
@@ -110,18 +122,27 @@ pub fn status_path(run_id: Uuid) -> String {
     format!("/v1/workflows/{run_id}")
 }
 
-/// 202 with the run to poll.
-pub fn accepted(run: Run) -> AppResult<Response> {
-    let location = status_path(run.id);
-    let body = RunStarted {
-        run_id: run.id,
-        status: run.status,
-        step: run.step,
-        status_url: location.clone(),
-    };
-    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
+impl RunStarted {
+    pub fn of(run: &Run) -> Self {
+        RunStarted {
+            run_id: run.id,
+            status: run.status.clone(),
+            step: run.step.clone(),
+            status_url: status_path(run.id),
+        }
+    }
+}
+
+/// Points `Location` at the run's status.
+pub fn set_location(response: &mut Response, run_id: Uuid) {
+    if let Ok(value) = HeaderValue::from_str(&status_path(run_id)) {
         response.headers_mut().insert(header::LOCATION, value);
     }
+}
+
+/// 202 with the run to poll.
+pub fn accepted(run: Run) -> AppResult<Response> {
+    let mut response = (StatusCode::ACCEPTED, Json(RunStarted::of(&run))).into_response();
+    set_location(&mut response, run.id);
     Ok(response)
 }

@@ -467,6 +467,23 @@ pub async fn count_to_cancel(conn: &mut AsyncPgConnection, event_id: Uuid) -> Qu
         .await
 }
 
+/// Checkouts of an event that have not finished (a cancellation stops them).
+pub async fn open_checkouts(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM workflow_runs WHERE kind = 'checkout' \
+         AND status IN ('running', 'waiting', 'compensating') AND state->>'event_id' = $1::text",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(event_id)
+    .get_result(conn)
+    .await?;
+    Ok(count.n)
+}
+
 /// What each ticket paid: its price less its share of the discount.
 pub async fn set_paid(conn: &mut AsyncPgConnection, paid: &[(Uuid, i64)]) -> QueryResult<()> {
     for (ticket_id, amount) in paid {

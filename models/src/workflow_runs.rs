@@ -242,6 +242,21 @@ pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<In
     .await
 }
 
+/// Replaces the state and view of a run created in this very transaction
+/// (its route completes it after inserting it); not a transition.
+pub async fn set_initial_state(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    state: &serde_json::Value,
+    view: &serde_json::Value,
+) -> QueryResult<Run> {
+    diesel::update(workflow_runs::table.find(id))
+        .set((workflow_runs::state.eq(state), workflow_runs::view.eq(view)))
+        .returning(Run::as_returning())
+        .get_result(conn)
+        .await
+}
+
 /// Creates a child run and the message that starts it, inside the parent's
 /// transaction. `(parent, child key)` is unique: a child started before is
 /// left as it is and `None` is returned.

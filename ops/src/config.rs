@@ -253,6 +253,27 @@ pub struct Settings {
     )]
     pub stalled_after_secs: u64,
 
+    /// Seconds a refund the provider answered `pending` waits for its webhook
+    /// before the run asks the provider (webhooks get lost).
+    #[arg(
+        long,
+        env = "BOXOFFICE_REFUND_POLL_SECS",
+        default_value_t = 180,
+        value_parser = clap::value_parser!(i64).range(1..=86_400),
+        global = true
+    )]
+    pub refund_poll_secs: i64,
+
+    /// Refunds an event cancellation keeps in flight at once.
+    #[arg(
+        long,
+        env = "BOXOFFICE_CANCELLATION_MAX_IN_FLIGHT",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        global = true
+    )]
+    pub cancellation_max_in_flight: u32,
+
     /// Cron expression (with seconds) for purging expired and revoked sessions.
     #[arg(
         long,
@@ -389,6 +410,8 @@ impl Settings {
                 login_failures: self.login_max_failures,
                 lockout: Duration::from_secs(self.login_lockout_secs),
             },
+            refund_poll_secs: self.refund_poll_secs,
+            cancellation_max_in_flight: self.cancellation_max_in_flight,
         })
     }
 }

@@ -44,6 +44,9 @@ pub const KEY_CREATE_INTENT: &str = "create_payment_intent";
 pub const KEY_CANCEL_INTENT: &str = "cancel_payment_intent";
 pub const KEY_REFUND_LATE: &str = "refund_late_payment";
 
+/// The event was cancelled: a checkout still paying lets go.
+pub const SIGNAL_EVENT_CANCELLED: &str = "event_cancelled";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -169,6 +172,7 @@ impl CheckoutState {
             discount_minor: self.discount_minor,
             coupon_id: self.coupon_id,
             payment_intent_id: self.payment.as_ref().map(|p| p.intent_id.clone()),
+            lines: self.lines.clone(),
         }
     }
 }
@@ -287,6 +291,23 @@ fn pay_or_confirm(next: Next) -> Decision<CheckoutState> {
             amount_minor: total,
             currency,
         }))
+}
+
+/// Give the whole payment back, followed until the provider says it is back.
+fn refund_payment(next: Next) -> Decision<CheckoutState> {
+    let Some(payment) = next.state.payment.clone() else {
+        return next.to(Phase::Compensated).finish(RunStatus::Compensated);
+    };
+    let tracker = RefundTracker::new(
+        payment.intent_id,
+        Money::new(payment.amount_minor, payment.currency),
+        KEY_REFUND_LATE,
+        DEFAULT_POLL_AFTER_SECS,
+    );
+    let command = tracker.create();
+    next.with(|s| s.late_refund = Some(tracker))
+        .to(Phase::RefundingLatePayment)
+        .run(remote(command))
 }
 
 /// Undo what was reserved; the intent (if any) is already dealt with.
@@ -552,21 +573,33 @@ impl Workflow for Checkout {
                     }))
             }
             (Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::LateNoCapacity)) => {
-                let payment = state.payment.clone().expect("a late payment has an intent");
-                let tracker = RefundTracker::new(
-                    payment.intent_id,
-                    Money::new(payment.amount_minor, payment.currency),
-                    KEY_REFUND_LATE,
-                    DEFAULT_POLL_AFTER_SECS,
-                );
-                let command = tracker.create();
-                next.error(RunError::new(
+                refund_payment(next.error(RunError::new(
                     "sold_out_refunded",
                     "paid after the hold expired and the tickets were gone; refunded",
-                ))
-                .with(|s| s.late_refund = Some(tracker))
-                .to(Phase::RefundingLatePayment)
-                .run(remote(command))
+                )))
+            }
+            // The event was cancelled before the sale was written: its seats
+            // are given back (in that same transaction), the payment refunded.
+            (
+                Phase::Confirming | Phase::ConfirmingLatePayment,
+                Input::Local(LocalOutcome::EventCancelled),
+            ) => {
+                let next = next.error(RunError::new(
+                    "event_cancelled",
+                    "the event was cancelled; any payment is refunded",
+                ));
+                if state.payment.is_none() {
+                    return next.to(Phase::Compensated).finish(RunStatus::Compensated);
+                }
+                refund_payment(next)
+            }
+            // The organizer cancelled the event while the buyer was paying.
+            (Phase::AwaitingPayment, Input::Signal { name, .. })
+                if name == SIGNAL_EVENT_CANCELLED =>
+            {
+                cancel_intent(
+                    next.error(RunError::new("event_cancelled", "the event was cancelled")),
+                )
             }
             // The refund is followed until the provider says it succeeded.
             (

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::engine::{self, ChildStart, RunStatus, Workflow};
 use crate::money::Money;
 use crate::payments::PaymentCommand;
-use crate::refund::{Refund, RefundState, RequestedBy};
+use crate::refund::{Refund, RefundState};
 
 #[cfg(test)]
 mod tests;
@@ -98,15 +98,12 @@ impl CancellationState {
     }
 }
 
-/// A booking to refund in full, its tickets already marked `refund_pending`
-/// and its amount reserved by the batch that found it.
+/// A booking to refund in full (its refund's first step marks its tickets
+/// and reserves what is left of its payment).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingToRefund {
     pub booking_id: Uuid,
     pub buyer_id: Uuid,
-    pub ticket_ids: Vec<Uuid>,
-    pub amount: Money,
-    pub intent_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,8 +111,8 @@ pub struct BookingToRefund {
 pub enum LocalCommand {
     /// Tell every checkout of the event still in flight that it is off.
     StopCheckouts { event_id: Uuid },
-    /// Take up to `limit` confirmed bookings after `after` (id order): mark
-    /// their tickets, reserve their amounts, queue each buyer's cancellation email.
+    /// Take up to `limit` confirmed bookings after `after` (id order) and
+    /// queue each buyer's cancellation email.
     NextBatch {
         event_id: Uuid,
         after: Option<Uuid>,
@@ -280,15 +277,10 @@ impl Workflow for EventCancellation {
             ) => {
                 let mut children = Vec::with_capacity(bookings.len());
                 for b in bookings {
-                    let refund = RefundState::new(
+                    let refund = RefundState::for_cancellation(
                         b.booking_id,
                         state.event_id,
                         b.buyer_id,
-                        RequestedBy::EventCancellation,
-                        b.ticket_ids.clone(),
-                        b.amount.clone(),
-                        b.intent_id.clone(),
-                        Some("event cancelled".into()),
                         state.poll_after_secs,
                     );
                     children.push(ChildStart::of::<Refund>(

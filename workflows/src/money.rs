@@ -54,9 +54,67 @@ impl fmt::Display for Money {
     }
 }
 
+/// What each of an order's tickets cost the buyer: its price less its share
+/// of the order's `discount`, shared in proportion to the prices (rounded
+/// down), the last ticket taking the rounding remainder. The amounts add up to
+/// exactly `Σ prices − discount`, and none is negative.
+pub fn spread_discount(prices: &[i64], discount: i64) -> Vec<i64> {
+    let subtotal: i64 = prices.iter().sum();
+    let discount = discount.clamp(0, subtotal);
+    if prices.is_empty() || subtotal == 0 {
+        return prices.to_vec();
+    }
+    let mut shares: Vec<i64> = prices
+        .iter()
+        .map(|p| ((i128::from(discount) * i128::from(*p)) / i128::from(subtotal)) as i64)
+        .collect();
+    let last = shares.len() - 1;
+    shares[last] = discount - shares[..last].iter().sum::<i64>();
+    // The remainder may not fit the last ticket (a cheap last ticket): move
+    // what does not fit to the tickets before it that still have room.
+    let mut excess = (shares[last] - prices[last]).max(0);
+    shares[last] -= excess;
+    for i in (0..last).rev() {
+        if excess == 0 {
+            break;
+        }
+        let room = prices[i] - shares[i];
+        let take = room.min(excess);
+        shares[i] += take;
+        excess -= take;
+    }
+    prices.iter().zip(shares).map(|(p, s)| p - s).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_discount_is_spread_and_the_last_ticket_takes_the_remainder() {
+        assert_eq!(spread_discount(&[4500, 4500], 1000), vec![4000, 4000]);
+        assert_eq!(
+            spread_discount(&[1000, 1000, 1000], 100),
+            vec![967, 967, 966]
+        );
+        assert_eq!(spread_discount(&[3000, 1000], 4000), vec![0, 0]);
+        assert_eq!(spread_discount(&[5000], 0), vec![5000]);
+        assert_eq!(spread_discount(&[0, 0], 0), vec![0, 0]);
+        // A free last ticket cannot take a remainder: it moves to the others.
+        assert_eq!(spread_discount(&[1001, 1001, 0], 1001), vec![501, 500, 0]);
+        for (prices, discount) in [
+            (vec![333, 777, 1], 500),
+            (vec![1, 1, 1, 1], 3),
+            (vec![9999, 1], 9999),
+        ] {
+            let paid = spread_discount(&prices, discount);
+            assert_eq!(
+                paid.iter().sum::<i64>(),
+                prices.iter().sum::<i64>() - discount
+            );
+            assert!(paid.iter().zip(&prices).all(|(a, p)| *a >= 0 && a <= p));
+        }
+    }
 
     #[test]
     fn sums_stay_in_one_currency() {

@@ -26,6 +26,7 @@ use checkout::fixtures as checkout_support;
 mod email;
 mod http_basics;
 mod ops_tools;
+mod refunds;
 mod sandbox;
 mod system;
 mod tickets;

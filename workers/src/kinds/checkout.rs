@@ -145,17 +145,67 @@ async fn apply(
             Ok(LocalOutcome::Released)
         }
         LocalCommand::ConfirmBooking { booking } => {
+            if cancelled_before_sale(conn, run_id, booking.event_id).await? {
+                release(conn, run_id).await?;
+                return Ok(LocalOutcome::EventCancelled);
+            }
             holds::convert_for_run(conn, run_id).await?;
             coupon_reservations::redeem(conn, run_id).await?;
             confirm(conn, signer, run_id, booking).await
         }
         LocalCommand::ConfirmLatePayment { booking } => {
+            if cancelled_before_sale(conn, run_id, booking.event_id).await? {
+                return Ok(LocalOutcome::EventCancelled);
+            }
             match holds::sell_directly(conn, &lines(&booking.items)).await? {
                 HoldOutcome::Held(_) => confirm(conn, signer, run_id, booking).await,
                 HoldOutcome::Refused { .. } => Ok(LocalOutcome::LateNoCapacity),
             }
         }
     }
+}
+
+/// The event was cancelled and this run has not written its sale yet. The
+/// event row is read with a share lock: a cancellation (which updates it)
+/// and a sale are ordered, so a sale either comes before the cancellation
+/// (which then refunds it) or sees it.
+async fn cancelled_before_sale(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    event_id: Uuid,
+) -> QueryResult<bool> {
+    use boxoffice_models::schema::{bookings as bookings_table, events};
+    let sold: bool = diesel::select(diesel::dsl::exists(
+        bookings_table::table.filter(bookings_table::run_id.eq(run_id)),
+    ))
+    .get_result(conn)
+    .await?;
+    if sold {
+        return Ok(false);
+    }
+    let status: String = events::table
+        .find(event_id)
+        .select(events::status)
+        .for_share()
+        .first(conn)
+        .await?;
+    Ok(status == "cancelled")
+}
+
+/// What each issued ticket cost: its held price less its share of the discount.
+fn paid_per_ticket(draft: &BookingDraft, issued: &[tickets::Ticket]) -> Vec<(Uuid, i64)> {
+    let prices: Vec<i64> = issued
+        .iter()
+        .map(|t| {
+            draft
+                .lines
+                .iter()
+                .find(|l| l.ticket_type_id == t.ticket_type_id)
+                .map_or(0, |l| l.unit_price_minor)
+        })
+        .collect();
+    let paid = boxoffice_workflows::money::spread_discount(&prices, draft.discount_minor);
+    issued.iter().map(|t| t.id).zip(paid).collect()
 }
 
 /// The hold taken ahead of this transaction when there is one (see `ahead`),
@@ -204,6 +254,7 @@ async fn confirm(
         .collect();
     let issued =
         tickets::insert_for_booking(conn, booking.id, draft.event_id, &items, signer).await?;
+    boxoffice_models::refunds::set_paid(conn, &paid_per_ticket(draft, &issued)).await?;
     queue_confirmation(conn, &booking, &issued).await?;
     metrics::counter!("bookings_confirmed_total").increment(1);
     metrics::counter!("tickets_sold_total").increment(issued.len() as u64);

@@ -9,7 +9,9 @@
 //! [`register`] a kind of its own.
 
 pub mod checkout;
+pub mod event_cancellation;
 pub mod payment_calls;
+pub mod refund;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -201,6 +203,8 @@ fn add<W: Effects>(kinds: &mut Kinds) {
 fn standard() -> Kinds {
     let mut kinds = Kinds::new();
     add::<boxoffice_workflows::checkout::Checkout>(&mut kinds);
+    add::<boxoffice_workflows::refund::Refund>(&mut kinds);
+    add::<boxoffice_workflows::event_cancellation::EventCancellation>(&mut kinds);
     kinds
 }
 

@@ -32,6 +32,9 @@ pub struct BookingDraft {
     pub discount_minor: i64,
     pub coupon_id: Option<Uuid>,
     pub payment_intent_id: Option<String>,
+    /// The lines at the prices they were held at: what each ticket cost.
+    #[serde(default)]
+    pub lines: Vec<PricedItem>,
 }
 
 /// Changes to our own tables, applied in the transaction of the transition.
@@ -86,4 +89,6 @@ pub enum LocalOutcome {
         ticket_ids: Vec<Uuid>,
     },
     LateNoCapacity,
+    /// The event was cancelled: nothing was sold (the holds are released).
+    EventCancelled,
 }

@@ -2,6 +2,7 @@
 //! organizer and admins; anyone else gets 404.
 
 pub mod list;
+pub mod refund;
 pub mod show;
 pub mod tickets;
 
@@ -19,6 +20,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list::list_bookings))
+        .routes(routes!(refund::refund_booking))
         .routes(routes!(show::show_booking))
         .routes(routes!(tickets::booking_tickets))
 }

@@ -80,7 +80,7 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
         (status = 202, description = "The checkout started (or was started before with this key)", body = CheckoutStarted),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`event_not_on_sale`, `sales_not_started`, `sales_ended`, `event_over`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`event_not_on_sale`, `event_cancelled`, `sales_not_started`, `sales_ended`, `event_over`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_checkout(

@@ -72,6 +72,12 @@ pub async fn validate(
     let event = events::find(conn, req.event_id)
         .await?
         .ok_or_else(|| AppError::not_found("event"))?;
+    if event.status == EventStatus::Cancelled {
+        return Err(AppError::conflict(
+            "event_cancelled",
+            "the event was cancelled",
+        ));
+    }
     if event.status != EventStatus::Published {
         return Err(AppError::conflict(
             "event_not_on_sale",

@@ -1,0 +1,4 @@
+//! Refunds and event cancellations, through the API, the workers and the
+//! payment sandbox over HTTP.
+
+mod buyer;
