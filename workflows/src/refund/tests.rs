@@ -1004,6 +1004,16 @@ mod walk {
                     return false;
                 }
                 assert!(d.children.is_empty(), "a refund starts no children");
+                if input == Input::Local(LocalOutcome::Restored) {
+                    // Given back tickets park the run: nothing more is tried alone.
+                    assert_eq!(
+                        d.status,
+                        RunStatus::Failed,
+                        "tickets given back, then {:?}",
+                        d.status
+                    );
+                    assert_eq!(d.command, None);
+                }
                 assert_eq!(d.step, d.state.phase.step());
                 self.state = d.state.clone();
                 self.status = d.status;
@@ -1319,8 +1329,10 @@ mod walk {
                     .map(|r| r.refund_id.clone());
                 let heard = self.state.refund.as_ref().and_then(|t| t.refund_id.clone());
                 // Retries that run out before the run heard a word of a refund
-                // the provider did make cannot be told from a refusal by this
-                // workflow: not walked here (see the report on it).
+                // the provider did make cannot be told from a refusal: the
+                // failure's `error` does not say whether the provider refused
+                // or could not be reached. Not walked here; the refund would
+                // be taken as failed while it may still succeed.
                 if made.is_some() && made != heard {
                     return;
                 }
