@@ -292,8 +292,10 @@ impl Workflow for EventCancellation {
                 }
                 next.started += bookings.len() as u32;
                 next.in_flight += bookings.len() as u32;
-                // A short batch means there is nothing after it.
-                next.exhausted = *exhausted;
+                // An empty batch means there is nothing after it whatever it
+                // says: asking again from the same cursor would find nothing
+                // again, for ever.
+                next.exhausted = *exhausted || bookings.is_empty();
                 let mut d = refill(next);
                 d.children = children;
                 d

@@ -491,10 +491,10 @@ fn refund(mut next: RefundState) -> Decision {
 
 fn retry_refund(mut next: RefundState) -> Decision {
     next.error = None;
-    let command = match next.refund.as_mut() {
-        Some(tracker) => Some(Command::Remote(tracker.next_attempt())),
-        None => None,
-    };
+    let command = next
+        .refund
+        .as_mut()
+        .map(|tracker| Command::Remote(tracker.next_attempt()));
     match command {
         Some(command) => {
             next.phase = Phase::Refunding;

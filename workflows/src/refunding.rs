@@ -33,6 +33,10 @@ pub struct RefundTracker {
     pub status: Option<RefundStatus>,
     /// The provider's reason when it failed.
     pub failure_reason: Option<String>,
+    /// The refunds of earlier attempts (all failed): a late webhook about one
+    /// of them is not news of the current attempt.
+    #[serde(default)]
+    pub past_refund_ids: Vec<String>,
 }
 
 /// What the run does next about its refund.
@@ -63,6 +67,7 @@ impl RefundTracker {
             refund_id: None,
             status: None,
             failure_reason: None,
+            past_refund_ids: Vec::new(),
         }
     }
 
@@ -92,7 +97,9 @@ impl RefundTracker {
     pub fn next_attempt(&mut self) -> PaymentCommand {
         self.attempt += 1;
         self.lookups = 0;
-        self.refund_id = None;
+        if let Some(old) = self.refund_id.take() {
+            self.past_refund_ids.push(old);
+        }
         self.status = None;
         self.failure_reason = None;
         self.create()
@@ -151,8 +158,11 @@ impl RefundTracker {
 
     /// The create call failed for good (the provider refused it), or a lookup
     /// did: a refund that cannot even be looked up is asked about again later.
+    /// So is one whose create call ran out of retries after the provider had
+    /// already named the refund (its webhook came first): it exists, and may
+    /// still succeed.
     pub fn on_remote_failed(&mut self, key: &str, error: &str, now: DateTime<Utc>) -> RefundStep {
-        if key == self.create_key() {
+        if key == self.create_key() && self.refund_id.is_none() {
             self.failure_reason = Some(error.to_owned());
             return RefundStep::Failed {
                 reason: error.to_owned(),
@@ -174,9 +184,11 @@ impl RefundTracker {
             return RefundStep::NotMine;
         };
         // Before the create call answered, only a refund of our intent and
-        // amount can be ours (the answer may have been lost).
+        // amount can be ours (the answer may have been lost), and not one of
+        // an earlier attempt.
         if self.refund_id.is_none()
-            && (field("payment_intent") != Some(self.intent_id.as_str())
+            && (self.past_refund_ids.iter().any(|id| id == refund_id)
+                || field("payment_intent") != Some(self.intent_id.as_str())
                 || payload.get("amount_minor").and_then(|v| v.as_i64())
                     != Some(self.amount.amount_minor))
         {
