@@ -1084,6 +1084,9 @@ mod walk {
 
         fn on_local(&mut self, command: &LocalCommand, cause: &Input) -> LocalOutcome {
             match command {
+                LocalCommand::Reserve { .. } => {
+                    panic!("a refund reserved at its start reserved again")
+                }
                 LocalCommand::Complete { refund_id } => {
                     assert!(!self.completed_issued, "completed twice");
                     assert_eq!(
@@ -1557,4 +1560,43 @@ mod walk {
             );
         }
     }
+}
+
+#[test]
+fn an_event_cancellations_refund_reserves_the_booking_in_its_first_step() {
+    let booking = Uuid::from_u128(1);
+    let fresh = RefundState::for_cancellation(booking, Uuid::from_u128(2), Uuid::from_u128(3), 60);
+    assert_eq!(
+        Refund::money_at_stake(&fresh),
+        None,
+        "nothing reserved, nothing owed yet"
+    );
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let d = Refund::decide(&fresh, &Input::Start, now);
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::Reserve {
+            booking_id: booking
+        }))
+    );
+    assert_eq!(d.state.phase, Phase::Reserving);
+    let reserved = Input::Local(LocalOutcome::Reserved {
+        ticket_ids: vec![Uuid::from_u128(9)],
+        amount: Money::new(4500, "EUR"),
+        intent_id: Some("pi_1".into()),
+    });
+    let d = Refund::decide(&d.state, &reserved, now);
+    assert!(d.state.reserved);
+    assert_eq!(d.state.phase, Phase::Refunding);
+    assert!(matches!(
+        d.command,
+        Some(Command::Remote(PaymentCommand::RefundPayment { ref key, amount_minor: 4500, .. })) if key == "refund:1"
+    ));
+    assert!(Refund::money_at_stake(&d.state).is_some());
+    // A booking refunded in full before: nothing to do, and nothing owed.
+    let d = Refund::decide(&fresh, &Input::Start, now);
+    let d = Refund::decide(&d.state, &Input::Local(LocalOutcome::NothingToRefund), now);
+    assert_eq!(d.status, RunStatus::Completed);
+    assert_eq!(Refund::view(&d.state).state, "nothing_to_refund");
+    assert_eq!(Refund::money_at_stake(&d.state), None);
 }
