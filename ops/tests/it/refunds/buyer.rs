@@ -109,12 +109,26 @@ async fn a_buyer_refunds_both_tickets_of_a_couponed_order_one_at_a_time() {
         "the units are back on sale"
     );
     assert_eq!(count(&app.db.url, &format!("SELECT count(*) FROM bookings WHERE id = '{booking}' AND status = 'refunded' AND refunded_minor = 7650")).await, 1);
-    assert_eq!(
-        count(
-            &app.db.url,
-            "SELECT count(*) FROM notifications WHERE kind = 'refund_completed'"
-        )
-        .await,
-        2
-    );
+    let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
+    let emails: Vec<NotificationRow> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query("SELECT kind, dedupe_key FROM notifications ORDER BY created_at"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let emails: Vec<(String, String)> =
+        emails.into_iter().map(|r| (r.kind, r.dedupe_key)).collect();
+    let refund_emails = emails
+        .iter()
+        .filter(|(kind, _)| kind == "refund_completed")
+        .count();
+    assert_eq!(refund_emails, 2, "{emails:?}");
+}
+
+#[derive(diesel::QueryableByName)]
+struct NotificationRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    dedupe_key: String,
 }
