@@ -18,9 +18,11 @@
 
 pub mod auth;
 pub mod cache;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod login_lockout;
 pub mod metrics_recorder;
 pub mod middleware;
 pub mod openapi;

@@ -24,7 +24,9 @@ mod db_limits;
 /// Checkout fixtures shared with the system tests.
 use checkout::fixtures as checkout_support;
 mod email;
+mod forwarded_for;
 mod http_basics;
+mod login_lockout;
 mod ops_tools;
 mod sandbox;
 mod system;
