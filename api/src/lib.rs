@@ -22,6 +22,7 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency_key;
 pub mod login_lockout;
 pub mod metrics_recorder;
 pub mod middleware;

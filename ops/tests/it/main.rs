@@ -26,6 +26,7 @@ use checkout::fixtures as checkout_support;
 mod email;
 mod forwarded_for;
 mod http_basics;
+mod idempotency_key;
 mod login_lockout;
 mod ops_tools;
 mod sandbox;
