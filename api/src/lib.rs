@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency_key;
+pub mod if_match;
 pub mod login_lockout;
 pub mod metrics_recorder;
 pub mod middleware;

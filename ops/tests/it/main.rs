@@ -15,6 +15,7 @@ mod catalog_cache;
 mod catalog_concurrency;
 mod catalog_constraints;
 mod catalog_fixtures;
+mod catalog_if_match;
 mod catalog_lifecycle;
 mod catalog_openapi;
 mod catalog_ownership;
