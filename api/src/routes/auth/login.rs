@@ -39,9 +39,9 @@ fn invalid_credentials() -> AppError {
 /// Failed attempts lock out, with 429 `too_many_login_attempts` even for the
 /// right password: 10 for one account from one address lock that account for
 /// that address (15 minutes); 50 from one address lock the address; 100 for
-/// one account from all addresses within an hour lock the account for the
-/// rest of that hour, except from addresses it signed in from before (its
-/// known devices). The limits are configurable.
+/// one account from all addresses within an hour lock the account for an
+/// hour, except from addresses it signed in from before (its known devices).
+/// The limits are configurable.
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
