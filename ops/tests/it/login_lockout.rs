@@ -96,12 +96,12 @@ async fn the_per_account_limit_stops_a_thousand_guesses_spread_over_a_hundred_ad
         200
     );
 
-    // 1,000 wrong guesses: 10 from each of 100 addresses, 8 at a time.
+    // 1,000 wrong guesses: 10 from each of 100 addresses, 4 at a time.
     let checked = AtomicU32::new(0);
     let refused = AtomicU32::new(0);
     let guesses = (0..100u32).flat_map(|a| (0..10u32).map(move |g| (a, g)));
     futures::stream::iter(guesses)
-        .for_each_concurrent(8, |(a, g)| {
+        .for_each_concurrent(4, |(a, g)| {
             let (app, user, checked, refused) = (&app, &user, &checked, &refused);
             async move {
                 let ip = format!("10.{}.{}.1", a / 250, a % 250);
@@ -117,10 +117,10 @@ async fn the_per_account_limit_stops_a_thousand_guesses_spread_over_a_hundred_ad
     let (checked, refused) = (checked.into_inner(), refused.into_inner());
     println!("guesses: {checked} checked against the password, {refused} refused unchecked");
     assert_eq!(checked + refused, 1000);
-    // At most the limit, plus the few that were already past the check while
-    // the 100th failure was being counted.
+    // At most the limit, plus the (at most 3) others in flight that were
+    // already past the check while the 100th failure was being counted.
     assert!(
-        (100..108).contains(&checked),
+        (100..=103).contains(&checked),
         "{checked} guesses were checked against the password"
     );
 
