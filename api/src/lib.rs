@@ -3,7 +3,12 @@
 //! # What this crate owns
 //! - The route list (`router.rs`) and one module per resource (`routes/`).
 //! - Authentication (JWT access tokens, rotating refresh tokens, argon2id
-//!   passwords), roles, rate limits.
+//!   passwords), roles, rate limits (`rate_limit.rs`), login lockouts
+//!   (`login_lockout.rs`), the client's address behind trusted proxies
+//!   (`client_ip.rs`).
+//! - The request preconditions shared by routes: `Idempotency-Key` on routes
+//!   that start runs (`idempotency_key.rs`), RFC 9110 `If-Match` on versioned
+//!   updates (`if_match.rs`).
 //! - Error mapping: every error is `application/problem+json` with a stable `code`
 //!   (`error.rs`), including rejections of malformed input (`extract.rs`).
 //! - Request ids, metrics, security headers, CORS, timeouts (`middleware/`).
@@ -18,9 +23,13 @@
 
 pub mod auth;
 pub mod cache;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency_key;
+pub mod if_match;
+pub mod login_lockout;
 pub mod metrics_recorder;
 pub mod middleware;
 pub mod openapi;

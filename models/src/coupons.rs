@@ -79,6 +79,8 @@ pub struct Coupon {
     pub valid_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on every organizer's change (not on uses).
+    pub version: i32,
 }
 
 /// A coupon with the ticket types it is restricted to (empty: all).
@@ -153,6 +155,10 @@ pub enum CouponWrite {
     MaxUsesBelowUsed {
         used: i32,
     },
+    /// The coupon is at none of the versions the change was made against.
+    VersionMismatch {
+        current: i32,
+    },
 }
 
 pub async fn create(conn: &mut AsyncPgConnection, new: &NewCoupon) -> QueryResult<CouponWrite> {
@@ -196,17 +202,32 @@ pub async fn create(conn: &mut AsyncPgConnection, new: &NewCoupon) -> QueryResul
 
 /// Applies `patch`. Lowering `max_uses` is guarded in the UPDATE itself, so a
 /// concurrent redemption can't push `used` past the new limit unnoticed.
+/// Applies `patch`; with `expected_versions`, only while the coupon is at one
+/// of them (every organizer's write locks the event first, so the version
+/// cannot move between the check and the write).
 pub async fn update(
     conn: &mut AsyncPgConnection,
     event_id: Uuid,
     id: Uuid,
     patch: &CouponPatch,
+    expected_versions: Option<&[i32]>,
 ) -> QueryResult<CouponWrite> {
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         let event = match lock_editable(c, event_id).await? {
             Ok(event) => event,
             Err(refusal) => return Ok(CouponWrite::Refused(refusal)),
         };
+        if let Some(expected) = expected_versions {
+            match find(c, event_id, id).await? {
+                None => return Ok(CouponWrite::Refused(WriteRefusal::NotFound)),
+                Some(current) if !expected.contains(&current.coupon.version) => {
+                    return Ok(CouponWrite::VersionMismatch {
+                        current: current.coupon.version,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
         let currency = match (patch.kind, event.currency.as_deref()) {
             (None, _) => None,
             (Some(CouponKind::Percent), _) => Some(None),
@@ -231,15 +252,19 @@ pub async fn update(
         let target = coupons::table
             .filter(coupons::id.eq(id))
             .filter(coupons::event_id.eq(event_id));
+        let moved = (
+            coupons::version.eq(coupons::version + 1),
+            coupons::updated_at.eq(diesel::dsl::now),
+        );
         let updated = match patch.max_uses {
             Some(Some(max_uses)) => diesel::update(target.filter(coupons::used.le(max_uses)))
-                .set((&changes, coupons::updated_at.eq(diesel::dsl::now)))
+                .set((&changes, moved))
                 .returning(Coupon::as_returning())
                 .get_result(c)
                 .await
                 .optional()?,
             _ => diesel::update(target)
-                .set((&changes, coupons::updated_at.eq(diesel::dsl::now)))
+                .set((&changes, moved))
                 .returning(Coupon::as_returning())
                 .get_result(c)
                 .await
@@ -560,6 +585,7 @@ mod tests {
                 valid_until: None,
                 created_at: now,
                 updated_at: now,
+                version: 1,
             },
             ticket_type_ids: Vec::new(),
         }

@@ -208,18 +208,24 @@ pub enum VersionedUpdate {
     NotEditable(EventStatus),
 }
 
-/// Applies `changes` only if the event is still at `expected` version and
-/// editable, in one statement: two writers with the same version can't both win.
+/// Applies `changes` only if the event is editable and still at one of the
+/// `expected` versions (`None`: at any), in one statement: two writers with
+/// the same version can't both win.
 pub async fn update_versioned(
     conn: &mut AsyncPgConnection,
     id: Uuid,
-    expected: i32,
+    expected: Option<&[i32]>,
     changes: &EventChanges,
 ) -> QueryResult<VersionedUpdate> {
+    let at_expected_version: Box<dyn BoxableExpression<events::table, Pg, SqlType = Bool>> =
+        match expected {
+            Some(versions) => Box::new(events::version.eq_any(versions.to_vec())),
+            None => Box::new(diesel::dsl::sql::<Bool>("TRUE")),
+        };
     let updated = diesel::update(
         events::table
             .find(id)
-            .filter(events::version.eq(expected))
+            .filter(at_expected_version)
             .filter(events::status.eq_any([EventStatus::Draft, EventStatus::Published])),
     )
     .set((

@@ -127,6 +127,7 @@ diesel::table! {
         sort_order -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        version -> Int4,
     }
 }
 
@@ -144,6 +145,7 @@ diesel::table! {
         valid_until -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        version -> Int4,
     }
 }
 

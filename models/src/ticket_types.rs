@@ -36,6 +36,8 @@ pub struct TicketType {
     pub sort_order: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on every organizer's change (not on sales and holds).
+    pub version: i32,
 }
 
 impl TicketType {
@@ -185,20 +187,39 @@ pub enum UpdateOutcome {
         sold: i32,
         held: i32,
     },
+    /// The ticket type is at none of the versions the change was made against.
+    VersionMismatch {
+        current: i32,
+    },
 }
 
 /// Applies `changes` and, if given, the new capacity, which must stay at or above
 /// `sold + held`: the check is part of the UPDATE's WHERE, so it is race-free.
+/// With `expected_versions`, only while the ticket type is at one of them: every
+/// organizer's write locks the event first, so the version cannot move between
+/// the check and the write.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     event_id: Uuid,
     id: Uuid,
     changes: &TicketTypeChanges,
     capacity: Option<i32>,
+    expected_versions: Option<&[i32]>,
 ) -> QueryResult<UpdateOutcome> {
     conn.transaction::<_, diesel::result::Error, _>(async |c| {
         if let Err(refusal) = lock_editable(c, event_id).await? {
             return Ok(UpdateOutcome::Refused(refusal));
+        }
+        if let Some(expected) = expected_versions {
+            match find(c, event_id, id).await? {
+                None => return Ok(UpdateOutcome::Refused(WriteRefusal::NotFound)),
+                Some(current) if !expected.contains(&current.version) => {
+                    return Ok(UpdateOutcome::VersionMismatch {
+                        current: current.version,
+                    });
+                }
+                Some(_) => {}
+            }
         }
         let target = ticket_types::table
             .filter(ticket_types::id.eq(id))
@@ -210,6 +231,7 @@ pub async fn update(
             .set((
                 changes,
                 ticket_types::capacity.eq(capacity),
+                ticket_types::version.eq(ticket_types::version + 1),
                 ticket_types::updated_at.eq(diesel::dsl::now),
             ))
             .returning(TicketType::as_returning())
@@ -217,7 +239,11 @@ pub async fn update(
             .await
             .optional()?,
             None => diesel::update(target)
-                .set((changes, ticket_types::updated_at.eq(diesel::dsl::now)))
+                .set((
+                    changes,
+                    ticket_types::version.eq(ticket_types::version + 1),
+                    ticket_types::updated_at.eq(diesel::dsl::now),
+                ))
                 .returning(TicketType::as_returning())
                 .get_result(c)
                 .await

@@ -20,7 +20,7 @@ pub enum LogFormat {
     Text,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct Settings {
     /// `development` or `production`; production refuses weak secrets and logs JSON.
     #[arg(
@@ -105,7 +105,18 @@ pub struct Settings {
     )]
     pub redis_prefix: String,
 
-    /// Take the client IP from X-Forwarded-For (only behind a trusted proxy).
+    /// How many proxies in front of the API are trusted: the client IP is the
+    /// address the outermost of them saw, the Nth entry from the right of
+    /// X-Forwarded-For. 0: the connection's peer address.
+    #[arg(
+        long,
+        env = "BOXOFFICE_TRUSTED_PROXIES",
+        default_value_t = 0,
+        global = true
+    )]
+    pub trusted_proxies: u32,
+
+    /// Older spelling of BOXOFFICE_TRUSTED_PROXIES=1 (one trusted proxy).
     #[arg(
         long,
         env = "BOXOFFICE_TRUST_FORWARDED_FOR",
@@ -132,7 +143,8 @@ pub struct Settings {
     )]
     pub rate_limit_per_user: u32,
 
-    /// Failed logins (per account, per IP) before a lockout.
+    /// Failed logins to one account from one IP before that account is
+    /// locked for that IP.
     #[arg(
         long,
         env = "BOXOFFICE_LOGIN_MAX_FAILURES",
@@ -140,6 +152,15 @@ pub struct Settings {
         global = true
     )]
     pub login_max_failures: u32,
+
+    /// Failed logins from one IP, to any accounts, before the IP is locked.
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOGIN_IP_MAX_FAILURES",
+        default_value_t = 50,
+        global = true
+    )]
+    pub login_ip_max_failures: u32,
 
     /// Length of a login lockout, in seconds.
     #[arg(
@@ -149,6 +170,25 @@ pub struct Settings {
         global = true
     )]
     pub login_lockout_secs: u64,
+
+    /// Failed logins to one account from all IPs within the account window
+    /// before the account is closed to devices it does not know.
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOGIN_ACCOUNT_MAX_FAILURES",
+        default_value_t = 100,
+        global = true
+    )]
+    pub login_account_max_failures: u32,
+
+    /// The account window (and lockout), in seconds.
+    #[arg(
+        long,
+        env = "BOXOFFICE_LOGIN_ACCOUNT_WINDOW_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub login_account_window_secs: u64,
 
     /// Postgres connections per process.
     #[arg(
@@ -284,6 +324,109 @@ pub struct Settings {
     pub schedule_purge_sessions: String,
 }
 
+/// Printed in place of a secret.
+const REDACTED: &str = "<redacted>";
+
+/// `scheme://host…` without `user:password@`.
+fn without_credentials(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{REDACTED}@{}", &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Settings get printed while debugging: everything but the secrets (keys,
+/// and the passwords inside service URLs). Every field is named, so a new one
+/// must be placed here too.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Settings {
+            environment,
+            database_url,
+            redis_url,
+            http_addr,
+            jwt_secret,
+            jwt_issuer,
+            jwt_audience,
+            cors_origins,
+            body_limit_bytes,
+            request_timeout_secs,
+            redis_prefix,
+            trusted_proxies,
+            trust_forwarded_for,
+            rate_limit_per_ip,
+            rate_limit_per_user,
+            login_max_failures,
+            login_ip_max_failures,
+            login_lockout_secs,
+            login_account_max_failures,
+            login_account_window_secs,
+            db_pool_size,
+            metrics_addr,
+            log_format,
+            log_filter,
+            stripe_api_base,
+            stripe_secret_key,
+            stripe_webhook_secrets,
+            ticket_signing_key,
+            smtp_url,
+            mail_dir,
+            mail_from,
+            schedule_sweep_runs,
+            stalled_after_secs,
+            schedule_purge_sessions,
+        } = self;
+        f.debug_struct("Settings")
+            .field("environment", environment)
+            .field(
+                "database_url",
+                &database_url.as_deref().map(without_credentials),
+            )
+            .field("redis_url", &redis_url.as_deref().map(without_credentials))
+            .field("http_addr", http_addr)
+            .field("jwt_secret", &jwt_secret.as_ref().map(|_| REDACTED))
+            .field("jwt_issuer", jwt_issuer)
+            .field("jwt_audience", jwt_audience)
+            .field("cors_origins", cors_origins)
+            .field("body_limit_bytes", body_limit_bytes)
+            .field("request_timeout_secs", request_timeout_secs)
+            .field("redis_prefix", redis_prefix)
+            .field("trusted_proxies", trusted_proxies)
+            .field("trust_forwarded_for", trust_forwarded_for)
+            .field("rate_limit_per_ip", rate_limit_per_ip)
+            .field("rate_limit_per_user", rate_limit_per_user)
+            .field("login_max_failures", login_max_failures)
+            .field("login_ip_max_failures", login_ip_max_failures)
+            .field("login_lockout_secs", login_lockout_secs)
+            .field("login_account_max_failures", login_account_max_failures)
+            .field("login_account_window_secs", login_account_window_secs)
+            .field("db_pool_size", db_pool_size)
+            .field("metrics_addr", metrics_addr)
+            .field("log_format", log_format)
+            .field("log_filter", log_filter)
+            .field("stripe_api_base", stripe_api_base)
+            .field(
+                "stripe_secret_key",
+                &stripe_secret_key.as_ref().map(|_| REDACTED),
+            )
+            .field(
+                "stripe_webhook_secrets",
+                &vec![REDACTED; stripe_webhook_secrets.len()],
+            )
+            .field(
+                "ticket_signing_key",
+                &ticket_signing_key.as_ref().map(|_| REDACTED),
+            )
+            .field("smtp_url", &smtp_url.as_deref().map(without_credentials))
+            .field("mail_dir", mail_dir)
+            .field("mail_from", mail_from)
+            .field("schedule_sweep_runs", schedule_sweep_runs)
+            .field("stalled_after_secs", stalled_after_secs)
+            .field("schedule_purge_sessions", schedule_purge_sessions)
+            .finish()
+    }
+}
+
 /// Why a configuration cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -368,9 +511,61 @@ impl Settings {
                     reason: e.to_string(),
                 })?;
         }
+        self.validate_cors_origins()?;
         self.ticket_signer()?;
         self.validate_mail()?;
         Ok(())
+    }
+
+    /// The configured origins, blanks dropped.
+    fn cors_origins(&self) -> Vec<String> {
+        self.cors_origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Each origin is `scheme://host[:port]`. `*` is refused: the API lets
+    /// allowed origins send credentials, and a wildcard with credentials
+    /// would hand every website the signed-in user's access.
+    fn validate_cors_origins(&self) -> Result<(), ConfigError> {
+        const NAME: &str = "BOXOFFICE_CORS_ORIGINS";
+        for origin in self.cors_origins() {
+            if origin == "*" {
+                return Err(ConfigError::Invalid {
+                    name: NAME,
+                    reason: "`*` is not allowed (allowed origins may send credentials); \
+                             list each origin, e.g. https://tickets.example.com"
+                        .into(),
+                });
+            }
+            let well_formed = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '*', ' ', '?', '#', '@'])
+            }) && axum::http::HeaderValue::from_str(&origin).is_ok();
+            if !well_formed {
+                return Err(ConfigError::Invalid {
+                    name: NAME,
+                    reason: format!(
+                        "{origin:?} is not an origin; expected scheme://host[:port], e.g. https://tickets.example.com"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `BOXOFFICE_TRUSTED_PROXIES`, or 1 for the older
+    /// `BOXOFFICE_TRUST_FORWARDED_FOR=true`.
+    fn trusted_proxies(&self) -> u32 {
+        if self.trusted_proxies == 0 && self.trust_forwarded_for {
+            1
+        } else {
+            self.trusted_proxies
+        }
     }
 
     /// The API's view of the configuration; call after [`Settings::validate`].
@@ -385,16 +580,11 @@ impl Settings {
                 access_ttl: Duration::from_secs(15 * 60),
             },
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
-            cors_origins: self
-                .cors_origins
-                .iter()
-                .filter(|o| !o.is_empty())
-                .cloned()
-                .collect(),
+            cors_origins: self.cors_origins(),
             body_limit_bytes: self.body_limit_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             redis_prefix: self.redis_prefix.clone(),
-            trust_forwarded_for: self.trust_forwarded_for,
+            trusted_proxies: self.trusted_proxies(),
             stripe_webhook_secrets: self
                 .stripe_webhook_secrets
                 .iter()
@@ -408,7 +598,10 @@ impl Settings {
                 per_ip_per_minute: self.rate_limit_per_ip,
                 per_user_per_minute: self.rate_limit_per_user,
                 login_failures: self.login_max_failures,
+                ip_failures: self.login_ip_max_failures,
                 lockout: Duration::from_secs(self.login_lockout_secs),
+                account_failures: self.login_account_max_failures,
+                account_window: Duration::from_secs(self.login_account_window_secs),
             },
             refund_poll_secs: self.refund_poll_secs,
             cancellation_max_in_flight: self.cancellation_max_in_flight,
@@ -623,5 +816,102 @@ mod tests {
             .validate_mail()
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_wildcard_or_malformed_cors_origin_is_refused_naming_the_variable() {
+        for origins in [
+            "*",
+            "https://tickets.example.com,*",
+            "tickets.example.com",
+            "https://a.example/path",
+        ] {
+            let err = settings(&["--cors-origins", origins])
+                .validate_cors_origins()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "BOXOFFICE_CORS_ORIGINS",
+                        ..
+                    }
+                ),
+                "{origins}: {err}"
+            );
+            assert!(
+                err.to_string().starts_with("BOXOFFICE_CORS_ORIGINS"),
+                "{err}"
+            );
+        }
+        let ok = settings(&[
+            "--cors-origins",
+            "https://tickets.example.com,http://localhost:5173",
+        ]);
+        assert!(ok.validate_cors_origins().is_ok());
+        assert_eq!(
+            ok.cors_origins(),
+            ["https://tickets.example.com", "http://localhost:5173"]
+        );
+    }
+
+    #[test]
+    fn the_older_forwarded_for_switch_means_one_trusted_proxy() {
+        assert_eq!(settings(&[]).trusted_proxies(), 0);
+        assert_eq!(settings(&["--trust-forwarded-for"]).trusted_proxies(), 1);
+        assert_eq!(settings(&["--trusted-proxies", "2"]).trusted_proxies(), 2);
+        assert_eq!(
+            settings(&["--trusted-proxies", "3", "--trust-forwarded-for"]).trusted_proxies(),
+            3
+        );
+    }
+
+    #[test]
+    fn debug_output_of_the_configuration_shows_no_secret() {
+        let seed = boxoffice_models::ticket_codes::TicketSigner::generate_seed_base64();
+        let secrets = [
+            "jwt-key-k3J9xQp7vT2mZ8rW4yB6nL1cF5hD0sG",
+            "sk_live_do_not_print",
+            "whsec_first_do_not_print",
+            "whsec_second_do_not_print",
+            seed.as_str(),
+            "smtp-password-do-not-print",
+            "db-password-do-not-print",
+            "redis-password-do-not-print",
+        ];
+        let settings = settings(&[
+            "--jwt-secret",
+            secrets[0],
+            "--stripe-api-base",
+            "https://api.stripe.com",
+            "--stripe-secret-key",
+            secrets[1],
+            "--stripe-webhook-secrets",
+            &format!("{},{}", secrets[2], secrets[3]),
+            "--ticket-signing-key",
+            secrets[4],
+            "--smtp-url",
+            "smtps://mailer:smtp-password-do-not-print@mail.example.com:465",
+            "--database-url",
+            "postgres://boxoffice:db-password-do-not-print@db.example.com/boxoffice",
+            "--redis-url",
+            "redis://:redis-password-do-not-print@cache.example.com:6379",
+        ]);
+        let api = settings.api_config().unwrap();
+        let printed = format!(
+            "{settings:?}\n{settings:#?}\n{api:?}\n{api:#?}\n{:?}",
+            settings.mail_settings(),
+        );
+        for secret in secrets {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        // What is not secret is still there to debug with.
+        for visible in [
+            "mail.example.com",
+            "db.example.com",
+            "https://api.stripe.com",
+        ] {
+            assert!(printed.contains(visible), "{visible} missing:\n{printed}");
+        }
     }
 }

@@ -566,7 +566,7 @@ async fn bad_input_on_every_catalog_route_is_a_problem_not_a_500() {
                 400,
                 "invalid_if_match",
             ),
-            "*",
+            "*, \"2\"",
         ),
         with_if_match(
             case(

@@ -159,30 +159,38 @@ async fn if_match_is_required_and_must_be_current() {
     )
     .await;
     assert_problem(r, 428, "precondition_required").await;
-    for bad in ["*", "abc", "\"\"", "0", "-3", "1, 2", "\"1"] {
-        let r = app
-            .client
-            .patch(app.url(&path))
-            .header("authorization", alice.bearer())
-            .header("if-match", bad)
-            .json(&json!({"title": "x"}))
-            .send()
-            .await
-            .unwrap();
-        assert_problem(r, 400, "invalid_if_match").await;
-    }
-    // Every spelling of the current version works: bare, quoted, weak.
-    for (i, tag) in ["1", "\"2\"", "W/\"3\""].into_iter().enumerate() {
-        let r = app
-            .client
+    let send_if_match = |tag: &'static str, title: String| {
+        app.client
             .patch(app.url(&path))
             .header("authorization", alice.bearer())
             .header("if-match", tag)
-            .json(&json!({"title": format!("t{i}")}))
+            .json(&json!({ "title": title }))
             .send()
-            .await
-            .unwrap();
-        assert_eq!(expect(r, 200).await["version"], i as i64 + 2);
+    };
+    // Malformed (RFC 9110: `*` alone, or quoted entity tags): 400.
+    for bad in [
+        "abc",
+        "1",
+        "-3",
+        "1, 2",
+        "\"1",
+        "W/1",
+        "*, \"1\"",
+        "\"1\" \"2\"",
+    ] {
+        let r = send_if_match(bad, "x".into()).await.unwrap();
+        assert_problem(r, 400, "invalid_if_match").await;
+    }
+    // Well-formed but naming another version (weak tags never match): 412.
+    for other in ["\"0\"", "\"\"", "\"abc\"", "W/\"1\"", "\"2\", \"3\""] {
+        let r = send_if_match(other, "x".into()).await.unwrap();
+        let body = assert_problem(r, 412, "version_mismatch").await;
+        assert_eq!(body["current_version"], 1, "{other}");
+    }
+    // The current version, alone or in a list, and `*`, match.
+    for (i, tag) in ["\"1\"", "\"7\", \"2\"", "*"].into_iter().enumerate() {
+        let r = send_if_match(tag, format!("t{i}")).await.unwrap();
+        assert_eq!(expect(r, 200).await["version"], i as i64 + 2, "{tag}");
     }
     let r = patch_event(&app, &alice, e, 1, json!({"title": "stale"})).await;
     let body = assert_problem(r, 412, "version_mismatch").await;

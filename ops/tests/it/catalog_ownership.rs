@@ -73,7 +73,7 @@ async fn another_organizer_can_neither_see_nor_touch_a_draft() {
             .request(method.clone(), app.url(path))
             .header("authorization", bob.bearer());
         if method == Method::PATCH && path.ends_with(&e.to_string()) {
-            request = request.header("if-match", "1");
+            request = request.header("if-match", "\"1\"");
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -15,6 +15,7 @@ mod catalog_cache;
 mod catalog_concurrency;
 mod catalog_constraints;
 mod catalog_fixtures;
+mod catalog_if_match;
 mod catalog_lifecycle;
 mod catalog_openapi;
 mod catalog_ownership;
@@ -24,7 +25,10 @@ mod db_limits;
 /// Checkout fixtures shared with the system tests.
 use checkout::fixtures as checkout_support;
 mod email;
+mod forwarded_for;
 mod http_basics;
+mod idempotency_key;
+mod login_lockout;
 mod ops_tools;
 mod refunds;
 mod sandbox;

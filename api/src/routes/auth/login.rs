@@ -11,9 +11,10 @@ use uuid::Uuid;
 use super::{TokenResponse, token_response, user_agent};
 use crate::auth::validate::{Email, check_presented_password};
 use crate::auth::{jwt, password, refresh};
+use crate::client_ip::ClientIp;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
-use crate::rate_limit::{self, ClientIp};
+use crate::login_lockout;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -35,9 +36,12 @@ fn invalid_credentials() -> AppError {
 
 /// Signs in: returns an access token and a refresh token (also set as a cookie).
 ///
-/// After 10 failed attempts for one account or from one address, logins are
-/// refused with 429 `too_many_login_attempts` for 15 minutes, even with the
-/// right password.
+/// Failed attempts lock out, with 429 `too_many_login_attempts` even for the
+/// right password: 10 for one account from one address lock that account for
+/// that address (15 minutes); 50 from one address lock the address; 100 for
+/// one account from all addresses within an hour lock the account for an
+/// hour, except from addresses it signed in from before (its known devices).
+/// The limits are configurable.
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
@@ -55,7 +59,7 @@ pub async fn login(
 ) -> AppResult<Response> {
     let email = Email::parse_field(&body.email, "email")?;
     check_presented_password(&body.password, "password")?;
-    rate_limit::check_login_lockout(&state, email.as_str(), ip).await?;
+    login_lockout::check(&state, email.as_str(), ip).await?;
 
     let user = {
         let mut conn = state.conn().await?;
@@ -70,7 +74,7 @@ pub async fn login(
     let user = match user {
         Some(user) if matches => user,
         _ => {
-            rate_limit::record_login_failure(&state, email.as_str(), ip).await;
+            login_lockout::record_failure(&state, email.as_str(), ip).await;
             return Err(invalid_credentials());
         }
     };
@@ -82,7 +86,7 @@ pub async fn login(
             "this account is disabled",
         ));
     }
-    rate_limit::clear_account_failures(&state, email.as_str()).await;
+    login_lockout::record_success(&state, email.as_str(), ip).await;
 
     let now = chrono::Utc::now();
     let refresh_ttl = state.config.refresh_ttl;

@@ -1,7 +1,7 @@
 //! `POST /v1/checkouts`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
@@ -15,6 +15,7 @@ use super::validate::{status_path, validate};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
+use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
 use crate::state::AppState;
 
@@ -44,40 +45,16 @@ pub struct CheckoutStarted {
     pub status_url: String,
 }
 
-const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
-    let Some(raw) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = raw
-        .to_str()
-        .ok()
-        .filter(|k| {
-            !k.is_empty()
-                && k.len() <= MAX_IDEMPOTENCY_KEY
-                && k.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .ok_or_else(|| {
-            AppError::bad_request(
-                "invalid_idempotency_key",
-                format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
-            )
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
 /// Starts a checkout. Returns at once with the run to poll; holding, paying and
 /// issuing tickets happen in the workflow. The same `Idempotency-Key` with the
 /// same body returns the same run; with another body, 422.
 #[utoipa::path(post, path = "/checkouts", tag = "checkout",
     security(("bearer" = [])),
     request_body = CheckoutRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key, unique per attempt to buy")),
+    params(IdempotencyKey),
     responses(
         (status = 202, description = "The checkout started (or was started before with this key)", body = CheckoutStarted),
+        (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`event_not_on_sale`, `event_cancelled`, `sales_not_started`, `sales_ended`, `event_over`", body = Problem, content_type = "application/problem+json"),
@@ -87,10 +64,11 @@ pub async fn start_checkout(
     State(state): State<AppState>,
     auth: AuthUser,
     request_id: Option<axum::Extension<RequestId>>,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CheckoutRequest>,
 ) -> AppResult<Response> {
-    let key = idempotency_key(&headers)?;
+    // Stored as optional: runs that no client started have none.
+    let key = Some(key);
     let request_hash = key.as_ref().map(|_| {
         let canonical = serde_json::to_vec(&req).unwrap_or_default();
         Sha256::digest(&canonical).to_vec()

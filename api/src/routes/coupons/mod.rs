@@ -77,6 +77,9 @@ pub struct CouponView {
     pub ticket_type_ids: Vec<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on every change an organizer makes (not on uses); send it back
+    /// as `If-Match: "<version>"` to update only what you read.
+    pub version: i32,
 }
 
 impl From<&CouponWithScope> for CouponView {
@@ -96,6 +99,7 @@ impl From<&CouponWithScope> for CouponView {
             ticket_type_ids: scoped.ticket_type_ids.clone(),
             created_at: coupon.created_at,
             updated_at: coupon.updated_at,
+            version: coupon.version,
         }
     }
 }
@@ -114,6 +118,9 @@ pub(crate) fn written(outcome: CouponWrite) -> AppResult<CouponWithScope> {
             "kind",
             "a fixed coupon needs the event's currency: add a ticket type (or set the event's currency) first",
         )),
+        CouponWrite::VersionMismatch { current } => {
+            Err(crate::if_match::version_mismatch(current, "coupon"))
+        }
         CouponWrite::MaxUsesBelowUsed { used } => Err(AppError::conflict(
             "max_uses_below_used",
             format!("the coupon was already used {used} times"),

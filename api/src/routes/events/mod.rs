@@ -164,6 +164,6 @@ pub async fn event_view(
 /// `ETag: "<version>"` for responses to the event's manager.
 pub fn version_headers(version: i32) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, support::etag(version));
+    headers.insert(header::ETAG, crate::if_match::etag(version));
     headers
 }

@@ -1,11 +1,11 @@
-//! What every catalog route shares: who may manage an event, `If-Match`
-//! versions, input parsing, and the mapping of the catalog's constraint
+//! What every catalog route shares: who may manage an event, input parsing,
+//! and the mapping of the catalog's constraint
 //! violations to 409/422 problems (so a state the API did not anticipate is
 //! still refused with a 4xx, never a 500).
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use boxoffice_models::events::{self, Event};
 use boxoffice_models::users::Role;
 use chrono::{DateTime, Datelike, Utc};
@@ -68,72 +68,6 @@ pub async fn managed_event(
         Some(event) if can_manage(user, &event) => Ok(event),
         _ => Err(AppError::not_found("event")),
     }
-}
-
-// ---------------------------------------------------------------- versions
-
-/// The version an `If-Match` header names: `3`, `"3"` or `W/"3"`.
-/// Missing → 428 `precondition_required`; anything else → 400 `invalid_if_match`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IfMatch(pub i32);
-
-impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> AppResult<Self> {
-        let mut values = parts.headers.get_all(header::IF_MATCH).iter();
-        let Some(value) = values.next() else {
-            return Err(AppError::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                "precondition_required",
-                "send If-Match with the version you last read (the `version` field or the ETag)",
-            ));
-        };
-        if values.next().is_some() {
-            return Err(invalid_if_match());
-        }
-        value
-            .to_str()
-            .ok()
-            .and_then(parse_version_tag)
-            .map(IfMatch)
-            .ok_or_else(invalid_if_match)
-    }
-}
-
-fn invalid_if_match() -> AppError {
-    AppError::bad_request(
-        "invalid_if_match",
-        "If-Match must be one version, e.g. If-Match: \"3\"",
-    )
-    .with("field", "If-Match")
-}
-
-fn parse_version_tag(raw: &str) -> Option<i32> {
-    let tag = raw.trim();
-    let tag = tag.strip_prefix("W/").unwrap_or(tag);
-    let tag = tag
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(tag);
-    if tag.is_empty() || tag.len() > 10 || !tag.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    tag.parse().ok().filter(|v| *v >= 1)
-}
-
-/// The strong ETag of a version, as `If-Match` accepts it back.
-pub fn etag(version: i32) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header value")
-}
-
-pub fn version_mismatch(current: i32) -> AppError {
-    AppError::new(
-        StatusCode::PRECONDITION_FAILED,
-        "version_mismatch",
-        format!("the event changed since you read it (now at version {current}); reload and retry"),
-    )
-    .with("current_version", current)
 }
 
 // ---------------------------------------------------------------- input
@@ -420,28 +354,6 @@ pub fn db_error(err: diesel::result::Error) -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_tags_in_every_spelling() {
-        assert_eq!(parse_version_tag("3"), Some(3));
-        assert_eq!(parse_version_tag("\"3\""), Some(3));
-        assert_eq!(parse_version_tag("W/\"12\""), Some(12));
-        assert_eq!(parse_version_tag(" 7 "), Some(7));
-        for bad in [
-            "",
-            "*",
-            "\"\"",
-            "0",
-            "-1",
-            "3.0",
-            "abc",
-            "\"3",
-            "99999999999",
-            "1, 2",
-        ] {
-            assert_eq!(parse_version_tag(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn lines_are_trimmed_bounded_and_printable() {

@@ -7,13 +7,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::support::{
-    self, IfMatch, Organizer, db_error, managed_event, nullable, version_mismatch,
-};
+use super::support::{self, Organizer, db_error, managed_event, nullable};
 use super::{Audience, EventView, event_view, version_headers};
 use crate::cache;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Path};
+use crate::if_match::{IfMatch, version_mismatch};
 use crate::state::AppState;
 
 /// Only the fields present change; `null` clears a field that may be empty.
@@ -124,7 +123,7 @@ impl UpdateEventRequest {
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Event id"),
-        ("If-Match" = String, Header, description = "The version you last read, e.g. `\"3\"` (the ETag or the `version` field)"),
+        ("If-Match" = String, Header, description = "The ETag you last read, e.g. `\"3\"` (the `version` field in quotes); a list matches if any tag does; `*` matches any version. Compared strongly: `W/` tags never match"),
     ),
     request_body = UpdateEventRequest,
     responses(
@@ -142,19 +141,22 @@ pub async fn update_event(
     Organizer(user): Organizer,
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    IfMatch(expected): IfMatch,
+    if_match: IfMatch,
     Json(body): Json<UpdateEventRequest>,
 ) -> AppResult<(HeaderMap, Json<EventView>)> {
     let changes = body.parse()?;
     let mut conn = state.conn().await?;
-    managed_event(&mut conn, &user, id).await?;
-    let event = match events::update_versioned(&mut conn, id, expected, &changes)
+    let current = managed_event(&mut conn, &user, id).await?;
+    let expected = if_match.check(current.version, "event")?;
+    let event = match events::update_versioned(&mut conn, id, expected.as_deref(), &changes)
         .await
         .map_err(db_error)?
     {
         VersionedUpdate::Updated(event) => event,
         VersionedUpdate::NotFound => return Err(AppError::not_found("event")),
-        VersionedUpdate::VersionMismatch { current } => return Err(version_mismatch(current)),
+        VersionedUpdate::VersionMismatch { current } => {
+            return Err(version_mismatch(current, "event"));
+        }
         VersionedUpdate::NotEditable(status) => return Err(not_editable(status)),
     };
     let view = event_view(&mut conn, &event, Audience::Manager).await?;

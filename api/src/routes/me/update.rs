@@ -10,9 +10,10 @@ use serde::Deserialize;
 use super::UserView;
 use crate::auth::validate::{DisplayName, Email, check_password_policy, check_presented_password};
 use crate::auth::{AuthUser, password};
+use crate::client_ip::ClientIp;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
-use crate::rate_limit::{self, ClientIp};
+use crate::login_lockout;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -84,9 +85,9 @@ pub async fn update_me(
     let new_hash = match new_password {
         None => None,
         Some((current, new)) => {
-            rate_limit::check_login_lockout(&state, &user.email, ip).await?;
+            login_lockout::check(&state, &user.email, ip).await?;
             if !password::verify_password(current, &user.password_hash).await? {
-                rate_limit::record_login_failure(&state, &user.email, ip).await;
+                login_lockout::record_failure(&state, &user.email, ip).await;
                 return Err(AppError::new(
                     StatusCode::FORBIDDEN,
                     "invalid_current_password",

@@ -58,6 +58,9 @@ pub struct TicketTypeView {
     pub sales_start_at: Option<DateTime<Utc>>,
     pub sales_end_at: Option<DateTime<Utc>>,
     pub sort_order: i32,
+    /// Moves on every change an organizer makes; send it back as
+    /// `If-Match: "<version>"` to update only what you read.
+    pub version: i32,
 }
 
 impl TicketTypeView {
@@ -75,6 +78,7 @@ impl TicketTypeView {
             sold: manager.then_some(ticket_type.sold),
             held: manager.then_some(ticket_type.held),
             max_per_order: ticket_type.max_per_order,
+            version: ticket_type.version,
             sales_start_at: ticket_type.sales_start_at,
             sales_end_at: ticket_type.sales_end_at,
             sort_order: ticket_type.sort_order,

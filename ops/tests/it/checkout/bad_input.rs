@@ -21,6 +21,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
     let raw = |body: &'static str| {
         app.client
             .post(app.url("/v1/checkouts"))
+            .header("idempotency-key", Uuid::new_v4().to_string())
             .header("authorization", buyer.bearer())
             .header("content-type", "application/json")
             .body(body)
@@ -44,6 +45,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
     let r = app
         .client
         .post(app.url("/v1/checkouts"))
+        .header("idempotency-key", Uuid::new_v4().to_string())
         .header("authorization", buyer.bearer())
         .header("content-type", "application/json")
         .body(vec![b'{', 0xff, 0xfe, b'}'])
@@ -54,6 +56,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
     let r = app
         .client
         .post(app.url("/v1/checkouts"))
+        .header("idempotency-key", Uuid::new_v4().to_string())
         .header("authorization", buyer.bearer())
         .body("x")
         .send()
@@ -122,6 +125,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
         let r = app
             .client
             .post(app.url("/v1/checkouts"))
+            .header("idempotency-key", Uuid::new_v4().to_string())
             .header("authorization", buyer.bearer())
             .json(&body)
             .send()
@@ -145,6 +149,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
     let r = app
         .client
         .post(app.url("/v1/checkouts"))
+        .header("idempotency-key", Uuid::new_v4().to_string())
         .header("authorization", buyer.bearer())
         .json(&body)
         .send()

@@ -64,7 +64,8 @@ pub async fn coupon(db_url: &str, event_id: Uuid, code: &str, percent: i64, max_
     .unwrap();
 }
 
-/// `POST /v1/checkouts`; returns the response.
+/// `POST /v1/checkouts`; returns the response. `key: None` is a new attempt
+/// to buy, with a fresh `Idempotency-Key`.
 pub async fn start(
     app_url: &str,
     client: &reqwest::Client,
@@ -72,14 +73,15 @@ pub async fn start(
     body: Value,
     key: Option<&str>,
 ) -> reqwest::Response {
-    let mut req = client
+    let key = key.map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+    client
         .post(format!("{app_url}/v1/checkouts"))
         .header("authorization", user.bearer())
-        .json(&body);
-    if let Some(key) = key {
-        req = req.header("idempotency-key", key);
-    }
-    req.send().await.unwrap()
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 pub fn order(event: &SaleEvent, type_index: usize, quantity: i32) -> Value {

@@ -122,3 +122,24 @@ async fn production_refuses_to_start_with_a_weak_or_missing_jwt_secret() {
     assert!(!ok);
     assert!(out.contains("DATABASE_URL"), "{out}");
 }
+
+#[tokio::test]
+async fn a_wildcard_cors_origin_stops_the_start_with_a_message_naming_the_variable() {
+    let app = TestApp::spawn().await;
+    for origins in ["*", "https://tickets.example.com,*"] {
+        let env = [
+            ("DATABASE_URL", app.db.url.as_str()),
+            ("REDIS_URL", "redis://127.0.0.1:1/"),
+            ("BOXOFFICE_HTTP_ADDR", "127.0.0.1:0"),
+            ("BOXOFFICE_JWT_SECRET", "k3J9x-Qp7vT2mZ8rW4yB6nL1cF5hD0sG"),
+            ("BOXOFFICE_CORS_ORIGINS", origins),
+        ];
+        let (ok, out) = boxoffice(&["serve"], &env, None).await;
+        assert!(!ok, "started with {origins:?}: {out}");
+        assert!(
+            out.contains("BOXOFFICE_CORS_ORIGINS is invalid: `*` is not allowed"),
+            "the message names the variable and says why: {out}"
+        );
+        assert!(!out.contains("panicked"), "{out}");
+    }
+}

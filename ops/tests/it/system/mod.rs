@@ -12,6 +12,7 @@ mod postgres_restart;
 mod provider_outage;
 mod purge_once_per_tick;
 mod queues_report;
+mod readme_walkthrough;
 mod redis_restart;
 mod runs_retry;
 mod two_replicas;

@@ -10,9 +10,9 @@ use tokio::process::{Child, Command};
 
 use crate::harness::processes::BOXOFFICE;
 
-struct Up {
+pub(super) struct Up {
     child: Child,
-    base_url: String,
+    pub(super) base_url: String,
     output: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
@@ -24,7 +24,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_up(data_dir: &std::path::Path) -> Up {
+pub(super) async fn start_up(data_dir: &std::path::Path) -> Up {
     let port = free_port();
     let mut child = Command::new(BOXOFFICE)
         .args(["up", "--data-dir"])
@@ -75,12 +75,12 @@ async fn start_up(data_dir: &std::path::Path) -> Up {
 }
 
 impl Up {
-    fn printed(&self) -> String {
+    pub(super) fn printed(&self) -> String {
         self.output.lock().unwrap().clone()
     }
 
     /// The demo users `up` printed: (role, email, password).
-    fn demo_users(&self) -> Vec<(String, String, String)> {
+    pub(super) fn demo_users(&self) -> Vec<(String, String, String)> {
         self.printed()
             .lines()
             .filter_map(|l| {
@@ -96,7 +96,7 @@ impl Up {
             .collect()
     }
 
-    async fn stop(mut self) -> String {
+    pub(super) async fn stop(mut self) -> String {
         let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
         let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
@@ -193,7 +193,7 @@ async fn up_starts_everything_seeds_demo_users_and_reuses_its_data() {
 }
 
 /// A folder under the system temp dir, which the unprivileged database user can reach.
-fn tempdir() -> std::path::PathBuf {
+pub(super) fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("boxoffice-up-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -69,7 +69,7 @@ pub trait Mailer: Send + Sync {
 }
 
 /// The mail settings a process starts with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MailSettings {
     /// `smtp://…` / `smtps://…`; `None` writes `.eml` files to `mail_dir`.
     pub smtp_url: Option<String>,
@@ -78,6 +78,18 @@ pub struct MailSettings {
     pub from: String,
     /// Longest an SMTP conversation may take before it counts as failed.
     pub smtp_timeout: Duration,
+}
+
+/// Without the SMTP URL's credentials.
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &self.smtp_url.as_deref().map(smtp::redact))
+            .field("mail_dir", &self.mail_dir)
+            .field("from", &self.from)
+            .field("smtp_timeout", &self.smtp_timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -34,7 +34,7 @@ impl SmtpMailer {
 }
 
 /// `scheme://host:port…` without `user:password@`.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {
         (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &url[at + 1..]),
         _ => url.to_owned(),
