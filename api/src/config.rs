@@ -146,6 +146,8 @@ impl fmt::Debug for ApiConfig {
             stripe_webhook_secrets,
             stripe_webhook_tolerance_secs,
             ticket_public_key,
+            refund_poll_secs,
+            cancellation_max_in_flight,
         } = self;
         f.debug_struct("ApiConfig")
             .field("environment", environment)
@@ -166,6 +168,8 @@ impl fmt::Debug for ApiConfig {
                 stripe_webhook_tolerance_secs,
             )
             .field("ticket_public_key", ticket_public_key)
+            .field("refund_poll_secs", refund_poll_secs)
+            .field("cancellation_max_in_flight", cancellation_max_in_flight)
             .finish()
     }
 }

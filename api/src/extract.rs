@@ -107,37 +107,3 @@ where
         }
     }
 }
-
-/// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// The `Idempotency-Key` every route that starts a run requires: 1 to 255
-/// visible ASCII characters (`400 idempotency_key_required` when missing or
-/// empty, `400 invalid_idempotency_key` when malformed).
-pub fn required_idempotency_key(
-    headers: &axum::http::HeaderMap,
-) -> Result<String, crate::error::AppError> {
-    use crate::error::AppError;
-    let raw = headers
-        .get("idempotency-key")
-        .filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
-        .ok_or_else(|| {
-            AppError::bad_request(
-                "idempotency_key_required",
-                "this request starts a workflow: send an Idempotency-Key header, unique per attempt",
-            )
-        })?;
-    let key = raw
-        .to_str()
-        .ok()
-        .filter(|k| k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            AppError::bad_request(
-                "invalid_idempotency_key",
-                format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
-            )
-        })?;
-    Ok(key.to_owned())
-}

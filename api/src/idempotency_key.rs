@@ -131,7 +131,10 @@ mod tests {
         let doc = serde_json::to_value(&doc).unwrap();
         // Each new run-starting route joins this list.
         #[allow(clippy::single_element_loop)]
-        for (path, method) in [("/v1/checkouts", "post")] {
+        for (path, method) in [
+            ("/v1/checkouts", "post"),
+            ("/v1/bookings/{id}/refunds", "post"),
+        ] {
             let op = &doc["paths"][path][method];
             let param = op["parameters"]
                 .as_array()

@@ -374,6 +374,8 @@ impl std::fmt::Debug for Settings {
             mail_from,
             schedule_sweep_runs,
             stalled_after_secs,
+            refund_poll_secs,
+            cancellation_max_in_flight,
             schedule_purge_sessions,
         } = self;
         f.debug_struct("Settings")
@@ -422,6 +424,8 @@ impl std::fmt::Debug for Settings {
             .field("mail_from", mail_from)
             .field("schedule_sweep_runs", schedule_sweep_runs)
             .field("stalled_after_secs", stalled_after_secs)
+            .field("refund_poll_secs", refund_poll_secs)
+            .field("cancellation_max_in_flight", cancellation_max_in_flight)
             .field("schedule_purge_sessions", schedule_purge_sessions)
             .finish()
     }

@@ -2,7 +2,6 @@
 //! sum of goodwill, as a durable `refund` run.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use boxoffice_models::bookings;
 use boxoffice_models::events;
@@ -17,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Path};
+use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
 use crate::runs::{self, RunStarted, Starter};
 use crate::state::AppState;
@@ -47,11 +47,10 @@ pub struct RefundRequest {
 #[utoipa::path(post, path = "/bookings/{id}/refunds", tag = "checkout",
     security(("bearer" = [])),
     request_body = RefundRequest,
-    params(("id" = Uuid, Path, description = "The booking id"),
-           ("Idempotency-Key" = String, Header, description = "Required: retry-safe key, unique per refund asked for")),
+    params(("id" = Uuid, Path, description = "The booking id"), IdempotencyKey),
     responses(
         (status = 202, description = "The refund started (or was started before with this key)", body = RunStarted),
-        (status = 400, description = "`idempotency_key_required`, `invalid_idempotency_key`, `invalid_path`, `malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: a sum of goodwill is for organizers and admins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such booking among yours", body = Problem, content_type = "application/problem+json"),
@@ -63,10 +62,9 @@ pub async fn refund_booking(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     request_id: Option<axum::Extension<RequestId>>,
-    headers: HeaderMap,
+    IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<RefundRequest>,
 ) -> AppResult<Response> {
-    let key = crate::extract::required_idempotency_key(&headers)?;
     validate(&req)?;
     let mut conn = state.conn().await?;
     let (booking, organizer) = bookings::find_with_organizer(&mut conn, id)
