@@ -10,7 +10,8 @@ use boxoffice_ops::local_services::{Durability, LocalRedis};
 use futures::future::join_all;
 
 use super::fault_support::{
-    Payer, TempDir, alive, check_invariants, checkout, count_of, wait_all_finished,
+    Payer, TempDir, assert_alive, check_invariants, checkout, connect, count_of, log_events,
+    unfinished, wait_all_finished,
 };
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
@@ -40,9 +41,9 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000")
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
         .env("BOXOFFICE_STALLED_AFTER_SECS", "3");
-    let api = BoxofficeProcess::start(&deployment, "serve").await;
+    let mut api = BoxofficeProcess::start(&deployment, "serve").await;
     let api_url = api.base_url.clone().unwrap();
-    let workers = [
+    let mut workers = [
         BoxofficeProcess::start(&deployment, "work").await,
         BoxofficeProcess::start(&deployment, "work").await,
     ];
@@ -90,9 +91,12 @@ async fn redis_restarts_empty_and_every_run_finishes() {
 
     wave("before").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Runs must be on their way when Redis goes, or recovery is not shown.
+    let in_flight = unfinished(&mut connect(&app.db.url).await).await;
     let stopped_at = Instant::now();
     redis.stop().await;
-    println!("redis: stopped mid-run");
+    println!("redis: stopped with {in_flight} of {PER_WAVE} runs in flight");
+    assert!(in_flight > 0, "every run had finished before Redis stopped");
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Back on the same port with nothing in it (a new, empty data folder).
     let second_dir = dir.0.join("second");
@@ -110,6 +114,10 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         stopped_at.elapsed().as_secs_f64()
     );
     wave("after").await;
+    for w in &mut workers {
+        assert_alive(w, "after Redis came back");
+    }
+    assert_alive(&mut api, "after Redis came back");
 
     let rows = wait_all_finished(&app.db.url, Duration::from_secs(150)).await;
     println!(
@@ -118,22 +126,35 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
-    let rows = check_invariants(&app.db.url, Some(&stats)).await;
+    let rows = check_invariants(&app.db.url, Some(&stats), &deployment.mail_dir()).await;
     assert_eq!(
         count_of(&rows, "completed") as usize,
         2 * PER_WAVE,
         "{rows:?}"
     );
     assert_eq!(paid as usize, PER_WAVE, "the paid half was paid once each");
-    for w in &workers {
-        assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
-        let restarts = w.logs().matches("worker starting").count();
-        println!("redis: a worker process started its workers {restarts} times (5 at start-up)");
+    for (i, w) in workers.iter_mut().enumerate() {
+        assert_alive(w, "at the end");
+        // Its workers lost Redis and were started again (names `…-r1` on).
+        let restarts = log_events(w, "worker starting")
+            .iter()
+            .filter(|e| {
+                e["worker.name"]
+                    .as_str()
+                    .is_some_and(|n| !n.ends_with("-r0"))
+            })
+            .count();
+        println!("redis: worker process {i} restarted {restarts} of its workers");
+        assert!(restarts > 0, "worker process {i} never restarted a worker");
     }
-    let redriven: usize = workers
+    // The runs whose messages Redis lost were found stalled and driven again.
+    let sweeps: Vec<_> = workers
         .iter()
-        .map(|w| w.logs().matches("sweep moved runs").count())
-        .sum();
-    println!("redis: sweeps that moved runs: {redriven}");
+        .flat_map(|w| log_events(w, "sweep moved runs and emails"))
+        .collect();
+    let redriven: u64 = sweeps.iter().filter_map(|e| e["redriven"].as_u64()).sum();
+    let woken: u64 = sweeps.iter().filter_map(|e| e["woken"].as_u64()).sum();
+    println!("redis: the sweeps re-drove {redriven} stalled runs and woke {woken}");
+    assert!(redriven > 0, "no stalled run was re-driven: {sweeps:?}");
     redis.stop().await;
 }
