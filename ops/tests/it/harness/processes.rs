@@ -183,6 +183,21 @@ impl BoxofficeProcess {
         }
     }
 
+    /// Freezes the process (`SIGSTOP`) until [`BoxofficeProcess::resume`].
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("a running process");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signalling the process");
+    }
+
     /// `kill -9` a running process and reap it: its exit status. An error when
     /// the process had already exited (nothing was killed) or the kill failed.
     pub async fn kill(&mut self) -> std::io::Result<ExitStatus> {

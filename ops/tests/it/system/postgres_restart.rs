@@ -117,7 +117,14 @@ async fn postgres_restarts_and_everything_recovers() {
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("/readyz did not answer during the outage: {e}"));
+        .unwrap_or_else(|e| {
+            let why = if e.is_timeout() {
+                "within 10 s"
+            } else {
+                "at all"
+            };
+            panic!("/readyz did not answer {why} during the outage: {e}")
+        });
     let (status, took) = (r.status(), asked.elapsed());
     let body: serde_json::Value = r.json().await.expect("a readiness report");
     println!("postgres: /readyz during the outage: {status} in {took:.2?}: {body}");

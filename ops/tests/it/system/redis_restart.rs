@@ -1,17 +1,20 @@
-//! Fault 3: the deployment's Redis stops in the middle of a run set and comes
-//! back (same port) with its data lost. Every run still finishes: Postgres holds
-//! the truth, the relay refills Redis from the outbox, the sweep re-drives runs
-//! whose messages were lost, and the workers come back by themselves.
+//! Fault 3: the deployment's Redis stops in the middle of a run set, some runs'
+//! only message in it, and comes back (same port) with its data lost. Every run
+//! still finishes: Postgres holds the truth, the relay refills Redis from the
+//! outbox, the sweep re-drives runs whose messages were lost, and the workers
+//! come back by themselves.
 
 use std::time::{Duration, Instant};
 
 use boxoffice_models::users::Role;
 use boxoffice_ops::local_services::{Durability, LocalRedis};
+use boxoffice_workers::registry::QUEUES;
+use boxoffice_workers::relay::Relay;
 use futures::future::join_all;
 
 use super::fault_support::{
     Payer, TempDir, assert_alive, check_invariants, checkout, connect, count_of, log_events,
-    unfinished, wait_all_finished,
+    scalar, unfinished, wait_all_finished,
 };
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
@@ -92,11 +95,47 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     wave("before").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Runs must be on their way when Redis goes, or recovery is not shown.
-    let in_flight = unfinished(&mut connect(&app.db.url).await).await;
+    let mut conn = connect(&app.db.url).await;
+    let in_flight = unfinished(&mut conn).await;
+    assert!(in_flight > 0, "every run had finished before Redis stopped");
+    // So that some runs surely have their only message in Redis when it goes,
+    // a third wave starts while the workers are paused, and its messages are
+    // moved from the outbox to Redis by the relay's own code.
+    for w in &workers {
+        w.pause();
+    }
+    wave("lost").await;
+    let relay = Relay {
+        db: app.pool().clone(),
+        redis: redis::Client::open(redis_url.as_str())
+            .unwrap()
+            .get_connection_manager()
+            .await
+            .unwrap(),
+        prefix: app.redis_prefix.clone(),
+        queues: QUEUES.to_vec(),
+        nudge: Default::default(),
+    };
+    let relayed = relay.relay_once().await.unwrap();
+    let lost = scalar(
+        &mut conn,
+        "SELECT count(*) FROM workflow_runs r WHERE r.idempotency_key LIKE 'lost-%'
+            AND r.status = 'running'
+            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.payload->>'run_id' = r.id::text)",
+    )
+    .await;
+    assert_eq!(
+        lost as usize, PER_WAVE,
+        "the third wave's runs wait on messages in Redis only"
+    );
     let stopped_at = Instant::now();
     redis.stop().await;
-    println!("redis: stopped with {in_flight} of {PER_WAVE} runs in flight");
-    assert!(in_flight > 0, "every run had finished before Redis stopped");
+    for w in &workers {
+        w.resume();
+    }
+    println!(
+        "redis: stopped with {in_flight} of the first {PER_WAVE} runs in flight, and {lost} more whose {relayed} messages were only in Redis"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Back on the same port with nothing in it (a new, empty data folder).
     let second_dir = dir.0.join("second");
@@ -122,9 +161,12 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     // whose messages Redis lost.
     let back = Instant::now();
     loop {
+        for w in &mut workers {
+            assert_alive(w, "while Redis recovered");
+        }
         let restarts = workers.each_ref().map(restarted_workers);
         let redriven = redriven_runs(&workers);
-        if restarts.iter().all(|n| *n > 0) && redriven > 0 {
+        if restarts.iter().all(|n| *n > 0) && redriven >= lost as u64 {
             println!(
                 "redis: the worker processes restarted {restarts:?} workers; the sweeps re-drove {redriven} stalled runs"
             );
@@ -132,7 +174,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         }
         assert!(
             back.elapsed() < Duration::from_secs(60),
-            "60 s after Redis came back: workers restarted per process {restarts:?}, stalled runs re-driven {redriven}"
+            "60 s after Redis came back: workers restarted per process {restarts:?}, stalled runs re-driven {redriven} (of at least {lost})"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -147,10 +189,14 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     let rows = check_invariants(&app.db.url, Some(&stats), &deployment.mail_dir()).await;
     assert_eq!(
         count_of(&rows, "completed") as usize,
-        2 * PER_WAVE,
+        3 * PER_WAVE,
         "{rows:?}"
     );
-    assert_eq!(paid as usize, PER_WAVE, "the paid half was paid once each");
+    assert_eq!(
+        paid as usize,
+        3 * PER_WAVE / 2,
+        "the paid half was paid once each"
+    );
     for w in &mut workers {
         assert_alive(w, "at the end");
     }
