@@ -293,26 +293,23 @@ pub async fn check_mail(conn: &mut AsyncPgConnection, mail_dir: &Path) -> usize 
         .into_iter()
         .collect();
     let started = Instant::now();
-    // Sending follows the booking's commit: wait until every booking has its
-    // message and no notification is left to send (a second one would be too).
-    let per_booking = loop {
-        let per_booking = confirmations_by_booking(mail_dir);
-        let delivered = bookings
-            .iter()
-            .filter(|b| per_booking.contains_key(*b))
-            .count();
+    // Sending follows the booking's commit: wait until there are as many
+    // messages as bookings and no notification is left to send (a second one
+    // for a booking would be sent too), then read them.
+    loop {
         let pending = scalar(
             conn,
             "SELECT count(*) FROM notifications WHERE status = 'pending'",
         )
         .await;
-        if (delivered == bookings.len() && pending == 0)
+        if (messages_in(mail_dir) >= bookings.len() && pending == 0)
             || started.elapsed() > Duration::from_secs(120)
         {
-            break per_booking;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    }
+    let per_booking = confirmations_by_booking(mail_dir);
     let unsent: Vec<&String> = bookings
         .iter()
         .filter(|b| !per_booking.contains_key(*b))
@@ -340,6 +337,18 @@ pub async fn check_mail(conn: &mut AsyncPgConnection, mail_dir: &Path) -> usize 
         "confirmations for bookings that do not exist: {strangers:?}"
     );
     per_booking.values().sum()
+}
+
+/// How many messages are in `mail_dir`.
+fn messages_in(mail_dir: &Path) -> usize {
+    std::fs::read_dir(mail_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Messages in `mail_dir` per booking they confirm (the `Booking:` line of the
