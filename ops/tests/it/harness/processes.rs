@@ -3,7 +3,7 @@
 //! dropped so a failing test leaves nothing behind.
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -35,6 +35,11 @@ impl Deployment {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.extra_env.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Where the deployment's processes write their mail (`.eml` files).
+    pub fn mail_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("boxoffice-mail-{}", self.redis_prefix))
     }
 }
 
@@ -91,10 +96,7 @@ impl BoxofficeProcess {
             .env("BOXOFFICE_STRIPE_SECRET_KEY", super::TEST_STRIPE_KEY)
             // Closed unless a test gives the sandbox's address.
             .env("BOXOFFICE_STRIPE_API_BASE", "http://127.0.0.1:1")
-            .env(
-                "BOXOFFICE_MAIL_DIR",
-                std::env::temp_dir().join(format!("boxoffice-mail-{}", deployment.redis_prefix)),
-            )
+            .env("BOXOFFICE_MAIL_DIR", deployment.mail_dir())
             .envs(
                 deployment
                     .extra_env
@@ -158,6 +160,12 @@ impl BoxofficeProcess {
         self.child.id()
     }
 
+    /// How the process ended, or `None` while it runs. Reaps an exited process:
+    /// until then its zombie keeps the pid, and a signal to it would succeed.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling the process")
+    }
+
     /// SIGTERM, then wait for a clean exit; returns whether it exited successfully.
     pub async fn terminate(&mut self) -> bool {
         if let Some(pid) = self.child.id() {
@@ -175,9 +183,32 @@ impl BoxofficeProcess {
         }
     }
 
-    /// `kill -9`.
-    pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+    /// Freezes the process (`SIGSTOP`) until [`BoxofficeProcess::resume`].
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self.child.id().expect("a running process");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signalling the process");
+    }
+
+    /// `kill -9` a running process and reap it: its exit status. An error when
+    /// the process had already exited (nothing was killed) or the kill failed.
+    pub async fn kill(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(status) = self.exit_status() {
+            return Err(std::io::Error::other(format!(
+                "{} had already exited ({status})",
+                self.role
+            )));
+        }
+        self.child.start_kill()?;
+        self.child.wait().await
     }
 }
 

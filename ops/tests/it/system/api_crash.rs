@@ -71,7 +71,7 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        doomed.kill().await;
+        doomed.kill().await.expect("kill -9 the API");
     };
     let (results, ()) = tokio::join!(in_flight, killer);
     let mut first_answer: HashMap<String, String> = HashMap::new();
@@ -156,6 +156,6 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     let worker = BoxofficeProcess::start(&deployment, "work").await;
     let rows = wait_all_finished(&app.db.url, Duration::from_secs(120)).await;
     assert_eq!(count_of(&rows, "completed"), REQUESTS as i64, "{rows:?}");
-    check_invariants(&app.db.url, None).await;
+    check_invariants(&app.db.url, None, &deployment.mail_dir()).await;
     assert!(!worker.logs().contains("too many results"));
 }

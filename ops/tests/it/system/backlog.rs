@@ -16,7 +16,7 @@ use boxoffice_workflows::checkout::{Checkout, CheckoutState};
 use boxoffice_workflows::engine::Workflow;
 use futures::future::join_all;
 
-use super::fault_support::{alive, check_invariants, connect, count_of, scalar, statuses};
+use super::fault_support::{assert_alive, check_invariants, connect, count_of, scalar, statuses};
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
@@ -81,7 +81,7 @@ async fn twenty_thousand_checkouts_backlog() {
 
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *");
-    let workers = [
+    let mut workers = [
         BoxofficeProcess::start(&deployment, "work").await,
         BoxofficeProcess::start(&deployment, "work").await,
     ];
@@ -125,8 +125,8 @@ async fn twenty_thousand_checkouts_backlog() {
             );
             last_report = Instant::now();
         }
-        for w in &workers {
-            assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
+        for w in &mut workers {
+            assert_alive(w, "while the backlog drained");
         }
         assert!(
             draining.elapsed() < Duration::from_secs(300),
@@ -144,13 +144,13 @@ async fn twenty_thousand_checkouts_backlog() {
         AtomicUsize::load(&peak, Ordering::Relaxed)
     );
     assert!(samples > 5);
-    for w in &workers {
-        assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
+    for w in &mut workers {
+        assert_alive(w, "after the backlog drained");
         assert!(!w.logs().contains("too many results"), "{}", w.logs());
     }
     assert_eq!(
         scalar(&mut conn, "SELECT count(*) FROM tickets").await,
         RUNS as i64
     );
-    check_invariants(&app.db.url, None).await;
+    check_invariants(&app.db.url, None, &deployment.mail_dir()).await;
 }

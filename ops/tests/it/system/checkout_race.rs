@@ -142,6 +142,9 @@ async fn five_hundred_buyers_fifty_seats_two_apis_two_workers() {
             let mut samples = 0u32;
             while AtomicBool::load(&watching, Ordering::Relaxed) {
                 let (capacity, sold, held) = counters(&db, tt).await;
+                // A CHECK of `ticket_types` already refuses any write that
+                // oversells, so this cannot fail; the code's own bookkeeping is
+                // what the next check (held = the sum of active holds) watches.
                 assert!(
                     sold + held <= capacity,
                     "oversold: sold {sold} + held {held} > {capacity}"

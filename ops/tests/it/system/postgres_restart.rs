@@ -8,7 +8,8 @@ use boxoffice_ops::local_services::{Durability, LocalPostgres};
 use futures::future::join_all;
 
 use super::fault_support::{
-    Payer, TempDir, alive, check_invariants, checkout, count_of, register, wait_all_finished,
+    Payer, TempDir, assert_alive, check_invariants, checkout, connect, count_of, register,
+    unfinished, wait_all_finished,
 };
 use crate::checkout_support::event_on_sale;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
@@ -42,7 +43,7 @@ async fn postgres_restarts_and_everything_recovers() {
         .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000")
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
         .env("BOXOFFICE_STALLED_AFTER_SECS", "5");
-    let api = BoxofficeProcess::start(
+    let mut api = BoxofficeProcess::start(
         &deployment
             .clone()
             .env("BOXOFFICE_HTTP_ADDR", &format!("127.0.0.1:{api_port}")),
@@ -50,7 +51,7 @@ async fn postgres_restarts_and_everything_recovers() {
     )
     .await;
     let api_url = format!("http://127.0.0.1:{api_port}");
-    let workers = [
+    let mut workers = [
         BoxofficeProcess::start(&deployment, "work").await,
         BoxofficeProcess::start(&deployment, "work").await,
     ];
@@ -99,19 +100,37 @@ async fn postgres_restarts_and_everything_recovers() {
 
     wave("before").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Runs must be on their way when Postgres goes, or recovery is not shown.
+    let in_flight = unfinished(&mut connect(&db).await).await;
     let stopped_at = Instant::now();
     postgres.stop().await;
-    println!("postgres: stopped mid-run");
-    // The API answers while the database is away (503 or an error, never a hang).
+    println!("postgres: stopped with {in_flight} of {PER_WAVE} runs in flight");
+    assert!(
+        in_flight > 0,
+        "every run had finished before Postgres stopped"
+    );
+    // The API answers while the database is away: 503, saying Postgres is
+    // unreachable, within its probe's own time limit; a hang fails here.
+    let asked = Instant::now();
     let r = client
         .get(format!("{api_url}/readyz"))
         .timeout(Duration::from_secs(10))
         .send()
-        .await;
-    println!(
-        "postgres: /readyz during the outage: {:?}",
-        r.map(|r| r.status())
-    );
+        .await
+        .unwrap_or_else(|e| {
+            let why = if e.is_timeout() {
+                "within 10 s"
+            } else {
+                "at all"
+            };
+            panic!("/readyz did not answer {why} during the outage: {e}")
+        });
+    let (status, took) = (r.status(), asked.elapsed());
+    let body: serde_json::Value = r.json().await.expect("a readiness report");
+    println!("postgres: /readyz during the outage: {status} in {took:.2?}: {body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["postgres"]["ok"], false, "{body}");
+    assert_eq!(body["redis"]["ok"], true, "{body}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let postgres = LocalPostgres::start_on(&dir.0, Durability::Ephemeral, port)
         .await
@@ -121,6 +140,9 @@ async fn postgres_restarts_and_everything_recovers() {
         stopped_at.elapsed().as_secs_f64()
     );
     let waits = wave("after").await;
+    for w in &mut workers {
+        assert_alive(w, "after Postgres came back");
+    }
     let longest = waits.iter().max().unwrap();
     println!(
         "postgres: the API took new checkouts again (longest client wait {:.2} s)",
@@ -134,16 +156,16 @@ async fn postgres_restarts_and_everything_recovers() {
     );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
-    let rows = check_invariants(&db, Some(&stats)).await;
+    let rows = check_invariants(&db, Some(&stats), &deployment.mail_dir()).await;
     assert_eq!(
         count_of(&rows, "completed") as usize,
         2 * PER_WAVE,
         "{rows:?}"
     );
     assert_eq!(paid as usize, PER_WAVE);
-    assert!(alive(api.pid()), "the API died:\n{}", api.logs());
-    for w in &workers {
-        assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
+    assert_alive(&mut api, "at the end");
+    for w in &mut workers {
+        assert_alive(w, "at the end");
     }
     drop((api, workers));
     postgres.stop().await;

@@ -1,16 +1,20 @@
-//! Fault 3: the deployment's Redis stops in the middle of a run set and comes
-//! back (same port) with its data lost. Every run still finishes: Postgres holds
-//! the truth, the relay refills Redis from the outbox, the sweep re-drives runs
-//! whose messages were lost, and the workers come back by themselves.
+//! Fault 3: the deployment's Redis stops in the middle of a run set, some runs'
+//! only message in it, and comes back (same port) with its data lost. Every run
+//! still finishes: Postgres holds the truth, the relay refills Redis from the
+//! outbox, the sweep re-drives runs whose messages were lost, and the workers
+//! come back by themselves.
 
 use std::time::{Duration, Instant};
 
 use boxoffice_models::users::Role;
 use boxoffice_ops::local_services::{Durability, LocalRedis};
+use boxoffice_workers::registry::QUEUES;
+use boxoffice_workers::relay::Relay;
 use futures::future::join_all;
 
 use super::fault_support::{
-    Payer, TempDir, alive, check_invariants, checkout, count_of, wait_all_finished,
+    Payer, TempDir, assert_alive, check_invariants, checkout, connect, count_of, log_events,
+    scalar, unfinished, wait_all_finished,
 };
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
@@ -40,9 +44,9 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000")
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
         .env("BOXOFFICE_STALLED_AFTER_SECS", "3");
-    let api = BoxofficeProcess::start(&deployment, "serve").await;
+    let mut api = BoxofficeProcess::start(&deployment, "serve").await;
     let api_url = api.base_url.clone().unwrap();
-    let workers = [
+    let mut workers = [
         BoxofficeProcess::start(&deployment, "work").await,
         BoxofficeProcess::start(&deployment, "work").await,
     ];
@@ -90,9 +94,48 @@ async fn redis_restarts_empty_and_every_run_finishes() {
 
     wave("before").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Runs must be on their way when Redis goes, or recovery is not shown.
+    let mut conn = connect(&app.db.url).await;
+    let in_flight = unfinished(&mut conn).await;
+    assert!(in_flight > 0, "every run had finished before Redis stopped");
+    // So that some runs surely have their only message in Redis when it goes,
+    // a third wave starts while the workers are paused, and its messages are
+    // moved from the outbox to Redis by the relay's own code.
+    for w in &workers {
+        w.pause();
+    }
+    wave("lost").await;
+    let relay = Relay {
+        db: app.pool().clone(),
+        redis: redis::Client::open(redis_url.as_str())
+            .unwrap()
+            .get_connection_manager()
+            .await
+            .unwrap(),
+        prefix: app.redis_prefix.clone(),
+        queues: QUEUES.to_vec(),
+        nudge: Default::default(),
+    };
+    let relayed = relay.relay_once().await.unwrap();
+    let lost = scalar(
+        &mut conn,
+        "SELECT count(*) FROM workflow_runs r WHERE r.idempotency_key LIKE 'lost-%'
+            AND r.status = 'running'
+            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.payload->>'run_id' = r.id::text)",
+    )
+    .await;
+    assert_eq!(
+        lost as usize, PER_WAVE,
+        "the third wave's runs wait on messages in Redis only"
+    );
     let stopped_at = Instant::now();
     redis.stop().await;
-    println!("redis: stopped mid-run");
+    for w in &workers {
+        w.resume();
+    }
+    println!(
+        "redis: stopped with {in_flight} of the first {PER_WAVE} runs in flight, and {lost} more whose {relayed} messages were only in Redis"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Back on the same port with nothing in it (a new, empty data folder).
     let second_dir = dir.0.join("second");
@@ -110,6 +153,31 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         stopped_at.elapsed().as_secs_f64()
     );
     wave("after").await;
+    for w in &mut workers {
+        assert_alive(w, "after Redis came back");
+    }
+    assert_alive(&mut api, "after Redis came back");
+    // The workers come back by themselves, and the sweep drives again the runs
+    // whose messages Redis lost.
+    let back = Instant::now();
+    loop {
+        for w in &mut workers {
+            assert_alive(w, "while Redis recovered");
+        }
+        let restarts = workers.each_ref().map(restarted_workers);
+        let redriven = redriven_runs(&workers);
+        if restarts.iter().all(|n| *n > 0) && redriven >= lost as u64 {
+            println!(
+                "redis: the worker processes restarted {restarts:?} workers; the sweeps re-drove {redriven} stalled runs"
+            );
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "60 s after Redis came back: workers restarted per process {restarts:?}, stalled runs re-driven {redriven} (of at least {lost})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let rows = wait_all_finished(&app.db.url, Duration::from_secs(150)).await;
     println!(
@@ -118,22 +186,40 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
-    let rows = check_invariants(&app.db.url, Some(&stats)).await;
+    let rows = check_invariants(&app.db.url, Some(&stats), &deployment.mail_dir()).await;
     assert_eq!(
         count_of(&rows, "completed") as usize,
-        2 * PER_WAVE,
+        3 * PER_WAVE,
         "{rows:?}"
     );
-    assert_eq!(paid as usize, PER_WAVE, "the paid half was paid once each");
-    for w in &workers {
-        assert!(alive(w.pid()), "a worker died:\n{}", w.logs());
-        let restarts = w.logs().matches("worker starting").count();
-        println!("redis: a worker process started its workers {restarts} times (5 at start-up)");
+    assert_eq!(
+        paid as usize,
+        3 * PER_WAVE / 2,
+        "the paid half was paid once each"
+    );
+    for w in &mut workers {
+        assert_alive(w, "at the end");
     }
-    let redriven: usize = workers
-        .iter()
-        .map(|w| w.logs().matches("sweep moved runs").count())
-        .sum();
-    println!("redis: sweeps that moved runs: {redriven}");
     redis.stop().await;
+}
+
+/// Workers the process started again after one stopped (names `…-r1` on).
+fn restarted_workers(process: &BoxofficeProcess) -> usize {
+    log_events(process, "worker starting")
+        .iter()
+        .filter(|e| {
+            e["worker.name"]
+                .as_str()
+                .is_some_and(|n| !n.ends_with("-r0"))
+        })
+        .count()
+}
+
+/// Stalled runs the sweeps of these processes re-drove.
+fn redriven_runs(processes: &[BoxofficeProcess]) -> u64 {
+    processes
+        .iter()
+        .flat_map(|p| log_events(p, "sweep moved runs and emails"))
+        .filter_map(|e| e["redriven"].as_u64())
+        .sum()
 }

@@ -3,13 +3,16 @@
 //! free), and restarted. Every run finishes; no run is charged twice; every
 //! booking has its tickets; one confirmation per booking; counters consistent.
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use boxoffice_models::users::Role;
 use futures::future::join_all;
 use rand::RngExt;
 
-use super::fault_support::{Payer, check_invariants, checkout, count_of, wait_all_finished};
+use super::fault_support::{
+    Payer, assert_alive, check_invariants, checkout, count_of, wait_all_finished,
+};
 use crate::checkout_support::event_on_sale;
 use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
@@ -33,7 +36,7 @@ async fn kill_9_workers_during_checkouts() {
         .env("BOXOFFICE_RATE_LIMIT_PER_USER", "100000")
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
         .env("BOXOFFICE_STALLED_AFTER_SECS", "10");
-    let api = BoxofficeProcess::start(&deployment, "serve").await;
+    let mut api = BoxofficeProcess::start(&deployment, "serve").await;
     let api_url = api.base_url.clone().unwrap();
     let mut workers = vec![
         BoxofficeProcess::start(&deployment, "work").await,
@@ -81,12 +84,12 @@ async fn kill_9_workers_during_checkouts() {
         let pause = rand::rng().random_range(800..2500);
         tokio::time::sleep(Duration::from_millis(pause)).await;
         let victim = rand::rng().random_range(0..workers.len());
-        workers[victim].kill().await;
+        kill_9(&mut workers[victim], kill + 1).await;
         let at = started.elapsed().as_secs_f64();
         // Sometimes both are down for a moment.
         if kill % 3 == 2 {
             let other = 1 - victim;
-            workers[other].kill().await;
+            kill_9(&mut workers[other], kill + 1).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             workers[other] = BoxofficeProcess::start(&deployment, "work").await;
         }
@@ -97,6 +100,9 @@ async fn kill_9_workers_during_checkouts() {
         );
     }
     sender.await.expect("every checkout accepted");
+    for w in &mut workers {
+        assert_alive(w, "after the last crash");
+    }
     println!(
         "crash: {} checkouts accepted in {:.1} s",
         PAID + FREE,
@@ -111,7 +117,7 @@ async fn kill_9_workers_during_checkouts() {
     );
     let paid = payer.stop().await;
     let stats = sandbox.stats().await;
-    let rows = check_invariants(&app.db.url, Some(&stats)).await;
+    let rows = check_invariants(&app.db.url, Some(&stats), &deployment.mail_dir()).await;
     assert_eq!(
         count_of(&rows, "completed") as usize,
         PAID + FREE,
@@ -119,7 +125,24 @@ async fn kill_9_workers_during_checkouts() {
     );
     assert_eq!(paid as usize, PAID, "each paid run was paid once");
     assert_eq!(stats["charges_by_run_id"].as_object().unwrap().len(), PAID);
-    for w in &workers {
+    for w in &mut workers {
+        assert_alive(w, "at the end");
         assert!(!w.logs().contains("too many results"), "{}", w.logs());
     }
+    assert_alive(&mut api, "at the end");
+}
+
+/// `kill -9` a worker, which must be running until then: one found exited
+/// crashed by itself, and the kill would hide it.
+async fn kill_9(worker: &mut BoxofficeProcess, crash: usize) {
+    assert_alive(worker, &format!("before crash {crash}"));
+    let status = worker
+        .kill()
+        .await
+        .unwrap_or_else(|e| panic!("crash {crash}: kill -9 failed: {e}"));
+    assert_eq!(
+        status.signal(),
+        Some(nix::sys::signal::Signal::SIGKILL as i32),
+        "crash {crash}: the worker ended otherwise than by the kill ({status})"
+    );
 }
