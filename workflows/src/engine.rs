@@ -94,7 +94,13 @@ pub struct BookingDraft {
 pub struct RunError {
     /// Stable, machine-readable.
     pub code: String,
+    /// A plain sentence for the participant: never an outside system's text.
     pub detail: String,
+    /// What an outside system (the payment provider) said, word for word: for
+    /// operators (the run's state, its history and the logs), never shown to
+    /// participants, since it may carry anything (even a key's prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_detail: Option<String>,
 }
 
 impl RunError {
@@ -102,7 +108,14 @@ impl RunError {
         RunError {
             code: code.to_owned(),
             detail: detail.into(),
+            operator_detail: None,
         }
+    }
+
+    /// Keeps an outside system's own words for operators.
+    pub fn with_operator_detail(mut self, text: impl Into<String>) -> Self {
+        self.operator_detail = Some(text.into());
+        self
     }
 }
 
@@ -197,6 +210,9 @@ pub enum LocalOutcome {
         ticket_ids: Vec<Uuid>,
     },
     LateNoCapacity,
+    /// A payment arrived after the holds were released, and its coupon has no
+    /// use left to take again: nothing was sold.
+    LateCouponUsedUp,
 }
 
 /// What a remote command did.
