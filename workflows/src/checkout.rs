@@ -40,6 +40,10 @@ pub const SIGNAL_PAYMENT_FAILED: &str = "payment_failed";
 /// The buyer gave up the checkout (`POST /v1/checkouts/{id}/cancel`).
 pub const SIGNAL_CANCEL_REQUESTED: &str = "cancel_requested";
 
+/// Steps at which a run that is not over holds no seats (a late payment being
+/// refunded): it does not count as the participant's open checkout.
+pub const STEPS_HOLDING_NOTHING: &[&str] = &["refunding_late_payment"];
+
 pub const KEY_CREATE_INTENT: &str = "create_payment_intent";
 pub const KEY_CANCEL_INTENT: &str = "cancel_payment_intent";
 pub const KEY_REFUND_LATE: &str = "refund_late_payment";
@@ -432,8 +436,7 @@ pub fn participant_detail(error: &RunError) -> String {
 
 const PAYMENT_UNAVAILABLE: &str =
     "The payment could not be started, so the tickets were released. Please try again later.";
-const REFUND_FAILED: &str =
-    "Your payment arrived too late and its automatic refund did not go through yet; \
+const REFUND_FAILED: &str = "Your payment arrived too late and its automatic refund did not go through yet; \
      our team will refund it.";
 
 impl Workflow for Checkout {
@@ -569,10 +572,12 @@ impl Workflow for Checkout {
             (Phase::CreatingPaymentIntent, Input::RemoteFailed { key, error })
                 if key == KEY_CREATE_INTENT =>
             {
-                release(next.error(
-                    RunError::new("payment_unavailable", PAYMENT_UNAVAILABLE)
-                        .with_operator_detail(error.clone()),
-                ))
+                release(
+                    next.error(
+                        RunError::new("payment_unavailable", PAYMENT_UNAVAILABLE)
+                            .with_operator_detail(error.clone()),
+                    ),
+                )
             }
 
             (Phase::AwaitingPayment, Input::Signal { name, payload })

@@ -235,7 +235,12 @@ async fn advance_locked<W: Workflow>(
                 "ignored"
             }
             .into(),
-            error: None,
+            // The provider's own words, for operators (participants see the
+            // workflow's plain sentence).
+            error: match &input {
+                Input::RemoteFailed { error, .. } => Some(error.clone()),
+                _ => None,
+            },
             version: run.version,
             started_at: now,
         });

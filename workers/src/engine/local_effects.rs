@@ -105,10 +105,7 @@ pub async fn apply(
             confirm(conn, signer, run_id, booking).await
         }
         LocalCommand::ConfirmLatePayment { booking } => {
-            match holds::sell_directly(conn, &lines(&booking.items)).await? {
-                HoldOutcome::Held(_) => confirm(conn, signer, run_id, booking).await,
-                HoldOutcome::Refused { .. } => Ok(LocalOutcome::LateNoCapacity),
-            }
+            super::late_payment::confirm_late_payment(conn, signer, run_id, booking).await
         }
     }
 }
@@ -130,7 +127,7 @@ async fn hold(
 
 /// Writes the booking and its tickets and queues the confirmation email. Safe to
 /// repeat for a run: the booking, tickets and email are each created once.
-async fn confirm(
+pub(super) async fn confirm(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
     run_id: Uuid,

@@ -13,6 +13,7 @@
 
 pub mod ahead;
 pub mod executor;
+pub mod late_payment;
 pub mod local_effects;
 pub mod messages;
 pub mod parking;

@@ -402,7 +402,11 @@ fn a_decline_keeps_the_run_waiting_with_the_decline_for_the_buyer() {
 
     // Another card on the same intent: one confirmation.
     let d = run(d.state, &[(paid("pi_1"), t0() + Duration::minutes(4))]);
-    assert!(is_confirm(&d.command, Some("pi_1"), 9000), "{:?}", d.command);
+    assert!(
+        is_confirm(&d.command, Some("pi_1"), 9000),
+        "{:?}",
+        d.command
+    );
     let d = run(d.state, &[(confirmed(), t0() + Duration::minutes(4))]);
     assert_eq!(d.status, RunStatus::Completed);
 }
@@ -530,9 +534,7 @@ fn a_payment_of_another_amount_or_currency_confirms_nothing_and_waits_for_an_ope
         assert!(d.state.mismatched_payment.is_some());
         assert_eq!(d.state.booking_id, None);
         assert!(
-            Checkout::money_at_stake(&d.state)
-                .unwrap()
-                .contains("pi_1"),
+            Checkout::money_at_stake(&d.state).unwrap().contains("pi_1"),
             "the intent is still money at stake"
         );
     }

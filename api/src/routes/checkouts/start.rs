@@ -7,10 +7,12 @@ use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
 use boxoffice_workflows::engine::Workflow;
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::limits;
 use super::validate::{status_path, validate};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
@@ -71,7 +73,8 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
 
 /// Starts a checkout. Returns at once with the run to poll; holding, paying and
 /// issuing tickets happen in the workflow. The same `Idempotency-Key` with the
-/// same body returns the same run; with another body, 422.
+/// same body returns the same run; with another body, 422. A participant has at
+/// most one open checkout per event.
 #[utoipa::path(post, path = "/checkouts", tag = "checkout",
     security(("bearer" = [])),
     request_body = CheckoutRequest,
@@ -80,7 +83,7 @@ fn idempotency_key(headers: &HeaderMap) -> AppResult<Option<String>> {
         (status = 202, description = "The checkout started (or was started before with this key)", body = CheckoutStarted),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`event_not_on_sale`, `sales_not_started`, `sales_ended`, `event_over`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`event_not_on_sale`, `sales_not_started`, `sales_ended`, `event_over`; `checkout_in_progress` (the participant has an open checkout of the event, named by `run_id` and `status_url`: pay or cancel it first); `ticket_limit_reached` (the event's `max_tickets_per_participant`, with `max_tickets_per_participant` and `tickets_already`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_checkout(
@@ -108,6 +111,7 @@ pub async fn start_checkout(
         }
     }
     let valid = validate(&mut conn, &req, Utc::now()).await?;
+    let limit = valid.max_tickets_per_participant;
     let checkout = CheckoutState::new(
         auth.user_id,
         req.event_id,
@@ -126,7 +130,26 @@ pub async fn start_checkout(
         idempotency_key: key,
         request_hash: request_hash.clone(),
     };
-    let run = match workflow_runs::start(&mut conn, &new).await? {
+    let inserted = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            limits::lock(conn, auth.user_id, req.event_id).await?;
+            // Under the lock, a retry that raced its first attempt finds it.
+            if new.idempotency_key.is_some()
+                && let Some(run) = workflow_runs::by_idempotency_key(
+                    conn,
+                    Checkout::KIND,
+                    Some(auth.user_id),
+                    &new.idempotency_key,
+                )
+                .await?
+            {
+                return Ok(Inserted::Existing(run));
+            }
+            limits::check(conn, auth.user_id, &req, limit).await?;
+            Ok(workflow_runs::start(conn, &new).await?)
+        })
+        .await?;
+    let run = match inserted {
         Inserted::Created(run) => {
             metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
             run

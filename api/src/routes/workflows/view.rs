@@ -1,8 +1,8 @@
 //! A run as its owner sees it: what the frontend needs next, nothing internal.
 
 use boxoffice_models::workflow_runs::Run;
-use boxoffice_workflows::checkout::{Checkout, CheckoutState, Phase};
-use boxoffice_workflows::engine::Workflow;
+use boxoffice_workflows::checkout::{Checkout, CheckoutState, Phase, participant_detail};
+use boxoffice_workflows::engine::{RunError, Workflow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -14,13 +14,28 @@ pub struct PaymentView {
     pub client_secret: String,
     pub amount_minor: i64,
     pub currency: String,
+    /// The last decline of the buyer's card (e.g. `insufficient_funds`): the
+    /// checkout goes on, and another card may be tried until `expires_at`.
+    pub last_error: Option<RunErrorView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RunErrorView {
-    /// Stable: `sold_out`, `expired`, `payment_failed`, `coupon_invalid`, ...
+    /// Stable: `sold_out`, `expired`, `cancelled`, `coupon_invalid`,
+    /// `payment_unavailable`, `payment_mismatch`, `sold_out_refunded`,
+    /// `coupon_used_up_refunded`, ...; for a decline, the card's decline code.
     pub code: String,
+    /// A plain sentence (never the payment provider's own text).
     pub detail: String,
+}
+
+impl RunErrorView {
+    fn of(error: &RunError) -> Self {
+        RunErrorView {
+            code: error.code.clone(),
+            detail: participant_detail(error),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,12 +96,10 @@ impl WorkflowView {
                     client_secret: p.client_secret.clone(),
                     amount_minor: p.amount_minor,
                     currency: p.currency.clone(),
+                    last_error: p.last_error.as_ref().map(RunErrorView::of),
                 });
             }
-            view.error = state.error.map(|e| RunErrorView {
-                code: e.code,
-                detail: e.detail,
-            });
+            view.error = state.error.as_ref().map(RunErrorView::of);
         }
         view
     }

@@ -1,0 +1,2 @@
+DROP INDEX workflow_runs_open_checkout_idx;
+ALTER TABLE events DROP COLUMN max_tickets_per_participant;
