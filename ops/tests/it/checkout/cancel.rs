@@ -163,7 +163,7 @@ async fn a_payment_racing_the_cancel_is_sold_while_seats_are_free_and_refunded_w
     .await;
     sandbox.pay_late(&intent).await;
     let done = wait_for(&app, &loser, &refunded, Duration::from_secs(20), |v| {
-        v["error"]["code"] == "sold_out_refunded"
+        v["status"] == "compensated" && v["error"]["code"] == "sold_out_refunded"
     })
     .await;
     assert_eq!(done["status"], "compensated", "{done}");

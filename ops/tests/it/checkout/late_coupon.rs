@@ -49,7 +49,7 @@ async fn a_late_payment_whose_coupon_has_no_use_left_is_refunded() {
     // The first payment arrives after all: seats are free, the coupon is not.
     sandbox.pay_late(&late_intent).await;
     let done = wait_for(&app, &late_buyer, &late_run, Duration::from_secs(20), |v| {
-        v["error"]["code"] == "coupon_used_up_refunded"
+        v["status"] == "compensated" && v["error"]["code"] == "coupon_used_up_refunded"
     })
     .await;
     assert_eq!(done["status"], "compensated", "{done}");
