@@ -23,7 +23,9 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
-    let buyers = join_all((0..10).map(|_| app.create_user(&[Role::Participant]))).await;
+    // One buyer per checkout (a participant has one open checkout per event):
+    // the first wave's, then the second's.
+    let buyers = join_all((0..2 * PER_WAVE).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 2000), (0, 2000)], 10).await;
 
     let dir = TempDir::new("boxoffice-redis-restart");
@@ -51,7 +53,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let wave = |tag: &'static str| {
+    let wave = |tag: &'static str, first_buyer: usize| {
         let (client, api_url, buyers) = (client.clone(), api_url.clone(), &buyers);
         let event = &event;
         async move {
@@ -66,7 +68,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
                         match checkout(
                             &client,
                             &api_url,
-                            &buyers[i % buyers.len()],
+                            &buyers[first_buyer + i],
                             event.event_id,
                             tt,
                             1,
@@ -88,7 +90,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         }
     };
 
-    wave("before").await;
+    wave("before", 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopped_at = Instant::now();
     redis.stop().await;
@@ -109,7 +111,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         "redis: back, empty, {:.1} s after it stopped",
         stopped_at.elapsed().as_secs_f64()
     );
-    wave("after").await;
+    wave("after", PER_WAVE).await;
 
     let rows = wait_all_finished(&app.db.url, Duration::from_secs(150)).await;
     println!(
