@@ -170,7 +170,23 @@ async fn max_tickets_per_participant_counts_confirmed_bookings_and_open_checkout
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 20)], 15).await;
     let event_id = event.event_id.to_string();
 
-    // The organizer sets the limit; the event shows it; out of range is refused.
+    // Set when the event is created…
+    let in_days = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).to_rfc3339();
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .header("authorization", organizer.bearer())
+        .json(
+            &json!({"title": "Limited", "category": "music", "online": true,
+            "starts_at": in_days(3), "ends_at": in_days(4), "max_tickets_per_participant": 6}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["max_tickets_per_participant"], 6, "{created}");
+    // …or later; the event shows it; out of range is refused.
     let r = patch_event(
         &app,
         &organizer,
