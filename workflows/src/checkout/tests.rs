@@ -1009,3 +1009,10 @@ fn money_is_at_stake_from_the_intent_until_the_run_ends() {
     assert_eq!(Checkout::money_at_stake(&completed), None);
     assert_eq!(Checkout::money_at_stake(&expired_and_released()), None);
 }
+
+#[test]
+fn only_a_late_refund_counts_as_holding_nothing() {
+    assert_eq!(STEPS_HOLDING_NOTHING, &[Phase::RefundingLatePayment.step()]);
+    // Waiting for payment holds the seats: an open checkout.
+    assert!(!STEPS_HOLDING_NOTHING.contains(&awaiting().phase.step()));
+}
