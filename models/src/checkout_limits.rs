@@ -5,62 +5,47 @@
 //! A check followed by an insert is not enough on its own: two starts with
 //! different idempotency keys would both see no open checkout and both insert.
 //! So a start takes a transaction-scoped advisory lock on (participant, event)
-//! first ([`lock`]), checks, inserts its run and commits; the next start of the
-//! same participant and event waits for that commit and then sees the run.
+//! first ([`lock_and_find_open`]), checks, inserts its run and commits; the next
+//! start of the same participant and event waits for that commit and then sees
+//! the run.
 
 use diesel::result::QueryResult;
-use diesel::sql_types::{Array, BigInt, Integer, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-/// The first key of the advisory lock (the second is a hash of participant and
-/// event): keeps these locks apart from the other two-key advisory locks.
-const LOCK_CLASS: i32 = 7_414_180;
-
 /// The statuses of a run that is not over.
 const BUSY: &str = "status IN ('running', 'waiting', 'compensating')";
 
-/// Holds the start of checkouts of `user_id` for `event_id` until the end of
-/// the caller's transaction. Call inside a transaction.
-pub async fn lock(conn: &mut AsyncPgConnection, user_id: Uuid, event_id: Uuid) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind::<Integer, _>(LOCK_CLASS)
-        .bind::<Text, _>(format!("{user_id}:{event_id}"))
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
-#[derive(QueryableByName)]
-struct RunRow {
+/// The participant's open checkout of an event.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct OpenRun {
     #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    pub run_id: Uuid,
+    /// The key it was started with: a start with the same key is its retry.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub idempotency_key: Option<String>,
 }
 
-/// The participant's open run of `kind` for the event, if any: a run that is
-/// not over, unless it is at one of `idle_steps` (steps that hold nothing).
-pub async fn open_run(
+/// Holds the start of checkouts of `user_id` for `event_id` until the end of
+/// the caller's transaction (a transaction-scoped advisory lock), then returns
+/// their open checkout of the event, if any: a run that is not over, unless it
+/// is at one of `idle_steps` (steps that hold nothing). One round trip (the
+/// SQL function `lock_and_find_open_checkout`). Call inside a transaction.
+pub async fn lock_and_find_open(
     conn: &mut AsyncPgConnection,
-    kind: &str,
     user_id: Uuid,
     event_id: Uuid,
     idle_steps: &[&str],
-) -> QueryResult<Option<Uuid>> {
-    let row: Option<RunRow> = diesel::sql_query(format!(
-        "SELECT id FROM workflow_runs
-          WHERE kind = $1 AND owner_id = $2 AND state ->> 'event_id' = $3 AND {BUSY}
-            AND NOT (step = ANY($4))
-          ORDER BY created_at LIMIT 1"
-    ))
-    .bind::<Text, _>(kind)
-    .bind::<SqlUuid, _>(user_id)
-    .bind::<Text, _>(event_id.to_string())
-    .bind::<Array<Text>, _>(idle_steps)
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(row.map(|r| r.id))
+) -> QueryResult<Option<OpenRun>> {
+    diesel::sql_query("SELECT run_id, idempotency_key FROM lock_and_find_open_checkout($1, $2, $3)")
+        .bind::<SqlUuid, _>(user_id)
+        .bind::<SqlUuid, _>(event_id)
+        .bind::<Array<Text>, _>(idle_steps)
+        .get_result(conn)
+        .await
+        .optional()
 }
 
 #[derive(QueryableByName)]

@@ -3,8 +3,9 @@
 //! naming the open run), and the event's `max_tickets_per_participant` over
 //! confirmed bookings and open checkouts (`409 ticket_limit_reached`).
 //!
-//! Both are checked under [`lock`], inside the transaction that inserts the run,
-//! so two simultaneous starts cannot both pass (see `models::checkout_limits`).
+//! Both are checked under the participant's lock on the event's checkouts,
+//! inside the transaction that inserts the run, so two simultaneous starts
+//! cannot both pass (see `models::checkout_limits`).
 
 use boxoffice_models::checkout_limits;
 use boxoffice_workflows::checkout::{Checkout, STEPS_HOLDING_NOTHING};
@@ -16,21 +17,28 @@ use super::start::CheckoutRequest;
 use super::validate::status_path;
 use crate::error::{AppError, AppResult};
 
-/// Serialises the starts of this participant's checkouts of the event until the
-/// end of the caller's transaction.
-pub async fn lock(conn: &mut AsyncPgConnection, user_id: Uuid, event_id: Uuid) -> AppResult<()> {
-    Ok(checkout_limits::lock(conn, user_id, event_id).await?)
-}
-
-/// Refuses the start when `req` would take the participant past the event's
-/// `limit` (told first: it says how many they already have), or when they
-/// already have an open checkout of the event.
-pub async fn check(
+/// Takes the participant's lock on the event's checkouts until the end of the
+/// caller's transaction, then refuses the start when `req` would take them past
+/// the event's `limit` (told first: it says how many they already have), or
+/// when they already have an open checkout of the event (unless it is this
+/// very start's, with the same `idempotency_key`: a retry that raced the first
+/// attempt, which the insert then answers with that run).
+pub async fn lock_and_check(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     req: &CheckoutRequest,
     limit: Option<i32>,
+    idempotency_key: &Option<String>,
 ) -> AppResult<()> {
+    let open =
+        checkout_limits::lock_and_find_open(conn, user_id, req.event_id, STEPS_HOLDING_NOTHING)
+            .await?;
+    let ours = open
+        .as_ref()
+        .is_some_and(|open| idempotency_key.is_some() && open.idempotency_key == *idempotency_key);
+    if ours {
+        return Ok(());
+    }
     if let Some(limit) = limit {
         let already = checkout_limits::tickets_of(
             conn,
@@ -53,21 +61,13 @@ pub async fn check(
             .with("tickets_already", already));
         }
     }
-    let open = checkout_limits::open_run(
-        conn,
-        Checkout::KIND,
-        user_id,
-        req.event_id,
-        STEPS_HOLDING_NOTHING,
-    )
-    .await?;
-    if let Some(run_id) = open {
-        return Err(AppError::conflict(
+    match open {
+        Some(open) => Err(AppError::conflict(
             "checkout_in_progress",
             "you already have an open checkout for this event: pay for it or cancel it first",
         )
-        .with("run_id", run_id)
-        .with("status_url", status_path(run_id)));
+        .with("run_id", open.run_id)
+        .with("status_url", status_path(open.run_id))),
+        None => Ok(()),
     }
-    Ok(())
 }

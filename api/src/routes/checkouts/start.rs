@@ -132,21 +132,8 @@ pub async fn start_checkout(
     };
     let inserted = conn
         .transaction::<_, AppError, _>(async |conn| {
-            limits::lock(conn, auth.user_id, req.event_id).await?;
-            // Under the lock, a retry that raced its first attempt finds it.
-            if new.idempotency_key.is_some()
-                && let Some(run) = workflow_runs::by_idempotency_key(
-                    conn,
-                    Checkout::KIND,
-                    Some(auth.user_id),
-                    &new.idempotency_key,
-                )
-                .await?
-            {
-                return Ok(Inserted::Existing(run));
-            }
-            limits::check(conn, auth.user_id, &req, limit).await?;
-            Ok(workflow_runs::start(conn, &new).await?)
+            limits::lock_and_check(conn, auth.user_id, &req, limit, &new.idempotency_key).await?;
+            Ok(workflow_runs::start_within(conn, &new).await?)
         })
         .await?;
     let run = match inserted {
