@@ -105,3 +105,43 @@ async fn close(conn: &mut AsyncPgConnection, run_id: Uuid, to: &str) -> QueryRes
     }
     Ok(closed.is_some())
 }
+
+/// Takes one use of `coupon_id` again for a run whose reservation was given
+/// back (its payment arrived after the run let go of everything), and makes it
+/// final at once. One guarded statement under the coupon's row lock, so `used`
+/// never passes `max_uses`; `false` (nothing changed) when no use is left or
+/// the coupon is gone.
+pub async fn redeem_again(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    coupon_id: Uuid,
+) -> QueryResult<bool> {
+    use diesel::sql_types::Uuid as SqlUuid;
+    let taken = diesel::sql_query(
+        "UPDATE coupons SET used = used + 1
+          WHERE id = $1 AND (max_uses IS NULL OR used < max_uses)",
+    )
+    .bind::<SqlUuid, _>(coupon_id)
+    .execute(conn)
+    .await?;
+    if taken == 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(coupon_reservations::table)
+        .values((
+            coupon_reservations::run_id.eq(run_id),
+            coupon_reservations::coupon_id.eq(coupon_id),
+            coupon_reservations::status.eq("redeemed"),
+            coupon_reservations::closed_at.eq(diesel::dsl::now),
+        ))
+        .on_conflict(coupon_reservations::run_id)
+        .do_update()
+        .set((
+            coupon_reservations::coupon_id.eq(coupon_id),
+            coupon_reservations::status.eq("redeemed"),
+            coupon_reservations::closed_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(true)
+}

@@ -95,6 +95,9 @@ pub struct Event {
     pub sales_end_at: Option<DateTime<Utc>>,
     pub hold_minutes: i32,
     pub max_tickets_per_order: i32,
+    /// Tickets one participant may have, over confirmed bookings and open
+    /// checkouts; `None`: no limit beyond each order's.
+    pub max_tickets_per_participant: Option<i32>,
     /// `None`: not refundable.
     pub refundable_until_hours_before: Option<i32>,
     pub version: i32,
@@ -127,6 +130,7 @@ pub struct NewEvent {
     pub sales_end_at: Option<DateTime<Utc>>,
     pub hold_minutes: i32,
     pub max_tickets_per_order: i32,
+    pub max_tickets_per_participant: Option<i32>,
     pub refundable_until_hours_before: Option<i32>,
 }
 
@@ -147,6 +151,7 @@ pub struct EventChanges {
     pub sales_end_at: Option<Option<DateTime<Utc>>>,
     pub hold_minutes: Option<i32>,
     pub max_tickets_per_order: Option<i32>,
+    pub max_tickets_per_participant: Option<Option<i32>>,
     pub refundable_until_hours_before: Option<Option<i32>>,
 }
 
@@ -613,6 +618,7 @@ mod tests {
             sales_end_at: None,
             hold_minutes: 15,
             max_tickets_per_order: 10,
+            max_tickets_per_participant: None,
             refundable_until_hours_before: None,
             version: 1,
             published_at: None,

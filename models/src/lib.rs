@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod bookings;
+pub mod checkout_limits;
 pub mod coupon_reservations;
 pub mod coupons;
 pub mod events;

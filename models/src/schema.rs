@@ -107,6 +107,7 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        max_tickets_per_participant -> Nullable<Int4>,
     }
 }
 

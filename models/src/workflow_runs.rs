@@ -226,20 +226,24 @@ pub async fn touch(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
 /// created and the earlier run is returned.
 pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
     use diesel_async::AsyncConnection;
-    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let inserted = insert_idempotent(conn, new).await?;
-        if let Inserted::Created(run) = &inserted {
-            crate::outbox::push(
-                conn,
-                crate::workflow_signals::ADVANCE_QUEUE,
-                &crate::workflow_signals::AdvanceRun { run_id: run.id },
-                None,
-            )
-            .await?;
-        }
-        Ok(inserted)
-    })
-    .await
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| start_within(conn, new).await)
+        .await
+}
+
+/// [`start`] inside the caller's transaction (which checks something first
+/// under a lock, and commits both together).
+pub async fn start_within(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
+    let inserted = insert_idempotent(conn, new).await?;
+    if let Inserted::Created(run) = &inserted {
+        crate::outbox::push(
+            conn,
+            crate::workflow_signals::ADVANCE_QUEUE,
+            &crate::workflow_signals::AdvanceRun { run_id: run.id },
+            None,
+        )
+        .await?;
+    }
+    Ok(inserted)
 }
 
 /// Replaces the state and view of a run created in this very transaction

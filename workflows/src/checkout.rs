@@ -2,14 +2,18 @@
 //! intent (skipped for free orders) → wait for the payment or the hold deadline →
 //! confirm (holds become sold, booking, tickets, email).
 //!
-//! Compensation: on payment failure or expiry, cancel the intent, then release the
-//! holds and the coupon use. A payment that succeeds after the holds were
-//! released is accepted if capacity is still free, otherwise refunded: money is
-//! never kept without tickets.
+//! Compensation: on expiry or the buyer's cancel, cancel the intent, then release
+//! the holds and the coupon use. A declined card does not end the checkout: the
+//! buyer may try another card on the same intent until the deadline, and the
+//! last decline is kept for the status view. A payment that succeeds after the
+//! holds were released is accepted if capacity is still free (and its coupon
+//! still has a use to take), otherwise refunded: money is never kept without
+//! tickets. A payment whose amount or currency is not the order's confirms
+//! nothing: the seats are let go and the run waits for an operator.
 //!
 //! ```text
 //! start ─► holding ─► reserving_coupon ─► creating_payment_intent ─► awaiting_payment ─► confirming ─► completed
-//!             │              │                     │                       │  (failed / expired)
+//!             │              │                     │                       │  (expired / buyer cancels)
 //!             ▼              ▼                     ▼                       ▼
 //!         (sold out)   releasing ◄──────────── releasing ◄──── cancelling_payment_intent
 //!          compensated       │                                             │ (already succeeded)
@@ -18,6 +22,8 @@
 //!                                                              │ (no capacity)
 //!                                                              ▼
 //!                                                      refunding_late_payment ─► compensated (refunded)
+//!
+//! awaiting_payment ─(paid, wrong amount or currency)─► releasing_mismatched_payment ─► failed (operator)
 //! ```
 
 use chrono::{DateTime, Duration, Utc};
@@ -39,6 +45,13 @@ pub use vocab::{BookingDraft, Item, LocalCommand, LocalOutcome, PricedItem};
 pub type Input = engine::Input<LocalOutcome, RemoteOutcome>;
 pub type Command = engine::Command<LocalCommand, RemoteCommand>;
 type Decision<S> = engine::Decision<S, Command>;
+
+/// The buyer gave up the checkout (`POST /v1/checkouts/{id}/cancel`).
+pub const SIGNAL_CANCEL_REQUESTED: &str = "cancel_requested";
+
+/// Steps at which a run that is not over holds no seats (a late payment being
+/// refunded): it does not count as the participant's open checkout.
+pub const STEPS_HOLDING_NOTHING: &[&str] = &["refunding_late_payment"];
 
 pub const KEY_CREATE_INTENT: &str = "create_payment_intent";
 pub const KEY_CANCEL_INTENT: &str = "cancel_payment_intent";
@@ -63,6 +76,9 @@ pub enum Phase {
     ConfirmingLatePayment,
     RefundingLatePayment,
     Failed,
+    /// A payment that does not match the order arrived: the seats and the
+    /// coupon use are let go before the run waits for an operator.
+    ReleasingMismatchedPayment,
 }
 
 impl Phase {
@@ -81,6 +97,7 @@ impl Phase {
             Phase::ConfirmingLatePayment => "confirming_late_payment",
             Phase::RefundingLatePayment => "refunding_late_payment",
             Phase::Failed => "failed",
+            Phase::ReleasingMismatchedPayment => "releasing_mismatched_payment",
         }
     }
 }
@@ -92,6 +109,18 @@ pub struct Payment {
     pub client_secret: String,
     pub amount_minor: i64,
     pub currency: String,
+    /// The last decline of the buyer's card; the intent stays payable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<RunError>,
+}
+
+/// A payment the provider reported that does not match the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedPayment {
+    /// The provider's event, to find it in its dashboard.
+    pub event_id: Option<String>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +153,10 @@ pub struct CheckoutState {
     /// The refund of a payment that came too late for its seats.
     #[serde(default)]
     pub late_refund: Option<RefundTracker>,
+    /// A payment of another amount or currency than the order's: recorded
+    /// for the operator, who refunds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mismatched_payment: Option<ReceivedPayment>,
 }
 
 impl CheckoutState {
@@ -154,6 +187,7 @@ impl CheckoutState {
             late_payment_refunded: false,
             cancel_requested: false,
             late_refund: None,
+            mismatched_payment: None,
         }
     }
 
@@ -199,9 +233,10 @@ impl Next {
     }
     fn run(self, command: Command) -> Decision<CheckoutState> {
         let status = match self.state.phase {
-            Phase::CancellingPaymentIntent | Phase::Releasing | Phase::RefundingLatePayment => {
-                RunStatus::Compensating
-            }
+            Phase::CancellingPaymentIntent
+            | Phase::Releasing
+            | Phase::RefundingLatePayment
+            | Phase::ReleasingMismatchedPayment => RunStatus::Compensating,
             _ => RunStatus::Running,
         };
         self.decision(status, Some(command), None)
@@ -260,9 +295,10 @@ fn status_of(phase: Phase) -> RunStatus {
         Phase::Completed => RunStatus::Completed,
         Phase::Compensated => RunStatus::Compensated,
         Phase::Failed => RunStatus::Failed,
-        Phase::CancellingPaymentIntent | Phase::Releasing | Phase::RefundingLatePayment => {
-            RunStatus::Compensating
-        }
+        Phase::CancellingPaymentIntent
+        | Phase::Releasing
+        | Phase::RefundingLatePayment
+        | Phase::ReleasingMismatchedPayment => RunStatus::Compensating,
         _ => RunStatus::Running,
     }
 }
@@ -328,6 +364,105 @@ fn cancel_intent(next: Next) -> Decision<CheckoutState> {
         None => release(next),
     }
 }
+
+/// Refunds a payment that came after the holds were released and could not be
+/// sold (`error` says why).
+fn refund_late(next: Next, error: RunError) -> Decision<CheckoutState> {
+    refund_payment(next.error(error))
+}
+
+/// What a `payment_succeeded` signal says was paid, when it is not exactly the
+/// order's intent amount and currency (a signal that does not say counts as
+/// not matching: a payment we cannot check confirms nothing).
+fn mismatched(payment: &Payment, payload: &serde_json::Value) -> Option<ReceivedPayment> {
+    let received = ReceivedPayment {
+        event_id: payload
+            .get("event_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        amount_minor: payload.get("amount_minor").and_then(|v| v.as_i64()),
+        currency: payload
+            .get("currency")
+            .and_then(|v| v.as_str())
+            .map(str::to_ascii_uppercase),
+    };
+    let same = received.amount_minor == Some(payment.amount_minor)
+        && received.currency.as_deref() == Some(payment.currency.as_str());
+    (!same).then_some(received)
+}
+
+/// Records a payment that does not match the order. Nothing is confirmed; the
+/// run waits for an operator, who refunds it (`money_at_stake` names the intent).
+fn mismatch_error(payment: &Payment, received: &ReceivedPayment) -> RunError {
+    RunError::new(
+        "payment_mismatch",
+        "The payment received does not match the order, so no tickets were issued; \
+         it will be refunded.",
+    )
+    .with_operator_detail(format!(
+        "payment_intent.succeeded (event {}) reports {} {} for intent {}; the order is {} {}",
+        received.event_id.as_deref().unwrap_or("unknown"),
+        received
+            .amount_minor
+            .map_or_else(|| "no amount".to_owned(), |a| a.to_string()),
+        received.currency.as_deref().unwrap_or("no currency"),
+        payment.intent_id,
+        payment.amount_minor,
+        payment.currency,
+    ))
+}
+
+/// The provider's decline codes a participant may be told about, each with a
+/// plain sentence. Any other code is shown as `card_declined`.
+const DECLINES: &[(&str, &str)] = &[
+    ("insufficient_funds", "The card has insufficient funds."),
+    ("expired_card", "The card has expired."),
+    ("incorrect_cvc", "The card's security code is incorrect."),
+    ("incorrect_number", "The card number is incorrect."),
+    ("card_velocity_exceeded", "The card's limit was reached."),
+    (
+        "authentication_required",
+        "The card's bank asked for authentication, which did not succeed.",
+    ),
+    ("processing_error", "The card could not be processed."),
+    ("generic_decline", "The card was declined."),
+    ("card_declined", "The card was declined."),
+];
+
+/// The last decline, in the participant's terms: a stable code and a plain
+/// sentence. The provider's own message is kept for operators only.
+fn decline(payload: &serde_json::Value) -> RunError {
+    let field = |name: &str| payload.get(name).and_then(|v| v.as_str());
+    let known = [field("decline_code"), field("failure_code")]
+        .into_iter()
+        .flatten()
+        .find_map(|code| DECLINES.iter().find(|(c, _)| *c == code));
+    let (code, sentence) = known.copied().unwrap_or(DECLINES[DECLINES.len() - 1]);
+    let error = RunError::new(
+        code,
+        format!("{sentence} You can try another card before the checkout expires."),
+    );
+    match field("failure_message") {
+        Some(message) => error.with_operator_detail(message),
+        None => error,
+    }
+}
+
+/// The sentence a participant sees for `error`. Errors caused by an outside
+/// system get a fixed sentence whatever was stored, so no provider text reaches
+/// a participant (not even from runs stored before details were kept apart).
+pub fn participant_detail(error: &RunError) -> String {
+    match error.code.as_str() {
+        "payment_unavailable" => PAYMENT_UNAVAILABLE.to_owned(),
+        "refund_failed" => REFUND_FAILED.to_owned(),
+        _ => error.detail.clone(),
+    }
+}
+
+const PAYMENT_UNAVAILABLE: &str =
+    "The payment could not be started, so the tickets were released. Please try again later.";
+const REFUND_FAILED: &str = "Your payment arrived too late and its automatic refund did not go through yet; \
+     our team will refund it.";
 
 impl Workflow for Checkout {
     const KIND: &'static str = "checkout";
@@ -453,6 +588,7 @@ impl Workflow for Checkout {
                         client_secret: client_secret.clone(),
                         amount_minor: s.total_minor(),
                         currency: s.currency.clone().unwrap_or_default(),
+                        last_error: None,
                     })
                 });
                 let deadline = state.expires_at.unwrap_or(now);
@@ -470,10 +606,12 @@ impl Workflow for Checkout {
             (Phase::CreatingPaymentIntent, Input::RemoteFailed { key, error })
                 if key == KEY_CREATE_INTENT =>
             {
-                release(next.error(RunError::new(
-                    "payment_unavailable",
-                    format!("the payment could not be started: {error}"),
-                )))
+                release(
+                    next.error(
+                        RunError::new("payment_unavailable", PAYMENT_UNAVAILABLE)
+                            .with_operator_detail(error.clone()),
+                    ),
+                )
             }
 
             (Phase::AwaitingPayment, Input::Signal { name, payload })
@@ -483,6 +621,16 @@ impl Workflow for Checkout {
                     state.payment.as_ref().map(|p| p.intent_id.as_str()) == signal_intent(payload);
                 if !matches {
                     return ignore(state);
+                }
+                if let Some(payment) = &state.payment
+                    && let Some(received) = mismatched(payment, payload)
+                {
+                    let error = mismatch_error(payment, &received);
+                    return next
+                        .error(error)
+                        .with(|s| s.mismatched_payment = Some(received))
+                        .to(Phase::ReleasingMismatchedPayment)
+                        .run(local(LocalCommand::ReleaseReservations));
                 }
                 next.to(Phase::Confirming)
                     .run(local(LocalCommand::ConfirmBooking {
@@ -497,9 +645,24 @@ impl Workflow for Checkout {
                 if !matches {
                     return ignore(state);
                 }
-                cancel_intent(
-                    next.error(RunError::new("payment_failed", "the payment was declined")),
-                )
+                // The buyer may try another card on the same intent: keep
+                // waiting until the deadline, and say why this one failed.
+                let deadline = state.expires_at.unwrap_or(now);
+                next.with(|s| {
+                    if let Some(p) = s.payment.as_mut() {
+                        p.last_error = Some(decline(payload));
+                    }
+                })
+                .to(Phase::AwaitingPayment)
+                .wait_until(deadline)
+            }
+            (Phase::AwaitingPayment, Input::Signal { name, .. })
+                if name == SIGNAL_CANCEL_REQUESTED =>
+            {
+                cancel_intent(next.error(RunError::new(
+                    "cancelled",
+                    "The checkout was cancelled and the tickets were released.",
+                )))
             }
             (Phase::AwaitingPayment, Input::Timer) => {
                 if state.expires_at.is_some_and(|d| d > now) {
@@ -542,6 +705,9 @@ impl Workflow for Checkout {
             (Phase::Releasing, Input::Local(LocalOutcome::Released)) => {
                 next.to(Phase::Compensated).finish(RunStatus::Compensated)
             }
+            (Phase::ReleasingMismatchedPayment, Input::Local(LocalOutcome::Released)) => {
+                next.to(Phase::Failed).finish(RunStatus::Failed)
+            }
 
             (
                 Phase::Confirming | Phase::ConfirmingLatePayment,
@@ -567,6 +733,14 @@ impl Workflow for Checkout {
                 if signal_intent(payload) != Some(payment.intent_id.as_str()) {
                     return ignore(state);
                 }
+                if let Some(received) = mismatched(&payment, payload) {
+                    // Nothing is held any more: straight to the operator.
+                    return next
+                        .error(mismatch_error(&payment, &received))
+                        .with(|s| s.mismatched_payment = Some(received))
+                        .to(Phase::Failed)
+                        .finish(RunStatus::Failed);
+                }
                 next.to(Phase::ConfirmingLatePayment)
                     .run(local(LocalCommand::ConfirmLatePayment {
                         booking: state.booking_draft(),
@@ -577,6 +751,16 @@ impl Workflow for Checkout {
                     "sold_out_refunded",
                     "paid after the hold expired and the tickets were gone; refunded",
                 )))
+            }
+            (Phase::ConfirmingLatePayment, Input::Local(LocalOutcome::LateCouponUsedUp)) => {
+                refund_late(
+                    next,
+                    RunError::new(
+                        "coupon_used_up_refunded",
+                        "Your payment arrived after the checkout expired, and the coupon \
+                         has no use left; the payment is refunded.",
+                    ),
+                )
             }
             // The event was cancelled before the sale was written: its seats
             // are given back (in that same transaction), the payment refunded.
@@ -629,11 +813,11 @@ impl Workflow for Checkout {
                         .to(Phase::Compensated)
                         .finish(RunStatus::Compensated),
                     // Money we could not give back: an operator must look.
-                    RefundStep::Failed { .. } => next
-                        .error(RunError::new(
-                            "refund_failed",
-                            "the automatic refund of the late payment failed; our staff will settle it",
-                        ))
+                    RefundStep::Failed { reason } => next
+                        .error(
+                            RunError::new("refund_failed", REFUND_FAILED)
+                                .with_operator_detail(reason),
+                        )
                         .to(Phase::Failed)
                         .finish(RunStatus::Failed),
                 }
@@ -671,10 +855,33 @@ impl Workflow for Checkout {
             // An operator re-drives a run whose automatic refund failed for good:
             // a new refund at the provider (a new idempotency key).
             (Phase::Failed, Input::Retry) if !state.late_payment_refunded => {
-                let Some(mut tracker) = state.late_refund.clone() else {
-                    return ignore(state);
+                let (tracker, command) = match state.late_refund.clone() {
+                    Some(mut tracker) => {
+                        let command = tracker.next_attempt();
+                        (tracker, command)
+                    }
+                    // A mismatched payment is refunded as it was received.
+                    None => {
+                        let Some(payment) = state.payment.clone() else {
+                            return ignore(state);
+                        };
+                        let received = state.mismatched_payment.as_ref();
+                        let amount = received
+                            .and_then(|m| m.amount_minor)
+                            .unwrap_or(payment.amount_minor);
+                        let currency = received
+                            .and_then(|m| m.currency.clone())
+                            .unwrap_or(payment.currency);
+                        let tracker = RefundTracker::new(
+                            payment.intent_id,
+                            Money::new(amount, currency),
+                            KEY_REFUND_LATE,
+                            DEFAULT_POLL_AFTER_SECS,
+                        );
+                        let command = tracker.create();
+                        (tracker, command)
+                    }
                 };
-                let command = tracker.next_attempt();
                 next.with(|s| s.late_refund = Some(tracker))
                     .to(Phase::RefundingLatePayment)
                     .run(remote(command))

@@ -86,7 +86,13 @@ impl RunStatus {
 pub struct RunError {
     /// Stable, machine-readable.
     pub code: String,
+    /// A plain sentence for the participant: never an outside system's text.
     pub detail: String,
+    /// What an outside system (the payment provider) said, word for word: for
+    /// operators (the run's state, its history and the logs), never shown to
+    /// participants, since it may carry anything (even a key's prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_detail: Option<String>,
 }
 
 impl RunError {
@@ -94,6 +100,30 @@ impl RunError {
         RunError {
             code: code.to_owned(),
             detail: detail.into(),
+            operator_detail: None,
+        }
+    }
+
+    /// Keeps an outside system's own words for operators.
+    pub fn with_operator_detail(mut self, text: impl Into<String>) -> Self {
+        self.operator_detail = Some(text.into());
+        self
+    }
+}
+
+/// An error as a run's owner sees it: the stable code and the plain
+/// sentence, never the operator's detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorView {
+    pub code: String,
+    pub detail: String,
+}
+
+impl From<&RunError> for ErrorView {
+    fn from(error: &RunError) -> Self {
+        ErrorView {
+            code: error.code.clone(),
+            detail: error.detail.clone(),
         }
     }
 }

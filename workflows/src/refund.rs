@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::engine::{self, RunError, RunStatus, Workflow};
+use crate::engine::{self, ErrorView, RunError, RunStatus, Workflow};
 use crate::money::Money;
 use crate::payments::{PaymentCommand, PaymentOutcome, SIGNAL_REFUND_UPDATED};
 use crate::refunding::{RefundStep, RefundTracker};
@@ -234,7 +234,7 @@ pub struct RefundView {
     /// `requested`, `refunding`, `refunded`, `failed`, `cancelled`.
     pub state: &'static str,
     pub requested_by: RequestedBy,
-    pub error: Option<RunError>,
+    pub error: Option<ErrorView>,
 }
 
 pub struct Refund;
@@ -332,7 +332,7 @@ impl Workflow for Refund {
                 Phase::Cancelled => "cancelled",
             },
             requested_by: state.requested_by,
-            error: state.error.clone(),
+            error: state.error.as_ref().map(ErrorView::from),
         }
     }
 

@@ -18,6 +18,10 @@ use crate::payments::{PaymentCommand, PaymentOutcome, RefundReport, RefundStatus
 /// How long a pending refund waits for its webhook before asking, by default.
 pub const DEFAULT_POLL_AFTER_SECS: i64 = 180;
 
+/// The code of a remote command that failed because the provider could not be
+/// reached (as the engine reports it): the outcome is unknown, not a refusal.
+pub const PROVIDER_UNAVAILABLE: &str = "provider_unavailable";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundTracker {
     pub intent_id: String,
@@ -33,6 +37,10 @@ pub struct RefundTracker {
     pub status: Option<RefundStatus>,
     /// The provider's reason when it failed.
     pub failure_reason: Option<String>,
+    /// The create call ran out of retries with the provider unreachable:
+    /// the next timer sends it again under the same key.
+    #[serde(default)]
+    pub awaiting_create: bool,
     /// The refunds of earlier attempts (all failed): a late webhook about one
     /// of them is not news of the current attempt.
     #[serde(default)]
@@ -68,6 +76,7 @@ impl RefundTracker {
             status: None,
             failure_reason: None,
             past_refund_ids: Vec::new(),
+            awaiting_create: false,
         }
     }
 
@@ -102,6 +111,7 @@ impl RefundTracker {
         }
         self.status = None;
         self.failure_reason = None;
+        self.awaiting_create = false;
         self.create()
     }
 
@@ -162,6 +172,14 @@ impl RefundTracker {
     /// already named the refund (its webhook came first): it exists, and may
     /// still succeed.
     pub fn on_remote_failed(&mut self, key: &str, error: &str, now: DateTime<Utc>) -> RefundStep {
+        // The provider could not be reached for the whole of the engine's
+        // retries: whether it made the refund is unknown, so it is not a
+        // refusal. The same call (same key: the provider replays what it did)
+        // goes out again after a while.
+        if key == self.create_key() && self.refund_id.is_none() && error == PROVIDER_UNAVAILABLE {
+            self.awaiting_create = true;
+            return RefundStep::WaitUntil(now + Duration::seconds(self.poll_after_secs));
+        }
         if key == self.create_key() && self.refund_id.is_none() {
             self.failure_reason = Some(error.to_owned());
             return RefundStep::Failed {
@@ -217,6 +235,12 @@ impl RefundTracker {
                     key: self.lookup_key(),
                     refund_id: refund_id.clone(),
                 })
+            }
+            // The create call ran out of retries with the provider away:
+            // the same call again.
+            None if self.awaiting_create => {
+                self.awaiting_create = false;
+                RefundStep::Call(self.create())
             }
             // The create call has not answered: it is still being retried.
             None => RefundStep::NotMine,
@@ -321,6 +345,28 @@ mod tests {
         assert_eq!(
             t.on_remote_done("refund:1", &report(RefundStatus::Succeeded), now()),
             RefundStep::NotMine
+        );
+    }
+
+    #[test]
+    fn an_unreachable_provider_is_not_a_refusal_the_same_call_goes_again() {
+        let mut t = tracker();
+        assert_eq!(
+            t.on_remote_failed("refund:1", PROVIDER_UNAVAILABLE, now()),
+            RefundStep::WaitUntil(now() + Duration::seconds(60))
+        );
+        assert_eq!(t.on_timer(), RefundStep::Call(t.create()));
+        assert_eq!(
+            t.create_key(),
+            "refund:1",
+            "the same key: the provider replays what it did"
+        );
+        // A refusal is a failure.
+        assert_eq!(
+            t.on_remote_failed("refund:1", "charge_already_refunded", now()),
+            RefundStep::Failed {
+                reason: "charge_already_refunded".into()
+            }
         );
     }
 }

@@ -90,10 +90,11 @@ struct Mapped {
 fn map_event(event: &Event) -> Option<Mapped> {
     let object = &event.data.object;
     let (signal, intent_id, amount) = match event.kind.as_str() {
+        // What was received, which the run checks against its order.
         "payment_intent.succeeded" => (
             SIGNAL_PAYMENT_SUCCEEDED,
             object.get("id"),
-            object.get("amount"),
+            object.get("amount_received").or(object.get("amount")),
         ),
         "payment_intent.payment_failed" => (
             SIGNAL_PAYMENT_FAILED,
@@ -114,12 +115,18 @@ fn map_event(event: &Event) -> Option<Mapped> {
         "currency": object.get("currency").and_then(Value::as_str).map(str::to_ascii_uppercase),
         "event_created": event.created,
     });
-    if signal == SIGNAL_PAYMENT_FAILED
-        && let Some(message) = object
-            .pointer("/last_payment_error/message")
-            .and_then(Value::as_str)
-    {
-        payload["failure_message"] = Value::from(message);
+    // The decline's codes become what the buyer is told; the provider's message
+    // is kept for operators only.
+    if signal == SIGNAL_PAYMENT_FAILED {
+        for (field, pointer) in [
+            ("failure_code", "/last_payment_error/code"),
+            ("decline_code", "/last_payment_error/decline_code"),
+            ("failure_message", "/last_payment_error/message"),
+        ] {
+            if let Some(value) = object.pointer(pointer).and_then(Value::as_str) {
+                payload[field] = Value::from(value);
+            }
+        }
     }
     Some(Mapped {
         signal,
@@ -326,6 +333,24 @@ mod tests {
 
         let failed = map_event(&event("payment_intent.payment_failed", object)).expect("mapped");
         assert_eq!(failed.signal, SIGNAL_PAYMENT_FAILED);
+    }
+
+    #[test]
+    fn a_success_carries_the_amount_received_and_a_decline_its_codes() {
+        let paid = json!({"id": "pi_1", "amount": 2500, "amount_received": 1, "currency": "usd", "metadata": {"run_id": RUN}});
+        let mapped = map_event(&event("payment_intent.succeeded", paid)).expect("mapped");
+        assert_eq!(mapped.payload["amount_minor"], 1);
+        assert_eq!(mapped.payload["currency"], "USD");
+
+        let declined = json!({"id": "pi_1", "amount": 2500, "currency": "eur", "metadata": {"run_id": RUN},
+            "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Your card has insufficient funds."}});
+        let mapped = map_event(&event("payment_intent.payment_failed", declined)).expect("mapped");
+        assert_eq!(mapped.payload["failure_code"], "card_declined");
+        assert_eq!(mapped.payload["decline_code"], "insufficient_funds");
+        assert_eq!(
+            mapped.payload["failure_message"],
+            "Your card has insufficient funds."
+        );
     }
 
     #[test]

@@ -190,6 +190,7 @@ async fn event(
             sales_end_at: None,
             hold_minutes: 15,
             max_tickets_per_order: 10,
+            max_tickets_per_participant: None,
             refundable_until_hours_before: None,
         },
     )

@@ -75,6 +75,7 @@ async fn create(conn: &mut AsyncPgConnection, organizer_id: Uuid) -> anyhow::Res
             sales_end_at: None,
             hold_minutes: 15,
             max_tickets_per_order: 10,
+            max_tickets_per_participant: None,
             refundable_until_hours_before: Some(48),
         },
     )

@@ -43,9 +43,12 @@ pub enum EngineInput {
         key: String,
         outcome: serde_json::Value,
     },
+    /// `error` is the stable code the workflow gets; `detail` the outside
+    /// system's own words, kept in the run's history for operators.
     RemoteFailed {
         key: String,
         error: String,
+        detail: String,
     },
     Cancel,
     Retry,
@@ -59,7 +62,7 @@ impl EngineInput {
                 key,
                 outcome: serde_json::from_value(outcome).context("decoding a remote outcome")?,
             },
-            EngineInput::RemoteFailed { key, error } => Input::RemoteFailed { key, error },
+            EngineInput::RemoteFailed { key, error, .. } => Input::RemoteFailed { key, error },
             EngineInput::Cancel => Input::Cancel,
             EngineInput::Retry => Input::Retry,
         })
@@ -229,12 +232,18 @@ pub(crate) async fn advance_locked<W: Effects>(
             .transpose()?,
     };
     let mut inputs: VecDeque<InputOf<W>> = VecDeque::new();
+    let mut failure_detail: Option<String> = None;
     match trigger {
         Trigger::Poke if cur.status == RunStatus::Running && cur.step == W::initial_step() => {
             inputs.push_back(Input::Start)
         }
         Trigger::Poke => {}
-        Trigger::Input(input) | Trigger::Operator(input) => inputs.push_back(input.typed::<W>()?),
+        Trigger::Input(input) | Trigger::Operator(input) => {
+            if let EngineInput::RemoteFailed { detail, .. } = &input {
+                failure_detail = Some(detail.clone());
+            }
+            inputs.push_back(input.typed::<W>()?)
+        }
     }
 
     let mut history = Vec::new();
@@ -264,7 +273,14 @@ pub(crate) async fn advance_locked<W: Effects>(
                 "ignored"
             }
             .into(),
-            error: None,
+            // The provider's own words, for operators (participants see the
+            // workflow's plain sentence).
+            error: match &input {
+                Input::RemoteFailed { error, .. } => {
+                    Some(failure_detail.clone().unwrap_or_else(|| error.clone()))
+                }
+                _ => None,
+            },
             version: run.version,
             started_at: now,
         });

@@ -75,6 +75,7 @@ async fn carry_out(job: &RunEffect, deps: &JobDeps) -> anyhow::Result<Advanced> 
             EngineInput::RemoteFailed {
                 key,
                 error: err.code().as_str().to_owned(),
+                detail: err.to_string(),
             }
         }
     };

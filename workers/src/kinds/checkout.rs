@@ -15,6 +15,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+mod late_payment;
+
 use super::{Effects, LocalCx, payment_calls};
 use crate::adapters::payments::ProviderError;
 use crate::deps::JobDeps;
@@ -157,10 +159,7 @@ async fn apply(
             if cancelled_before_sale(conn, run_id, booking.event_id).await? {
                 return Ok(LocalOutcome::EventCancelled);
             }
-            match holds::sell_directly(conn, &lines(&booking.items)).await? {
-                HoldOutcome::Held(_) => confirm(conn, signer, run_id, booking).await,
-                HoldOutcome::Refused { .. } => Ok(LocalOutcome::LateNoCapacity),
-            }
+            late_payment::confirm_late_payment(conn, signer, run_id, booking).await
         }
     }
 }

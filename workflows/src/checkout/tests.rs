@@ -90,7 +90,7 @@ fn intent_created() -> Input {
 fn paid(intent: &str) -> Input {
     Input::Signal {
         name: SIGNAL_PAYMENT_SUCCEEDED.into(),
-        payload: json!({ "intent_id": intent }),
+        payload: json!({ "intent_id": intent, "amount_minor": 9000, "currency": "EUR" }),
     }
 }
 
@@ -381,13 +381,96 @@ fn an_early_timer_is_ignored() {
 }
 
 #[test]
-fn payment_failed_cancels_and_releases() {
+fn a_decline_keeps_the_run_waiting_with_the_decline_for_the_buyer() {
+    let failed = Input::Signal {
+        name: SIGNAL_PAYMENT_FAILED.into(),
+        payload: json!({
+            "intent_id": "pi_1",
+            "failure_code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "failure_message": "Your card has insufficient funds. (req_123, key sk_test_abc…)",
+        }),
+    };
+    let d = run(awaiting(), &[(failed, t0() + Duration::minutes(3))]);
+    assert_eq!(d.status, RunStatus::Waiting);
+    assert_eq!(d.step, "awaiting_payment");
+    assert_eq!(d.command, None);
+    assert_eq!(
+        d.wake_at,
+        Some(t0() + Duration::minutes(15)),
+        "the deadline stays"
+    );
+    assert_eq!(d.state.error, None, "the checkout has not failed");
+    let last = d.state.payment.clone().unwrap().last_error.unwrap();
+    assert_eq!(last.code, "insufficient_funds");
+    assert!(
+        last.detail.starts_with("The card has insufficient funds."),
+        "{last:?}"
+    );
+    assert!(!last.detail.contains("req_123"), "{last:?}");
+    assert_eq!(
+        last.operator_detail.as_deref(),
+        Some("Your card has insufficient funds. (req_123, key sk_test_abc…)")
+    );
+
+    // Another card on the same intent: one confirmation.
+    let d = run(d.state, &[(paid("pi_1"), t0() + Duration::minutes(4))]);
+    assert!(
+        is_confirm(&d.command, Some("pi_1"), 9000),
+        "{:?}",
+        d.command
+    );
+    let d = run(d.state, &[(confirmed(), t0() + Duration::minutes(4))]);
+    assert_eq!(d.status, RunStatus::Completed);
+}
+
+#[test]
+fn an_unknown_decline_code_is_shown_as_card_declined() {
+    let failed = Input::Signal {
+        name: SIGNAL_PAYMENT_FAILED.into(),
+        payload: json!({ "intent_id": "pi_1", "decline_code": "do_not_honor_<script>" }),
+    };
+    let d = run(awaiting(), &[(failed, t0())]);
+    let last = d.state.payment.unwrap().last_error.unwrap();
+    assert_eq!(last.code, "card_declined");
+    assert_eq!(last.operator_detail, None);
+}
+
+#[test]
+fn a_decline_of_another_intent_or_after_the_deadline_changes_nothing() {
+    let other = Input::Signal {
+        name: SIGNAL_PAYMENT_FAILED.into(),
+        payload: json!({ "intent_id": "pi_other" }),
+    };
+    assert!(!Checkout::decide(&awaiting(), &other, t0()).accepted);
+    // The deadline still ends a run that only saw declines.
     let failed = Input::Signal {
         name: SIGNAL_PAYMENT_FAILED.into(),
         payload: json!({ "intent_id": "pi_1" }),
     };
-    let d = run(awaiting(), &[(failed, t0())]);
+    let d = run(
+        awaiting(),
+        &[(failed, t0()), (Input::Timer, t0() + Duration::minutes(15))],
+    );
     assert_eq!(d.step, "cancelling_payment_intent");
+    assert_eq!(d.state.error.unwrap().code, "expired");
+}
+
+#[test]
+fn the_buyers_cancel_cancels_the_intent_then_releases() {
+    let cancel = Input::Signal {
+        name: SIGNAL_CANCEL_REQUESTED.into(),
+        payload: json!({}),
+    };
+    let d = run(awaiting(), &[(cancel.clone(), t0())]);
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::CancelPaymentIntent {
+            key: KEY_CANCEL_INTENT.into(),
+            intent_id: "pi_1".into()
+        }))
+    );
     let d = run(
         d.state,
         &[
@@ -402,7 +485,169 @@ fn payment_failed_cancels_and_releases() {
         ],
     );
     assert_eq!(d.status, RunStatus::Compensated);
-    assert_eq!(d.state.error.unwrap().code, "payment_failed");
+    let error = d.state.error.clone().unwrap();
+    assert_eq!(error.code, "cancelled");
+    assert!(!error.detail.contains("operator"), "{error:?}");
+    // A second cancel of the finished run means nothing.
+    assert!(!Checkout::decide(&d.state, &cancel, t0()).accepted);
+    // The payment that raced the cancel is handled as a late payment.
+    let late = run(d.state, &[(paid("pi_1"), t0())]);
+    assert_eq!(late.step, "confirming_late_payment");
+}
+
+#[test]
+fn a_payment_racing_the_buyers_cancel_is_sold_with_the_held_seats() {
+    let cancel = Input::Signal {
+        name: SIGNAL_CANCEL_REQUESTED.into(),
+        payload: json!({}),
+    };
+    let d = run(
+        awaiting(),
+        &[
+            (cancel, t0()),
+            (
+                Input::RemoteDone {
+                    key: KEY_CANCEL_INTENT.into(),
+                    outcome: RemoteOutcome::IntentAlreadySucceeded,
+                },
+                t0(),
+            ),
+        ],
+    );
+    assert!(is_confirm(&d.command, Some("pi_1"), 9000));
+    assert_eq!(d.state.error, None);
+}
+
+fn paid_with(amount: serde_json::Value, currency: serde_json::Value) -> Input {
+    Input::Signal {
+        name: SIGNAL_PAYMENT_SUCCEEDED.into(),
+        payload: json!({ "event_id": "evt_9", "intent_id": "pi_1", "amount_minor": amount, "currency": currency }),
+    }
+}
+
+#[test]
+fn a_payment_of_another_amount_or_currency_confirms_nothing_and_waits_for_an_operator() {
+    for wrong in [
+        paid_with(json!(1), json!("EUR")),
+        paid_with(json!(9000), json!("USD")),
+        paid_with(json!(null), json!(null)),
+    ] {
+        let d = run(awaiting(), &[(wrong, t0())]);
+        assert_eq!(d.step, "releasing_mismatched_payment");
+        assert_eq!(
+            d.command,
+            Some(Command::Local(LocalCommand::ReleaseReservations))
+        );
+        let d = run(d.state, &[(Input::Local(LocalOutcome::Released), t0())]);
+        assert_eq!(d.status, RunStatus::Failed);
+        assert_eq!(d.step, "failed");
+        let error = d.state.error.clone().unwrap();
+        assert_eq!(error.code, "payment_mismatch");
+        assert!(error.operator_detail.unwrap().contains("evt_9"));
+        assert!(d.state.mismatched_payment.is_some());
+        assert_eq!(d.state.booking_id, None);
+        assert!(
+            Checkout::money_at_stake(&d.state).unwrap().contains("pi_1"),
+            "the intent is still money at stake"
+        );
+    }
+}
+
+#[test]
+fn an_operator_retry_refunds_a_mismatched_payment_as_received() {
+    let d = run(
+        awaiting(),
+        &[
+            (paid_with(json!(1), json!("USD")), t0()),
+            (Input::Local(LocalOutcome::Released), t0()),
+            (Input::Retry, t0()),
+        ],
+    );
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::RefundPayment {
+            key: LATE_REFUND_1.into(),
+            intent_id: "pi_1".into(),
+            amount_minor: 1
+        }))
+    );
+    let d = run(
+        d.state,
+        &[(
+            Input::RemoteDone {
+                key: LATE_REFUND_1.into(),
+                outcome: RemoteOutcome::Refund(RefundReport {
+                    refund_id: "re_1".into(),
+                    status: RefundStatus::Succeeded,
+                    amount_minor: 1,
+                    failure_reason: None,
+                }),
+            },
+            t0(),
+        )],
+    );
+    assert_eq!(d.status, RunStatus::Compensated);
+    assert_eq!(Checkout::money_at_stake(&d.state), None);
+}
+
+#[test]
+fn a_late_payment_of_another_amount_goes_straight_to_an_operator() {
+    let d = run(
+        expired_and_released(),
+        &[(paid_with(json!(9000), json!("USD")), t0())],
+    );
+    assert_eq!(d.status, RunStatus::Failed);
+    assert_eq!(d.command, None);
+    assert_eq!(d.state.error.unwrap().code, "payment_mismatch");
+}
+
+#[test]
+fn a_late_payment_whose_coupon_is_used_up_is_refunded() {
+    let d = run(
+        expired_and_released(),
+        &[
+            (paid("pi_1"), t0()),
+            (Input::Local(LocalOutcome::LateCouponUsedUp), t0()),
+        ],
+    );
+    assert_eq!(d.status, RunStatus::Compensating);
+    assert_eq!(d.step, "refunding_late_payment");
+    assert_eq!(
+        d.command,
+        Some(Command::Remote(RemoteCommand::RefundPayment {
+            key: LATE_REFUND_1.into(),
+            intent_id: "pi_1".into(),
+            amount_minor: 9000
+        }))
+    );
+    assert_eq!(d.state.error.unwrap().code, "coupon_used_up_refunded");
+}
+
+#[test]
+fn provider_text_stays_out_of_the_participants_sentence() {
+    let leaked = "Invalid API Key provided: Authorization was 'Bearer sk_live_abc'";
+    let d = run(
+        fresh(None),
+        &[
+            (Input::Start, t0()),
+            (held(9000), t0()),
+            (
+                Input::RemoteFailed {
+                    key: KEY_CREATE_INTENT.into(),
+                    error: leaked.into(),
+                },
+                t0(),
+            ),
+        ],
+    );
+    let error = d.state.error.unwrap();
+    assert_eq!(error.code, "payment_unavailable");
+    assert!(!error.detail.contains("sk_live"), "{error:?}");
+    assert!(!participant_detail(&error).contains("sk_live"));
+    assert_eq!(error.operator_detail.as_deref(), Some(leaked));
+    // A run stored with the provider's text in its detail still shows the sentence.
+    let old = RunError::new("payment_unavailable", leaked);
+    assert!(!participant_detail(&old).contains("sk_live"));
 }
 
 #[test]
@@ -768,4 +1013,11 @@ fn money_is_at_stake_from_the_intent_until_the_run_ends() {
     let completed = run(paid_not_confirmed, &[(confirmed(), t0())]).state;
     assert_eq!(Checkout::money_at_stake(&completed), None);
     assert_eq!(Checkout::money_at_stake(&expired_and_released()), None);
+}
+
+#[test]
+fn only_a_late_refund_counts_as_holding_nothing() {
+    assert_eq!(STEPS_HOLDING_NOTHING, &[Phase::RefundingLatePayment.step()]);
+    // Waiting for payment holds the seats: an open checkout.
+    assert!(!STEPS_HOLDING_NOTHING.contains(&awaiting().phase.step()));
 }

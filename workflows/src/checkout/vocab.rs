@@ -89,6 +89,9 @@ pub enum LocalOutcome {
         ticket_ids: Vec<Uuid>,
     },
     LateNoCapacity,
+    /// A payment arrived after the holds were released, and its coupon has no
+    /// use left to take again: nothing was sold.
+    LateCouponUsedUp,
     /// The event was cancelled: nothing was sold (the holds are released).
     EventCancelled,
 }

@@ -1,5 +1,7 @@
-//! `/v1/checkouts`: starting the checkout workflow.
+//! `/v1/checkouts`: starting the checkout workflow, and the buyer's cancel.
 
+pub mod cancel;
+mod limits;
 pub mod start;
 mod validate;
 
@@ -9,5 +11,7 @@ use utoipa_axum::routes;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(start::start_checkout))
+    OpenApiRouter::new()
+        .routes(routes!(start::start_checkout))
+        .routes(routes!(cancel::cancel_checkout))
 }

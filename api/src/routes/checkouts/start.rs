@@ -7,10 +7,12 @@ use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
 use boxoffice_workflows::engine::Workflow;
 use chrono::Utc;
+use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::limits;
 use super::validate::{status_path, validate};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
@@ -47,7 +49,8 @@ pub struct CheckoutStarted {
 
 /// Starts a checkout. Returns at once with the run to poll; holding, paying and
 /// issuing tickets happen in the workflow. The same `Idempotency-Key` with the
-/// same body returns the same run; with another body, 422.
+/// same body returns the same run; with another body, 422. A participant has at
+/// most one open checkout per event.
 #[utoipa::path(post, path = "/checkouts", tag = "checkout",
     security(("bearer" = [])),
     request_body = CheckoutRequest,
@@ -57,7 +60,7 @@ pub struct CheckoutStarted {
         (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`event_not_on_sale`, `event_cancelled`, `sales_not_started`, `sales_ended`, `event_over`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`event_not_on_sale`, `event_cancelled`, `sales_not_started`, `sales_ended`, `event_over`; `checkout_in_progress` (the participant has an open checkout of the event, named by `run_id` and `status_url`: pay or cancel it first); `ticket_limit_reached` (the event's `max_tickets_per_participant`, with `max_tickets_per_participant` and `tickets_already`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start_checkout(
@@ -86,6 +89,7 @@ pub async fn start_checkout(
         }
     }
     let valid = validate(&mut conn, &req, Utc::now()).await?;
+    let limit = valid.max_tickets_per_participant;
     let checkout = CheckoutState::new(
         auth.user_id,
         req.event_id,
@@ -107,7 +111,13 @@ pub async fn start_checkout(
         parent_id: None,
         child_key: None,
     };
-    let run = match workflow_runs::start(&mut conn, &new).await? {
+    let inserted = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            limits::lock_and_check(conn, auth.user_id, &req, limit, &new.idempotency_key).await?;
+            Ok(workflow_runs::start_within(conn, &new).await?)
+        })
+        .await?;
+    let run = match inserted {
         Inserted::Created(run) => {
             metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
             run

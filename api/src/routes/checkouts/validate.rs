@@ -24,6 +24,9 @@ pub struct ValidCheckout {
     pub items: Vec<Item>,
     pub hold_minutes: i64,
     pub coupon_code: Option<String>,
+    /// The event's limit per participant, checked when the run starts (under
+    /// the participant's lock, see `start`).
+    pub max_tickets_per_participant: Option<i32>,
 }
 
 pub async fn validate(
@@ -129,6 +132,7 @@ pub async fn validate(
             .collect(),
         hold_minutes: i64::from(event.hold_minutes),
         coupon_code,
+        max_tickets_per_participant: event.max_tickets_per_participant,
     })
 }
 

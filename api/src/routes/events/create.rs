@@ -43,6 +43,10 @@ pub struct CreateEventRequest {
     /// 1 to 100, default 10.
     #[schema(minimum = 1, maximum = 100)]
     pub max_tickets_per_order: Option<i32>,
+    /// 1 to 1000: how many tickets one participant may have of the event, over
+    /// confirmed bookings and open checkouts; absent or `null`: no such limit.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_tickets_per_participant: Option<i32>,
     /// 0 to 8760; absent or `null`: not refundable.
     #[schema(minimum = 0, maximum = 8760)]
     pub refundable_until_hours_before: Option<i32>,
@@ -88,6 +92,10 @@ pub async fn create_event(
             1,
             100,
         )?,
+        max_tickets_per_participant: body
+            .max_tickets_per_participant
+            .map(|m| support::in_range("max_tickets_per_participant", m, 1, 1000))
+            .transpose()?,
         refundable_until_hours_before: body
             .refundable_until_hours_before
             .map(|h| support::in_range("refundable_until_hours_before", h, 0, 8760))

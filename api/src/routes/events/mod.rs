@@ -103,6 +103,9 @@ pub struct EventView {
     /// How long a checkout holds tickets before payment.
     pub hold_minutes: i32,
     pub max_tickets_per_order: i32,
+    /// How many tickets one participant may have of the event (confirmed
+    /// bookings and open checkouts together); `null`: no such limit.
+    pub max_tickets_per_participant: Option<i32>,
     /// Refunds are possible until this many hours before the start; `null`: not refundable.
     pub refundable_until_hours_before: Option<i32>,
     /// Send it back in `If-Match` to change the event.
@@ -148,6 +151,7 @@ pub async fn event_view(
         sales_end_at: event.sales_end_at,
         hold_minutes: event.hold_minutes,
         max_tickets_per_order: event.max_tickets_per_order,
+        max_tickets_per_participant: event.max_tickets_per_participant,
         refundable_until_hours_before: event.refundable_until_hours_before,
         version: event.version,
         published_at: event.published_at,

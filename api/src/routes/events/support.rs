@@ -270,6 +270,10 @@ pub fn db_error(err: diesel::result::Error) -> AppError {
                 "max_tickets_per_order",
                 "max_tickets_per_order must be between 1 and 100",
             ),
+            "events_max_tickets_per_participant_check" => field(
+                "max_tickets_per_participant",
+                "max_tickets_per_participant must be between 1 and 1000, or null",
+            ),
             "events_refund_policy_check" => field(
                 "refundable_until_hours_before",
                 "refundable_until_hours_before must be between 0 and 8760, or null",

@@ -43,6 +43,10 @@ pub struct UpdateEventRequest {
     pub hold_minutes: Option<i32>,
     #[schema(minimum = 1, maximum = 100)]
     pub max_tickets_per_order: Option<i32>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i32>, nullable, minimum = 1, maximum = 1000)]
+    pub max_tickets_per_participant: Option<Option<i32>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>, nullable, minimum = 0, maximum = 8760)]
     pub refundable_until_hours_before: Option<Option<i32>>,
@@ -90,6 +94,13 @@ impl UpdateEventRequest {
             max_tickets_per_order: self
                 .max_tickets_per_order
                 .map(|m| support::in_range("max_tickets_per_order", m, 1, 100))
+                .transpose()?,
+            max_tickets_per_participant: self
+                .max_tickets_per_participant
+                .map(|m| {
+                    m.map(|m| support::in_range("max_tickets_per_participant", m, 1, 1000))
+                        .transpose()
+                })
                 .transpose()?,
             refundable_until_hours_before: self
                 .refundable_until_hours_before

@@ -185,3 +185,47 @@ pub async fn pull_deadlines(db_url: &str, run_filter: &str) {
     .await
     .unwrap();
 }
+
+/// The run id of a 202 answer to `POST /v1/checkouts`.
+pub async fn started_run(r: reqwest::Response) -> String {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    body["run_id"].as_str().unwrap().to_owned()
+}
+
+/// The run waits for the buyer to pay.
+pub fn awaiting_payment(view: &Value) -> bool {
+    view["status"] == "waiting" && view["payment"]["client_secret"].is_string()
+}
+
+/// `POST /v1/checkouts/{run_id}/cancel` as `user`.
+pub async fn cancel(app: &TestApp, user: &TestUser, run_id: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/v1/checkouts/{run_id}/cancel")))
+        .header("authorization", user.bearer())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A checkout of `quantity` of the event's first type, waiting for payment;
+/// returns its run id and intent id.
+pub async fn waiting_checkout(
+    app: &TestApp,
+    user: &TestUser,
+    body: Value,
+    key: &str,
+) -> (String, String) {
+    let run_id = started_run(start(&app.base_url, &app.client, user, body, Some(key)).await).await;
+    let view = wait_for(
+        app,
+        user,
+        &run_id,
+        Duration::from_secs(20),
+        awaiting_payment,
+    )
+    .await;
+    let intent = view["payment"]["intent_id"].as_str().unwrap().to_owned();
+    (run_id, intent)
+}

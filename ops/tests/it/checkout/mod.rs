@@ -3,8 +3,12 @@
 pub mod fixtures;
 
 mod bad_input;
+mod cancel;
 mod contract;
 mod free_and_coupon;
 mod hot_path;
+mod late_coupon;
+mod limits;
 mod paid;
+mod payment_checks;
 mod signals;

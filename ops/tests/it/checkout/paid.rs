@@ -4,24 +4,12 @@ use std::time::Duration;
 
 use boxoffice_models::holds;
 use boxoffice_models::users::Role;
-use serde_json::Value;
 
 use super::fixtures::{
-    count, counters, event_on_sale, is_finished, order, pull_deadlines, start, wait_for,
+    awaiting_payment, count, counters, event_on_sale, is_finished, order, pull_deadlines, start,
+    started_run, wait_for,
 };
 use crate::harness::TestApp;
-
-async fn started_run(r: reqwest::Response) -> String {
-    assert_eq!(r.status(), 202);
-    r.json::<Value>().await.unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn awaiting_payment(view: &Value) -> bool {
-    view["status"] == "waiting" && view["payment"]["client_secret"].is_string()
-}
 
 #[tokio::test]
 async fn pay_then_webhook_completes_with_tickets_and_one_charge() {
@@ -88,7 +76,7 @@ async fn pay_then_webhook_completes_with_tickets_and_one_charge() {
 }
 
 #[tokio::test]
-async fn declined_payment_cancels_the_intent_and_releases_the_hold() {
+async fn a_declined_card_keeps_the_checkout_and_another_card_pays_the_same_intent() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     app.start_workers(&sandbox.base_url);
@@ -102,7 +90,7 @@ async fn declined_payment_cancels_the_intent_and_releases_the_hold() {
             &app.client,
             &buyer,
             order(&event, 0, 1),
-            None,
+            Some("decline-1"),
         )
         .await,
     )
@@ -115,17 +103,51 @@ async fn declined_payment_cancels_the_intent_and_releases_the_hold() {
         awaiting_payment,
     )
     .await;
-    sandbox
-        .decline(view["payment"]["intent_id"].as_str().unwrap())
-        .await;
-    let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
-    assert_eq!(done["status"], "compensated", "{done}");
-    assert_eq!(done["error"]["code"], "payment_failed");
+    let intent = view["payment"]["intent_id"].as_str().unwrap().to_owned();
+    sandbox.decline(&intent).await;
+    let declined = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), |v| {
+        v["payment"]["last_error"].is_object()
+    })
+    .await;
+    // Still waiting, the seat still held, the decline shown in plain words.
+    assert_eq!(declined["status"], "waiting", "{declined}");
+    assert_eq!(declined["expires_at"], view["expires_at"], "same deadline");
+    assert_eq!(declined["payment"]["intent_id"], intent.as_str());
+    let last = &declined["payment"]["last_error"];
+    assert_eq!(last["code"], "generic_decline", "{declined}");
+    let detail = last["detail"].as_str().unwrap();
+    assert!(detail.contains("try another card"), "{detail}");
+    assert!(
+        !detail.contains("Your card was declined."),
+        "the provider's own message is not shown: {detail}"
+    );
+    assert!(declined["error"].is_null(), "{declined}");
     assert_eq!(
         counters(&app.db.url, event.ticket_types[0]).await,
-        (10, 0, 0)
+        (10, 0, 1)
     );
-    assert_eq!(sandbox.stats().await["cancellations"], 1);
+
+    // Another card, the same intent.
+    sandbox.pay(&intent).await;
+    let done = wait_for(&app, &buyer, &run_id, Duration::from_secs(20), is_finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["ticket_ids"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 1, 0)
+    );
+    let stats = sandbox.stats().await;
+    assert_eq!(stats["charges_by_run_id"][&run_id], 1, "{stats}");
+    assert_eq!(stats["intents_created"], 1, "{stats}");
+    assert_eq!(stats["cancellations"], 0, "{stats}");
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM bookings WHERE run_id = '{run_id}'")
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -208,6 +230,15 @@ async fn unpaid_checkout_is_compensated_at_its_deadline_and_a_late_payment_is_ac
     })
     .await;
     assert_eq!(late["ticket_ids"].as_array().unwrap().len(), 1);
+    // Sold with its discount: the coupon use was taken again.
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM coupons c JOIN coupon_reservations r ON r.coupon_id = c.id WHERE c.used = 1 AND r.run_id = '{first}' AND r.status = 'redeemed'")
+        )
+        .await,
+        1
+    );
 
     // Someone else takes the last seat; the second late payment is refunded.
     let third = started_run(

@@ -129,7 +129,7 @@ async fn a_signal_that_arrives_before_the_run_waits_is_kept_and_used() {
         run_id,
         name: "payment_succeeded".into(),
         dedupe_key: "stripe:evt_early".into(),
-        payload: json!({ "intent_id": "pi_early" }),
+        payload: json!({ "intent_id": "pi_early", "amount_minor": 4000, "currency": "EUR" }),
     };
     assert_eq!(
         workflow_signals::record(&mut conn, early.clone())
@@ -279,7 +279,8 @@ async fn a_signal_whose_delivery_message_was_lost_is_delivered_by_the_sweep() {
         &mut conn,
         &format!(
             "INSERT INTO workflow_signals (run_id, name, dedupe_key, payload, received_at)
-             VALUES ('{run_id}', 'payment_succeeded', 'stripe:evt_lost', '{{\"intent_id\": \"{intent}\"}}',
+             VALUES ('{run_id}', 'payment_succeeded', 'stripe:evt_lost',
+                     '{{\"intent_id\": \"{intent}\", \"amount_minor\": 2000, \"currency\": \"EUR\"}}',
                      now() - interval '2 minutes')"
         ),
     )

@@ -23,7 +23,8 @@ const REQUESTS: usize = 300;
 async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
-    let buyers = join_all((0..10).map(|_| app.create_user(&[Role::Participant]))).await;
+    // One buyer per request: a participant has one open checkout per event.
+    let buyers = join_all((0..REQUESTS).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10_000)], 10).await;
     let tt = event.ticket_types[0];
 

@@ -21,7 +21,8 @@ use crate::harness::users::TestUser;
 
 const CAPACITY: i32 = 50;
 const CHECKOUTS: usize = 500;
-const BUYERS: usize = 25;
+/// One buyer per checkout: a participant has one open checkout per event.
+const BUYERS: usize = CHECKOUTS;
 
 #[derive(diesel::QueryableByName, Debug)]
 struct StatusCount {

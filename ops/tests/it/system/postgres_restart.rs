@@ -59,11 +59,13 @@ async fn postgres_restarts_and_everything_recovers() {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let buyers = join_all((0..10).map(|_| register(&client, &api_url))).await;
+    // One buyer per checkout (a participant has one open checkout per event):
+    // the first wave's, then the second's.
+    let buyers = join_all((0..2 * PER_WAVE).map(|_| register(&client, &api_url))).await;
     let event = event_on_sale(&db, buyers[0].id, &[(4500, 2000), (0, 2000)], 10).await;
     let payer = Payer::start(&db, &sandbox.base_url, "true");
 
-    let wave = |tag: &'static str| {
+    let wave = |tag: &'static str, first_buyer: usize| {
         let (client, api_url, buyers, event) = (client.clone(), api_url.clone(), &buyers, &event);
         async move {
             join_all((0..PER_WAVE).map(|i| {
@@ -76,7 +78,7 @@ async fn postgres_restarts_and_everything_recovers() {
                         match checkout(
                             &client,
                             &api_url,
-                            &buyers[i % buyers.len()],
+                            &buyers[first_buyer + i],
                             event.event_id,
                             tt,
                             1,
@@ -98,7 +100,7 @@ async fn postgres_restarts_and_everything_recovers() {
         }
     };
 
-    wave("before").await;
+    wave("before", 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Runs must be on their way when Postgres goes, or recovery is not shown.
     let in_flight = unfinished(&mut connect(&db).await).await;
@@ -139,7 +141,7 @@ async fn postgres_restarts_and_everything_recovers() {
         "postgres: back {:.1} s after it stopped",
         stopped_at.elapsed().as_secs_f64()
     );
-    let waits = wave("after").await;
+    let waits = wave("after", PER_WAVE).await;
     for w in &mut workers {
         assert_alive(w, "after Postgres came back");
     }

@@ -36,7 +36,10 @@ async fn thirty_second_provider_outage() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
-    let buyers = join_all((0..10).map(|_| app.create_user(&[Role::Participant]))).await;
+    // One buyer per checkout (a participant has one open checkout per event):
+    // the expiring ones first, then those started during the outage.
+    let buyers =
+        join_all((0..EXPIRING + DURING).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 2000)], 10).await;
     let tt = event.ticket_types[0];
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
@@ -51,7 +54,7 @@ async fn thirty_second_provider_outage() {
         BoxofficeProcess::start(&deployment, "work").await,
     ];
     let client = reqwest::Client::new();
-    let fire = |tag: &'static str, n: usize| {
+    let fire = |tag: &'static str, n: usize, first_buyer: usize| {
         let (client, api_url, buyers) = (client.clone(), api_url.clone(), &buyers);
         async move {
             for r in join_all((0..n).map(|i| {
@@ -60,7 +63,7 @@ async fn thirty_second_provider_outage() {
                     checkout(
                         &client,
                         &api_url,
-                        &buyers[i % buyers.len()],
+                        &buyers[first_buyer + i],
                         event.event_id,
                         tt,
                         1,
@@ -77,7 +80,7 @@ async fn thirty_second_provider_outage() {
     };
 
     // Runs that reach "awaiting payment" before the outage, and are never paid.
-    fire("expiring", EXPIRING).await;
+    fire("expiring", EXPIRING, 0).await;
     let mut conn = connect(&app.db.url).await;
     let started = Instant::now();
     while scalar(
@@ -100,7 +103,7 @@ async fn thirty_second_provider_outage() {
         .await;
     let calls_before = sandbox.stats().await["api_calls"].as_u64().unwrap();
     let outage_started = Instant::now();
-    fire("during", DURING).await;
+    fire("during", DURING, EXPIRING).await;
     pull_deadlines(&app.db.url, &format!("id IN ({expiring_ids})")).await;
     tokio::time::sleep(OUTAGE.saturating_sub(outage_started.elapsed())).await;
     let calls_during = sandbox.stats().await["api_calls"].as_u64().unwrap() - calls_before;

@@ -27,7 +27,9 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
-    let buyers = join_all((0..10).map(|_| app.create_user(&[Role::Participant]))).await;
+    // One buyer per checkout (a participant has one open checkout per event):
+    // the first wave's, then the second's.
+    let buyers = join_all((0..3 * PER_WAVE).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 2000), (0, 2000)], 10).await;
 
     let dir = TempDir::new("boxoffice-redis-restart");
@@ -55,7 +57,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    let wave = |tag: &'static str| {
+    let wave = |tag: &'static str, first_buyer: usize| {
         let (client, api_url, buyers) = (client.clone(), api_url.clone(), &buyers);
         let event = &event;
         async move {
@@ -70,7 +72,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
                         match checkout(
                             &client,
                             &api_url,
-                            &buyers[i % buyers.len()],
+                            &buyers[first_buyer + i],
                             event.event_id,
                             tt,
                             1,
@@ -92,7 +94,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         }
     };
 
-    wave("before").await;
+    wave("before", 0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Runs must be on their way when Redis goes, or recovery is not shown.
     let mut conn = connect(&app.db.url).await;
@@ -104,7 +106,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     for w in &workers {
         w.pause();
     }
-    wave("lost").await;
+    wave("lost", PER_WAVE).await;
     let relay = Relay {
         db: app.pool().clone(),
         redis: redis::Client::open(redis_url.as_str())
@@ -152,7 +154,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         "redis: back, empty, {:.1} s after it stopped",
         stopped_at.elapsed().as_secs_f64()
     );
-    wave("after").await;
+    wave("after", 2 * PER_WAVE).await;
     for w in &mut workers {
         assert_alive(w, "after Redis came back");
     }

@@ -27,7 +27,8 @@ async fn kill_9_workers_during_checkouts() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
-    let buyers = join_all((0..10).map(|_| app.create_user(&[Role::Participant]))).await;
+    // One buyer per checkout: a participant has one open checkout per event.
+    let buyers = join_all((0..PAID + FREE).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 2000), (0, 2000)], 10).await;
 
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)

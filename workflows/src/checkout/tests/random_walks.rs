@@ -166,10 +166,11 @@ struct Model {
     seen: Seen,
 }
 
-fn payment_signal(name: &str) -> Input {
+/// A payment webhook as the API records it: the intent, and what it received.
+fn payment_signal(name: &str, amount_minor: i64) -> Input {
     Input::Signal {
         name: name.into(),
-        payload: json!({ "intent_id": INTENT }),
+        payload: json!({ "intent_id": INTENT, "amount_minor": amount_minor, "currency": "EUR" }),
     }
 }
 
@@ -225,7 +226,7 @@ impl Model {
     fn success_webhook_waiting(&self) -> bool {
         self.inbox
             .iter()
-            .any(|s| *s == payment_signal(SIGNAL_PAYMENT_SUCCEEDED))
+            .any(|s| matches!(s, Input::Signal { name, .. } if name == SIGNAL_PAYMENT_SUCCEEDED))
     }
 
     /// The engine hands signals only to a run that waits or has finished.
@@ -353,20 +354,19 @@ impl Model {
                     && !intent.cancelled
                 {
                     intent.paid = true;
+                    let amount = intent.amount_minor;
                     for _ in 0..if webhook_twice { 2 } else { 1 } {
                         self.inbox
-                            .push_back(payment_signal(SIGNAL_PAYMENT_SUCCEEDED));
+                            .push_back(payment_signal(SIGNAL_PAYMENT_SUCCEEDED, amount));
                     }
                     self.note_event("participant paid");
                 }
             }
             Event::Decline => {
-                if self
-                    .intent
-                    .as_ref()
-                    .is_some_and(|i| !i.paid && !i.cancelled)
-                {
-                    self.inbox.push_back(payment_signal(SIGNAL_PAYMENT_FAILED));
+                if let Some(intent) = self.intent.as_ref().filter(|i| !i.paid && !i.cancelled) {
+                    let amount = intent.amount_minor;
+                    self.inbox
+                        .push_back(payment_signal(SIGNAL_PAYMENT_FAILED, amount));
                     self.note_event("card declined");
                 }
             }
@@ -469,7 +469,12 @@ impl Model {
     ) {
         let code = after.error.as_ref().map(|e| e.code.as_str());
         self.seen.expired |= code == Some("expired");
-        self.seen.declined |= code == Some("payment_failed");
+        // A decline keeps the run waiting, with the decline shown to the buyer.
+        self.seen.declined |= after
+            .payment
+            .as_ref()
+            .is_some_and(|p| p.last_error.is_some())
+            && after.phase == Phase::AwaitingPayment;
         self.seen.operator_cancelled |= code == Some("cancelled");
         self.seen.payment_won_the_race |=
             before.phase == Phase::CancellingPaymentIntent && after.phase == Phase::Confirming;
