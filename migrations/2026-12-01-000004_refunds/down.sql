@@ -1,6 +1,5 @@
 DROP TABLE refunds;
 DROP INDEX tickets_refund_run_idx;
-ALTER TABLE tickets DROP CONSTRAINT tickets_refund_pending_has_run;
 ALTER TABLE tickets DROP COLUMN refunded_at;
 ALTER TABLE tickets DROP COLUMN refund_run_id;
 ALTER TABLE tickets DROP COLUMN paid_minor;

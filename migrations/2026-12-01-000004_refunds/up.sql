@@ -17,8 +17,6 @@ ALTER TABLE tickets ADD COLUMN paid_minor bigint NOT NULL DEFAULT 0 CHECK (paid_
 -- The refund run that holds (or voided) this ticket.
 ALTER TABLE tickets ADD COLUMN refund_run_id uuid REFERENCES workflow_runs (id);
 ALTER TABLE tickets ADD COLUMN refunded_at timestamptz;
-ALTER TABLE tickets ADD CONSTRAINT tickets_refund_pending_has_run
-    CHECK (status <> 'refund_pending' OR refund_run_id IS NOT NULL);
 CREATE INDEX tickets_refund_run_idx ON tickets (refund_run_id) WHERE refund_run_id IS NOT NULL;
 
 CREATE TABLE refunds (

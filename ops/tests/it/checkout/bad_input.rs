@@ -134,7 +134,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
         assert_problem(r, status, code).await;
     }
 
-    // An event not on sale (still a draft, then over).
+    // A cancelled event sells nothing.
     let mut conn = app.raw_conn().await;
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut conn,
@@ -155,7 +155,7 @@ async fn bad_checkout_requests_are_refused_before_any_run_starts() {
         .send()
         .await
         .unwrap();
-    assert_problem(r, 409, "event_not_on_sale").await;
+    assert_problem(r, 409, "event_cancelled").await;
 
     assert_eq!(
         count(&app.db.url, "SELECT 1 FROM workflow_runs").await,

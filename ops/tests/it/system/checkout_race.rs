@@ -77,20 +77,42 @@ async fn fire(
     n: usize,
     tag: &str,
 ) {
+    // 500 buyers at once on 2-core machines overflow the API's connection
+    // pools: such a request is answered 503 ("retry shortly"), and a client
+    // retries it with the same Idempotency-Key, which can never start a
+    // second run. Anything else than 202 or 503 fails the test.
+    let retried = std::sync::atomic::AtomicUsize::new(0);
     let requests = (0..n).map(|i| {
         let url = format!("{}/v1/checkouts", apis[i % apis.len()]);
         let buyer = &buyers[i % buyers.len()];
-        client
-            .post(url)
-            .header("authorization", buyer.bearer())
-            .header("idempotency-key", format!("{tag}-{i}"))
-            .json(&json!({ "event_id": event_id, "items": [{ "ticket_type_id": ticket_type, "quantity": 1 }] }))
-            .send()
+        let key = format!("{tag}-{i}");
+        let retried = &retried;
+        async move {
+            for attempt in 0..20 {
+                let r = client
+                    .post(&url)
+                    .header("authorization", buyer.bearer())
+                    .header("idempotency-key", &key)
+                    .json(&json!({ "event_id": event_id, "items": [{ "ticket_type_id": ticket_type, "quantity": 1 }] }))
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    202 => return,
+                    503 if attempt < 19 => {
+                        retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    status => panic!("checkout {key}: {status} {:?}", r.text().await),
+                }
+            }
+        }
     });
-    for r in join_all(requests).await {
-        let r = r.unwrap();
-        assert_eq!(r.status(), 202, "{:?}", r.text().await);
-    }
+    join_all(requests).await;
+    println!(
+        "race: {n} checkouts started ({} retried after a 503)",
+        std::sync::atomic::AtomicUsize::load(&retried, std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// Waits until no run is `running` or `compensating`.
