@@ -794,15 +794,7 @@ impl Workflow for Checkout {
                 let Some(mut tracker) = state.late_refund.clone() else {
                     return ignore(state);
                 };
-                let step = match input {
-                    Input::RemoteDone { key, outcome } => tracker.on_remote_done(key, outcome, now),
-                    Input::RemoteFailed { key, error } => tracker.on_remote_failed(key, error, now),
-                    Input::Signal { name, payload } if name == SIGNAL_REFUND_UPDATED => {
-                        tracker.on_signal(payload, now)
-                    }
-                    Input::Timer => tracker.on_timer(),
-                    _ => RefundStep::NotMine,
-                };
+                let step = tracker.on_input(input, now);
                 let next = next.with(|s| s.late_refund = Some(tracker));
                 match step {
                     RefundStep::NotMine => ignore(state),

@@ -26,7 +26,9 @@ use uuid::Uuid;
 
 use crate::engine::{self, ErrorView, RunError, RunStatus, Workflow};
 use crate::money::Money;
-use crate::payments::{PaymentCommand, PaymentOutcome, SIGNAL_REFUND_UPDATED};
+/// The webhook a pending refund waits for.
+pub use crate::payments::SIGNAL_REFUND_UPDATED;
+use crate::payments::{PaymentCommand, PaymentOutcome};
 use crate::refunding::{RefundStep, RefundTracker};
 
 #[cfg(test)]
@@ -402,15 +404,7 @@ impl Workflow for Refund {
                 let Some(mut tracker) = state.refund.clone() else {
                     return ignore(state);
                 };
-                let step = match input {
-                    Input::RemoteDone { key, outcome } => tracker.on_remote_done(key, outcome, now),
-                    Input::RemoteFailed { key, error } => tracker.on_remote_failed(key, error, now),
-                    Input::Signal { name, payload } if name == SIGNAL_REFUND_UPDATED => {
-                        tracker.on_signal(payload, now)
-                    }
-                    Input::Timer => tracker.on_timer(),
-                    _ => RefundStep::NotMine,
-                };
+                let step = tracker.on_input(input, now);
                 next.refund = Some(tracker);
                 match step {
                     RefundStep::NotMine => ignore(state),

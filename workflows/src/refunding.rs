@@ -12,8 +12,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Input;
 use crate::money::Money;
-use crate::payments::{PaymentCommand, PaymentOutcome, RefundReport, RefundStatus};
+use crate::payments::{
+    PaymentCommand, PaymentOutcome, RefundReport, RefundStatus, SIGNAL_REFUND_UPDATED,
+};
 
 /// How long a pending refund waits for its webhook before asking, by default.
 pub const DEFAULT_POLL_AFTER_SECS: i64 = 180;
@@ -224,6 +227,24 @@ impl RefundTracker {
             },
             now,
         )
+    }
+
+    /// Any input of a run following this refund: its calls' outcomes, the
+    /// provider's `refund_updated` webhooks and the run's timer.
+    pub fn on_input<L>(
+        &mut self,
+        input: &Input<L, PaymentOutcome>,
+        now: DateTime<Utc>,
+    ) -> RefundStep {
+        match input {
+            Input::RemoteDone { key, outcome } => self.on_remote_done(key, outcome, now),
+            Input::RemoteFailed { key, error } => self.on_remote_failed(key, error, now),
+            Input::Signal { name, payload } if name == SIGNAL_REFUND_UPDATED => {
+                self.on_signal(payload, now)
+            }
+            Input::Timer => self.on_timer(),
+            _ => RefundStep::NotMine,
+        }
     }
 
     /// No webhook came in time: ask the provider.

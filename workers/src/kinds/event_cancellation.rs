@@ -110,17 +110,7 @@ async fn tell_buyer(
     event_id: Uuid,
     buyer_id: Uuid,
 ) -> diesel::QueryResult<()> {
-    use boxoffice_models::schema::{events, users};
-    let email: String = users::table
-        .find(buyer_id)
-        .select(users::email)
-        .first(conn)
-        .await?;
-    let title: String = events::table
-        .find(event_id)
-        .select(events::title)
-        .first(conn)
-        .await?;
+    let (email, title) = super::notices::recipient_and_event(conn, buyer_id, event_id).await?;
     notifications::enqueue(
         conn,
         NewNotification {

@@ -10,6 +10,7 @@
 
 pub mod checkout;
 pub mod event_cancellation;
+pub mod notices;
 pub mod payment_calls;
 pub mod refund;
 

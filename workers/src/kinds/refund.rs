@@ -133,17 +133,7 @@ async fn tell_buyer(
     event_id: Uuid,
     told: Told,
 ) -> diesel::QueryResult<()> {
-    use boxoffice_models::schema::{events, users};
-    let email: String = users::table
-        .find(user_id)
-        .select(users::email)
-        .first(conn)
-        .await?;
-    let title: String = events::table
-        .find(event_id)
-        .select(events::title)
-        .first(conn)
-        .await?;
+    let (email, title) = super::notices::recipient_and_event(conn, user_id, event_id).await?;
     let (key, kind, subject, body) = match told {
         Told::Refunded(amount) => (
             format!("refund:{run_id}:refunded"),
