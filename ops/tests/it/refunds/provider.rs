@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use super::support::{
     booking_money, emails, finished, paid_booking, refund, refundable_event, run_id, ticket_status,
 };
-use crate::checkout_support::{count, counters};
+use std::time::Duration;
+
+use crate::checkout_support::{count, counters, is_finished, wait_for};
 use crate::harness::TestApp;
 
 /// Steps of `run` whose input matches the SQL `LIKE` pattern.
@@ -285,8 +287,10 @@ async fn a_refund_refused_for_good_is_parked_and_an_operator_retry_refunds_under
     let outcome: Value = r.json().await.unwrap();
     assert_eq!(status, 200, "{outcome}");
     assert_eq!(outcome["action"], "run.retry", "{outcome}");
-    let done = finished(&app, &buyer, &run).await;
-    assert_eq!(done["status"], "completed", "{done}");
+    let done = wait_for(&app, &buyer, &run, Duration::from_secs(30), |v| {
+        v["status"] == "completed"
+    })
+    .await;
     assert_eq!(done["state"], "refunded", "{done}");
     assert_eq!(done["error"], Value::Null, "{done}");
 
@@ -326,4 +330,67 @@ async fn a_refund_refused_for_good_is_parked_and_an_operator_retry_refunds_under
         .await,
         1
     );
+}
+
+#[tokio::test]
+async fn a_retry_of_a_refund_whose_ticket_was_refunded_since_is_refused() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    app.start_workers(&sandbox.base_url);
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let admin = app.create_user(&[Role::Admin]).await;
+    let event = refundable_event(&app, &organizer, 4500, 10, Some(24)).await;
+    let paid = paid_booking(&app, &sandbox, &buyer, &event, 2).await;
+    let ticket = json!({ "ticket_ids": [paid.tickets[0]] });
+    sandbox
+        .configure(json!({ "refund_fail_intents": [paid.intent] }))
+        .await;
+    let first = run_id(refund(&app, &buyer, &paid.booking, ticket.clone(), "first").await).await;
+    let done = finished(&app, &buyer, &first).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(ticket_status(&app, &paid.tickets[0]).await, "valid");
+
+    // The provider is fixed and the buyer asks again, before any operator.
+    sandbox
+        .configure(json!({ "refund_fail_intents": [] }))
+        .await;
+    let second = run_id(refund(&app, &buyer, &paid.booking, ticket, "second").await).await;
+    let done = finished(&app, &buyer, &second).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // Retrying the first would refund the same ticket twice: refused.
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/ops/runs/{first}/retry")))
+        .header("authorization", admin.bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let done = wait_for(&app, &buyer, &first, Duration::from_secs(20), |v| {
+        is_finished(v) && v["error"]["code"] != "refund_failed"
+    })
+    .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "ticket_not_refundable", "{done}");
+
+    let stats = sandbox.stats().await;
+    assert_eq!(stats["refunds_by_intent"][&paid.intent], 1, "{stats}");
+    assert_eq!(
+        stats["refunded_minor_by_intent"][&paid.intent], 4500,
+        "{stats}"
+    );
+    assert!(
+        stats["refunds_by_idempotency_key"]
+            .get(format!("{first}:refund:2"))
+            .is_none(),
+        "{stats}"
+    );
+    assert_eq!(
+        booking_money(&app, &paid.booking).await,
+        ("partially_refunded".into(), 4500)
+    );
+    assert_eq!(ticket_status(&app, &paid.tickets[0]).await, "void");
+    assert_eq!(ticket_status(&app, &paid.tickets[1]).await, "valid");
 }
