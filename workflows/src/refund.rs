@@ -197,8 +197,13 @@ pub enum LocalCommand {
     /// is released, the buyer is told. (Not in an event cancellation.)
     Restore,
     /// An operator retries: mark the tickets `refund_pending` and reserve the
-    /// amount again (they may have changed meanwhile).
-    Remark,
+    /// amount again (they may have changed meanwhile). The run's own tickets
+    /// are named: one refunded by another run since no longer points at this
+    /// one, and must refuse the retry rather than be left out of it.
+    Remark {
+        #[serde(default)]
+        ticket_ids: Vec<Uuid>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -438,7 +443,9 @@ impl Workflow for Refund {
                     return decision(
                         next,
                         RunStatus::Running,
-                        Some(Command::Local(LocalCommand::Remark)),
+                        Some(Command::Local(LocalCommand::Remark {
+                            ticket_ids: state.ticket_ids.clone(),
+                        })),
                         None,
                     );
                 }

@@ -368,7 +368,18 @@ async fn create_refund(
     let (outcome, replayed) = shared.store.idempotent(
         key.as_deref(),
         fingerprint("POST /v1/refunds", &params),
-        |ledger| refund(ledger, &params, &switches).unwrap_or_else(|refusal| refusal),
+        |ledger| {
+            let made = refund(ledger, &params, &switches);
+            if made.is_ok() {
+                let key = key.clone().unwrap_or_else(|| "(none)".to_owned());
+                *ledger
+                    .counts
+                    .refunds_by_idempotency_key
+                    .entry(key)
+                    .or_default() += 1;
+            }
+            made.unwrap_or_else(|refusal| refusal)
+        },
     );
     let pending =
         !replayed && outcome.status == StatusCode::OK && outcome.body["status"] == "pending";

@@ -377,6 +377,9 @@ pub struct Counts {
     /// `POST /v1/refunds` refused because the charge had not that much left
     /// (`amount_too_large`, `charge_already_refunded`), per intent.
     pub refunds_refused_by_intent: BTreeMap<String, u64>,
+    /// Refunds made per idempotency key (answered, whatever their status): a
+    /// retried refund shows up under a new key.
+    pub refunds_by_idempotency_key: BTreeMap<String, u64>,
     pub idempotent_replays: u64,
 }
 

@@ -71,13 +71,8 @@ impl Effects for Refund {
                 }
                 LocalOutcome::Restored
             }
-            LocalCommand::Remark => {
-                let ticket_ids: Vec<Uuid> = boxoffice_models::schema::tickets::table
-                    .filter(boxoffice_models::schema::tickets::refund_run_id.eq(run_id))
-                    .select(boxoffice_models::schema::tickets::id)
-                    .load(conn)
-                    .await?;
-                match refunds::remark(conn, run_id, &ticket_ids).await? {
+            LocalCommand::Remark { ticket_ids } => {
+                match refunds::remark(conn, run_id, ticket_ids).await? {
                     Ok(()) => LocalOutcome::Remarked,
                     Err(refusal) => LocalOutcome::RemarkRefused {
                         code: refusal_code(&refusal).into(),

@@ -399,7 +399,13 @@ fn an_operators_retry_marks_the_tickets_again_and_refunds_under_a_new_key() {
     let d = step(&failed, Input::Retry);
     assert_eq!(d.status, RunStatus::Running);
     assert_eq!(d.step, "restoring");
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::Remark)));
+    assert!(!failed.ticket_ids.is_empty());
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::Remark {
+            ticket_ids: failed.ticket_ids.clone()
+        }))
+    );
     assert!(Refund::money_at_stake(&d.state).is_some());
 
     let d = step(&d.state, Input::Local(LocalOutcome::Remarked));
@@ -461,7 +467,12 @@ fn a_refused_remark_parks_the_run_with_its_code() {
     assert_eq!(Refund::money_at_stake(&d.state), None);
     // The operator may try again later.
     let d = step(&d.state, Input::Retry);
-    assert_eq!(d.command, Some(Command::Local(LocalCommand::Remark)));
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::Remark {
+            ticket_ids: d.state.ticket_ids.clone()
+        }))
+    );
 }
 
 #[test]
@@ -1150,7 +1161,7 @@ mod walk {
                     self.reached.restored += 1;
                     LocalOutcome::Restored
                 }
-                LocalCommand::Remark => {
+                LocalCommand::Remark { .. } => {
                     assert_eq!(
                         self.tickets,
                         Tickets::Valid,
