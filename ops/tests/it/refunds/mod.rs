@@ -2,3 +2,4 @@
 //! payment sandbox over HTTP.
 
 mod buyer;
+mod cancellation;
