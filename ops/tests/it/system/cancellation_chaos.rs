@@ -110,6 +110,34 @@ async fn seed_bookings(
     emails
 }
 
+/// The runs not finished and the refunds not succeeded, for a failure's message.
+async fn unfinished(conn: &mut diesel_async::AsyncPgConnection) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        line: String,
+    }
+    let rows: Vec<Row> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT concat_ws(' | ', r.id::text, r.kind, r.status, r.step, r.attempts::text,
+                    r.wake_at::text, r.pending_effect::text, r.last_error::text, r.state::text,
+                    (SELECT string_agg(s.name || ':' || s.consumed_at::text, ',') FROM workflow_signals s WHERE s.run_id = r.id),
+                    (SELECT string_agg(st.step || '/' || st.input || '/' || st.outcome, ', ' ORDER BY st.id) FROM workflow_steps st WHERE st.run_id = r.id)) AS line
+               FROM workflow_runs r
+              WHERE r.status NOT IN ('completed', 'compensated') AND r.kind <> 'event_cancellation'
+             UNION ALL
+             SELECT concat_ws(' | ', 'refund row', run_id::text, status, amount_minor::text) FROM refunds WHERE status <> 'succeeded'",
+        ),
+        conn,
+    )
+    .await
+    .unwrap_or_default();
+    rows.into_iter()
+        .map(|r| r.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The cancellation emails written by the workers, per recipient.
 fn cancellation_mail(dir: &std::path::Path) -> HashMap<String, usize> {
     let mut per_recipient = HashMap::new();
@@ -282,6 +310,9 @@ async fn cancelling_2000_paid_bookings_through_an_outage_and_worker_crashes() {
         };
         if status == "completed" || status == "failed" {
             break status;
+        }
+        if started.elapsed() >= Duration::from_secs(240) {
+            println!("{}", unfinished(&mut conn).await);
         }
         assert!(
             started.elapsed() < Duration::from_secs(240),
