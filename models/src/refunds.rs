@@ -494,3 +494,43 @@ pub async fn set_paid(conn: &mut AsyncPgConnection, paid: &[(Uuid, i64)]) -> Que
     }
     Ok(())
 }
+
+/// Tickets given back per ticket type (voided by a refund that succeeded),
+/// for the organizer's sales figures.
+pub async fn refunded_tickets_by_type(
+    conn: &mut AsyncPgConnection,
+    ticket_type_ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, i64)>> {
+    tickets::table
+        .filter(tickets::ticket_type_id.eq_any(ticket_type_ids))
+        .filter(tickets::refunded_at.is_not_null())
+        .group_by(tickets::ticket_type_id)
+        .select((tickets::ticket_type_id, diesel::dsl::count_star()))
+        .load(conn)
+        .await
+}
+
+/// Money given back per event (refunds that succeeded, goodwill refunds
+/// included), in minor units of the event's currency.
+pub async fn refunded_minor_by_event(
+    conn: &mut AsyncPgConnection,
+    event_ids: &[Uuid],
+) -> QueryResult<Vec<(Uuid, i64)>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        event_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        minor: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT b.event_id, COALESCE(sum(r.amount_minor), 0)::bigint AS minor \
+           FROM refunds r JOIN bookings b ON b.id = r.booking_id \
+          WHERE r.status = 'succeeded' AND b.event_id = ANY($1) \
+          GROUP BY b.event_id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(event_ids)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.event_id, r.minor)).collect())
+}

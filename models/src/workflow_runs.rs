@@ -160,15 +160,21 @@ pub async fn apply(conn: &mut AsyncPgConnection, id: Uuid, t: &Transition) -> Qu
         .await
 }
 
-/// Records a failed attempt of the current step (the run stays where it is).
+/// Records a failed attempt of the current step (the run stays where it is);
+/// the next attempt is due at `retry_at`. Until then the run is not stalled
+/// (see [`stalled`]): a retry waiting out its backoff must not be re-driven
+/// at once, or every re-drive would start another chain of attempts and
+/// spend the run's retries in a fraction of the backoff.
 pub async fn record_attempt_failure(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     error: &serde_json::Value,
+    retry_at: DateTime<Utc>,
 ) -> QueryResult<i32> {
     diesel::update(workflow_runs::table.find(id))
         .set((
             workflow_runs::attempts.eq(workflow_runs::attempts + 1),
+            workflow_runs::wake_at.eq(retry_at),
             workflow_runs::last_error.eq(error),
             workflow_runs::version.eq(workflow_runs::version + 1),
             workflow_runs::updated_at.eq(diesel::dsl::now),
@@ -196,6 +202,8 @@ pub async fn overdue(
 
 /// Running or compensating runs that have not moved since `before`: their
 /// message may have been lost (Redis lost its data), so they are re-driven.
+/// A run whose remote command waits for a retry (its `wake_at`, set by
+/// [`record_attempt_failure`]) counts from when that retry was due.
 pub async fn stalled(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
@@ -204,6 +212,11 @@ pub async fn stalled(
     workflow_runs::table
         .filter(workflow_runs::status.eq_any(["running", "compensating"]))
         .filter(workflow_runs::updated_at.lt(before))
+        .filter(
+            workflow_runs::wake_at
+                .is_null()
+                .or(workflow_runs::wake_at.lt(before)),
+        )
         .order(workflow_runs::updated_at.asc())
         .limit(limit)
         .select(workflow_runs::id)

@@ -549,13 +549,13 @@ async fn organizers_see_sales_figures_per_ticket_type() {
     assert_eq!(
         item["ticket_types"],
         json!([
-            {"id": general, "name": "General", "price_minor": 4500, "capacity": 200, "sold": 10, "held": 3, "available": 187, "gross_minor": 45000},
-            {"id": vip, "name": "VIP", "price_minor": 12000, "capacity": 20, "sold": 2, "held": 0, "available": 18, "gross_minor": 24000},
+            {"id": general, "name": "General", "price_minor": 4500, "capacity": 200, "sold": 10, "held": 3, "available": 187, "gross_minor": 45000, "refunded": 0},
+            {"id": vip, "name": "VIP", "price_minor": 12000, "capacity": 20, "sold": 2, "held": 0, "available": 18, "gross_minor": 24000, "refunded": 0},
         ])
     );
     assert_eq!(
         item["totals"],
-        json!({"capacity": 220, "sold": 12, "held": 3, "available": 205, "gross_minor": 69000})
+        json!({"capacity": 220, "sold": 12, "held": 3, "available": 205, "gross_minor": 69000, "refunded": 0, "refunded_minor": 0})
     );
 
     // Paged by start time with an opaque cursor.

@@ -25,6 +25,7 @@ mod db_limits;
 /// Checkout fixtures shared with the system tests.
 use checkout::fixtures as checkout_support;
 mod email;
+mod engine_registry;
 mod forwarded_for;
 mod http_basics;
 mod idempotency_key;

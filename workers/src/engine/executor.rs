@@ -540,7 +540,8 @@ pub async fn schedule_retry(
         }
         let err =
             serde_json::json!({ "effect": effect.key, "attempt": effect.attempt, "error": error });
-        workflow_runs::record_attempt_failure(conn, run.id, &err).await?;
+        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+        workflow_runs::record_attempt_failure(conn, run.id, &err, at).await?;
         workflow_steps::record(
             conn,
             &NewStepRecord {
@@ -559,7 +560,6 @@ pub async fn schedule_retry(
             attempt: effect.attempt + 1,
             ..effect.clone()
         };
-        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
         outbox::push(conn, EFFECT_QUEUE, &next, Some(at)).await?;
         Ok(true)
     })

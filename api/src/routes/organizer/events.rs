@@ -1,8 +1,8 @@
 //! `GET /v1/organizer/events`: your events with sales figures per ticket type.
 
 use axum::extract::State;
-use boxoffice_models::events;
 use boxoffice_models::ticket_types::{self, TicketType};
+use boxoffice_models::{events, refunds};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -39,6 +39,8 @@ pub struct TicketTypeSales {
     pub available: i32,
     /// `sold × price_minor` at the current price (before coupons).
     pub gross_minor: i64,
+    /// Tickets given back by a refund (no longer counted in `sold`).
+    pub refunded: i64,
 }
 
 /// The sum over an event's ticket types.
@@ -49,6 +51,10 @@ pub struct SalesTotals {
     pub held: i64,
     pub available: i64,
     pub gross_minor: i64,
+    /// Tickets given back by a refund.
+    pub refunded: i64,
+    /// Money given back by refunds that succeeded (goodwill refunds included).
+    pub refunded_minor: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -73,7 +79,7 @@ pub struct OrganizerEventPage {
 }
 
 /// Your events (every event, for admins), soonest first, with capacity, sold,
-/// held, available and gross per ticket type. Read from Postgres, never cached.
+/// held, available, gross and refunded per ticket type. Read from Postgres, never cached.
 #[utoipa::path(get, path = "/organizer/events", tag = "organizer",
     security(("bearer" = [])),
     params(OrganizerEventsParams),
@@ -126,6 +132,15 @@ pub async fn list_organizer_events(
     };
     let ids: Vec<Uuid> = rows.iter().map(|e| e.id).collect();
     let all_types = ticket_types::for_events(&mut conn, &ids).await?;
+    let type_ids: Vec<Uuid> = all_types.iter().map(|t| t.id).collect();
+    let refunded_tickets = refunds::refunded_tickets_by_type(&mut conn, &type_ids).await?;
+    let refunded_money = refunds::refunded_minor_by_event(&mut conn, &ids).await?;
+    let refunded_of = |type_id: Uuid| {
+        refunded_tickets
+            .iter()
+            .find(|(id, _)| *id == type_id)
+            .map_or(0, |(_, n)| *n)
+    };
 
     let items = rows
         .iter()
@@ -142,7 +157,16 @@ pub async fn list_organizer_events(
                     held: sum.held + i64::from(t.held),
                     available: sum.available + i64::from(t.available()),
                     gross_minor: sum.gross_minor.saturating_add(t.gross_minor()),
+                    refunded: sum.refunded + refunded_of(t.id),
+                    refunded_minor: 0,
                 });
+            let totals = SalesTotals {
+                refunded_minor: refunded_money
+                    .iter()
+                    .find(|(id, _)| *id == event.id)
+                    .map_or(0, |(_, minor)| *minor),
+                ..totals
+            };
             OrganizerEvent {
                 id: event.id,
                 organizer_id: event.organizer_id,
@@ -163,6 +187,7 @@ pub async fn list_organizer_events(
                         held: t.held,
                         available: t.available(),
                         gross_minor: t.gross_minor(),
+                        refunded: refunded_of(t.id),
                     })
                     .collect(),
                 totals,

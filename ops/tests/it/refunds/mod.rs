@@ -4,6 +4,7 @@
 mod support;
 
 mod buyer;
+mod cancellation;
 mod check_in;
 mod provider;
 mod races;

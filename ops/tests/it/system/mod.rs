@@ -3,6 +3,7 @@
 mod api_crash;
 mod backlog;
 mod bench_smoke;
+mod cancellation_chaos;
 mod checkout_race;
 mod cli;
 mod dlq_tools;
