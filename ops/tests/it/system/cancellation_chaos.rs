@@ -274,7 +274,16 @@ async fn cancelling_2000_paid_bookings_through_an_outage_and_worker_crashes() {
     .await;
     for (victim, at) in [(0, Duration::from_secs(8)), (1, Duration::from_secs(18))] {
         tokio::time::sleep(at.saturating_sub(outage_started.elapsed())).await;
-        workers[victim].kill().await;
+        // The victim must be alive, and end by this very kill.
+        let status = workers[victim]
+            .kill()
+            .await
+            .unwrap_or_else(|e| panic!("worker {victim}: kill -9 failed: {e}"));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(nix::sys::signal::Signal::SIGKILL as i32),
+            "worker {victim} ended otherwise than by the kill ({status})"
+        );
         println!(
             "cancellation chaos: worker {victim} killed {:.1} s after the cancellation, during the outage",
             started.elapsed().as_secs_f64()
