@@ -485,13 +485,20 @@ pub async fn open_checkouts(conn: &mut AsyncPgConnection, event_id: Uuid) -> Que
 }
 
 /// What each ticket paid: its price less its share of the discount.
+/// One statement for the whole order: it runs on the checkout's confirmation.
 pub async fn set_paid(conn: &mut AsyncPgConnection, paid: &[(Uuid, i64)]) -> QueryResult<()> {
-    for (ticket_id, amount) in paid {
-        diesel::update(tickets::table.find(ticket_id))
-            .set(tickets::paid_minor.eq(amount))
-            .execute(conn)
-            .await?;
+    if paid.is_empty() {
+        return Ok(());
     }
+    let (ids, amounts): (Vec<Uuid>, Vec<i64>) = paid.iter().copied().unzip();
+    diesel::sql_query(
+        "UPDATE tickets SET paid_minor = v.paid \
+           FROM unnest($1::uuid[], $2::bigint[]) AS v(id, paid) WHERE tickets.id = v.id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(amounts)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -62,6 +62,18 @@ pub enum Phase {
     Cancelled,
 }
 
+impl RequestedBy {
+    /// As stored in `refunds.requested_by` (and serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestedBy::Buyer => "buyer",
+            RequestedBy::Organizer => "organizer",
+            RequestedBy::Admin => "admin",
+            RequestedBy::EventCancellation => "event_cancellation",
+        }
+    }
+}
+
 impl Phase {
     pub fn step(self) -> &'static str {
         match self {

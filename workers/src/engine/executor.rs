@@ -364,7 +364,7 @@ pub(crate) async fn advance_locked<W: Effects>(
     .await?;
     let mut queued = false;
     for child in &children {
-        queued |= start_child(conn, run.id, child).await?;
+        queued |= start_child(conn, &run, child).await?;
     }
     let was_ended = RunStatus::parse(&run.status).is_some_and(RunStatus::is_ended);
     if finished
@@ -439,22 +439,21 @@ pub(crate) async fn advance_locked<W: Effects>(
 /// Starts a child run in the parent's transaction; false when it was started before.
 async fn start_child(
     conn: &mut AsyncPgConnection,
-    parent_id: Uuid,
+    parent: &Run,
     child: &ChildStart,
 ) -> anyhow::Result<bool> {
-    let parent = workflow_runs::find(conn, parent_id).await?;
     let new = workflow_runs::NewRun {
         id: Uuid::now_v7(),
         kind: child.kind.to_owned(),
         status: RunStatus::Running.as_str().into(),
         step: child.step.to_owned(),
         state: child.state.clone(),
-        correlation_id: parent.and_then(|p| p.correlation_id),
+        correlation_id: parent.correlation_id.clone(),
         owner_id: child.owner_id,
         idempotency_key: None,
         request_hash: None,
         view: child.view.clone(),
-        parent_id: Some(parent_id),
+        parent_id: Some(parent.id),
         child_key: Some(child.key.clone()),
     };
     let started = workflow_runs::start_child(conn, &new).await?.is_some();

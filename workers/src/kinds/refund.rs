@@ -6,7 +6,7 @@ use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::refunds::{self, Refusal, Request, Scope};
 use boxoffice_workflows::money::Money;
 use boxoffice_workflows::payments::{PaymentCommand, PaymentOutcome};
-use boxoffice_workflows::refund::{LocalCommand, LocalOutcome, Refund};
+use boxoffice_workflows::refund::{LocalCommand, LocalOutcome, Refund, RequestedBy};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -28,7 +28,7 @@ impl Effects for Refund {
                     run_id,
                     booking_id: *booking_id,
                     scope: Scope::Everything,
-                    requested_by: "event_cancellation",
+                    requested_by: RequestedBy::EventCancellation.as_str(),
                     allow_checked_in: true,
                     reason: Some("event cancelled"),
                 };

@@ -150,7 +150,7 @@ pub async fn refund_booking(
                     run_id: run.id,
                     booking_id: booking.id,
                     scope: scope.clone(),
-                    requested_by: requested_by_str(requested_by),
+                    requested_by: requested_by.as_str(),
                     allow_checked_in: requested_by != RequestedBy::Buyer,
                     reason: req.reason.as_deref(),
                 },
@@ -175,15 +175,6 @@ pub async fn refund_booking(
         })
         .await?;
     runs::accepted(run)
-}
-
-fn requested_by_str(by: RequestedBy) -> &'static str {
-    match by {
-        RequestedBy::Buyer => "buyer",
-        RequestedBy::Organizer => "organizer",
-        RequestedBy::Admin => "admin",
-        RequestedBy::EventCancellation => "event_cancellation",
-    }
 }
 
 fn validate(req: &RefundRequest) -> AppResult<()> {

@@ -17,10 +17,10 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::validate::status_path;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Path};
+use crate::runs::status_path;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

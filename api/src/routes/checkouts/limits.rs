@@ -14,8 +14,8 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::start::CheckoutRequest;
-use super::validate::status_path;
 use crate::error::{AppError, AppResult};
+use crate::runs::status_path;
 
 /// Takes the participant's lock on the event's checkouts until the end of the
 /// caller's transaction, then refuses the start when `req` would take them past

@@ -13,12 +13,13 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::limits;
-use super::validate::{status_path, validate};
+use super::validate::validate;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
+use crate::runs::status_path;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]

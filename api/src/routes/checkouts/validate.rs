@@ -10,7 +10,6 @@ use boxoffice_models::ticket_types;
 use boxoffice_workflows::checkout::Item;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
-use uuid::Uuid;
 
 use super::start::CheckoutRequest;
 use crate::error::{AppError, AppResult};
@@ -158,9 +157,4 @@ fn check_window(
         ));
     }
     Ok(())
-}
-
-/// The event id as the path of the status URL (kept here so the two agree).
-pub fn status_path(run_id: Uuid) -> String {
-    format!("/v1/workflows/{run_id}")
 }
