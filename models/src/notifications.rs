@@ -66,6 +66,12 @@ pub struct NewNotification<'a> {
     pub recipient: &'a str,
     pub subject: &'a str,
     pub body_text: &'a str,
+    /// The participant it is for (their notifications list, their
+    /// preferences); `None` for an address with no account.
+    pub user_id: Option<Uuid>,
+    /// What the renderer needs at sending time, by kind: e.g.
+    /// `{"event_id": …, "booking_id": …}`. `{}` when the text is the email.
+    pub context: &'a serde_json::Value,
 }
 
 #[derive(Insertable)]
@@ -77,6 +83,8 @@ struct NewRow<'a> {
     recipient: &'a str,
     subject: &'a str,
     body_text: &'a str,
+    user_id: Option<Uuid>,
+    context: &'a serde_json::Value,
 }
 
 /// Records a notification and queues its `send_email` job, unless one with the
@@ -97,6 +105,8 @@ pub async fn enqueue(
                 recipient: new.recipient,
                 subject: new.subject,
                 body_text: new.body_text,
+                user_id: new.user_id,
+                context: new.context,
             })
             .on_conflict(notifications::dedupe_key)
             .do_nothing()

@@ -11,6 +11,8 @@ diesel::table! {
         disabled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        notify_reminders -> Bool,
+        notify_messages -> Bool,
     }
 }
 
@@ -108,6 +110,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         max_tickets_per_participant -> Nullable<Int4>,
+        waitlist_enabled -> Bool,
+        waitlist_offer_minutes -> Int4,
+        reminder_offsets_minutes -> Array<Int4>,
     }
 }
 
@@ -129,6 +134,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         version -> Int4,
+        waiting_units -> Int4,
     }
 }
 
@@ -317,6 +323,9 @@ diesel::table! {
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        user_id -> Nullable<Uuid>,
+        context -> Jsonb,
+        read_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -328,6 +337,31 @@ diesel::joinable!(holds -> ticket_types (ticket_type_id));
 diesel::joinable!(bookings -> workflow_runs (run_id));
 diesel::joinable!(tickets -> bookings (booking_id));
 diesel::joinable!(bookings -> events (event_id));
+
+diesel::table! {
+    waitlist_entries (id) {
+        id -> Uuid,
+        event_id -> Uuid,
+        ticket_type_id -> Uuid,
+        participant_id -> Uuid,
+        quantity -> Int4,
+        priority -> Text,
+        status -> Text,
+        joined_at -> Timestamptz,
+        blocked_since -> Nullable<Timestamptz>,
+        offer_run_id -> Nullable<Uuid>,
+        offered_at -> Nullable<Timestamptz>,
+        offer_expires_at -> Nullable<Timestamptz>,
+        checkout_run_id -> Nullable<Uuid>,
+        ended_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(waitlist_entries -> ticket_types (ticket_type_id));
+diesel::joinable!(waitlist_entries -> events (event_id));
+diesel::joinable!(waitlist_entries -> users (participant_id));
+diesel::joinable!(notifications -> users (user_id));
 
 // Every table may meet every other in a query (one list, so no pair is missed).
 diesel::allow_tables_to_appear_in_same_query!(
@@ -351,4 +385,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     tickets,
     notifications,
     refunds,
+    waitlist_entries,
 );

@@ -126,6 +126,10 @@ fn smtp_mailer(url: &str) -> Arc<dyn Mailer> {
     .expect("an SMTP mailer")
 }
 
+/// A test notification carries its whole text: nothing to render from.
+static NO_CONTEXT: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::json!({}));
+
 fn confirmation<'a>(dedupe_key: &'a str, recipient: &'a str) -> NewNotification<'a> {
     NewNotification {
         dedupe_key,
@@ -133,6 +137,8 @@ fn confirmation<'a>(dedupe_key: &'a str, recipient: &'a str) -> NewNotification<
         recipient,
         subject: "Your tickets for Jazz night",
         body_text: "Thank you for your order.\nYour tickets are attached to your account.",
+        user_id: None,
+        context: &NO_CONTEXT,
     }
 }
 

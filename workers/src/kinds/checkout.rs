@@ -297,6 +297,11 @@ async fn queue_confirmation(
             recipient: &email,
             subject: &format!("Your tickets for {title}"),
             body_text: &body,
+            user_id: Some(booking.user_id),
+            context: &serde_json::json!({
+                "event_id": booking.event_id,
+                "booking_id": booking.id,
+            }),
         },
     )
     .await?;

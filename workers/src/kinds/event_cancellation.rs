@@ -121,6 +121,8 @@ async fn tell_buyer(
             body_text: &format!(
                 "We are sorry: {title} has been cancelled by its organizer.\n\nEvery ticket you bought is refunded in full; you will get an email for each refund.\n"
             ),
+            user_id: Some(buyer_id),
+            context: &serde_json::json!({ "event_id": event_id }),
         },
     )
     .await?;

@@ -155,6 +155,8 @@ async fn tell_buyer(
             recipient: &email,
             subject: &subject,
             body_text: &body,
+            user_id: Some(user_id),
+            context: &serde_json::json!({ "event_id": event_id, "refund_run_id": run_id }),
         },
     )
     .await?;
