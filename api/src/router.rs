@@ -23,6 +23,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         // Identity and access.
         .merge(routes::auth::router())
         .merge(routes::me::router())
+        .merge(routes::unsubscribe::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         // Catalog.

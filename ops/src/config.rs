@@ -273,6 +273,12 @@ pub struct Settings {
     )]
     pub mail_from: String,
 
+    /// Base URL at which people reach this API (`https://tickets.example.com`),
+    /// for links in emails (one-click unsubscribe). Unset: `http://` and
+    /// BOXOFFICE_HTTP_ADDR, for development; required in production.
+    #[arg(long, env = "BOXOFFICE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
     /// Cron expression (with seconds) for the engine's sweep: overdue timers,
     /// expired holds, stalled runs.
     #[arg(
@@ -372,6 +378,7 @@ impl std::fmt::Debug for Settings {
             smtp_url,
             mail_dir,
             mail_from,
+            public_url,
             schedule_sweep_runs,
             stalled_after_secs,
             refund_poll_secs,
@@ -422,6 +429,7 @@ impl std::fmt::Debug for Settings {
             .field("smtp_url", &smtp_url.as_deref().map(without_credentials))
             .field("mail_dir", mail_dir)
             .field("mail_from", mail_from)
+            .field("public_url", public_url)
             .field("schedule_sweep_runs", schedule_sweep_runs)
             .field("stalled_after_secs", stalled_after_secs)
             .field("refund_poll_secs", refund_poll_secs)
@@ -518,7 +526,48 @@ impl Settings {
         self.validate_cors_origins()?;
         self.ticket_signer()?;
         self.validate_mail()?;
+        self.validate_public_url()?;
         Ok(())
+    }
+
+    /// `http(s)://host[:port][/path]`; production must say where it is reached.
+    fn validate_public_url(&self) -> Result<(), ConfigError> {
+        const NAME: &str = "BOXOFFICE_PUBLIC_URL";
+        let Some(url) = self.public_url.as_deref() else {
+            return if self.environment == EnvName::Production {
+                Err(ConfigError::Missing(NAME))
+            } else {
+                Ok(())
+            };
+        };
+        let well_formed = url.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(['?', '#', ' ', '@'])
+        });
+        if well_formed {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                name: NAME,
+                reason: format!(
+                    "{url:?} is not a base URL; expected e.g. https://tickets.example.com"
+                ),
+            })
+        }
+    }
+
+    /// What links in emails are built from: the public URL, and the JWT
+    /// secret, which also signs unsubscribe tokens (under their own audience).
+    pub fn mail_links(&self) -> boxoffice_workers::mail::LinkSettings {
+        boxoffice_workers::mail::LinkSettings {
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.http_addr)),
+            unsubscribe_secret: self.jwt_secret.clone().unwrap_or_default().into_bytes(),
+        }
     }
 
     /// The configured origins, blanks dropped.

@@ -125,6 +125,8 @@ pub struct WorkerServices {
     pub ticket_signer: Arc<TicketSigner>,
     pub payments: Arc<dyn PaymentProvider>,
     pub mailer: Arc<dyn Mailer>,
+    /// Links in emails: the public URL, the unsubscribe key.
+    pub mail_links: Arc<boxoffice_workers::mail::LinkSettings>,
 }
 
 /// Cron expressions of the schedules.
@@ -146,6 +148,7 @@ pub async fn run_workers(
         ticket_signer: Arc::new(settings.ticket_signer()?),
         payments: settings.payments()?,
         mailer: boxoffice_workers::adapters::mailer::build(&settings.mail_settings())?,
+        mail_links: Arc::new(settings.mail_links()),
     };
     let schedules = Schedules {
         purge_sessions: settings.schedule_purge_sessions.clone(),
@@ -178,6 +181,7 @@ pub async fn run_workers_with(
                 ticket_signer: services.ticket_signer,
                 payments: services.payments,
                 mailer: services.mailer,
+                mail_links: services.mail_links,
                 relay_nudge: Arc::new(tokio::sync::Notify::new()),
                 stalled_after: schedules.stalled_after,
             },

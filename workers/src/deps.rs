@@ -7,6 +7,7 @@ use boxoffice_models::ticket_codes::TicketSigner;
 
 use crate::adapters::mailer::Mailer;
 use crate::adapters::payments::PaymentProvider;
+use crate::mail::LinkSettings;
 
 #[derive(Clone)]
 pub struct JobDeps {
@@ -17,6 +18,8 @@ pub struct JobDeps {
     pub payments: Arc<dyn PaymentProvider>,
     /// Sends notifications (SMTP behind its circuit breaker, or `.eml` files).
     pub mailer: Arc<dyn Mailer>,
+    /// What links in emails are built from: the public URL, the unsubscribe key.
+    pub mail_links: Arc<LinkSettings>,
     /// Wakes this process's outbox relay after a commit that queued messages.
     pub relay_nudge: Arc<tokio::sync::Notify>,
     /// A `running`/`compensating` run not updated for this long is taken for

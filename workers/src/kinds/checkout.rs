@@ -279,8 +279,21 @@ async fn queue_confirmation(
         .select(events::title)
         .first(conn)
         .await?;
+    // When and where, in the venue's time zone: the text is also what the
+    // participant's notifications list shows.
+    let place = match crate::mail::facts::event(conn, booking.event_id).await? {
+        Some(event) => {
+            let when = crate::mail::when::local_times(&event).one_line();
+            let place = match &event.venue {
+                Some(venue) => format!("{}, {}", venue.name, venue.full_address()),
+                None => "Online".to_owned(),
+            };
+            format!("When: {when}\nWhere: {place}\n")
+        }
+        None => String::new(),
+    };
     let mut body = format!(
-        "Thank you for your order.\n\nEvent: {title}\nBooking: {}\nTotal: {} {}\n\nYour tickets:\n",
+        "Thank you for your order.\n\nEvent: {title}\n{place}Booking: {}\nTotal: {} {}\n\nYour tickets:\n",
         booking.id,
         format_minor(booking.total_minor),
         booking.currency

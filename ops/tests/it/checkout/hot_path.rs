@@ -205,6 +205,7 @@ async fn an_inline_remote_command_runs_once_with_or_without_its_backstop() {
             app.mail_dir(),
             "Boxoffice <tickets@boxoffice.test>".parse().unwrap(),
         )),
+        mail_links: Arc::new(app.mail_links()),
         relay_nudge: Arc::new(tokio::sync::Notify::new()),
         stalled_after: Duration::from_secs(60),
     };

@@ -198,6 +198,8 @@ impl TestApp {
                     .expect("payments client"),
             ),
             mailer,
+            // Links in emails lead to this app, signed with its JWT secret.
+            mail_links: Arc::new(self.mail_links()),
         };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -206,6 +208,14 @@ impl TestApp {
             )
             .await
         });
+    }
+
+    /// What this app's workers build links in emails from.
+    pub fn mail_links(&self) -> boxoffice_workers::mail::LinkSettings {
+        boxoffice_workers::mail::LinkSettings {
+            public_url: self.base_url.clone(),
+            unsubscribe_secret: TEST_JWT_SECRET.to_vec(),
+        }
     }
 
     /// Where this app's workers write `.eml` files.
