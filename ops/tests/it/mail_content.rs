@@ -51,9 +51,16 @@ pub(crate) fn parse_email(raw: &str) -> ParsedEmail {
             (kind, name, part.contents().to_vec())
         })
         .collect();
-    let html = message.body_html(0).expect("an HTML part").into_owned();
+    // Line ends as the program wrote them (SMTP carries CRLF).
+    let html = message
+        .body_html(0)
+        .expect("an HTML part")
+        .replace("\r\n", "\n");
     ParsedEmail {
-        text: message.body_text(0).expect("a text part").into_owned(),
+        text: message
+            .body_text(0)
+            .expect("a text part")
+            .replace("\r\n", "\n"),
         html_read: unescape_html(&html),
         html,
         files,
