@@ -967,4 +967,35 @@ mod tests {
             assert!(printed.contains(visible), "{visible} missing:\n{printed}");
         }
     }
+
+    #[test]
+    fn the_public_url_is_a_base_url_and_required_in_production() {
+        assert!(settings(&[]).validate_public_url().is_ok());
+        assert_eq!(
+            settings(&["--http", "127.0.0.1:9000"])
+                .mail_links()
+                .public_url,
+            "http://127.0.0.1:9000"
+        );
+        assert!(matches!(
+            settings(&["--env", "production"]).validate_public_url(),
+            Err(ConfigError::Missing("BOXOFFICE_PUBLIC_URL"))
+        ));
+        let ok = settings(&["--public-url", "https://tickets.example.com"]);
+        assert!(ok.validate_public_url().is_ok());
+        assert_eq!(ok.mail_links().public_url, "https://tickets.example.com");
+        for bad in [
+            "tickets.example.com",
+            "ftp://x",
+            "https://x?y=1",
+            "https:///path",
+        ] {
+            assert!(
+                settings(&["--public-url", bad])
+                    .validate_public_url()
+                    .is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

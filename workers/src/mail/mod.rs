@@ -157,3 +157,125 @@ fn build(
         list_unsubscribe: unsubscribe.map(|(_, url)| url),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::adapters::mailer::{compose, parse_from};
+
+    fn notification(kind: &str, user_id: Option<Uuid>) -> Notification {
+        Notification {
+            id: Uuid::now_v7(),
+            dedupe_key: "k".into(),
+            kind: kind.into(),
+            recipient: "ada@example.com".into(),
+            subject: "Subject".into(),
+            body_text: "Body.".into(),
+            status: "pending".into(),
+            attempts: 0,
+            last_error: None,
+            created_at: Utc::now(),
+            sent_at: None,
+            updated_at: Utc::now(),
+            user_id,
+            context: serde_json::json!({}),
+            read_at: None,
+        }
+    }
+
+    fn links() -> LinkSettings {
+        LinkSettings {
+            public_url: "https://tickets.example.com".into(),
+            unsubscribe_secret: b"unit-test-secret-0123456789abcdef".to_vec(),
+        }
+    }
+
+    fn event() -> facts::EventFacts {
+        facts::EventFacts {
+            id: Uuid::now_v7(),
+            title: "Jazz night".into(),
+            starts_at: Utc.with_ymd_and_hms(2027, 1, 15, 19, 0, 0).unwrap(),
+            ends_at: Utc.with_ymd_and_hms(2027, 1, 15, 22, 0, 0).unwrap(),
+            zone: chrono_tz::Europe::Paris,
+            venue: Some(facts::VenueFacts {
+                name: "Blue Hall".into(),
+                address: "1 rue de la Paix".into(),
+                city: "Paris".into(),
+                country: "FR".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_waitlist_offer_shows_its_deadline_in_the_venues_zone_and_carries_nothing_else() {
+        let deadline = Utc.with_ymd_and_hms(2027, 1, 10, 17, 30, 0).unwrap();
+        let email = build(
+            &notification("waitlist_offer", Some(Uuid::now_v7())),
+            &links(),
+            Some(&event()),
+            &[],
+            Some(deadline),
+            None,
+        )
+        .unwrap();
+        assert!(
+            email.body_text.contains(
+                "This offer holds until Sunday 10 January 2027, 18:30 CET (Europe/Paris)."
+            ),
+            "{}",
+            email.body_text
+        );
+        assert!(
+            email
+                .body_text
+                .contains("Where: Blue Hall, 1 rue de la Paix, Paris, FR")
+        );
+        assert!(email.attachments.is_empty());
+        assert_eq!(email.list_unsubscribe, None);
+    }
+
+    #[test]
+    fn the_message_has_both_parts_inline_images_the_calendar_and_the_one_click_headers() {
+        let user = Uuid::now_v7();
+        let url = links().unsubscribe_url(user, MailingList::Reminders);
+        let ticket = facts::TicketFacts {
+            id: Uuid::now_v7(),
+            number: "ABCD-EFGH".into(),
+            type_name: "Standing".into(),
+            qr_payload: "BX1.payload.signature".into(),
+        };
+        let email = build(
+            &notification("reminder", Some(user)),
+            &links(),
+            Some(&event()),
+            &[ticket],
+            None,
+            Some((MailingList::Reminders, url.clone())),
+        )
+        .unwrap();
+        let from = parse_from("Boxoffice <tickets@boxoffice.test>").unwrap();
+        let raw = String::from_utf8(compose(&from, &email).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains(&format!("List-Unsubscribe: <{url}>\r\n")),
+            "{raw}"
+        );
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        for part in [
+            "multipart/mixed",
+            "multipart/alternative",
+            "multipart/related",
+            "text/plain",
+            "text/html",
+            "image/png",
+            "text/calendar",
+        ] {
+            assert!(
+                raw.contains(&format!("Content-Type: {part}")),
+                "no {part}: {raw}"
+            );
+        }
+        assert!(raw.contains("Content-ID: <ticket-"), "{raw}");
+    }
+}
