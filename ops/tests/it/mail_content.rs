@@ -324,3 +324,126 @@ async fn a_notification_without_context_is_its_text_in_both_parts_and_the_file_m
     assert_eq!(email.list_unsubscribe, None);
     let _ = std::fs::remove_dir_all(app.mail_dir());
 }
+
+#[tokio::test]
+async fn refund_cancellation_and_offer_emails_say_when_and_where_and_carry_no_unsubscribe_link() {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn().await;
+    app.start_workers_with_mailer("http://127.0.0.1:1", smtp_mailer(&sink.url()));
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let at_venue = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+    let online = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+    let mut conn = app.raw_conn().await;
+    set_time_and_place(&mut conn, at_venue.event_id).await;
+    conn.batch_execute(&format!(
+        "UPDATE events SET venue_id = NULL, online = true,
+                starts_at = '2027-03-02 09:00:00+00', ends_at = '2027-03-02 10:15:00+00'
+          WHERE id = '{}';",
+        online.event_id
+    ))
+    .await
+    .unwrap();
+
+    let sent = [
+        (
+            "refund_completed",
+            serde_json::json!({ "event_id": at_venue.event_id, "refund_run_id": Uuid::now_v7() }),
+        ),
+        (
+            "event_cancelled",
+            serde_json::json!({ "event_id": online.event_id }),
+        ),
+        (
+            "waitlist_offer",
+            serde_json::json!({
+                "event_id": at_venue.event_id, "entry_id": Uuid::now_v7(),
+                "ticket_type_id": at_venue.ticket_types[0], "quantity": 2,
+                "expires_at": "2027-07-10T16:00:00Z",
+            }),
+        ),
+    ];
+    for (kind, context) in &sent {
+        boxoffice_models::notifications::enqueue(
+            &mut conn,
+            boxoffice_models::notifications::NewNotification {
+                dedupe_key: &format!("{kind}:{}", Uuid::new_v4()),
+                kind,
+                recipient: &buyer.email,
+                subject: kind,
+                body_text: &format!("About your {kind}."),
+                user_id: Some(buyer.id),
+                context,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    }
+    let messages = eventually(30, "three emails", async || {
+        Some(sink.messages()).filter(|m| m.len() == 3)
+    })
+    .await;
+    let by_kind = |kind: &str| {
+        let raw = messages
+            .iter()
+            .find(|m| m.contains(&format!("Subject: {kind}\r\n")))
+            .unwrap_or_else(|| panic!("no {kind} email"));
+        parse_email(raw)
+    };
+
+    let refund = by_kind("refund_completed");
+    let when = "Wednesday 14 July 2027, 14:30 – 17:00 EDT (America/New_York)";
+    assert!(
+        refund.text.contains("About your refund_completed."),
+        "{}",
+        refund.text
+    );
+    assert!(refund.text.contains(when), "{}", refund.text);
+    assert!(
+        refund.html_read.contains("Blue Note Hall"),
+        "{}",
+        refund.html
+    );
+    assert!(refund.files.is_empty(), "a refund carries no tickets");
+    assert_eq!(refund.list_unsubscribe, None, "transactional");
+
+    // An online event has no venue: its time is in UTC, and says so.
+    let cancelled = by_kind("event_cancelled");
+    assert!(
+        cancelled
+            .text
+            .contains("Tuesday 2 March 2027, 09:00 – 10:15 UTC"),
+        "{}",
+        cancelled.text
+    );
+    assert!(
+        cancelled.text.contains("Where: online"),
+        "{}",
+        cancelled.text
+    );
+    assert!(cancelled.html_read.contains("Online"), "{}", cancelled.html);
+    assert_eq!(cancelled.list_unsubscribe, None);
+
+    let offer = by_kind("waitlist_offer");
+    assert!(
+        offer.text.contains(
+            "This offer holds until Saturday 10 July 2027, 12:00 EDT (America/New_York)."
+        ),
+        "{}",
+        offer.text
+    );
+    assert!(
+        offer
+            .html_read
+            .contains("14:30 – 17:00 EDT (America/New_York)"),
+        "{}",
+        offer.html
+    );
+    assert!(
+        offer.html_read.contains("Saturday 10 July 2027, 12:00 EDT"),
+        "{}",
+        offer.html
+    );
+    assert_eq!(offer.list_unsubscribe, None);
+}
