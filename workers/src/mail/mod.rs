@@ -124,13 +124,17 @@ fn build(
             inline_id: None,
         });
     }
+    let times = event.map(when::local_times);
+    let text = &notification.body_text;
     let view = EmailView {
         subject: notification.subject.clone(),
         body_text: notification.body_text.clone(),
         paragraphs: templates::paragraphs(&notification.body_text),
-        event: event.map(|e| EventView {
+        text_has_event: times.as_ref().is_some_and(|t| text.contains(&t.one_line())),
+        text_has_tickets: !tickets.is_empty() && tickets.iter().all(|t| text.contains(&t.number)),
+        event: event.zip(times).map(|(e, times)| EventView {
             title: e.title.clone(),
-            times: when::local_times(e),
+            times,
             venue_name: e.venue.as_ref().map(|v| v.name.clone()),
             venue_address: e.venue.as_ref().map(facts::VenueFacts::full_address),
         }),

@@ -25,6 +25,12 @@ pub struct EmailView {
     pub offer_expires: Option<String>,
     /// Whether a calendar file is attached.
     pub calendar: bool,
+    /// The notification's text already says when and where (the
+    /// confirmation's does, for the notifications list): the text part does
+    /// not repeat it. The HTML part always shows its event card.
+    pub text_has_event: bool,
+    /// The notification's text already lists every ticket number.
+    pub text_has_tickets: bool,
     pub unsubscribe: Option<UnsubscribeView>,
 }
 
@@ -96,6 +102,8 @@ mod tests {
             tickets: Vec::new(),
             offer_expires: None,
             calendar: false,
+            text_has_event: false,
+            text_has_tickets: false,
             unsubscribe: None,
         }
     }
