@@ -520,7 +520,7 @@ const SEARCH_INNER: &str = "
     LEFT JOIN venues v ON v.id = e.venue_id
     LEFT JOIN LATERAL (
         SELECT min(t.price_minor) AS min_price_minor,
-               sum(t.capacity - t.sold - t.held) AS available
+               sum(GREATEST(t.capacity - t.sold - t.held - t.waiting_units, 0)) AS available
         FROM ticket_types t WHERE t.event_id = e.id
     ) tt ON true
     WHERE e.status = 'published'
@@ -534,7 +534,7 @@ const SEARCH_INNER: &str = "
             SELECT 1 FROM ticket_types t
             WHERE t.event_id = e.id
               AND ($6::bigint IS NULL OR t.price_minor <= $6::bigint)
-              AND (NOT $7::boolean OR t.capacity - t.sold - t.held > 0)))";
+              AND (NOT $7::boolean OR t.capacity - t.sold - t.held - t.waiting_units > 0)))";
 
 const SEARCH_BY_START: &str = "
     SELECT * FROM ({inner}) listed

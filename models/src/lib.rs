@@ -31,6 +31,7 @@ pub mod ticket_types;
 pub mod tickets;
 pub mod users;
 pub mod venues;
+pub mod waitlist;
 pub mod workflow_runs;
 pub mod workflow_signals;
 pub mod workflow_steps;
