@@ -36,6 +36,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(routes::checkouts::router())
         .merge(routes::workflows::router())
         .merge(routes::bookings::router())
+        .merge(routes::waitlist::router())
         // Tickets.
         .merge(routes::tickets::router())
 }

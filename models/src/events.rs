@@ -101,6 +101,10 @@ pub struct Event {
     /// `None`: not refundable.
     pub refundable_until_hours_before: Option<i32>,
     pub version: i32,
+    /// Sold-out ticket types take a waitlist.
+    pub waitlist_enabled: bool,
+    /// How long a waitlist offer holds its units.
+    pub waitlist_offer_minutes: i32,
     pub published_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -132,6 +136,10 @@ pub struct NewEvent {
     pub max_tickets_per_order: i32,
     pub max_tickets_per_participant: Option<i32>,
     pub refundable_until_hours_before: Option<i32>,
+    /// `None`: the column's default (true).
+    pub waitlist_enabled: Option<bool>,
+    /// `None`: the column's default (720).
+    pub waitlist_offer_minutes: Option<i32>,
 }
 
 /// A partial update: `None` leaves a column as it is; `Some(None)` clears a
@@ -153,6 +161,8 @@ pub struct EventChanges {
     pub max_tickets_per_order: Option<i32>,
     pub max_tickets_per_participant: Option<Option<i32>>,
     pub refundable_until_hours_before: Option<Option<i32>>,
+    pub waitlist_enabled: Option<bool>,
+    pub waitlist_offer_minutes: Option<i32>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewEvent) -> QueryResult<Event> {
@@ -621,6 +631,8 @@ mod tests {
             max_tickets_per_participant: None,
             refundable_until_hours_before: None,
             version: 1,
+            waitlist_enabled: true,
+            waitlist_offer_minutes: 720,
             published_at: None,
             cancelled_at: None,
             created_at: now,

@@ -328,9 +328,7 @@ pub async fn hold_for_offer(
     let taken = diesel::update(
         ticket_types::table
             .filter(ticket_types::id.eq(ticket_type_id))
-            .filter(
-                (ticket_types::capacity - ticket_types::sold - ticket_types::held).ge(quantity),
-            )
+            .filter((ticket_types::capacity - ticket_types::sold - ticket_types::held).ge(quantity))
             .filter(ticket_types::waiting_units.ge(quantity)),
     )
     .set((

@@ -115,9 +115,13 @@ pub async fn try_lock_counters(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinRefusal {
     /// The public can buy that many now.
-    TicketsAvailable { available: i32 },
+    TicketsAvailable {
+        available: i32,
+    },
     /// The participant already has an active entry for this type.
-    AlreadyWaiting { entry_id: Uuid },
+    AlreadyWaiting {
+        entry_id: Uuid,
+    },
     NoSuchTicketType,
 }
 
@@ -376,7 +380,10 @@ pub async fn mark_accepted(
 
 /// The accepted entry of a checkout whose units went back (its payment
 /// lapsed or it was called off): the entry is `expired`. Idempotent.
-pub async fn checkout_released(conn: &mut AsyncPgConnection, checkout_run_id: Uuid) -> QueryResult<()> {
+pub async fn checkout_released(
+    conn: &mut AsyncPgConnection,
+    checkout_run_id: Uuid,
+) -> QueryResult<()> {
     diesel::update(
         waitlist_entries::table
             .filter(waitlist_entries::checkout_run_id.eq(checkout_run_id))
@@ -404,19 +411,16 @@ pub async fn units_ahead(conn: &mut AsyncPgConnection, entry: &Entry) -> QueryRe
         .filter(waitlist_entries::status.eq(WAITING))
         .filter(waitlist_entries::id.ne(entry.id))
         .into_boxed();
-    let earlier_in_tier = waitlist_entries::joined_at
-        .lt(entry.joined_at)
-        .or(waitlist_entries::joined_at
-            .eq(entry.joined_at)
-            .and(waitlist_entries::id.lt(entry.id)));
+    let earlier_in_tier =
+        waitlist_entries::joined_at
+            .lt(entry.joined_at)
+            .or(waitlist_entries::joined_at
+                .eq(entry.joined_at)
+                .and(waitlist_entries::id.lt(entry.id)));
     query = if vip {
         query.filter(waitlist_entries::priority.eq("vip").and(earlier_in_tier))
     } else {
-        query.filter(
-            waitlist_entries::priority
-                .eq("vip")
-                .or(earlier_in_tier),
-        )
+        query.filter(waitlist_entries::priority.eq("vip").or(earlier_in_tier))
     };
     let total: Option<i64> = query
         .select(diesel::dsl::sum(waitlist_entries::quantity))
@@ -433,7 +437,10 @@ pub async fn for_participant(
 ) -> QueryResult<Vec<Entry>> {
     waitlist_entries::table
         .filter(waitlist_entries::participant_id.eq(participant_id))
-        .order((waitlist_entries::joined_at.desc(), waitlist_entries::id.desc()))
+        .order((
+            waitlist_entries::joined_at.desc(),
+            waitlist_entries::id.desc(),
+        ))
         .limit(limit)
         .select(Entry::as_select())
         .load(conn)
@@ -467,11 +474,12 @@ pub async fn for_event(
     if let Some(after) = after {
         // (standard?, joined_at, id) > (after's): keyset over serving order.
         let standard = waitlist_entries::priority.ne("vip");
-        let same_tier_later = waitlist_entries::joined_at
-            .gt(after.joined_at)
-            .or(waitlist_entries::joined_at
-                .eq(after.joined_at)
-                .and(waitlist_entries::id.gt(after.id)));
+        let same_tier_later =
+            waitlist_entries::joined_at
+                .gt(after.joined_at)
+                .or(waitlist_entries::joined_at
+                    .eq(after.joined_at)
+                    .and(waitlist_entries::id.gt(after.id)));
         query = if after.vip {
             query.filter(standard.or(waitlist_entries::priority.eq("vip").and(same_tier_later)))
         } else {

@@ -13,5 +13,6 @@ pub mod organizer;
 pub mod ticket_types;
 pub mod tickets;
 pub mod venues;
+pub mod waitlist;
 pub mod webhooks;
 pub mod workflows;

@@ -65,7 +65,11 @@ pub async fn serve(
         }
         let (status, ends_at, offer_minutes): (String, DateTime<Utc>, i32) = events::table
             .find(counters.event_id)
-            .select((events::status, events::ends_at, events::waitlist_offer_minutes))
+            .select((
+                events::status,
+                events::ends_at,
+                events::waitlist_offer_minutes,
+            ))
             .first(conn)
             .await?;
         // Nothing is offered for an event that is off or over.
@@ -128,7 +132,15 @@ async fn offer(
     let Inserted::Created(run) = workflow_runs::start_within(conn, &new).await? else {
         anyhow::bail!("the offer run of entry {} was not created", entry.id);
     };
-    if !holds::hold_for_offer(conn, run.id, entry.ticket_type_id, entry.quantity, expires_at).await? {
+    if !holds::hold_for_offer(
+        conn,
+        run.id,
+        entry.ticket_type_id,
+        entry.quantity,
+        expires_at,
+    )
+    .await?
+    {
         anyhow::bail!("the units planned for entry {} are not free", entry.id);
     }
     waitlist::mark_offered(conn, entry.id, run.id, now, expires_at).await?;

@@ -99,7 +99,9 @@ async fn tell(conn: &mut AsyncPgConnection, entry: &Entry, told: Told) -> diesel
         (Some(from), Some(to)) => describe_duration(to - from),
         _ => "a limited time".to_owned(),
     };
-    let until = expires_at.map_or_else(String::new, |at| at.format("%Y-%m-%d %H:%M UTC").to_string());
+    let until = expires_at.map_or_else(String::new, |at| {
+        at.format("%Y-%m-%d %H:%M UTC").to_string()
+    });
     let q = entry.quantity;
     let tickets = if q == 1 { "ticket" } else { "tickets" };
     let (key, kind, subject, body) = match told {
@@ -153,7 +155,11 @@ fn describe_duration(duration: chrono::Duration) -> String {
     match (hours, minutes) {
         (0, m) => unit(m, "minute", "minutes"),
         (h, 0) => unit(h, "hour", "hours"),
-        (h, m) => format!("{} {}", unit(h, "hour", "hours"), unit(m, "minute", "minutes")),
+        (h, m) => format!(
+            "{} {}",
+            unit(h, "hour", "hours"),
+            unit(m, "minute", "minutes")
+        ),
     }
 }
 
@@ -165,7 +171,10 @@ mod tests {
     #[test]
     fn durations_read_as_people_say_them() {
         assert_eq!(describe_duration(Duration::minutes(720)), "12 hours");
-        assert_eq!(describe_duration(Duration::minutes(90)), "1 hour 30 minutes");
+        assert_eq!(
+            describe_duration(Duration::minutes(90)),
+            "1 hour 30 minutes"
+        );
         assert_eq!(describe_duration(Duration::minutes(5)), "5 minutes");
         assert_eq!(describe_duration(Duration::minutes(61)), "1 hour 1 minute");
     }

@@ -66,7 +66,11 @@ fn notified_waits_until_the_deadline() {
 
 #[test]
 fn accepted_finishes_and_leaves_the_hold_to_the_checkout() {
-    let d = feed(&waiting(), signal(SIGNAL_ACCEPTED), t0() + Duration::hours(1));
+    let d = feed(
+        &waiting(),
+        signal(SIGNAL_ACCEPTED),
+        t0() + Duration::hours(1),
+    );
     assert_eq!(d.status, RunStatus::Completed);
     assert_eq!(d.command, None, "no release: the checkout owns the hold");
     assert_eq!(d.state.end, Some(End::Accepted));
@@ -79,9 +83,7 @@ fn declined_releases_then_ends_declined() {
     assert_eq!(d.step, "releasing");
     assert_eq!(
         d.command,
-        Some(Command::Local(LocalCommand::Release {
-            end: End::Declined
-        }))
+        Some(Command::Local(LocalCommand::Release { end: End::Declined }))
     );
     let d = feed(&d.state, Input::Local(LocalOutcome::Released), t0());
     assert_eq!(d.status, RunStatus::Completed);
@@ -124,7 +126,11 @@ fn an_early_timer_is_ignored() {
 fn an_accept_that_beat_the_release_wins() {
     // The deadline fired while the participant's accept was being recorded.
     let d = feed(&waiting(), Input::Timer, deadline());
-    let d = feed(&d.state, Input::Local(LocalOutcome::WasAccepted), deadline());
+    let d = feed(
+        &d.state,
+        Input::Local(LocalOutcome::WasAccepted),
+        deadline(),
+    );
     assert_eq!(d.status, RunStatus::Completed);
     assert_eq!(d.state.end, Some(End::Accepted));
 }

@@ -47,7 +47,11 @@ fn nothing_free_offers_nothing_and_starts_the_head_clock() {
 #[test]
 fn a_blocker_inside_its_window_keeps_the_units_for_itself() {
     let since = t0() - Duration::minutes(10);
-    let queue = [entry(1, 4, Some(since)), entry(2, 1, None), entry(3, 2, None)];
+    let queue = [
+        entry(1, 4, Some(since)),
+        entry(2, 1, None),
+        entry(3, 2, None),
+    ];
     let plan = plan(3, &queue, t0(), window());
     assert!(plan.offers.is_empty(), "{plan:?}");
     assert!(plan.blocked_since.is_empty(), "its clock runs on: {plan:?}");
@@ -73,7 +77,11 @@ fn after_the_window_the_entries_behind_are_backfilled_and_the_clock_restarts() {
         entry(4, 1, None),
     ];
     let plan = plan(3, &queue, t0(), window());
-    assert_eq!(plan.offers, ids(&[2, 4]), "2 fits, 3 does not, 4 takes the last unit");
+    assert_eq!(
+        plan.offers,
+        ids(&[2, 4]),
+        "2 fits, 3 does not, 4 takes the last unit"
+    );
     assert_eq!(plan.blocked_since, vec![(Uuid::from_u128(1), Some(t0()))]);
 }
 
@@ -88,10 +96,7 @@ fn only_the_blockers_clock_counts() {
     assert!(plan.offers.is_empty());
     assert_eq!(
         plan.blocked_since,
-        vec![
-            (Uuid::from_u128(9), Some(t0())),
-            (Uuid::from_u128(1), None)
-        ]
+        vec![(Uuid::from_u128(9), Some(t0())), (Uuid::from_u128(1), None)]
     );
 }
 
@@ -333,7 +338,11 @@ mod walk {
                 return Err(format!("offered more than is free: {plan:?}"));
             }
             for (id, since) in &plan.blocked_since {
-                let e = self.entries.iter_mut().find(|e| e.id == *id).ok_or("unknown")?;
+                let e = self
+                    .entries
+                    .iter_mut()
+                    .find(|e| e.id == *id)
+                    .ok_or("unknown")?;
                 e.blocked_since = *since;
             }
             for id in &plan.offers {
@@ -367,7 +376,10 @@ mod walk {
                     .iter()
                     .find(|i| self.entries[**i].quantity <= self.free())
             {
-                return Err(format!("units idle past the window: {:?}", self.entries[*i]));
+                return Err(format!(
+                    "units idle past the window: {:?}",
+                    self.entries[*i]
+                ));
             }
             Ok(())
         }
