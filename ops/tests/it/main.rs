@@ -35,4 +35,5 @@ mod refunds;
 mod sandbox;
 mod system;
 mod tickets;
+mod waitlist;
 mod webhooks;
