@@ -133,5 +133,5 @@ pub fn offer_not_open(entry: &Entry) -> AppError {
             "this entry is no longer on the waitlist",
         ),
     }
-    .with("status", entry.status.clone())
+    .with("entry_status", entry.status.clone())
 }

@@ -103,6 +103,19 @@ pub async fn expire_checkouts(app: &TestApp, runs: &[String]) {
 /// Moves an entry's offer deadline one second into the past (its run, its
 /// hold and the entry), as if its minutes had gone by.
 pub async fn expire_offer(app: &TestApp, entry_id: &str) {
+    // Once its run waits for an answer (its email step done).
+    eventually(Duration::from_secs(30), "the offer run waits", || async {
+        crate::checkout_support::count(
+            &app.db.url,
+            &format!(
+                "SELECT 1 FROM workflow_runs r JOIN waitlist_entries e ON e.offer_run_id = r.id
+                  WHERE e.id = '{entry_id}' AND r.status = 'waiting'"
+            ),
+        )
+        .await
+            == 1
+    })
+    .await;
     sql(
         app,
         &format!(
