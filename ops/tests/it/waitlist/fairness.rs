@@ -10,10 +10,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    assert_invariants, emails_to, entries, eventually, expire_checkouts, joined, sample_invariants,
-    sold_out,
+    assert_invariants, emails_to, entries, eventually, expire_checkouts, joined, run_finished,
+    sample_invariants, sold_out,
 };
-use crate::checkout_support::{is_finished, order, start, wait_for};
+use crate::checkout_support::{order, start};
 use crate::harness::TestApp;
 
 const CAPACITY: i32 = 20;
@@ -66,6 +66,7 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
                     ticket_types,
                 };
                 let mut outcomes = Vec::new();
+                let mut conn = app.raw_conn().await;
                 while !done.is_cancelled() {
                     let r = start(
                         &app.base_url,
@@ -78,9 +79,8 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
                     assert_eq!(r.status(), 202);
                     let body: serde_json::Value = r.json().await.unwrap();
                     let run = body["run_id"].as_str().unwrap().to_owned();
-                    let view =
-                        wait_for(&app, &buyer, &run, Duration::from_secs(60), is_finished).await;
-                    outcomes.push((view["status"].clone(), view["error"]["code"].clone()));
+                    let row = run_finished(&mut conn, &run, Duration::from_secs(60)).await;
+                    outcomes.push((row.status, row.error_code.unwrap_or_default()));
                 }
                 outcomes
             })

@@ -317,3 +317,42 @@ pub async fn emails_to(app: &TestApp, user: Uuid, kind: &str) -> i64 {
     )
     .await
 }
+
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct RunRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub step: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub error_code: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub active_holds: i64,
+}
+
+/// Waits (reading the database) until the run is finished; panics with where
+/// it stands when it is not within `within`.
+pub async fn run_finished(conn: &mut AsyncPgConnection, run_id: &str, within: Duration) -> RunRow {
+    let started = Instant::now();
+    loop {
+        let row: RunRow = diesel::sql_query(format!(
+            "SELECT status, step, view->'error'->>'code' AS error_code,
+                    (SELECT count(*) FROM holds h WHERE h.run_id = r.id AND h.status = 'active') AS active_holds
+               FROM workflow_runs r WHERE id = '{run_id}'"
+        ))
+        .get_result(conn)
+        .await
+        .unwrap();
+        if matches!(
+            row.status.as_str(),
+            "completed" | "compensated" | "failed" | "cancelled"
+        ) {
+            return row;
+        }
+        assert!(
+            started.elapsed() < within,
+            "run {run_id} not finished within {within:?}: {row:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
