@@ -310,12 +310,17 @@ pub async fn waiting_in_order(
         .await
 }
 
-/// Ticket types whose waitlist waits and which have free units: the
-/// dispatcher's work (the partial index `ticket_types_waitlisted_idx`).
+/// Ticket types of published events not yet over whose waitlist waits and
+/// which have free units: the dispatcher's work (the partial index
+/// `ticket_types_waitlisted_idx`).
 pub async fn types_to_serve(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<Uuid>> {
+    use crate::schema::events;
     ticket_types::table
+        .inner_join(events::table)
         .filter(ticket_types::waiting_units.gt(0))
         .filter((ticket_types::capacity - ticket_types::sold - ticket_types::held).gt(0))
+        .filter(events::status.eq("published"))
+        .filter(events::ends_at.gt(diesel::dsl::now))
         .select(ticket_types::id)
         .limit(limit)
         .load(conn)

@@ -9,8 +9,10 @@ use futures::future::join_all;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::support::{assert_invariants, entries, eventually, joined, sample_invariants, sold_out};
-use crate::checkout_support::{SaleEvent, is_finished, order, start, wait_for};
+use super::support::{
+    assert_invariants, entries, eventually, joined, run_finished, sample_invariants, sold_out,
+};
+use crate::checkout_support::{SaleEvent, order, start};
 use crate::harness::TestApp;
 
 const WAITING: usize = 10;
@@ -42,6 +44,7 @@ async fn raised_capacity_goes_to_the_waiting_before_any_public_sale() {
                     ticket_types: vec![tt],
                 };
                 let mut outcomes = Vec::new();
+                let mut conn = app.raw_conn().await;
                 while !done.is_cancelled() {
                     let r = start(
                         &app.base_url,
@@ -53,9 +56,8 @@ async fn raised_capacity_goes_to_the_waiting_before_any_public_sale() {
                     .await;
                     let body: serde_json::Value = r.json().await.unwrap();
                     let run = body["run_id"].as_str().unwrap().to_owned();
-                    let view =
-                        wait_for(&app, &buyer, &run, Duration::from_secs(60), is_finished).await;
-                    outcomes.push(view["error"]["code"].clone());
+                    let row = run_finished(&mut conn, &run, Duration::from_secs(60)).await;
+                    outcomes.push(row.error_code.unwrap_or_default());
                 }
                 outcomes
             })
