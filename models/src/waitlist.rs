@@ -254,6 +254,14 @@ pub async fn leave(
     if entry.participant_id != participant_id {
         return Ok(None);
     }
+    // An offered entry is left through its offer run (which locks the entry
+    // before the type's row: taking them here in the other order could
+    // deadlock with it), and an ended one stays as it is.
+    match entry.status.as_str() {
+        WAITING => {}
+        OFFERED => return Ok(Some(Left::Offered(entry))),
+        _ => return Ok(Some(Left::NotActive(entry))),
+    }
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         // The type's row first, as every write of `waiting_units` does.
         lock_counters(conn, entry.ticket_type_id).await?;

@@ -60,8 +60,19 @@ pub async fn accept_offer(
     }
     let run = conn
         .transaction::<_, AppError, _>(async |conn| {
-            // The entry's lock orders concurrent accepts (and declines): the
-            // second finds it accepted and answers with the same checkout.
+            // The offer run's row first, then the entry's, in the order its
+            // own steps lock them (the signal below references the run row):
+            // the other order deadlocks with the offer's email step. The
+            // entry's lock orders concurrent accepts: the second finds it
+            // accepted and answers with the same checkout.
+            let locked_offer = waitlist::find(conn, entry_id)
+                .await?
+                .filter(|e| e.participant_id == auth.user_id)
+                .ok_or_else(not_found)?
+                .offer_run_id;
+            if let Some(run_id) = locked_offer {
+                workflow_runs::lock(conn, run_id).await?;
+            }
             let entry = waitlist::lock(conn, entry_id)
                 .await?
                 .filter(|e| e.participant_id == auth.user_id)
@@ -84,11 +95,13 @@ pub async fn accept_offer(
                         .with("expired_at", entry.offer_expires_at),
                 );
             }
+            // The offer run locked above is this entry's (an entry's offer run
+            // never changes once set).
             let (Some(offer_run_id), Some(event)) = (
-                entry.offer_run_id,
+                entry.offer_run_id.filter(|id| Some(*id) == locked_offer),
                 events::find(conn, entry.event_id).await?,
             ) else {
-                return Err(not_found());
+                return Err(offer_not_open(&entry));
             };
             if event.status == EventStatus::Cancelled {
                 return Err(AppError::conflict(

@@ -127,6 +127,10 @@ pub fn offer_not_open(entry: &Entry) -> AppError {
             AppError::conflict("not_offered", "this entry has not been offered tickets yet")
         }
         waitlist::ACCEPTED => AppError::conflict("offer_accepted", "this offer was accepted"),
+        waitlist::OFFERED => AppError::conflict(
+            "offer_just_made",
+            "an offer was made for this entry meanwhile; try again",
+        ),
         waitlist::EXPIRED => AppError::conflict("offer_expired", "this offer has expired"),
         _ => AppError::conflict(
             "entry_not_active",
