@@ -37,6 +37,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(routes::checkouts::router())
         .merge(routes::workflows::router())
         .merge(routes::bookings::router())
+        .merge(routes::waitlist::router())
         // Tickets.
         .merge(routes::tickets::router())
 }

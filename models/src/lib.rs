@@ -33,6 +33,7 @@ pub mod tickets;
 pub mod unsubscribe;
 pub mod users;
 pub mod venues;
+pub mod waitlist;
 pub mod workflow_runs;
 pub mod workflow_signals;
 pub mod workflow_steps;

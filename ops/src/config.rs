@@ -299,6 +299,17 @@ pub struct Settings {
     )]
     pub stalled_after_secs: u64,
 
+    /// Seconds the first waitlist entry that does not fit in a ticket type's
+    /// free units keeps them for itself before smaller entries behind it are
+    /// offered them (then its window starts again).
+    #[arg(
+        long,
+        env = "BOXOFFICE_WAITLIST_HEAD_WAIT_SECS",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub waitlist_head_wait_secs: u64,
+
     /// Seconds a refund the provider answered `pending` waits for its webhook
     /// before the run asks the provider (webhooks get lost).
     #[arg(
@@ -381,6 +392,7 @@ impl std::fmt::Debug for Settings {
             public_url,
             schedule_sweep_runs,
             stalled_after_secs,
+            waitlist_head_wait_secs,
             refund_poll_secs,
             cancellation_max_in_flight,
             schedule_purge_sessions,
@@ -432,6 +444,7 @@ impl std::fmt::Debug for Settings {
             .field("public_url", public_url)
             .field("schedule_sweep_runs", schedule_sweep_runs)
             .field("stalled_after_secs", stalled_after_secs)
+            .field("waitlist_head_wait_secs", waitlist_head_wait_secs)
             .field("refund_poll_secs", refund_poll_secs)
             .field("cancellation_max_in_flight", cancellation_max_in_flight)
             .field("schedule_purge_sessions", schedule_purge_sessions)

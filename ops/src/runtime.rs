@@ -136,6 +136,8 @@ pub struct Schedules {
     pub sweep_runs: String,
     /// How long a busy run may go without moving before the sweep re-drives it.
     pub stalled_after: Duration,
+    /// The waitlist's head-wait window (see `jobs::dispatch_waitlists`).
+    pub waitlist_head_wait: Duration,
 }
 
 /// Runs the workers and schedules until `shutdown`.
@@ -154,6 +156,7 @@ pub async fn run_workers(
         purge_sessions: settings.schedule_purge_sessions.clone(),
         sweep_runs: settings.schedule_sweep_runs.clone(),
         stalled_after: Duration::from_secs(settings.stalled_after_secs),
+        waitlist_head_wait: Duration::from_secs(settings.waitlist_head_wait_secs),
     };
     run_workers_with(
         conns,
@@ -184,6 +187,7 @@ pub async fn run_workers_with(
                 mail_links: services.mail_links,
                 relay_nudge: Arc::new(tokio::sync::Notify::new()),
                 stalled_after: schedules.stalled_after,
+                waitlist_head_wait: schedules.waitlist_head_wait,
             },
             redis: conns.redis_patient.clone(),
             prefix: prefix.to_owned(),

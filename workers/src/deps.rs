@@ -25,4 +25,8 @@ pub struct JobDeps {
     /// A `running`/`compensating` run not updated for this long is taken for
     /// stalled and re-driven by the sweep (`BOXOFFICE_STALLED_AFTER_SECS`).
     pub stalled_after: std::time::Duration,
+    /// How long the first waitlist entry that does not fit in the free units
+    /// keeps them for itself before smaller entries behind it are served
+    /// (`BOXOFFICE_WAITLIST_HEAD_WAIT_SECS`; see `jobs::dispatch_waitlists`).
+    pub waitlist_head_wait: std::time::Duration,
 }

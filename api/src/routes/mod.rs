@@ -14,5 +14,6 @@ pub mod ticket_types;
 pub mod tickets;
 pub mod unsubscribe;
 pub mod venues;
+pub mod waitlist;
 pub mod webhooks;
 pub mod workflows;

@@ -38,4 +38,5 @@ mod refunds;
 mod sandbox;
 mod system;
 mod tickets;
+mod waitlist;
 mod webhooks;
