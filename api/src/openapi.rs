@@ -25,7 +25,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Signed events from the payment provider that resume waiting workflows"),
         (name = "checkout", description = "Checkouts, workflow status, bookings"),
         (name = "tickets", description = "The ticket signing key, and checking tickets in at the door"),
-        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health (admins only)"),
+        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health, ledger audit (admins only)"),
     )
 )]
 pub struct ApiDoc;
