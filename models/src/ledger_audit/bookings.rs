@@ -9,8 +9,8 @@ pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "booking_paid",
         sql: "SELECT 'bookings' AS table_name, b.id::text AS row_id,
-                     'total_minor = ' || coalesce(t.paid, 0) || ' (sum of its tickets'' paid_minor)' AS expected,
-                     'total_minor = ' || b.total_minor AS found
+                     'its tickets'' paid_minor add up to total_minor ' || b.total_minor AS expected,
+                     'they add up to ' || coalesce(t.paid, 0) AS found
                 FROM bookings b
                 LEFT JOIN (SELECT booking_id, sum(paid_minor) AS paid FROM tickets
                             WHERE ($1::uuid IS NULL OR event_id = $1) GROUP BY booking_id) t
