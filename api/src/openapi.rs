@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "checkout", description = "Checkouts, workflow status, bookings"),
         (name = "waitlist", description = "Waitlists of sold-out ticket types: join, offers that hold tickets until a deadline, accept or decline; organizers see and prioritise them"),
         (name = "tickets", description = "The ticket signing key, and checking tickets in at the door"),
-        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health (admins only)"),
+        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health, ledger audit (admins only)"),
     )
 )]
 pub struct ApiDoc;

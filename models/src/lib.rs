@@ -18,6 +18,7 @@ pub mod coupon_reservations;
 pub mod coupons;
 pub mod events;
 pub mod holds;
+pub mod ledger_audit;
 pub mod migrations;
 pub mod notifications;
 pub mod outbox;

@@ -29,6 +29,7 @@ mod engine_registry;
 mod forwarded_for;
 mod http_basics;
 mod idempotency_key;
+mod ledger_audit;
 mod login_lockout;
 mod mail_content;
 mod mail_unsubscribe;
