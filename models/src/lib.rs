@@ -23,6 +23,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod pool;
 pub mod refunds;
+pub mod reminders;
 pub mod scheduled_job_runs;
 pub mod schema;
 pub mod sessions;

@@ -49,4 +49,5 @@ pub mod payments;
 pub mod provider_signals;
 pub mod refund;
 pub mod refunding;
+pub mod reminder;
 pub mod retry;

@@ -13,6 +13,7 @@ pub mod event_cancellation;
 pub mod notices;
 pub mod payment_calls;
 pub mod refund;
+pub mod reminder;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -206,6 +207,8 @@ fn standard() -> Kinds {
     add::<boxoffice_workflows::checkout::Checkout>(&mut kinds);
     add::<boxoffice_workflows::refund::Refund>(&mut kinds);
     add::<boxoffice_workflows::event_cancellation::EventCancellation>(&mut kinds);
+    add::<boxoffice_workflows::reminder::Reminder>(&mut kinds);
+    add::<boxoffice_workflows::reminder::OrganizerMessage>(&mut kinds);
     kinds
 }
 
