@@ -105,6 +105,8 @@ pub struct Event {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Minutes before the start at which bookings are reminded (up to 3).
+    pub reminder_offsets_minutes: Vec<i32>,
 }
 
 impl Event {
@@ -153,6 +155,7 @@ pub struct EventChanges {
     pub max_tickets_per_order: Option<i32>,
     pub max_tickets_per_participant: Option<Option<i32>>,
     pub refundable_until_hours_before: Option<Option<i32>>,
+    pub reminder_offsets_minutes: Option<Vec<i32>>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewEvent) -> QueryResult<Event> {
@@ -625,6 +628,7 @@ mod tests {
             cancelled_at: None,
             created_at: now,
             updated_at: now,
+            reminder_offsets_minutes: vec![1440, 60],
         }
     }
 

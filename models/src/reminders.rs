@@ -113,6 +113,21 @@ pub async fn missing(
     .await
 }
 
+/// Sets the offsets of an event just created (in its creating transaction:
+/// not a change, so its version stays).
+pub async fn set_offsets(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+    offsets: &[i32],
+) -> QueryResult<crate::events::Event> {
+    use crate::schema::events;
+    diesel::update(events::table.find(event_id))
+        .set(events::reminder_offsets_minutes.eq(offsets.to_vec()))
+        .returning(crate::events::Event::as_returning())
+        .get_result(conn)
+        .await
+}
+
 /// An event as the planner sees it, read under a share lock so that planning
 /// is ordered with a change of its time or offsets (which signals the runs it
 /// finds, so it must find the one planned here).
@@ -176,20 +191,50 @@ pub async fn open_runs(
         .await
 }
 
-/// Forgets the reminder of an offset taken off the event (so that putting
-/// the offset back plans it again).
-pub async fn forget(
+/// Forgets the reminders of offsets taken off the event (so that putting an
+/// offset back plans it again).
+pub async fn forget_all_but(
     conn: &mut AsyncPgConnection,
     event_id: Uuid,
-    offsets: &[i32],
+    keep: &[i32],
 ) -> QueryResult<usize> {
     diesel::delete(
         event_reminders::table
             .filter(event_reminders::event_id.eq(event_id))
-            .filter(event_reminders::offset_minutes.eq_any(offsets)),
+            .filter(diesel::dsl::not(
+                event_reminders::offset_minutes.eq_any(keep.to_vec()),
+            )),
     )
     .execute(conn)
     .await
+}
+
+/// The runs of an event's organizer messages not finished yet.
+pub async fn open_message_runs(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> QueryResult<Vec<Uuid>> {
+    use crate::schema::workflow_runs;
+    organizer_messages::table
+        .inner_join(workflow_runs::table.on(workflow_runs::id.eq(organizer_messages::run_id)))
+        .filter(organizer_messages::event_id.eq(event_id))
+        .filter(workflow_runs::status.eq_any(["running", "waiting", "compensating"]))
+        .select(organizer_messages::run_id)
+        .load(conn)
+        .await
+}
+
+/// The message started by `run_id` (a retried request finds its message).
+pub async fn message_of_run(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+) -> QueryResult<Option<Message>> {
+    organizer_messages::table
+        .filter(organizer_messages::run_id.eq(run_id))
+        .select(Message::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
