@@ -91,24 +91,31 @@ pub struct MissingReminder {
 }
 
 /// Up to `limit` (event, offset) pairs of published events without their
-/// reminder run, whose reminder is still ahead (one planned after its time
-/// would tell of a start much nearer than it says).
+/// reminder run, due by `until`, whose event has not started and was
+/// published before the reminder's time. A reminder whose time passed
+/// while Boxoffice was down is so still planned (and sent late); one whose
+/// time had passed when the event was published was never owed.
 pub async fn missing(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
+    until: DateTime<Utc>,
     limit: i64,
 ) -> QueryResult<Vec<MissingReminder>> {
     diesel::sql_query(
         "SELECT e.id AS event_id, o.offset_minutes, e.starts_at, e.organizer_id \
            FROM events e CROSS JOIN LATERAL unnest(e.reminder_offsets_minutes) AS o(offset_minutes) \
           WHERE e.status = 'published' \
-            AND e.starts_at - make_interval(mins => o.offset_minutes) > $1 \
+            AND e.starts_at > $1 \
+            AND e.starts_at - make_interval(mins => o.offset_minutes) \
+                > coalesce(e.published_at, e.created_at) \
+            AND e.starts_at - make_interval(mins => o.offset_minutes) <= $3 \
             AND NOT EXISTS (SELECT 1 FROM event_reminders r \
                              WHERE r.event_id = e.id AND r.offset_minutes = o.offset_minutes) \
           ORDER BY e.starts_at LIMIT $2",
     )
     .bind::<Timestamptz, _>(now)
     .bind::<BigInt, _>(limit)
+    .bind::<Timestamptz, _>(until)
     .load(conn)
     .await
 }

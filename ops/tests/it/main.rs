@@ -32,6 +32,7 @@ mod idempotency_key;
 mod login_lockout;
 mod ops_tools;
 mod refunds;
+mod reminders;
 mod sandbox;
 mod system;
 mod tickets;

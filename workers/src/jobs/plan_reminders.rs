@@ -1,6 +1,10 @@
 //! Starts the reminder runs of published events: one run per event and
-//! offset, for every offset whose time is still ahead. The run then waits
-//! for its time in Postgres (its `wake_at`).
+//! offset, once its time is less than [`PLAN_AHEAD`] away (see
+//! `models::reminders::missing` for the reminders missed during an outage).
+//! The run then waits for its time in Postgres (its `wake_at`). Planning
+//! shortly ahead keeps the waiting runs few (the events of the next hour,
+//! not of the next year) and lets an event move freely until then; a run
+//! planned moves with its event (see the event routes).
 //!
 //! Planning here rather than in the routes covers every way an event comes to
 //! need a reminder (published, moved, given another offset, or published
@@ -25,6 +29,10 @@ pub const JOB_NAME: &str = "plan_reminders";
 /// Reminders planned per pass (the next tick takes the rest).
 const BATCH: i64 = 500;
 
+/// How long before its time a reminder's run is started: far more than a
+/// planning tick (every 10 s by default) or a short outage.
+pub const PLAN_AHEAD: chrono::Duration = chrono::Duration::hours(1);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanReminders {
     pub scheduled_for: DateTime<Utc>,
@@ -42,7 +50,8 @@ pub async fn run(_job: PlanReminders, deps: Data<JobDeps>) -> Result<(), BoxDynE
 /// Starts the missing reminder runs; how many it started.
 pub async fn plan(deps: &JobDeps) -> anyhow::Result<usize> {
     let mut conn = deps.db.get().await?;
-    let missing = reminders::missing(&mut conn, Utc::now(), BATCH).await?;
+    let now = Utc::now();
+    let missing = reminders::missing(&mut conn, now, now + PLAN_AHEAD, BATCH).await?;
     let mut planned = 0;
     for reminder in missing {
         let run_id = Uuid::now_v7();

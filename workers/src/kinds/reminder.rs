@@ -123,7 +123,9 @@ async fn next_batch(
             continue;
         }
         let new = match &content {
-            Content::Reminder(offset_minutes) => reminder_email(&event, *offset_minutes, recipient),
+            Content::Reminder(offset_minutes) => {
+                reminder_email(&event, *offset_minutes, now, recipient)
+            }
             Content::Message(message) => Email {
                 dedupe_key: format!("message:{}:{}", message.id, recipient.user_id),
                 kind: "organizer_message",
@@ -179,10 +181,17 @@ struct Email {
 }
 
 /// The plain-text reminder (the sender renders the full email from its
-/// context at sending time).
-fn reminder_email(event: &events::Event, offset_minutes: i32, recipient: &Recipient) -> Email {
+/// context at sending time). It says how long is really left: a reminder
+/// sent late (after an outage) must not claim the time of its offset.
+fn reminder_email(
+    event: &events::Event,
+    offset_minutes: i32,
+    now: DateTime<Utc>,
+    recipient: &Recipient,
+) -> Email {
     let booking_id = recipient.key;
-    let when = in_words(offset_minutes);
+    let left = ((event.starts_at - now).num_seconds() + 30) / 60;
+    let when = in_words(i32::try_from(left.max(1)).unwrap_or(i32::MAX));
     let starts = event.starts_at.format("%A %-d %B %Y, %H:%M UTC");
     Email {
         dedupe_key: format!("booking:{booking_id}:reminder:{offset_minutes}"),
