@@ -136,6 +136,32 @@ pub fn per_recipient(dir: &Path, subject_part: &str) -> HashMap<String, usize> {
     counts
 }
 
+/// Messages in `dir` whose subject contains `subject_part`: per `To`, the
+/// `Message-ID` of each copy received (a resend of one email carries the same id).
+pub fn message_ids(dir: &Path, subject_part: &str) -> HashMap<String, Vec<String>> {
+    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return ids;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if header(&text, "Subject:").is_some_and(|s| s.contains(subject_part))
+            && let Some(to) = header(&text, "To:")
+        {
+            let to = to.trim_matches(|c| c == '<' || c == '>').to_owned();
+            let id = header(&text, "Message-ID:").unwrap_or_default().to_owned();
+            ids.entry(to).or_default().push(id);
+        }
+    }
+    ids
+}
+
 /// Participants with one confirmed one-ticket booking each of `event_id`
 /// at `price` (minor units, 0: free), written in bulk (as a checkout writes
 /// them). Emails are `{tag}-{i}@example.com`, i from 0.
