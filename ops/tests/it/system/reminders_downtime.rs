@@ -85,7 +85,6 @@ async fn reminders_missed_while_down_are_sent_late_before_the_start_and_skipped_
     assert_eq!(sink.count(), 0, "nothing was sent while down");
     let mut worker = BoxofficeProcess::start(&deployment, "work").await;
 
-    let mut conn = connect(&app.db.url).await;
     wait_until(
         Duration::from_secs(20),
         "both reminder runs end",
