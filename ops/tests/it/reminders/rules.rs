@@ -207,3 +207,88 @@ async fn moving_cancelling_refunds_and_opt_outs_decide_who_is_reminded() {
         "reminder rules: moved reminder sent once at its new time; none at the old time, none for the cancelled event, the refunded booking or the opted-out buyer"
     );
 }
+
+#[tokio::test]
+async fn reminder_offsets_are_validated_on_create_and_update() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1000, 10)], 10).await;
+    for bad in [
+        json!([60, 60]),
+        json!([1, 2, 3, 4]),
+        json!([0]),
+        json!([40_321]),
+    ] {
+        let r = app
+            .client
+            .patch(app.url(&format!("/v1/events/{}", event.event_id)))
+            .header("authorization", organizer.bearer())
+            .header("if-match", "*")
+            .json(&json!({ "reminder_offsets_minutes": bad }))
+            .send()
+            .await
+            .unwrap();
+        let problem = crate::harness::assert_problem(r, 422, "validation_failed").await;
+        assert_eq!(problem["field"], "reminder_offsets_minutes", "{bad}");
+    }
+    let r = app
+        .client
+        .patch(app.url(&format!("/v1/events/{}", event.event_id)))
+        .header("authorization", organizer.bearer())
+        .header("if-match", "*")
+        .json(&json!({ "reminder_offsets_minutes": [30, 2880] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let mut conn = app.raw_conn().await;
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!(
+                "SELECT count(*) FROM events WHERE id = '{}' AND reminder_offsets_minutes = '{{2880,30}}'",
+                event.event_id
+            )
+        )
+        .await,
+        1,
+        "stored longest first"
+    );
+    let now = Utc::now();
+    let create = |offsets: serde_json::Value| {
+        app.client
+            .post(app.url("/v1/events"))
+            .header("authorization", organizer.bearer())
+            .json(&json!({
+                "title": "Quiet evening",
+                "category": "music",
+                "online": true,
+                "starts_at": now + chrono::Duration::days(3),
+                "ends_at": now + chrono::Duration::days(3) + chrono::Duration::hours(2),
+                "reminder_offsets_minutes": offsets,
+            }))
+            .send()
+    };
+    let problem = crate::harness::assert_problem(
+        create(json!([5, 6, 7, 8])).await.unwrap(),
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["field"], "reminder_offsets_minutes");
+    let r = create(json!([])).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!(
+                "SELECT count(*) FROM events WHERE id = '{}' AND reminder_offsets_minutes = '{{}}' AND version = 1",
+                created["id"].as_str().unwrap()
+            )
+        )
+        .await,
+        1,
+        "an event created without reminders has none"
+    );
+}

@@ -120,13 +120,14 @@ async fn twenty_thousand_reminders_through_a_worker_crash() {
     // Every booking's buyer gets its reminder.
     let mut last_report = Instant::now();
     let finished_at = loop {
-        let reached = message_ids(&sink.dir, "Reminder:").len();
+        // Counting files is cheap; the messages are read once, at the end.
+        let reached = sink.count();
         if reached >= BOOKINGS {
             break Instant::now();
         }
         if last_report.elapsed() > Duration::from_secs(15) {
             println!(
-                "reminder chaos: {reached} buyers reminded {:.0} s after the due time",
+                "reminder chaos: {reached} reminders received {:.0} s after the due time",
                 due.elapsed().as_secs_f64()
             );
             last_report = Instant::now();
@@ -136,7 +137,7 @@ async fn twenty_thousand_reminders_through_a_worker_crash() {
         }
         assert!(
             due.elapsed() < Duration::from_secs(420),
-            "only {reached} of {BOOKINGS} buyers reminded after 7 minutes"
+            "only {reached} of {BOOKINGS} reminders received after 7 minutes"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
