@@ -16,6 +16,7 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 
 use super::fault_support::{connect, scalar};
+use super::work_metrics::{metrics_port, scrape_until};
 use crate::checkout_support::event_on_sale;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::{TestApp, redis_url};
@@ -43,6 +44,14 @@ async fn longest_lock_wait_ms(conn: &mut AsyncPgConnection) -> u64 {
     .await
     .map(|r| r.ms.max(0) as u64)
     .unwrap_or(0)
+}
+
+/// The value of the series `series` (name and labels) in a Prometheus text,
+/// 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -179,9 +188,24 @@ async fn cleanup_purges_old_history_under_checkout_load_once_per_tick() {
     let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
         .env("BOXOFFICE_SCHEDULE_SWEEP_RUNS", "* * * * * *")
         .env("BOXOFFICE_SCHEDULE_CLEANUP", "* * * * * *");
+    let metrics_ports = [metrics_port(), metrics_port()];
     let mut workers = [
-        BoxofficeProcess::start(&deployment, "work").await,
-        BoxofficeProcess::start(&deployment, "work").await,
+        BoxofficeProcess::start(
+            &deployment.clone().env(
+                "BOXOFFICE_METRICS_ADDR",
+                &format!("127.0.0.1:{}", metrics_ports[0]),
+            ),
+            "work",
+        )
+        .await,
+        BoxofficeProcess::start(
+            &deployment.clone().env(
+                "BOXOFFICE_METRICS_ADDR",
+                &format!("127.0.0.1:{}", metrics_ports[1]),
+            ),
+            "work",
+        )
+        .await,
     ];
     let purging = Instant::now();
     loop {
@@ -204,8 +228,26 @@ async fn cleanup_purges_old_history_under_checkout_load_once_per_tick() {
     for c in checkouts {
         c.await.expect("a checkout failed");
     }
-    sampling.store(false, Ordering::Relaxed);
+    AtomicBool::store(&sampling, false, Ordering::Relaxed);
     let samples = sampler.await.unwrap();
+    // What the cleanup exported, summed over both processes.
+    let mut exported = BTreeMap::new();
+    for port in metrics_ports {
+        let text = scrape_until(port, "jobs_started_total").await;
+        for what in ["steps", "webhooks"] {
+            *exported.entry(what).or_insert(0.0) +=
+                metric(&text, &format!("cleanup_rows_total{{what=\"{what}\"}}"));
+        }
+    }
+    assert_eq!(
+        exported["steps"],
+        (OLD_RUNS * STEPS_PER_OLD_RUN) as f64,
+        "steps exported"
+    );
+    assert_eq!(
+        exported["webhooks"], OLD_WEBHOOKS as f64,
+        "webhook ids exported"
+    );
     for w in &mut workers {
         assert!(
             w.terminate().await,
