@@ -2,7 +2,8 @@
 //! one moment; two worker processes; one of them `kill -9`ed while the
 //! reminders are being fanned out (and restarted). Every booking's buyer gets
 //! exactly one reminder through the SMTP server, the Redis queues stay within
-//! the relay's bound, and the run completes having queued each exactly once.
+//! the relay's bound (plus the jobs the killed worker had fetched, which come
+//! back by themselves), and the run completes having queued each exactly once.
 //!
 //! The bookings are written with SQL (as a checkout writes them), one buyer
 //! each, so the sink counts reminders per booking by recipient.
@@ -27,6 +28,14 @@ const BOOKINGS: usize = 20_000;
 /// at most these can be resent after a `kill -9` (accepted by the server,
 /// not yet marked sent), each with the same `Message-ID` as its first copy.
 const SENDS_IN_FLIGHT: usize = 4;
+/// The relay keeps a queue under `MAX_QUEUE_DEPTH`, but the jobs a killed
+/// worker had fetched are put back by apalis-redis's orphan recovery, past
+/// the relay: at most one worker's fetch (its concurrency, 16 at most).
+const RETURNED_AFTER_THE_KILL: usize = 16;
+/// Sending takes most of the time: about 90 emails/s as text, about 45/s
+/// with the HTML, QR code and calendar file of each reminder, on a 2-core
+/// machine in a debug build.
+const SENDING_BUDGET: Duration = Duration::from_secs(900);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_thousand_reminders_through_a_worker_crash() {
@@ -74,7 +83,10 @@ async fn twenty_thousand_reminders_through_a_worker_crash() {
                 for queue in QUEUES {
                     let config = boxoffice_workers::queue::config(&prefix, queue);
                     let depth = queue_depth(&redis, &config).await.unwrap();
-                    assert!(depth <= MAX_QUEUE_DEPTH + 1, "{queue} is {depth} deep");
+                    assert!(
+                        depth <= MAX_QUEUE_DEPTH + RETURNED_AFTER_THE_KILL,
+                        "{queue} is {depth} deep"
+                    );
                     peak.fetch_max(depth, Ordering::Relaxed);
                 }
                 samples += 1;
@@ -136,8 +148,8 @@ async fn twenty_thousand_reminders_through_a_worker_crash() {
             assert_alive(w, "while the reminders went out");
         }
         assert!(
-            due.elapsed() < Duration::from_secs(420),
-            "only {reached} of {BOOKINGS} reminders received after 7 minutes"
+            due.elapsed() < SENDING_BUDGET,
+            "only {reached} of {BOOKINGS} reminders received after {SENDING_BUDGET:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
@@ -193,7 +205,7 @@ async fn twenty_thousand_reminders_through_a_worker_crash() {
         "one reminder run, completed, counting each booking once"
     );
     println!(
-        "reminder chaos: {BOOKINGS} reminders, one per booking, in {:.1} s after the due time ({:.0} emails/s); {copies} copies resent after the kill; Redis queue depth peaked at {} (bound {MAX_QUEUE_DEPTH}, {samples} samples)",
+        "reminder chaos: {BOOKINGS} reminders, one per booking, in {:.1} s after the due time ({:.0} emails/s); {copies} copies resent after the kill; Redis queue depth peaked at {} (relay bound {MAX_QUEUE_DEPTH}, {samples} samples)",
         sending.as_secs_f64(),
         BOOKINGS as f64 / sending.as_secs_f64().max(0.001),
         peak.load(Ordering::Relaxed)
