@@ -109,6 +109,8 @@ pub struct Event {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Minutes before the start at which bookings are reminded (up to 3).
+    pub reminder_offsets_minutes: Vec<i32>,
 }
 
 impl Event {
@@ -163,6 +165,7 @@ pub struct EventChanges {
     pub refundable_until_hours_before: Option<Option<i32>>,
     pub waitlist_enabled: Option<bool>,
     pub waitlist_offer_minutes: Option<i32>,
+    pub reminder_offsets_minutes: Option<Vec<i32>>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewEvent) -> QueryResult<Event> {
@@ -637,6 +640,7 @@ mod tests {
             cancelled_at: None,
             created_at: now,
             updated_at: now,
+            reminder_offsets_minutes: vec![1440, 60],
         }
     }
 

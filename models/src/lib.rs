@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod pool;
 pub mod preferences;
 pub mod refunds;
+pub mod reminders;
 pub mod scheduled_job_runs;
 pub mod schema;
 pub mod sessions;

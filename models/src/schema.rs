@@ -363,6 +363,32 @@ diesel::joinable!(waitlist_entries -> events (event_id));
 diesel::joinable!(waitlist_entries -> users (participant_id));
 diesel::joinable!(notifications -> users (user_id));
 
+diesel::table! {
+    event_reminders (event_id, offset_minutes) {
+        event_id -> Uuid,
+        offset_minutes -> Int4,
+        run_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    organizer_messages (id) {
+        id -> Uuid,
+        event_id -> Uuid,
+        author_id -> Uuid,
+        subject -> Text,
+        body -> Text,
+        send_at -> Timestamptz,
+        run_id -> Uuid,
+        created_at -> Timestamptz,
+        cancelled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(event_reminders -> events (event_id));
+diesel::joinable!(organizer_messages -> events (event_id));
+
 // Every table may meet every other in a query (one list, so no pair is missed).
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -386,4 +412,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     refunds,
     waitlist_entries,
+    event_reminders,
+    organizer_messages,
 );

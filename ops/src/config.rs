@@ -339,6 +339,66 @@ pub struct Settings {
         global = true
     )]
     pub schedule_purge_sessions: String,
+
+    /// Cron expression (with seconds) for planning reminders: starting the
+    /// reminder run of each published event and offset that has none.
+    #[arg(
+        long,
+        env = "BOXOFFICE_SCHEDULE_PLAN_REMINDERS",
+        default_value = "*/10 * * * * *",
+        global = true
+    )]
+    pub schedule_plan_reminders: String,
+
+    /// Cron expression (with seconds) for the cleanup of old data (see the
+    /// `BOXOFFICE_RETENTION_*` settings).
+    #[arg(
+        long,
+        env = "BOXOFFICE_SCHEDULE_CLEANUP",
+        default_value = "0 7 * * * *",
+        global = true
+    )]
+    pub schedule_cleanup: String,
+
+    /// Days the step history and signals of a finished run are kept.
+    #[arg(
+        long,
+        env = "BOXOFFICE_RETENTION_RUN_HISTORY_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=36_500),
+        global = true
+    )]
+    pub retention_run_history_days: u32,
+
+    /// Days webhook event ids are kept to recognise a retried webhook (at
+    /// least 7, whatever is set: the provider's retry window).
+    #[arg(
+        long,
+        env = "BOXOFFICE_RETENTION_WEBHOOK_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=36_500),
+        global = true
+    )]
+    pub retention_webhook_days: u32,
+
+    /// Days after which a sent email's body is blanked (its row and subject stay).
+    #[arg(
+        long,
+        env = "BOXOFFICE_RETENTION_EMAIL_BODY_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=36_500),
+        global = true
+    )]
+    pub retention_email_body_days: u32,
+
+    /// Days audit rows are kept; unset keeps them for ever.
+    #[arg(
+        long,
+        env = "BOXOFFICE_RETENTION_AUDIT_DAYS",
+        value_parser = clap::value_parser!(u32).range(1..=36_500),
+        global = true
+    )]
+    pub retention_audit_days: Option<u32>,
 }
 
 /// Printed in place of a secret.
@@ -396,6 +456,12 @@ impl std::fmt::Debug for Settings {
             refund_poll_secs,
             cancellation_max_in_flight,
             schedule_purge_sessions,
+            schedule_plan_reminders,
+            schedule_cleanup,
+            retention_run_history_days,
+            retention_webhook_days,
+            retention_email_body_days,
+            retention_audit_days,
         } = self;
         f.debug_struct("Settings")
             .field("environment", environment)
@@ -448,6 +514,12 @@ impl std::fmt::Debug for Settings {
             .field("refund_poll_secs", refund_poll_secs)
             .field("cancellation_max_in_flight", cancellation_max_in_flight)
             .field("schedule_purge_sessions", schedule_purge_sessions)
+            .field("schedule_plan_reminders", schedule_plan_reminders)
+            .field("schedule_cleanup", schedule_cleanup)
+            .field("retention_run_history_days", retention_run_history_days)
+            .field("retention_webhook_days", retention_webhook_days)
+            .field("retention_email_body_days", retention_email_body_days)
+            .field("retention_audit_days", retention_audit_days)
             .finish()
     }
 }
@@ -529,6 +601,11 @@ impl Settings {
                 &self.schedule_purge_sessions,
             ),
             ("BOXOFFICE_SCHEDULE_SWEEP_RUNS", &self.schedule_sweep_runs),
+            (
+                "BOXOFFICE_SCHEDULE_PLAN_REMINDERS",
+                &self.schedule_plan_reminders,
+            ),
+            ("BOXOFFICE_SCHEDULE_CLEANUP", &self.schedule_cleanup),
         ] {
             expr.parse::<cron::Schedule>()
                 .map_err(|e| ConfigError::Invalid {

@@ -134,6 +134,9 @@ pub struct WorkerServices {
 pub struct Schedules {
     pub purge_sessions: String,
     pub sweep_runs: String,
+    pub plan_reminders: String,
+    pub cleanup: String,
+    pub retention: boxoffice_workers::jobs::cleanup::Retention,
     /// How long a busy run may go without moving before the sweep re-drives it.
     pub stalled_after: Duration,
     /// The waitlist's head-wait window (see `jobs::dispatch_waitlists`).
@@ -155,6 +158,14 @@ pub async fn run_workers(
     let schedules = Schedules {
         purge_sessions: settings.schedule_purge_sessions.clone(),
         sweep_runs: settings.schedule_sweep_runs.clone(),
+        plan_reminders: settings.schedule_plan_reminders.clone(),
+        cleanup: settings.schedule_cleanup.clone(),
+        retention: boxoffice_workers::jobs::cleanup::Retention {
+            run_history_days: settings.retention_run_history_days,
+            webhook_days: settings.retention_webhook_days,
+            email_body_days: settings.retention_email_body_days,
+            audit_days: settings.retention_audit_days,
+        },
         stalled_after: Duration::from_secs(settings.stalled_after_secs),
         waitlist_head_wait: Duration::from_secs(settings.waitlist_head_wait_secs),
     };
@@ -202,6 +213,9 @@ pub async fn run_workers_with(
             process,
             purge_sessions: schedules.purge_sessions.clone(),
             sweep_runs: schedules.sweep_runs.clone(),
+            plan_reminders: schedules.plan_reminders.clone(),
+            cleanup: schedules.cleanup.clone(),
+            retention: schedules.retention,
         },
         shutdown,
     );

@@ -7,6 +7,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::deps::JobDeps;
+use crate::jobs::cleanup::{self, Cleanup};
+use crate::jobs::plan_reminders::{self, PlanReminders};
 use crate::jobs::purge_sessions::{self, PurgeSessions};
 use crate::jobs::send_email::{self, SendEmail};
 use crate::jobs::sweep_runs::{self, SweepRuns};
@@ -33,6 +35,8 @@ pub const QUEUES: &[&str] = &[
     purge_sessions::JOB_NAME,
     sweep_runs::JOB_NAME,
     send_email::JOB_NAME,
+    plan_reminders::JOB_NAME,
+    cleanup::JOB_NAME,
 ];
 
 /// Spawns a supervised worker for one job kind: `$args` from the queue `$name`,
@@ -104,6 +108,24 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
         purge_sessions::JOB_NAME,
         PurgeSessions,
         purge_sessions::run,
+        1
+    );
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        plan_reminders::JOB_NAME,
+        PlanReminders,
+        plan_reminders::run,
+        1
+    );
+    spawn_worker!(
+        set,
+        setup,
+        shutdown,
+        cleanup::JOB_NAME,
+        Cleanup,
+        cleanup::run,
         1
     );
     // Each send holds a pooled connection for the SMTP conversation: a few at a time.

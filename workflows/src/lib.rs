@@ -49,6 +49,7 @@ pub mod payments;
 pub mod provider_signals;
 pub mod refund;
 pub mod refunding;
+pub mod reminder;
 pub mod retry;
 pub mod waitlist;
 pub mod waitlist_offer;

@@ -17,6 +17,8 @@ async fn every_catalog_route_is_documented() {
         ("/v1/events/{id}", &["get", "patch", "delete"]),
         ("/v1/events/{id}/publish", &["post"]),
         ("/v1/events/{id}/cancel", &["post"]),
+        ("/v1/events/{id}/messages", &["get", "post"]),
+        ("/v1/events/{id}/messages/{message_id}", &["delete"]),
         ("/v1/events/{id}/ticket-types", &["post"]),
         (
             "/v1/events/{id}/ticket-types/{ticket_type_id}",

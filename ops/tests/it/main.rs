@@ -21,6 +21,7 @@ mod catalog_openapi;
 mod catalog_ownership;
 mod catalog_search;
 mod checkout;
+mod cleanup;
 mod db_limits;
 /// Checkout fixtures shared with the system tests.
 use checkout::fixtures as checkout_support;
@@ -36,6 +37,7 @@ mod mail_unsubscribe;
 mod notifications_list;
 mod ops_tools;
 mod refunds;
+mod reminders;
 mod sandbox;
 mod system;
 mod tickets;

@@ -3,6 +3,8 @@
 
 pub mod advance_run;
 pub mod dispatch_waitlists;
+pub mod cleanup;
+pub mod plan_reminders;
 pub mod purge_sessions;
 pub mod run_effect;
 pub mod send_email;

@@ -14,6 +14,7 @@ pub mod notices;
 pub mod payment_calls;
 pub mod refund;
 pub mod waitlist_offer;
+pub mod reminder;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -208,6 +209,8 @@ fn standard() -> Kinds {
     add::<boxoffice_workflows::refund::Refund>(&mut kinds);
     add::<boxoffice_workflows::event_cancellation::EventCancellation>(&mut kinds);
     add::<boxoffice_workflows::waitlist_offer::WaitlistOffer>(&mut kinds);
+    add::<boxoffice_workflows::reminder::Reminder>(&mut kinds);
+    add::<boxoffice_workflows::reminder::OrganizerMessage>(&mut kinds);
     kinds
 }
 

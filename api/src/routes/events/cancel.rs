@@ -69,6 +69,7 @@ pub async fn cancel_event(
                     .with("event_status", status.as_str()));
                 }
             };
+            super::mailings::event_cancelled(conn, id).await?;
             let sold = refunds::count_to_cancel(conn, id).await?;
             let in_flight = refunds::open_checkouts(conn, id).await?;
             if sold == 0 && in_flight == 0 {

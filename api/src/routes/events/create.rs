@@ -3,13 +3,15 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use boxoffice_models::events::{self, NewEvent};
+use boxoffice_models::reminders;
 use chrono::{DateTime, Utc};
+use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::support::{self, Organizer, db_error};
 use super::{Audience, EventView, event_view, version_headers};
-use crate::error::{AppResult, Problem};
+use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
 use crate::state::AppState;
 
@@ -55,6 +57,10 @@ pub struct CreateEventRequest {
     /// 5 to 10080, default 720: how long a waitlist offer holds its tickets.
     #[schema(minimum = 5, maximum = 10080)]
     pub waitlist_offer_minutes: Option<i32>,
+    /// Minutes before the start at which bookings are reminded: up to 3
+    /// distinct offsets of 1 to 40320; default `[1440, 60]`, `[]` for none.
+    #[schema(max_items = 3)]
+    pub reminder_offsets_minutes: Option<Vec<i32>>,
 }
 
 /// Creates an event as a draft, owned by the caller.
@@ -130,8 +136,25 @@ pub async fn create_event(
         "sales must end by the end of the event",
     )?;
 
+    let offsets = body
+        .reminder_offsets_minutes
+        .as_deref()
+        .map(super::mailings::offsets)
+        .transpose()?;
+
     let mut conn = state.conn().await?;
-    let event = events::insert(&mut conn, &new).await.map_err(db_error)?;
+    // The draft is written with its offsets, or not at all.
+    let event = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let event = events::insert(conn, &new).await.map_err(db_error)?;
+            Ok(match offsets {
+                Some(offsets) => reminders::set_offsets(conn, event.id, &offsets)
+                    .await
+                    .map_err(db_error)?,
+                None => event,
+            })
+        })
+        .await?;
     // A draft is in no public (cached) view: nothing to invalidate.
     let view = event_view(&mut conn, &event, Audience::Manager).await?;
 

@@ -14,6 +14,8 @@ pub mod create;
 pub mod cursor;
 pub mod delete;
 pub mod list;
+pub mod mailings;
+pub mod messages;
 pub mod publish;
 pub mod show;
 pub mod support;
@@ -44,6 +46,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(publish::publish_event))
         .routes(routes!(cancel::cancel_event))
+        .routes(routes!(messages::send_message, messages::list_messages))
+        .routes(routes!(messages::withdraw_message))
 }
 
 /// An event's life cycle.

@@ -14,6 +14,7 @@ use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Path};
 use crate::if_match::{IfMatch, version_mismatch};
 use crate::state::AppState;
+use diesel_async::AsyncConnection;
 
 /// Only the fields present change; `null` clears a field that may be empty.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -55,6 +56,11 @@ pub struct UpdateEventRequest {
     /// How long new waitlist offers hold their tickets (offers already made keep theirs).
     #[schema(minimum = 5, maximum = 10080)]
     pub waitlist_offer_minutes: Option<i32>,
+    /// Minutes before the start at which bookings are reminded: up to 3
+    /// distinct offsets of 1 to 40320 (`[]`: no reminders). Reminders not
+    /// sent yet follow a change of this or of `starts_at`.
+    #[schema(max_items = 3)]
+    pub reminder_offsets_minutes: Option<Vec<i32>>,
 }
 
 impl UpdateEventRequest {
@@ -119,6 +125,11 @@ impl UpdateEventRequest {
                 .waitlist_offer_minutes
                 .map(|m| support::in_range("waitlist_offer_minutes", m, 5, 10080))
                 .transpose()?,
+            reminder_offsets_minutes: self
+                .reminder_offsets_minutes
+                .as_deref()
+                .map(super::mailings::offsets)
+                .transpose()?,
         };
         // Checks against stored values (e.g. only `ends_at` sent) are the table's CHECKs.
         support::ordered(
@@ -169,17 +180,27 @@ pub async fn update_event(
     let mut conn = state.conn().await?;
     let current = managed_event(&mut conn, &user, id).await?;
     let expected = if_match.check(current.version, "event")?;
-    let event = match events::update_versioned(&mut conn, id, expected.as_deref(), &changes)
-        .await
-        .map_err(db_error)?
-    {
-        VersionedUpdate::Updated(event) => event,
-        VersionedUpdate::NotFound => return Err(AppError::not_found("event")),
-        VersionedUpdate::VersionMismatch { current } => {
-            return Err(version_mismatch(current, "event"));
-        }
-        VersionedUpdate::NotEditable(status) => return Err(not_editable(status)),
-    };
+    let moves_reminders = changes.starts_at.is_some() || changes.reminder_offsets_minutes.is_some();
+    // The event and its waiting reminders change together.
+    let event = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let event = match events::update_versioned(conn, id, expected.as_deref(), &changes)
+                .await
+                .map_err(db_error)?
+            {
+                VersionedUpdate::Updated(event) => event,
+                VersionedUpdate::NotFound => return Err(AppError::not_found("event")),
+                VersionedUpdate::VersionMismatch { current } => {
+                    return Err(version_mismatch(current, "event"));
+                }
+                VersionedUpdate::NotEditable(status) => return Err(not_editable(status)),
+            };
+            if moves_reminders {
+                super::mailings::event_changed(conn, &event).await?;
+            }
+            Ok(event)
+        })
+        .await?;
     let view = event_view(&mut conn, &event, Audience::Manager).await?;
     drop(conn);
     cache::invalidate_event(&state, id).await;

@@ -214,6 +214,9 @@ impl TestApp {
             purge_sessions: "0 0 * * * *".into(),
             // Every second: tests wait for deadlines measured in seconds.
             sweep_runs: "* * * * * *".into(),
+            plan_reminders: "* * * * * *".into(),
+            cleanup: "0 0 0 1 1 *".into(),
+            retention: Default::default(),
             stalled_after: boxoffice_workers::jobs::sweep_runs::STALLED_AFTER,
             waitlist_head_wait,
         };

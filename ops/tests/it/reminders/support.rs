@@ -1,0 +1,269 @@
+//! What the reminder and message tests share: a local SMTP sink, bookings
+//! written in bulk with SQL, and reading back what the sink received.
+
+#![allow(dead_code)] // Each test uses a different part.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+
+/// A local SMTP server (ops/tests/support/smtp_sink.py) writing what it
+/// accepts to a folder; killed on drop.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: PathBuf,
+    _process: tokio::process::Child,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        let dir = std::env::temp_dir().join(format!(
+            "boxoffice-reminder-sink-{}",
+            Uuid::new_v4().simple()
+        ));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
+        let mut process = tokio::process::Command::new(python_with_aiosmtpd())
+            .arg(script)
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the SMTP sink");
+        let stdout = process.stdout.take().expect("the sink's stdout");
+        let mut first_line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            BufReader::new(stdout).read_line(&mut first_line),
+        )
+        .await
+        .expect("the SMTP sink announces its port within 20 s")
+        .expect("reading the sink's port");
+        let port = first_line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("not a port: {first_line:?}"));
+        SmtpSink {
+            port,
+            dir,
+            _process: process,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Messages received whose subject contains `subject_part`, per recipient.
+    pub fn per_recipient(&self, subject_part: &str) -> HashMap<String, usize> {
+        per_recipient(&self.dir, subject_part)
+    }
+
+    /// How many messages arrived (all subjects).
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Python that can import aiosmtpd (Debian's python3-aiosmtpd).
+fn python_with_aiosmtpd() -> String {
+    let candidates = std::env::var("BOXOFFICE_TEST_PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned(), "/usr/bin/python3".to_owned()]);
+    for python in candidates {
+        let works = std::process::Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return python;
+        }
+    }
+    panic!(
+        "no python3 with aiosmtpd: run ops/scripts/install-services --with-test-tools (Debian: python3-aiosmtpd)"
+    )
+}
+
+/// The header `name` of a message (unfolded first line only).
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        l.get(..name.len())
+            .filter(|h| h.eq_ignore_ascii_case(name))
+            .map(|_| l[name.len()..].trim())
+    })
+}
+
+/// Messages in `dir` (`.eml`) whose subject contains `subject_part`, per `To`.
+pub fn per_recipient(dir: &Path, subject_part: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return counts;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if header(&text, "Subject:").is_some_and(|s| s.contains(subject_part))
+            && let Some(to) = header(&text, "To:")
+        {
+            let to = to.trim_matches(|c| c == '<' || c == '>').to_owned();
+            *counts.entry(to).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Messages in `dir` whose subject contains `subject_part`: per `To`, the
+/// `Message-ID` of each copy received (a resend of one email carries the same id).
+pub fn message_ids(dir: &Path, subject_part: &str) -> HashMap<String, Vec<String>> {
+    let mut ids: HashMap<String, Vec<String>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return ids;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if header(&text, "Subject:").is_some_and(|s| s.contains(subject_part))
+            && let Some(to) = header(&text, "To:")
+        {
+            let to = to.trim_matches(|c| c == '<' || c == '>').to_owned();
+            let id = header(&text, "Message-ID:").unwrap_or_default().to_owned();
+            ids.entry(to).or_default().push(id);
+        }
+    }
+    ids
+}
+
+/// Participants with one confirmed one-ticket booking each of `event_id`
+/// at `price` (minor units, 0: free), written in bulk (as a checkout writes
+/// them). Emails are `{tag}-{i}@example.com`, i from 0.
+pub async fn seed_bookings(
+    db_url: &str,
+    event_id: Uuid,
+    ticket_type: Uuid,
+    n: usize,
+    tag: &str,
+    price: i64,
+) {
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO users (id, email, display_name, password_hash, roles)
+           SELECT md5('{tag}-user-' || g)::uuid, '{tag}-' || g || '@example.com', 'Holder', 'x', ARRAY['participant']
+             FROM generate_series(0, {last}) g;
+         INSERT INTO workflow_runs (id, kind, status, step, state, view, owner_id, finished_at)
+           SELECT md5('{tag}-run-' || g)::uuid, 'checkout', 'completed', 'completed',
+                  jsonb_build_object('event_id', '{event_id}'), '{{}}', md5('{tag}-user-' || g)::uuid, now()
+             FROM generate_series(0, {last}) g;
+         INSERT INTO bookings (id, run_id, user_id, event_id, currency, subtotal_minor, total_minor)
+           SELECT md5('{tag}-booking-' || g)::uuid, md5('{tag}-run-' || g)::uuid, md5('{tag}-user-' || g)::uuid,
+                  '{event_id}', 'EUR', {price}, {price}
+             FROM generate_series(0, {last}) g;
+         INSERT INTO tickets (id, booking_id, event_id, ticket_type_id, number, qr_payload, paid_minor)
+           SELECT md5('{tag}-ticket-' || g)::uuid, md5('{tag}-booking-' || g)::uuid, '{event_id}', '{ticket_type}',
+                  '{tag}-T-' || g, 'qr-' || g, {price}
+             FROM generate_series(0, {last}) g;
+         UPDATE ticket_types SET sold = sold + {n} WHERE id = '{ticket_type}';",
+        last = n - 1,
+    ))
+    .await
+    .unwrap();
+}
+
+/// The email of seeded participant `i`.
+pub fn seeded_email(tag: &str, i: usize) -> String {
+    format!("{tag}-{i}@example.com")
+}
+
+/// Moves the event so that a reminder `offset_minutes` before it falls due
+/// in `due_in`; published a day ago (the reminder was owed).
+pub async fn due_in(db_url: &str, event_id: Uuid, offset_minutes: i32, due_in: Duration) {
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    let secs = i64::from(offset_minutes) * 60 + due_in.as_secs() as i64;
+    conn.batch_execute(&format!(
+        "UPDATE events SET starts_at = now() + interval '{secs} seconds',
+                           ends_at = now() + interval '{secs} seconds' + interval '3 hours',
+                           reminder_offsets_minutes = '{{{offset_minutes}}}',
+                           published_at = now() - interval '1 day'
+          WHERE id = '{event_id}'"
+    ))
+    .await
+    .unwrap();
+}
+
+#[derive(diesel::QueryableByName)]
+struct N {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// `SELECT count(*) …` as a number.
+pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    diesel::sql_query(format!("SELECT ({sql})::bigint AS n"))
+        .get_result::<N>(conn)
+        .await
+        .unwrap()
+        .n
+}
+
+/// `(status, step, state->>'reason')` of the event's reminder runs, by offset.
+pub async fn reminder_runs(conn: &mut AsyncPgConnection, event_id: Uuid) -> Vec<(String, String)> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        step: String,
+    }
+    diesel::sql_query(
+        "SELECT r.status, r.step FROM event_reminders e JOIN workflow_runs r ON r.id = e.run_id
+          WHERE e.event_id = $1 ORDER BY e.offset_minutes",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(event_id)
+    .load::<Row>(conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.status, r.step))
+    .collect()
+}
+
+/// Waits until `check` holds, polling every 100 ms; panics with `what` after `within`.
+pub async fn wait_until<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
