@@ -532,3 +532,43 @@ pub async fn set_priority(
     .await
     .optional()
 }
+
+/// Ends the waiting entries of a cancelled event (`left`: they end without an
+/// offer, as when their participant leaves) and gives its types' waiting
+/// units back. Offered entries
+/// keep their run: it releases their units at its deadline, and an accept
+/// meets a cancelled event. Call in the cancelling transaction, after the
+/// event's row is locked: types are locked in id order, as every write of
+/// `waiting_units` locks its type first.
+pub async fn end_for_cancelled_event(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> QueryResult<usize> {
+    let types: Vec<Uuid> = ticket_types::table
+        .filter(ticket_types::event_id.eq(event_id))
+        .order(ticket_types::id.asc())
+        .select(ticket_types::id)
+        .for_update()
+        .load(conn)
+        .await?;
+    if types.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(ticket_types::table.filter(ticket_types::id.eq_any(&types)))
+        .set(ticket_types::waiting_units.eq(0))
+        .execute(conn)
+        .await?;
+    diesel::update(
+        waitlist_entries::table
+            .filter(waitlist_entries::event_id.eq(event_id))
+            .filter(waitlist_entries::status.eq(WAITING)),
+    )
+    .set((
+        waitlist_entries::status.eq(LEFT),
+        waitlist_entries::blocked_since.eq(None::<chrono::DateTime<chrono::Utc>>),
+        waitlist_entries::ended_at.eq(diesel::dsl::now),
+        waitlist_entries::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+}

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::events::{self, StatusChange};
-use boxoffice_models::refunds;
+use boxoffice_models::{refunds, waitlist};
 use boxoffice_workflows::event_cancellation::{CancellationState, EventCancellation};
 use diesel_async::AsyncConnection;
 use serde::Serialize;
@@ -70,6 +70,7 @@ pub async fn cancel_event(
                 }
             };
             super::mailings::event_cancelled(conn, id).await?;
+            waitlist::end_for_cancelled_event(conn, id).await?;
             let sold = refunds::count_to_cancel(conn, id).await?;
             let in_flight = refunds::open_checkouts(conn, id).await?;
             if sold == 0 && in_flight == 0 {

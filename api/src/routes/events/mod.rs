@@ -116,6 +116,8 @@ pub struct EventView {
     pub waitlist_enabled: bool,
     /// How long a waitlist offer holds its tickets for the participant.
     pub waitlist_offer_minutes: i32,
+    /// Minutes before the start at which confirmed bookings are reminded.
+    pub reminder_offsets_minutes: Vec<i32>,
     /// Send it back in `If-Match` to change the event.
     pub version: i32,
     pub published_at: Option<DateTime<Utc>>,
@@ -163,6 +165,7 @@ pub async fn event_view(
         refundable_until_hours_before: event.refundable_until_hours_before,
         waitlist_enabled: event.waitlist_enabled,
         waitlist_offer_minutes: event.waitlist_offer_minutes,
+        reminder_offsets_minutes: event.reminder_offsets_minutes.clone(),
         version: event.version,
         published_at: event.published_at,
         cancelled_at: event.cancelled_at,
