@@ -363,6 +363,62 @@ diesel::joinable!(waitlist_entries -> events (event_id));
 diesel::joinable!(waitlist_entries -> users (participant_id));
 diesel::joinable!(notifications -> users (user_id));
 
+// Organizer analytics (migrations/2026-12-01-000010_analytics): counters kept by
+// triggers in the transactions that write the ledger; read by analytics.rs.
+
+diesel::table! {
+    analytics_sales_slots (event_id, slot_start, currency) {
+        event_id -> Uuid,
+        currency -> Text,
+        slot_start -> Timestamptz,
+        orders -> Int8,
+        tickets -> Int8,
+        subtotal_minor -> Int8,
+        discount_minor -> Int8,
+        paid_minor -> Int8,
+        refunds -> Int8,
+        refunded_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_refunds (event_id, requested_by, currency) {
+        event_id -> Uuid,
+        requested_by -> Text,
+        currency -> Text,
+        refunds -> Int8,
+        refunded_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_ticket_types (ticket_type_id) {
+        ticket_type_id -> Uuid,
+        event_id -> Uuid,
+        issued -> Int8,
+        paid_minor -> Int8,
+        checked_in -> Int8,
+        voided -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_coupons (coupon_id) {
+        coupon_id -> Uuid,
+        event_id -> Uuid,
+        uses -> Int8,
+        discount_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_checkouts (event_id, outcome) {
+        event_id -> Uuid,
+        outcome -> Text,
+        runs -> Int8,
+    }
+}
+
 // Every table may meet every other in a query (one list, so no pair is missed).
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -386,4 +442,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     refunds,
     waitlist_entries,
+    analytics_sales_slots,
+    analytics_refunds,
+    analytics_ticket_types,
+    analytics_coupons,
+    analytics_checkouts,
 );
