@@ -19,8 +19,10 @@ DROP FUNCTION analytics_booking_amounts_fixed();
 DROP FUNCTION analytics_bookings_inserted();
 DROP TABLE analytics_checkouts;
 DROP TABLE analytics_coupons;
-DROP TABLE analytics_ticket_types;
+ALTER TABLE ticket_types DROP COLUMN tickets_issued, DROP COLUMN tickets_paid_minor,
+    DROP COLUMN tickets_checked_in, DROP COLUMN tickets_voided;
 DROP TABLE analytics_refunds;
+DROP TABLE analytics_refund_slots;
 DROP TABLE analytics_sales_slots;
 DROP FUNCTION analytics_checkout_outcome(text, jsonb);
 DROP FUNCTION analytics_slot(timestamptz);

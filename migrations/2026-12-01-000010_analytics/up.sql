@@ -11,7 +11,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT date_bin('15 minutes', at, timestamptz '2000-01-01 00:00:00+00')
 $$;
 
--- Sales (at the booking's creation) and refunds (at their success) of an event per slot.
+-- Sales of an event per slot, at the booking's creation.
 CREATE TABLE analytics_sales_slots (
     event_id       uuid NOT NULL,
     currency       text NOT NULL,
@@ -22,7 +22,16 @@ CREATE TABLE analytics_sales_slots (
     subtotal_minor bigint NOT NULL DEFAULT 0,
     discount_minor bigint NOT NULL DEFAULT 0,
     paid_minor     bigint NOT NULL DEFAULT 0,
-    -- refunds that succeeded, and the money they gave back
+    PRIMARY KEY (event_id, slot_start, currency)
+);
+
+-- Refunds that succeeded and the money they gave back, per slot of their
+-- success. Apart from the sales: a refund's transaction never takes a sales
+-- row, so it cannot wait on a sale in a cycle.
+CREATE TABLE analytics_refund_slots (
+    event_id       uuid NOT NULL,
+    currency       text NOT NULL,
+    slot_start     timestamptz NOT NULL,
     refunds        bigint NOT NULL DEFAULT 0,
     refunded_minor bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, slot_start, currency)
@@ -39,15 +48,13 @@ CREATE TABLE analytics_refunds (
 );
 
 -- Tickets per ticket type: issued (ever), what they paid, checked in, voided.
-CREATE TABLE analytics_ticket_types (
-    ticket_type_id uuid PRIMARY KEY,
-    event_id       uuid NOT NULL,
-    issued         bigint NOT NULL DEFAULT 0,
-    paid_minor     bigint NOT NULL DEFAULT 0,
-    checked_in     bigint NOT NULL DEFAULT 0,
-    voided         bigint NOT NULL DEFAULT 0
-);
-CREATE INDEX analytics_ticket_types_event_idx ON analytics_ticket_types (event_id);
+-- On the ticket type's own row, which every sale and refund completion locks
+-- anyway: the counters add no lock of their own to those transactions.
+ALTER TABLE ticket_types
+    ADD COLUMN tickets_issued bigint NOT NULL DEFAULT 0,
+    ADD COLUMN tickets_paid_minor bigint NOT NULL DEFAULT 0,
+    ADD COLUMN tickets_checked_in bigint NOT NULL DEFAULT 0,
+    ADD COLUMN tickets_voided bigint NOT NULL DEFAULT 0;
 
 -- Orders that used a coupon, and the discount they got.
 CREATE TABLE analytics_coupons (
@@ -84,7 +91,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- Rows are upserted in key order, so two transactions never wait on each other in a cycle.
+-- Rows are upserted in key order, and each kind of transaction takes its
+-- counter rows after the rows it locks anyway (a sale: ticket types, then its
+-- sales slot, coupon, then its run's outcome; a refund's success: its refund
+-- slot, then ticket types), so no two transactions wait on each other in a cycle.
 
 CREATE FUNCTION analytics_bookings_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -130,15 +140,15 @@ CREATE TRIGGER analytics_booking_amounts_fixed BEFORE UPDATE ON bookings
 
 CREATE FUNCTION analytics_tickets_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO analytics_ticket_types AS t (ticket_type_id, event_id, issued, paid_minor, checked_in, voided)
-    SELECT ticket_type_id, event_id, count(*), sum(paid_minor)::bigint, count(checked_in_at),
-           count(*) FILTER (WHERE status = 'void')
-      FROM new_rows GROUP BY 1, 2 ORDER BY 1
-    ON CONFLICT (ticket_type_id) DO UPDATE SET
-        issued = t.issued + EXCLUDED.issued,
-        paid_minor = t.paid_minor + EXCLUDED.paid_minor,
-        checked_in = t.checked_in + EXCLUDED.checked_in,
-        voided = t.voided + EXCLUDED.voided;
+    UPDATE ticket_types t SET
+        tickets_issued = t.tickets_issued + d.issued,
+        tickets_paid_minor = t.tickets_paid_minor + d.paid_minor,
+        tickets_checked_in = t.tickets_checked_in + d.checked_in,
+        tickets_voided = t.tickets_voided + d.voided
+      FROM (SELECT ticket_type_id, count(*) AS issued, sum(paid_minor)::bigint AS paid_minor,
+                   count(checked_in_at) AS checked_in, count(*) FILTER (WHERE status = 'void') AS voided
+              FROM new_rows GROUP BY 1) d
+     WHERE t.id = d.ticket_type_id;
     INSERT INTO analytics_sales_slots AS s (event_id, currency, slot_start, tickets)
     SELECT b.event_id, b.currency, analytics_slot(b.created_at), count(*)
       FROM new_rows n JOIN bookings b ON b.id = n.booking_id
@@ -152,18 +162,24 @@ CREATE TRIGGER analytics_tickets_inserted AFTER INSERT ON tickets
 
 CREATE FUNCTION analytics_tickets_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO analytics_ticket_types AS t (ticket_type_id, event_id, paid_minor, checked_in, voided)
-    SELECT n.ticket_type_id, n.event_id, sum(n.paid_minor - o.paid_minor)::bigint,
-           count(n.checked_in_at) - count(o.checked_in_at),
-           count(*) FILTER (WHERE n.status = 'void') - count(*) FILTER (WHERE o.status = 'void')
-      FROM new_rows n JOIN old_rows o ON o.id = n.id
-     WHERE n.paid_minor <> o.paid_minor OR n.status <> o.status
-        OR (n.checked_in_at IS NULL) <> (o.checked_in_at IS NULL)
-     GROUP BY 1, 2 ORDER BY 1
-    ON CONFLICT (ticket_type_id) DO UPDATE SET
-        paid_minor = t.paid_minor + EXCLUDED.paid_minor,
-        checked_in = t.checked_in + EXCLUDED.checked_in,
-        voided = t.voided + EXCLUDED.voided;
+    UPDATE ticket_types t SET
+        tickets_paid_minor = t.tickets_paid_minor + d.paid_minor,
+        tickets_checked_in = t.tickets_checked_in + d.checked_in,
+        tickets_voided = t.tickets_voided + d.voided
+      FROM (SELECT n.ticket_type_id, sum(n.paid_minor - o.paid_minor)::bigint AS paid_minor,
+                   count(n.checked_in_at) - count(o.checked_in_at) AS checked_in,
+                   count(*) FILTER (WHERE n.status = 'void') - count(*) FILTER (WHERE o.status = 'void') AS voided
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+             WHERE n.paid_minor <> o.paid_minor
+                OR (n.status = 'void') <> (o.status = 'void')
+                OR (n.checked_in_at IS NULL) <> (o.checked_in_at IS NULL)
+             GROUP BY 1) d
+     WHERE t.id = d.ticket_type_id;
+    IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
+                WHERE n.ticket_type_id <> o.ticket_type_id) THEN
+        RAISE EXCEPTION 'a ticket keeps its ticket type'
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'tickets_type_fixed';
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -173,7 +189,7 @@ CREATE TRIGGER analytics_tickets_updated AFTER UPDATE ON tickets
 
 -- A refund counts once, when it succeeds (a success is final).
 CREATE FUNCTION analytics_count_refunds(succeeded_runs uuid[]) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO analytics_sales_slots AS s (event_id, currency, slot_start, refunds, refunded_minor)
+    INSERT INTO analytics_refund_slots AS s (event_id, currency, slot_start, refunds, refunded_minor)
     SELECT b.event_id, r.currency, analytics_slot(coalesce(r.completed_at, r.created_at)),
            count(*), sum(r.amount_minor)::bigint
       FROM refunds r JOIN bookings b ON b.id = r.booking_id
@@ -270,10 +286,13 @@ ON CONFLICT (event_id, slot_start, currency) DO UPDATE SET tickets = EXCLUDED.ti
 INSERT INTO analytics_coupons (coupon_id, event_id, uses, discount_minor)
 SELECT coupon_id, event_id, count(*), sum(discount_minor)::bigint
   FROM bookings WHERE coupon_id IS NOT NULL GROUP BY 1, 2;
-INSERT INTO analytics_ticket_types (ticket_type_id, event_id, issued, paid_minor, checked_in, voided)
-SELECT ticket_type_id, event_id, count(*), sum(paid_minor)::bigint, count(checked_in_at),
-       count(*) FILTER (WHERE status = 'void')
-  FROM tickets GROUP BY 1, 2;
+UPDATE ticket_types t SET
+    tickets_issued = d.issued, tickets_paid_minor = d.paid_minor,
+    tickets_checked_in = d.checked_in, tickets_voided = d.voided
+  FROM (SELECT ticket_type_id, count(*) AS issued, sum(paid_minor)::bigint AS paid_minor,
+               count(checked_in_at) AS checked_in, count(*) FILTER (WHERE status = 'void') AS voided
+          FROM tickets GROUP BY 1) d
+ WHERE t.id = d.ticket_type_id;
 SELECT analytics_count_refunds(ARRAY(SELECT run_id FROM refunds WHERE status = 'succeeded'));
 INSERT INTO analytics_checkouts (event_id, outcome, runs)
 SELECT (state ->> 'event_id')::uuid, analytics_checkout_outcome(status, state), count(*)

@@ -59,10 +59,9 @@ pub async fn ticket_types(
 ) -> diesel::QueryResult<Vec<TicketTypeFigures>> {
     diesel::sql_query(
         "SELECT t.id, t.name, t.price_minor, t.currency, t.capacity, t.sold, t.held, t.waiting_units,
-                COALESCE(a.issued, 0) AS issued, COALESCE(a.paid_minor, 0) AS paid_minor,
-                COALESCE(a.checked_in, 0) AS checked_in, COALESCE(a.voided, 0) AS voided
+                t.tickets_issued AS issued, t.tickets_paid_minor AS paid_minor,
+                t.tickets_checked_in AS checked_in, t.tickets_voided AS voided
            FROM ticket_types t
-           LEFT JOIN analytics_ticket_types a ON a.ticket_type_id = t.id
           WHERE $1::uuid IS NULL OR t.event_id = $1
           ORDER BY t.event_id, t.sort_order, t.id",
     )
@@ -105,8 +104,12 @@ pub async fn money(
                 sum(subtotal_minor)::bigint AS subtotal_minor, sum(discount_minor)::bigint AS discount_minor,
                 sum(paid_minor)::bigint AS paid_minor, sum(refunds)::bigint AS refunds,
                 sum(refunded_minor)::bigint AS refunded_minor
-           FROM analytics_sales_slots
-          WHERE $1::uuid IS NULL OR event_id = $1
+           FROM (SELECT currency, orders, tickets, subtotal_minor, discount_minor, paid_minor,
+                        0 AS refunds, 0 AS refunded_minor
+                   FROM analytics_sales_slots WHERE $1::uuid IS NULL OR event_id = $1
+                 UNION ALL
+                 SELECT currency, 0, 0, 0, 0, 0, refunds, refunded_minor
+                   FROM analytics_refund_slots WHERE $1::uuid IS NULL OR event_id = $1) slots
           GROUP BY currency ORDER BY currency",
     )
     .bind::<Nullable<SqlUuid>, _>(event_id)
@@ -305,12 +308,20 @@ pub async fn series(
         Granularity::Day => "date_trunc('day', slot_start AT TIME ZONE $2) AT TIME ZONE $2",
     };
     diesel::sql_query(format!(
-        "WITH slots AS (
-              SELECT {bucket} AS start, orders, tickets, paid_minor, refunds, refunded_minor
+        "WITH raw AS (
+              SELECT slot_start, orders, tickets, paid_minor, 0 AS refunds, 0 AS refunded_minor
                 FROM analytics_sales_slots
                WHERE event_id = $1
                  AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
                  AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'
+              UNION ALL
+              SELECT slot_start, 0, 0, 0, refunds, refunded_minor
+                FROM analytics_refund_slots
+               WHERE event_id = $1
+                 AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
+                 AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'
+          ), slots AS (
+              SELECT {bucket} AS start, orders, tickets, paid_minor, refunds, refunded_minor FROM raw
           )
           SELECT start, start AT TIME ZONE $2 AS local_start,
                  sum(orders)::bigint AS orders, sum(tickets)::bigint AS tickets,

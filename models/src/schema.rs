@@ -135,6 +135,10 @@ diesel::table! {
         updated_at -> Timestamptz,
         version -> Int4,
         waiting_units -> Int4,
+        tickets_issued -> Int8,
+        tickets_paid_minor -> Int8,
+        tickets_checked_in -> Int8,
+        tickets_voided -> Int8,
     }
 }
 
@@ -376,6 +380,14 @@ diesel::table! {
         subtotal_minor -> Int8,
         discount_minor -> Int8,
         paid_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_refund_slots (event_id, slot_start, currency) {
+        event_id -> Uuid,
+        currency -> Text,
+        slot_start -> Timestamptz,
         refunds -> Int8,
         refunded_minor -> Int8,
     }
@@ -388,17 +400,6 @@ diesel::table! {
         currency -> Text,
         refunds -> Int8,
         refunded_minor -> Int8,
-    }
-}
-
-diesel::table! {
-    analytics_ticket_types (ticket_type_id) {
-        ticket_type_id -> Uuid,
-        event_id -> Uuid,
-        issued -> Int8,
-        paid_minor -> Int8,
-        checked_in -> Int8,
-        voided -> Int8,
     }
 }
 
@@ -443,8 +444,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     refunds,
     waitlist_entries,
     analytics_sales_slots,
+    analytics_refund_slots,
     analytics_refunds,
-    analytics_ticket_types,
     analytics_coupons,
     analytics_checkouts,
 );
