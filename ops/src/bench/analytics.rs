@@ -1,7 +1,7 @@
 //! `boxoffice bench analytics`: an event's analytics endpoint on a big event.
 //!
 //! 1. The system: its own (private Postgres and Redis in a temporary folder,
-//!    one real `serve` child process), as `bench checkout` starts it.
+//!    real `serve` and `work` child processes), as `bench checkout` starts it.
 //! 2. [`analytics_seed`]: an event with `--bookings` bookings (one to three
 //!    tickets each, every tenth with a coupon), a fifth as many checkouts that
 //!    expired, and `--refunds` refunds that succeeded, written with bulk SQL
@@ -61,14 +61,15 @@ pub async fn analytics(settings: Settings, args: BenchAnalyticsArgs) -> anyhow::
     } else {
         Durability::Durable
     };
-    let roles = ["serve".to_owned()];
+    // A worker too: the system does not start without one (it stays idle here).
+    let roles = ["serve".to_owned(), "work".to_owned()];
     let start = System::start(&settings, &roles, durability);
     let system = tokio::select! {
         s = tokio::time::timeout_at(deadline, start) => s.context("the system did not start in time")??,
         _ = shutdown.cancelled() => anyhow::bail!("interrupted while starting"),
     };
     println!(
-        "system: started in {:.1} s: postgres ({durability:?}), redis, one serve process (data in {})",
+        "system: started in {:.1} s: postgres ({durability:?}), redis, serve and work processes (data in {})",
         started.elapsed().as_secs_f64(),
         system.data_dir.display()
     );

@@ -6,6 +6,7 @@
 mod support;
 
 mod bench_smoke;
+mod docs;
 mod exactness;
 mod exports;
 mod series;
