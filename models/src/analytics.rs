@@ -289,10 +289,13 @@ pub struct SeriesBucket {
 }
 
 /// The event's buckets with activity whose start lies in `[from, to)`, in
-/// `timezone`. An hour bucket is the slot's instant less its minutes past the
-/// hour on the venue's clock, so the two 02:00 hours of a night that turns the
-/// clocks back stay two buckets; a day bucket is the venue's midnight, so a
-/// day of 23 or 25 hours is one bucket.
+/// `timezone`. Bucket starts are computed once per bucket, never per slot (a
+/// named zone's conversion is the costly part): the days are the venue's
+/// midnights, so a day of 23 or 25 hours is one bucket; the hours step by one
+/// absolute hour from the venue's first hour boundary, so the two 02:00 hours
+/// of a night that turns the clocks back stay two buckets (every zone in use
+/// but Lord Howe Island moves its clocks by whole hours). Each slot then finds
+/// its bucket by binary search (`width_bucket`).
 pub async fn series(
     conn: &mut AsyncPgConnection,
     event_id: Uuid,
@@ -301,11 +304,17 @@ pub async fn series(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> diesel::QueryResult<Vec<SeriesBucket>> {
-    let bucket = match granularity {
+    let starts = match granularity {
         Granularity::Hour => {
-            "slot_start - ((slot_start AT TIME ZONE $2) - date_trunc('hour', slot_start AT TIME ZONE $2))"
+            "SELECT array_agg(s ORDER BY s) AS a
+               FROM span, generate_series(lo - ((lo AT TIME ZONE $2) - date_trunc('hour', lo AT TIME ZONE $2)),
+                                          hi, interval '1 hour') s"
         }
-        Granularity::Day => "date_trunc('day', slot_start AT TIME ZONE $2) AT TIME ZONE $2",
+        Granularity::Day => {
+            "SELECT array_agg(d AT TIME ZONE $2 ORDER BY d) AS a
+               FROM span, generate_series(date_trunc('day', lo AT TIME ZONE $2), hi AT TIME ZONE $2,
+                                          interval '1 day') d"
+        }
     };
     diesel::sql_query(format!(
         "WITH raw AS (
@@ -320,17 +329,23 @@ pub async fn series(
                WHERE event_id = $1
                  AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
                  AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'
-          ), slots AS (
-              SELECT {bucket} AS start, orders, tickets, paid_minor, refunds, refunded_minor FROM raw
+          ), span AS (
+              SELECT min(slot_start) AS lo, max(slot_start) AS hi FROM raw
+          ), starts AS (
+              {starts}
+          ), grouped AS (
+              SELECT width_bucket(slot_start, a) AS i,
+                     sum(orders)::bigint AS orders, sum(tickets)::bigint AS tickets,
+                     sum(paid_minor)::bigint AS paid_minor, sum(refunds)::bigint AS refunds,
+                     sum(refunded_minor)::bigint AS refunded_minor
+                FROM raw, starts GROUP BY 1
           )
-          SELECT start, start AT TIME ZONE $2 AS local_start,
-                 sum(orders)::bigint AS orders, sum(tickets)::bigint AS tickets,
-                 sum(paid_minor)::bigint AS paid_minor, sum(refunds)::bigint AS refunds,
-                 sum(refunded_minor)::bigint AS refunded_minor
-            FROM slots
-           WHERE start >= COALESCE($3, '-infinity'::timestamptz)
-             AND start < COALESCE($4, 'infinity'::timestamptz)
-           GROUP BY start ORDER BY start"
+          SELECT a[i] AS start, a[i] AT TIME ZONE $2 AS local_start,
+                 orders, tickets, paid_minor, refunds, refunded_minor
+            FROM grouped, starts
+           WHERE a[i] >= COALESCE($3, '-infinity'::timestamptz)
+             AND a[i] < COALESCE($4, 'infinity'::timestamptz)
+           ORDER BY 1"
     ))
     .bind::<SqlUuid, _>(event_id)
     .bind::<Text, _>(timezone)
