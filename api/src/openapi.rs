@@ -24,8 +24,9 @@ use utoipa::{Modify, OpenApi};
         (name = "organizer", description = "An organizer's events with sales figures, an event's analytics, attendee and order exports (CSV)"),
         (name = "webhooks", description = "Signed events from the payment provider that resume waiting workflows"),
         (name = "checkout", description = "Checkouts, workflow status, bookings"),
+        (name = "waitlist", description = "Waitlists of sold-out ticket types: join, offers that hold tickets until a deadline, accept or decline; organizers see and prioritise them"),
         (name = "tickets", description = "The ticket signing key, and checking tickets in at the door"),
-        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health (admins only)"),
+        (name = "operations", description = "Health, readiness, metrics; operator tools: dead letters, runs, queue health, ledger audit (admins only)"),
     )
 )]
 pub struct ApiDoc;

@@ -23,6 +23,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         // Identity and access.
         .merge(routes::auth::router())
         .merge(routes::me::router())
+        .merge(routes::unsubscribe::router())
         .merge(routes::admin::router())
         .merge(routes::ops::router())
         // Catalog.
@@ -36,6 +37,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(routes::checkouts::router())
         .merge(routes::workflows::router())
         .merge(routes::bookings::router())
+        .merge(routes::waitlist::router())
         // Tickets.
         .merge(routes::tickets::router())
 }

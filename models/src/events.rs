@@ -101,6 +101,10 @@ pub struct Event {
     /// `None`: not refundable.
     pub refundable_until_hours_before: Option<i32>,
     pub version: i32,
+    /// Sold-out ticket types take a waitlist.
+    pub waitlist_enabled: bool,
+    /// How long a waitlist offer holds its units.
+    pub waitlist_offer_minutes: i32,
     pub published_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -132,6 +136,10 @@ pub struct NewEvent {
     pub max_tickets_per_order: i32,
     pub max_tickets_per_participant: Option<i32>,
     pub refundable_until_hours_before: Option<i32>,
+    /// `None`: the column's default (true).
+    pub waitlist_enabled: Option<bool>,
+    /// `None`: the column's default (720).
+    pub waitlist_offer_minutes: Option<i32>,
 }
 
 /// A partial update: `None` leaves a column as it is; `Some(None)` clears a
@@ -153,6 +161,8 @@ pub struct EventChanges {
     pub max_tickets_per_order: Option<i32>,
     pub max_tickets_per_participant: Option<Option<i32>>,
     pub refundable_until_hours_before: Option<Option<i32>>,
+    pub waitlist_enabled: Option<bool>,
+    pub waitlist_offer_minutes: Option<i32>,
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewEvent) -> QueryResult<Event> {
@@ -520,7 +530,7 @@ const SEARCH_INNER: &str = "
     LEFT JOIN venues v ON v.id = e.venue_id
     LEFT JOIN LATERAL (
         SELECT min(t.price_minor) AS min_price_minor,
-               sum(t.capacity - t.sold - t.held) AS available
+               sum(GREATEST(t.capacity - t.sold - t.held - t.waiting_units, 0)) AS available
         FROM ticket_types t WHERE t.event_id = e.id
     ) tt ON true
     WHERE e.status = 'published'
@@ -534,7 +544,7 @@ const SEARCH_INNER: &str = "
             SELECT 1 FROM ticket_types t
             WHERE t.event_id = e.id
               AND ($6::bigint IS NULL OR t.price_minor <= $6::bigint)
-              AND (NOT $7::boolean OR t.capacity - t.sold - t.held > 0)))";
+              AND (NOT $7::boolean OR t.capacity - t.sold - t.held - t.waiting_units > 0)))";
 
 const SEARCH_BY_START: &str = "
     SELECT * FROM ({inner}) listed
@@ -621,6 +631,8 @@ mod tests {
             max_tickets_per_participant: None,
             refundable_until_hours_before: None,
             version: 1,
+            waitlist_enabled: true,
+            waitlist_offer_minutes: 720,
             published_at: None,
             cancelled_at: None,
             created_at: now,

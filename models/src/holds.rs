@@ -1,7 +1,11 @@
 //! `holds` and the capacity counters of `ticket_types` (DESIGN.md §5).
 //!
 //! A hold is one guarded statement under the ticket type's row lock:
-//! `UPDATE ticket_types SET held = held + q WHERE id = $id AND capacity - sold - held >= q`.
+//! `UPDATE ticket_types SET held = held + q WHERE id = $id AND capacity - sold - held - waiting_units >= q`.
+//! `waiting_units` are the units the type's waitlist waits for: while anyone
+//! waits, a unit freed by any path is the waitlist's in the very transaction
+//! that freed it, and the public can take only what is left beyond them. A
+//! waitlist offer takes its units from the waitlist's share ([`hold_for_offer`]).
 //! Several types are locked in id order, so two checkouts never deadlock. Every
 //! unit of `held` has an active hold row, so `held = sum(active holds)` holds at
 //! every commit (see [`inconsistencies`]).
@@ -65,7 +69,10 @@ async fn sell(conn: &mut AsyncPgConnection, lines: &[Line]) -> QueryResult<HoldO
         .transaction::<_, Refusal, _>(async |conn| {
             let mut priced = Vec::with_capacity(lines.len());
             for line in &lines {
-                let guard = ticket_types::capacity - ticket_types::sold - ticket_types::held;
+                let guard = ticket_types::capacity
+                    - ticket_types::sold
+                    - ticket_types::held
+                    - ticket_types::waiting_units;
                 let sold: Option<(i64, String)> = diesel::update(
                     ticket_types::table
                         .filter(ticket_types::id.eq(line.ticket_type_id))
@@ -169,7 +176,7 @@ async fn take_line_with_hold(
     let taken: Option<TakenLine> = diesel::sql_query(
         "WITH taken AS (
               UPDATE ticket_types SET held = held + $3
-               WHERE id = $2 AND capacity - sold - held >= $3
+               WHERE id = $2 AND capacity - sold - held - waiting_units >= $3
               RETURNING id, price_minor, currency
           ), inserted AS (
               INSERT INTO holds (id, run_id, ticket_type_id, quantity, expires_at)
@@ -262,21 +269,109 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
-/// Why a line does not fit: what is left of its ticket type.
+/// Why a line does not fit: what is left of its ticket type for the public
+/// (never the units its waitlist waits for).
 async fn short(conn: &mut AsyncPgConnection, line: Line) -> QueryResult<Refusal> {
-    let guard = ticket_types::capacity - ticket_types::sold - ticket_types::held;
+    let guard = ticket_types::capacity
+        - ticket_types::sold
+        - ticket_types::held
+        - ticket_types::waiting_units;
     let available: i32 = ticket_types::table
         .find(line.ticket_type_id)
         .select(guard)
         .first(conn)
         .await
         .optional()?
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(0);
     Ok(Refusal::Short {
         ticket_type_id: line.ticket_type_id,
         requested: line.quantity,
         available,
     })
+}
+
+/// The units a waitlist offer held for this run (moved to it when the offer
+/// was accepted), priced, when they are exactly `lines`; otherwise refused,
+/// and nothing is taken: a checkout of an offer never takes new units.
+pub async fn adopt_offer_hold(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    lines: &[Line],
+) -> QueryResult<HoldOutcome> {
+    if let Some(held) = adopt(conn, run_id, lines).await? {
+        return Ok(HoldOutcome::Held(held));
+    }
+    let wanted = sorted(lines);
+    let line = wanted.as_slice().first().copied().unwrap_or(Line {
+        ticket_type_id: Uuid::nil(),
+        quantity: 0,
+    });
+    Ok(HoldOutcome::Refused {
+        ticket_type_id: line.ticket_type_id,
+        requested: line.quantity,
+        available: 0,
+    })
+}
+
+/// Holds `quantity` units of a ticket type for a waitlist offer run, taken
+/// from the units its waitlist waits for (`held += q`, `waiting_units -= q`),
+/// with the offer's hold row. Call in the transaction that holds the type's
+/// row lock and marks the entry offered. `false` when the units are not free.
+pub async fn hold_for_offer(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    ticket_type_id: Uuid,
+    quantity: i32,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let taken = diesel::update(
+        ticket_types::table
+            .filter(ticket_types::id.eq(ticket_type_id))
+            .filter((ticket_types::capacity - ticket_types::sold - ticket_types::held).ge(quantity))
+            .filter(ticket_types::waiting_units.ge(quantity)),
+    )
+    .set((
+        ticket_types::held.eq(ticket_types::held + quantity),
+        ticket_types::waiting_units.eq(ticket_types::waiting_units - quantity),
+    ))
+    .execute(conn)
+    .await?;
+    if taken == 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(holds::table)
+        .values((
+            holds::id.eq(Uuid::now_v7()),
+            holds::run_id.eq(run_id),
+            holds::ticket_type_id.eq(ticket_type_id),
+            holds::quantity.eq(quantity),
+            holds::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+/// Moves a run's active holds to another run (an accepted waitlist offer's
+/// units to its checkout), with a new deadline; `held` is unchanged. Returns
+/// the units moved.
+pub async fn move_to_run(
+    conn: &mut AsyncPgConnection,
+    from_run: Uuid,
+    to_run: Uuid,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<i32> {
+    let moved: Vec<i32> = diesel::update(
+        holds::table
+            .filter(holds::run_id.eq(from_run))
+            .filter(holds::status.eq("active")),
+    )
+    .set((holds::run_id.eq(to_run), holds::expires_at.eq(expires_at)))
+    .returning(holds::quantity)
+    .get_results(conn)
+    .await?;
+    Ok(moved.into_iter().sum())
 }
 
 /// Sells directly, with no hold (a payment that arrived after the run's holds

@@ -54,6 +54,12 @@ pub struct Notification {
     pub sent_at: Option<DateTime<Utc>>,
     /// When it was last queued (at creation, or again by the sweep) or tried.
     pub updated_at: DateTime<Utc>,
+    /// The participant it is for; `None` for an address with no account.
+    pub user_id: Option<Uuid>,
+    /// What the renderer builds the email from (ids), by kind.
+    pub context: serde_json::Value,
+    /// When its participant marked it read in their notifications.
+    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// A notification to send once per `dedupe_key`.
@@ -239,4 +245,46 @@ pub async fn requeue_stalled(
     .bind::<Text, _>(SEND_EMAIL_QUEUE)
     .execute(conn)
     .await
+}
+
+/// Up to `limit` of `user_id`'s notifications, newest first, older than the
+/// notification `before` when given. Ids are UUIDv7, so id order is time order
+/// (and the `(user_id, id DESC)` index serves the page).
+pub async fn list_for_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<Notification>> {
+    let mut query = notifications::table
+        .filter(notifications::user_id.eq(user_id))
+        .order(notifications::id.desc())
+        .limit(limit)
+        .select(Notification::as_select())
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(notifications::id.lt(before));
+    }
+    query.load(conn).await
+}
+
+/// Marks `user_id`'s notification `id` read (the first reading counts) and
+/// returns it; `None` when it is not theirs or does not exist.
+pub async fn mark_read(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<Notification>> {
+    diesel::update(
+        notifications::table
+            .find(id)
+            .filter(notifications::user_id.eq(user_id)),
+    )
+    .set(notifications::read_at.eq(diesel::dsl::sql::<
+        diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+    >("coalesce(read_at, now())")))
+    .returning(Notification::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }

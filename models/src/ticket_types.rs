@@ -38,11 +38,19 @@ pub struct TicketType {
     pub updated_at: DateTime<Utc>,
     /// Moves on every organizer's change (not on sales and holds).
     pub version: i32,
+    /// Units wanted by waitlist entries still waiting: not for the public.
+    pub waiting_units: i32,
 }
 
 impl TicketType {
-    /// Tickets still for sale: never negative, by the table's CHECK.
+    /// Tickets still for sale to the public: what is neither sold, held nor
+    /// waited for by the type's waitlist; never negative.
     pub fn available(&self) -> i32 {
+        (self.capacity - self.sold - self.held - self.waiting_units).max(0)
+    }
+
+    /// Units neither sold nor held (the waitlist's dispatcher serves from them).
+    pub fn free(&self) -> i32 {
         self.capacity - self.sold - self.held
     }
 
@@ -272,6 +280,10 @@ pub enum DeleteOutcome {
         sold: i32,
         held: i32,
     },
+    /// People joined this type's waitlist.
+    HasWaitlist {
+        entries: i64,
+    },
     /// Coupons restricted to this type would silently apply to every type.
     UsedByCoupons {
         codes: Vec<String>,
@@ -308,6 +320,15 @@ pub async fn delete(
                 sold: ticket_type.sold,
                 held: ticket_type.held,
             });
+        }
+        // Waitlist entries (of any status) keep the type: they are its history.
+        let entries: i64 = crate::schema::waitlist_entries::table
+            .filter(crate::schema::waitlist_entries::ticket_type_id.eq(id))
+            .count()
+            .get_result(c)
+            .await?;
+        if entries > 0 {
+            return Ok(DeleteOutcome::HasWaitlist { entries });
         }
         let codes: Vec<String> = coupon_ticket_types::table
             .inner_join(coupons::table)

@@ -62,6 +62,10 @@ pub struct User {
     pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Receives event reminders (see `preferences`).
+    pub notify_reminders: bool,
+    /// Receives organizers' messages.
+    pub notify_messages: bool,
 }
 
 impl User {

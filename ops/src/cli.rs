@@ -54,6 +54,9 @@ pub enum Command {
     /// Queue health: depth, in flight, dead, throughput, outbox backlog and
     /// relay lag, breaker states.
     Queues(QueuesArgs),
+    /// Check every invariant of the books (and, with --provider, against the
+    /// payment provider's records); exits non-zero naming each violation.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +241,20 @@ pub enum RunsCommand {
     Retry { id: uuid::Uuid },
     /// Compensate and end a run.
     Cancel { id: uuid::Uuid },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit one event only.
+    #[arg(long = "event")]
+    pub event_id: Option<uuid::Uuid>,
+    /// Print JSON: `{"clean": bool, "violations": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+    /// Also compare with the payment provider's intents and refunds
+    /// (BOXOFFICE_STRIPE_API_BASE, BOXOFFICE_STRIPE_SECRET_KEY).
+    #[arg(long)]
+    pub provider: bool,
 }
 
 #[derive(Debug, Args)]

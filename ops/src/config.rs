@@ -273,6 +273,12 @@ pub struct Settings {
     )]
     pub mail_from: String,
 
+    /// Base URL at which people reach this API (`https://tickets.example.com`),
+    /// for links in emails (one-click unsubscribe). Unset: `http://` and
+    /// BOXOFFICE_HTTP_ADDR, for development; required in production.
+    #[arg(long, env = "BOXOFFICE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
     /// Cron expression (with seconds) for the engine's sweep: overdue timers,
     /// expired holds, stalled runs.
     #[arg(
@@ -292,6 +298,17 @@ pub struct Settings {
         global = true
     )]
     pub stalled_after_secs: u64,
+
+    /// Seconds the first waitlist entry that does not fit in a ticket type's
+    /// free units keeps them for itself before smaller entries behind it are
+    /// offered them (then its window starts again).
+    #[arg(
+        long,
+        env = "BOXOFFICE_WAITLIST_HEAD_WAIT_SECS",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub waitlist_head_wait_secs: u64,
 
     /// Seconds a refund the provider answered `pending` waits for its webhook
     /// before the run asks the provider (webhooks get lost).
@@ -372,8 +389,10 @@ impl std::fmt::Debug for Settings {
             smtp_url,
             mail_dir,
             mail_from,
+            public_url,
             schedule_sweep_runs,
             stalled_after_secs,
+            waitlist_head_wait_secs,
             refund_poll_secs,
             cancellation_max_in_flight,
             schedule_purge_sessions,
@@ -422,8 +441,10 @@ impl std::fmt::Debug for Settings {
             .field("smtp_url", &smtp_url.as_deref().map(without_credentials))
             .field("mail_dir", mail_dir)
             .field("mail_from", mail_from)
+            .field("public_url", public_url)
             .field("schedule_sweep_runs", schedule_sweep_runs)
             .field("stalled_after_secs", stalled_after_secs)
+            .field("waitlist_head_wait_secs", waitlist_head_wait_secs)
             .field("refund_poll_secs", refund_poll_secs)
             .field("cancellation_max_in_flight", cancellation_max_in_flight)
             .field("schedule_purge_sessions", schedule_purge_sessions)
@@ -518,7 +539,48 @@ impl Settings {
         self.validate_cors_origins()?;
         self.ticket_signer()?;
         self.validate_mail()?;
+        self.validate_public_url()?;
         Ok(())
+    }
+
+    /// `http(s)://host[:port][/path]`; production must say where it is reached.
+    fn validate_public_url(&self) -> Result<(), ConfigError> {
+        const NAME: &str = "BOXOFFICE_PUBLIC_URL";
+        let Some(url) = self.public_url.as_deref() else {
+            return if self.environment == EnvName::Production {
+                Err(ConfigError::Missing(NAME))
+            } else {
+                Ok(())
+            };
+        };
+        let well_formed = url.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(['?', '#', ' ', '@'])
+        });
+        if well_formed {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                name: NAME,
+                reason: format!(
+                    "{url:?} is not a base URL; expected e.g. https://tickets.example.com"
+                ),
+            })
+        }
+    }
+
+    /// What links in emails are built from: the public URL, and the JWT
+    /// secret, which also signs unsubscribe tokens (under their own audience).
+    pub fn mail_links(&self) -> boxoffice_workers::mail::LinkSettings {
+        boxoffice_workers::mail::LinkSettings {
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.http_addr)),
+            unsubscribe_secret: self.jwt_secret.clone().unwrap_or_default().into_bytes(),
+        }
     }
 
     /// The configured origins, blanks dropped.
@@ -916,6 +978,37 @@ mod tests {
             "https://api.stripe.com",
         ] {
             assert!(printed.contains(visible), "{visible} missing:\n{printed}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_a_base_url_and_required_in_production() {
+        assert!(settings(&[]).validate_public_url().is_ok());
+        assert_eq!(
+            settings(&["--http", "127.0.0.1:9000"])
+                .mail_links()
+                .public_url,
+            "http://127.0.0.1:9000"
+        );
+        assert!(matches!(
+            settings(&["--env", "production"]).validate_public_url(),
+            Err(ConfigError::Missing("BOXOFFICE_PUBLIC_URL"))
+        ));
+        let ok = settings(&["--public-url", "https://tickets.example.com"]);
+        assert!(ok.validate_public_url().is_ok());
+        assert_eq!(ok.mail_links().public_url, "https://tickets.example.com");
+        for bad in [
+            "tickets.example.com",
+            "ftp://x",
+            "https://x?y=1",
+            "https:///path",
+        ] {
+            assert!(
+                settings(&["--public-url", bad])
+                    .validate_public_url()
+                    .is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -125,6 +125,8 @@ pub struct WorkerServices {
     pub ticket_signer: Arc<TicketSigner>,
     pub payments: Arc<dyn PaymentProvider>,
     pub mailer: Arc<dyn Mailer>,
+    /// Links in emails: the public URL, the unsubscribe key.
+    pub mail_links: Arc<boxoffice_workers::mail::LinkSettings>,
 }
 
 /// Cron expressions of the schedules.
@@ -134,6 +136,8 @@ pub struct Schedules {
     pub sweep_runs: String,
     /// How long a busy run may go without moving before the sweep re-drives it.
     pub stalled_after: Duration,
+    /// The waitlist's head-wait window (see `jobs::dispatch_waitlists`).
+    pub waitlist_head_wait: Duration,
 }
 
 /// Runs the workers and schedules until `shutdown`.
@@ -146,11 +150,13 @@ pub async fn run_workers(
         ticket_signer: Arc::new(settings.ticket_signer()?),
         payments: settings.payments()?,
         mailer: boxoffice_workers::adapters::mailer::build(&settings.mail_settings())?,
+        mail_links: Arc::new(settings.mail_links()),
     };
     let schedules = Schedules {
         purge_sessions: settings.schedule_purge_sessions.clone(),
         sweep_runs: settings.schedule_sweep_runs.clone(),
         stalled_after: Duration::from_secs(settings.stalled_after_secs),
+        waitlist_head_wait: Duration::from_secs(settings.waitlist_head_wait_secs),
     };
     run_workers_with(
         conns,
@@ -178,8 +184,10 @@ pub async fn run_workers_with(
                 ticket_signer: services.ticket_signer,
                 payments: services.payments,
                 mailer: services.mailer,
+                mail_links: services.mail_links,
                 relay_nudge: Arc::new(tokio::sync::Notify::new()),
                 stalled_after: schedules.stalled_after,
+                waitlist_head_wait: schedules.waitlist_head_wait,
             },
             redis: conns.redis_patient.clone(),
             prefix: prefix.to_owned(),

@@ -7,6 +7,7 @@ use boxoffice_models::ticket_codes::TicketSigner;
 
 use crate::adapters::mailer::Mailer;
 use crate::adapters::payments::PaymentProvider;
+use crate::mail::LinkSettings;
 
 #[derive(Clone)]
 pub struct JobDeps {
@@ -17,9 +18,15 @@ pub struct JobDeps {
     pub payments: Arc<dyn PaymentProvider>,
     /// Sends notifications (SMTP behind its circuit breaker, or `.eml` files).
     pub mailer: Arc<dyn Mailer>,
+    /// What links in emails are built from: the public URL, the unsubscribe key.
+    pub mail_links: Arc<LinkSettings>,
     /// Wakes this process's outbox relay after a commit that queued messages.
     pub relay_nudge: Arc<tokio::sync::Notify>,
     /// A `running`/`compensating` run not updated for this long is taken for
     /// stalled and re-driven by the sweep (`BOXOFFICE_STALLED_AFTER_SECS`).
     pub stalled_after: std::time::Duration,
+    /// How long the first waitlist entry that does not fit in the free units
+    /// keeps them for itself before smaller entries behind it are served
+    /// (`BOXOFFICE_WAITLIST_HEAD_WAIT_SECS`; see `jobs::dispatch_waitlists`).
+    pub waitlist_head_wait: std::time::Duration,
 }

@@ -20,6 +20,7 @@ pub mod deps;
 pub mod engine;
 pub mod jobs;
 pub mod kinds;
+pub mod mail;
 pub mod operator;
 pub mod queue;
 pub mod registry;

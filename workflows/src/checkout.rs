@@ -157,6 +157,10 @@ pub struct CheckoutState {
     /// for the operator, who refunds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mismatched_payment: Option<ReceivedPayment>,
+    /// The waitlist entry whose accepted offer this checkout pays for: its
+    /// units are the offer's, adopted rather than held anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waitlist_entry_id: Option<Uuid>,
 }
 
 impl CheckoutState {
@@ -188,6 +192,7 @@ impl CheckoutState {
             cancel_requested: false,
             late_refund: None,
             mismatched_payment: None,
+            waitlist_entry_id: None,
         }
     }
 
@@ -501,11 +506,14 @@ impl Workflow for Checkout {
         match (state.phase, input) {
             (Phase::Start, Input::Start) => {
                 let expires_at = now + Duration::minutes(state.hold_minutes);
-                next.to(Phase::Holding)
-                    .run(local(LocalCommand::HoldCapacity {
-                        items: state.items.clone(),
-                        expires_at,
-                    }))
+                let items = state.items.clone();
+                // A checkout of an accepted waitlist offer takes over the
+                // offer's units and never takes new ones.
+                let command = match state.waitlist_entry_id {
+                    Some(_) => LocalCommand::AdoptOfferHold { items, expires_at },
+                    None => LocalCommand::HoldCapacity { items, expires_at },
+                };
+                next.to(Phase::Holding).run(local(command))
             }
 
             (

@@ -50,3 +50,5 @@ pub mod provider_signals;
 pub mod refund;
 pub mod refunding;
 pub mod retry;
+pub mod waitlist;
+pub mod waitlist_offer;

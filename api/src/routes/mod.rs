@@ -12,6 +12,8 @@ pub mod ops;
 pub mod organizer;
 pub mod ticket_types;
 pub mod tickets;
+pub mod unsubscribe;
 pub mod venues;
+pub mod waitlist;
 pub mod webhooks;
 pub mod workflows;

@@ -192,6 +192,8 @@ pub(super) async fn event(
             max_tickets_per_order: 10,
             max_tickets_per_participant: None,
             refundable_until_hours_before: None,
+            waitlist_enabled: None,
+            waitlist_offer_minutes: None,
         },
     )
     .await?;

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+mod audit;
 mod bench;
 mod dlq;
 mod migrate;
@@ -28,5 +29,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(cmd) => dlq::run(&settings, cmd).await,
         Command::Runs(cmd) => runs::run(&settings, cmd).await,
         Command::Queues(args) => queues::run(&settings, args).await,
+        Command::Audit(args) => audit::run(&settings, args).await,
     }
 }

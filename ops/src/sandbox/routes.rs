@@ -26,10 +26,10 @@ type Params = Vec<(String, String)>;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
-        .route("/v1/payment_intents", post(create_intent))
+        .route("/v1/payment_intents", post(create_intent).get(list_intents))
         .route("/v1/payment_intents/{id}", get(retrieve_intent))
         .route("/v1/payment_intents/{id}/cancel", post(cancel_intent))
-        .route("/v1/refunds", post(create_refund))
+        .route("/v1/refunds", post(create_refund).get(list_refunds))
         .route("/v1/refunds/{id}", get(retrieve_refund))
         .layer(from_fn_with_state(shared.clone(), faults_and_key));
     let controls = Router::new()
@@ -553,6 +553,88 @@ async fn retrieve_refund(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
         None => Outcome::missing("refund", &id),
     });
     into_response(outcome)
+}
+
+/// Stripe's list parameters: `limit` (1 to 100, 10 by default) and the
+/// `starting_after` cursor; refunds may be narrowed to one `payment_intent`.
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    payment_intent: Option<String>,
+}
+
+/// `GET /v1/payment_intents`: newest first, as Stripe lists them.
+async fn list_intents(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let outcome = shared.store.with(|ledger| {
+        let items: Vec<(i64, String, Value)> = ledger
+            .intents
+            .values()
+            .map(|intent| (intent.created, intent.id.clone(), intent.to_json()))
+            .collect();
+        list_page("/v1/payment_intents", items, &query)
+    });
+    into_response(outcome)
+}
+
+/// `GET /v1/refunds`: newest first, optionally of one `payment_intent`.
+async fn list_refunds(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let outcome = shared.store.with(|ledger| {
+        let items: Vec<(i64, String, Value)> = ledger
+            .refunds
+            .values()
+            .filter(|refund| {
+                query
+                    .payment_intent
+                    .as_ref()
+                    .is_none_or(|intent| *intent == refund.payment_intent)
+            })
+            .map(|refund| (refund.created, refund.id.clone(), refund.to_json()))
+            .collect();
+        list_page("/v1/refunds", items, &query)
+    });
+    into_response(outcome)
+}
+
+/// One page of a Stripe list object. Items are ordered newest first (ties by
+/// id, so the order is total and the cursor stable).
+fn list_page(url: &str, mut items: Vec<(i64, String, Value)>, query: &ListQuery) -> Outcome {
+    let limit = match query.limit.as_deref().map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => {
+            return Outcome::invalid(
+                "parameter_invalid_integer",
+                "Invalid integer: limit must be between 1 and 100",
+            )
+            .with_error_field("param", Value::from("limit"));
+        }
+    };
+    items.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let start = match &query.starting_after {
+        None => 0,
+        Some(cursor) => match items.iter().position(|(_, id, _)| id == cursor) {
+            Some(position) => position + 1,
+            None => {
+                return Outcome::invalid("resource_missing", format!("No such object: '{cursor}'"))
+                    .with_error_field("param", Value::from("starting_after"));
+            }
+        },
+    };
+    let rest = &items[start.min(items.len())..];
+    let data: Vec<Value> = rest.iter().take(limit).map(|(_, _, v)| v.clone()).collect();
+    Outcome::ok(json!({
+        "object": "list",
+        "url": url,
+        "has_more": rest.len() > limit,
+        "data": data,
+    }))
 }
 
 // ------------------------------------------------------------ the controls

@@ -77,6 +77,8 @@ async fn create(conn: &mut AsyncPgConnection, organizer_id: Uuid) -> anyhow::Res
             max_tickets_per_order: 10,
             max_tickets_per_participant: None,
             refundable_until_hours_before: Some(48),
+            waitlist_enabled: None,
+            waitlist_offer_minutes: None,
         },
     )
     .await

@@ -25,14 +25,14 @@ const NO_PAYMENTS: &str = "http://127.0.0.1:9";
 const FROM: &str = "Boxoffice <tickets@boxoffice.test>";
 
 /// A local SMTP server writing what it accepts to a folder; killed on drop.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     port: u16,
     dir: PathBuf,
     _process: tokio::process::Child,
 }
 
 impl SmtpSink {
-    async fn start() -> SmtpSink {
+    pub(crate) async fn start() -> SmtpSink {
         let dir =
             std::env::temp_dir().join(format!("boxoffice-smtp-sink-{}", Uuid::new_v4().simple()));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
@@ -63,12 +63,12 @@ impl SmtpSink {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// The messages received so far, as text.
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         read_eml_files(&self.dir)
     }
 }
@@ -116,7 +116,7 @@ fn read_eml_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn smtp_mailer(url: &str) -> Arc<dyn Mailer> {
+pub(crate) fn smtp_mailer(url: &str) -> Arc<dyn Mailer> {
     mailer::build(&MailSettings {
         smtp_url: Some(url.to_owned()),
         mail_dir: PathBuf::from("unused"),
@@ -142,7 +142,7 @@ fn confirmation<'a>(dedupe_key: &'a str, recipient: &'a str) -> NewNotification<
     }
 }
 
-async fn notification(conn: &mut AsyncPgConnection, id: Uuid) -> Notification {
+pub(crate) async fn notification(conn: &mut AsyncPgConnection, id: Uuid) -> Notification {
     notifications::find(conn, id)
         .await
         .expect("reading")
@@ -150,7 +150,11 @@ async fn notification(conn: &mut AsyncPgConnection, id: Uuid) -> Notification {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `secs` seconds.
-async fn eventually<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub(crate) async fn eventually<T>(
+    secs: u64,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(value) = check().await {

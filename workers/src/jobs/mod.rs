@@ -2,6 +2,7 @@
 //! once, and a crashed worker's jobs are delivered again.
 
 pub mod advance_run;
+pub mod dispatch_waitlists;
 pub mod purge_sessions;
 pub mod run_effect;
 pub mod send_email;

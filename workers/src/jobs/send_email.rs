@@ -1,5 +1,10 @@
 //! Sends one notification (see `models::notifications`).
 //!
+//! The email is built here, at sending time, from the notification's kind and
+//! context (`crate::mail`): the event's time and venue as they are now, the
+//! tickets' QR codes, the calendar file, the unsubscribe link. Every mailer
+//! (SMTP or `.eml` files) gets that same message.
+//!
 //! The notification row is locked (`FOR UPDATE SKIP LOCKED`) for the whole
 //! attempt, in one transaction: claim, send, mark sent, commit. A duplicate
 //! delivery of the job finds the row locked (`Busy`) or already sent (`Done`)
@@ -19,8 +24,9 @@ use apalis::prelude::{BoxDynError, Data};
 use boxoffice_models::notifications::{self, Claim};
 use diesel_async::AsyncConnection;
 
-use crate::adapters::mailer::{MailError, OutgoingEmail};
+use crate::adapters::mailer::MailError;
 use crate::deps::JobDeps;
+use crate::mail::{self, RenderError};
 
 pub use boxoffice_models::notifications::SendEmail;
 
@@ -51,13 +57,18 @@ pub async fn run(job: SendEmail, deps: Data<JobDeps>) -> Result<(), BoxDynError>
                 Claim::Busy => return Ok(Outcome::Skipped("another sender holds it")),
                 Claim::Missing => return Ok(Outcome::Skipped("no such notification")),
             };
-            let email = OutgoingEmail {
-                notification_id: notification.id,
-                to: notification.recipient,
-                subject: notification.subject,
-                body_text: notification.body_text,
+            let rendered = match mail::render(conn, &deps.mail_links, &notification).await {
+                Ok(email) => Ok(email),
+                // Rolled back and retried by apalis, like any database error.
+                Err(RenderError::Database(e)) => return Err(e),
+                // The same data would fail again: give up, the row says why.
+                Err(e @ RenderError::Build(_)) => Err(MailError::Fatal(e.to_string())),
             };
-            match mailer.send(&email).await {
+            let sent = match &rendered {
+                Ok(email) => mailer.send(email).await,
+                Err(e) => Err(e.clone()),
+            };
+            match sent {
                 Ok(()) => {
                     notifications::mark_sent(conn, id).await?;
                     Ok(Outcome::Sent)

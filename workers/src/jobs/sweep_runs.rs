@@ -1,6 +1,7 @@
 //! The engine's backstops, run on a schedule, for messages lost between the
 //! outbox and a worker (e.g. Redis restarted without its data): wake waiting
-//! runs whose deadline passed, deliver signals that have waited too long,
+//! runs whose deadline passed, offer freed units to waitlists (see
+//! `dispatch_waitlists`), deliver signals that have waited too long,
 //! re-drive running runs that have not moved for too long, give back holds of
 //! runs that ended without recording them (see `engine::ahead`), and queue
 //! again the emails of pending notifications that have not moved for as long.
@@ -105,16 +106,26 @@ async fn sweep(deps: &JobDeps) -> Result<(), BoxDynError> {
             }
         }
     }
+    // Units freed since the last tick go to the waitlists' next entries.
+    let offers = match super::dispatch_waitlists::dispatch(&deps.db, deps.waitlist_head_wait).await
+    {
+        Ok(offers) => offers,
+        Err(error) => {
+            tracing::warn!(error = %error, "sweep could not dispatch waitlists");
+            0
+        }
+    };
     let emails_requeued = {
         let mut conn = deps.db.get().await?;
         notifications::requeue_stalled(&mut conn, now - stalled_after, BATCH).await? as u64
     };
-    if woken + redriven + emails_requeued > 0 {
+    if woken + redriven + emails_requeued + offers > 0 {
         deps.relay_nudge.notify_one();
         tracing::info!(
             woken,
             redriven,
             emails_requeued,
+            offers,
             "sweep moved runs and emails"
         );
     }

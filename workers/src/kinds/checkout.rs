@@ -5,7 +5,7 @@
 use boxoffice_models::holds::{self, HoldOutcome, Line};
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::ticket_codes::TicketSigner;
-use boxoffice_models::{bookings, coupon_reservations, coupons, tickets};
+use boxoffice_models::{bookings, coupon_reservations, coupons, tickets, waitlist};
 use boxoffice_workflows::checkout::{
     BookingDraft, Checkout, Item, LocalCommand, LocalOutcome, PricedItem,
 };
@@ -53,10 +53,13 @@ impl Effects for Checkout {
     }
 }
 
-/// Gives back the run's holds and its coupon use.
+/// Gives back the run's holds and its coupon use. The units of an accepted
+/// waitlist offer go back too (to the next entry, while anyone waits), and
+/// its entry ends `expired`.
 async fn release(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<()> {
     let released = holds::release_for_run(conn, run_id).await?;
     coupon_reservations::release(conn, run_id).await?;
+    waitlist::checkout_released(conn, run_id).await?;
     metrics::counter!("holds_released_tickets_total").increment(released.max(0) as u64);
     Ok(())
 }
@@ -80,38 +83,14 @@ async fn apply(
     ahead: Option<&Ahead>,
 ) -> QueryResult<LocalOutcome> {
     match command {
-        LocalCommand::HoldCapacity { items, expires_at } => Ok(
-            match hold(conn, run_id, &lines(items), *expires_at, ahead).await? {
-                HoldOutcome::Held(priced) => {
-                    metrics::counter!("holds_placed_total").increment(1);
-                    LocalOutcome::Held {
-                        expires_at: *expires_at,
-                        currency: priced
-                            .as_slice()
-                            .first()
-                            .map(|p| p.currency.clone())
-                            .unwrap_or_default(),
-                        lines: priced
-                            .iter()
-                            .map(|p| PricedItem {
-                                ticket_type_id: p.ticket_type_id,
-                                quantity: p.quantity,
-                                unit_price_minor: p.unit_price_minor,
-                            })
-                            .collect(),
-                    }
-                }
-                HoldOutcome::Refused {
-                    ticket_type_id,
-                    requested,
-                    available,
-                } => LocalOutcome::HoldRefused {
-                    ticket_type_id,
-                    requested,
-                    available,
-                },
-            },
-        ),
+        LocalCommand::HoldCapacity { items, expires_at } => Ok(held(
+            hold(conn, run_id, &lines(items), *expires_at, ahead).await?,
+            *expires_at,
+        )),
+        LocalCommand::AdoptOfferHold { items, expires_at } => Ok(held(
+            holds::adopt_offer_hold(conn, run_id, &lines(items)).await?,
+            *expires_at,
+        )),
         LocalCommand::ReserveCoupon {
             event_id,
             code,
@@ -207,6 +186,40 @@ fn paid_per_ticket(draft: &BookingDraft, issued: &[tickets::Ticket]) -> Vec<(Uui
     issued.iter().map(|t| t.id).zip(paid).collect()
 }
 
+/// A hold's outcome, as the checkout hears it.
+fn held(outcome: HoldOutcome, expires_at: DateTime<Utc>) -> LocalOutcome {
+    match outcome {
+        HoldOutcome::Held(priced) => {
+            metrics::counter!("holds_placed_total").increment(1);
+            LocalOutcome::Held {
+                expires_at,
+                currency: priced
+                    .as_slice()
+                    .first()
+                    .map(|p| p.currency.clone())
+                    .unwrap_or_default(),
+                lines: priced
+                    .iter()
+                    .map(|p| PricedItem {
+                        ticket_type_id: p.ticket_type_id,
+                        quantity: p.quantity,
+                        unit_price_minor: p.unit_price_minor,
+                    })
+                    .collect(),
+            }
+        }
+        HoldOutcome::Refused {
+            ticket_type_id,
+            requested,
+            available,
+        } => LocalOutcome::HoldRefused {
+            ticket_type_id,
+            requested,
+            available,
+        },
+    }
+}
+
 /// The hold taken ahead of this transaction when there is one (see `ahead`),
 /// or taken now.
 async fn hold(
@@ -279,8 +292,21 @@ async fn queue_confirmation(
         .select(events::title)
         .first(conn)
         .await?;
+    // When and where, in the venue's time zone: the text is also what the
+    // participant's notifications list shows.
+    let place = match crate::mail::facts::event(conn, booking.event_id).await? {
+        Some(event) => {
+            let when = crate::mail::when::local_times(&event).one_line();
+            let place = match &event.venue {
+                Some(venue) => format!("{}, {}", venue.name, venue.full_address()),
+                None => "Online".to_owned(),
+            };
+            format!("When: {when}\nWhere: {place}\n")
+        }
+        None => String::new(),
+    };
     let mut body = format!(
-        "Thank you for your order.\n\nEvent: {title}\nBooking: {}\nTotal: {} {}\n\nYour tickets:\n",
+        "Thank you for your order.\n\nEvent: {title}\n{place}Booking: {}\nTotal: {} {}\n\nYour tickets:\n",
         booking.id,
         format_minor(booking.total_minor),
         booking.currency

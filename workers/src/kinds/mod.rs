@@ -13,6 +13,7 @@ pub mod event_cancellation;
 pub mod notices;
 pub mod payment_calls;
 pub mod refund;
+pub mod waitlist_offer;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -206,6 +207,7 @@ fn standard() -> Kinds {
     add::<boxoffice_workflows::checkout::Checkout>(&mut kinds);
     add::<boxoffice_workflows::refund::Refund>(&mut kinds);
     add::<boxoffice_workflows::event_cancellation::EventCancellation>(&mut kinds);
+    add::<boxoffice_workflows::waitlist_offer::WaitlistOffer>(&mut kinds);
     kinds
 }
 

@@ -1021,3 +1021,21 @@ fn only_a_late_refund_counts_as_holding_nothing() {
     // Waiting for payment holds the seats: an open checkout.
     assert!(!STEPS_HOLDING_NOTHING.contains(&awaiting().phase.step()));
 }
+
+#[test]
+fn a_checkout_of_a_waitlist_offer_adopts_the_offer_hold() {
+    let mut state = fresh(None);
+    state.waitlist_entry_id = Some(Uuid::from_u128(99));
+    let d = Checkout::decide(&state, &Input::Start, t0());
+    assert_eq!(
+        d.command,
+        Some(Command::Local(LocalCommand::AdoptOfferHold {
+            items: state.items.clone(),
+            expires_at: t0() + Duration::minutes(15),
+        }))
+    );
+    // Adopted units are answered like a hold; the checkout goes on as any other.
+    let d = Checkout::decide(&d.state, &held(9000), t0());
+    assert!(d.accepted);
+    assert_eq!(d.state.phase, Phase::CreatingPaymentIntent);
+}

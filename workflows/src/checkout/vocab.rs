@@ -46,6 +46,13 @@ pub enum LocalCommand {
         items: Vec<Item>,
         expires_at: DateTime<Utc>,
     },
+    /// Take over the units a waitlist offer holds for these items (moved to
+    /// this run when the offer was accepted): never new units. Answered like
+    /// a hold (`Held`, or `HoldRefused` when the run holds no such units).
+    AdoptOfferHold {
+        items: Vec<Item>,
+        expires_at: DateTime<Utc>,
+    },
     /// Reserve one use of the event's coupon `code` for these priced lines.
     ReserveCoupon {
         event_id: Uuid,

@@ -50,6 +50,11 @@ pub struct CreateEventRequest {
     /// 0 to 8760; absent or `null`: not refundable.
     #[schema(minimum = 0, maximum = 8760)]
     pub refundable_until_hours_before: Option<i32>,
+    /// Default true: a sold-out ticket type takes a waitlist.
+    pub waitlist_enabled: Option<bool>,
+    /// 5 to 10080, default 720: how long a waitlist offer holds its tickets.
+    #[schema(minimum = 5, maximum = 10080)]
+    pub waitlist_offer_minutes: Option<i32>,
 }
 
 /// Creates an event as a draft, owned by the caller.
@@ -99,6 +104,11 @@ pub async fn create_event(
         refundable_until_hours_before: body
             .refundable_until_hours_before
             .map(|h| support::in_range("refundable_until_hours_before", h, 0, 8760))
+            .transpose()?,
+        waitlist_enabled: body.waitlist_enabled,
+        waitlist_offer_minutes: body
+            .waitlist_offer_minutes
+            .map(|m| support::in_range("waitlist_offer_minutes", m, 5, 10080))
             .transpose()?,
     };
     support::ordered(

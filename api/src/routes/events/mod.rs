@@ -108,6 +108,10 @@ pub struct EventView {
     pub max_tickets_per_participant: Option<i32>,
     /// Refunds are possible until this many hours before the start; `null`: not refundable.
     pub refundable_until_hours_before: Option<i32>,
+    /// Participants may join the waitlist of a ticket type that cannot sell them what they ask.
+    pub waitlist_enabled: bool,
+    /// How long a waitlist offer holds its tickets for the participant.
+    pub waitlist_offer_minutes: i32,
     /// Send it back in `If-Match` to change the event.
     pub version: i32,
     pub published_at: Option<DateTime<Utc>>,
@@ -153,6 +157,8 @@ pub async fn event_view(
         max_tickets_per_order: event.max_tickets_per_order,
         max_tickets_per_participant: event.max_tickets_per_participant,
         refundable_until_hours_before: event.refundable_until_hours_before,
+        waitlist_enabled: event.waitlist_enabled,
+        waitlist_offer_minutes: event.waitlist_offer_minutes,
         version: event.version,
         published_at: event.published_at,
         cancelled_at: event.cancelled_at,

@@ -50,6 +50,11 @@ pub struct UpdateEventRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i32>, nullable, minimum = 0, maximum = 8760)]
     pub refundable_until_hours_before: Option<Option<i32>>,
+    /// Whether sold-out ticket types take a waitlist (entries already in it stay).
+    pub waitlist_enabled: Option<bool>,
+    /// How long new waitlist offers hold their tickets (offers already made keep theirs).
+    #[schema(minimum = 5, maximum = 10080)]
+    pub waitlist_offer_minutes: Option<i32>,
 }
 
 impl UpdateEventRequest {
@@ -108,6 +113,11 @@ impl UpdateEventRequest {
                     h.map(|h| support::in_range("refundable_until_hours_before", h, 0, 8760))
                         .transpose()
                 })
+                .transpose()?,
+            waitlist_enabled: self.waitlist_enabled,
+            waitlist_offer_minutes: self
+                .waitlist_offer_minutes
+                .map(|m| support::in_range("waitlist_offer_minutes", m, 5, 10080))
                 .transpose()?,
         };
         // Checks against stored values (e.g. only `ends_at` sent) are the table's CHECKs.

@@ -1,6 +1,7 @@
 //! `/v1/me`: the signed-in user's own account. These routes only ever read or
 //! change the caller's own row (the id comes from the session, never from input).
 
+pub mod notifications;
 pub mod show;
 pub mod update;
 
@@ -15,7 +16,10 @@ use crate::auth::RoleSchema;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(show::show_me, update::update_me))
+    OpenApiRouter::new()
+        .routes(routes!(show::show_me, update::update_me))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(notifications::read_notification))
 }
 
 /// An account as its owner sees it.
@@ -27,6 +31,11 @@ pub struct UserView {
     #[schema(value_type = Vec<RoleSchema>)]
     pub roles: Vec<Role>,
     pub created_at: DateTime<Utc>,
+    /// Receives reminders before events (confirmations, refunds and waitlist
+    /// offers are always sent).
+    pub notify_reminders: bool,
+    /// Receives messages from event organizers.
+    pub notify_messages: bool,
 }
 
 impl From<&User> for UserView {
@@ -37,6 +46,8 @@ impl From<&User> for UserView {
             display_name: user.display_name.clone(),
             roles: user.roles(),
             created_at: user.created_at,
+            notify_reminders: user.notify_reminders,
+            notify_messages: user.notify_messages,
         }
     }
 }

@@ -1,7 +1,9 @@
-//! `PATCH /v1/me`: change the display name and/or the password.
+//! `PATCH /v1/me`: change the display name, the password and what email to
+//! receive.
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use boxoffice_models::preferences::{self, PreferenceChanges};
 use boxoffice_models::sessions::{self, reasons};
 use boxoffice_models::users;
 use diesel_async::AsyncConnection;
@@ -27,9 +29,13 @@ pub struct UpdateMeRequest {
     /// 10 to 128 characters, not the email. Signs out every other session.
     #[schema(min_length = 10, max_length = 128)]
     pub new_password: Option<String>,
+    /// Receive reminders before events.
+    pub notify_reminders: Option<bool>,
+    /// Receive messages from event organizers.
+    pub notify_messages: Option<bool>,
 }
 
-/// Changes the caller's display name and/or password.
+/// Changes the caller's display name, password and/or email preferences.
 ///
 /// A password change needs the current password, and revokes every other
 /// session of the account (the one making the change stays signed in). Wrong
@@ -109,6 +115,17 @@ pub async fn update_me(
     let updated = conn
         .transaction::<_, AppError, _>(async |c| {
             let mut current = user;
+            let preference_changes = PreferenceChanges {
+                notify_reminders: body.notify_reminders,
+                notify_messages: body.notify_messages,
+            };
+            if !preference_changes.is_empty() {
+                let saved = preferences::update(c, current.id, preference_changes)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("user"))?;
+                current.notify_reminders = saved.notify_reminders;
+                current.notify_messages = saved.notify_messages;
+            }
             if let Some(name) = &display_name {
                 current = users::set_display_name(c, current.id, name.as_str()).await?;
             }

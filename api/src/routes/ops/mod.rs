@@ -4,6 +4,7 @@
 //! written to the audit log, with the request id, in the transaction of the
 //! change (by the backend).
 
+pub mod audit;
 pub mod cancel_run;
 pub mod discard_dead;
 pub mod list_dead;
@@ -41,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_run::retry_run))
         .routes(routes!(cancel_run::cancel_run))
         .routes(routes!(queues::queues))
+        .routes(routes!(audit::audit))
 }
 
 fn backend(state: &AppState) -> AppResult<Arc<dyn OpsBackend>> {

@@ -41,6 +41,13 @@ pub async fn delete_ticket_type(
     {
         DeleteOutcome::Deleted(_) => {}
         DeleteOutcome::Refused(r) => return Err(refusal(r, "ticket type")),
+        DeleteOutcome::HasWaitlist { entries } => {
+            return Err(AppError::conflict(
+                "ticket_type_has_waitlist",
+                format!("{entries} waitlist entries belong to this type; it can't be deleted"),
+            )
+            .with("waitlist_entries", entries));
+        }
         DeleteOutcome::HasSales { sold, held } => {
             return Err(AppError::conflict(
                 "ticket_type_has_sales",

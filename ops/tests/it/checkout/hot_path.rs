@@ -205,8 +205,10 @@ async fn an_inline_remote_command_runs_once_with_or_without_its_backstop() {
             app.mail_dir(),
             "Boxoffice <tickets@boxoffice.test>".parse().unwrap(),
         )),
+        mail_links: Arc::new(app.mail_links()),
         relay_nudge: Arc::new(tokio::sync::Notify::new()),
         stalled_after: Duration::from_secs(60),
+        waitlist_head_wait: boxoffice_workers::jobs::dispatch_waitlists::HEAD_WAIT,
     };
     let backstops = |run_id: Uuid| {
         format!(

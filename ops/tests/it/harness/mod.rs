@@ -183,6 +183,31 @@ impl TestApp {
 
     /// [`TestApp::start_workers`] with mail going to `mailer` (e.g. SMTP to a sink).
     pub fn start_workers_with_mailer(&self, payments_api: &str, mailer: Arc<dyn Mailer>) {
+        self.start_workers_tuned(
+            payments_api,
+            mailer,
+            boxoffice_workers::jobs::dispatch_waitlists::HEAD_WAIT,
+        );
+    }
+
+    /// [`TestApp::start_workers`] with the waitlist's head-wait window set.
+    pub fn start_workers_with_head_wait(&self, payments_api: &str, head_wait: std::time::Duration) {
+        let mailer = boxoffice_workers::adapters::mailer::build(&MailSettings {
+            smtp_url: None,
+            mail_dir: self.mail_dir(),
+            from: "Boxoffice <tickets@boxoffice.test>".into(),
+            smtp_timeout: std::time::Duration::from_secs(5),
+        })
+        .expect("mailer");
+        self.start_workers_tuned(payments_api, mailer, head_wait);
+    }
+
+    fn start_workers_tuned(
+        &self,
+        payments_api: &str,
+        mailer: Arc<dyn Mailer>,
+        waitlist_head_wait: std::time::Duration,
+    ) {
         let conns = self.conns.clone();
         let prefix = self.redis_prefix.clone();
         let schedules = Schedules {
@@ -190,6 +215,7 @@ impl TestApp {
             // Every second: tests wait for deadlines measured in seconds.
             sweep_runs: "* * * * * *".into(),
             stalled_after: boxoffice_workers::jobs::sweep_runs::STALLED_AFTER,
+            waitlist_head_wait,
         };
         let services = WorkerServices {
             ticket_signer: Arc::new(self.ticket_signer()),
@@ -198,6 +224,8 @@ impl TestApp {
                     .expect("payments client"),
             ),
             mailer,
+            // Links in emails lead to this app, signed with its JWT secret.
+            mail_links: Arc::new(self.mail_links()),
         };
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -206,6 +234,14 @@ impl TestApp {
             )
             .await
         });
+    }
+
+    /// What this app's workers build links in emails from.
+    pub fn mail_links(&self) -> boxoffice_workers::mail::LinkSettings {
+        boxoffice_workers::mail::LinkSettings {
+            public_url: self.base_url.clone(),
+            unsubscribe_secret: TEST_JWT_SECRET.to_vec(),
+        }
     }
 
     /// Where this app's workers write `.eml` files.

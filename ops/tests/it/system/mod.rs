@@ -18,5 +18,6 @@ mod redis_restart;
 mod runs_retry;
 mod two_replicas;
 mod up;
+mod waitlist_crash;
 mod work_metrics;
 mod worker_crashes;

@@ -111,12 +111,7 @@ mod tests {
     }
 
     fn email() -> OutgoingEmail {
-        OutgoingEmail {
-            notification_id: Uuid::new_v4(),
-            to: "a@example.com".into(),
-            subject: "s".into(),
-            body_text: "b".into(),
-        }
+        OutgoingEmail::plain(Uuid::new_v4(), "a@example.com", "s", "b")
     }
 
     #[tokio::test]

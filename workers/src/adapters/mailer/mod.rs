@@ -21,22 +21,56 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use lettre::Message;
-use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use uuid::Uuid;
 
 pub use breaker::Guarded;
 pub use file::FileMailer;
 pub use smtp::SmtpMailer;
 
-/// One message to send.
+/// One message to send, as the renderer (`crate::mail`) built it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingEmail {
     /// Names the message (its `Message-ID`) and, for the file mailer, its file.
     pub notification_id: Uuid,
     pub to: String,
     pub subject: String,
+    /// The text part.
     pub body_text: String,
+    /// The HTML part, the alternative to the text; `None`: text only.
+    pub html: Option<String>,
+    /// Inline images (referenced from the HTML by `cid:`) and attached files.
+    pub attachments: Vec<MailAttachment>,
+    /// `List-Unsubscribe` URL (with `List-Unsubscribe-Post: One-Click`,
+    /// RFC 8058) for email a participant may stop receiving.
+    pub list_unsubscribe: Option<String>,
+}
+
+impl OutgoingEmail {
+    /// A text-only message.
+    pub fn plain(notification_id: Uuid, to: &str, subject: &str, body_text: &str) -> Self {
+        OutgoingEmail {
+            notification_id,
+            to: to.to_owned(),
+            subject: subject.to_owned(),
+            body_text: body_text.to_owned(),
+            html: None,
+            attachments: Vec::new(),
+            list_unsubscribe: None,
+        }
+    }
+}
+
+/// A file in a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub filename: String,
+    /// e.g. `image/png`, `text/calendar; charset=utf-8`.
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    /// `Some(content id)`: shown inline, where the HTML says `cid:<id>`.
+    pub inline_id: Option<String>,
 }
 
 /// Why a message was not sent, and whether trying again can help.
@@ -132,19 +166,64 @@ pub fn message_id(notification_id: Uuid, from: &Mailbox) -> String {
     format!("<{notification_id}.notification@{}>", from.email.domain())
 }
 
-/// The RFC 5322 message of `email`: plain text, UTF-8.
+/// The RFC 5322 message of `email`, UTF-8. Text only, it is one text part;
+/// otherwise `multipart/mixed`: `multipart/alternative` (the text, then
+/// `multipart/related` with the HTML and its inline images), then the
+/// attached files (the calendar).
 pub fn compose(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, MailError> {
     let to: Mailbox = email.to.parse().map_err(|e| {
         MailError::Fatal(format!("recipient {:?} is not an address: {e}", email.to))
     })?;
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(email.subject.as_str())
-        .message_id(Some(message_id(email.notification_id, from)))
-        .header(ContentType::TEXT_PLAIN)
-        .body(email.body_text.clone())
-        .map_err(|e| MailError::Fatal(format!("the message can't be built: {e}")))
+        .message_id(Some(message_id(email.notification_id, from)));
+    if let Some(url) = &email.list_unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ));
+    }
+    let built = match &email.html {
+        None if email.attachments.is_empty() => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(email.body_text.clone()),
+        _ => builder.multipart(body_parts(email)?),
+    };
+    built.map_err(|e| MailError::Fatal(format!("the message can't be built: {e}")))
+}
+
+fn body_parts(email: &OutgoingEmail) -> Result<MultiPart, MailError> {
+    let content_type = |raw: &str| {
+        ContentType::parse(raw).map_err(|e| MailError::Fatal(format!("content type {raw:?}: {e}")))
+    };
+    let text = SinglePart::plain(email.body_text.clone());
+    let mut alternative = MultiPart::alternative().singlepart(text);
+    if let Some(html) = &email.html {
+        let mut related = MultiPart::related().singlepart(SinglePart::html(html.clone()));
+        for inline in email.attachments.iter().filter(|a| a.inline_id.is_some()) {
+            let id = inline.inline_id.clone().unwrap_or_default();
+            related = related.singlepart(
+                Attachment::new_inline_with_name(id, inline.filename.clone())
+                    .body(inline.bytes.clone(), content_type(&inline.content_type)?),
+            );
+        }
+        alternative = alternative.multipart(related);
+    }
+    let mut mixed = MultiPart::mixed().multipart(alternative);
+    for file in email.attachments.iter().filter(|a| a.inline_id.is_none()) {
+        mixed = mixed.singlepart(
+            Attachment::new(file.filename.clone())
+                .body(file.bytes.clone(), content_type(&file.content_type)?),
+        );
+    }
+    Ok(mixed)
 }
 
 #[cfg(test)]
@@ -152,12 +231,12 @@ mod tests {
     use super::*;
 
     fn email(to: &str) -> OutgoingEmail {
-        OutgoingEmail {
-            notification_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
-            to: to.to_owned(),
-            subject: "Your tickets — Jazz night".to_owned(),
-            body_text: "Thank you.\nSee you there.".to_owned(),
-        }
+        OutgoingEmail::plain(
+            Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            to,
+            "Your tickets — Jazz night",
+            "Thank you.\nSee you there.",
+        )
     }
 
     #[test]

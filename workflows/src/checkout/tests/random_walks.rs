@@ -252,24 +252,25 @@ impl Model {
             _ => pick == 7,
         };
         let input = match command {
-            Command::Local(LocalCommand::HoldCapacity { expires_at, .. }) if !other => {
-                Input::Local(LocalOutcome::Held {
-                    expires_at,
-                    currency: "EUR".into(),
-                    lines: vec![PricedItem {
-                        ticket_type_id: tt(),
-                        quantity: QUANTITY,
-                        unit_price_minor: self.order.unit_price_minor,
-                    }],
-                })
-            }
-            Command::Local(LocalCommand::HoldCapacity { .. }) => {
-                Input::Local(LocalOutcome::HoldRefused {
+            Command::Local(
+                LocalCommand::HoldCapacity { expires_at, .. }
+                | LocalCommand::AdoptOfferHold { expires_at, .. },
+            ) if !other => Input::Local(LocalOutcome::Held {
+                expires_at,
+                currency: "EUR".into(),
+                lines: vec![PricedItem {
                     ticket_type_id: tt(),
-                    requested: QUANTITY,
-                    available: 0,
-                })
-            }
+                    quantity: QUANTITY,
+                    unit_price_minor: self.order.unit_price_minor,
+                }],
+            }),
+            Command::Local(
+                LocalCommand::HoldCapacity { .. } | LocalCommand::AdoptOfferHold { .. },
+            ) => Input::Local(LocalOutcome::HoldRefused {
+                ticket_type_id: tt(),
+                requested: QUANTITY,
+                available: 0,
+            }),
             Command::Local(LocalCommand::ReserveCoupon { .. }) if !other => {
                 Input::Local(LocalOutcome::CouponReserved {
                     coupon_id: Uuid::from_u128(5),
