@@ -7,6 +7,7 @@ mod support;
 
 mod bench_smoke;
 mod docs;
-mod exactness;
+pub mod exactness;
 mod exports;
 mod series;
+mod waitlist;
