@@ -423,7 +423,7 @@ pub async fn assert_equal_to_raw_tables(app: &TestApp, id: Uuid, a: &Value) -> R
     let runs = json_of(
         app,
         &format!(
-            "SELECT json_agg(json_build_object('status', status, 'state', state))
+            "SELECT coalesce(json_agg(json_build_object('status', status, 'state', state)), '[]')
                FROM workflow_runs WHERE kind = 'checkout' AND state ->> 'event_id' = '{id}'"
         ),
     )
@@ -451,10 +451,10 @@ pub async fn assert_equal_to_raw_tables(app: &TestApp, id: Uuid, a: &Value) -> R
     let coupons = json_of(
         app,
         &format!(
-            "SELECT json_agg(json_build_object('coupon_id', c.id, 'code', c.code,
+            "SELECT coalesce(json_agg(json_build_object('coupon_id', c.id, 'code', c.code,
                  'uses', (SELECT count(*) FROM bookings b WHERE b.coupon_id = c.id),
                  'discount_minor', (SELECT coalesce(sum(discount_minor), 0) FROM bookings b WHERE b.coupon_id = c.id))
-               ORDER BY lower(c.code)) FROM coupons c WHERE c.event_id = '{id}'"
+               ORDER BY lower(c.code)), '[]') FROM coupons c WHERE c.event_id = '{id}'"
         ),
     )
     .await;
