@@ -87,6 +87,8 @@ async fn waitlist_joins_offers_accepts_and_expiries_equal_the_raw_tables() {
     pull_deadlines(&app.db.url, &format!("id = '{run}'")).await;
     let lapsed = wait_for(&app, &people[3], &run, Duration::from_secs(30), is_finished).await;
     assert_eq!(lapsed["status"], "compensated", "{lapsed}");
+    // Its unit is offered to the last entry.
+    offered(&app, &entries[5]).await;
     settled(&app).await;
 
     let event_id = sold_out.event.event_id;
