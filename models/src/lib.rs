@@ -11,6 +11,8 @@
 //! Nothing of Boxoffice's other crates, and nothing of HTTP or queues: every other
 //! crate depends on this one, never the reverse.
 
+pub mod analytics;
+pub mod analytics_exports;
 pub mod audit;
 pub mod bookings;
 pub mod checkout_limits;

@@ -135,6 +135,10 @@ diesel::table! {
         updated_at -> Timestamptz,
         version -> Int4,
         waiting_units -> Int4,
+        tickets_issued -> Int8,
+        tickets_paid_minor -> Int8,
+        tickets_checked_in -> Int8,
+        tickets_voided -> Int8,
     }
 }
 
@@ -389,6 +393,59 @@ diesel::table! {
 diesel::joinable!(event_reminders -> events (event_id));
 diesel::joinable!(organizer_messages -> events (event_id));
 
+// Organizer analytics (migrations/2026-12-01-000010_analytics): counters kept by
+// triggers in the transactions that write the ledger; read by analytics.rs.
+
+diesel::table! {
+    analytics_sales_slots (event_id, slot_start, currency) {
+        event_id -> Uuid,
+        currency -> Text,
+        slot_start -> Timestamptz,
+        orders -> Int8,
+        tickets -> Int8,
+        subtotal_minor -> Int8,
+        discount_minor -> Int8,
+        paid_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_refund_slots (event_id, slot_start, currency) {
+        event_id -> Uuid,
+        currency -> Text,
+        slot_start -> Timestamptz,
+        refunds -> Int8,
+        refunded_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_refunds (event_id, requested_by, currency) {
+        event_id -> Uuid,
+        requested_by -> Text,
+        currency -> Text,
+        refunds -> Int8,
+        refunded_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_coupons (coupon_id) {
+        coupon_id -> Uuid,
+        event_id -> Uuid,
+        uses -> Int8,
+        discount_minor -> Int8,
+    }
+}
+
+diesel::table! {
+    analytics_checkouts (event_id, outcome) {
+        event_id -> Uuid,
+        outcome -> Text,
+        runs -> Int8,
+    }
+}
+
 // Every table may meet every other in a query (one list, so no pair is missed).
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -414,4 +471,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     waitlist_entries,
     event_reminders,
     organizer_messages,
+    analytics_sales_slots,
+    analytics_refund_slots,
+    analytics_refunds,
+    analytics_coupons,
+    analytics_checkouts,
 );

@@ -113,6 +113,32 @@ pub enum BenchCommand {
     /// at once, the sandbox pays; prints rates, latencies, oversold count, peak
     /// memory, and the raw single-row rate of the same Postgres.
     Checkout(BenchCheckoutArgs),
+    /// An event's analytics on a big event: seeds N bookings and R refunds
+    /// (bulk SQL), then prints the endpoint's p50/p95 under concurrent readers
+    /// beside one plain indexed read of the same database.
+    Analytics(BenchAnalyticsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAnalyticsArgs {
+    /// Bookings of the event (one to three tickets each).
+    #[arg(long, default_value_t = 100_000)]
+    pub bookings: usize,
+    /// Refunds that succeeded, one ticket each.
+    #[arg(long, default_value_t = 20_000)]
+    pub refunds: usize,
+    /// Clients reading the analytics at once.
+    #[arg(long, default_value_t = 8)]
+    pub readers: usize,
+    /// Analytics reads in all.
+    #[arg(long, default_value_t = 2000)]
+    pub reads: usize,
+    /// Start Postgres and Redis without fsync (faster, less like production).
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Everything, start-up included, ends within this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,12 @@
 //!
 //! Everything it started is stopped on success, error, Ctrl-C or when
 //! `--timeout-secs` runs out. Figures are printed, never asserted on time.
+//!
+//! `boxoffice bench analytics` ([`analytics`]) times an event's analytics on
+//! a big event in the same way.
 
+mod analytics;
+mod analytics_seed;
 mod flash_sale;
 mod raw_baseline;
 mod rss;
@@ -36,6 +41,8 @@ use crate::cli::BenchCheckoutArgs;
 use crate::config::Settings;
 use crate::local_services::Durability;
 use stats::{Samples, ms};
+
+pub use analytics::analytics;
 
 /// Targets from the issue.
 const TARGET_HOLD_RATIO: f64 = 0.5;

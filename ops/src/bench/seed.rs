@@ -125,7 +125,7 @@ pub async fn seed(
 }
 
 /// A session and an access token, as a login makes them.
-async fn sign_in(
+pub(super) async fn sign_in(
     conn: &mut diesel_async::AsyncPgConnection,
     jwt_config: &JwtConfig,
     user: &users::User,
@@ -151,7 +151,7 @@ async fn sign_in(
 
 /// An event a month ahead with one ticket type of `capacity`; published (on
 /// sale) or left a draft.
-async fn event(
+pub(super) async fn event(
     pool: &DbPool,
     organizer_id: Uuid,
     title: &str,

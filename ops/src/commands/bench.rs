@@ -6,5 +6,6 @@ use crate::config::Settings;
 pub async fn run(settings: Settings, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Checkout(args) => crate::bench::checkout(settings, args).await,
+        BenchCommand::Analytics(args) => crate::bench::analytics(settings, args).await,
     }
 }

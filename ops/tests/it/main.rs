@@ -8,6 +8,7 @@
 mod harness;
 
 mod admin;
+mod analytics;
 mod auth;
 mod bad_input_identity;
 mod catalog_bad_input;

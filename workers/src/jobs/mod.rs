@@ -2,8 +2,8 @@
 //! once, and a crashed worker's jobs are delivered again.
 
 pub mod advance_run;
-pub mod dispatch_waitlists;
 pub mod cleanup;
+pub mod dispatch_waitlists;
 pub mod plan_reminders;
 pub mod purge_sessions;
 pub mod run_effect;

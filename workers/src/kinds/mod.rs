@@ -13,8 +13,8 @@ pub mod event_cancellation;
 pub mod notices;
 pub mod payment_calls;
 pub mod refund;
-pub mod waitlist_offer;
 pub mod reminder;
+pub mod waitlist_offer;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,7 +1,8 @@
-//! `/v1/admin`: users, roles and the audit log. Admins only: every handler
+//! `/v1/admin`: users, roles, the audit log and the analytics totals. Admins only: every handler
 //! takes [`crate::auth::AdminUser`] first. Every change is recorded in the
 //! audit log in the same transaction as the change.
 
+pub mod analytics;
 pub mod cursor;
 pub mod disable_user;
 pub mod list_audit;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_roles::set_roles))
         .routes(routes!(disable_user::disable_user))
         .routes(routes!(list_audit::list_audit))
+        .routes(routes!(analytics::admin_analytics))
 }
 
 /// An account as an admin sees it.

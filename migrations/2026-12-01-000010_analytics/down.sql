@@ -1,0 +1,28 @@
+DROP INDEX bookings_event_id_idx;
+DROP INDEX tickets_event_id_idx;
+DROP TRIGGER analytics_checkouts_updated ON workflow_runs;
+DROP TRIGGER analytics_checkouts_inserted ON workflow_runs;
+DROP TRIGGER analytics_refunds_updated ON refunds;
+DROP TRIGGER analytics_refunds_inserted ON refunds;
+DROP TRIGGER analytics_tickets_updated ON tickets;
+DROP TRIGGER analytics_tickets_inserted ON tickets;
+DROP TRIGGER analytics_booking_amounts_fixed ON bookings;
+DROP TRIGGER analytics_bookings_inserted ON bookings;
+DROP FUNCTION analytics_checkouts_updated();
+DROP FUNCTION analytics_checkouts_inserted();
+DROP FUNCTION analytics_refunds_updated();
+DROP FUNCTION analytics_refunds_inserted();
+DROP FUNCTION analytics_count_refunds(uuid[]);
+DROP FUNCTION analytics_tickets_updated();
+DROP FUNCTION analytics_tickets_inserted();
+DROP FUNCTION analytics_booking_amounts_fixed();
+DROP FUNCTION analytics_bookings_inserted();
+DROP TABLE analytics_checkouts;
+DROP TABLE analytics_coupons;
+ALTER TABLE ticket_types DROP COLUMN tickets_issued, DROP COLUMN tickets_paid_minor,
+    DROP COLUMN tickets_checked_in, DROP COLUMN tickets_voided;
+DROP TABLE analytics_refunds;
+DROP TABLE analytics_refund_slots;
+DROP TABLE analytics_sales_slots;
+DROP FUNCTION analytics_checkout_outcome(text, jsonb);
+DROP FUNCTION analytics_slot(timestamptz);

@@ -1,0 +1,394 @@
+//! Organizer analytics: reads of the counters that triggers keep in the
+//! transactions that write the ledger (migrations/2026-12-01-000010_analytics),
+//! joined with the live capacity counters of `ticket_types` and the waitlist.
+//!
+//! Every function takes an optional event: `Some` for one event's figures,
+//! `None` for the totals across every event (admins). Amounts are minor units;
+//! money rows carry their currency.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+/// One ticket type: live capacity counters and what its tickets paid.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct TicketTypeFigures {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub price_minor: i64,
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    #[diesel(sql_type = Integer)]
+    pub capacity: i32,
+    #[diesel(sql_type = Integer)]
+    pub sold: i32,
+    #[diesel(sql_type = Integer)]
+    pub held: i32,
+    /// Units wanted by waitlist entries still waiting.
+    #[diesel(sql_type = Integer)]
+    pub waiting_units: i32,
+    /// Tickets ever issued (refunded ones included).
+    #[diesel(sql_type = BigInt)]
+    pub issued: i64,
+    /// What the issued tickets paid (their price less their share of the discount).
+    #[diesel(sql_type = BigInt)]
+    pub paid_minor: i64,
+    #[diesel(sql_type = BigInt)]
+    pub checked_in: i64,
+    /// Tickets voided by a refund.
+    #[diesel(sql_type = BigInt)]
+    pub voided: i64,
+}
+
+impl TicketTypeFigures {
+    /// Units the public sale may still take.
+    pub fn available(&self) -> i32 {
+        (self.capacity - self.sold - self.held - self.waiting_units).max(0)
+    }
+}
+
+/// The ticket types of an event (every event's with `None`), in display order.
+pub async fn ticket_types(
+    conn: &mut AsyncPgConnection,
+    event_id: Option<Uuid>,
+) -> diesel::QueryResult<Vec<TicketTypeFigures>> {
+    diesel::sql_query(
+        "SELECT t.id, t.name, t.price_minor, t.currency, t.capacity, t.sold, t.held, t.waiting_units,
+                t.tickets_issued AS issued, t.tickets_paid_minor AS paid_minor,
+                t.tickets_checked_in AS checked_in, t.tickets_voided AS voided
+           FROM ticket_types t
+          WHERE $1::uuid IS NULL OR t.event_id = $1
+          ORDER BY t.event_id, t.sort_order, t.id",
+    )
+    .bind::<Nullable<SqlUuid>, _>(event_id)
+    .load(conn)
+    .await
+}
+
+/// Orders and money in one currency.
+#[derive(Debug, Clone, Default, QueryableByName)]
+pub struct MoneyFigures {
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    #[diesel(sql_type = BigInt)]
+    pub orders: i64,
+    #[diesel(sql_type = BigInt)]
+    pub tickets: i64,
+    /// List price of the orders.
+    #[diesel(sql_type = BigInt)]
+    pub subtotal_minor: i64,
+    #[diesel(sql_type = BigInt)]
+    pub discount_minor: i64,
+    /// What buyers paid: subtotal less discount.
+    #[diesel(sql_type = BigInt)]
+    pub paid_minor: i64,
+    /// Refunds that succeeded.
+    #[diesel(sql_type = BigInt)]
+    pub refunds: i64,
+    #[diesel(sql_type = BigInt)]
+    pub refunded_minor: i64,
+}
+
+/// Sales and refunds per currency.
+pub async fn money(
+    conn: &mut AsyncPgConnection,
+    event_id: Option<Uuid>,
+) -> diesel::QueryResult<Vec<MoneyFigures>> {
+    diesel::sql_query(
+        "SELECT currency, sum(orders)::bigint AS orders, sum(tickets)::bigint AS tickets,
+                sum(subtotal_minor)::bigint AS subtotal_minor, sum(discount_minor)::bigint AS discount_minor,
+                sum(paid_minor)::bigint AS paid_minor, sum(refunds)::bigint AS refunds,
+                sum(refunded_minor)::bigint AS refunded_minor
+           FROM (SELECT currency, orders, tickets, subtotal_minor, discount_minor, paid_minor,
+                        0 AS refunds, 0 AS refunded_minor
+                   FROM analytics_sales_slots WHERE $1::uuid IS NULL OR event_id = $1
+                 UNION ALL
+                 SELECT currency, 0, 0, 0, 0, 0, refunds, refunded_minor
+                   FROM analytics_refund_slots WHERE $1::uuid IS NULL OR event_id = $1) slots
+          GROUP BY currency ORDER BY currency",
+    )
+    .bind::<Nullable<SqlUuid>, _>(event_id)
+    .load(conn)
+    .await
+}
+
+/// Checkout runs by where they stand (see `analytics_checkout_outcome` in the migration).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct OutcomeCount {
+    #[diesel(sql_type = Text)]
+    pub outcome: String,
+    #[diesel(sql_type = BigInt)]
+    pub runs: i64,
+}
+
+pub async fn checkout_outcomes(
+    conn: &mut AsyncPgConnection,
+    event_id: Option<Uuid>,
+) -> diesel::QueryResult<Vec<OutcomeCount>> {
+    diesel::sql_query(
+        "SELECT outcome, sum(runs)::bigint AS runs FROM analytics_checkouts
+          WHERE $1::uuid IS NULL OR event_id = $1
+          GROUP BY outcome ORDER BY outcome",
+    )
+    .bind::<Nullable<SqlUuid>, _>(event_id)
+    .load(conn)
+    .await
+}
+
+/// One coupon's orders and the discount they got.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct CouponFigures {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub code: String,
+    #[diesel(sql_type = BigInt)]
+    pub uses: i64,
+    #[diesel(sql_type = BigInt)]
+    pub discount_minor: i64,
+}
+
+/// Every coupon of the event, by code (unused ones too).
+pub async fn coupons(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> diesel::QueryResult<Vec<CouponFigures>> {
+    diesel::sql_query(
+        "SELECT c.id, c.code, COALESCE(a.uses, 0) AS uses, COALESCE(a.discount_minor, 0) AS discount_minor
+           FROM coupons c LEFT JOIN analytics_coupons a ON a.coupon_id = c.id
+          WHERE c.event_id = $1
+          ORDER BY lower(c.code)",
+    )
+    .bind::<SqlUuid, _>(event_id)
+    .load(conn)
+    .await
+}
+
+/// Refunds that succeeded, by who asked and currency.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct RefundFigures {
+    #[diesel(sql_type = Text)]
+    pub requested_by: String,
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    #[diesel(sql_type = BigInt)]
+    pub refunds: i64,
+    #[diesel(sql_type = BigInt)]
+    pub refunded_minor: i64,
+}
+
+pub async fn refunds(
+    conn: &mut AsyncPgConnection,
+    event_id: Option<Uuid>,
+) -> diesel::QueryResult<Vec<RefundFigures>> {
+    diesel::sql_query(
+        "SELECT requested_by, currency, sum(refunds)::bigint AS refunds,
+                sum(refunded_minor)::bigint AS refunded_minor
+           FROM analytics_refunds
+          WHERE $1::uuid IS NULL OR event_id = $1
+          GROUP BY requested_by, currency ORDER BY requested_by, currency",
+    )
+    .bind::<Nullable<SqlUuid>, _>(event_id)
+    .load(conn)
+    .await
+}
+
+/// Waitlist entries of one currency's ticket types.
+#[derive(Debug, Clone, Default, QueryableByName)]
+pub struct WaitlistFigures {
+    #[diesel(sql_type = Text)]
+    pub currency: String,
+    #[diesel(sql_type = BigInt)]
+    pub joined: i64,
+    #[diesel(sql_type = BigInt)]
+    pub waiting: i64,
+    /// Entries that were offered units (whatever became of the offer).
+    #[diesel(sql_type = BigInt)]
+    pub offered: i64,
+    #[diesel(sql_type = BigInt)]
+    pub accepted: i64,
+    #[diesel(sql_type = BigInt)]
+    pub expired: i64,
+    #[diesel(sql_type = BigInt)]
+    pub declined: i64,
+    #[diesel(sql_type = BigInt)]
+    pub left: i64,
+    /// Accepted offers whose checkout completed: offers that became sales.
+    #[diesel(sql_type = BigInt)]
+    pub offers_sold: i64,
+    /// Units wanted by the entries still waiting.
+    #[diesel(sql_type = BigInt)]
+    pub waiting_units: i64,
+    /// Those units at today's price of their ticket type.
+    #[diesel(sql_type = BigInt)]
+    pub waiting_value_minor: i64,
+}
+
+/// Read from `waitlist_entries` (indexed by event and status): entries are
+/// few next to bookings, so they need no counters.
+pub async fn waitlist(
+    conn: &mut AsyncPgConnection,
+    event_id: Option<Uuid>,
+) -> diesel::QueryResult<Vec<WaitlistFigures>> {
+    diesel::sql_query(
+        "SELECT t.currency,
+                count(*) AS joined,
+                count(*) FILTER (WHERE w.status = 'waiting') AS waiting,
+                count(*) FILTER (WHERE w.offered_at IS NOT NULL) AS offered,
+                count(*) FILTER (WHERE w.status = 'accepted') AS accepted,
+                count(*) FILTER (WHERE w.status = 'expired') AS expired,
+                count(*) FILTER (WHERE w.status = 'declined') AS declined,
+                count(*) FILTER (WHERE w.status = 'left') AS left,
+                count(*) FILTER (WHERE w.status = 'accepted' AND r.status = 'completed') AS offers_sold,
+                COALESCE(sum(w.quantity) FILTER (WHERE w.status = 'waiting'), 0)::bigint AS waiting_units,
+                COALESCE(sum(w.quantity * t.price_minor) FILTER (WHERE w.status = 'waiting'), 0)::bigint
+                    AS waiting_value_minor
+           FROM waitlist_entries w
+           JOIN ticket_types t ON t.id = w.ticket_type_id
+           LEFT JOIN workflow_runs r ON r.id = w.checkout_run_id
+          WHERE $1::uuid IS NULL OR w.event_id = $1
+          GROUP BY t.currency ORDER BY t.currency",
+    )
+    .bind::<Nullable<SqlUuid>, _>(event_id)
+    .load(conn)
+    .await
+}
+
+/// `hour` or `day` buckets of the time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Hour,
+    Day,
+}
+
+/// One bucket of the time series: sales at their booking's creation, refunds
+/// at their success.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SeriesBucket {
+    /// The bucket's first instant.
+    #[diesel(sql_type = Timestamptz)]
+    pub start: DateTime<Utc>,
+    /// The same instant on the venue's clock.
+    #[diesel(sql_type = Timestamp)]
+    pub local_start: NaiveDateTime,
+    #[diesel(sql_type = BigInt)]
+    pub orders: i64,
+    #[diesel(sql_type = BigInt)]
+    pub tickets: i64,
+    #[diesel(sql_type = BigInt)]
+    pub paid_minor: i64,
+    #[diesel(sql_type = BigInt)]
+    pub refunds: i64,
+    #[diesel(sql_type = BigInt)]
+    pub refunded_minor: i64,
+}
+
+/// The event's buckets with activity whose start lies in `[from, to)`, in
+/// `timezone`. Bucket starts are computed once per bucket, never per slot (a
+/// named zone's conversion is the costly part): the days are the venue's
+/// midnights, so a day of 23 or 25 hours is one bucket; the hours step by one
+/// absolute hour from the venue's first hour boundary, so the two 02:00 hours
+/// of a night that turns the clocks back stay two buckets (every zone in use
+/// but Lord Howe Island moves its clocks by whole hours). Each slot then finds
+/// its bucket by binary search (`width_bucket`).
+pub async fn series(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+    timezone: &str,
+    granularity: Granularity,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> diesel::QueryResult<Vec<SeriesBucket>> {
+    let starts = match granularity {
+        Granularity::Hour => {
+            "SELECT array_agg(s ORDER BY s) AS a
+               FROM span, generate_series(lo - ((lo AT TIME ZONE $2) - date_trunc('hour', lo AT TIME ZONE $2)),
+                                          hi, interval '1 hour') s"
+        }
+        Granularity::Day => {
+            "SELECT array_agg(d AT TIME ZONE $2 ORDER BY d) AS a
+               FROM span, generate_series(date_trunc('day', lo AT TIME ZONE $2), hi AT TIME ZONE $2,
+                                          interval '1 day') d"
+        }
+    };
+    diesel::sql_query(format!(
+        "WITH raw AS (
+              SELECT slot_start, orders, tickets, paid_minor, 0 AS refunds, 0 AS refunded_minor
+                FROM analytics_sales_slots
+               WHERE event_id = $1
+                 AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
+                 AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'
+              UNION ALL
+              SELECT slot_start, 0, 0, 0, refunds, refunded_minor
+                FROM analytics_refund_slots
+               WHERE event_id = $1
+                 AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
+                 AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'
+          ), span AS (
+              SELECT min(slot_start) AS lo, max(slot_start) AS hi FROM raw
+          ), starts AS (
+              {starts}
+          ), grouped AS (
+              SELECT width_bucket(slot_start, a) AS i,
+                     sum(orders)::bigint AS orders, sum(tickets)::bigint AS tickets,
+                     sum(paid_minor)::bigint AS paid_minor, sum(refunds)::bigint AS refunds,
+                     sum(refunded_minor)::bigint AS refunded_minor
+                FROM raw, starts GROUP BY 1
+          )
+          SELECT a[i] AS start, a[i] AT TIME ZONE $2 AS local_start,
+                 orders, tickets, paid_minor, refunds, refunded_minor
+            FROM grouped, starts
+           WHERE a[i] >= COALESCE($3, '-infinity'::timestamptz)
+             AND a[i] < COALESCE($4, 'infinity'::timestamptz)
+           ORDER BY 1"
+    ))
+    .bind::<SqlUuid, _>(event_id)
+    .bind::<Text, _>(timezone)
+    .bind::<Nullable<Timestamptz>, _>(from)
+    .bind::<Nullable<Timestamptz>, _>(to)
+    .load(conn)
+    .await
+}
+
+/// The time zone of the event's venue; `None` for an online event.
+pub async fn event_timezone(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> diesel::QueryResult<Option<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Text>)]
+        timezone: Option<String>,
+    }
+    let row: Option<Row> = diesel::sql_query(
+        "SELECT v.timezone FROM events e LEFT JOIN venues v ON v.id = e.venue_id WHERE e.id = $1",
+    )
+    .bind::<SqlUuid, _>(event_id)
+    .get_result(conn)
+    .await
+    .map(Some)
+    .or_else(|e| match e {
+        diesel::result::Error::NotFound => Ok(None),
+        e => Err(e),
+    })?;
+    Ok(row.and_then(|r| r.timezone))
+}
+
+/// Events with at least one ticket type (admins' totals).
+pub async fn events_on_sale_count(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let row: Row =
+        diesel::sql_query("SELECT count(DISTINCT event_id)::bigint AS n FROM ticket_types")
+            .get_result(conn)
+            .await?;
+    Ok(row.n)
+}
