@@ -1,4 +1,3 @@
-DROP INDEX bookings_event_id_idx;
 DROP INDEX tickets_event_id_idx;
 DROP TRIGGER analytics_checkouts_updated ON workflow_runs;
 DROP TRIGGER analytics_checkouts_inserted ON workflow_runs;

@@ -300,4 +300,4 @@ SELECT (state ->> 'event_id')::uuid, analytics_checkout_outcome(status, state), 
 
 -- The exports page through an event's tickets and orders in id order.
 CREATE INDEX tickets_event_id_idx ON tickets (event_id, id);
-CREATE INDEX bookings_event_id_idx ON bookings (event_id, id);
+-- (bookings_event_id_idx, on bookings (event_id, id), comes with the reminders.)
