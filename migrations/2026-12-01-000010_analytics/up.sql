@@ -22,7 +22,11 @@ CREATE TABLE analytics_sales_slots (
     subtotal_minor bigint NOT NULL DEFAULT 0,
     discount_minor bigint NOT NULL DEFAULT 0,
     paid_minor     bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (event_id, slot_start, currency)
+    -- Spread over 16 rows by booking id (analytics_shard): every sale of the
+    -- event in the slot counts itself here, and one row would make the sales
+    -- wait on each other's commits. Readers sum the shards.
+    shard          smallint NOT NULL,
+    PRIMARY KEY (event_id, slot_start, currency, shard)
 );
 
 -- Refunds that succeeded and the money they gave back, per slot of their
@@ -66,12 +70,23 @@ CREATE TABLE analytics_coupons (
 CREATE INDEX analytics_coupons_event_idx ON analytics_coupons (event_id);
 
 -- Checkout runs of an event by where they stand (analytics_checkout_outcome).
+-- Each (event, outcome) is spread over 16 rows by the run's id: every
+-- checkout of an event counts itself at its start and at its end, and one row
+-- would make all of them wait on each other's commits. Readers sum the shards.
 CREATE TABLE analytics_checkouts (
     event_id uuid NOT NULL,
     outcome  text NOT NULL,
+    shard    smallint NOT NULL,
     runs     bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (event_id, outcome)
+    PRIMARY KEY (event_id, outcome, shard)
 );
+
+-- The counter shard of a run or booking: the low bits of its id's last
+-- (random) byte.
+CREATE FUNCTION analytics_shard(id uuid) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (get_byte(uuid_send(id), 15) & 15)::smallint
+$$;
 
 -- The funnel's one classification of a checkout run, first match wins:
 -- completed; in_progress (not finished); sold_out (the hold was refused);
@@ -93,32 +108,37 @@ $$;
 
 -- Rows are upserted in key order, and each kind of transaction takes its
 -- counter rows after the rows it locks anyway (a sale: ticket types, then its
--- sales slot, coupon, then its run's outcome; a refund's success: its refund
--- slot, then ticket types), so no two transactions wait on each other in a cycle.
+-- run's outcome, then at commit its sales slot and coupon; a refund's success:
+-- its refund slot, then ticket types), so no two transactions wait on each
+-- other in a cycle. Hot counters are spread over 16 shards (analytics_shard).
 
-CREATE FUNCTION analytics_bookings_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A sale is counted at its commit (a deferred trigger): the sales slot and
+-- coupon rows are hot (every sale of the event in the slot, every use of the
+-- code), and taken at the booking's insert they would stay locked through the
+-- rest of the confirming transaction, making concurrent sales wait on it.
+CREATE FUNCTION analytics_booking_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO analytics_sales_slots AS s
-           (event_id, currency, slot_start, orders, subtotal_minor, discount_minor, paid_minor)
-    SELECT event_id, currency, analytics_slot(created_at), count(*),
-           sum(subtotal_minor)::bigint, sum(discount_minor)::bigint, sum(total_minor)::bigint
-      FROM new_rows GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
-    ON CONFLICT (event_id, slot_start, currency) DO UPDATE SET
-        orders = s.orders + EXCLUDED.orders,
+           (event_id, currency, slot_start, shard, orders, subtotal_minor, discount_minor, paid_minor)
+    VALUES (NEW.event_id, NEW.currency, analytics_slot(NEW.created_at), analytics_shard(NEW.id), 1,
+            NEW.subtotal_minor, NEW.discount_minor, NEW.total_minor)
+    ON CONFLICT (event_id, slot_start, currency, shard) DO UPDATE SET
+        orders = s.orders + 1,
         subtotal_minor = s.subtotal_minor + EXCLUDED.subtotal_minor,
         discount_minor = s.discount_minor + EXCLUDED.discount_minor,
         paid_minor = s.paid_minor + EXCLUDED.paid_minor;
-    INSERT INTO analytics_coupons AS c (coupon_id, event_id, uses, discount_minor)
-    SELECT coupon_id, event_id, count(*), sum(discount_minor)::bigint
-      FROM new_rows WHERE coupon_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1
-    ON CONFLICT (coupon_id) DO UPDATE SET
-        uses = c.uses + EXCLUDED.uses,
-        discount_minor = c.discount_minor + EXCLUDED.discount_minor;
+    IF NEW.coupon_id IS NOT NULL THEN
+        INSERT INTO analytics_coupons AS c (coupon_id, event_id, uses, discount_minor)
+        VALUES (NEW.coupon_id, NEW.event_id, 1, NEW.discount_minor)
+        ON CONFLICT (coupon_id) DO UPDATE SET
+            uses = c.uses + 1,
+            discount_minor = c.discount_minor + EXCLUDED.discount_minor;
+    END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER analytics_bookings_inserted AFTER INSERT ON bookings
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_bookings_inserted();
+CREATE CONSTRAINT TRIGGER analytics_booking_counted AFTER INSERT ON bookings
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION analytics_booking_counted();
 
 -- A booking's amounts are written once, when it is confirmed; refunds are
 -- counted from `refunds`. Any later change of an amount is refused here, so
@@ -149,16 +169,24 @@ BEGIN
                    count(checked_in_at) AS checked_in, count(*) FILTER (WHERE status = 'void') AS voided
               FROM new_rows GROUP BY 1) d
      WHERE t.id = d.ticket_type_id;
-    INSERT INTO analytics_sales_slots AS s (event_id, currency, slot_start, tickets)
-    SELECT b.event_id, b.currency, analytics_slot(b.created_at), count(*)
-      FROM new_rows n JOIN bookings b ON b.id = n.booking_id
-     GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
-    ON CONFLICT (event_id, slot_start, currency) DO UPDATE SET tickets = s.tickets + EXCLUDED.tickets;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER analytics_tickets_inserted AFTER INSERT ON tickets
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_tickets_inserted();
+
+-- A ticket joins its sale's slot at commit, as the sale does (same shard).
+CREATE FUNCTION analytics_ticket_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO analytics_sales_slots AS s (event_id, currency, slot_start, shard, tickets)
+    SELECT b.event_id, b.currency, analytics_slot(b.created_at), analytics_shard(b.id), 1
+      FROM bookings b WHERE b.id = NEW.booking_id
+    ON CONFLICT (event_id, slot_start, currency, shard) DO UPDATE SET tickets = s.tickets + 1;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER analytics_ticket_counted AFTER INSERT ON tickets
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION analytics_ticket_counted();
 
 CREATE FUNCTION analytics_tickets_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -236,53 +264,64 @@ CREATE TRIGGER analytics_refunds_updated AFTER UPDATE ON refunds
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION analytics_refunds_updated();
 
+-- Row triggers whose WHEN clauses Postgres evaluates without calling a
+-- function: only a checkout's start, and an update that can change its
+-- outcome (its status, or the state of a finished run), reach the counters.
 CREATE FUNCTION analytics_checkouts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO analytics_checkouts AS a (event_id, outcome, runs)
-    SELECT (state ->> 'event_id')::uuid, analytics_checkout_outcome(status, state), count(*)
-      FROM new_rows WHERE kind = 'checkout' AND state ? 'event_id'
-     GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (event_id, outcome) DO UPDATE SET runs = a.runs + EXCLUDED.runs;
+    IF NEW.state ? 'event_id' THEN
+        INSERT INTO analytics_checkouts AS a (event_id, outcome, shard, runs)
+        VALUES ((NEW.state ->> 'event_id')::uuid, analytics_checkout_outcome(NEW.status, NEW.state),
+                analytics_shard(NEW.id), 1)
+        ON CONFLICT (event_id, outcome, shard) DO UPDATE SET runs = a.runs + 1;
+    END IF;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER analytics_checkouts_inserted AFTER INSERT ON workflow_runs
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_checkouts_inserted();
+    FOR EACH ROW WHEN (NEW.kind = 'checkout') EXECUTE FUNCTION analytics_checkouts_inserted();
 
 CREATE FUNCTION analytics_checkouts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    was_event uuid := (OLD.state ->> 'event_id')::uuid;
+    now_event uuid := (NEW.state ->> 'event_id')::uuid;
+    was text := analytics_checkout_outcome(OLD.status, OLD.state);
+    now_is text := analytics_checkout_outcome(NEW.status, NEW.state);
+    run_shard smallint := analytics_shard(NEW.id);
 BEGIN
-    INSERT INTO analytics_checkouts AS a (event_id, outcome, runs)
-    SELECT event_id, outcome, sum(delta)::bigint FROM (
-        SELECT (n.state ->> 'event_id')::uuid AS event_id,
-               analytics_checkout_outcome(n.status, n.state) AS outcome, 1 AS delta,
-               analytics_checkout_outcome(o.status, o.state) AS was
-          FROM new_rows n JOIN old_rows o ON o.id = n.id
-         WHERE n.kind = 'checkout' AND n.state ? 'event_id'
+    IF was = now_is AND was_event IS NOT DISTINCT FROM now_event THEN
+        RETURN NULL;
+    END IF;
+    -- Both rows of the move are taken in key order (one shard, by outcome),
+    -- so two runs' moves never wait on each other in a cycle.
+    INSERT INTO analytics_checkouts AS a (event_id, outcome, shard, runs)
+    SELECT event_id, outcome, run_shard, delta FROM (
+        SELECT was_event AS event_id, was AS outcome, -1::bigint AS delta WHERE was_event IS NOT NULL
         UNION ALL
-        SELECT (o.state ->> 'event_id')::uuid, analytics_checkout_outcome(o.status, o.state), -1,
-               analytics_checkout_outcome(n.status, n.state)
-          FROM new_rows n JOIN old_rows o ON o.id = n.id
-         WHERE o.kind = 'checkout' AND o.state ? 'event_id'
+        SELECT now_event, now_is, 1::bigint WHERE now_event IS NOT NULL
     ) moves
-     WHERE outcome <> was
-     GROUP BY 1, 2 HAVING sum(delta) <> 0 ORDER BY 1, 2
-    ON CONFLICT (event_id, outcome) DO UPDATE SET runs = a.runs + EXCLUDED.runs;
+     ORDER BY event_id, outcome
+    ON CONFLICT (event_id, outcome, shard) DO UPDATE SET runs = a.runs + EXCLUDED.runs;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER analytics_checkouts_updated AFTER UPDATE ON workflow_runs
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION analytics_checkouts_updated();
+    FOR EACH ROW
+    WHEN (NEW.kind = 'checkout'
+          AND (OLD.status IS DISTINCT FROM NEW.status
+               OR (NEW.status NOT IN ('running', 'waiting', 'compensating')
+                   AND OLD.state IS DISTINCT FROM NEW.state)))
+    EXECUTE FUNCTION analytics_checkouts_updated();
 
 -- What was there before the counters: counted once, here.
-INSERT INTO analytics_sales_slots (event_id, currency, slot_start, orders, subtotal_minor, discount_minor, paid_minor)
-SELECT event_id, currency, analytics_slot(created_at), count(*),
+INSERT INTO analytics_sales_slots (event_id, currency, slot_start, shard, orders, subtotal_minor, discount_minor, paid_minor)
+SELECT event_id, currency, analytics_slot(created_at), analytics_shard(id), count(*),
        sum(subtotal_minor)::bigint, sum(discount_minor)::bigint, sum(total_minor)::bigint
-  FROM bookings GROUP BY 1, 2, 3;
-INSERT INTO analytics_sales_slots AS s (event_id, currency, slot_start, tickets)
-SELECT b.event_id, b.currency, analytics_slot(b.created_at), count(*)
-  FROM tickets t JOIN bookings b ON b.id = t.booking_id GROUP BY 1, 2, 3
-ON CONFLICT (event_id, slot_start, currency) DO UPDATE SET tickets = EXCLUDED.tickets;
+  FROM bookings GROUP BY 1, 2, 3, 4;
+INSERT INTO analytics_sales_slots AS s (event_id, currency, slot_start, shard, tickets)
+SELECT b.event_id, b.currency, analytics_slot(b.created_at), analytics_shard(b.id), count(*)
+  FROM tickets t JOIN bookings b ON b.id = t.booking_id GROUP BY 1, 2, 3, 4
+ON CONFLICT (event_id, slot_start, currency, shard) DO UPDATE SET tickets = EXCLUDED.tickets;
 INSERT INTO analytics_coupons (coupon_id, event_id, uses, discount_minor)
 SELECT coupon_id, event_id, count(*), sum(discount_minor)::bigint
   FROM bookings WHERE coupon_id IS NOT NULL GROUP BY 1, 2;
@@ -294,9 +333,9 @@ UPDATE ticket_types t SET
           FROM tickets GROUP BY 1) d
  WHERE t.id = d.ticket_type_id;
 SELECT analytics_count_refunds(ARRAY(SELECT run_id FROM refunds WHERE status = 'succeeded'));
-INSERT INTO analytics_checkouts (event_id, outcome, runs)
-SELECT (state ->> 'event_id')::uuid, analytics_checkout_outcome(status, state), count(*)
-  FROM workflow_runs WHERE kind = 'checkout' AND state ? 'event_id' GROUP BY 1, 2;
+INSERT INTO analytics_checkouts (event_id, outcome, shard, runs)
+SELECT (state ->> 'event_id')::uuid, analytics_checkout_outcome(status, state), analytics_shard(id), count(*)
+  FROM workflow_runs WHERE kind = 'checkout' AND state ? 'event_id' GROUP BY 1, 2, 3;
 
 -- The exports page through an event's tickets and orders in id order.
 CREATE INDEX tickets_event_id_idx ON tickets (event_id, id);

@@ -397,7 +397,7 @@ diesel::joinable!(organizer_messages -> events (event_id));
 // triggers in the transactions that write the ledger; read by analytics.rs.
 
 diesel::table! {
-    analytics_sales_slots (event_id, slot_start, currency) {
+    analytics_sales_slots (event_id, slot_start, currency, shard) {
         event_id -> Uuid,
         currency -> Text,
         slot_start -> Timestamptz,
@@ -406,6 +406,7 @@ diesel::table! {
         subtotal_minor -> Int8,
         discount_minor -> Int8,
         paid_minor -> Int8,
+        shard -> Int2,
     }
 }
 
@@ -439,9 +440,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    analytics_checkouts (event_id, outcome) {
+    analytics_checkouts (event_id, outcome, shard) {
         event_id -> Uuid,
         outcome -> Text,
+        shard -> Int2,
         runs -> Int8,
     }
 }

@@ -87,10 +87,12 @@ fn plants(books: &Books, hold_of_paid: &str) -> Vec<Plant> {
             row: refunded_intent.clone(),
         },
         Plant {
-            // More given back than the 40.00 charged, on the booking and its refund alike.
+            // More given back than the 40.00 charged, on the booking and its refund alike
+            // (past the analytics' guard that a succeeded refund is final).
             invariant: "intent_refunded_within_charged",
             sql: format!(
                 "ALTER TABLE bookings DROP CONSTRAINT bookings_refunded_within_total;
+                 ALTER TABLE refunds DISABLE TRIGGER analytics_refunds_updated;
                  UPDATE refunds SET amount_minor = 5000 WHERE booking_id = '{0}';
                  UPDATE bookings SET refunded_minor = 5000 WHERE id = '{0}'",
                 books.refunded.booking
