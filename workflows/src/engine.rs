@@ -146,6 +146,21 @@ pub trait RemoteEffect {
     fn name(&self) -> &'static str;
 }
 
+/// The remote command of a kind that makes no remote call (its emails leave
+/// through `send_email`, its refunds through child runs): no value exists, so
+/// such a kind cannot issue one and its effects need not handle one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoRemote {}
+
+impl RemoteEffect for NoRemote {
+    fn key(&self) -> &str {
+        match *self {}
+    }
+    fn name(&self) -> &'static str {
+        match *self {}
+    }
+}
+
 /// A child run that ended, as its parent hears of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChildEnd {

@@ -24,9 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::engine::{self, ChildStart, RunStatus, Workflow};
+use crate::engine::{self, ChildStart, NoRemote, RunStatus, Workflow};
 use crate::money::Money;
-use crate::payments::PaymentCommand;
 use crate::refund::{Refund, RefundState};
 
 #[cfg(test)]
@@ -135,7 +134,7 @@ pub enum LocalOutcome {
 }
 
 pub type Input = engine::Input<LocalOutcome, ()>;
-pub type Command = engine::Command<LocalCommand, PaymentCommand>;
+pub type Command = engine::Command<LocalCommand, NoRemote>;
 type Decision = engine::Decision<CancellationState, Command>;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -218,7 +217,7 @@ impl Workflow for EventCancellation {
     type State = CancellationState;
     type Local = LocalCommand;
     type LocalOutcome = LocalOutcome;
-    type Remote = PaymentCommand;
+    type Remote = NoRemote;
     type RemoteOutcome = ();
     type View = CancellationView;
 

@@ -30,7 +30,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::engine::{self, RemoteEffect, RunStatus, Workflow};
+use crate::engine::{self, NoRemote, RunStatus, Workflow};
 
 /// Emails queued per batch, by default.
 pub const DEFAULT_BATCH_SIZE: u32 = 500;
@@ -184,19 +184,6 @@ pub enum LocalOutcome {
     /// The mailing must stop: the event is cancelled or has started (for a
     /// reminder), the message was withdrawn.
     Stop { reason: String },
-}
-
-/// Mailings make no remote call: their emails leave through `send_email`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NoRemote {}
-
-impl RemoteEffect for NoRemote {
-    fn key(&self) -> &str {
-        match *self {}
-    }
-    fn name(&self) -> &'static str {
-        match *self {}
-    }
 }
 
 pub type Input = engine::Input<LocalOutcome, ()>;

@@ -21,8 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::engine::{self, RunStatus, Workflow};
-use crate::payments::PaymentCommand;
+use crate::engine::{self, NoRemote, RunStatus, Workflow};
 
 #[cfg(test)]
 mod tests;
@@ -151,7 +150,7 @@ pub enum LocalOutcome {
 }
 
 pub type Input = engine::Input<LocalOutcome, ()>;
-pub type Command = engine::Command<LocalCommand, PaymentCommand>;
+pub type Command = engine::Command<LocalCommand, NoRemote>;
 type Decision = engine::Decision<OfferState, Command>;
 
 /// What the participant sees of an offer run.
@@ -223,7 +222,7 @@ impl Workflow for WaitlistOffer {
     type State = OfferState;
     type Local = LocalCommand;
     type LocalOutcome = LocalOutcome;
-    type Remote = PaymentCommand;
+    type Remote = NoRemote;
     type RemoteOutcome = ();
     type View = OfferView;
 

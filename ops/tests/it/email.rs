@@ -71,6 +71,23 @@ impl SmtpSink {
     pub(crate) fn messages(&self) -> Vec<String> {
         read_eml_files(&self.dir)
     }
+
+    /// The folder it writes each message to, one `.eml` file per message.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// How many messages arrived so far (without reading them).
+    pub(crate) fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
 }
 
 impl Drop for SmtpSink {

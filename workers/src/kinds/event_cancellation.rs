@@ -5,18 +5,17 @@ use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::refunds;
 use boxoffice_models::workflow_signals::{self, NewSignal};
 use boxoffice_workflows::checkout::{Checkout, SIGNAL_EVENT_CANCELLED};
-use boxoffice_workflows::engine::Workflow;
+use boxoffice_workflows::engine::{NoRemote, Workflow};
 use boxoffice_workflows::event_cancellation::{
     BookingToRefund, EventCancellation, LocalCommand, LocalOutcome,
 };
-use boxoffice_workflows::payments::PaymentCommand;
 use diesel::prelude::*;
 use diesel::sql_types;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{Effects, LocalCx};
-use crate::adapters::payments::{ErrorCode, ProviderError};
+use crate::adapters::payments::ProviderError;
 use crate::deps::JobDeps;
 
 #[derive(QueryableByName)]
@@ -92,15 +91,10 @@ impl Effects for EventCancellation {
     /// A cancellation makes no remote call of its own (its refunds do).
     async fn call_remote(
         _deps: &JobDeps,
-        run_id: Uuid,
-        command: &PaymentCommand,
+        _run_id: Uuid,
+        command: &NoRemote,
     ) -> Result<(), ProviderError> {
-        Err(ProviderError::Fatal {
-            code: ErrorCode::Refused,
-            detail: format!(
-                "event cancellation {run_id} issued a remote command it never issues: {command:?}"
-            ),
-        })
+        match *command {}
     }
 }
 

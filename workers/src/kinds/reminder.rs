@@ -10,8 +10,9 @@ use boxoffice_models::events::{self, EventStatus};
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::reminders::{self, Recipient};
 use boxoffice_models::schema::events as events_table;
+use boxoffice_workflows::engine::NoRemote;
 use boxoffice_workflows::reminder::{
-    Audience, LocalCommand, LocalOutcome, NoRemote, OrganizerMessage, Reminder,
+    Audience, LocalCommand, LocalOutcome, OrganizerMessage, Reminder,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

@@ -6,14 +6,14 @@ use boxoffice_models::holds;
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::schema::ticket_types;
 use boxoffice_models::waitlist::{self, ACCEPTED, Entry, OFFERED};
-use boxoffice_workflows::payments::PaymentCommand;
+use boxoffice_workflows::engine::NoRemote;
 use boxoffice_workflows::waitlist_offer::{End, LocalCommand, LocalOutcome, WaitlistOffer};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{Effects, LocalCx};
-use crate::adapters::payments::{ErrorCode, ProviderError};
+use crate::adapters::payments::ProviderError;
 use crate::deps::JobDeps;
 
 impl Effects for WaitlistOffer {
@@ -37,13 +37,10 @@ impl Effects for WaitlistOffer {
     /// An offer makes no remote call.
     async fn call_remote(
         _deps: &JobDeps,
-        run_id: Uuid,
-        command: &PaymentCommand,
+        _run_id: Uuid,
+        command: &NoRemote,
     ) -> Result<(), ProviderError> {
-        Err(ProviderError::Fatal {
-            code: ErrorCode::Refused,
-            detail: format!("waitlist offer {run_id} issued a remote command: {command:?}"),
-        })
+        match *command {}
     }
 
     /// An offer failed for good by an operator gives its units back.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Path, Query};
+use crate::routes::admin::cursor;
 use crate::state::AppState;
 
 /// A notification as its participant sees it.
@@ -48,8 +49,8 @@ impl From<&Notification> for NotificationView {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// 1 to 100 (default 20).
-    pub limit: Option<i64>,
+    /// 1 to 100 (default 50).
+    pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
@@ -75,18 +76,9 @@ pub async fn list_notifications(
     auth: AuthUser,
     Query(query): Query<ListQuery>,
 ) -> AppResult<Json<NotificationPage>> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::bad_request("invalid_query", "limit is 1 to 100"));
-    }
-    // The cursor is the last id of the previous page (ids are time-ordered).
-    let before = match query.cursor.as_deref() {
-        Some(c) => Some(
-            Uuid::parse_str(c)
-                .map_err(|_| AppError::bad_request("invalid_cursor", "the cursor is not valid"))?,
-        ),
-        None => None,
-    };
+    let limit = i64::from(cursor::page_limit(query.limit)?);
+    // Ids are time-ordered: the id of the previous page's last row is the key.
+    let before = cursor::decode_param::<Uuid>(query.cursor.as_deref())?.map(|(_, id)| id);
     let mut conn = state.conn().await?;
     let rows = notifications::list_for_user(&mut conn, auth.user_id, before, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
@@ -96,7 +88,7 @@ pub async fn list_notifications(
         .map(NotificationView::from)
         .collect();
     let next_cursor = if has_more {
-        items.last().map(|n| n.id.to_string())
+        items.last().map(|n| cursor::encode(n.created_at, n.id))
     } else {
         None
     };

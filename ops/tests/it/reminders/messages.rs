@@ -11,7 +11,7 @@ use chrono::Utc;
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
-use super::support::{SmtpSink, count, seed_bookings, seeded_email, wait_until};
+use super::support::{SmtpSink, count, per_recipient, seed_bookings, seeded_email, wait_until};
 use crate::checkout_support::event_on_sale;
 use crate::harness::users::TestUser;
 use crate::harness::{TestApp, assert_problem};
@@ -162,7 +162,7 @@ async fn a_message_reaches_1000_holders_once_and_a_scheduled_one_can_be_withdraw
     .await;
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let received = sink.per_recipient(SUBJECT);
+    let received = per_recipient(sink.dir(), SUBJECT);
     assert_eq!(received.len(), HOLDERS, "every holder who wants it gets it");
     assert!(received.values().all(|&n| n == 1), "nobody gets it twice");
     assert!(

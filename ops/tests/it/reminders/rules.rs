@@ -15,7 +15,7 @@ use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use serde_json::json;
 
 use super::support::{
-    SmtpSink, count, due_in, reminder_runs, seed_bookings, seeded_email, wait_until,
+    SmtpSink, count, due_in, per_recipient, reminder_runs, seed_bookings, seeded_email, wait_until,
 };
 use crate::checkout_support::event_on_sale;
 use crate::harness::{TEST_JWT_SECRET, TestApp};
@@ -142,7 +142,7 @@ async fn moving_cancelling_refunds_and_opt_outs_decide_who_is_reminded() {
     // Well past the old time: no reminder went out, for either event.
     tokio::time::sleep_until((old_due + Duration::from_secs(8)).into()).await;
     assert_eq!(
-        sink.per_recipient(REMINDER).len(),
+        per_recipient(sink.dir(), REMINDER).len(),
         0,
         "a reminder went out at the old time or for the cancelled event"
     );
@@ -206,12 +206,12 @@ async fn moving_cancelling_refunds_and_opt_outs_decide_who_is_reminded() {
     wait_until(
         Duration::from_secs(20),
         "the reminder reaches the sink",
-        || async { !sink.per_recipient(REMINDER).is_empty() },
+        || async { !per_recipient(sink.dir(), REMINDER).is_empty() },
     )
     .await;
     // A moment for anything that should not come.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let received = sink.per_recipient(REMINDER);
+    let received = per_recipient(sink.dir(), REMINDER);
     assert_eq!(
         received,
         [(seeded_email("mv", 0), 1)].into_iter().collect(),

@@ -1,107 +1,16 @@
-//! What the reminder and message tests share: a local SMTP sink, bookings
+//! What the reminder and message tests share: the SMTP sink, bookings
 //! written in bulk with SQL, and reading back what the sink received.
 
 #![allow(dead_code)] // Each test uses a different part.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
-/// A local SMTP server (ops/tests/support/smtp_sink.py) writing what it
-/// accepts to a folder; killed on drop.
-pub struct SmtpSink {
-    pub port: u16,
-    pub dir: PathBuf,
-    _process: tokio::process::Child,
-}
-
-impl SmtpSink {
-    pub async fn start() -> SmtpSink {
-        let dir = std::env::temp_dir().join(format!(
-            "boxoffice-reminder-sink-{}",
-            Uuid::new_v4().simple()
-        ));
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_sink.py");
-        let mut process = tokio::process::Command::new(python_with_aiosmtpd())
-            .arg(script)
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting the SMTP sink");
-        let stdout = process.stdout.take().expect("the sink's stdout");
-        let mut first_line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            BufReader::new(stdout).read_line(&mut first_line),
-        )
-        .await
-        .expect("the SMTP sink announces its port within 20 s")
-        .expect("reading the sink's port");
-        let port = first_line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("not a port: {first_line:?}"));
-        SmtpSink {
-            port,
-            dir,
-            _process: process,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Messages received whose subject contains `subject_part`, per recipient.
-    pub fn per_recipient(&self, subject_part: &str) -> HashMap<String, usize> {
-        per_recipient(&self.dir, subject_part)
-    }
-
-    /// How many messages arrived (all subjects).
-    pub fn count(&self) -> usize {
-        std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A Python that can import aiosmtpd (Debian's python3-aiosmtpd).
-fn python_with_aiosmtpd() -> String {
-    let candidates = std::env::var("BOXOFFICE_TEST_PYTHON")
-        .into_iter()
-        .chain(["python3".to_owned(), "/usr/bin/python3".to_owned()]);
-    for python in candidates {
-        let works = std::process::Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if works {
-            return python;
-        }
-    }
-    panic!(
-        "no python3 with aiosmtpd: run ops/scripts/install-services --with-test-tools (Debian: python3-aiosmtpd)"
-    )
-}
+pub(crate) use crate::email::SmtpSink;
 
 /// The header `name` of a message (unfolded first line only).
 fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {

@@ -159,7 +159,7 @@ async fn twenty_thousand_reminders_through_a_worker_crash() {
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.await.expect("queues stayed within their bound");
 
-    let received = message_ids(&sink.dir, "Reminder:");
+    let received = message_ids(sink.dir(), "Reminder:");
     let expected: HashSet<String> = (0..BOOKINGS).map(|i| seeded_email("rc", i)).collect();
     let got: HashSet<String> = received.keys().cloned().collect();
     assert_eq!(

@@ -100,11 +100,11 @@ async fn reminders_missed_while_down_are_sent_late_before_the_start_and_skipped_
     wait_until(
         Duration::from_secs(20),
         "the late reminders arrive",
-        || async { per_recipient(&sink.dir, "Reminder:").len() >= 2 },
+        || async { per_recipient(sink.dir(), "Reminder:").len() >= 2 },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let received = per_recipient(&sink.dir, "Reminder:");
+    let received = per_recipient(sink.dir(), "Reminder:");
     assert_eq!(
         received,
         [(seeded_email("later", 0), 1), (seeded_email("later", 1), 1)]
