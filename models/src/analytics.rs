@@ -2,7 +2,9 @@
 //! transactions that write the ledger (migrations/2026-12-01-000010_analytics),
 //! joined with the live capacity counters of `ticket_types` and the waitlist.
 //!
-//! Every function takes an optional event: `Some` for one event's figures,
+//! Every function takes a shared connection, so that a request can send them
+//! all at once (diesel-async pipelines concurrent queries on one connection)
+//! inside one read-only snapshot. Every function takes an optional event: `Some` for one event's figures,
 //! `None` for the totals across every event (admins). Amounts are minor units;
 //! money rows carry their currency.
 
@@ -54,7 +56,7 @@ impl TicketTypeFigures {
 
 /// The ticket types of an event (every event's with `None`), in display order.
 pub async fn ticket_types(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Option<Uuid>,
 ) -> diesel::QueryResult<Vec<TicketTypeFigures>> {
     diesel::sql_query(
@@ -66,7 +68,7 @@ pub async fn ticket_types(
           ORDER BY t.event_id, t.sort_order, t.id",
     )
     .bind::<Nullable<SqlUuid>, _>(event_id)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -96,7 +98,7 @@ pub struct MoneyFigures {
 
 /// Sales and refunds per currency.
 pub async fn money(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Option<Uuid>,
 ) -> diesel::QueryResult<Vec<MoneyFigures>> {
     diesel::sql_query(
@@ -113,7 +115,7 @@ pub async fn money(
           GROUP BY currency ORDER BY currency",
     )
     .bind::<Nullable<SqlUuid>, _>(event_id)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -127,7 +129,7 @@ pub struct OutcomeCount {
 }
 
 pub async fn checkout_outcomes(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Option<Uuid>,
 ) -> diesel::QueryResult<Vec<OutcomeCount>> {
     diesel::sql_query(
@@ -136,7 +138,7 @@ pub async fn checkout_outcomes(
           GROUP BY outcome ORDER BY outcome",
     )
     .bind::<Nullable<SqlUuid>, _>(event_id)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -155,7 +157,7 @@ pub struct CouponFigures {
 
 /// Every coupon of the event, by code (unused ones too).
 pub async fn coupons(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Uuid,
 ) -> diesel::QueryResult<Vec<CouponFigures>> {
     diesel::sql_query(
@@ -165,7 +167,7 @@ pub async fn coupons(
           ORDER BY lower(c.code)",
     )
     .bind::<SqlUuid, _>(event_id)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -183,7 +185,7 @@ pub struct RefundFigures {
 }
 
 pub async fn refunds(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Option<Uuid>,
 ) -> diesel::QueryResult<Vec<RefundFigures>> {
     diesel::sql_query(
@@ -194,7 +196,7 @@ pub async fn refunds(
           GROUP BY requested_by, currency ORDER BY requested_by, currency",
     )
     .bind::<Nullable<SqlUuid>, _>(event_id)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -232,7 +234,7 @@ pub struct WaitlistFigures {
 /// Read from `waitlist_entries` (indexed by event and status): entries are
 /// few next to bookings, so they need no counters.
 pub async fn waitlist(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Option<Uuid>,
 ) -> diesel::QueryResult<Vec<WaitlistFigures>> {
     diesel::sql_query(
@@ -255,7 +257,7 @@ pub async fn waitlist(
           GROUP BY t.currency ORDER BY t.currency",
     )
     .bind::<Nullable<SqlUuid>, _>(event_id)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
@@ -297,7 +299,7 @@ pub struct SeriesBucket {
 /// but Lord Howe Island moves its clocks by whole hours). Each slot then finds
 /// its bucket by binary search (`width_bucket`).
 pub async fn series(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Uuid,
     timezone: &str,
     granularity: Granularity,
@@ -351,13 +353,13 @@ pub async fn series(
     .bind::<Text, _>(timezone)
     .bind::<Nullable<Timestamptz>, _>(from)
     .bind::<Nullable<Timestamptz>, _>(to)
-    .load(conn)
+    .load(&mut conn)
     .await
 }
 
 /// The time zone of the event's venue; `None` for an online event.
 pub async fn event_timezone(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     event_id: Uuid,
 ) -> diesel::QueryResult<Option<String>> {
     #[derive(QueryableByName)]
@@ -369,7 +371,7 @@ pub async fn event_timezone(
         "SELECT v.timezone FROM events e LEFT JOIN venues v ON v.id = e.venue_id WHERE e.id = $1",
     )
     .bind::<SqlUuid, _>(event_id)
-    .get_result(conn)
+    .get_result(&mut conn)
     .await
     .map(Some)
     .or_else(|e| match e {
@@ -380,7 +382,7 @@ pub async fn event_timezone(
 }
 
 /// Events with at least one ticket type (admins' totals).
-pub async fn events_on_sale_count(conn: &mut AsyncPgConnection) -> diesel::QueryResult<i64> {
+pub async fn events_on_sale_count(mut conn: &AsyncPgConnection) -> diesel::QueryResult<i64> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
@@ -388,7 +390,102 @@ pub async fn events_on_sale_count(conn: &mut AsyncPgConnection) -> diesel::Query
     }
     let row: Row =
         diesel::sql_query("SELECT count(DISTINCT event_id)::bigint AS n FROM ticket_types")
-            .get_result(conn)
+            .get_result(&mut conn)
             .await?;
     Ok(row.n)
+}
+
+/// The time series a reader asked for.
+#[derive(Debug, Clone)]
+pub struct SeriesRequest {
+    pub timezone: String,
+    pub granularity: Granularity,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Everything an event's analytics show.
+#[derive(Debug, Clone)]
+pub struct EventFigures {
+    pub ticket_types: Vec<TicketTypeFigures>,
+    pub money: Vec<MoneyFigures>,
+    pub checkout_outcomes: Vec<OutcomeCount>,
+    pub coupons: Vec<CouponFigures>,
+    pub waitlist: Vec<WaitlistFigures>,
+    pub refunds: Vec<RefundFigures>,
+    pub series: Vec<SeriesBucket>,
+}
+
+/// Every figure of one event, read in one snapshot (a sale committing
+/// meanwhile is in all of them or in none), its queries sent together.
+pub async fn event_figures(
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+    series_request: &SeriesRequest,
+) -> diesel::QueryResult<EventFigures> {
+    let event = Some(event_id);
+    let r = series_request;
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async move |conn| {
+            let conn: &AsyncPgConnection = conn;
+            let (ticket_types, money, checkout_outcomes, coupons, waitlist, refunds, series) = futures::try_join!(
+                ticket_types(conn, event),
+                money(conn, event),
+                checkout_outcomes(conn, event),
+                coupons(conn, event_id),
+                waitlist(conn, event),
+                refunds(conn, event),
+                series(conn, event_id, &r.timezone, r.granularity, r.from, r.to),
+            )?;
+            Ok(EventFigures {
+                ticket_types,
+                money,
+                checkout_outcomes,
+                coupons,
+                waitlist,
+                refunds,
+                series,
+            })
+        })
+        .await
+}
+
+/// The totals across every event (admins).
+#[derive(Debug, Clone)]
+pub struct AllFigures {
+    pub events: i64,
+    pub ticket_types: Vec<TicketTypeFigures>,
+    pub money: Vec<MoneyFigures>,
+    pub checkout_outcomes: Vec<OutcomeCount>,
+    pub waitlist: Vec<WaitlistFigures>,
+    pub refunds: Vec<RefundFigures>,
+}
+
+/// [`AllFigures`], read in one snapshot, its queries sent together.
+pub async fn all_figures(conn: &mut AsyncPgConnection) -> diesel::QueryResult<AllFigures> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |conn| {
+            let conn: &AsyncPgConnection = conn;
+            let (events, ticket_types, money, checkout_outcomes, waitlist, refunds) = futures::try_join!(
+                events_on_sale_count(conn),
+                ticket_types(conn, None),
+                money(conn, None),
+                checkout_outcomes(conn, None),
+                waitlist(conn, None),
+                refunds(conn, None),
+            )?;
+            Ok(AllFigures {
+                events,
+                ticket_types,
+                money,
+                checkout_outcomes,
+                waitlist,
+                refunds,
+            })
+        })
+        .await
 }

@@ -7,7 +7,9 @@
 //!   a retried webhook must still be recognised;
 //! - the bodies of emails sent more than `email_body_days` ago (the row
 //!   stays, for the participant's list, with its subject);
-//! - audit rows older than `audit_days`, only when that is set.
+//! - audit rows older than `audit_days`, only when that is set;
+//! - and it folds the counter shards of analytics slots past for an hour
+//!   (`analytics_folding`: no figure changes, reads get shorter).
 //!
 //! (Expired sessions are `purge_sessions`' job.)
 //!
@@ -19,6 +21,7 @@
 //! goes to `scheduled_job_runs`, the log and the `cleanup_rows_total` metric.
 
 use apalis::prelude::{BoxDynError, Data, WorkerContext};
+use boxoffice_models::analytics_folding;
 use boxoffice_models::scheduled_job_runs::{self, NewScheduledJobRun};
 use chrono::{DateTime, Duration, Utc};
 use diesel::sql_types::{BigInt, Bool, Timestamptz};
@@ -76,13 +79,25 @@ pub struct Removed {
     pub webhooks: u64,
     pub email_bodies: u64,
     pub audit: u64,
+    /// Analytics slots whose shards were folded into one row.
+    pub analytics_slots: u64,
 }
 
 impl Removed {
     pub fn total(&self) -> u64 {
-        self.steps + self.signals + self.timers + self.webhooks + self.email_bodies + self.audit
+        self.steps
+            + self.signals
+            + self.timers
+            + self.webhooks
+            + self.email_bodies
+            + self.audit
+            + self.analytics_slots
     }
 }
+
+/// A slot is folded once it has been over this long: its sales committed
+/// long ago, so folding never competes with them for its rows.
+const FOLD_AFTER: Duration = Duration::hours(1);
 
 fn days_ago(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     now - Duration::days(i64::from(days))
@@ -185,6 +200,15 @@ pub async fn clean(
         }
         None => 0,
     };
+    let mut analytics_slots = 0u64;
+    loop {
+        let n = analytics_folding::fold_past_slots(conn, now - FOLD_AFTER, BATCH).await? as u64;
+        analytics_slots += n;
+        metrics::counter!("cleanup_rows_total", "what" => "analytics_slots").increment(n);
+        if n < BATCH as u64 {
+            break;
+        }
+    }
     Ok(Removed {
         steps,
         signals,
@@ -192,6 +216,7 @@ pub async fn clean(
         webhooks,
         email_bodies,
         audit,
+        analytics_slots,
     })
 }
 
@@ -244,6 +269,7 @@ pub async fn run(
         webhooks = removed.webhooks,
         email_bodies = removed.email_bodies,
         audit = removed.audit,
+        analytics_slots = removed.analytics_slots,
         "cleanup done"
     );
     Ok(())

@@ -38,12 +38,14 @@ pub async fn admin_analytics(
     State(state): State<AppState>,
 ) -> AppResult<Json<AdminAnalytics>> {
     let mut conn = state.conn().await?;
-    let events = analytics::events_on_sale_count(&mut conn).await?;
-    let types = analytics::ticket_types(&mut conn, None).await?;
-    let money = analytics::money(&mut conn, None).await?;
-    let outcomes = analytics::checkout_outcomes(&mut conn, None).await?;
-    let waitlist = analytics::waitlist(&mut conn, None).await?;
-    let refunds = analytics::refunds(&mut conn, None).await?;
+    let analytics::AllFigures {
+        events,
+        ticket_types: types,
+        money,
+        checkout_outcomes: outcomes,
+        waitlist,
+        refunds,
+    } = analytics::all_figures(&mut conn).await?;
 
     let mut currencies: Vec<&str> = money
         .iter()

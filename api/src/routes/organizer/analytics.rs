@@ -190,23 +190,27 @@ pub async fn event_analytics(
     let granularity = params.granularity.unwrap_or_default();
     let mut conn = state.conn().await?;
     let event = managed_event(&mut conn, &user, event_id).await?;
-    let timezone = analytics::event_timezone(&mut conn, event_id)
+    let timezone = analytics::event_timezone(&conn, event_id)
         .await?
         .unwrap_or_else(|| ONLINE_TIMEZONE.to_owned());
 
-    let types = analytics::ticket_types(&mut conn, Some(event_id)).await?;
-    let money_rows = analytics::money(&mut conn, Some(event_id)).await?;
-    let outcomes = analytics::checkout_outcomes(&mut conn, Some(event_id)).await?;
-    let coupons = analytics::coupons(&mut conn, event_id).await?;
-    let waitlist = analytics::waitlist(&mut conn, Some(event_id)).await?;
-    let refunds = analytics::refunds(&mut conn, Some(event_id)).await?;
-    let series = analytics::series(
+    let analytics::EventFigures {
+        ticket_types: types,
+        money: money_rows,
+        checkout_outcomes: outcomes,
+        coupons,
+        waitlist,
+        refunds,
+        series,
+    } = analytics::event_figures(
         &mut conn,
         event_id,
-        &timezone,
-        granularity.into(),
-        params.from,
-        params.to,
+        &analytics::SeriesRequest {
+            timezone: timezone.clone(),
+            granularity: granularity.into(),
+            from: params.from,
+            to: params.to,
+        },
     )
     .await?;
 

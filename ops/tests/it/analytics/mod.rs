@@ -9,5 +9,6 @@ mod bench_smoke;
 mod docs;
 pub mod exactness;
 mod exports;
+mod folding;
 mod series;
 mod waitlist;

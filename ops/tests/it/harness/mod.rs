@@ -28,6 +28,21 @@ pub fn redis_url() -> String {
     })
 }
 
+/// Logs of the app under test go to the test's output when
+/// `BOXOFFICE_TEST_LOG` is set (a tracing filter, e.g. `info,boxoffice_workers=debug`):
+/// nextest shows them for a failed test, which is where a flaky run is read.
+fn init_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("BOXOFFICE_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// The ticket signing seed of test apps (test-only).
 pub const TEST_TICKET_SEED: [u8; 32] = [7; 32];
 /// The webhook signing secret shared by test apps and their sandbox (test-only).
@@ -80,6 +95,7 @@ impl TestAppBuilder {
     }
 
     pub async fn spawn(self) -> TestApp {
+        init_logs();
         let db = match self.database {
             Some(db) => db,
             None => TestDatabase::create()

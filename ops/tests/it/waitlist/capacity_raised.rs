@@ -10,7 +10,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    assert_invariants, entries, eventually, joined, run_finished, sample_invariants, sold_out,
+    RUN_FINISH_LIMIT, assert_invariants, entries, eventually, joined, run_finished,
+    sample_invariants, sold_out,
 };
 use crate::checkout_support::{SaleEvent, order, start};
 use crate::harness::TestApp;
@@ -56,7 +57,7 @@ async fn raised_capacity_goes_to_the_waiting_before_any_public_sale() {
                     .await;
                     let body: serde_json::Value = r.json().await.unwrap();
                     let run = body["run_id"].as_str().unwrap().to_owned();
-                    let row = run_finished(&mut conn, &run, Duration::from_secs(60)).await;
+                    let row = run_finished(&mut conn, &run, RUN_FINISH_LIMIT).await;
                     outcomes.push(row.error_code.unwrap_or_default());
                 }
                 outcomes

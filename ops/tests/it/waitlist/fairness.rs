@@ -10,8 +10,8 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    assert_invariants, emails_to, entries, eventually, expire_checkouts, joined, run_finished,
-    sample_invariants, sold_out,
+    RUN_FINISH_LIMIT, assert_invariants, emails_to, entries, eventually, expire_checkouts, joined,
+    run_finished, sample_invariants, sold_out,
 };
 use crate::checkout_support::{order, start};
 use crate::harness::TestApp;
@@ -79,7 +79,7 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
                     assert_eq!(r.status(), 202);
                     let body: serde_json::Value = r.json().await.unwrap();
                     let run = body["run_id"].as_str().unwrap().to_owned();
-                    let row = run_finished(&mut conn, &run, Duration::from_secs(60)).await;
+                    let row = run_finished(&mut conn, &run, RUN_FINISH_LIMIT).await;
                     outcomes.push((row.status, row.error_code.unwrap_or_default()));
                 }
                 outcomes

@@ -1,0 +1,1 @@
+DROP INDEX analytics_sales_slots_unfolded_idx;
