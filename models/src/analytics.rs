@@ -1,6 +1,8 @@
 //! Organizer analytics: reads of the counters that triggers keep in the
 //! transactions that write the ledger (migrations/2026-12-01-000010_analytics),
 //! joined with the live capacity counters of `ticket_types` and the waitlist.
+//! Sales are read from the live slots and the history the cleanup moves past
+//! slots into (`analytics_history`).
 //!
 //! Every function takes a shared connection, so that a request can send them
 //! all at once (diesel-async pipelines concurrent queries on one connection)
@@ -109,6 +111,9 @@ pub async fn money(
            FROM (SELECT currency, orders, tickets, subtotal_minor, discount_minor, paid_minor,
                         0 AS refunds, 0 AS refunded_minor
                    FROM analytics_sales_slots WHERE $1::uuid IS NULL OR event_id = $1
+                 UNION ALL
+                 SELECT currency, orders, tickets, subtotal_minor, discount_minor, paid_minor, 0, 0
+                   FROM analytics_sales_history WHERE $1::uuid IS NULL OR event_id = $1
                  UNION ALL
                  SELECT currency, 0, 0, 0, 0, 0, refunds, refunded_minor
                    FROM analytics_refund_slots WHERE $1::uuid IS NULL OR event_id = $1) slots
@@ -322,6 +327,12 @@ pub async fn series(
         "WITH raw AS (
               SELECT slot_start, orders, tickets, paid_minor, 0 AS refunds, 0 AS refunded_minor
                 FROM analytics_sales_slots
+               WHERE event_id = $1
+                 AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
+                 AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'
+              UNION ALL
+              SELECT slot_start, orders, tickets, paid_minor, 0, 0
+                FROM analytics_sales_history
                WHERE event_id = $1
                  AND slot_start >= COALESCE($3, '-infinity'::timestamptz) - interval '2 days'
                  AND slot_start < COALESCE($4, 'infinity'::timestamptz) + interval '2 days'

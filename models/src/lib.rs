@@ -13,7 +13,7 @@
 
 pub mod analytics;
 pub mod analytics_exports;
-pub mod analytics_folding;
+pub mod analytics_history;
 pub mod audit;
 pub mod bookings;
 pub mod checkout_limits;

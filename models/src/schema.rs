@@ -411,6 +411,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    analytics_sales_history (event_id, slot_start, currency) {
+        event_id -> Uuid,
+        currency -> Text,
+        slot_start -> Timestamptz,
+        orders -> Int8,
+        tickets -> Int8,
+        subtotal_minor -> Int8,
+        discount_minor -> Int8,
+        paid_minor -> Int8,
+    }
+}
+
+diesel::table! {
     analytics_refund_slots (event_id, slot_start, currency) {
         event_id -> Uuid,
         currency -> Text,
@@ -473,6 +486,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     waitlist_entries,
     event_reminders,
     organizer_messages,
+    analytics_sales_history,
     analytics_sales_slots,
     analytics_refund_slots,
     analytics_refunds,

@@ -10,9 +10,10 @@
 //!    floor of any request.
 //! 4. `--readers` clients read the analytics at once, `--reads` in all; the
 //!    last answer is checked against the seeded counts.
-//! 5. The hourly cleanup's fold of past slots (`analytics_folding`) runs, and
-//!    the readers read again: the event as it stands from the first hour
-//!    after its sales on, printed beside the unfolded figures.
+//! 5. The hourly cleanup's move of past slots into the sales history
+//!    (`analytics_history`) runs, and the readers read again: the event as it
+//!    stands from the first hour after its sales on, printed beside the
+//!    figures before the move.
 //!
 //! Figures are printed, never asserted on time; a wrong figure fails the run.
 
@@ -134,30 +135,30 @@ async fn measure(
     for _ in 0..args.readers.min(10) {
         read(&client, &url, &seeded.organizer).await?;
     }
-    let (unfolded, last) = concurrent_reads(&client, &url, &seeded.organizer, args).await?;
+    let (live, last) = concurrent_reads(&client, &url, &seeded.organizer, args).await?;
     check(&last, &seeded)?;
 
-    let folding = Instant::now();
-    let slots = fold(&pool).await?;
+    let moving = Instant::now();
+    let slots = move_past_slots(&pool).await?;
     println!(
-        "folded the shards of {slots} past slots in {:.1} s (what the hourly cleanup does)",
-        folding.elapsed().as_secs_f64()
+        "moved {slots} past slots into the sales history in {:.1} s (what the hourly cleanup does)",
+        moving.elapsed().as_secs_f64()
     );
-    let (folded, last) = concurrent_reads(&client, &url, &seeded.organizer, args).await?;
+    let (moved, last) = concurrent_reads(&client, &url, &seeded.organizer, args).await?;
     check(&last, &seeded)?;
-    report(&plain, &unfolded, &folded, args.readers);
+    report(&plain, &live, &moved, args.readers);
     Ok(())
 }
 
-/// Folds the counter shards of the slots past for an hour, as the hourly
-/// cleanup does; returns how many slots it folded.
-async fn fold(pool: &boxoffice_models::DbPool) -> anyhow::Result<usize> {
+/// Moves the slots past for an hour into the sales history, as the hourly
+/// cleanup does; returns how many slots it moved.
+async fn move_past_slots(pool: &boxoffice_models::DbPool) -> anyhow::Result<usize> {
     let mut conn = pool.get().await?;
     let before = chrono::Utc::now() - chrono::Duration::hours(1);
     let mut slots = 0;
     loop {
         let n =
-            boxoffice_models::analytics_folding::fold_past_slots(&mut conn, before, 5_000).await?;
+            boxoffice_models::analytics_history::move_past_slots(&mut conn, before, 5_000).await?;
         slots += n;
         if n < 5_000 {
             return Ok(slots);
@@ -276,18 +277,18 @@ fn line(label: &str, value: impl std::fmt::Display) {
     println!("{label:<34} {value}");
 }
 
-fn report(plain: &Samples, unfolded: &Samples, reads: &Samples, readers: usize) {
+fn report(plain: &Samples, live: &Samples, reads: &Samples, readers: usize) {
     println!();
     line(
         "plain indexed read (SQL):",
         format!("{} (a booking by id, one client)", plain.summary()),
     );
     line(
-        "GET analytics, shards unfolded:",
-        format!("{} ({readers} concurrent readers)", unfolded.summary()),
+        "GET analytics, all slots live:",
+        format!("{} ({readers} concurrent readers)", live.summary()),
     );
     line(
-        "GET analytics, past slots folded:",
+        "GET analytics, past slots moved:",
         format!("{} ({readers} concurrent readers)", reads.summary()),
     );
     println!("\ntargets:");

@@ -8,8 +8,9 @@
 //! - the bodies of emails sent more than `email_body_days` ago (the row
 //!   stays, for the participant's list, with its subject);
 //! - audit rows older than `audit_days`, only when that is set;
-//! - and it folds the counter shards of analytics slots past for an hour
-//!   (`analytics_folding`: no figure changes, reads get shorter).
+//! - and it moves analytics slots past for an hour from their live counter
+//!   shards into the sales history (`analytics_history`: no figure changes,
+//!   an event's reads get shorter).
 //!
 //! (Expired sessions are `purge_sessions`' job.)
 //!
@@ -21,7 +22,7 @@
 //! goes to `scheduled_job_runs`, the log and the `cleanup_rows_total` metric.
 
 use apalis::prelude::{BoxDynError, Data, WorkerContext};
-use boxoffice_models::analytics_folding;
+use boxoffice_models::analytics_history;
 use boxoffice_models::scheduled_job_runs::{self, NewScheduledJobRun};
 use chrono::{DateTime, Duration, Utc};
 use diesel::sql_types::{BigInt, Bool, Timestamptz};
@@ -79,7 +80,7 @@ pub struct Removed {
     pub webhooks: u64,
     pub email_bodies: u64,
     pub audit: u64,
-    /// Analytics slots whose shards were folded into one row.
+    /// Analytics slots moved into the sales history.
     pub analytics_slots: u64,
 }
 
@@ -95,8 +96,8 @@ impl Removed {
     }
 }
 
-/// A slot is folded once it has been over this long: its sales committed
-/// long ago, so folding never competes with them for its rows.
+/// A slot is moved once it has been over this long: its sales committed
+/// long ago, so the move never competes with them for its rows.
 const FOLD_AFTER: Duration = Duration::hours(1);
 
 fn days_ago(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
@@ -202,7 +203,7 @@ pub async fn clean(
     };
     let mut analytics_slots = 0u64;
     loop {
-        let n = analytics_folding::fold_past_slots(conn, now - FOLD_AFTER, BATCH).await? as u64;
+        let n = analytics_history::move_past_slots(conn, now - FOLD_AFTER, BATCH).await? as u64;
         analytics_slots += n;
         metrics::counter!("cleanup_rows_total", "what" => "analytics_slots").increment(n);
         if n < BATCH as u64 {

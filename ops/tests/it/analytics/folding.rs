@@ -1,7 +1,8 @@
-//! The cleanup folds the 16 counter shards of every analytics slot past for an
-//! hour into one row, and no figure moves: the event's analytics equal the raw
-//! tables before the fold, after it, and after a late sale lands in a folded
-//! slot (folded again by the next pass). Slots of the last hour keep their shards.
+//! The cleanup moves every analytics slot past for an hour from its 16 live
+//! counter shards into one history row, and no figure moves: the event's
+//! analytics equal the raw tables before the move, after it, and after late
+//! sales land in moved slots (moved again by the next pass). Slots of the last
+//! hour stay live.
 
 use boxoffice_models::users::Role;
 use boxoffice_workers::jobs::cleanup::{self, Retention};
@@ -51,9 +52,9 @@ async fn sell(
     .await;
 }
 
-/// The event's sales counter rows and slots that started an hour or more
-/// before `now` (the cleanup's own clock), how many of those slots still have
-/// shard rows, and the rows of the last hour.
+/// The event's live sales counter rows that started an hour or more before
+/// `now` (the cleanup's own clock) and their slots, its history rows, and its
+/// live rows of the last hour.
 async fn shape(app: &TestApp, event_id: Uuid, now: DateTime<Utc>) -> serde_json::Value {
     let old = format!(
         "slot_start < '{}'::timestamptz - interval '1 hour'",
@@ -63,10 +64,10 @@ async fn shape(app: &TestApp, event_id: Uuid, now: DateTime<Utc>) -> serde_json:
         app,
         &format!(
             "SELECT json_build_object(
-                 'old_rows', count(*) FILTER (WHERE {old}),
-                 'old_slots', count(DISTINCT slot_start) FILTER (WHERE {old}),
-                 'old_sharded_slots', count(DISTINCT slot_start) FILTER (WHERE {old} AND shard <> 0),
-                 'recent_rows', count(*) FILTER (WHERE NOT {old}))
+                 'old_live_rows', count(*) FILTER (WHERE {old}),
+                 'old_live_slots', count(DISTINCT slot_start) FILTER (WHERE {old}),
+                 'recent_rows', count(*) FILTER (WHERE NOT {old}),
+                 'history_rows', (SELECT count(*) FROM analytics_sales_history WHERE event_id = '{event_id}'))
                FROM analytics_sales_slots WHERE event_id = '{event_id}'"
         ),
     )
@@ -78,7 +79,7 @@ fn n(v: &serde_json::Value, key: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn folding_past_slots_keeps_every_figure_and_leaves_one_row_per_slot() {
+async fn past_slots_move_to_one_history_row_each_and_every_figure_stays() {
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
@@ -89,11 +90,12 @@ async fn folding_past_slots_keeps_every_figure_and_leaves_one_row_per_slot() {
     let now = Utc::now();
 
     let before = shape(&app, event_id, now).await;
-    println!("before the fold: {before}");
+    println!("before the cleanup: {before}");
     assert!(
-        n(&before, "old_rows") > n(&before, "old_slots"),
-        "the sales must have spread over shards, or there is nothing to fold: {before}"
+        n(&before, "old_live_rows") > n(&before, "old_live_slots"),
+        "the sales must have spread over shards: {before}"
     );
+    assert_eq!(n(&before, "history_rows"), 0, "{before}");
     assert!(n(&before, "recent_rows") > 0, "{before}");
     let hourly = analytics(&app, &organizer, event_id, "?granularity=hour").await;
     assert_equal_to_raw_tables(&app, event_id, &hourly).await;
@@ -103,24 +105,18 @@ async fn folding_past_slots_keeps_every_figure_and_leaves_one_row_per_slot() {
         .await
         .unwrap();
     let after = shape(&app, event_id, now).await;
-    println!(
-        "after the fold: {after}; folded {} slots",
-        removed.analytics_slots
-    );
+    println!("after it: {after}; moved {} slots", removed.analytics_slots);
+    assert_eq!(removed.analytics_slots as i64, n(&before, "old_live_slots"));
+    assert_eq!(n(&after, "old_live_rows"), 0, "{after}");
     assert_eq!(
-        removed.analytics_slots as i64,
-        n(&before, "old_sharded_slots")
+        n(&after, "history_rows"),
+        n(&before, "old_live_slots"),
+        "one history row per past slot"
     );
-    assert_eq!(
-        n(&after, "old_rows"),
-        n(&before, "old_slots"),
-        "one row per past slot: {after}"
-    );
-    assert_eq!(n(&after, "old_slots"), n(&before, "old_slots"));
     assert_eq!(
         n(&after, "recent_rows"),
         n(&before, "recent_rows"),
-        "the last hour keeps its shards"
+        "the last hour stays live"
     );
     assert_eq!(
         analytics(&app, &organizer, event_id, "?granularity=hour").await,
@@ -128,24 +124,26 @@ async fn folding_past_slots_keeps_every_figure_and_leaves_one_row_per_slot() {
     );
     assert_equal_to_raw_tables(&app, event_id, &hourly).await;
 
-    // Late sales land in folded slots (some in shard rows again); the figures
-    // count them at once, and the next pass folds them.
+    // Late sales land in moved slots (one every 7 minutes left no slot of the
+    // last two days without a sale, so each has its history row): the figures
+    // count them at once, and the next pass adds them to the history.
     sell(&app, event_id, ticket_type, buyer.id, 8, 24 * 60).await;
     let late = shape(&app, event_id, now).await;
+    assert!(n(&late, "old_live_slots") > 0, "{late}");
     let with_late = analytics(&app, &organizer, event_id, "?granularity=hour").await;
     assert_ne!(with_late, hourly);
     assert_equal_to_raw_tables(&app, event_id, &with_late).await;
     let again = cleanup::clean(&mut conn, &Retention::default(), now)
         .await
         .unwrap();
-    assert_eq!(again.analytics_slots as i64, n(&late, "old_sharded_slots"));
-    let refolded = shape(&app, event_id, now).await;
+    let moved_again = shape(&app, event_id, now).await;
     println!(
-        "late sales folded: {refolded}; folded {} slots",
+        "late sales: {late}, then {moved_again}; moved {} slots",
         again.analytics_slots
     );
-    assert_eq!(n(&refolded, "old_sharded_slots"), 0, "{refolded}");
-    assert_eq!(n(&refolded, "old_rows"), n(&refolded, "old_slots"));
+    assert_eq!(again.analytics_slots as i64, n(&late, "old_live_slots"));
+    assert_eq!(n(&moved_again, "old_live_rows"), 0, "{moved_again}");
+    assert_eq!(n(&moved_again, "history_rows"), n(&after, "history_rows"));
     assert_eq!(
         analytics(&app, &organizer, event_id, "?granularity=hour").await,
         with_late

@@ -1,1 +1,0 @@
-DROP INDEX analytics_sales_slots_unfolded_idx;

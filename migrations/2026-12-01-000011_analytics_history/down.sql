@@ -1,0 +1,13 @@
+-- Gives the history back to the live table as shard 0, then drops it.
+INSERT INTO analytics_sales_slots AS s
+       (event_id, currency, slot_start, shard, orders, tickets, subtotal_minor, discount_minor, paid_minor)
+SELECT event_id, currency, slot_start, 0, orders, tickets, subtotal_minor, discount_minor, paid_minor
+  FROM analytics_sales_history
+ON CONFLICT (event_id, slot_start, currency, shard) DO UPDATE SET
+       orders = s.orders + EXCLUDED.orders,
+       tickets = s.tickets + EXCLUDED.tickets,
+       subtotal_minor = s.subtotal_minor + EXCLUDED.subtotal_minor,
+       discount_minor = s.discount_minor + EXCLUDED.discount_minor,
+       paid_minor = s.paid_minor + EXCLUDED.paid_minor;
+DROP INDEX analytics_sales_slots_slot_start_idx;
+DROP TABLE analytics_sales_history;
