@@ -1,3 +1,15 @@
+DROP TRIGGER analytics_checkouts_inserted ON workflow_runs;
+DROP TRIGGER analytics_checkouts_updated ON workflow_runs;
+CREATE TRIGGER analytics_checkouts_inserted AFTER INSERT ON workflow_runs
+    FOR EACH ROW WHEN (NEW.kind = 'checkout') EXECUTE FUNCTION analytics_checkouts_inserted();
+CREATE TRIGGER analytics_checkouts_updated AFTER UPDATE ON workflow_runs
+    FOR EACH ROW
+    WHEN (NEW.kind = 'checkout'
+          AND (OLD.status IS DISTINCT FROM NEW.status
+               OR (NEW.status NOT IN ('running', 'waiting', 'compensating')
+                   AND OLD.state IS DISTINCT FROM NEW.state)))
+    EXECUTE FUNCTION analytics_checkouts_updated();
+
 -- Gives the history back to the live table as shard 0, then drops it.
 INSERT INTO analytics_sales_slots AS s
        (event_id, currency, slot_start, shard, orders, tickets, subtotal_minor, discount_minor, paid_minor)

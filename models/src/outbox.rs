@@ -69,6 +69,21 @@ pub async fn claim_due(
         .await
 }
 
+/// The queues that have a message due at `now`. Cheap while little is due
+/// (an index range scan of the due messages): the idle relay's one query
+/// per look, instead of a transaction per queue.
+pub async fn due_queues(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<String>> {
+    outbox::table
+        .filter(outbox::available_at.le(now))
+        .select(outbox::queue)
+        .distinct()
+        .load(conn)
+        .await
+}
+
 /// Takes the relay lock of one queue for the rest of the transaction, if free.
 pub async fn try_lock_queue(conn: &mut AsyncPgConnection, queue: &str) -> QueryResult<bool> {
     #[derive(QueryableByName)]
