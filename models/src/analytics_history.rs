@@ -12,13 +12,41 @@
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Timestamptz};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+
+/// Slots moved per statement.
+const BATCH: i64 = 5_000;
+
+/// Moves every slot that started before `before` into the history, in
+/// statements of [`BATCH`] slots; returns how many it moved. When it moved
+/// any, it vacuums and analyzes both tables at once (outside any
+/// transaction, so call it on a connection that is in none): the moved rows
+/// leave the live table dead, and until autovacuum came by, readers would scan
+/// its empty pages and plan with its old row counts.
+pub async fn move_past(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> diesel::QueryResult<u64> {
+    let mut moved = 0u64;
+    loop {
+        let n = move_past_slots(conn, before, BATCH).await?;
+        moved += n as u64;
+        if (n as i64) < BATCH {
+            break;
+        }
+    }
+    if moved > 0 {
+        conn.batch_execute("VACUUM (ANALYZE) analytics_sales_slots, analytics_sales_history")
+            .await?;
+    }
+    Ok(moved)
+}
 
 /// Moves at most `limit` slots that started before `before` into the history;
 /// returns how many it moved (fewer than `limit`: nothing is left). One
 /// statement: the live rows are deleted and their sums added to the history
 /// together, so a reader never sees a slot counted twice or not at all.
-pub async fn move_past_slots(
+async fn move_past_slots(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
     limit: i64,

@@ -152,18 +152,10 @@ async fn measure(
 
 /// Moves the slots past for an hour into the sales history, as the hourly
 /// cleanup does; returns how many slots it moved.
-async fn move_past_slots(pool: &boxoffice_models::DbPool) -> anyhow::Result<usize> {
+async fn move_past_slots(pool: &boxoffice_models::DbPool) -> anyhow::Result<u64> {
     let mut conn = pool.get().await?;
     let before = chrono::Utc::now() - chrono::Duration::hours(1);
-    let mut slots = 0;
-    loop {
-        let n =
-            boxoffice_models::analytics_history::move_past_slots(&mut conn, before, 5_000).await?;
-        slots += n;
-        if n < 5_000 {
-            return Ok(slots);
-        }
-    }
+    Ok(boxoffice_models::analytics_history::move_past(&mut conn, before).await?)
 }
 
 /// One booking by its primary key, one at a time, on a fresh connection.

@@ -98,7 +98,7 @@ impl Removed {
 
 /// A slot is moved once it has been over this long: its sales committed
 /// long ago, so the move never competes with them for its rows.
-const FOLD_AFTER: Duration = Duration::hours(1);
+const MOVE_AFTER: Duration = Duration::hours(1);
 
 fn days_ago(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     now - Duration::days(i64::from(days))
@@ -201,15 +201,8 @@ pub async fn clean(
         }
         None => 0,
     };
-    let mut analytics_slots = 0u64;
-    loop {
-        let n = analytics_history::move_past_slots(conn, now - FOLD_AFTER, BATCH).await? as u64;
-        analytics_slots += n;
-        metrics::counter!("cleanup_rows_total", "what" => "analytics_slots").increment(n);
-        if n < BATCH as u64 {
-            break;
-        }
-    }
+    let analytics_slots = analytics_history::move_past(conn, now - MOVE_AFTER).await?;
+    metrics::counter!("cleanup_rows_total", "what" => "analytics_slots").increment(analytics_slots);
     Ok(Removed {
         steps,
         signals,
