@@ -9,6 +9,6 @@ mod bench_smoke;
 mod docs;
 pub mod exactness;
 mod exports;
-mod folding;
+mod history;
 mod series;
 mod waitlist;
