@@ -7,7 +7,8 @@
 //! index reads whatever the event's size.
 
 use axum::extract::State;
-use boxoffice_models::analytics::{self, Granularity, SeriesBucket, TicketTypeFigures};
+use boxoffice_models::analytics::{self, TicketTypeFigures};
+use boxoffice_models::analytics_series::{Granularity, SeriesBucket, SeriesRequest};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -205,8 +206,8 @@ pub async fn event_analytics(
     } = analytics::event_figures(
         &mut conn,
         event_id,
-        &analytics::SeriesRequest {
-            timezone: timezone.clone(),
+        &SeriesRequest {
+            timezone: &timezone,
             granularity: granularity.into(),
             from: params.from,
             to: params.to,
