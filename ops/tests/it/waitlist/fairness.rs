@@ -90,7 +90,7 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
     // Every holding checkout expires while the buyers keep trying.
     tokio::time::sleep(Duration::from_millis(500)).await;
     expire_checkouts(&app, &sold_out.holding_runs).await;
-    eventually(Duration::from_secs(60), "20 entries offered", || async {
+    eventually(RUN_FINISH_LIMIT, "20 entries offered", || async {
         entries(&app, tt)
             .await
             .iter()

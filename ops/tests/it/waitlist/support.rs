@@ -357,7 +357,8 @@ pub async fn run_finished(conn: &mut AsyncPgConnection, run_id: &str, within: Du
     }
 }
 
-/// How long [`run_finished`] waits for a public buyer's checkout under load:
+/// How long the load tests wait for a run to finish (a public buyer's
+/// checkout, an expired checkout giving its units back) under load:
 /// past the engine's own backstop (a run that has not moved for
 /// `STALLED_AFTER` is re-driven by the next sweep), so a message lost or
 /// delayed on a starved machine is recovered the way production recovers it.
