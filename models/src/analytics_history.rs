@@ -22,7 +22,8 @@ const BATCH: i64 = 5_000;
 /// any, it vacuums and analyzes both tables at once (outside any
 /// transaction, so call it on a connection that is in none): the moved rows
 /// leave the live table dead, and until autovacuum came by, readers would scan
-/// its empty pages and plan with its old row counts.
+/// its empty pages and plan with its old row counts. Then it rebuilds the
+/// live table's indexes ([`rebuild_live_indexes`]).
 pub async fn move_past(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
@@ -38,14 +39,54 @@ pub async fn move_past(
     if moved > 0 {
         conn.batch_execute("VACUUM (ANALYZE) analytics_sales_slots, analytics_sales_history")
             .await?;
+        // The slots are moved and every figure is right whatever comes of
+        // this: a failure costs readers speed, not truth, and the next pass
+        // tries again.
+        if let Err(e) = rebuild_live_indexes(conn).await {
+            tracing::warn!(error = %e, "could not rebuild the live analytics slots' indexes");
+        }
     }
     Ok(moved)
+}
+
+/// Rebuilds the live slots' indexes without blocking sales (`REINDEX
+/// CONCURRENTLY`). Vacuum frees the moved rows' index entries but not the
+/// index's pages, and PostgreSQL prices an index scan by the index's pages
+/// per row: after a large move (the first after an upgrade, or after the
+/// cleanup was down for a while) the primary key of a table left with a few
+/// dozen rows still has the pages of the tens of thousands it held, and the
+/// planner read every live row of every event (a sequential scan) for one
+/// event's figures. Hourly moves of a few slots per event keep the indexes
+/// small, so the rebuild is cheap. A rebuild that failed half way (its lock
+/// wait timed out) leaves an invalid copy behind; it is dropped first.
+async fn rebuild_live_indexes(conn: &mut AsyncPgConnection) -> diesel::QueryResult<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Leftover {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let leftovers: Vec<Leftover> = diesel::sql_query(
+        "SELECT i.relname::text AS name
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+          WHERE x.indrelid = 'analytics_sales_slots'::regclass AND NOT x.indisvalid",
+    )
+    .load(conn)
+    .await?;
+    for leftover in leftovers {
+        // A name PostgreSQL gave it; quoted all the same.
+        let name = leftover.name.replace('"', "\"\"");
+        conn.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS \"{name}\""))
+            .await?;
+    }
+    conn.batch_execute("REINDEX TABLE CONCURRENTLY analytics_sales_slots")
+        .await
 }
 
 /// Moves at most `limit` slots that started before `before` into the history;
 /// returns how many it moved (fewer than `limit`: nothing is left). One
 /// statement: the live rows are deleted and their sums added to the history
-/// together, so a reader never sees a slot counted twice or not at all.
+/// and to its per-event totals together, so a reader never sees a slot
+/// counted twice or not at all.
 async fn move_past_slots(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
@@ -63,6 +104,20 @@ async fn move_past_slots(
                  AND s.currency = slots.currency
               RETURNING s.event_id, s.slot_start, s.currency, s.orders, s.tickets,
                         s.subtotal_minor, s.discount_minor, s.paid_minor
+          ), totals AS (
+              INSERT INTO analytics_sales_history_totals AS t
+                     (event_id, currency, orders, tickets, subtotal_minor, discount_minor, paid_minor)
+              SELECT event_id, currency, sum(orders), sum(tickets),
+                     sum(subtotal_minor), sum(discount_minor), sum(paid_minor)
+                FROM moved
+               GROUP BY event_id, currency
+               ORDER BY event_id, currency
+              ON CONFLICT (event_id, currency) DO UPDATE SET
+                     orders = t.orders + EXCLUDED.orders,
+                     tickets = t.tickets + EXCLUDED.tickets,
+                     subtotal_minor = t.subtotal_minor + EXCLUDED.subtotal_minor,
+                     discount_minor = t.discount_minor + EXCLUDED.discount_minor,
+                     paid_minor = t.paid_minor + EXCLUDED.paid_minor
           )
           INSERT INTO analytics_sales_history AS h
                  (event_id, slot_start, currency, orders, tickets,

@@ -424,6 +424,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    analytics_sales_history_totals (event_id, currency) {
+        event_id -> Uuid,
+        currency -> Text,
+        orders -> Int8,
+        tickets -> Int8,
+        subtotal_minor -> Int8,
+        discount_minor -> Int8,
+        paid_minor -> Int8,
+    }
+}
+
+diesel::table! {
     analytics_refund_slots (event_id, slot_start, currency) {
         event_id -> Uuid,
         currency -> Text,
@@ -487,6 +499,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_reminders,
     organizer_messages,
     analytics_sales_history,
+    analytics_sales_history_totals,
     analytics_sales_slots,
     analytics_refund_slots,
     analytics_refunds,

@@ -54,7 +54,8 @@ async fn sell(
 
 /// The event's live sales counter rows that started an hour or more before
 /// `now` (the cleanup's own clock) and their slots, its history rows, and its
-/// live rows of the last hour.
+/// live rows of the last hour; what the history rows were paid, and what the
+/// history's per-event total says they were.
 async fn shape(app: &TestApp, event_id: Uuid, now: DateTime<Utc>) -> serde_json::Value {
     let old = format!(
         "slot_start < '{}'::timestamptz - interval '1 hour'",
@@ -67,11 +68,25 @@ async fn shape(app: &TestApp, event_id: Uuid, now: DateTime<Utc>) -> serde_json:
                  'old_live_rows', count(*) FILTER (WHERE {old}),
                  'old_live_slots', count(DISTINCT slot_start) FILTER (WHERE {old}),
                  'recent_rows', count(*) FILTER (WHERE NOT {old}),
-                 'history_rows', (SELECT count(*) FROM analytics_sales_history WHERE event_id = '{event_id}'))
+                 'history_rows', (SELECT count(*) FROM analytics_sales_history WHERE event_id = '{event_id}'),
+                 'history_paid', (SELECT COALESCE(sum(paid_minor), 0) FROM analytics_sales_history
+                                   WHERE event_id = '{event_id}'),
+                 'history_total_paid', (SELECT COALESCE(sum(paid_minor), 0)
+                                          FROM analytics_sales_history_totals WHERE event_id = '{event_id}'))
                FROM analytics_sales_slots WHERE event_id = '{event_id}'"
         ),
     )
     .await
+}
+
+/// The live slots' primary key as it stands: a rebuild makes a new index.
+async fn live_index_oid(app: &TestApp) -> i64 {
+    let v = json_of(
+        app,
+        "SELECT json_build_object('oid', 'analytics_sales_slots_pkey'::regclass::oid::bigint)",
+    )
+    .await;
+    n(&v, "oid")
 }
 
 fn n(v: &serde_json::Value, key: &str) -> i64 {
@@ -100,10 +115,16 @@ async fn past_slots_move_to_one_history_row_each_and_every_figure_stays() {
     let hourly = analytics(&app, &organizer, event_id, "?granularity=hour").await;
     assert_equal_to_raw_tables(&app, event_id, &hourly).await;
 
+    let index_before = live_index_oid(&app).await;
     let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
     let removed = cleanup::clean(&mut conn, &Retention::default(), now)
         .await
         .unwrap();
+    assert_ne!(
+        live_index_oid(&app).await,
+        index_before,
+        "the move rebuilds the live slots' primary key"
+    );
     let after = shape(&app, event_id, now).await;
     println!("after it: {after}; moved {} slots", removed.analytics_slots);
     assert_eq!(removed.analytics_slots as i64, n(&before, "old_live_slots"));
@@ -117,6 +138,12 @@ async fn past_slots_move_to_one_history_row_each_and_every_figure_stays() {
         n(&after, "recent_rows"),
         n(&before, "recent_rows"),
         "the last hour stays live"
+    );
+    assert!(n(&after, "history_paid") > 0, "{after}");
+    assert_eq!(
+        n(&after, "history_total_paid"),
+        n(&after, "history_paid"),
+        "the history's total is its rows' sum"
     );
     assert_eq!(
         analytics(&app, &organizer, event_id, "?granularity=hour").await,
@@ -144,6 +171,12 @@ async fn past_slots_move_to_one_history_row_each_and_every_figure_stays() {
     assert_eq!(again.analytics_slots as i64, n(&late, "old_live_slots"));
     assert_eq!(n(&moved_again, "old_live_rows"), 0, "{moved_again}");
     assert_eq!(n(&moved_again, "history_rows"), n(&after, "history_rows"));
+    assert!(n(&moved_again, "history_paid") > n(&after, "history_paid"));
+    assert_eq!(
+        n(&moved_again, "history_total_paid"),
+        n(&moved_again, "history_paid"),
+        "late sales moved into the history's total too"
+    );
     assert_eq!(
         analytics(&app, &organizer, event_id, "?granularity=hour").await,
         with_late

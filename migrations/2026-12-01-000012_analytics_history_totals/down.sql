@@ -1,0 +1,1 @@
+DROP TABLE analytics_sales_history_totals;
