@@ -73,7 +73,7 @@ pub fn user_window_key(config: &ApiConfig, user_id: Uuid, window: u64) -> String
 /// must never be turned away.
 /// Probes, and the payment provider's webhooks: those are authenticated by
 /// their signature, and throttling them would only make the provider retry.
-fn exempt(path: &str) -> bool {
+pub(crate) fn exempt(path: &str) -> bool {
     matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/v1/webhooks/stripe"

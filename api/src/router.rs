@@ -52,10 +52,12 @@ fn operational_routes() -> OpenApiRouter<AppState> {
 
 /// Builds the router and the OpenAPI document describing it.
 pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/v1", v1_routes())
         .merge(operational_routes())
-        .split_for_parts()
+        .split_for_parts();
+    crate::openapi::document_shared_errors(&mut openapi);
+    (router, openapi)
 }
 
 /// The whole application: routes, OpenAPI document and UI, and every layer.

@@ -36,6 +36,7 @@ mod login_lockout;
 mod mail_content;
 mod mail_unsubscribe;
 mod notifications_list;
+mod openapi_fuzz;
 mod ops_tools;
 mod refunds;
 mod reminders;

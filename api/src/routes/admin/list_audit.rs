@@ -16,6 +16,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct ListAuditParams {
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -19,6 +19,7 @@ pub struct ListUsersParams {
     /// Case-insensitive substring of the email or the display name.
     pub q: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

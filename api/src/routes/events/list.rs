@@ -45,8 +45,12 @@ pub struct ListEventsParams {
     pub price_max: Option<i64>,
     /// `true`: only events with tickets left (with `price_max`: tickets left at that price).
     pub available: Option<bool>,
+    // Inline: a parameter's schema is not collected into the document's
+    // components, so a reference to it would point nowhere.
+    #[param(inline)]
     pub sort: Option<ListSort>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page, with the same filters and sort.
     pub cursor: Option<String>,

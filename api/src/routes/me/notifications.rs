@@ -50,6 +50,7 @@ impl From<&Notification> for NotificationView {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -21,6 +21,7 @@ pub struct OrganizerEventsParams {
     /// Admins only: one organizer's events (default for admins: everyone's).
     pub organizer_id: Option<Uuid>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -18,6 +18,7 @@ pub struct ListVenuesParams {
     /// Only venues in this city (case-insensitive).
     pub city: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

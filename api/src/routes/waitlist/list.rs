@@ -24,6 +24,7 @@ pub struct ListWaitlistParams {
     /// Only entries in this status.
     pub status: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
