@@ -91,12 +91,19 @@ impl Relay {
     /// oldest due message has waited; it grows while Redis is full). A scan of
     /// the table, so not on every pass.
     async fn measure_backlog(&self) {
-        let Ok(mut conn) = self.db.get().await else {
-            return;
-        };
         let now = Utc::now();
-        let Ok(backlog) = outbox::backlog_with_lag(&mut conn, now).await else {
-            return;
+        // The connection goes back to the pool before the Redis round trips
+        // below: while Redis is slow or down each of them can block for
+        // seconds, and a pooled connection held meanwhile is one the jobs and
+        // the sweep cannot have.
+        let backlog = {
+            let Ok(mut conn) = self.db.get().await else {
+                return;
+            };
+            match outbox::backlog_with_lag(&mut conn, now).await {
+                Ok(backlog) => backlog,
+                Err(_) => return,
+            }
         };
         for queue_name in &self.queues {
             let (waiting, oldest_due) = backlog

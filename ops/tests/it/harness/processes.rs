@@ -87,6 +87,13 @@ impl BoxofficeProcess {
             )
             .env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("BOXOFFICE_LOG_FORMAT", "json")
+            // A tracing filter for the processes' own logs (e.g.
+            // `info,apalis_core::backend::persistence=debug`), to read what a
+            // flaky run's workers did. Keep `info` in it: tests read info events.
+            .env(
+                "BOXOFFICE_LOG",
+                std::env::var("BOXOFFICE_TEST_PROCESS_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("BOXOFFICE_DB_POOL_SIZE", "8")
             .env("BOXOFFICE_TICKET_SIGNING_KEY", TEST_TICKET_SEED_BASE64)
             .env(

@@ -103,9 +103,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
     // So that some runs surely have their only message in Redis when it goes,
     // a third wave starts while the workers are paused, and its messages are
     // moved from the outbox to Redis by the relay's own code.
-    for w in &workers {
-        w.pause();
-    }
+    pause_between_relay_passes(&workers, &mut conn, &app.redis_prefix).await;
     wave("lost", PER_WAVE).await;
     let relay = Relay {
         db: app.pool().clone(),
@@ -203,6 +201,49 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         assert_alive(w, "at the end");
     }
     redis.stop().await;
+}
+
+/// Pauses the worker processes at a moment when none of their relays is in
+/// the middle of a pass. A relay stopped inside its transaction keeps its
+/// queue's advisory lock (and the messages it claimed) for as long as it is
+/// stopped, and the test's own relay pass would then skip that queue and
+/// leave the third wave's messages in the outbox.
+async fn pause_between_relay_passes(
+    workers: &[BoxofficeProcess],
+    conn: &mut diesel_async::AsyncPgConnection,
+    prefix: &str,
+) {
+    // The relay locks `hashtext(<queue>)`; an advisory lock on a bigint key
+    // shows its low 32 bits as `objid`.
+    let queues = QUEUES
+        .iter()
+        .map(|q| {
+            let config = boxoffice_workers::queue::config(prefix, q);
+            let name: &str = config.queue.as_ref();
+            format!("'{name}'")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let held = format!(
+        "SELECT count(*) FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.objid::text::bigint IN
+                (SELECT hashtext(q)::bigint & 4294967295 FROM unnest(ARRAY[{queues}]) AS q)"
+    );
+    for _ in 0..200 {
+        for w in workers {
+            w.pause();
+        }
+        if scalar(conn, &held).await == 0 {
+            return;
+        }
+        for w in workers {
+            w.resume();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the workers' relays were always in the middle of a pass");
 }
 
 /// Workers the process started again after one stopped (names `…-r1` on).
