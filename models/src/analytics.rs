@@ -3,20 +3,17 @@
 //! joined with the live capacity counters of `ticket_types` and the waitlist.
 //! Sales are read from the live slots and the history the cleanup moves past
 //! slots into (`analytics_history`): the money totals from that history's
-//! per-event sums, the time series from its slots.
-//!
-//! The time series is `analytics_series`.
+//! per-event sums (`analytics_money`), the time series from its slots
+//! (`analytics_series`).
 //!
 //! Every function takes a shared connection, so that a request can send them
 //! all at once (diesel-async pipelines concurrent queries on one connection)
 //! inside one read-only snapshot. They are written in Diesel's query builder
 //! where they can be, so each is prepared once per connection: PostgreSQL
 //! planned every statement of every request before, a third of the time of
-//! the reads. Every function takes an optional event:
-//! `Some` for one event's figures, `None` for the totals across every event
+//! the reads. Every function takes an optional event: `Some` for one event's
+//! figures, `None` for the totals across every event
 //! (admins). Amounts are minor units; money rows carry their currency.
-
-use std::collections::BTreeMap;
 
 use diesel::dsl::{count, sum};
 use diesel::prelude::*;
@@ -24,10 +21,12 @@ use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+pub use crate::analytics_money::MoneyFigures;
+use crate::analytics_money::{sales, with_refunds};
 use crate::analytics_series::{SeriesBucket, SeriesRequest, series};
 use crate::schema::{
-    analytics_checkouts, analytics_coupons, analytics_refunds, analytics_sales_history_totals,
-    analytics_sales_slots, coupons, events, ticket_types as types, venues,
+    analytics_checkouts, analytics_coupons, analytics_refunds, coupons, events,
+    ticket_types as types, venues,
 };
 use crate::venues::lower;
 
@@ -103,122 +102,6 @@ pub async fn ticket_types(
     }
 }
 
-/// Orders and money in one currency.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MoneyFigures {
-    pub currency: String,
-    pub orders: i64,
-    pub tickets: i64,
-    /// List price of the orders.
-    pub subtotal_minor: i64,
-    pub discount_minor: i64,
-    /// What buyers paid: subtotal less discount.
-    pub paid_minor: i64,
-    /// Refunds that succeeded.
-    pub refunds: i64,
-    pub refunded_minor: i64,
-}
-
-/// Sales counters as the live slots and the history's totals keep them:
-/// currency, orders, tickets, subtotal, discount, paid.
-type SalesRow = (String, i64, i64, i64, i64, i64);
-/// The same summed over the live slots' shards (a sum of no rows is null).
-type SalesSums = (
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
-/// Sales and refunds per currency, by currency: the live slots (the last hour
-/// or so once the cleanup has moved the past ones), the history's per-event
-/// totals, and the refunds by requester (a few rows per event, kept by the
-/// same triggers as the refund slots).
-pub async fn money(
-    conn: &AsyncPgConnection,
-    event_id: Option<Uuid>,
-) -> diesel::QueryResult<Vec<MoneyFigures>> {
-    use analytics_sales_history_totals as moved;
-    use analytics_sales_slots as live;
-    let live = async {
-        let mut conn = conn;
-        let mut query = live::table
-            .group_by(live::currency)
-            .select((
-                live::currency,
-                int8(sum(live::orders)),
-                int8(sum(live::tickets)),
-                int8(sum(live::subtotal_minor)),
-                int8(sum(live::discount_minor)),
-                int8(sum(live::paid_minor)),
-            ))
-            .into_boxed();
-        if let Some(event_id) = event_id {
-            query = query.filter(live::event_id.eq(event_id));
-        }
-        let rows: Vec<SalesSums> = query.load(&mut conn).await?;
-        Ok(rows
-            .into_iter()
-            .map(|(currency, orders, tickets, subtotal, discount, paid)| {
-                let n = |v: Option<i64>| v.unwrap_or(0);
-                (
-                    currency,
-                    n(orders),
-                    n(tickets),
-                    n(subtotal),
-                    n(discount),
-                    n(paid),
-                )
-            })
-            .collect::<Vec<SalesRow>>())
-    };
-    let moved = async {
-        let mut conn = conn;
-        let mut query = moved::table
-            .select((
-                moved::currency,
-                moved::orders,
-                moved::tickets,
-                moved::subtotal_minor,
-                moved::discount_minor,
-                moved::paid_minor,
-            ))
-            .into_boxed();
-        if let Some(event_id) = event_id {
-            query = query.filter(moved::event_id.eq(event_id));
-        }
-        query.load::<SalesRow>(&mut conn).await
-    };
-    let (live, moved, refunds) = futures::try_join!(live, moved, refund_rows(conn, event_id))?;
-    let mut by_currency: BTreeMap<String, MoneyFigures> = BTreeMap::new();
-    for (currency, orders, tickets, subtotal, discount, paid) in live.into_iter().chain(moved) {
-        let m = by_currency
-            .entry(currency.clone())
-            .or_insert_with(|| MoneyFigures {
-                currency,
-                ..MoneyFigures::default()
-            });
-        m.orders += orders;
-        m.tickets += tickets;
-        m.subtotal_minor += subtotal;
-        m.discount_minor += discount;
-        m.paid_minor += paid;
-    }
-    for r in refunds {
-        let m = by_currency
-            .entry(r.currency.clone())
-            .or_insert_with(|| MoneyFigures {
-                currency: r.currency.clone(),
-                ..MoneyFigures::default()
-            });
-        m.refunds += r.refunds;
-        m.refunded_minor += r.refunded_minor;
-    }
-    Ok(by_currency.into_values().collect())
-}
-
 /// Checkout runs by where they stand (see `analytics_checkout_outcome` in the migration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeCount {
@@ -253,7 +136,7 @@ pub async fn checkout_outcomes(
 }
 
 /// One coupon's orders and the discount they got.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub struct CouponFigures {
     pub id: Uuid,
     pub code: String,
@@ -290,7 +173,7 @@ pub async fn coupons(
 }
 
 /// Refunds that succeeded, by who asked and currency.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundFigures {
     pub requested_by: String,
     pub currency: String,
@@ -298,43 +181,36 @@ pub struct RefundFigures {
     pub refunded_minor: i64,
 }
 
-/// The refund counter rows: one per requester and currency of each event.
-async fn refund_rows(
+/// Refunds by requester and currency, in that order (every event's summed with `None`).
+pub async fn refunds(
     mut conn: &AsyncPgConnection,
     event_id: Option<Uuid>,
 ) -> diesel::QueryResult<Vec<RefundFigures>> {
     let mut query = analytics_refunds::table
+        .group_by((analytics_refunds::requested_by, analytics_refunds::currency))
         .select((
             analytics_refunds::requested_by,
             analytics_refunds::currency,
-            analytics_refunds::refunds,
-            analytics_refunds::refunded_minor,
+            int8(sum(analytics_refunds::refunds)),
+            int8(sum(analytics_refunds::refunded_minor)),
         ))
+        .order((analytics_refunds::requested_by, analytics_refunds::currency))
         .into_boxed();
     if let Some(event_id) = event_id {
         query = query.filter(analytics_refunds::event_id.eq(event_id));
     }
-    query.load(&mut conn).await
-}
-
-/// Refunds by requester and currency, in that order (every event's summed with `None`).
-pub async fn refunds(
-    conn: &AsyncPgConnection,
-    event_id: Option<Uuid>,
-) -> diesel::QueryResult<Vec<RefundFigures>> {
-    let mut sums: BTreeMap<(String, String), RefundFigures> = BTreeMap::new();
-    for r in refund_rows(conn, event_id).await? {
-        let sum = sums
-            .entry((r.requested_by.clone(), r.currency.clone()))
-            .or_insert_with(|| RefundFigures {
-                refunds: 0,
-                refunded_minor: 0,
-                ..r.clone()
-            });
-        sum.refunds += r.refunds;
-        sum.refunded_minor += r.refunded_minor;
-    }
-    Ok(sums.into_values().collect())
+    let rows: Vec<(String, String, Option<i64>, Option<i64>)> = query.load(&mut conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(requested_by, currency, refunds, refunded_minor)| RefundFigures {
+                requested_by,
+                currency,
+                refunds: refunds.unwrap_or(0),
+                refunded_minor: refunded_minor.unwrap_or(0),
+            },
+        )
+        .collect())
 }
 
 /// Waitlist entries of one currency's ticket types.
@@ -447,9 +323,9 @@ pub async fn event_figures(
         .repeatable_read()
         .run(async move |conn| {
             let conn: &AsyncPgConnection = conn;
-            let (ticket_types, money, checkout_outcomes, coupons, waitlist, refunds, series) = futures::try_join!(
+            let (ticket_types, sales, checkout_outcomes, coupons, waitlist, refunds, series) = futures::try_join!(
                 ticket_types(conn, event),
-                money(conn, event),
+                sales(conn, event),
                 checkout_outcomes(conn, event),
                 coupons(conn, event_id),
                 waitlist(conn, event),
@@ -458,7 +334,7 @@ pub async fn event_figures(
             )?;
             Ok(EventFigures {
                 ticket_types,
-                money,
+                money: with_refunds(sales, &refunds),
                 checkout_outcomes,
                 coupons,
                 waitlist,
@@ -487,10 +363,10 @@ pub async fn all_figures(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Al
         .repeatable_read()
         .run(async |conn| {
             let conn: &AsyncPgConnection = conn;
-            let (events, ticket_types, money, checkout_outcomes, waitlist, refunds) = futures::try_join!(
+            let (events, ticket_types, sales, checkout_outcomes, waitlist, refunds) = futures::try_join!(
                 events_on_sale_count(conn),
                 ticket_types(conn, None),
-                money(conn, None),
+                sales(conn, None),
                 checkout_outcomes(conn, None),
                 waitlist(conn, None),
                 refunds(conn, None),
@@ -498,7 +374,7 @@ pub async fn all_figures(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Al
             Ok(AllFigures {
                 events,
                 ticket_types,
-                money,
+                money: with_refunds(sales, &refunds),
                 checkout_outcomes,
                 waitlist,
                 refunds,

@@ -14,6 +14,7 @@
 pub mod analytics;
 pub mod analytics_exports;
 pub mod analytics_history;
+pub mod analytics_money;
 pub mod analytics_series;
 pub mod audit;
 pub mod bookings;
