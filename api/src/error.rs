@@ -205,7 +205,19 @@ impl From<diesel::result::Error> for AppError {
         use diesel::result::{DatabaseErrorKind, Error};
         match &err {
             Error::NotFound => AppError::not_found("resource"),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+            // The connection went away under the query: a restart or failover
+            // of Postgres, not a fault of the request. diesel-async reports a
+            // connection lost without a server message as `UnableToSendCommand`.
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => AppError::Unavailable(err.to_string()),
+            // Postgres ending its sessions (SQLSTATE class 57: a shutdown, a
+            // crash of another backend). diesel does not pass the SQLSTATE on,
+            // so the server's own message is what tells it.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("terminating connection") =>
+            {
                 AppError::Unavailable(err.to_string())
             }
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
@@ -225,5 +237,34 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
 impl From<redis::RedisError> for AppError {
     fn from(err: redis::RedisError) -> Self {
         AppError::Unavailable(format!("redis: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn status_of(err: Error) -> StatusCode {
+        AppError::from(err).into_response().status()
+    }
+
+    #[test]
+    fn a_database_that_went_away_is_unavailable_not_an_internal_error() {
+        let lost = Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new("connection closed".to_owned()),
+        );
+        assert_eq!(status_of(lost), StatusCode::SERVICE_UNAVAILABLE);
+        let shutdown = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("terminating connection due to administrator command".to_owned()),
+        );
+        assert_eq!(status_of(shutdown), StatusCode::SERVICE_UNAVAILABLE);
+        let other = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("division by zero".to_owned()),
+        );
+        assert_eq!(status_of(other), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -57,6 +57,33 @@ pub enum Command {
     /// Check every invariant of the books (and, with --provider, against the
     /// payment provider's records); exits non-zero naming each violation.
     Audit(AuditArgs),
+    /// A chaos soak: its own system under a mixed load while faults are
+    /// injected at random (reproducibly from the seed); then every run must
+    /// finish and the audit be clean. Prints a report; exits non-zero if not.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// How long the load and the faults last (fractions allowed).
+    #[arg(long, default_value_t = 2.0)]
+    pub minutes: f64,
+    /// Draws the faults, their order, targets and lengths, the buyers' moves
+    /// and the cancellations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// `boxoffice serve` processes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub apis: u16,
+    /// `boxoffice work` processes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub workers: u16,
+    /// Buyers acting at once.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub buyers: u16,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@
 //! This crate composes every other crate; nothing depends on it.
 
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -21,4 +22,5 @@ pub mod sandbox;
 pub mod secrets;
 pub mod seed;
 pub mod shutdown;
+pub mod system;
 pub mod telemetry;

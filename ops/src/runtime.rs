@@ -29,12 +29,20 @@ pub struct Roles {
 #[derive(Clone)]
 pub struct Connections {
     pub db: DbPool,
+    /// The outbox relay's own connections, apart from the jobs' pool: when
+    /// every job connection is busy (a burst of steps queued on one hot
+    /// row after an outage), the relay still moves messages to Redis and
+    /// the system keeps draining instead of stalling.
+    pub relay_db: DbPool,
     /// For request paths: fails fast while Redis is down, so a Redis outage
     /// slows requests down instead of hanging them.
     pub redis_fast: ConnectionManager,
     /// For workers: patient, rides out short Redis restarts.
     pub redis_patient: ConnectionManager,
 }
+
+/// The relay's pass and its backlog measurement, one after the other.
+const RELAY_POOL_SIZE: usize = 2;
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Connections> {
     connect_to(
@@ -50,6 +58,7 @@ pub fn connect_to(
     pool_size: usize,
 ) -> anyhow::Result<Connections> {
     let db = boxoffice_models::pool::build_pool(database_url, pool_size)?;
+    let relay_db = boxoffice_models::pool::build_pool(database_url, RELAY_POOL_SIZE)?;
     let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
     let fast = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -62,6 +71,7 @@ pub fn connect_to(
         .set_max_delay(Duration::from_secs(2));
     Ok(Connections {
         db,
+        relay_db,
         redis_fast: ConnectionManager::new_lazy_with_config(client.clone(), fast)?,
         redis_patient: ConnectionManager::new_lazy_with_config(client, patient)?,
     })
@@ -200,6 +210,7 @@ pub async fn run_workers_with(
                 stalled_after: schedules.stalled_after,
                 waitlist_head_wait: schedules.waitlist_head_wait,
             },
+            relay_db: conns.relay_db.clone(),
             redis: conns.redis_patient.clone(),
             prefix: prefix.to_owned(),
             process: process.clone(),

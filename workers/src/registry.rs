@@ -6,6 +6,8 @@ use redis::aio::ConnectionManager;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use boxoffice_models::DbPool;
+
 use crate::deps::JobDeps;
 use crate::jobs::cleanup::{self, Cleanup};
 use crate::jobs::plan_reminders::{self, PlanReminders};
@@ -21,6 +23,10 @@ use crate::supervisor::supervise;
 #[derive(Clone)]
 pub struct WorkerSetup {
     pub deps: JobDeps,
+    /// The outbox relay's pool, apart from the jobs' (`deps.db`): jobs
+    /// waiting on a row lock can hold every job connection, and the relay
+    /// must still move the messages that let them finish.
+    pub relay_db: DbPool,
     pub redis: ConnectionManager,
     /// Prefix of every queue name (the deployment's Redis prefix).
     pub prefix: String,
@@ -140,7 +146,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     );
 
     let relay = Relay {
-        db: setup.deps.db.clone(),
+        db: setup.relay_db.clone(),
         redis: setup.redis.clone(),
         prefix: setup.prefix.clone(),
         queues: QUEUES.to_vec(),

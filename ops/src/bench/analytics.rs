@@ -29,10 +29,10 @@ use tokio::time::Instant;
 
 use super::analytics_seed::{self, Seeded};
 use super::stats::{Samples, ms};
-use super::system::System;
 use crate::cli::BenchAnalyticsArgs;
 use crate::config::Settings;
 use crate::local_services::Durability;
+use crate::system::System;
 
 /// The goal: the analytics of a 100,000-booking event under 8 readers.
 const TARGET_P95_MS: f64 = 50.0;

@@ -1,7 +1,7 @@
 //! `boxoffice bench checkout`: a flash sale through HTTP against a whole
 //! Boxoffice system, with the figures the checkout path is judged by.
 //!
-//! 1. The system: its own ([`system`]: private Postgres and Redis in a
+//! 1. The system: its own ([`crate::system`]: private Postgres and Redis in a
 //!    temporary folder, the sandbox provider, real `serve` and `work` child
 //!    processes) unless `--target` names a running one.
 //! 2. [`seed`]: an organizer, the buyers (signed in), an event with one hot
@@ -24,9 +24,9 @@ mod analytics_seed;
 mod flash_sale;
 mod raw_baseline;
 mod rss;
-mod seed;
+pub(crate) mod sale_event;
+pub(crate) mod seed;
 mod stats;
-mod system;
 
 use std::time::Duration;
 
@@ -113,7 +113,7 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
             } else {
                 Durability::Durable
             };
-            let start = system::System::start(&settings, &args.processes, durability);
+            let start = crate::system::System::start(&settings, &args.processes, durability);
             let system = tokio::select! {
                 s = tokio::time::timeout_at(deadline, start) => s.context("the system did not start in time")??,
                 _ = shutdown.cancelled() => anyhow::bail!("interrupted while starting"),

@@ -14,14 +14,13 @@ use anyhow::Context;
 use boxoffice_api::auth::{jwt, refresh};
 use boxoffice_api::config::JwtConfig;
 use boxoffice_models::DbPool;
-use boxoffice_models::events::{self, NewEvent, PublishOutcome};
 use boxoffice_models::sessions::{self, NewSession};
-use boxoffice_models::ticket_types::{self, CreateOutcome, NewTicketType};
 use boxoffice_models::users::{self, NewUser, Role};
-use boxoffice_models::venues::{self, NewVenue};
 use chrono::{Duration, Utc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
+
+use super::sale_event::{EventSpec, create};
 
 /// A signed-in buyer.
 #[derive(Debug, Clone)]
@@ -125,7 +124,7 @@ pub async fn seed(
 }
 
 /// A session and an access token, as a login makes them.
-pub(super) async fn sign_in(
+pub(crate) async fn sign_in(
     conn: &mut diesel_async::AsyncPgConnection,
     jwt_config: &JwtConfig,
     user: &users::User,
@@ -158,69 +157,21 @@ pub(super) async fn event(
     capacity: i32,
     publish: bool,
 ) -> anyhow::Result<(Uuid, Uuid)> {
-    let mut conn = pool.get().await?;
-    let venue = venues::insert(
-        &mut conn,
-        &NewVenue {
-            id: Uuid::now_v7(),
-            created_by: organizer_id,
-            name: "Bench Hall".into(),
-            address: "1 Benchmark Street".into(),
-            city: "Berlin".into(),
-            country: "DE".into(),
-            timezone: "Europe/Berlin".into(),
-        },
-    )
-    .await?;
-    let starts_at = Utc::now() + Duration::days(30);
-    let event = events::insert(
-        &mut conn,
-        &NewEvent {
-            id: Uuid::now_v7(),
-            organizer_id,
-            venue_id: Some(venue.id),
-            online: false,
-            title: title.into(),
-            description: "Created by `boxoffice bench checkout`.".into(),
-            category: "music".into(),
-            currency: Some("EUR".into()),
-            starts_at,
-            ends_at: starts_at + Duration::hours(3),
-            sales_start_at: None,
-            sales_end_at: None,
-            hold_minutes: 15,
-            max_tickets_per_order: 10,
-            max_tickets_per_participant: None,
-            refundable_until_hours_before: None,
-            waitlist_enabled: None,
-            waitlist_offer_minutes: None,
-        },
-    )
-    .await?;
-    let new = NewTicketType {
-        id: Uuid::now_v7(),
-        event_id: event.id,
-        name: "General".into(),
-        description: String::new(),
-        price_minor: PRICE_MINOR,
-        currency: "EUR".into(),
-        capacity,
-        max_per_order: None,
-        sales_start_at: None,
-        sales_end_at: None,
-        sort_order: 0,
+    let spec = EventSpec {
+        title,
+        made_by: "boxoffice bench",
+        starts_at: Utc::now() + Duration::days(30),
+        prices: &[(PRICE_MINOR, capacity)],
+        hold_minutes: 15,
+        max_tickets_per_order: 10,
+        refundable_until_hours_before: None,
+        waitlist_enabled: None,
+        waitlist_offer_minutes: None,
+        reminder_minutes: None,
+        publish,
     };
-    let ticket_type = match ticket_types::create(&mut conn, &new).await? {
-        CreateOutcome::Created(t) => t.id,
-        other => anyhow::bail!("creating the bench ticket type: {other:?}"),
-    };
-    if publish {
-        match events::publish(&mut conn, event.id).await? {
-            PublishOutcome::Published(_) => {}
-            other => anyhow::bail!("publishing the bench event: {other:?}"),
-        }
-    }
-    Ok((event.id, ticket_type))
+    let (event, ticket_types) = create(pool, organizer_id, &spec).await?;
+    Ok((event, ticket_types[0]))
 }
 
 /// Removes the baseline's draft event; its ticket type goes with it (its row

@@ -25,7 +25,15 @@ pub async fn run(settings: &Settings, args: AuditArgs) -> anyhow::Result<()> {
         let books = ledger_audit::payment_records(&mut conn, args.event_id)
             .await
             .context("reading the books' payment intents")?;
-        let (intents, refunds) = provider_records(settings).await?;
+        let base = settings
+            .stripe_api_base
+            .as_deref()
+            .context("--provider needs BOXOFFICE_STRIPE_API_BASE")?;
+        let key = settings
+            .stripe_secret_key
+            .as_deref()
+            .context("--provider needs BOXOFFICE_STRIPE_SECRET_KEY")?;
+        let (intents, refunds) = provider_records(base, key).await?;
         violations.extend(provider::compare(
             &books,
             &intents,
@@ -76,19 +84,12 @@ fn print_report(args: &AuditArgs, violations: &[Violation]) {
     println!("{} violation(s)", violations.len());
 }
 
-/// Every payment intent and refund the provider has, page by page.
-async fn provider_records(
-    settings: &Settings,
+/// Every payment intent and refund the provider at `base` has, page by page.
+pub(crate) async fn provider_records(
+    base: &str,
+    key: &str,
 ) -> anyhow::Result<(Vec<ProviderIntent>, Vec<ProviderRefund>)> {
-    let base = settings
-        .stripe_api_base
-        .as_deref()
-        .context("--provider needs BOXOFFICE_STRIPE_API_BASE")?
-        .trim_end_matches('/');
-    let key = settings
-        .stripe_secret_key
-        .as_deref()
-        .context("--provider needs BOXOFFICE_STRIPE_SECRET_KEY")?;
+    let base = base.trim_end_matches('/');
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()?;

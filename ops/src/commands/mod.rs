@@ -1,6 +1,6 @@
 //! One file per subcommand.
 
-mod audit;
+pub(crate) mod audit;
 mod bench;
 mod dlq;
 mod migrate;
@@ -30,5 +30,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Runs(cmd) => runs::run(&settings, cmd).await,
         Command::Queues(args) => queues::run(&settings, args).await,
         Command::Audit(args) => audit::run(&settings, args).await,
+        Command::Chaos(args) => crate::chaos::run(settings, args).await,
     }
 }

@@ -39,6 +39,7 @@ mod notifications_list;
 mod openapi_fuzz;
 mod ops_tools;
 mod refunds;
+mod relay_pool;
 mod reminders;
 mod sandbox;
 mod system;

@@ -3,12 +3,9 @@
 //! prints every figure and stops what it started. Timings are printed, never
 //! asserted.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-
-use crate::harness::processes::BOXOFFICE;
+use crate::harness::processes::run_on_its_own;
 
 /// Every line the command prints a figure on.
 const FIGURES: [&str; 6] = [
@@ -22,38 +19,24 @@ const FIGURES: [&str; 6] = [
 
 #[tokio::test]
 async fn bench_analytics_prints_every_figure_on_a_small_event() {
-    let child = Command::new(BOXOFFICE)
-        .args([
+    let out = run_on_its_own(
+        &[
             "bench",
             "analytics",
             "--bookings",
             "3000",
             "--refunds",
             "600",
-        ])
-        .args(["--reads", "200", "--ephemeral", "--timeout-secs", "150"])
-        // Its own system: nothing of the test suite's environment.
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BOXOFFICE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting boxoffice bench");
-    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .expect("the benchmark bounds its own run time")
-        .expect("the benchmark's output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "bench failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+            "--reads",
+            "200",
+            "--ephemeral",
+            "--timeout-secs",
+            "150",
+        ],
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = out.stdout;
     for label in FIGURES {
         let line = stdout
             .lines()

@@ -231,3 +231,45 @@ impl Drop for BoxofficeProcess {
         }
     }
 }
+
+/// What a command that brings up a system of its own printed.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `boxoffice <args>` as on a machine of its own (none of the test
+/// suite's environment; logs at `warn`) and waits for it, at most `within`.
+/// Its output is printed, for the test's report.
+pub async fn run_on_its_own(args: &[&str], within: Duration) -> Finished {
+    let child = Command::new(BOXOFFICE)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("BOXOFFICE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting boxoffice {args:?}: {e}"));
+    let out = tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("boxoffice {args:?} did not end within {within:?}"))
+        .expect("its output");
+    let finished = Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    println!("{}", finished.stdout);
+    assert!(
+        finished.status.success(),
+        "boxoffice {args:?} failed ({}):\n{}\n{}",
+        finished.status,
+        finished.stdout,
+        finished.stderr
+    );
+    finished
+}

@@ -2,12 +2,9 @@
 //! own system, prints every figure, sells exactly the capacity and stops what
 //! it started. Timings are printed, never asserted.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
-
-use crate::harness::processes::BOXOFFICE;
+use crate::harness::processes::run_on_its_own;
 
 /// Every line the command prints a figure on.
 const FIGURES: [&str; 15] = [
@@ -38,8 +35,8 @@ fn figure<'a>(output: &'a str, label: &str) -> &'a str {
 
 #[tokio::test]
 async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
-    let child = Command::new(BOXOFFICE)
-        .args([
+    let out = run_on_its_own(
+        &[
             "bench",
             "checkout",
             "--buyers",
@@ -47,37 +44,17 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
             "--capacity",
             "10",
             "--ephemeral",
-        ])
-        .args([
             "--raw-secs",
             "1",
             "--status-reads",
             "200",
             "--timeout-secs",
             "150",
-        ])
-        // Its own system: nothing of the test suite's environment.
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BOXOFFICE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting boxoffice bench");
-    let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .expect("the benchmark bounds its own run time")
-        .expect("the benchmark's output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "bench failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+        ],
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = out.stdout;
 
     for label in FIGURES {
         let value = figure(&stdout, label);

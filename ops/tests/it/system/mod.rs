@@ -4,6 +4,7 @@ mod api_crash;
 mod backlog;
 mod bench_smoke;
 mod cancellation_chaos;
+mod chaos_soak;
 mod checkout_race;
 mod cleanup_under_load;
 mod cli;

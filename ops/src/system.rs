@@ -1,8 +1,12 @@
-//! The system under test when no `--target` is given: private Postgres and
-//! Redis in a temporary folder, the sandbox provider in this process, and real
-//! `boxoffice serve` / `boxoffice work` child processes of this same binary,
-//! configured through their environment. [`System::stop`] ends all of it; the
-//! children are also killed if this process drops them.
+//! A whole Boxoffice system of its own, for the benchmarks and the chaos soak:
+//! private Postgres and Redis in a temporary folder, the sandbox provider in
+//! this process, and real `boxoffice serve` / `boxoffice work` child processes
+//! of this same binary, configured through their environment.
+//!
+//! Each part can be broken and brought back where its clients expect it: a
+//! child `kill -9`ed and started again on its port, Redis restarted empty,
+//! Postgres restarted. [`System::stop`] ends all of it; the children are also
+//! killed if this process drops them.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -15,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::local_services::ports::free_loopback_port_except;
-use crate::local_services::{Durability, LocalServices};
+use crate::local_services::{Durability, LocalPostgres, LocalRedis, LocalServices};
 use crate::sandbox::{Sandbox, SandboxConfig};
 
 /// One `boxoffice <role>` child.
 pub struct Process {
     child: Child,
     pub role: String,
+    port: Option<u16>,
     pub api_url: Option<String>,
     pub log: PathBuf,
 }
@@ -39,13 +44,18 @@ impl Process {
 
 pub struct System {
     pub data_dir: PathBuf,
+    durability: Durability,
     services: Option<LocalServices>,
     sandbox: Option<Sandbox>,
     sandbox_shutdown: CancellationToken,
     pub sandbox_url: String,
     pub database_url: String,
     pub jwt_secret: String,
+    /// The key the children present to the sandbox provider.
+    pub stripe_key: String,
     pub processes: Vec<Process>,
+    /// The environment every child gets.
+    env: Vec<(String, String)>,
 }
 
 impl System {
@@ -55,22 +65,38 @@ impl System {
         roles: &[String],
         durability: Durability,
     ) -> anyhow::Result<System> {
+        Self::start_with(settings, roles, durability, &[]).await
+    }
+
+    /// [`System::start`] with more environment for the children (it wins
+    /// over the defaults).
+    pub async fn start_with(
+        settings: &Settings,
+        roles: &[String],
+        durability: Durability,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<System> {
         // Under the system temp folder: when running as root, the unprivileged
         // database user must be able to reach it.
         let data_dir =
             std::env::temp_dir().join(format!("boxoffice-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
+        // The services restart in the very folder they started in.
+        let data_dir = std::fs::canonicalize(&data_dir)?;
         let mut system = System {
             data_dir: data_dir.clone(),
+            durability,
             services: None,
             sandbox: None,
             sandbox_shutdown: CancellationToken::new(),
             sandbox_url: String::new(),
             database_url: String::new(),
             jwt_secret: crate::secrets::random_token(48),
+            stripe_key: format!("sk_test_{}", crate::secrets::random_token(24)),
             processes: Vec::new(),
+            env: Vec::new(),
         };
-        match system.bring_up(settings, roles, durability).await {
+        match system.bring_up(settings, roles, extra_env).await {
             Ok(()) => Ok(system),
             Err(e) => {
                 system.stop().await;
@@ -83,9 +109,10 @@ impl System {
         &mut self,
         settings: &Settings,
         roles: &[String],
-        durability: Durability,
+        extra_env: &[(String, String)],
     ) -> anyhow::Result<()> {
-        let services = LocalServices::start(&self.data_dir, durability, true, true, &[]).await?;
+        let services =
+            LocalServices::start(&self.data_dir, self.durability, true, true, &[]).await?;
         let postgres = services
             .postgres
             .as_ref()
@@ -117,7 +144,6 @@ impl System {
             roles.iter().any(|r| r == "work" || r == "all"),
             "--processes needs at least one `work` or `all`"
         );
-        let stripe_key = format!("sk_test_{}", crate::secrets::random_token(24));
         let webhook_secret = format!("whsec_{}", crate::secrets::random_token(24));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -126,7 +152,7 @@ impl System {
             format!("http://127.0.0.1:{webhook_port}/v1/webhooks/stripe"),
             webhook_secret.clone(),
         )
-        .with_secret_key(stripe_key.clone());
+        .with_secret_key(self.stripe_key.clone());
         let sandbox =
             crate::sandbox::spawn(config, listener, self.sandbox_shutdown.clone()).await?;
         self.sandbox_url = sandbox.base_url();
@@ -144,7 +170,7 @@ impl System {
                 boxoffice_models::ticket_codes::TicketSigner::generate_seed_base64(),
             ),
             ("BOXOFFICE_STRIPE_API_BASE", self.sandbox_url.clone()),
-            ("BOXOFFICE_STRIPE_SECRET_KEY", stripe_key),
+            ("BOXOFFICE_STRIPE_SECRET_KEY", self.stripe_key.clone()),
             ("BOXOFFICE_STRIPE_WEBHOOK_SECRETS", webhook_secret),
             ("BOXOFFICE_RATE_LIMIT_PER_IP", "1000000000".into()),
             ("BOXOFFICE_RATE_LIMIT_PER_USER", "1000000000".into()),
@@ -156,28 +182,19 @@ impl System {
             ("BOXOFFICE_LOG", "warn".into()),
             ("BOXOFFICE_LOG_FORMAT", "text".into()),
         ];
-        let exe = std::env::current_exe().context("finding this binary")?;
+        self.env = env
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .filter(|(k, _)| !extra_env.iter().any(|(extra, _)| extra == k))
+            .chain(extra_env.iter().cloned())
+            .collect();
         for (i, (role, port)) in roles.iter().zip(&ports).enumerate() {
             let log = self.data_dir.join(format!("{role}-{i}.log"));
-            let file = std::fs::File::create(&log)?;
-            let mut cmd = Command::new(&exe);
-            cmd.arg(role)
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdin(Stdio::null())
-                .stdout(file.try_clone()?)
-                .stderr(file)
-                .kill_on_drop(true);
-            if let Some(port) = port {
-                cmd.env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"));
-            }
-            let child = cmd
-                .spawn()
-                .with_context(|| format!("starting `boxoffice {role}`"))?;
+            let child = self.spawn(role, *port, &log)?;
             self.processes.push(Process {
                 child,
                 role: role.clone(),
+                port: *port,
                 api_url: port.map(|p| format!("http://127.0.0.1:{p}")),
                 log,
             });
@@ -185,6 +202,82 @@ impl System {
         for process in &mut self.processes {
             wait_ready(process, Duration::from_secs(60)).await?;
         }
+        Ok(())
+    }
+
+    /// `boxoffice <role>` with the system's environment, its output appended
+    /// to `log`.
+    fn spawn(&self, role: &str, port: Option<u16>, log: &std::path::Path) -> anyhow::Result<Child> {
+        let exe = std::env::current_exe().context("finding this binary")?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg(role)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true);
+        if let Some(port) = port {
+            cmd.env("BOXOFFICE_HTTP_ADDR", format!("127.0.0.1:{port}"));
+        }
+        cmd.spawn()
+            .with_context(|| format!("starting `boxoffice {role}`"))
+    }
+
+    /// `kill -9` of child `index`, waiting for it to be gone.
+    pub async fn kill(&mut self, index: usize) -> anyhow::Result<()> {
+        let process = self.processes.get_mut(index).context("no such process")?;
+        process.child.kill().await.context("kill -9")?;
+        Ok(())
+    }
+
+    /// Starts child `index` again, as it was (same role, port and log), and
+    /// waits until it is ready.
+    pub async fn respawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let (role, port, log) = {
+            let p = self.processes.get(index).context("no such process")?;
+            (p.role.clone(), p.port, p.log.clone())
+        };
+        let child = self.spawn(&role, port, &log)?;
+        let process = &mut self.processes[index];
+        process.child = child;
+        wait_ready(process, Duration::from_secs(60)).await
+    }
+
+    /// Whether child `index` is still running.
+    pub fn is_running(&mut self, index: usize) -> bool {
+        self.processes
+            .get_mut(index)
+            .is_some_and(|p| matches!(p.child.try_wait(), Ok(None)))
+    }
+
+    /// Stops Redis and starts it again on its port, empty: every queue, lock
+    /// and cached key is gone, as after a crash of an unpersisted server.
+    pub async fn restart_redis_empty(&mut self) -> anyhow::Result<()> {
+        let services = self.services.as_mut().context("no services")?;
+        let redis = services.redis.take().context("no redis")?;
+        let port = redis.port;
+        redis.stop().await;
+        // Whatever it persisted goes too.
+        let _ = std::fs::remove_dir_all(self.data_dir.join("redis"));
+        services.redis = Some(LocalRedis::start_on(&self.data_dir, self.durability, port).await?);
+        Ok(())
+    }
+
+    /// A fast shutdown of Postgres (open transactions rolled back, clients
+    /// cut off) and a start on the same port.
+    pub async fn restart_postgres(&mut self) -> anyhow::Result<()> {
+        let services = self.services.as_mut().context("no services")?;
+        let postgres = services.postgres.take().context("no postgres")?;
+        let port = postgres.port;
+        postgres.stop().await;
+        services.postgres =
+            Some(LocalPostgres::start_on(&self.data_dir, self.durability, port).await?);
         Ok(())
     }
 
