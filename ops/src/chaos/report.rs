@@ -97,6 +97,26 @@ impl Report {
                 recoveries.iter().sum::<f64>() / recoveries.len() as f64
             );
         }
+        let mut by_kind: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+        for f in &self.faults {
+            by_kind
+                .entry(format!("{:?}", f.kind))
+                .or_default()
+                .push(f.recovered_secs);
+        }
+        for (kind, recovered) in &by_kind {
+            let times: Vec<f64> = recovered.iter().flatten().copied().collect();
+            let worst = times.iter().copied().fold(0.0, f64::max);
+            let missed = match recovered.len() - times.len() {
+                0 => String::new(),
+                n => format!(", {n} not within the limit"),
+            };
+            println!(
+                "  {kind:<28} {:>3} times, recovered in mean {:.1} s, worst {worst:.1} s{missed}",
+                recovered.len(),
+                times.iter().sum::<f64>() / times.len().max(1) as f64,
+            );
+        }
         if self.unexpected_exits.is_empty() {
             println!("processes: none died on its own");
         } else {
