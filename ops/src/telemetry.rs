@@ -2,6 +2,8 @@
 //! per process; the request id travels in the span, so every line of a request
 //! carries it.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -12,6 +14,9 @@ pub fn init(format: LogFormat, filter: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal; none in a file or a pipe, where
+        // escape codes only get in the way of reading and searching.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_span_events(FmtSpan::NONE);
     // try_init: a second call (tests, nested commands) keeps the first subscriber.
     let _ = match format {

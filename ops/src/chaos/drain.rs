@@ -15,6 +15,7 @@ use reqwest::Method;
 use tokio::time::Instant;
 
 use super::client::Api;
+use super::load::open_offers;
 use super::seed::World;
 
 #[derive(diesel::QueryableByName)]
@@ -72,25 +73,17 @@ pub async fn finish(
 async fn decline_open_offers(api: &Api, world: &World) -> u64 {
     let mut declined = 0;
     for bearer in &world.buyers {
-        let Some(mine) = api
-            .call(Method::GET, "/me/waitlist", bearer, None, None)
-            .await
-        else {
-            continue;
-        };
-        for entry in mine.body["items"].as_array().into_iter().flatten() {
-            if entry["status"] == "offered"
-                && let Some(id) = entry["id"].as_str()
-                && api
-                    .call(
-                        Method::POST,
-                        &format!("/waitlist/{id}/decline"),
-                        bearer,
-                        None,
-                        None,
-                    )
-                    .await
-                    .is_some_and(|a| a.is_success())
+        for id in open_offers(api, bearer).await.unwrap_or_default() {
+            if api
+                .call(
+                    Method::POST,
+                    &format!("/waitlist/{id}/decline"),
+                    bearer,
+                    None,
+                    None,
+                )
+                .await
+                .is_some_and(|a| a.is_success())
             {
                 declined += 1;
             }

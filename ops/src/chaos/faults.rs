@@ -20,7 +20,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{Load, Payment};
+use super::load::Load;
+use super::purchase::Payment;
 use super::smtp_sink::SmtpSink;
 use crate::system::System;
 

@@ -6,7 +6,8 @@
 //!    and `--workers` work processes.
 //! 2. [`seed`]: the organizer, the buyers, the events.
 //! 3. For `--minutes`: the buyers' load ([`load`]) and the faults
-//!    ([`faults`]), one at a time, each followed by a recovery probe.
+//!    ([`faults`]), one at a time, each followed by a recovery probe; a
+//!    purchase goes as [`purchase`] plays it.
 //! 4. Everything healed, [`drain`]: every run must end by itself; then the
 //!    ledger audit, against the provider's records too.
 //! 5. [`report`]: printed (and written as JSON with `--report`). The command
@@ -17,6 +18,7 @@ mod client;
 mod drain;
 mod faults;
 mod load;
+mod purchase;
 mod report;
 mod seed;
 mod smtp_sink;
@@ -243,7 +245,7 @@ fn errors_logged(system: &System) -> std::collections::BTreeMap<String, u64> {
         let Ok(text) = std::fs::read_to_string(&process.log) else {
             continue;
         };
-        for line in text.lines().map(without_colours) {
+        for line in text.lines() {
             if let Some((_, message)) = line.split_once(" ERROR ") {
                 // One entry per message, whichever of a process's workers
                 // logged it.
@@ -262,22 +264,4 @@ fn errors_logged(system: &System) -> std::collections::BTreeMap<String, u64> {
         }
     }
     by_message
-}
-
-/// The line without its terminal colour codes (`ESC [ … m`).
-fn without_colours(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

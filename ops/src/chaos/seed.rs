@@ -17,7 +17,7 @@ use anyhow::Context;
 use boxoffice_api::config::JwtConfig;
 use boxoffice_models::DbPool;
 use boxoffice_models::users::{self, NewUser, Role};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -88,53 +88,27 @@ pub async fn seed(
 
     let soon = |share: f64| Utc::now() + Duration::minutes(60) + soak.mul_f64(share);
     let later = Utc::now() + Duration::days(30);
+    let event = async |title: String, starts_at, prices: &[(i64, i32)], waitlist| {
+        event(pool, organizer_id, &title, starts_at, prices, waitlist).await
+    };
     let mut regular = Vec::new();
     for (i, due) in REMINDERS_DUE_AT.iter().enumerate() {
-        let spec = Spec {
-            title: format!("Chaos concert {i}"),
-            starts_at: soon(*due),
-            prices: vec![(2500, 150), (4000, 150)],
-            waitlist: false,
-            reminder_minutes: vec![60],
-        };
-        regular.push(event(pool, organizer_id, &spec).await?);
+        let prices = [(2500, 150), (4000, 150)];
+        regular.push(event(format!("Chaos concert {i}"), soon(*due), &prices, false).await?);
     }
     let scarce = event(
-        pool,
-        organizer_id,
-        &Spec {
-            title: "Chaos club night".into(),
-            starts_at: later,
-            prices: vec![(3000, SCARCE_SEATS)],
-            waitlist: true,
-            reminder_minutes: vec![60],
-        },
+        "Chaos club night".into(),
+        later,
+        &[(3000, SCARCE_SEATS)],
+        true,
     )
     .await?;
     let doomed_count = (soak.as_secs() / 120).max(1) as usize;
     let mut doomed = Vec::new();
     for i in 0..doomed_count {
-        let spec = Spec {
-            title: format!("Chaos festival {i}"),
-            starts_at: later,
-            prices: vec![(2000, 100)],
-            waitlist: false,
-            reminder_minutes: vec![60],
-        };
-        doomed.push(event(pool, organizer_id, &spec).await?);
+        doomed.push(event(format!("Chaos festival {i}"), later, &[(2000, 100)], false).await?);
     }
-    let probe = event(
-        pool,
-        organizer_id,
-        &Spec {
-            title: "Chaos probe".into(),
-            starts_at: later,
-            prices: vec![(1500, 100_000)],
-            waitlist: false,
-            reminder_minutes: vec![60],
-        },
-    )
-    .await?;
+    let probe = event("Chaos probe".into(), later, &[(1500, 100_000)], false).await?;
 
     // Coupons through the API, as an organizer makes them.
     for (i, e) in regular.iter_mut().enumerate() {
@@ -170,23 +144,30 @@ pub async fn seed(
     })
 }
 
-/// A published event as `spec` says, holding seats for a minute,
-/// refundable until it starts, offers open for five minutes.
-async fn event(pool: &DbPool, organizer_id: Uuid, spec: &Spec) -> anyhow::Result<SaleEvent> {
+/// A published event, holding seats for a minute, refundable until it
+/// starts, offers open for five minutes, its reminder an hour before.
+async fn event(
+    pool: &DbPool,
+    organizer_id: Uuid,
+    title: &str,
+    starts_at: DateTime<Utc>,
+    prices: &[(i64, i32)],
+    waitlist: bool,
+) -> anyhow::Result<SaleEvent> {
     let (id, ticket_types) = create(
         pool,
         organizer_id,
         &EventSpec {
-            title: &spec.title,
+            title,
             made_by: "boxoffice chaos",
-            starts_at: spec.starts_at,
-            prices: &spec.prices,
+            starts_at,
+            prices,
             hold_minutes: 1,
             max_tickets_per_order: 4,
             refundable_until_hours_before: Some(0),
-            waitlist_enabled: Some(spec.waitlist),
+            waitlist_enabled: Some(waitlist),
             waitlist_offer_minutes: Some(5),
-            reminder_minutes: Some(&spec.reminder_minutes),
+            reminder_minutes: Some(&[60]),
             publish: true,
         },
     )
@@ -196,13 +177,4 @@ async fn event(pool: &DbPool, organizer_id: Uuid, spec: &Spec) -> anyhow::Result
         ticket_types,
         coupon: None,
     })
-}
-
-struct Spec {
-    title: String,
-    starts_at: chrono::DateTime<Utc>,
-    /// `(price, capacity)` per ticket type.
-    prices: Vec<(i64, i32)>,
-    waitlist: bool,
-    reminder_minutes: Vec<i32>,
 }
