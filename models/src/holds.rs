@@ -6,9 +6,11 @@
 //! waits, a unit freed by any path is the waitlist's in the very transaction
 //! that freed it, and the public can take only what is left beyond them. A
 //! waitlist offer takes its units from the waitlist's share ([`hold_for_offer`]).
-//! Several types are locked in id order, so two checkouts never deadlock. Every
-//! unit of `held` has an active hold row, so `held = sum(active holds)` holds at
-//! every commit (see [`inconsistencies`]).
+//! Several types are locked in id order, so two checkouts never deadlock.
+//! Closing a hold (a sale or a release) moves its units at the commit of its
+//! transaction (the `holds_closed` trigger), so the hot row is locked only for
+//! the commit. Every unit of `held` has an active hold row, so `held =
+//! sum(active holds)` holds at every commit (see [`inconsistencies`]).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -408,25 +410,15 @@ pub async fn convert_for_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> Quer
     close_for_run(conn, run_id, true).await
 }
 
+/// Closes the run's active holds, in ticket type order. Their units move at
+/// commit (the `holds_closed` trigger, in the order of these updates, so two
+/// runs never lock two types in opposite orders): a ticket type's row is
+/// locked only for the commit, never through the rest of the caller's
+/// transaction.
 async fn close_for_run(conn: &mut AsyncPgConnection, run_id: Uuid, sell: bool) -> QueryResult<i32> {
     let active = active_for_run(conn, run_id).await?;
     let mut total = 0;
-    for (hold_id, ticket_type_id, quantity) in active {
-        let target = ticket_types::table.find(ticket_type_id);
-        if sell {
-            diesel::update(target)
-                .set((
-                    ticket_types::held.eq(ticket_types::held - quantity),
-                    ticket_types::sold.eq(ticket_types::sold + quantity),
-                ))
-                .execute(conn)
-                .await?;
-        } else {
-            diesel::update(target)
-                .set(ticket_types::held.eq(ticket_types::held - quantity))
-                .execute(conn)
-                .await?;
-        }
+    for (hold_id, _, quantity) in active {
         diesel::update(holds::table.find(hold_id))
             .set((
                 holds::status.eq(if sell { "converted" } else { "released" }),

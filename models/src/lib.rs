@@ -22,6 +22,7 @@ pub mod checkout_limits;
 pub mod coupon_reservations;
 pub mod coupons;
 pub mod events;
+pub mod hold_batch;
 pub mod holds;
 pub mod ledger_audit;
 pub mod migrations;

@@ -204,6 +204,17 @@ pub struct BenchCheckoutArgs {
     /// Plain status reads in the burst after the sale.
     #[arg(long, default_value_t = 2000)]
     pub status_reads: usize,
+    /// Seconds of status reads by `wrk` (2 threads, 32 connections) after the
+    /// burst; 0 for none.
+    #[arg(long, default_value_t = 5)]
+    pub status_load_secs: u64,
+    /// An earlier build of `boxoffice`: it runs the same sale first, on a
+    /// system of its own, and the two builds' costs are compared.
+    #[arg(long, conflicts_with = "target")]
+    pub baseline_bin: Option<std::path::PathBuf>,
+    /// The `boxoffice` binary the system's processes run (default: this one).
+    #[arg(long, conflicts_with = "target")]
+    pub bin: Option<std::path::PathBuf>,
     /// Everything, start-up included, ends within this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,

@@ -206,6 +206,7 @@ pub async fn run_workers_with(
                 payments: services.payments,
                 mailer: services.mailer,
                 mail_links: services.mail_links,
+                holds: boxoffice_workers::engine::HoldBatcher::new(conns.db.clone()),
                 relay_nudge: Arc::new(tokio::sync::Notify::new()),
                 stalled_after: schedules.stalled_after,
                 waitlist_head_wait: schedules.waitlist_head_wait,

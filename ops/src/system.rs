@@ -56,6 +56,8 @@ pub struct System {
     pub processes: Vec<Process>,
     /// The environment every child gets.
     env: Vec<(String, String)>,
+    /// The `boxoffice` binary the children run.
+    exe: PathBuf,
 }
 
 impl System {
@@ -71,6 +73,19 @@ impl System {
     /// [`System::start`] with more environment for the children (it wins
     /// over the defaults).
     pub async fn start_with(
+        settings: &Settings,
+        roles: &[String],
+        durability: Durability,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<System> {
+        let exe = std::env::current_exe().context("finding this binary")?;
+        Self::start_binary(&exe, settings, roles, durability, extra_env).await
+    }
+
+    /// [`System::start_with`] with children running another `boxoffice`
+    /// binary (an earlier build, measured beside this one).
+    pub async fn start_binary(
+        exe: &std::path::Path,
         settings: &Settings,
         roles: &[String],
         durability: Durability,
@@ -95,6 +110,7 @@ impl System {
             stripe_key: format!("sk_test_{}", crate::secrets::random_token(24)),
             processes: Vec::new(),
             env: Vec::new(),
+            exe: exe.to_owned(),
         };
         match system.bring_up(settings, roles, extra_env).await {
             Ok(()) => Ok(system),
@@ -121,7 +137,23 @@ impl System {
         self.database_url = postgres.database_url();
         let redis_url = redis.url();
         self.services = Some(services);
-        boxoffice_models::migrations::run_pending(&self.database_url).await?;
+        // The schema of the binary the children run (an earlier build measured
+        // beside this one has its own migrations).
+        let migrated = Command::new(&self.exe)
+            .arg("migrate")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.database_url)
+            .env("BOXOFFICE_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running `boxoffice migrate`")?;
+        anyhow::ensure!(
+            migrated.status.success(),
+            "`boxoffice migrate` failed: {}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
 
         // Ports first: the sandbox posts its webhooks to the first API.
         // Each API its own port: one already chosen is still free to the OS.
@@ -208,12 +240,11 @@ impl System {
     /// `boxoffice <role>` with the system's environment, its output appended
     /// to `log`.
     fn spawn(&self, role: &str, port: Option<u16>, log: &std::path::Path) -> anyhow::Result<Child> {
-        let exe = std::env::current_exe().context("finding this binary")?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        let mut cmd = Command::new(&exe);
+        let mut cmd = Command::new(&self.exe);
         cmd.arg(role)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -279,6 +310,19 @@ impl System {
         services.postgres =
             Some(LocalPostgres::start_on(&self.data_dir, self.durability, port).await?);
         Ok(())
+    }
+
+    /// The Postgres postmaster's process id.
+    pub fn postgres_pid(&self) -> Option<u32> {
+        self.services.as_ref()?.postgres.as_ref()?.pid()
+    }
+
+    pub fn redis_pid(&self) -> Option<u32> {
+        self.services.as_ref()?.redis.as_ref()?.pid()
+    }
+
+    pub fn redis_url(&self) -> Option<String> {
+        Some(self.services.as_ref()?.redis.as_ref()?.url())
     }
 
     pub fn api_urls(&self) -> Vec<String> {

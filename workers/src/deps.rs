@@ -20,6 +20,8 @@ pub struct JobDeps {
     pub mailer: Arc<dyn Mailer>,
     /// What links in emails are built from: the public URL, the unsubscribe key.
     pub mail_links: Arc<LinkSettings>,
+    /// Holds a hot ticket type for many runs at once (the group commit of holds).
+    pub holds: crate::engine::HoldBatcher,
     /// Wakes this process's outbox relay after a commit that queued messages.
     pub relay_nudge: Arc<tokio::sync::Notify>,
     /// A `running`/`compensating` run not updated for this long is taken for

@@ -36,6 +36,11 @@ pub struct BuyerOutcome {
     pub run_id: Option<Uuid>,
     /// `POST /v1/checkouts`, request to response.
     pub post: Option<Duration>,
+    /// From sending the POST to seeing the run's decision: seats held, or
+    /// the run ended without them (sold out).
+    pub to_decision: Option<Duration>,
+    /// The run held seats (a winner of the sale).
+    pub held: bool,
     /// From sending the POST to seeing the run await payment.
     pub to_awaiting_payment: Option<Duration>,
     /// From asking the sandbox to pay to seeing the run completed.
@@ -59,6 +64,8 @@ pub struct SaleResult {
 struct View {
     status: String,
     payment: Option<PaymentView>,
+    /// Set once seats are held.
+    expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +174,11 @@ async fn checkout(
             .map(str::to_owned);
         let view: View = response.json().await?;
         outcome.status = Some(view.status.clone());
+        let ended = RunStatus::parse(&view.status).is_some_and(RunStatus::is_finished);
+        if outcome.to_decision.is_none() && (view.expires_at.is_some() || ended) {
+            outcome.to_decision = Some(t0.elapsed());
+            outcome.held = view.expires_at.is_some();
+        }
         if let Some(payment) = &view.payment
             && paying.is_none()
         {
@@ -187,7 +199,7 @@ async fn checkout(
                 );
             }
         }
-        if RunStatus::parse(&view.status).is_some_and(RunStatus::is_finished) {
+        if ended {
             if view.status == "completed"
                 && let Some(p) = paying
             {

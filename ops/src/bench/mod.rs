@@ -10,8 +10,13 @@
 //!    Boxoffice in between — the ceiling for one hot ticket type.
 //! 4. [`flash_sale`]: every buyer checks out at once, long-polls, pays as soon as
 //!    it can; then a burst of plain status reads.
-//! 5. Figures from the buyers' clocks and from the database's own history
-//!    (holds, step records, signals), checked against the targets.
+//! 5. Figures from the buyers' clocks, from the database's own history
+//!    (holds, step records, signals, [`db_figures`]) and from the processes'
+//!    and servers' own counters ([`cost`]: CPU time, transactions, statements,
+//!    Redis commands), checked against the targets ([`report`]).
+//!
+//! With `--baseline-bin`, an earlier build of `boxoffice` runs the same sale
+//! first, on a system of its own, and the two are compared ([`compare`]).
 //!
 //! Everything it started is stopped on success, error, Ctrl-C or when
 //! `--timeout-secs` runs out. Figures are printed, never asserted on time.
@@ -21,35 +26,36 @@
 
 mod analytics;
 mod analytics_seed;
+mod compare;
+mod cost;
+mod db_figures;
 mod flash_sale;
 mod raw_baseline;
+mod report;
 mod rss;
 pub(crate) mod sale_event;
 pub(crate) mod seed;
 mod stats;
+mod status_load;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use boxoffice_api::config::JwtConfig;
-use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Uuid as SqlUuid};
-use diesel_async::RunQueryDsl;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::cli::BenchCheckoutArgs;
 use crate::config::Settings;
 use crate::local_services::Durability;
-use stats::{Samples, ms};
 
 pub use analytics::analytics;
 
-/// Targets from the issue.
-const TARGET_HOLD_RATIO: f64 = 0.5;
-const TARGET_STEP_P50_MS: f64 = 10.0;
-const TARGET_STATUS_P99_MS: f64 = 10.0;
 /// Concurrent clients of the status-read burst.
 const STATUS_READERS: usize = 8;
+/// Statements listed by their share of the database's time.
+const TOP_STATEMENTS: i64 = 12;
 /// Time kept after the sale's deadline to read figures and print them.
 const REPORT_MARGIN: Duration = Duration::from_secs(20);
 
@@ -61,6 +67,8 @@ struct Target {
     jwt_secret: String,
     /// `(role, pid)` of processes whose peak memory is reported.
     processes: Vec<(String, u32)>,
+    /// Where the sale's cost is read.
+    meter: cost::Meter,
 }
 
 pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Result<()> {
@@ -86,23 +94,72 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
         }
     );
 
+    let mut builds: Vec<(&str, Option<PathBuf>)> = Vec::new();
+    if let Some(path) = &args.baseline_bin {
+        anyhow::ensure!(
+            args.target.is_none(),
+            "--baseline-bin starts systems of its own; leave out --target"
+        );
+        builds.push(("baseline", Some(path.clone())));
+    }
+    builds.push(("this build", args.bin.clone()));
+    let mut measured = Vec::new();
+    for (label, exe) in builds {
+        if args.baseline_bin.is_some() || exe.is_some() {
+            println!(
+                "\n=== {label}{} ===",
+                exe.as_deref()
+                    .map_or_else(String::new, |p| format!(": {}", p.display()))
+            );
+        }
+        let figures = one_system(&settings, &args, exe.as_deref(), deadline, &shutdown).await?;
+        measured.push((label, figures));
+    }
+    if let [(_, baseline), (_, this)] = measured.as_slice() {
+        compare::print(baseline, this);
+    }
+    println!(
+        "\nbenchmark finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Brings up a system (or takes the running one), runs the sale against it,
+/// prints its report and stops what it started.
+async fn one_system(
+    settings: &Settings,
+    args: &BenchCheckoutArgs,
+    exe: Option<&Path>,
+    deadline: Instant,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<report::Figures> {
+    let started = Instant::now();
     let (system, target) = match &args.target {
         Some(api) => {
+            let database_url = settings
+                .database_url()
+                .context("--target needs DATABASE_URL (the target's Postgres)")?
+                .to_owned();
             let target = Target {
                 apis: vec![api.trim_end_matches('/').to_owned()],
                 sandbox: args
                     .sandbox
                     .clone()
                     .context("--target needs --sandbox (the payment sandbox's base URL)")?,
-                database_url: settings
-                    .database_url()
-                    .context("--target needs DATABASE_URL (the target's Postgres)")?
-                    .to_owned(),
+                database_url: database_url.clone(),
                 jwt_secret: settings
                     .jwt_secret
                     .clone()
                     .context("--target needs BOXOFFICE_JWT_SECRET (the target's key)")?,
                 processes: Vec::new(),
+                meter: cost::Meter {
+                    processes: Vec::new(),
+                    postgres_pid: None,
+                    redis_pid: None,
+                    database_url,
+                    redis_url: settings.redis_url.clone(),
+                },
             };
             println!("system: the running one at {api}");
             (None, target)
@@ -113,21 +170,39 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
             } else {
                 Durability::Durable
             };
-            let start = crate::system::System::start(&settings, &args.processes, durability);
+            let exe = match exe {
+                Some(path) => path.to_owned(),
+                None => std::env::current_exe().context("finding this binary")?,
+            };
+            let start = crate::system::System::start_binary(
+                &exe,
+                settings,
+                &args.processes,
+                durability,
+                &[],
+            );
             let system = tokio::select! {
                 s = tokio::time::timeout_at(deadline, start) => s.context("the system did not start in time")??,
                 _ = shutdown.cancelled() => anyhow::bail!("interrupted while starting"),
             };
+            let processes: Vec<(String, u32)> = system
+                .processes
+                .iter()
+                .filter_map(|p| Some((p.role.clone(), p.pid()?)))
+                .collect();
             let target = Target {
                 apis: system.api_urls(),
                 sandbox: system.sandbox_url.clone(),
                 database_url: system.database_url.clone(),
                 jwt_secret: system.jwt_secret.clone(),
-                processes: system
-                    .processes
-                    .iter()
-                    .filter_map(|p| Some((p.role.clone(), p.pid()?)))
-                    .collect(),
+                processes: processes.clone(),
+                meter: cost::Meter {
+                    processes,
+                    postgres_pid: system.postgres_pid(),
+                    redis_pid: system.redis_pid(),
+                    database_url: system.database_url.clone(),
+                    redis_url: system.redis_url(),
+                },
             };
             println!(
                 "system: started in {:.1} s: postgres ({:?}), redis, sandbox, processes {} (data in {})",
@@ -140,7 +215,7 @@ pub async fn checkout(settings: Settings, args: BenchCheckoutArgs) -> anyhow::Re
         }
     };
 
-    let run = measure(&settings, &args, &target, deadline);
+    let run = measure(settings, args, &target, deadline);
     let result = tokio::select! {
         r = tokio::time::timeout_at(deadline, run) => r.unwrap_or_else(|_| Err(anyhow::anyhow!("the benchmark ran out of time (--timeout-secs {})", args.timeout_secs))),
         _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted")),
@@ -165,7 +240,7 @@ async fn measure(
     args: &BenchCheckoutArgs,
     target: &Target,
     deadline: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<report::Figures> {
     let pool = boxoffice_models::pool::build_pool(&target.database_url, 16)?;
     let jwt_config = JwtConfig {
         secret: target.jwt_secret.clone().into_bytes(),
@@ -197,6 +272,14 @@ async fn measure(
     .await?;
     seed::remove_baseline(&pool, &seeded).await?;
 
+    // Quiet until every backend has published its counts, so that the
+    // readings before and after the sale count the sale alone.
+    cost::enable_statement_counts(&target.database_url).await;
+    tokio::time::sleep(cost::STATS_DELAY).await;
+    cost::reset_statements(&target.database_url).await;
+    let counts_before = target.meter.counts().await;
+    let cpu_before = target.meter.cpu();
+
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(45))
         .connect_timeout(Duration::from_secs(5))
@@ -208,7 +291,23 @@ async fn measure(
         ticket_type: seeded.hot_ticket_type,
         deadline: deadline.checked_sub(REPORT_MARGIN).unwrap_or(deadline),
     };
+    // `ops/scripts/profile-checkout` profiles between these two lines.
+    println!("sale: starting ({} buyers)", seeded.buyers.len());
     let result = flash_sale::run(&client, &sale, &seeded.buyers).await;
+    println!("sale: over in {:.1} s", result.elapsed.as_secs_f64());
+    let cpu = cost::spent(&cpu_before, &target.meter.cpu());
+    // The statements of the quiet wait are the system's idle background.
+    let counts_at_end = target.meter.counts().await;
+    tokio::time::sleep(cost::STATS_DELAY).await;
+    let counts_after = target.meter.counts().await;
+    let top_statements = cost::top_statements(&target.database_url, TOP_STATEMENTS).await;
+    let counts = cost::SaleCounts {
+        sale: counts_after.since(&counts_before),
+        idle_statements: counts_after
+            .statements
+            .zip(counts_at_end.statements)
+            .map(|(a, b)| a - b),
+    };
 
     let runs: Vec<(Uuid, seed::Buyer)> = result
         .outcomes
@@ -216,359 +315,56 @@ async fn measure(
         .zip(&seeded.buyers)
         .filter_map(|(o, b)| Some((o.run_id?, b.clone())))
         .collect();
+    let reads_cpu_before = target.meter.cpu();
+    let reads_started = Instant::now();
     let status_reads =
         flash_sale::status_reads(&client, &sale, &runs, args.status_reads, STATUS_READERS).await;
+    let reads_cpu = cost::spent(&reads_cpu_before, &target.meter.cpu());
+    let reads_wall = reads_started.elapsed();
+
+    let status_load = match runs.first() {
+        Some((run_id, buyer)) if args.status_load_secs > 0 => {
+            let url = format!("{}/v1/workflows/{run_id}", target.apis[0]);
+            let cpu_before = target.meter.cpu();
+            let started = Instant::now();
+            let figures = status_load::run(
+                &url,
+                &buyer.authorization,
+                Duration::from_secs(args.status_load_secs),
+                2,
+                32,
+            )
+            .await;
+            Some(report::StatusLoad {
+                figures: figures.map_err(|e| format!("{e:#}")),
+                cpu: cost::spent(&cpu_before, &target.meter.cpu()),
+                wall: started.elapsed(),
+            })
+        }
+        _ => None,
+    };
 
     let run_ids: Vec<Uuid> = runs.iter().map(|(id, _)| *id).collect();
     let mut conn = pool.get().await?;
-    let db = database_figures(&mut conn, &run_ids, seeded.hot_ticket_type).await?;
+    let db = db_figures::read(&mut conn, &run_ids, seeded.hot_ticket_type).await?;
     let peak_rss: Vec<(String, Option<u64>)> = target
         .processes
         .iter()
         .map(|(role, pid)| (role.clone(), rss::peak_rss_kib(*pid)))
         .collect();
 
-    report(
-        &raw,
-        &hold_statement,
-        &result,
-        &db,
-        &status_reads,
-        &peak_rss,
-    )
-}
-
-/// What the database recorded about the sale.
-struct DatabaseFigures {
-    holds: i64,
-    holds_span_secs: f64,
-    decisions: i64,
-    decisions_span_secs: f64,
-    step_gaps: Samples,
-    first_step_waits: Samples,
-    webhook_to_completed: Samples,
-    capacity: i32,
-    sold: i32,
-    held: i32,
-    tickets: i64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct CountSpan {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = Double)]
-    span: f64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Millis {
-    #[diesel(sql_type = Double)]
-    ms: f64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Gap {
-    #[diesel(sql_type = Double)]
-    ms: f64,
-    /// The gap from the run's creation to its first job.
-    #[diesel(sql_type = Bool)]
-    first: bool,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Counters {
-    #[diesel(sql_type = Integer)]
-    capacity: i32,
-    #[diesel(sql_type = Integer)]
-    sold: i32,
-    #[diesel(sql_type = Integer)]
-    held: i32,
-    #[diesel(sql_type = BigInt)]
-    tickets: i64,
-}
-
-async fn database_figures(
-    conn: &mut diesel_async::AsyncPgConnection,
-    runs: &[Uuid],
-    ticket_type: Uuid,
-) -> anyhow::Result<DatabaseFigures> {
-    let holds: CountSpan = diesel::sql_query(
-        "SELECT count(*)::bigint AS n,
-                COALESCE(EXTRACT(EPOCH FROM max(created_at) - min(created_at)), 0)::float8 AS span
-           FROM holds WHERE ticket_type_id = $1",
-    )
-    .bind::<SqlUuid, _>(ticket_type)
-    .get_result(conn)
-    .await?;
-    // Every run that reached the hold, whether it got a seat or was sold out.
-    let decisions: CountSpan = diesel::sql_query(
-        "SELECT count(DISTINCT run_id)::bigint AS n,
-                COALESCE(EXTRACT(EPOCH FROM max(started_at) - min(started_at)), 0)::float8 AS span
-           FROM workflow_steps WHERE run_id = ANY($1) AND step = 'holding'",
-    )
-    .bind::<Array<SqlUuid>, _>(runs)
-    .get_result(conn)
-    .await?;
-    // One job of a run = its step records with one start time. A gap is from
-    // one job to the next, except the wait for the buyer's payment (a gap that
-    // ends in a signal). The gap from the run's creation to its first job is the
-    // queue wait of a new run, reported on its own line.
-    let gaps: Vec<Gap> = diesel::sql_query(
-        "WITH jobs AS (
-              SELECT run_id, started_at AS at, bool_or(input LIKE 'signal:%') AS by_signal, false AS created
-                FROM workflow_steps WHERE run_id = ANY($1) GROUP BY run_id, started_at
-              UNION ALL
-              SELECT id, created_at, false, true FROM workflow_runs WHERE id = ANY($1)
-          ), gaps AS (
-              SELECT by_signal,
-                     lag(created) OVER w AS after_creation,
-                     EXTRACT(EPOCH FROM at - lag(at) OVER w) * 1000 AS gap
-                FROM jobs WINDOW w AS (PARTITION BY run_id ORDER BY at)
-          )
-          SELECT gap::float8 AS ms, after_creation AS first
-            FROM gaps WHERE gap IS NOT NULL AND NOT by_signal",
-    )
-    .bind::<Array<SqlUuid>, _>(runs)
-    .load(conn)
-    .await?;
-    let webhooks: Vec<Millis> = diesel::sql_query(
-        "SELECT (EXTRACT(EPOCH FROM r.finished_at - s.received_at) * 1000)::float8 AS ms
-           FROM workflow_runs r
-           JOIN LATERAL (SELECT min(received_at) AS received_at FROM workflow_signals WHERE run_id = r.id) s ON true
-          WHERE r.id = ANY($1) AND r.status = 'completed' AND s.received_at IS NOT NULL AND r.finished_at IS NOT NULL",
-    )
-    .bind::<Array<SqlUuid>, _>(runs)
-    .load(conn)
-    .await?;
-    let counters: Counters = diesel::sql_query(
-        "SELECT capacity, sold, held,
-                (SELECT count(*) FROM tickets WHERE ticket_type_id = $1)::bigint AS tickets
-           FROM ticket_types WHERE id = $1",
-    )
-    .bind::<SqlUuid, _>(ticket_type)
-    .get_result(conn)
-    .await?;
-    let (mut step_gaps, mut first_step_waits) = (Samples::default(), Samples::default());
-    for g in &gaps {
-        if g.first {
-            first_step_waits.push_millis(g.ms);
-        } else {
-            step_gaps.push_millis(g.ms);
-        }
-    }
-    let mut webhook_to_completed = Samples::default();
-    webhooks
-        .iter()
-        .for_each(|w| webhook_to_completed.push_millis(w.ms));
-    Ok(DatabaseFigures {
-        holds: holds.n,
-        holds_span_secs: holds.span,
-        decisions: decisions.n,
-        decisions_span_secs: decisions.span,
-        step_gaps,
-        first_step_waits,
-        webhook_to_completed,
-        capacity: counters.capacity,
-        sold: counters.sold,
-        held: counters.held,
-        tickets: counters.tickets,
+    report::report(report::Inputs {
+        raw: &raw,
+        hold_statement: &hold_statement,
+        sale: &result,
+        db: &db,
+        cpu: &cpu,
+        counts: &counts,
+        top_statements: &top_statements,
+        reads: &status_reads,
+        reads_cpu: &reads_cpu,
+        reads_wall,
+        status_load: status_load.as_ref(),
+        peak_rss: &peak_rss,
     })
-}
-
-fn rate(n: i64, secs: f64) -> Option<f64> {
-    (n > 1 && secs > 0.0).then(|| n as f64 / secs)
-}
-
-fn per_sec(value: Option<f64>) -> String {
-    value.map_or_else(|| "n/a".into(), |v| format!("{v:.0}/s"))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT MET" }
-}
-
-fn line(label: &str, value: impl std::fmt::Display) {
-    println!("{label:<34} {value}");
-}
-
-fn report(
-    raw: &raw_baseline::RawRate,
-    hold_statement: &raw_baseline::RawRate,
-    sale: &flash_sale::SaleResult,
-    db: &DatabaseFigures,
-    reads: &flash_sale::StatusReads,
-    peak_rss: &[(String, Option<u64>)],
-) -> anyhow::Result<()> {
-    let mut post = Samples::default();
-    let mut to_awaiting = Samples::default();
-    let mut pay_to_completed = Samples::default();
-    let (mut completed, mut sold_out, mut other, mut errors) = (0usize, 0usize, 0usize, Vec::new());
-    let mut last_completion: Option<Duration> = None;
-    for o in &sale.outcomes {
-        if let Some(d) = o.post {
-            post.push(d);
-        }
-        if let Some(d) = o.to_awaiting_payment {
-            to_awaiting.push(d);
-        }
-        if let Some(d) = o.pay_to_completed {
-            pay_to_completed.push(d);
-        }
-        match (o.error.as_deref(), o.status.as_deref()) {
-            (Some(e), _) => errors.push(e.to_owned()),
-            (None, Some("completed")) => {
-                completed += 1;
-                last_completion = last_completion.max(o.ended_after);
-            }
-            (None, Some("compensated")) => sold_out += 1,
-            _ => other += 1,
-        }
-    }
-    let holds_per_sec = rate(db.holds, db.holds_span_secs);
-    let decisions_per_sec = rate(db.decisions, db.decisions_span_secs);
-    let completed_per_sec = last_completion.and_then(|d| rate(completed as i64, d.as_secs_f64()));
-    let oversold = (i64::from(db.sold) - i64::from(db.capacity)).max(0)
-        + (i64::from(db.sold) - db.tickets).abs();
-
-    println!();
-    line(
-        "raw single-row rate:",
-        format!(
-            "{:.0} holds/s ({} connections, {} auto-committed UPDATEs in {:.1} s)",
-            raw.per_sec(),
-            raw.connections,
-            raw.holds,
-            raw.elapsed.as_secs_f64()
-        ),
-    );
-    line(
-        "Boxoffice's hold statement alone:",
-        format!(
-            "{:.0} holds/s ({:.0} % of raw; holds::hold from {} connections, {} holds in {:.1} s)",
-            hold_statement.per_sec(),
-            100.0 * hold_statement.per_sec() / raw.per_sec().max(1e-9),
-            hold_statement.connections,
-            hold_statement.holds,
-            hold_statement.elapsed.as_secs_f64()
-        ),
-    );
-    line(
-        "holds/s:",
-        format!(
-            "{} ({} holds, first to last in {:.2} s; {} hold decisions incl. sold out: {})",
-            per_sec(holds_per_sec),
-            db.holds,
-            db.holds_span_secs,
-            db.decisions,
-            per_sec(decisions_per_sec)
-        ),
-    );
-    line(
-        "completed checkouts/s:",
-        format!(
-            "{} ({completed} completed, last {:.2} s after the first POST; sale took {:.2} s)",
-            per_sec(completed_per_sec),
-            last_completion.unwrap_or_default().as_secs_f64(),
-            sale.elapsed.as_secs_f64()
-        ),
-    );
-    line("POST /v1/checkouts:", post.summary());
-    line("start → awaiting payment:", to_awaiting.summary());
-    line("pay → completed (buyer):", pay_to_completed.summary());
-    line(
-        "webhook → completed (server):",
-        db.webhook_to_completed.summary(),
-    );
-    line(
-        "created → first step (server):",
-        db.first_step_waits.summary(),
-    );
-    line("step → step (server):", db.step_gaps.summary());
-    line(
-        "GET /v1/workflows/{id}:",
-        format!(
-            "{} ({STATUS_READERS} clients, {} failed)",
-            reads.samples.summary(),
-            reads.failures
-        ),
-    );
-    line(
-        "oversold:",
-        format!(
-            "{oversold} (capacity {}, sold {}, tickets {}, held {})",
-            db.capacity, db.sold, db.tickets, db.held
-        ),
-    );
-    line(
-        "outcomes:",
-        format!(
-            "{completed} completed, {sold_out} sold out, {other} other, {} errors",
-            errors.len()
-        ),
-    );
-    if peak_rss.is_empty() {
-        line("peak RSS:", "n/a (--target: not our processes)");
-    } else {
-        let total: u64 = peak_rss.iter().filter_map(|(_, k)| *k).sum();
-        let each: Vec<String> = peak_rss
-            .iter()
-            .map(|(role, k)| format!("{role} {}", k.map_or_else(|| "n/a".into(), rss::mib)))
-            .collect();
-        line(
-            "peak RSS:",
-            format!("{} (total {})", each.join(", "), rss::mib(total)),
-        );
-    }
-
-    println!("\ntargets:");
-    let ratio = holds_per_sec.map(|h| h / raw.per_sec().max(1e-9));
-    line(
-        "  holds ≥ 50 % of raw rate:",
-        match ratio {
-            Some(r) => format!(
-                "{:.1} % ({} vs {:.0} holds/s)  {}",
-                r * 100.0,
-                per_sec(holds_per_sec),
-                raw.per_sec(),
-                verdict(r >= TARGET_HOLD_RATIO)
-            ),
-            None => "n/a (fewer than two holds)  NOT MET".into(),
-        },
-    );
-    let step_p50 = db.step_gaps.percentile(50.0);
-    line(
-        "  step → step p50 ≤ 10 ms:",
-        step_p50.map_or_else(
-            || "n/a  NOT MET".into(),
-            |p| format!("{}  {}", ms(p), verdict(p <= TARGET_STEP_P50_MS)),
-        ),
-    );
-    let status_p99 = reads.samples.percentile(99.0);
-    line(
-        "  status reads p99 ≤ 10 ms:",
-        status_p99.map_or_else(
-            || "n/a  NOT MET".into(),
-            |p| format!("{}  {}", ms(p), verdict(p <= TARGET_STATUS_P99_MS)),
-        ),
-    );
-
-    if let Some(e) = &reads.first_error {
-        eprintln!("\nfirst failed status read: {e}");
-    }
-    if !errors.is_empty() {
-        errors.sort();
-        errors.dedup();
-        eprintln!("\nerrors (first 5 distinct):");
-        for e in errors.iter().take(5) {
-            eprintln!("  {e}");
-        }
-    }
-    anyhow::ensure!(oversold == 0, "OVERSOLD by {oversold}");
-    anyhow::ensure!(
-        errors.is_empty() && other == 0,
-        "{} buyers did not see their checkout end cleanly",
-        errors.len() + other
-    );
-    Ok(())
 }

@@ -123,6 +123,11 @@ impl LocalPostgres {
         Ok(server)
     }
 
+    /// The postmaster's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     fn url_for(&self, database: &str) -> String {
         format!(
             "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
@@ -208,6 +213,8 @@ fn settings(durability: Durability) -> Vec<&'static str> {
         "max_connections=400",
         "shared_buffers=256MB",
         "log_min_messages=warning",
+        // Statement counts for `boxoffice bench checkout` and for operators.
+        "shared_preload_libraries=pg_stat_statements",
     ];
     if durability == Durability::Ephemeral {
         // Test data is thrown away: durability costs time and buys nothing.

@@ -81,7 +81,9 @@ fn unescape_html(html: &str) -> String {
 
 /// The text a QR code image (PNG) carries.
 fn decode_qr(png_bytes: &[u8]) -> String {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    // One bit per pixel in the file; one byte (0 or 255) per pixel here.
+    decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().expect("a PNG");
     let mut pixels = vec![0; reader.output_buffer_size().expect("a size")];
     let info = reader.next_frame(&mut pixels).expect("the PNG's pixels");

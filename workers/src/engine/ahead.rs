@@ -19,10 +19,11 @@ use boxoffice_models::holds::{self, HoldOutcome, Line};
 use boxoffice_models::workflow_runs;
 use boxoffice_workflows::engine::RunStatus;
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncConnection;
 use uuid::Uuid;
 
 use super::executor::Trigger;
+use super::hold_batcher::HoldBatcher;
 use crate::kinds;
 
 /// A hold taken for a run ahead of its step, and what came of it.
@@ -42,8 +43,13 @@ impl Ahead {
 /// Takes the hold the run's step is about to take, if it is about to take
 /// one. `now` must be the step's own clock: the step decides again with it and
 /// must come to the same hold.
+///
+/// One line is held through `batcher`, with the other runs of this process
+/// holding the same ticket type (see `hold_batcher`); no connection is kept
+/// while it waits, so waiting runs never starve the batch of one.
 pub async fn take(
-    conn: &mut AsyncPgConnection,
+    db: &DbPool,
+    batcher: Option<&HoldBatcher>,
     run_id: Uuid,
     trigger: &Trigger,
     now: DateTime<Utc>,
@@ -54,13 +60,16 @@ pub async fn take(
     }
     // Read without a lock: a stale read at worst takes a hold that the run
     // then adopts or releases (see the module docs).
-    let Some(run) = workflow_runs::find(conn, run_id).await? else {
+    let Some(run) = workflow_runs::find(&mut *db.get().await?, run_id).await? else {
         return Ok(None);
     };
     let Some((lines, expires_at)) = kinds::of(&run.kind)?.first_hold(&run, now)? else {
         return Ok(None);
     };
-    let outcome = holds::hold(conn, run_id, &lines, expires_at).await?;
+    let outcome = match (batcher, lines.as_slice()) {
+        (Some(batcher), [line]) => batcher.hold(run_id, *line, expires_at).await?,
+        _ => holds::hold(&mut *db.get().await?, run_id, &lines, expires_at).await?,
+    };
     Ok(Some(Ahead { lines, outcome }))
 }
 

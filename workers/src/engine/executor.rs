@@ -17,6 +17,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::ahead::Ahead;
+use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun, CHILD_ENDED_SIGNAL, EFFECT_QUEUE, RunEffect};
 use crate::kinds::{self, Effects, LocalCx};
 
@@ -117,9 +118,22 @@ pub async fn advance(
     trigger: Trigger,
     dispatch: Dispatch,
 ) -> anyhow::Result<Advanced> {
-    let mut conn = db.get().await?;
+    advance_holding(db, signer, None, run_id, trigger, dispatch).await
+}
+
+/// [`advance`], with the hold taken ahead through this process's
+/// [`HoldBatcher`] (the jobs' way).
+pub async fn advance_holding(
+    db: &DbPool,
+    signer: &TicketSigner,
+    batcher: Option<&HoldBatcher>,
+    run_id: Uuid,
+    trigger: Trigger,
+    dispatch: Dispatch,
+) -> anyhow::Result<Advanced> {
     let now = Utc::now();
-    let ahead = super::ahead::take(&mut conn, run_id, &trigger, now).await?;
+    let ahead = super::ahead::take(db, batcher, run_id, &trigger, now).await?;
+    let mut conn = db.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
         advance_at(conn, signer, run_id, trigger, now, ahead.as_ref(), dispatch).await
     })

@@ -6,14 +6,17 @@
 //! and timers leave through the outbox; nothing is pushed to Redis inside the
 //! transaction. Two exceptions keep hot paths short: a hold is taken just
 //! before the transaction, on its own (`ahead`: a hot ticket type's row lock
-//! must not last a whole step), and a job that issues a remote command may
+//! must not last a whole step), together with the other holds of the same type
+//! in this process (`hold_batcher`), and a job that issues a remote command may
 //! carry it out right after its commit (`Dispatch::Inline`; the outbox keeps a
 //! delayed copy as the backstop). A duplicate or stale message finds nothing to do: the workflow
 //! ignores inputs that do not fit its state.
 
 pub mod ahead;
 pub mod executor;
+pub mod hold_batcher;
 pub mod messages;
 pub mod parking;
 
-pub use executor::{Advanced, Dispatch, EngineInput, Trigger, advance};
+pub use executor::{Advanced, Dispatch, EngineInput, Trigger, advance, advance_holding};
+pub use hold_batcher::HoldBatcher;

@@ -5,7 +5,7 @@ use apalis::prelude::{Attempt, BoxDynError, Data};
 
 use crate::deps::JobDeps;
 use crate::engine::messages::AdvanceRun;
-use crate::engine::{Dispatch, Trigger, advance};
+use crate::engine::{Dispatch, Trigger, advance_holding};
 use crate::jobs::{engine_job, run_effect};
 
 pub use crate::engine::messages::ADVANCE_QUEUE as JOB_NAME;
@@ -18,9 +18,10 @@ pub async fn run(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     engine_job(&deps, JOB_NAME, job.run_id, &attempt, async {
-        let advanced = advance(
+        let advanced = advance_holding(
             &deps.db,
             &deps.ticket_signer,
+            Some(&deps.holds),
             job.run_id,
             Trigger::Poke,
             Dispatch::Inline,

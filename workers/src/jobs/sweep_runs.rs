@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::deps::JobDeps;
 use crate::engine::ahead::release_orphaned;
 use crate::engine::executor::redrive;
-use crate::engine::{Dispatch, Trigger, advance};
+use crate::engine::{Dispatch, Trigger, advance_holding};
 
 pub const JOB_NAME: &str = "sweep_runs";
 
@@ -69,9 +69,10 @@ async fn sweep(deps: &JobDeps) -> Result<(), BoxDynError> {
         .collect();
     let mut woken = 0;
     for run_id in &to_wake {
-        match advance(
+        match advance_holding(
             &deps.db,
             &deps.ticket_signer,
+            Some(&deps.holds),
             *run_id,
             Trigger::Poke,
             Dispatch::Queue,

@@ -206,6 +206,7 @@ async fn an_inline_remote_command_runs_once_with_or_without_its_backstop() {
             "Boxoffice <tickets@boxoffice.test>".parse().unwrap(),
         )),
         mail_links: Arc::new(app.mail_links()),
+        holds: boxoffice_workers::engine::HoldBatcher::new(app.pool().clone()),
         relay_nudge: Arc::new(tokio::sync::Notify::new()),
         stalled_after: Duration::from_secs(60),
         waitlist_head_wait: boxoffice_workers::jobs::dispatch_waitlists::HEAD_WAIT,

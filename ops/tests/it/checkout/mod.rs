@@ -6,6 +6,7 @@ mod bad_input;
 mod cancel;
 mod contract;
 mod free_and_coupon;
+mod hold_batches;
 mod hot_path;
 mod late_coupon;
 mod limits;

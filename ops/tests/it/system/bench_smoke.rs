@@ -7,11 +7,13 @@ use std::time::Duration;
 use crate::harness::processes::run_on_its_own;
 
 /// Every line the command prints a figure on.
-const FIGURES: [&str; 15] = [
+const FIGURES: [&str; 28] = [
     "raw single-row rate:",
     "holds/s:",
     "completed checkouts/s:",
     "POST /v1/checkouts:",
+    "decision, winners (buyer):",
+    "decision, losers (buyer):",
     "start → awaiting payment:",
     "pay → completed (buyer):",
     "webhook → completed (server):",
@@ -19,10 +21,21 @@ const FIGURES: [&str; 15] = [
     "GET /v1/workflows/{id}:",
     "oversold:",
     "outcomes:",
+    "CPU per completed checkout:",
+    "CPU per hold decision:",
+    "per completed checkout:",
     "peak RSS:",
-    "holds ≥ 50 % of raw rate:",
+    "holds ≥ 100 % of raw rate:",
+    "decision p50 ≤ 30 ms (winners):",
+    "decision p50 ≤ 30 ms (losers):",
+    "created → first step p50 ≤ 50 ms:",
     "step → step p50 ≤ 10 ms:",
+    "step → step p99 ≤ 50 ms:",
+    "POST /v1/checkouts p99 ≤ 500 ms:",
     "status reads p99 ≤ 10 ms:",
+    "status reads by wrk:",
+    "wrk status reads ≥ 20,000/s:",
+    "wrk status reads p99 ≤ 10 ms:",
 ];
 
 fn figure<'a>(output: &'a str, label: &str) -> &'a str {
@@ -48,6 +61,8 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
             "1",
             "--status-reads",
             "200",
+            "--status-load-secs",
+            "1",
             "--timeout-secs",
             "150",
         ],
@@ -63,6 +78,8 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
     // Every latency has samples; the buyers all saw their checkout end.
     for label in [
         "POST /v1/checkouts:",
+        "decision, winners (buyer):",
+        "decision, losers (buyer):",
         "start → awaiting payment:",
         "pay → completed (buyer):",
         "webhook → completed (server):",
@@ -83,7 +100,24 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
         "{stdout}"
     );
     assert!(
-        figure(&stdout, "GET /v1/workflows/{id}:").ends_with("0 failed)"),
+        figure(&stdout, "GET /v1/workflows/{id}:").contains(" 0 failed;"),
+        "{stdout}"
+    );
+    // What the sale cost: CPU of every kind of process, and the servers'
+    // own counts (its Postgres preloads pg_stat_statements).
+    let cpu = figure(&stdout, "CPU per completed checkout:");
+    for kind in ["serve ", "work ", "postgres ", "redis ", "Boxoffice's own "] {
+        assert!(cpu.contains(kind), "no {kind}in {cpu:?}:\n{stdout}");
+    }
+    let counts = figure(&stdout, "per completed checkout:");
+    assert!(
+        !counts.starts_with("n/a") && !counts.contains(" n/a "),
+        "{counts:?}:\n{stdout}"
+    );
+    assert!(stdout.contains("statements by database time"), "{stdout}");
+    // A real load generator read a run's status.
+    assert!(
+        figure(&stdout, "status reads by wrk:").contains(" requests/s, p50 "),
         "{stdout}"
     );
     assert!(

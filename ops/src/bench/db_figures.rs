@@ -1,0 +1,146 @@
+//! What the database recorded about the sale: holds, hold decisions, the
+//! gaps between a run's jobs, webhook → completed, and the capacity counters.
+
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::stats::Samples;
+
+/// What the database recorded about the sale.
+pub struct DatabaseFigures {
+    pub holds: i64,
+    pub holds_span_secs: f64,
+    pub decisions: i64,
+    pub decisions_span_secs: f64,
+    pub step_gaps: Samples,
+    pub first_step_waits: Samples,
+    pub webhook_to_completed: Samples,
+    pub capacity: i32,
+    pub sold: i32,
+    pub held: i32,
+    pub tickets: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct CountSpan {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Double)]
+    span: f64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Millis {
+    #[diesel(sql_type = Double)]
+    ms: f64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Gap {
+    #[diesel(sql_type = Double)]
+    ms: f64,
+    /// The gap from the run's creation to its first job.
+    #[diesel(sql_type = Bool)]
+    first: bool,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Counters {
+    #[diesel(sql_type = Integer)]
+    capacity: i32,
+    #[diesel(sql_type = Integer)]
+    sold: i32,
+    #[diesel(sql_type = Integer)]
+    held: i32,
+    #[diesel(sql_type = BigInt)]
+    tickets: i64,
+}
+
+pub async fn read(
+    conn: &mut diesel_async::AsyncPgConnection,
+    runs: &[Uuid],
+    ticket_type: Uuid,
+) -> anyhow::Result<DatabaseFigures> {
+    let holds: CountSpan = diesel::sql_query(
+        "SELECT count(*)::bigint AS n,
+                COALESCE(EXTRACT(EPOCH FROM max(created_at) - min(created_at)), 0)::float8 AS span
+           FROM holds WHERE ticket_type_id = $1",
+    )
+    .bind::<SqlUuid, _>(ticket_type)
+    .get_result(conn)
+    .await?;
+    // Every run that reached the hold, whether it got a seat or was sold out.
+    let decisions: CountSpan = diesel::sql_query(
+        "SELECT count(DISTINCT run_id)::bigint AS n,
+                COALESCE(EXTRACT(EPOCH FROM max(started_at) - min(started_at)), 0)::float8 AS span
+           FROM workflow_steps WHERE run_id = ANY($1) AND step = 'holding'",
+    )
+    .bind::<Array<SqlUuid>, _>(runs)
+    .get_result(conn)
+    .await?;
+    // One job of a run = its step records with one start time. A gap is from
+    // one job to the next, except the wait for the buyer's payment (a gap that
+    // ends in a signal). The gap from the run's creation to its first job is the
+    // queue wait of a new run, reported on its own line.
+    let gaps: Vec<Gap> = diesel::sql_query(
+        "WITH jobs AS (
+              SELECT run_id, started_at AS at, bool_or(input LIKE 'signal:%') AS by_signal, false AS created
+                FROM workflow_steps WHERE run_id = ANY($1) GROUP BY run_id, started_at
+              UNION ALL
+              SELECT id, created_at, false, true FROM workflow_runs WHERE id = ANY($1)
+          ), gaps AS (
+              SELECT by_signal,
+                     lag(created) OVER w AS after_creation,
+                     EXTRACT(EPOCH FROM at - lag(at) OVER w) * 1000 AS gap
+                FROM jobs WINDOW w AS (PARTITION BY run_id ORDER BY at)
+          )
+          SELECT gap::float8 AS ms, after_creation AS first
+            FROM gaps WHERE gap IS NOT NULL AND NOT by_signal",
+    )
+    .bind::<Array<SqlUuid>, _>(runs)
+    .load(conn)
+    .await?;
+    let webhooks: Vec<Millis> = diesel::sql_query(
+        "SELECT (EXTRACT(EPOCH FROM r.finished_at - s.received_at) * 1000)::float8 AS ms
+           FROM workflow_runs r
+           JOIN LATERAL (SELECT min(received_at) AS received_at FROM workflow_signals WHERE run_id = r.id) s ON true
+          WHERE r.id = ANY($1) AND r.status = 'completed' AND s.received_at IS NOT NULL AND r.finished_at IS NOT NULL",
+    )
+    .bind::<Array<SqlUuid>, _>(runs)
+    .load(conn)
+    .await?;
+    let counters: Counters = diesel::sql_query(
+        "SELECT capacity, sold, held,
+                (SELECT count(*) FROM tickets WHERE ticket_type_id = $1)::bigint AS tickets
+           FROM ticket_types WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(ticket_type)
+    .get_result(conn)
+    .await?;
+    let (mut step_gaps, mut first_step_waits) = (Samples::default(), Samples::default());
+    for g in &gaps {
+        if g.first {
+            first_step_waits.push_millis(g.ms);
+        } else {
+            step_gaps.push_millis(g.ms);
+        }
+    }
+    let mut webhook_to_completed = Samples::default();
+    webhooks
+        .iter()
+        .for_each(|w| webhook_to_completed.push_millis(w.ms));
+    Ok(DatabaseFigures {
+        holds: holds.n,
+        holds_span_secs: holds.span,
+        decisions: decisions.n,
+        decisions_span_secs: decisions.span,
+        step_gaps,
+        first_step_waits,
+        webhook_to_completed,
+        capacity: counters.capacity,
+        sold: counters.sold,
+        held: counters.held,
+        tickets: counters.tickets,
+    })
+}

@@ -1,0 +1,445 @@
+//! The benchmark's report: every figure of one sale, checked against the
+//! targets, and the few figures a comparison of two builds needs.
+
+use std::time::Duration;
+
+use super::cost::{self, Cpu, SaleCounts};
+use super::db_figures::DatabaseFigures;
+use super::stats::{Samples, ms};
+use super::{flash_sale, raw_baseline, rss};
+
+/// Targets of the checkout path.
+const TARGET_HOLD_RATIO: f64 = 1.0;
+const TARGET_DECISION_P50_MS: f64 = 30.0;
+const TARGET_FIRST_STEP_P50_MS: f64 = 50.0;
+const TARGET_STEP_P50_MS: f64 = 10.0;
+const TARGET_STEP_P99_MS: f64 = 50.0;
+const TARGET_POST_P99_MS: f64 = 500.0;
+const TARGET_STATUS_P99_MS: f64 = 10.0;
+const TARGET_STATUS_RATE: f64 = 20_000.0;
+
+/// Everything one sale measured.
+pub struct Inputs<'a> {
+    pub raw: &'a raw_baseline::RawRate,
+    pub hold_statement: &'a raw_baseline::RawRate,
+    pub sale: &'a flash_sale::SaleResult,
+    pub db: &'a DatabaseFigures,
+    /// CPU seconds of each kind of process during the sale.
+    pub cpu: &'a Cpu,
+    pub counts: &'a SaleCounts,
+    /// The statements that took the most of the database's time.
+    pub top_statements: &'a [cost::Statement],
+    pub reads: &'a flash_sale::StatusReads,
+    /// CPU seconds of each kind of process during the status reads.
+    pub reads_cpu: &'a Cpu,
+    pub reads_wall: Duration,
+    /// `wrk`'s status reads, when they ran.
+    pub status_load: Option<&'a StatusLoad>,
+    pub peak_rss: &'a [(String, Option<u64>)],
+}
+
+/// `wrk` on one run's status, and the CPU each kind of process spent meanwhile.
+pub struct StatusLoad {
+    pub figures: Result<super::status_load::WrkFigures, String>,
+    pub cpu: Cpu,
+    pub wall: Duration,
+}
+
+/// The share of one core the API processes used in `wall`.
+fn api_share(cpu: &Cpu, wall: Duration) -> f64 {
+    let api: f64 = cpu
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "serve" | "all"))
+        .map(|(_, t)| t)
+        .sum();
+    100.0 * api / wall.as_secs_f64().max(1e-9)
+}
+
+/// The figures two builds are compared by.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub completed: usize,
+    /// CPU seconds of `serve` and `work` (and `all`) during the sale.
+    pub own_cpu: f64,
+    /// The same with Postgres and Redis.
+    pub server_cpu: f64,
+    pub cpu: Cpu,
+    pub counts: cost::Counts,
+    pub holds_per_sec: Option<f64>,
+    pub raw_per_sec: f64,
+    pub post_p99: Option<f64>,
+    pub step_p50: Option<f64>,
+    pub status_p99: Option<f64>,
+    pub wrk_rate: Option<f64>,
+    pub peak_rss_kib: u64,
+}
+
+/// Boxoffice's own processes.
+fn is_own(kind: &str) -> bool {
+    matches!(kind, "serve" | "work" | "all")
+}
+
+/// `serve 1.2 ms, work 3.4 ms, …` per `per` (checkouts, decisions).
+fn cpu_each(cpu: &Cpu, per: f64) -> String {
+    cpu.iter()
+        .filter(|(kind, _)| kind.as_str() != cost::LOAD_GENERATOR)
+        .map(|(kind, secs)| format!("{kind} {}", ms(secs * 1000.0 / per)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn rate(n: i64, secs: f64) -> Option<f64> {
+    (n > 1 && secs > 0.0).then(|| n as f64 / secs)
+}
+
+pub fn per_sec(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".into(), |v| format!("{v:.0}/s"))
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT MET" }
+}
+
+pub fn line(label: &str, value: impl std::fmt::Display) {
+    println!("{label:<34} {value}");
+}
+
+pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
+    let Inputs {
+        raw,
+        hold_statement,
+        sale,
+        db,
+        cpu,
+        counts,
+        top_statements,
+        reads,
+        reads_cpu,
+        reads_wall,
+        status_load,
+        peak_rss,
+    } = inputs;
+    let mut post = Samples::default();
+    let (mut winners, mut losers) = (Samples::default(), Samples::default());
+    let mut to_awaiting = Samples::default();
+    let mut pay_to_completed = Samples::default();
+    let (mut completed, mut sold_out, mut other, mut errors) = (0usize, 0usize, 0usize, Vec::new());
+    let mut last_completion: Option<Duration> = None;
+    for o in &sale.outcomes {
+        if let Some(d) = o.post {
+            post.push(d);
+        }
+        match (o.to_decision, o.held) {
+            (Some(d), true) => winners.push(d),
+            (Some(d), false) => losers.push(d),
+            (None, _) => {}
+        }
+        if let Some(d) = o.to_awaiting_payment {
+            to_awaiting.push(d);
+        }
+        if let Some(d) = o.pay_to_completed {
+            pay_to_completed.push(d);
+        }
+        match (o.error.as_deref(), o.status.as_deref()) {
+            (Some(e), _) => errors.push(e.to_owned()),
+            (None, Some("completed")) => {
+                completed += 1;
+                last_completion = last_completion.max(o.ended_after);
+            }
+            (None, Some("compensated")) => sold_out += 1,
+            _ => other += 1,
+        }
+    }
+    let holds_per_sec = rate(db.holds, db.holds_span_secs);
+    let decisions_per_sec = rate(db.decisions, db.decisions_span_secs);
+    let completed_per_sec = last_completion.and_then(|d| rate(completed as i64, d.as_secs_f64()));
+    let oversold = (i64::from(db.sold) - i64::from(db.capacity)).max(0)
+        + (i64::from(db.sold) - db.tickets).abs();
+
+    println!();
+    line(
+        "raw single-row rate:",
+        format!(
+            "{:.0} holds/s ({} connections, {} auto-committed UPDATEs in {:.1} s)",
+            raw.per_sec(),
+            raw.connections,
+            raw.holds,
+            raw.elapsed.as_secs_f64()
+        ),
+    );
+    line(
+        "Boxoffice's hold statement alone:",
+        format!(
+            "{:.0} holds/s ({:.0} % of raw; holds::hold from {} connections, {} holds in {:.1} s)",
+            hold_statement.per_sec(),
+            100.0 * hold_statement.per_sec() / raw.per_sec().max(1e-9),
+            hold_statement.connections,
+            hold_statement.holds,
+            hold_statement.elapsed.as_secs_f64()
+        ),
+    );
+    line(
+        "holds/s:",
+        format!(
+            "{} ({} holds, first to last in {:.2} s; {} hold decisions incl. sold out: {})",
+            per_sec(holds_per_sec),
+            db.holds,
+            db.holds_span_secs,
+            db.decisions,
+            per_sec(decisions_per_sec)
+        ),
+    );
+    line(
+        "completed checkouts/s:",
+        format!(
+            "{} ({completed} completed, last {:.2} s after the first POST; sale took {:.2} s)",
+            per_sec(completed_per_sec),
+            last_completion.unwrap_or_default().as_secs_f64(),
+            sale.elapsed.as_secs_f64()
+        ),
+    );
+    line("POST /v1/checkouts:", post.summary());
+    line("decision, winners (buyer):", winners.summary());
+    line("decision, losers (buyer):", losers.summary());
+    line("start → awaiting payment:", to_awaiting.summary());
+    line("pay → completed (buyer):", pay_to_completed.summary());
+    line(
+        "webhook → completed (server):",
+        db.webhook_to_completed.summary(),
+    );
+    line(
+        "created → first step (server):",
+        db.first_step_waits.summary(),
+    );
+    line("step → step (server):", db.step_gaps.summary());
+    line(
+        "GET /v1/workflows/{id}:",
+        format!(
+            "{} ({} clients, {} failed; {:.0} reads/s; the API used {:.0} % of a core)",
+            reads.samples.summary(),
+            super::STATUS_READERS,
+            reads.failures,
+            reads.samples.len() as f64 / reads_wall.as_secs_f64().max(1e-9),
+            api_share(reads_cpu, reads_wall)
+        ),
+    );
+    let wrk_rate = status_load.and_then(|l| l.figures.as_ref().ok().map(|f| f.requests_per_sec));
+    let wrk_p99 = status_load.and_then(|l| l.figures.as_ref().ok().map(|f| f.p99_ms));
+    if let Some(load) = status_load {
+        line(
+            "status reads by wrk:",
+            match &load.figures {
+                Ok(f) => format!(
+                    "{:.0} requests/s, p50 {}  p99 {} ({} failed; 2 threads, 32 connections, {:.1} s; the API used {:.0} % of a core, postgres {:.0} %)",
+                    f.requests_per_sec,
+                    ms(f.p50_ms),
+                    ms(f.p99_ms),
+                    f.failed,
+                    load.wall.as_secs_f64(),
+                    api_share(&load.cpu, load.wall),
+                    100.0 * load.cpu.get("postgres").copied().unwrap_or(0.0)
+                        / load.wall.as_secs_f64().max(1e-9)
+                ),
+                Err(e) => format!("n/a ({e})"),
+            },
+        );
+    }
+    line(
+        "oversold:",
+        format!(
+            "{oversold} (capacity {}, sold {}, tickets {}, held {})",
+            db.capacity, db.sold, db.tickets, db.held
+        ),
+    );
+    line(
+        "outcomes:",
+        format!(
+            "{completed} completed, {sold_out} sold out, {other} other, {} errors",
+            errors.len()
+        ),
+    );
+    let own_cpu: f64 = cpu.iter().filter(|(k, _)| is_own(k)).map(|(_, t)| t).sum();
+    let server_cpu: f64 = own_cpu
+        + cpu.get("postgres").copied().unwrap_or(0.0)
+        + cpu.get("redis").copied().unwrap_or(0.0);
+    let per_checkout = (completed as f64).max(1.0);
+    let per_decision = (db.decisions as f64).max(1.0);
+    line(
+        "CPU per completed checkout:",
+        format!(
+            "{} (Boxoffice's own {}; with postgres and redis {})",
+            cpu_each(cpu, per_checkout),
+            ms(own_cpu * 1000.0 / per_checkout),
+            ms(server_cpu * 1000.0 / per_checkout)
+        ),
+    );
+    line(
+        "CPU per hold decision:",
+        format!(
+            "{} (Boxoffice's own {}; with postgres and redis {})",
+            cpu_each(cpu, per_decision),
+            ms(own_cpu * 1000.0 / per_decision),
+            ms(server_cpu * 1000.0 / per_decision)
+        ),
+    );
+    line(
+        "CPU apart from the system:",
+        format!(
+            "{} {:.2} s in all during the sale",
+            cost::LOAD_GENERATOR,
+            cpu.get(cost::LOAD_GENERATOR).copied().unwrap_or(0.0)
+        ),
+    );
+    let each = |n: Option<i64>| {
+        n.map_or_else(
+            || "n/a".into(),
+            |n| format!("{:.1}", n as f64 / per_checkout),
+        )
+    };
+    line(
+        "per completed checkout:",
+        format!(
+            "{} Postgres transactions, {} statements, {} Redis commands (from the sale's start to {} s after its end; {} of the statements came in those idle seconds)",
+            each(counts.sale.transactions),
+            each(counts.sale.statements),
+            each(counts.sale.redis_commands),
+            cost::STATS_DELAY.as_secs(),
+            counts
+                .idle_statements
+                .map_or_else(|| "n/a".into(), |n| n.to_string()),
+        ),
+    );
+    if !top_statements.is_empty() {
+        println!(
+            "statements by database time (calls per completed checkout, ms in all, statement):"
+        );
+        for st in top_statements {
+            let query: String = st.query.chars().take(150).collect();
+            println!(
+                "  {:>6.1} {:>8.0} ms  {query}",
+                st.calls as f64 / per_checkout,
+                st.total_ms
+            );
+        }
+    }
+    if peak_rss.is_empty() {
+        line("peak RSS:", "n/a (--target: not our processes)");
+    } else {
+        let total: u64 = peak_rss.iter().filter_map(|(_, k)| *k).sum();
+        let each: Vec<String> = peak_rss
+            .iter()
+            .map(|(role, k)| format!("{role} {}", k.map_or_else(|| "n/a".into(), rss::mib)))
+            .collect();
+        line(
+            "peak RSS:",
+            format!("{} (total {})", each.join(", "), rss::mib(total)),
+        );
+    }
+
+    println!("\ntargets:");
+    let ratio = holds_per_sec.map(|h| h / raw.per_sec().max(1e-9));
+    line(
+        "  holds ≥ 100 % of raw rate:",
+        match ratio {
+            Some(r) => format!(
+                "{:.1} % ({} vs {:.0} holds/s)  {}",
+                r * 100.0,
+                per_sec(holds_per_sec),
+                raw.per_sec(),
+                verdict(r >= TARGET_HOLD_RATIO)
+            ),
+            None => "n/a (fewer than two holds)  NOT MET".into(),
+        },
+    );
+    at_most(
+        "  decision p50 ≤ 30 ms (winners):",
+        winners.percentile(50.0),
+        TARGET_DECISION_P50_MS,
+    );
+    at_most(
+        "  decision p50 ≤ 30 ms (losers):",
+        losers.percentile(50.0),
+        TARGET_DECISION_P50_MS,
+    );
+    at_most(
+        "  created → first step p50 ≤ 50 ms:",
+        db.first_step_waits.percentile(50.0),
+        TARGET_FIRST_STEP_P50_MS,
+    );
+    let step_p50 = db.step_gaps.percentile(50.0);
+    at_most("  step → step p50 ≤ 10 ms:", step_p50, TARGET_STEP_P50_MS);
+    at_most(
+        "  step → step p99 ≤ 50 ms:",
+        db.step_gaps.percentile(99.0),
+        TARGET_STEP_P99_MS,
+    );
+    let post_p99 = post.percentile(99.0);
+    at_most(
+        "  POST /v1/checkouts p99 ≤ 500 ms:",
+        post_p99,
+        TARGET_POST_P99_MS,
+    );
+    let status_p99 = reads.samples.percentile(99.0);
+    at_most(
+        "  status reads p99 ≤ 10 ms:",
+        status_p99,
+        TARGET_STATUS_P99_MS,
+    );
+    if status_load.is_some() {
+        line(
+            "  wrk status reads ≥ 20,000/s:",
+            wrk_rate.map_or_else(
+                || "n/a  NOT MET".into(),
+                |r| format!("{r:.0}/s  {}", verdict(r >= TARGET_STATUS_RATE)),
+            ),
+        );
+        at_most(
+            "  wrk status reads p99 ≤ 10 ms:",
+            wrk_p99,
+            TARGET_STATUS_P99_MS,
+        );
+    }
+
+    if let Some(e) = &reads.first_error {
+        eprintln!("\nfirst failed status read: {e}");
+    }
+    if !errors.is_empty() {
+        errors.sort();
+        errors.dedup();
+        eprintln!("\nerrors (first 5 distinct):");
+        for e in errors.iter().take(5) {
+            eprintln!("  {e}");
+        }
+    }
+    anyhow::ensure!(oversold == 0, "OVERSOLD by {oversold}");
+    anyhow::ensure!(
+        errors.is_empty() && other == 0,
+        "{} buyers did not see their checkout end cleanly",
+        errors.len() + other
+    );
+    Ok(Figures {
+        completed,
+        own_cpu,
+        server_cpu,
+        cpu: cpu.clone(),
+        counts: counts.sale.clone(),
+        holds_per_sec,
+        raw_per_sec: raw.per_sec(),
+        post_p99,
+        step_p50,
+        status_p99,
+        wrk_rate,
+        peak_rss_kib: peak_rss.iter().filter_map(|(_, k)| *k).sum(),
+    })
+}
+
+/// A latency target: met when the figure is at most `target` ms.
+fn at_most(label: &str, figure: Option<f64>, target: f64) {
+    line(
+        label,
+        figure.map_or_else(
+            || "n/a  NOT MET".into(),
+            |p| format!("{}  {}", ms(p), verdict(p <= target)),
+        ),
+    );
+}

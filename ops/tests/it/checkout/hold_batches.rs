@@ -1,0 +1,258 @@
+//! The group commit of holds: one statement holds a batch of runs on one ticket
+//! type (`hold_batch::hold_many`), and each process's `HoldBatcher` gathers the
+//! runs about to hold into such batches. Capacity is never oversold, each run
+//! learns its own outcome, and the order of arrival decides.
+
+use boxoffice_models::hold_batch::{self, Answer, Request};
+use boxoffice_models::holds::{self, HoldOutcome, Line};
+use boxoffice_models::users::Role;
+use boxoffice_workers::engine::HoldBatcher;
+use chrono::{Duration, Utc};
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::fixtures::{counters, event_on_sale};
+use crate::harness::TestApp;
+
+/// `n` runs with nothing held yet.
+async fn runs(db_url: &str, n: usize) -> Vec<Uuid> {
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    diesel::sql_query(
+        "INSERT INTO workflow_runs (id, kind, status, step, state)
+         SELECT id, 'checkout', 'running', 'holding', '{}' FROM unnest($1::uuid[]) AS id",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    ids
+}
+
+fn requests(runs: &[Uuid], quantities: &[i32]) -> Vec<Request> {
+    runs.iter()
+        .zip(quantities)
+        .map(|(run_id, quantity)| Request {
+            run_id: *run_id,
+            quantity: *quantity,
+            expires_at: Utc::now() + Duration::minutes(15),
+        })
+        .collect()
+}
+
+async fn one_ticket_type(app: &TestApp, capacity: i32) -> Uuid {
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    event_on_sale(&app.db.url, organizer.id, &[(2500, capacity)], 15)
+        .await
+        .ticket_types[0]
+}
+
+async fn inconsistencies(app: &TestApp) -> usize {
+    let mut conn = app.raw_conn().await;
+    holds::inconsistencies(&mut conn).await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_batch_gives_each_run_its_units_in_order_while_they_last() {
+    let app = TestApp::spawn().await;
+    let ticket_type = one_ticket_type(&app, 5).await;
+    let runs = runs(&app.db.url, 4).await;
+
+    let mut conn = app.raw_conn().await;
+    let answers = hold_batch::hold_many(&mut conn, ticket_type, &requests(&runs, &[2, 2, 2, 1]))
+        .await
+        .unwrap();
+
+    // 2 and 2 fit; the third 2 does not (1 left); the 1 after it still does.
+    let held = |quantity| {
+        Answer::Held(holds::PricedHold {
+            ticket_type_id: ticket_type,
+            quantity,
+            unit_price_minor: 2500,
+            currency: "EUR".into(),
+        })
+    };
+    assert_eq!(
+        answers,
+        vec![held(2), held(2), Answer::Refused { available: 0 }, held(1)]
+    );
+    assert_eq!(counters(&app.db.url, ticket_type).await, (5, 0, 5));
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_run_that_holds_already_takes_nothing_more() {
+    let app = TestApp::spawn().await;
+    let ticket_type = one_ticket_type(&app, 10).await;
+    let runs = runs(&app.db.url, 2).await;
+    let mut conn = app.raw_conn().await;
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity: 3,
+    };
+    let first = holds::hold(
+        &mut conn,
+        runs[0],
+        &[line],
+        Utc::now() + Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(first, HoldOutcome::Held(_)));
+
+    let answers = hold_batch::hold_many(&mut conn, ticket_type, &requests(&runs, &[3, 4]))
+        .await
+        .unwrap();
+
+    assert_eq!(answers[0], Answer::Existing);
+    assert!(matches!(answers[1], Answer::Held(_)), "{answers:?}");
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 0, 7));
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
+/// Eight connections race batches of twenty runs onto one row of 100 seats.
+#[tokio::test]
+async fn racing_batches_hold_exactly_the_capacity() {
+    let app = TestApp::spawn().await;
+    let ticket_type = one_ticket_type(&app, 100).await;
+    let all = runs(&app.db.url, 160).await;
+
+    let tasks: Vec<_> = all
+        .chunks(20)
+        .map(|chunk| {
+            let (url, batch) = (app.db.url.clone(), requests(chunk, &[1; 20]));
+            tokio::spawn(async move {
+                let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+                hold_batch::hold_many(&mut conn, ticket_type, &batch)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut held = 0;
+    let mut refused = 0;
+    for task in tasks {
+        for answer in task.await.unwrap() {
+            match answer {
+                Answer::Held(_) => held += 1,
+                Answer::Refused { .. } => refused += 1,
+                Answer::Existing => panic!("no run held before"),
+            }
+        }
+    }
+
+    assert_eq!((held, refused), (100, 60));
+    assert_eq!(counters(&app.db.url, ticket_type).await, (100, 0, 100));
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Statements {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// 300 runs of one process ask at once for 50 seats: the batcher answers each,
+/// sells nothing twice, and takes far fewer statements than runs (the holds of
+/// one statement share its transaction's start time).
+#[tokio::test]
+async fn the_batcher_holds_a_flood_of_runs_in_few_statements() {
+    let app = TestApp::spawn().await;
+    let ticket_type = one_ticket_type(&app, 50).await;
+    let all = runs(&app.db.url, 300).await;
+    let batcher = HoldBatcher::new(app.pool().clone());
+    let expires_at = Utc::now() + Duration::minutes(15);
+
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity: 1,
+    };
+    let tasks: Vec<_> = all
+        .iter()
+        .map(|run_id| {
+            let (batcher, run_id) = (batcher.clone(), *run_id);
+            tokio::spawn(async move { batcher.hold(run_id, line, expires_at).await.unwrap() })
+        })
+        .collect();
+    let mut held = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            HoldOutcome::Held(_) => held += 1,
+            HoldOutcome::Refused { available, .. } => assert_eq!(available, 0),
+        }
+    }
+
+    assert_eq!(held, 50);
+    assert_eq!(counters(&app.db.url, ticket_type).await, (50, 0, 50));
+    assert_eq!(inconsistencies(&app).await, 0);
+    // Asked again, every run gets what it got the first time.
+    for run_id in &all[..20] {
+        let again = batcher.hold(*run_id, line, expires_at).await.unwrap();
+        let mut conn = app.raw_conn().await;
+        let holds_it: Statements = diesel::sql_query(
+            "SELECT count(*)::bigint AS n FROM holds WHERE run_id = $1 AND status = 'active'",
+        )
+        .bind::<SqlUuid, _>(*run_id)
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(matches!(again, HoldOutcome::Held(_)), holds_it.n == 1);
+    }
+    assert_eq!(counters(&app.db.url, ticket_type).await, (50, 0, 50));
+    let mut conn = app.raw_conn().await;
+    let statements: Statements = diesel::sql_query(
+        "SELECT count(DISTINCT created_at)::bigint AS n FROM holds WHERE ticket_type_id = $1",
+    )
+    .bind::<SqlUuid, _>(ticket_type)
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        statements.n < 50,
+        "50 holds took {} statements",
+        statements.n
+    );
+}
+
+/// A sale's transaction moves its hold to `sold` at its commit: until then,
+/// other runs hold seats of the same type without waiting for its lock.
+#[tokio::test]
+async fn a_sale_locks_its_ticket_type_only_at_commit() {
+    let app = TestApp::spawn().await;
+    let ticket_type = one_ticket_type(&app, 10).await;
+    let runs = runs(&app.db.url, 2).await;
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity: 2,
+    };
+    let expires_at = Utc::now() + Duration::minutes(15);
+    let mut seller = app.raw_conn().await;
+    holds::hold(&mut seller, runs[0], &[line], expires_at)
+        .await
+        .unwrap();
+
+    let url = app.db.url.clone();
+    let other_run = runs[1];
+    seller
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            assert_eq!(holds::convert_for_run(conn, runs[0]).await?, 2);
+            // Another run, on its own connection, while the sale is open.
+            let mut other = AsyncPgConnection::establish(&url).await.unwrap();
+            diesel::sql_query("SET lock_timeout = '2s'")
+                .execute(&mut other)
+                .await
+                .unwrap();
+            let held = holds::hold(&mut other, other_run, &[line], expires_at)
+                .await
+                .expect("a hold does not wait for an open sale of its type");
+            assert!(matches!(held, HoldOutcome::Held(_)));
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    // At its commit the sale moved its units: 2 sold, the other run's 2 held.
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 2));
+    assert_eq!(inconsistencies(&app).await, 0);
+}
