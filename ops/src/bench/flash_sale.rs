@@ -45,6 +45,9 @@ pub struct BuyerOutcome {
     pub to_awaiting_payment: Option<Duration>,
     /// From asking the sandbox to pay to seeing the run completed.
     pub pay_to_completed: Option<Duration>,
+    /// Answers 503 (the API shedding load) that the buyer retried, as a
+    /// frontend does.
+    pub retried: u32,
     /// The run's last status seen (`completed`, `compensated`, …).
     pub status: Option<String>,
     /// When the buyer saw the run end, from the start of the sale.
@@ -130,13 +133,15 @@ async fn checkout(
     outcome: &mut BuyerOutcome,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let response = client
-        .post(format!("{api}/v1/checkouts"))
-        .header("authorization", &buyer.authorization)
-        .header("idempotency-key", format!("bench-{index}"))
-        .json(&json!({ "event_id": sale.event_id, "items": [{ "ticket_type_id": sale.ticket_type, "quantity": 1 }] }))
-        .send()
-        .await?;
+    // The same Idempotency-Key on every attempt: a retry is the same purchase.
+    let response = retrying(outcome, || {
+        client
+            .post(format!("{api}/v1/checkouts"))
+            .header("authorization", &buyer.authorization)
+            .header("idempotency-key", format!("bench-{index}"))
+            .json(&json!({ "event_id": sale.event_id, "items": [{ "ticket_type_id": sale.ticket_type, "quantity": 1 }] }))
+    })
+    .await?;
     let status = response.status();
     if status != StatusCode::ACCEPTED {
         anyhow::bail!(
@@ -152,13 +157,16 @@ async fn checkout(
     let mut etag: Option<String> = None;
     let mut paying: Option<Instant> = None;
     loop {
-        let mut request = client
-            .get(&url)
-            .header("authorization", &buyer.authorization);
-        if let Some(tag) = &etag {
-            request = request.header("if-none-match", tag);
-        }
-        let response = request.send().await?;
+        let response = retrying(outcome, || {
+            let request = client
+                .get(&url)
+                .header("authorization", &buyer.authorization);
+            match &etag {
+                Some(tag) => request.header("if-none-match", tag),
+                None => request,
+            }
+        })
+        .await?;
         match response.status() {
             StatusCode::NOT_MODIFIED => continue,
             StatusCode::OK => {}
@@ -208,6 +216,25 @@ async fn checkout(
             outcome.ended_after = Some(sale_started.elapsed());
             return Ok(());
         }
+    }
+}
+
+/// How long a buyer waits before asking again after a 503.
+const RETRY_AFTER: Duration = Duration::from_millis(250);
+
+/// Sends the request `build` makes, again after each 503 (the API tells an
+/// overloaded client to retry shortly); the first other answer is returned.
+async fn retrying(
+    outcome: &mut BuyerOutcome,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> reqwest::Result<reqwest::Response> {
+    loop {
+        let response = build().send().await?;
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(response);
+        }
+        outcome.retried += 1;
+        tokio::time::sleep(RETRY_AFTER).await;
     }
 }
 

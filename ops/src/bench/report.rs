@@ -125,6 +125,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     let mut pay_to_completed = Samples::default();
     let (mut completed, mut sold_out, mut other, mut errors) = (0usize, 0usize, 0usize, Vec::new());
     let mut last_completion: Option<Duration> = None;
+    let retried: u32 = sale.outcomes.iter().map(|o| o.retried).sum();
     for o in &sale.outcomes {
         if let Some(d) = o.post {
             post.push(d);
@@ -254,7 +255,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     line(
         "outcomes:",
         format!(
-            "{completed} completed, {sold_out} sold out, {other} other, {} errors",
+            "{completed} completed, {sold_out} sold out, {other} other, {} errors ({retried} answers 503 retried)",
             errors.len()
         ),
     );
