@@ -9,9 +9,10 @@
 -- (a hold, a direct sale) stays a statement of its own.
 --
 -- At commit, deferred triggers run in the order their events happened: a
--- sale's booking (its sales slot), then its tickets and holds (the ticket
--- type), then its run (its funnel outcome), as a release does too (holds,
--- then run).
+-- sale's holds (the ticket type), then its booking and tickets (its sales
+-- slot, the ticket type again), then its run (its funnel outcome); a release's
+-- holds, then its run. That is the order in which they took these rows when
+-- the ticket type changed at once.
 
 -- Closing a hold moves its units: a sale (`converted`) from held to sold, a
 -- release back to the free units.
