@@ -265,24 +265,20 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         + cpu.get("redis").copied().unwrap_or(0.0);
     let per_checkout = (completed as f64).max(1.0);
     let per_decision = (db.decisions as f64).max(1.0);
-    line(
-        "CPU per completed checkout:",
-        format!(
-            "{} (Boxoffice's own {}; with postgres and redis {})",
-            cpu_each(cpu, per_checkout),
-            ms(own_cpu * 1000.0 / per_checkout),
-            ms(server_cpu * 1000.0 / per_checkout)
-        ),
-    );
-    line(
-        "CPU per hold decision:",
-        format!(
-            "{} (Boxoffice's own {}; with postgres and redis {})",
-            cpu_each(cpu, per_decision),
-            ms(own_cpu * 1000.0 / per_decision),
-            ms(server_cpu * 1000.0 / per_decision)
-        ),
-    );
+    for (label, per) in [
+        ("CPU per completed checkout:", per_checkout),
+        ("CPU per hold decision:", per_decision),
+    ] {
+        line(
+            label,
+            format!(
+                "{} (Boxoffice's own {}; with postgres and redis {})",
+                cpu_each(cpu, per),
+                ms(own_cpu * 1000.0 / per),
+                ms(server_cpu * 1000.0 / per)
+            ),
+        );
+    }
     line(
         "CPU apart from the system:",
         format!(
