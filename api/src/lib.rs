@@ -12,6 +12,8 @@
 //! - Error mapping: every error is `application/problem+json` with a stable `code`
 //!   (`error.rs`), including rejections of malformed input (`extract.rs`).
 //! - Request ids, metrics, security headers, CORS, timeouts (`middleware/`).
+//! - Sessions and run status views kept in memory, right by Postgres's change
+//!   notifications (`change_feed/`).
 //! - The OpenAPI document, generated from the handlers (`openapi.rs`).
 //!
 //! # What it may not import
@@ -23,6 +25,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod change_feed;
 pub mod client_ip;
 pub mod config;
 pub mod error;

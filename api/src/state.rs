@@ -21,6 +21,9 @@ pub struct AppState {
     pub ops: Option<Arc<dyn crate::ops::OpsBackend>>,
     /// Where long polls of `/v1/workflows/{id}` wait.
     pub run_watcher: crate::routes::workflows::RunWatcher,
+    /// Sessions and run status views kept in memory, and the listener that
+    /// drops them when Postgres says they changed.
+    pub change_feed: crate::change_feed::ChangeFeed,
 }
 
 impl AppState {

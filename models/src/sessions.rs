@@ -116,6 +116,8 @@ pub struct LiveSession {
     pub session_id: Uuid,
     pub user_id: Uuid,
     pub roles: Vec<String>,
+    /// Until when the session may be used (a refresh moves it).
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The session `session_id` of user `user_id` if it is neither revoked nor
@@ -134,15 +136,16 @@ pub async fn find_live(
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .filter(users::disabled_at.is_null())
-        .select((sessions::id, users::id, users::roles))
-        .first::<(Uuid, Uuid, Vec<String>)>(conn)
+        .select((sessions::id, users::id, users::roles, sessions::expires_at))
+        .first::<(Uuid, Uuid, Vec<String>, DateTime<Utc>)>(conn)
         .await
         .optional()
         .map(|row| {
-            row.map(|(session_id, user_id, roles)| LiveSession {
+            row.map(|(session_id, user_id, roles, expires_at)| LiveSession {
                 session_id,
                 user_id,
                 roles,
+                expires_at,
             })
         })
 }
@@ -303,6 +306,7 @@ pub async fn rotate_refresh_token(
             session_id,
             user_id,
             roles,
+            expires_at,
         }))
     })
     .await

@@ -2,6 +2,13 @@ use clap::Parser;
 
 use boxoffice_ops::cli::Cli;
 
+/// Every request and step allocates: glibc's allocator spent a fifth of the
+/// API's CPU under load, a third of that in its arena locks between tokio's
+/// threads (see the README's "Benchmark"). jemalloc's per-thread caches avoid
+/// the locks, and it holds less memory than glibc's arenas did.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // A missing .env is normal; a malformed one is reported by clap's parse below.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use boxoffice_api::AppState;
+use boxoffice_api::change_feed::ChangeFeed;
 use boxoffice_api::routes::workflows::RunWatcher;
 use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -97,6 +98,7 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
             crate::operator::operator(settings, conns)?,
         ))),
         run_watcher: RunWatcher::start(conns.db.clone()),
+        change_feed: ChangeFeed::start(conns.db.clone()),
     })
 }
 

@@ -22,9 +22,11 @@ pub mod jobs;
 pub mod kinds;
 pub mod mail;
 pub mod operator;
+pub mod outbox_listener;
 pub mod queue;
 pub mod registry;
 pub mod relay;
 pub mod supervisor;
+pub mod wake;
 
 pub use deps::JobDeps;

@@ -18,6 +18,7 @@ use crate::jobs::{advance_run, run_effect};
 use crate::queue;
 use crate::relay::Relay;
 use crate::supervisor::supervise;
+use crate::wake::WorkerWake;
 
 /// What the workers of one process share.
 #[derive(Clone)]
@@ -48,8 +49,9 @@ pub const QUEUES: &[&str] = &[
 /// Spawns a supervised worker for one job kind: `$args` from the queue `$name`,
 /// handled by `$handler`, `$concurrency` at a time.
 macro_rules! spawn_worker {
-    ($set:expr, $setup:expr, $shutdown:expr, $name:expr, $args:ty, $handler:path, $concurrency:expr) => {{
+    ($set:expr, $setup:expr, $wake:expr, $shutdown:expr, $name:expr, $args:ty, $handler:path, $concurrency:expr) => {{
         let setup = $setup.clone();
+        let wake = $wake.clone();
         let shutdown = $shutdown.clone();
         $set.spawn(async move {
             let stop = shutdown.clone();
@@ -57,7 +59,15 @@ macro_rules! spawn_worker {
                 let storage = RedisStorage::<$args, _>::new(setup.redis.clone())
                     .with_config(queue::config_with_batch(&setup.prefix, $name, $concurrency));
                 let worker = WorkerBuilder::new(worker_name)
-                    .backend(storage.poll_with_interval(queue::POLL_INTERVAL))
+                    .backend(
+                        storage.poll_with_strategy(
+                            // Woken by this process's relay the moment it pushed;
+                            // the interval finds what other processes pushed.
+                            Strategy::new()
+                                .stream(wake.subscribe($name))
+                                .interval(queue::POLL_INTERVAL),
+                        ),
+                    )
                     .concurrency($concurrency)
                     .data(setup.deps.clone())
                     .build($handler);
@@ -80,9 +90,11 @@ macro_rules! spawn_worker {
 /// have stopped.
 pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     let mut set = JoinSet::new();
+    let wake = WorkerWake::default();
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         advance_run::JOB_NAME,
         crate::engine::messages::AdvanceRun,
@@ -92,6 +104,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         run_effect::JOB_NAME,
         crate::engine::messages::RunEffect,
@@ -101,6 +114,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         sweep_runs::JOB_NAME,
         SweepRuns,
@@ -110,6 +124,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         purge_sessions::JOB_NAME,
         PurgeSessions,
@@ -119,6 +134,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         plan_reminders::JOB_NAME,
         PlanReminders,
@@ -128,6 +144,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         cleanup::JOB_NAME,
         Cleanup,
@@ -138,6 +155,7 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
     spawn_worker!(
         set,
         setup,
+        wake,
         shutdown,
         send_email::JOB_NAME,
         SendEmail,
@@ -151,7 +169,13 @@ pub async fn run_all(setup: WorkerSetup, shutdown: CancellationToken) {
         prefix: setup.prefix.clone(),
         queues: QUEUES.to_vec(),
         nudge: setup.deps.relay_nudge.clone(),
+        wake,
     };
+    set.spawn(crate::outbox_listener::nudge_on_commit(
+        setup.relay_db.clone(),
+        setup.deps.relay_nudge.clone(),
+        shutdown.clone(),
+    ));
     set.spawn(relay.run(shutdown.clone()));
     set.spawn(crate::operator::breakers::publish(
         setup.redis.clone(),

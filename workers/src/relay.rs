@@ -19,13 +19,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::queue;
+use crate::wake::WorkerWake;
 
 /// The most jobs one queue holds in Redis (ready + delayed).
 pub const MAX_QUEUE_DEPTH: usize = 1_000;
 /// The most messages moved in one transaction.
 const CHUNK: usize = 500;
-/// How often an idle relay looks anyway (messages from other processes).
-const IDLE_POLL: Duration = Duration::from_millis(20);
+/// How often an idle relay looks anyway: for messages that came due since
+/// (timers, backstops), and for the others while the outbox listener is down
+/// (it wakes the relay at every commit of a message due at once).
+const IDLE_POLL: Duration = Duration::from_millis(100);
 /// A pass taking longer is abandoned (its transaction rolls back) and tried
 /// again: one stuck call must not stop the relay for good.
 const PASS_LIMIT: Duration = Duration::from_secs(30);
@@ -38,6 +41,8 @@ pub struct Relay {
     pub prefix: String,
     pub queues: Vec<&'static str>,
     pub nudge: Arc<Notify>,
+    /// This process's idle workers, woken when their queue got jobs.
+    pub wake: WorkerWake,
 }
 
 impl Relay {
@@ -129,7 +134,7 @@ impl Relay {
     }
 
     /// One pass; when `idle`, over the queues that have something due only.
-    /// An idle relay looks 50 times a second: one indexed query, instead of a
+    /// An idle relay looks 10 times a second: one indexed query, instead of a
     /// transaction, an advisory lock and a Redis round trip per queue.
     async fn relay_pass(&self, idle: bool) -> anyhow::Result<usize> {
         let due = if idle {
@@ -190,6 +195,7 @@ impl Relay {
             .await?;
         if n > 0 {
             metrics::counter!("outbox_relayed_total", "queue" => queue_name).increment(n as u64);
+            self.wake.wake(queue_name);
         }
         Ok(n)
     }

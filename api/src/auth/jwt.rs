@@ -4,7 +4,7 @@
 //! `none` and asymmetric algorithms are refused before any signature check),
 //! requires `exp`, `iss`, `aud` and `sub`, and checks issuer and audience. A
 //! valid signature is not enough to get in: [`super::AuthUser`] also checks
-//! that the session is live, so logout and disabling work at once.
+//! that the session is live, so logout and disabling end the token's use.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,9 +2,12 @@
 //!
 //! Handlers take [`AuthUser`] as an extractor; it verifies the bearer access
 //! token (JWT, pinned algorithm, required `exp`/`iss`/`aud`/`sub`) and that its
-//! session is still live in Postgres, so logout and disabling take effect at once
-//! on every replica. Roles come from the database row, not from the token, so a
-//! role change applies to the next request.
+//! session is still live in Postgres. Roles come from the database row, not from
+//! the token. The session is read once and then kept in memory until Postgres
+//! says it, or its user, changed ([`crate::change_feed`]): a logout, a disabled
+//! user or a role change applies to the next request on the replica that made
+//! it, and on the others as soon as the notification arrives (about a
+//! millisecond after the commit).
 //!
 //! - [`jwt`]: issuing and verifying access tokens.
 //! - [`refresh`]: opaque refresh tokens and their cookie.
@@ -75,14 +78,13 @@ impl FromRequestParts<AppState> for AuthUser {
             tracing::debug!(error = %e, "access token refused");
             AppError::unauthorized("the access token is invalid or expired")
         })?;
-        let mut conn = state.conn().await?;
-        let live = sessions::find_live(
-            &mut conn,
-            verified.session_id,
-            verified.user_id,
-            chrono::Utc::now(),
-        )
-        .await?;
+        let now = chrono::Utc::now();
+        let live = match state.change_feed.views().sessions.get(&verified.session_id) {
+            Some(kept) => Some(kept),
+            None => find_live(state, verified.session_id, verified.user_id, now).await?,
+        };
+        // A kept session is checked as the query checks it.
+        let live = live.filter(|s| s.user_id == verified.user_id && s.expires_at > now);
         let Some(live) = live else {
             return Err(AppError::unauthorized(
                 "the session has ended; sign in again",
@@ -94,6 +96,24 @@ impl FromRequestParts<AppState> for AuthUser {
             roles: parse_roles(&live.roles),
         })
     }
+}
+
+/// The live session from Postgres, kept in memory for the next request.
+async fn find_live(
+    state: &AppState,
+    session_id: Uuid,
+    user_id: Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<Option<sessions::LiveSession>> {
+    let kept = &state.change_feed.views().sessions;
+    // Registered before the read, so a change committed meanwhile stops the store.
+    let fill = kept.begin_fill(session_id);
+    let mut conn = state.conn().await?;
+    let live = sessions::find_live(&mut conn, session_id, user_id, now).await?;
+    if let Some(live) = &live {
+        fill.store(live.clone());
+    }
+    Ok(live)
 }
 
 /// An authenticated caller holding the admin role: 401 without a valid session,

@@ -73,6 +73,7 @@ pub async fn disable_user(
             Ok(after)
         })
         .await?;
+    state.change_feed.user_changed(id);
     tracing::info!(admin.id = %admin.user_id, user.id = %id, "user disabled");
     Ok(Json(AdminUserView::from(&user)))
 }

@@ -105,6 +105,7 @@ pub async fn set_roles(
             Ok(after)
         })
         .await?;
+    state.change_feed.user_changed(id);
     tracing::info!(admin.id = %admin.user_id, user.id = %id, roles = ?user.roles, "roles set");
     Ok(Json(AdminUserView::from(&user)))
 }

@@ -26,6 +26,7 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> AppResult<
         chrono::Utc::now(),
     )
     .await?;
+    state.change_feed.session_ended(auth.session_id);
     tracing::info!(user.id = %auth.user_id, session.id = %auth.session_id, "signed out");
     Ok((
         StatusCode::NO_CONTENT,

@@ -118,6 +118,7 @@ pub async fn refresh(
             Ok(token_response(access, next.token, refresh_ttl))
         }
         Rotation::Reused { session_id } => {
+            state.change_feed.session_ended(session_id);
             tracing::warn!(session.id = %session_id, "refresh token reused; session revoked");
             Err(invalid_refresh_token())
         }

@@ -144,5 +144,8 @@ pub async fn update_me(
             Ok(current)
         })
         .await?;
+    if new_hash.is_some() {
+        state.change_feed.user_changed(updated.id);
+    }
     Ok(Json(UserView::from(&updated)))
 }

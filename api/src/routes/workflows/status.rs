@@ -6,14 +6,15 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use boxoffice_models::workflow_runs::{self, Run};
+use boxoffice_models::workflow_runs;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::view::WorkflowView;
 use crate::auth::AuthUser;
+use crate::change_feed::RunView;
 use crate::error::{AppError, AppResult, Problem};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Path, Query};
 use crate::state::AppState;
 
 const MAX_WAIT_SECS: u64 = 30;
@@ -27,8 +28,8 @@ pub struct StatusQuery {
     pub wait: Option<u64>,
 }
 
-fn etag(run: &Run) -> String {
-    format!("\"{}-{}\"", run.id.simple(), run.version)
+fn etag(id: Uuid, version: i32) -> String {
+    format!("\"{}-{}\"", id.simple(), version)
 }
 
 /// The version the client already has, from `If-None-Match`.
@@ -41,16 +42,36 @@ fn known_version(headers: &HeaderMap, run_id: Uuid) -> Option<i32> {
         .flatten()
 }
 
-async fn load_visible(state: &AppState, auth: &AuthUser, id: Uuid) -> AppResult<Run> {
-    let mut conn = state.conn().await?;
-    let run = workflow_runs::find(&mut conn, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("workflow"))?;
+/// The run's view at `at_least` its version or newer (from memory when it is
+/// kept there and that new, else from Postgres), if the caller may see it.
+async fn load_visible(
+    state: &AppState,
+    auth: &AuthUser,
+    id: Uuid,
+    at_least: Option<i32>,
+) -> AppResult<RunView> {
+    let kept = &state.change_feed.views().runs;
+    let fresh_enough = |view: &RunView| at_least.is_none_or(|v| view.version >= v);
+    let view = match kept.get(&id).filter(fresh_enough) {
+        Some(view) => view,
+        None => {
+            // Registered before the read, so a change committed meanwhile stops the store.
+            let fill = kept.begin_fill(id);
+            let mut conn = state.conn().await?;
+            let run = workflow_runs::find(&mut conn, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("workflow"))?;
+            drop(conn);
+            let view = WorkflowView::rendered(&run);
+            fill.store(view.clone());
+            view
+        }
+    };
     // Someone else's run does not exist, as far as the caller can tell.
-    if run.owner_id != Some(auth.user_id) && !auth.is_admin() {
+    if view.owner_id != Some(auth.user_id) && !auth.is_admin() {
         return Err(AppError::not_found("workflow"));
     }
-    Ok(run)
+    Ok(view)
 }
 
 /// The status of a workflow run (the owner's, or any for admins).
@@ -77,34 +98,38 @@ pub async fn workflow_status(
             format!("wait is at most {MAX_WAIT_SECS} seconds"),
         ));
     }
-    let mut run = load_visible(&state, &auth, id).await?;
     let known = known_version(&headers, id);
+    let mut view = load_visible(&state, &auth, id, known).await?;
     // A long poll waits only for a client that has seen the run: without an
     // ETag, what it has now is news.
     if wait > 0
-        && known == Some(run.version)
+        && known == Some(view.version)
         && state
             .run_watcher
             .wait_past(
                 id,
-                run.version,
+                view.version,
                 tokio::time::Instant::now() + Duration::from_secs(wait),
             )
             .await
     {
-        run = load_visible(&state, &auth, id).await?;
+        view = load_visible(&state, &auth, id, Some(view.version + 1)).await?;
     }
-    let tag = etag(&run);
-    if known == Some(run.version) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&tag) {
-            response.headers_mut().insert(header::ETAG, v);
-        }
-        return Ok(response);
-    }
-    let mut response = Json(WorkflowView::of(&run)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&tag) {
-        response.headers_mut().insert(header::ETAG, v);
+    let tag = HeaderValue::from_str(&etag(id, view.version)).ok();
+    let mut response = if known == Some(view.version) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            view.body,
+        )
+            .into_response()
+    };
+    if let Some(tag) = tag {
+        response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
 }

@@ -3,6 +3,8 @@
 //! route never needs to know a kind.
 
 use boxoffice_models::workflow_runs::Run;
+
+use crate::change_feed::RunView;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -33,6 +35,19 @@ pub struct WorkflowView {
 }
 
 impl WorkflowView {
+    /// The view as the status route sends it: JSON rendered once, kept with
+    /// what the route checks (the owner, the version).
+    pub fn rendered(run: &Run) -> RunView {
+        RunView {
+            owner_id: run.owner_id,
+            version: run.version,
+            // A map of strings to JSON values always serialises.
+            body: serde_json::to_vec(&WorkflowView::of(run))
+                .unwrap_or_default()
+                .into(),
+        }
+    }
+
     pub fn of(run: &Run) -> Self {
         WorkflowView {
             id: run.id,

@@ -126,6 +126,7 @@ impl TestAppBuilder {
                 ),
             ))),
             run_watcher: boxoffice_api::routes::workflows::RunWatcher::start(conns.db.clone()),
+            change_feed: boxoffice_api::change_feed::ChangeFeed::start(conns.db.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -115,6 +115,7 @@ async fn redis_restarts_empty_and_every_run_finishes() {
         prefix: app.redis_prefix.clone(),
         queues: QUEUES.to_vec(),
         nudge: Default::default(),
+        wake: Default::default(),
     };
     let relayed = relay.relay_once().await.unwrap();
     let lost = scalar(

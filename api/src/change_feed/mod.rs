@@ -1,0 +1,118 @@
+//! What the API keeps in memory between requests, and how it learns that it
+//! changed: sessions (with their user's roles) and workflow runs' status views.
+//!
+//! Every authenticated request needs its session, and a frontend polls its
+//! run's status: read from Postgres each time, those two rows were most of a
+//! status read's cost. Here they are read once and then served from memory,
+//! and Postgres says when one changes: triggers on `sessions`, `users` and
+//! `workflow_runs` send `NOTIFY` (migration `000014`), and one connection per
+//! API process listens ([`listener`]) and drops what changed from the maps
+//! ([`cache_map`]). A logout, a disabled user or a role change therefore
+//! applies on every replica as soon as the notification arrives, within
+//! milliseconds of the commit; a run's status is never older than its last
+//! committed change plus that delay.
+//!
+//! When the listening connection is down, nothing is served from memory: every
+//! read goes to Postgres until the listener is back (and then starts empty).
+
+pub mod cache_map;
+pub mod listener;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use boxoffice_models::DbPool;
+use boxoffice_models::sessions::LiveSession;
+use uuid::Uuid;
+
+use cache_map::CacheMap;
+
+/// Channels, as the triggers of migration `000014` name them; each payload is
+/// the changed row's id.
+pub const SESSIONS_CHANNEL: &str = "boxoffice_sessions";
+pub const USERS_CHANNEL: &str = "boxoffice_users";
+pub const RUNS_CHANNEL: &str = "boxoffice_runs";
+
+/// A lost notification (there should be none while the connection lives) is
+/// forgotten after this long at most.
+const TTL: Duration = Duration::from_secs(60);
+/// Bounds on memory: a session is about 150 bytes, a status view about 1 KB.
+const SESSIONS_CAPACITY: usize = 50_000;
+const RUNS_CAPACITY: usize = 20_000;
+
+/// A run's status as `GET /v1/workflows/{id}` answers it.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub owner_id: Option<Uuid>,
+    pub version: i32,
+    /// The JSON body, rendered once.
+    pub body: Bytes,
+}
+
+pub struct Views {
+    pub sessions: CacheMap<Uuid, LiveSession>,
+    pub runs: CacheMap<Uuid, RunView>,
+}
+
+impl Views {
+    fn new() -> Self {
+        Views {
+            sessions: CacheMap::new(TTL, SESSIONS_CAPACITY),
+            runs: CacheMap::new(TTL, RUNS_CAPACITY),
+        }
+    }
+
+    /// Applies one notification.
+    fn changed(&self, channel: &str, payload: &str) {
+        let Ok(id) = Uuid::parse_str(payload) else {
+            tracing::warn!(channel, payload, "a change notification without a row id");
+            return;
+        };
+        match channel {
+            SESSIONS_CHANNEL => self.sessions.invalidate(&id),
+            USERS_CHANNEL => self.sessions.invalidate_where(|s| s.user_id == id),
+            RUNS_CHANNEL => self.runs.invalidate(&id),
+            _ => {}
+        }
+    }
+
+    /// Starts or stops serving from memory; either way it starts empty.
+    fn reset(&self, live: bool) {
+        self.sessions.reset(live);
+        self.runs.reset(live);
+    }
+}
+
+/// The API's in-memory views and the task that keeps them right.
+#[derive(Clone)]
+pub struct ChangeFeed {
+    views: Arc<Views>,
+}
+
+impl ChangeFeed {
+    /// Starts listening on a connection of its own taken from `db`; the task
+    /// ends when the last clone is dropped.
+    pub fn start(db: DbPool) -> Self {
+        let views = Arc::new(Views::new());
+        tokio::spawn(listener::listen_until_dropped(Arc::downgrade(&views), db));
+        ChangeFeed { views }
+    }
+
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// This process changed `user_id`'s sessions or roles and committed: its
+    /// next request must not wait for the notification to see it.
+    pub fn user_changed(&self, user_id: Uuid) {
+        self.views
+            .sessions
+            .invalidate_where(|s| s.user_id == user_id);
+    }
+
+    /// This process ended session `session_id` and committed.
+    pub fn session_ended(&self, session_id: Uuid) {
+        self.views.sessions.invalidate(&session_id);
+    }
+}
