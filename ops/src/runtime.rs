@@ -89,6 +89,7 @@ pub fn process_name() -> String {
 }
 
 pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<AppState> {
+    let run_watcher = RunWatcher::start(conns.db.clone());
     Ok(AppState {
         db: conns.db.clone(),
         redis: conns.redis_fast.clone(),
@@ -97,8 +98,8 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         ops: Some(Arc::new(crate::operator::OperatorBackend(
             crate::operator::operator(settings, conns)?,
         ))),
-        run_watcher: RunWatcher::start(conns.db.clone()),
-        change_feed: ChangeFeed::start(conns.db.clone()),
+        run_watcher: run_watcher.clone(),
+        change_feed: ChangeFeed::start(conns.db.clone(), run_watcher),
     })
 }
 

@@ -14,6 +14,9 @@
 //!
 //! When the listening connection is down, nothing is served from memory: every
 //! read goes to Postgres until the listener is back (and then starts empty).
+//!
+//! The long polls' watcher hears of every changed run from here too, and reads
+//! only those.
 
 pub mod cache_map;
 pub mod listener;
@@ -27,6 +30,8 @@ use boxoffice_models::sessions::LiveSession;
 use uuid::Uuid;
 
 use cache_map::CacheMap;
+
+use crate::routes::workflows::RunWatcher;
 
 /// Channels, as the triggers of migration `000014` name them; each payload is
 /// the changed row's id.
@@ -53,13 +58,16 @@ pub struct RunView {
 pub struct Views {
     pub sessions: CacheMap<Uuid, LiveSession>,
     pub runs: CacheMap<Uuid, RunView>,
+    /// Where long polls wait: told of every run that changed.
+    watcher: RunWatcher,
 }
 
 impl Views {
-    fn new() -> Self {
+    fn new(watcher: RunWatcher) -> Self {
         Views {
             sessions: CacheMap::new(TTL, SESSIONS_CAPACITY),
             runs: CacheMap::new(TTL, RUNS_CAPACITY),
+            watcher,
         }
     }
 
@@ -72,7 +80,10 @@ impl Views {
         match channel {
             SESSIONS_CHANNEL => self.sessions.invalidate(&id),
             USERS_CHANNEL => self.sessions.invalidate_where(|s| s.user_id == id),
-            RUNS_CHANNEL => self.runs.invalidate(&id),
+            RUNS_CHANNEL => {
+                self.runs.invalidate(&id);
+                self.watcher.run_changed(id);
+            }
             _ => {}
         }
     }
@@ -81,6 +92,7 @@ impl Views {
     fn reset(&self, live: bool) {
         self.sessions.reset(live);
         self.runs.reset(live);
+        self.watcher.set_hearing(live);
     }
 }
 
@@ -91,10 +103,11 @@ pub struct ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// Starts listening on a connection of its own taken from `db`; the task
-    /// ends when the last clone is dropped.
-    pub fn start(db: DbPool) -> Self {
-        let views = Arc::new(Views::new());
+    /// Starts listening on a connection of its own taken from `db`, telling
+    /// `watcher` of every run that changed; the task ends when the last clone
+    /// is dropped.
+    pub fn start(db: DbPool, watcher: RunWatcher) -> Self {
+        let views = Arc::new(Views::new(watcher));
         tokio::spawn(listener::listen_until_dropped(Arc::downgrade(&views), db));
         ChangeFeed { views }
     }

@@ -344,3 +344,56 @@ async fn readers_racing_a_writer_never_see_a_run_go_back_and_end_on_its_last_cha
     println!("{READERS} readers made {total} reads while {CHANGES} changes were committed");
     assert!(total > READERS as u64 * 5, "the readers raced the writer");
 }
+
+/// A long poll of `id` from version `known`, answered with the version it shows.
+async fn long_poll(app: &TestApp, user: &TestUser, id: Uuid, known: i64) -> (Duration, i64) {
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/workflows/{id}?wait=10")))
+        .header("authorization", user.bearer())
+        .header("if-none-match", format!("\"{}-{known}\"", id.simple()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "the long poll timed out");
+    let body: Value = response.json().await.unwrap();
+    (started.elapsed(), body["version"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_when_postgres_announces_the_change_or_at_the_next_full_look() {
+    let (app, user, id) = listening_app_with_a_run().await;
+    let app = Arc::new(app);
+    let user = Arc::new(user);
+    let mut conn = app.raw_conn().await;
+    assert_eq!(status(&app, &user, id).await["version"], 1);
+
+    // Announced: the watcher reads the run when the notification comes.
+    let polling = {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move { long_poll(&app, &user, id, 1).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed = Instant::now();
+    bump(&mut conn, id, true).await;
+    let (_, version) = polling.await.unwrap();
+    let took = changed.elapsed();
+    assert_eq!(version, 2);
+    println!("a long poll answered {took:?} after an announced change");
+    assert!(took < HEARD_WITHIN, "took {took:?}");
+
+    // Unannounced (a lost notification): the full look every second finds it.
+    let polling = {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move { long_poll(&app, &user, id, 2).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed = Instant::now();
+    bump(&mut conn, id, false).await;
+    let (_, version) = polling.await.unwrap();
+    let took = changed.elapsed();
+    assert_eq!(version, 3);
+    println!("a long poll answered {took:?} after an unannounced change");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}

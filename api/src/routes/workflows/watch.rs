@@ -1,10 +1,13 @@
-//! Where long polls wait: one task per API process reads the versions of every
-//! run somebody is waiting on, in one query, every [`LOOK_EVERY`], and wakes
-//! the waiters of the runs that moved. A flash sale's thousands of waiting
-//! buyers then cost the database a few queries a second instead of one read
-//! per buyer per look.
+//! Where long polls wait: one task per API process reads the versions of the
+//! runs somebody is waiting on, in one query, and wakes the waiters of the
+//! runs that moved. It reads a run when Postgres says it changed (the change
+//! feed hands it the ids, [`RunWatcher::run_changed`]) and when a new waiter
+//! comes; every watched run is read again every [`BACKSTOP_LOOK`], or every
+//! [`LOOK_EVERY`] while the change feed is not listening. A flash sale's
+//! thousands of waiting buyers then cost the database a read per change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -13,9 +16,11 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-/// How often the versions of watched runs are read: the most a long poll
-/// answers late.
+/// How often every watched run is read while changes are not heard: the most
+/// a long poll then answers late.
 const LOOK_EVERY: Duration = Duration::from_millis(20);
+/// How often every watched run is read while changes are heard (a backstop).
+const BACKSTOP_LOOK: Duration = Duration::from_secs(1);
 /// With nobody waiting, the task sleeps until a waiter comes (or this passes,
 /// to notice that the API is gone).
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -30,6 +35,13 @@ struct Shared {
     runs: Mutex<HashMap<Uuid, Watched>>,
     /// A first waiter arrived.
     waiting: Notify,
+    /// Watched runs to read at once: Postgres said they changed, or a waiter
+    /// just came (the run may have changed before it was watched).
+    to_read: Mutex<HashSet<Uuid>>,
+    /// `to_read` got an id.
+    read_now: Notify,
+    /// The change feed is listening, so changes are heard.
+    hearing: AtomicBool,
 }
 
 struct Watched {
@@ -63,9 +75,38 @@ impl RunWatcher {
             run_id,
         };
         self.shared.waiting.notify_one();
+        self.read_soon(run_id);
         tokio::time::timeout_at(deadline, seen.wait_for(|v| *v > version))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+}
+
+impl RunWatcher {
+    /// Postgres said run `run_id` changed.
+    pub fn run_changed(&self, run_id: Uuid) {
+        let watched = self
+            .shared
+            .runs
+            .lock()
+            .is_ok_and(|runs| runs.contains_key(&run_id));
+        if watched {
+            self.read_soon(run_id);
+        }
+    }
+
+    /// Whether changes are being heard; while not, every watched run is read
+    /// every [`LOOK_EVERY`].
+    pub fn set_hearing(&self, hearing: bool) {
+        self.shared.hearing.store(hearing, Ordering::Relaxed);
+        self.shared.read_now.notify_one();
+    }
+
+    fn read_soon(&self, run_id: Uuid) {
+        if let Ok(mut to_read) = self.shared.to_read.lock() {
+            to_read.insert(run_id);
+        }
+        self.shared.read_now.notify_one();
     }
 }
 
@@ -89,40 +130,60 @@ impl Drop for Leave<'_> {
 }
 
 async fn look_until_dropped(shared: Weak<Shared>, db: DbPool) {
+    let mut last_full_look = Instant::now();
     loop {
         let Some(strong) = shared.upgrade() else {
             return;
         };
-        let ids: Vec<Uuid> = strong
+        let watched: Vec<Uuid> = strong
             .runs
             .lock()
             .map(|runs| runs.keys().copied().collect())
             .unwrap_or_default();
-        if ids.is_empty() {
+        if watched.is_empty() {
             // Keeps the watcher alive at most IDLE_CHECK after its last user.
             let _ = tokio::time::timeout(IDLE_CHECK, strong.waiting.notified()).await;
             continue;
         }
-        match read_versions(&db, &ids).await {
-            Ok(versions) => {
-                let runs = strong.runs.lock().unwrap_or_else(|e| e.into_inner());
-                for (id, version) in versions {
-                    if let Some(watched) = runs.get(&id) {
-                        watched.version.send_if_modified(|seen| {
-                            let moved = version > *seen;
-                            if moved {
-                                *seen = version;
-                            }
-                            moved
-                        });
+        let every = if strong.hearing.load(Ordering::Relaxed) {
+            BACKSTOP_LOOK
+        } else {
+            LOOK_EVERY
+        };
+        let to_read: Vec<Uuid> = strong
+            .to_read
+            .lock()
+            .map(|mut ids| ids.drain().collect())
+            .unwrap_or_default();
+        let ids = if last_full_look.elapsed() >= every {
+            last_full_look = Instant::now();
+            watched
+        } else {
+            to_read
+        };
+        if !ids.is_empty() {
+            match read_versions(&db, &ids).await {
+                Ok(versions) => {
+                    let runs = strong.runs.lock().unwrap_or_else(|e| e.into_inner());
+                    for (id, version) in versions {
+                        if let Some(watched) = runs.get(&id) {
+                            watched.version.send_if_modified(|seen| {
+                                let moved = version > *seen;
+                                if moved {
+                                    *seen = version;
+                                }
+                                moved
+                            });
+                        }
                     }
                 }
+                // The waiters time out and answer 304; the next full look
+                // tries again.
+                Err(e) => tracing::debug!(error = %e, "reading watched run versions failed"),
             }
-            // The waiters time out and answer 304; the next look tries again.
-            Err(e) => tracing::debug!(error = %e, "reading watched run versions failed"),
         }
-        drop(strong);
-        tokio::time::sleep(LOOK_EVERY).await;
+        // Keeps the watcher alive at most `every` after its last user.
+        let _ = tokio::time::timeout_at(last_full_look + every, strong.read_now.notified()).await;
     }
 }
 

@@ -113,6 +113,7 @@ impl TestAppBuilder {
         for f in self.configure {
             f(&mut config);
         }
+        let run_watcher = boxoffice_api::routes::workflows::RunWatcher::start(conns.db.clone());
         let state = AppState {
             db: conns.db.clone(),
             redis: conns.redis_fast.clone(),
@@ -125,8 +126,11 @@ impl TestAppBuilder {
                     TicketSigner::from_seed(&TEST_TICKET_SEED),
                 ),
             ))),
-            run_watcher: boxoffice_api::routes::workflows::RunWatcher::start(conns.db.clone()),
-            change_feed: boxoffice_api::change_feed::ChangeFeed::start(conns.db.clone()),
+            run_watcher: run_watcher.clone(),
+            change_feed: boxoffice_api::change_feed::ChangeFeed::start(
+                conns.db.clone(),
+                run_watcher,
+            ),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
