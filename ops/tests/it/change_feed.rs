@@ -361,38 +361,43 @@ async fn long_poll(app: &TestApp, user: &TestUser, id: Uuid, known: i64) -> (Dur
     (started.elapsed(), body["version"].as_i64().unwrap())
 }
 
+/// Starts a long poll from version `known`, then changes the run (announced
+/// or not) once the poll waits; the time from the change to the answer, and
+/// the version it showed.
+async fn poll_across_a_change(
+    app: &Arc<TestApp>,
+    user: &Arc<TestUser>,
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    known: i64,
+    announced: bool,
+) -> (Duration, i64) {
+    let polling = {
+        let (app, user) = (app.clone(), user.clone());
+        tokio::spawn(async move { long_poll(&app, &user, id, known).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed = Instant::now();
+    bump(conn, id, announced).await;
+    let (_, version) = polling.await.unwrap();
+    (changed.elapsed(), version)
+}
+
 #[tokio::test]
 async fn a_long_poll_answers_when_postgres_announces_the_change_or_at_the_next_full_look() {
     let (app, user, id) = listening_app_with_a_run().await;
-    let app = Arc::new(app);
-    let user = Arc::new(user);
+    let (app, user) = (Arc::new(app), Arc::new(user));
     let mut conn = app.raw_conn().await;
     assert_eq!(status(&app, &user, id).await["version"], 1);
 
     // Announced: the watcher reads the run when the notification comes.
-    let polling = {
-        let (app, user) = (app.clone(), user.clone());
-        tokio::spawn(async move { long_poll(&app, &user, id, 1).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let changed = Instant::now();
-    bump(&mut conn, id, true).await;
-    let (_, version) = polling.await.unwrap();
-    let took = changed.elapsed();
+    let (took, version) = poll_across_a_change(&app, &user, &mut conn, id, 1, true).await;
     assert_eq!(version, 2);
     println!("a long poll answered {took:?} after an announced change");
     assert!(took < HEARD_WITHIN, "took {took:?}");
 
     // Unannounced (a lost notification): the full look every second finds it.
-    let polling = {
-        let (app, user) = (app.clone(), user.clone());
-        tokio::spawn(async move { long_poll(&app, &user, id, 2).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let changed = Instant::now();
-    bump(&mut conn, id, false).await;
-    let (_, version) = polling.await.unwrap();
-    let took = changed.elapsed();
+    let (took, version) = poll_across_a_change(&app, &user, &mut conn, id, 2, false).await;
     assert_eq!(version, 3);
     println!("a long poll answered {took:?} after an unannounced change");
     assert!(took < Duration::from_secs(3), "took {took:?}");

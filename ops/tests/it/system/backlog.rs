@@ -25,6 +25,10 @@ use crate::harness::redis_url;
 const RUNS: usize = 20_000;
 const INSERTERS: usize = 8;
 const TICKET_TYPES: usize = 40;
+/// A bound on the drain, so a stuck backlog fails the test instead of hanging
+/// it: not a throughput figure (the bench measures those). The drain takes
+/// 250–290 s on a loaded 2-core CI machine.
+const DRAIN_LIMIT: Duration = Duration::from_secs(420);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_thousand_checkouts_backlog() {
@@ -129,7 +133,7 @@ async fn twenty_thousand_checkouts_backlog() {
             assert_alive(w, "while the backlog drained");
         }
         assert!(
-            draining.elapsed() < Duration::from_secs(300),
+            draining.elapsed() < DRAIN_LIMIT,
             "backlog not drained: {rows:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
