@@ -25,6 +25,7 @@ pub mod events;
 pub mod hold_batch;
 pub mod holds;
 pub mod ledger_audit;
+pub mod listen;
 pub mod migrations;
 pub mod notifications;
 pub mod outbox;

@@ -8,11 +8,9 @@
 //! come due later (timers, backstops) and while this connection is down.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use boxoffice_models::DbPool;
-use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use boxoffice_models::listen::{FIRST_RETRY, listening_connection, next_retry};
 use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -20,14 +18,11 @@ use tokio_util::sync::CancellationToken;
 /// The channel migration `000015`'s trigger notifies.
 pub const CHANNEL: &str = "boxoffice_outbox";
 
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(5);
-
 /// Nudges `relay` at every notification until `shutdown`.
 pub async fn nudge_on_commit(db: DbPool, relay: Arc<Notify>, shutdown: CancellationToken) {
     let mut retry = FIRST_RETRY;
     while !shutdown.is_cancelled() {
-        match listening_connection(&db).await {
+        match listening_connection(&db, &[CHANNEL]).await {
             Ok(mut conn) => {
                 retry = FIRST_RETRY;
                 // Whatever was committed before the LISTEN is found by this look.
@@ -53,13 +48,6 @@ pub async fn nudge_on_commit(db: DbPool, relay: Arc<Notify>, shutdown: Cancellat
             _ = tokio::time::sleep(retry) => {}
             _ = shutdown.cancelled() => return,
         }
-        retry = (retry * 2).min(LAST_RETRY);
+        retry = next_retry(retry);
     }
-}
-
-/// A connection taken out of the pool for good, listening on [`CHANNEL`].
-async fn listening_connection(db: &DbPool) -> anyhow::Result<AsyncPgConnection> {
-    let mut conn = Object::take(db.get().await?);
-    conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    Ok(conn)
 }

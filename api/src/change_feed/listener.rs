@@ -7,15 +7,12 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use boxoffice_models::DbPool;
-use diesel_async::pooled_connection::deadpool::Object;
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use boxoffice_models::listen::{FIRST_RETRY, listening_connection, next_retry};
+use diesel_async::AsyncPgConnection;
 use futures::StreamExt;
 
 use super::{RUNS_CHANNEL, SESSIONS_CHANNEL, USERS_CHANNEL, Views};
 
-/// Waits between attempts to listen again, doubling up to the maximum.
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(5);
 /// How often a quiet listener checks that the API still holds the views.
 const OWNER_CHECK: Duration = Duration::from_secs(1);
 
@@ -29,7 +26,7 @@ enum Ended {
 pub(super) async fn listen_until_dropped(views: Weak<Views>, db: DbPool) {
     let mut retry = FIRST_RETRY;
     loop {
-        match listening_connection(&db).await {
+        match listening_connection(&db, &[SESSIONS_CHANNEL, USERS_CHANNEL, RUNS_CHANNEL]).await {
             Ok(mut conn) => {
                 let Some(strong) = views.upgrade() else {
                     return;
@@ -57,19 +54,8 @@ pub(super) async fn listen_until_dropped(views: Weak<Views>, db: DbPool) {
             return;
         }
         tokio::time::sleep(retry).await;
-        retry = (retry * 2).min(LAST_RETRY);
+        retry = next_retry(retry);
     }
-}
-
-/// A connection taken out of the pool for good (a listening connection must
-/// not serve queries for others), listening on the three channels.
-async fn listening_connection(db: &DbPool) -> anyhow::Result<AsyncPgConnection> {
-    let mut conn = Object::take(db.get().await?);
-    conn.batch_execute(&format!(
-        "LISTEN {SESSIONS_CHANNEL}; LISTEN {USERS_CHANNEL}; LISTEN {RUNS_CHANNEL}"
-    ))
-    .await?;
-    Ok(conn)
 }
 
 async fn hear(views: &Weak<Views>, conn: &mut AsyncPgConnection) -> Ended {
