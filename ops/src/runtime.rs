@@ -266,6 +266,16 @@ pub async fn run_roles(
 ) -> anyhow::Result<()> {
     settings.validate()?;
     let conns = connect(settings).await?;
+    // In the background: the roles start at once, and an unreachable Postgres
+    // only leaves the pool as cold as it was.
+    let (db, pool_size) = (conns.db.clone(), settings.db_pool_size);
+    tokio::spawn(async move {
+        let opened = boxoffice_models::pool::warm(&db, pool_size).await;
+        tracing::info!(
+            db.connections = opened,
+            "Postgres connections opened ahead of work"
+        );
+    });
     // Before any role starts: what is recorded while no recorder is installed is
     // lost, e.g. the breakers' initial state, set when the workers build them.
     if roles.api || settings.metrics_addr.is_some() {

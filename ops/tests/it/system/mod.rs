@@ -23,5 +23,6 @@ mod runs_retry;
 mod two_replicas;
 mod up;
 mod waitlist_crash;
+mod warm_pool;
 mod work_metrics;
 mod worker_crashes;

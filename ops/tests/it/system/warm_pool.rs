@@ -1,0 +1,76 @@
+//! A process opens its pool's Postgres connections as it starts, so the first
+//! burst of work after a start (a sale opening as a release rolls out) does
+//! not pay a backend start-up per connection in front of its own work.
+
+use std::time::{Duration, Instant};
+
+use boxoffice_models::testing::TestDatabase;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::harness::processes::{BoxofficeProcess, Deployment};
+use crate::harness::redis_url;
+
+#[derive(diesel::QueryableByName)]
+struct Backends {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Client connections to this database, apart from the one asking.
+async fn backends(conn: &mut AsyncPgConnection) -> i64 {
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND backend_type = 'client backend'
+            AND pid <> pg_backend_pid()",
+    )
+    .get_result::<Backends>(conn)
+    .await
+    .unwrap()
+    .n
+}
+
+#[tokio::test]
+async fn an_api_process_opens_its_pool_as_it_starts() {
+    const POOL_SIZE: i64 = 16;
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let deployment = Deployment::new(
+        &db.url,
+        &redis_url(),
+        &format!("t{}", uuid::Uuid::new_v4().simple()),
+    )
+    .env("BOXOFFICE_DB_POOL_SIZE", &POOL_SIZE.to_string());
+    // Nothing asks the API anything but `/readyz`: an idle process needs two
+    // or three connections, a warmed one has its whole pool open.
+    let mut api = BoxofficeProcess::start(&deployment, "serve").await;
+    let started = Instant::now();
+    let open = loop {
+        let open = backends(&mut conn).await;
+        if open >= POOL_SIZE || started.elapsed() > Duration::from_secs(15) {
+            break open;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(api.terminate().await, "the API did not stop cleanly");
+    assert!(
+        open >= POOL_SIZE,
+        "{open} connections open 15 s after start, pool of {POOL_SIZE}"
+    );
+}
+
+#[tokio::test]
+async fn warming_a_pool_of_an_unreachable_postgres_opens_nothing_and_returns() {
+    // Port 9 (discard) has nothing listening on loopback: every connect is refused.
+    let pool =
+        boxoffice_models::pool::build_pool("postgres://boxoffice@127.0.0.1:9/none", 4).unwrap();
+    let started = Instant::now();
+    let opened = boxoffice_models::pool::warm(&pool, 4).await;
+    assert_eq!(opened, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "warming took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(pool.status().size, 0);
+}
