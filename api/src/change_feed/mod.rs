@@ -78,14 +78,24 @@ impl Views {
             return;
         };
         match channel {
-            SESSIONS_CHANNEL => self.sessions.invalidate(&id),
-            USERS_CHANNEL => self.sessions.invalidate_where(|s| s.user_id == id),
+            SESSIONS_CHANNEL => self.session_ended(id),
+            USERS_CHANNEL => self.user_changed(id),
             RUNS_CHANNEL => {
                 self.runs.invalidate(&id);
                 self.watcher.run_changed(id);
             }
             _ => {}
         }
+    }
+
+    /// Session `session_id` changed (ended, refreshed).
+    fn session_ended(&self, session_id: Uuid) {
+        self.sessions.invalidate(&session_id);
+    }
+
+    /// User `user_id` changed (roles, disabled): every session of theirs goes.
+    fn user_changed(&self, user_id: Uuid) {
+        self.sessions.invalidate_where(|s| s.user_id == user_id);
     }
 
     /// Starts or stops serving from memory; either way it starts empty.
@@ -119,13 +129,11 @@ impl ChangeFeed {
     /// This process changed `user_id`'s sessions or roles and committed: its
     /// next request must not wait for the notification to see it.
     pub fn user_changed(&self, user_id: Uuid) {
-        self.views
-            .sessions
-            .invalidate_where(|s| s.user_id == user_id);
+        self.views.user_changed(user_id);
     }
 
     /// This process ended session `session_id` and committed.
     pub fn session_ended(&self, session_id: Uuid) {
-        self.views.sessions.invalidate(&session_id);
+        self.views.session_ended(session_id);
     }
 }

@@ -3,11 +3,11 @@
 //! route never needs to know a kind.
 
 use boxoffice_models::workflow_runs::Run;
-
-use crate::change_feed::RunView;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::change_feed::RunView;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkflowView {

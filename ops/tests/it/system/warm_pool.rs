@@ -5,30 +5,16 @@
 use std::time::{Duration, Instant};
 
 use boxoffice_models::testing::TestDatabase;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
+use super::fault_support::scalar;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
 
-#[derive(diesel::QueryableByName)]
-struct Backends {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// Client connections to this database, apart from the one asking.
-async fn backends(conn: &mut AsyncPgConnection) -> i64 {
-    diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND backend_type = 'client backend'
-            AND pid <> pg_backend_pid()",
-    )
-    .get_result::<Backends>(conn)
-    .await
-    .unwrap()
-    .n
-}
+const BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
+     WHERE datname = current_database() AND backend_type = 'client backend' \
+       AND pid <> pg_backend_pid()";
 
 #[tokio::test]
 async fn an_api_process_opens_its_pool_as_it_starts() {
@@ -46,7 +32,7 @@ async fn an_api_process_opens_its_pool_as_it_starts() {
     let mut api = BoxofficeProcess::start(&deployment, "serve").await;
     let started = Instant::now();
     let open = loop {
-        let open = backends(&mut conn).await;
+        let open = scalar(&mut conn, BACKENDS).await;
         if open >= POOL_SIZE || started.elapsed() > Duration::from_secs(15) {
             break open;
         }
