@@ -14,6 +14,8 @@
 //! - Request ids, metrics, security headers, CORS, timeouts (`middleware/`).
 //! - Sessions and run status views kept in memory, right by Postgres's change
 //!   notifications (`change_feed/`).
+//! - Taking a new checkout's first step (its hold) in the process that
+//!   started it, through the engine behind a trait object (`first_steps.rs`).
 //! - The OpenAPI document, generated from the handlers (`openapi.rs`).
 //!
 //! # What it may not import
@@ -30,6 +32,7 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod first_steps;
 pub mod idempotency_key;
 pub mod if_match;
 pub mod login_lockout;

@@ -19,6 +19,9 @@ pub struct AppState {
     /// The operator's tools (`/v1/ops`), implemented outside the API (they
     /// need the workers' engine); `None` answers 503.
     pub ops: Option<Arc<dyn crate::ops::OpsBackend>>,
+    /// Takes a new checkout's first step (its hold) so that the `POST`
+    /// answers with the decision; `None` leaves the step to the workers.
+    pub first_steps: Option<Arc<dyn crate::first_steps::FirstSteps>>,
     /// Where long polls of `/v1/workflows/{id}` wait.
     pub run_watcher: crate::routes::workflows::RunWatcher,
     /// Sessions and run status views kept in memory, and the listener that

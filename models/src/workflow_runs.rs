@@ -246,17 +246,31 @@ pub async fn start(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<In
 /// [`start`] inside the caller's transaction (which checks something first
 /// under a lock, and commits both together).
 pub async fn start_within(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
+    Ok(start_within_due(conn, new, None).await?.0)
+}
+
+/// [`start_within`], with the start message due at `due` (now when `None`):
+/// the caller takes the run's first step itself and the message is its
+/// backstop. Returns the message's id when a run was created.
+pub async fn start_within_due(
+    conn: &mut AsyncPgConnection,
+    new: &NewRun,
+    due: Option<DateTime<Utc>>,
+) -> QueryResult<(Inserted, Option<i64>)> {
     let inserted = insert_idempotent(conn, new).await?;
-    if let Inserted::Created(run) = &inserted {
-        crate::outbox::push(
-            conn,
-            crate::workflow_signals::ADVANCE_QUEUE,
-            &crate::workflow_signals::AdvanceRun { run_id: run.id },
-            None,
-        )
-        .await?;
-    }
-    Ok(inserted)
+    let message = match &inserted {
+        Inserted::Created(run) => Some(
+            crate::outbox::push(
+                conn,
+                crate::workflow_signals::ADVANCE_QUEUE,
+                &crate::workflow_signals::AdvanceRun { run_id: run.id },
+                due,
+            )
+            .await?,
+        ),
+        Inserted::Existing(_) => None,
+    };
+    Ok((inserted, message))
 }
 
 /// Replaces the state and view of a run created in this very transaction

@@ -15,6 +15,7 @@ pub mod chaos;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod first_steps;
 pub mod local_services;
 pub mod operator;
 pub mod runtime;

@@ -98,6 +98,10 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         ops: Some(Arc::new(crate::operator::OperatorBackend(
             crate::operator::operator(settings, conns)?,
         ))),
+        first_steps: Some(Arc::new(crate::first_steps::EngineFirstSteps::new(
+            conns.db.clone(),
+            settings.ticket_signer()?,
+        ))),
         run_watcher: run_watcher.clone(),
         change_feed: ChangeFeed::start(conns.db.clone(), run_watcher),
     })

@@ -79,6 +79,9 @@ struct PaymentView {
 #[derive(Debug, Deserialize)]
 struct Started {
     run_id: Uuid,
+    status: String,
+    /// Set when the answer already holds seats.
+    expires_at: Option<String>,
 }
 
 pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
@@ -152,6 +155,14 @@ async fn checkout(
     let started: Started = response.json().await?;
     outcome.post = Some(t0.elapsed());
     outcome.run_id = Some(started.run_id);
+    // The API takes the hold as it starts the run: its answer is usually the
+    // decision already.
+    if started.expires_at.is_some()
+        || RunStatus::parse(&started.status).is_some_and(RunStatus::is_finished)
+    {
+        outcome.to_decision = outcome.post;
+        outcome.held = started.expires_at.is_some();
+    }
 
     let url = format!("{api}/v1/workflows/{}?wait=30", started.run_id);
     let mut etag: Option<String> = None;

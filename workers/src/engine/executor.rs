@@ -79,6 +79,10 @@ pub struct Advanced {
     /// Messages were written to the outbox.
     pub queued: bool,
     pub status: Option<String>,
+    /// The step the run is at, when it moved.
+    pub step: Option<String>,
+    /// What the run's owner sees of it now (its status view), when it moved.
+    pub view: Option<serde_json::Value>,
     /// The remote command the run issued, for the caller to carry out at once
     /// ([`Dispatch::Inline`]).
     pub issued: Option<Issued>,
@@ -224,7 +228,7 @@ pub(crate) async fn advance_locked<W: Effects>(
                 changed: false,
                 queued: false,
                 status: Some(run.status),
-                issued: None,
+                ..Advanced::default()
             });
         }
         (trigger, None) => trigger,
@@ -347,7 +351,7 @@ pub(crate) async fn advance_locked<W: Effects>(
             changed: false,
             queued: false,
             status: Some(run.status),
-            issued: None,
+            ..Advanced::default()
         });
     }
     let finished = cur.status.is_ended();
@@ -376,6 +380,7 @@ pub(crate) async fn advance_locked<W: Effects>(
         },
     )
     .await?;
+    let step = cur.step.clone();
     let mut queued = false;
     for child in &children {
         queued |= start_child(conn, &run, child).await?;
@@ -390,7 +395,7 @@ pub(crate) async fn advance_locked<W: Effects>(
             run_id: run.id,
             kind: W::KIND.to_owned(),
             status: cur.status,
-            view,
+            view: view.clone(),
         };
         tell_parent(conn, parent_id, &end).await?;
         queued = true;
@@ -446,6 +451,8 @@ pub(crate) async fn advance_locked<W: Effects>(
         changed: true,
         queued,
         status: Some(cur.status.as_str().into()),
+        step: Some(step),
+        view: Some(view),
         issued: inline,
     })
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
-use boxoffice_workflows::engine::Workflow;
+use boxoffice_workflows::engine::{RunStatus, Workflow};
 use chrono::Utc;
 use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use super::validate::validate;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
+use crate::first_steps::FirstStep;
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
 use crate::runs::status_path;
@@ -46,10 +47,18 @@ pub struct CheckoutStarted {
     pub step: String,
     /// Poll this for progress (`GET`, with `If-None-Match` and `?wait=`).
     pub status_url: String,
+    /// The checkout's own fields as `GET /v1/workflows/{id}` shows them, once
+    /// its seats are held or sold out (usually already in this answer):
+    /// `expires_at` when held, `error` (`sold_out`, ...) when not,
+    /// `amount_minor`, `currency`, ...
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Starts a checkout. Returns at once with the run to poll; holding, paying and
-/// issuing tickets happen in the workflow. The same `Idempotency-Key` with the
+/// Starts a checkout and takes its first step, the hold: the answer says
+/// whether seats are held (`expires_at`) or sold out (`status` `compensated`,
+/// `error`). Paying and issuing tickets happen in the workflow; poll the run. The same `Idempotency-Key` with the
 /// same body returns the same run; with another body, 422. A participant has at
 /// most one open checkout per event.
 #[utoipa::path(post, path = "/checkouts", tag = "checkout",
@@ -57,7 +66,7 @@ pub struct CheckoutStarted {
     request_body = CheckoutRequest,
     params(IdempotencyKey),
     responses(
-        (status = 202, description = "The checkout started (or was started before with this key)", body = CheckoutStarted),
+        (status = 202, description = "The checkout started and its seats are held (`expires_at`) or sold out (`compensated`, `error`); or it was started before with this key (then as it started)", body = CheckoutStarted),
         (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
@@ -86,7 +95,10 @@ pub async fn start_checkout(
             workflow_runs::by_idempotency_key(&mut conn, Checkout::KIND, Some(auth.user_id), &key)
                 .await?;
         if let Some(run) = earlier {
-            return started(same_request(run, &request_hash)?);
+            drop(conn);
+            let run = same_request(run, &request_hash)?;
+            let stepped = step_left_behind(&state, &run).await;
+            return started(run, stepped);
         }
     }
     let valid = validate(&mut conn, &req, Utc::now()).await?;
@@ -112,20 +124,59 @@ pub async fn start_checkout(
         parent_id: None,
         child_key: None,
     };
-    let inserted = conn
+    // The process takes the run's first step itself (below); the start
+    // message is its backstop, due later.
+    let due = state.first_steps.as_ref().map(|steps| steps.backstop_due());
+    let (inserted, backstop) = conn
         .transaction::<_, AppError, _>(async |conn| {
             limits::lock_and_check(conn, auth.user_id, &req, limit, &new.idempotency_key).await?;
-            Ok(workflow_runs::start_within(conn, &new).await?)
+            Ok(workflow_runs::start_within_due(conn, &new, due).await?)
         })
         .await?;
+    // The step takes connections of its own.
+    drop(conn);
     let run = match inserted {
         Inserted::Created(run) => {
             metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
             run
         }
-        Inserted::Existing(run) => same_request(run, &request_hash)?,
+        Inserted::Existing(run) => {
+            let run = same_request(run, &request_hash)?;
+            let stepped = step_left_behind(&state, &run).await;
+            return started(run, stepped);
+        }
     };
-    started(run)
+    let stepped = match backstop {
+        Some(backstop) => first_step(&state, run.id, Some(backstop)).await,
+        None => None,
+    };
+    started(run, stepped)
+}
+
+/// Takes the run's first step, if this process does. A failure leaves the
+/// run to the workers (already handed to them): the buyer polls, as for any
+/// run.
+async fn first_step(state: &AppState, run_id: Uuid, backstop: Option<i64>) -> Option<FirstStep> {
+    let steps = state.first_steps.as_ref()?;
+    match steps.take(run_id, backstop).await {
+        Ok(stepped) => stepped,
+        Err(e) => {
+            tracing::warn!(run_id = %run_id, error = %format!("{e:#}"), "a checkout's first step failed");
+            None
+        }
+    }
+}
+
+/// A retry of the request that started `run` takes the run's first step if
+/// it is still to be taken: the process that started it died in between.
+async fn step_left_behind(state: &AppState, run: &workflow_runs::Run) -> Option<FirstStep> {
+    let untouched =
+        run.status == RunStatus::Running.as_str() && run.step == Checkout::initial_step();
+    if untouched {
+        first_step(state, run.id, None).await
+    } else {
+        None
+    }
 }
 
 /// The earlier run of this key, unless the key came with another request.
@@ -143,14 +194,25 @@ fn same_request(
     ))
 }
 
-/// 202 with the run to poll.
-fn started(run: workflow_runs::Run) -> AppResult<Response> {
+/// 202 with the run to poll, where its first step left it (or, for a retry
+/// of the key, where it is now).
+fn started(run: workflow_runs::Run, stepped: Option<FirstStep>) -> AppResult<Response> {
     let location = status_path(run.id);
+    let (status, step, view) = match stepped {
+        Some(FirstStep { status, step, view }) => (status, step, view),
+        // A retry of the key: the run as it is now.
+        None => (run.status, run.step, run.view),
+    };
+    let detail = match view {
+        serde_json::Value::Object(detail) => detail,
+        _ => serde_json::Map::new(),
+    };
     let body = CheckoutStarted {
         run_id: run.id,
-        status: run.status,
-        step: run.step,
+        status,
+        step,
         status_url: location.clone(),
+        detail,
     };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

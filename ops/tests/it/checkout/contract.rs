@@ -222,7 +222,7 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 10)], 15).await;
     // No workers yet: the run stays where it is until they start.
     let r = start(
         &app.base_url,
@@ -248,10 +248,13 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let view: Value = first.json().await.unwrap();
+    // The API held the seats as it started the run; the payment intent waits
+    // for a worker.
     assert_eq!(
         (view["status"].as_str(), view["step"].as_str()),
-        (Some("running"), Some("start"))
+        (Some("running"), Some("creating_payment_intent"))
     );
+    assert!(view["expires_at"].is_string(), "{view}");
 
     let again = app
         .client
@@ -302,7 +305,12 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
     let (status, took, body) = poll.await.unwrap();
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(15), "answered after {took:?}");
-    assert_ne!(body["step"], "start", "{body}");
+    // The worker's first attempt at the intent (the provider is unreachable)
+    // is a new version of the run.
+    assert!(
+        body["version"].as_i64().unwrap() > view["version"].as_i64().unwrap(),
+        "{body} after {view}"
+    );
 
     let r = app
         .client

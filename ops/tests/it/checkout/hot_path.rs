@@ -19,7 +19,8 @@ use super::fixtures::{SaleEvent, count, counters, event_on_sale, order, start, w
 use crate::harness::users::TestUser;
 use crate::harness::{TEST_STRIPE_KEY, TestApp};
 
-/// A run started over HTTP that no worker has touched yet.
+/// A run started over HTTP by an API that left its first step to the workers
+/// (see `leaving_first_steps_to_workers`), which no worker has touched yet.
 async fn new_run(app: &TestApp, quantity: i32) -> (TestUser, SaleEvent, Uuid) {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
@@ -48,7 +49,10 @@ async fn inconsistencies(app: &TestApp) -> usize {
 
 #[tokio::test]
 async fn concurrent_steps_of_a_new_run_hold_its_seats_once() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let (_buyer, event, run_id) = new_run(&app, 3).await;
     let signer = Arc::new(app.ticket_signer());
 
@@ -89,7 +93,10 @@ async fn concurrent_steps_of_a_new_run_hold_its_seats_once() {
 
 #[tokio::test]
 async fn a_hold_taken_before_a_step_crashed_is_adopted_by_the_next_attempt() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let (_buyer, event, run_id) = new_run(&app, 2).await;
     let ticket_type = event.ticket_types[0];
 
@@ -128,7 +135,10 @@ async fn a_hold_taken_before_a_step_crashed_is_adopted_by_the_next_attempt() {
 
 #[tokio::test]
 async fn a_hold_taken_for_a_run_that_ended_meanwhile_is_given_back_by_the_sweep() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let (_buyer, event, run_id) = new_run(&app, 2).await;
     let ticket_type = event.ticket_types[0];
     let signer = app.ticket_signer();
@@ -192,7 +202,10 @@ async fn a_hold_taken_for_a_run_that_ended_meanwhile_is_given_back_by_the_sweep(
 /// creates it: once either way.
 #[tokio::test]
 async fn an_inline_remote_command_runs_once_with_or_without_its_backstop() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let sandbox = app.sandbox().await;
     let signer = Arc::new(app.ticket_signer());
     let deps = JobDeps {

@@ -72,9 +72,18 @@ pub struct TestAppBuilder {
     configure: Vec<ConfigEdit>,
     database: Option<TestDatabase>,
     redis_prefix: Option<String>,
+    first_steps: bool,
 }
 
 impl TestAppBuilder {
+    /// An API that leaves new runs' first steps to the workers, as they find
+    /// them when the API process died right after committing a run: the
+    /// runs wait at their start for a worker.
+    pub fn leaving_first_steps_to_workers(mut self) -> Self {
+        self.first_steps = false;
+        self
+    }
+
     /// Points the app's Redis somewhere else (e.g. a closed port, to test outages).
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = url.into();
@@ -126,6 +135,12 @@ impl TestAppBuilder {
                     TicketSigner::from_seed(&TEST_TICKET_SEED),
                 ),
             ))),
+            first_steps: self.first_steps.then(|| {
+                Arc::new(boxoffice_ops::first_steps::EngineFirstSteps::new(
+                    conns.db.clone(),
+                    TicketSigner::from_seed(&TEST_TICKET_SEED),
+                )) as Arc<dyn boxoffice_api::first_steps::FirstSteps>
+            }),
             run_watcher: run_watcher.clone(),
             change_feed: boxoffice_api::change_feed::ChangeFeed::start(
                 conns.db.clone(),
@@ -161,6 +176,7 @@ impl TestApp {
             configure: Vec::new(),
             database: None,
             redis_prefix: None,
+            first_steps: true,
         }
     }
 

@@ -1,7 +1,10 @@
 //! Fault 2: an API process is `kill -9`ed while checkout requests are in flight.
-//! No run is half-created (each has the outbox message that starts it, written
-//! in the same transaction), and the client retrying with the same
-//! `Idempotency-Key` on the surviving API gets one run per key, which finishes.
+//! No run is half-created or half-stepped: a run is created with its start
+//! message (due later: the API takes the first step itself), and its first
+//! step either committed (a free order completes in it) or left the run at
+//! its start with that message. The client retrying with the same
+//! `Idempotency-Key` on the surviving API gets one run per key; the retry
+//! takes a first step the crash left behind, and every run finishes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -37,7 +40,7 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     let doomed_url = doomed.base_url.clone().unwrap();
     let survivor_url = survivor.base_url.clone().unwrap();
 
-    // No workers yet: whatever the crash left is exactly what the API wrote.
+    // No workers yet: whatever the crash left is exactly what the API did.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(400)
         .build()
@@ -95,23 +98,33 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
         first_answer.len()
     );
     assert!(failed > 0, "the crash hit requests in flight");
-    // Every run that exists has the message that starts it (nothing has run yet).
+    // A run the crash left at its start has the message that starts it.
     let orphans = scalar(
         &mut conn,
-        "SELECT count(*) FROM workflow_runs r WHERE NOT EXISTS
+        "SELECT count(*) FROM workflow_runs r WHERE r.step = 'start' AND NOT EXISTS
            (SELECT 1 FROM outbox o WHERE o.queue = 'advance_run' AND o.payload->>'run_id' = r.id::text)",
     )
     .await;
-    assert_eq!(orphans, 0, "runs without their start message");
+    assert_eq!(
+        orphans, 0,
+        "runs at their start without their start message"
+    );
+    // Every other run's first step committed whole: the free order completed.
     assert_eq!(
         scalar(
             &mut conn,
-            "SELECT count(*) FROM workflow_runs WHERE status <> 'running'"
+            "SELECT count(*) FROM workflow_runs WHERE step <> 'start' AND status <> 'completed'"
         )
         .await,
         0,
-        "nothing ran without workers"
+        "a first step was cut in half"
     );
+    let left_at_start = scalar(
+        &mut conn,
+        "SELECT count(*) FROM workflow_runs WHERE step = 'start'",
+    )
+    .await;
+    println!("api crash: {left_at_start} runs left at their start by the crash");
 
     // The client retries every request with its key on the surviving API.
     let retries = join_all((0..REQUESTS).map(|i| {
@@ -140,6 +153,7 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
     for (i, r) in retries {
         let (status, body) = r.unwrap();
         assert_eq!(status, 202, "{body}");
+        assert_eq!(body["status"], "completed", "{body}");
         if let Some(first) = first_answer.get(&format!("key-{i}")) {
             assert_eq!(
                 body["run_id"].as_str().unwrap(),
@@ -152,6 +166,16 @@ async fn kill_9_api_mid_request_then_retry_with_the_same_key() {
         scalar(&mut conn, "SELECT count(*) FROM workflow_runs").await,
         REQUESTS as i64,
         "one run per key"
+    );
+    // Still no worker: the retries took the first steps the crash left.
+    assert_eq!(
+        scalar(
+            &mut conn,
+            "SELECT count(*) FROM workflow_runs WHERE status = 'completed'"
+        )
+        .await,
+        REQUESTS as i64,
+        "every run completed by its answer"
     );
 
     let worker = BoxofficeProcess::start(&deployment, "work").await;

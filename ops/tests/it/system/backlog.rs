@@ -1,6 +1,6 @@
 //! Fault 6: a backlog of 20,000 checkouts started while no worker runs (free
-//! tickets; inserted with `workflow_runs::start`, the code the API calls, from
-//! 8 tasks at once, over 40 ticket types), then two worker processes start. Every run completes, no
+//! tickets; inserted with `workflow_runs::start`, as routes that leave a run's
+//! first step to the workers start them, from 8 tasks at once, over 40 ticket types), then two worker processes start. Every run completes, no
 //! worker dies, and the Redis queues stay within the relay's bound.
 
 use std::sync::Arc;

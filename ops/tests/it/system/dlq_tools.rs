@@ -151,7 +151,11 @@ async fn dlq_discard_with_fate_fail_leaves_the_run_failed_for_good_with_its_seat
 
 #[tokio::test]
 async fn dlq_retry_all_requeues_every_dead_job_of_the_queue_and_the_runs_complete() {
-    let app = TestApp::spawn().await;
+    // The API leaves the first steps to the workers, who meet the poison.
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
 

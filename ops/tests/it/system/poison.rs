@@ -3,8 +3,9 @@
 //! `boxoffice dlq retry` resumes the run and it completes.
 //!
 //! The poison: the run's state JSON is corrupted with SQL before any worker
-//! sees it, so every `advance_run` attempt fails to decode it (a bug or a bad
-//! migration would look the same). Fixing the cause is restoring the state.
+//! sees it (the API left the run's first step to the workers), so every
+//! `advance_run` attempt fails to decode it (a bug or a bad migration would
+//! look the same). Fixing the cause is restoring the state.
 
 use std::time::{Duration, Instant};
 
@@ -64,7 +65,12 @@ pub async fn wait_status(app: &TestApp, run_id: &str, status: &str, within: Dura
 
 #[tokio::test]
 async fn a_poison_job_is_dead_lettered_and_dlq_retry_completes_the_run() {
-    let app = TestApp::spawn().await;
+    // The API leaves the first step to the workers (as when its process died
+    // right after the commit): the workers are the first to read the state.
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;

@@ -35,7 +35,11 @@ fn row<'a>(table: &'a str, queue: &str) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn boxoffice_queues_shows_dead_jobs_outbox_backlog_and_breaker_states() {
-    let app = TestApp::spawn().await;
+    // The API leaves the first step to the workers, who meet the poison.
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;

@@ -13,7 +13,11 @@ use crate::harness::redis_url;
 
 #[tokio::test]
 async fn a_worker_process_exports_workflow_and_business_metrics() {
-    let app = TestApp::spawn().await;
+    // The worker takes the whole free checkout, its first step too.
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;

@@ -1,0 +1,34 @@
+//! A new run's first step, taken by the API process that started it, as the
+//! API sees it: a trait object in [`crate::AppState`]. The implementation is
+//! the workers' engine (`workers::engine::first_step`, wired by `ops`), so the
+//! API keeps its layering (it may not import `workers`).
+//!
+//! A checkout's first step is its hold: taken here, the `POST` answers with
+//! the decision (held until a deadline, or sold out).
+
+use futures::future::BoxFuture;
+use uuid::Uuid;
+
+/// Where a run stands after its first step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstStep {
+    pub status: String,
+    pub step: String,
+    /// The run's status view, as `GET /v1/workflows/{id}` shows it.
+    pub view: serde_json::Value,
+}
+
+pub type Taken<'a> = BoxFuture<'a, anyhow::Result<Option<FirstStep>>>;
+
+pub trait FirstSteps: Send + Sync {
+    /// When the start message of a run created now comes due, for a worker
+    /// to take the first step if this process did not.
+    fn backstop_due(&self) -> chrono::DateTime<chrono::Utc>;
+
+    /// Takes the first step of `run_id`, created with its start message
+    /// `backstop_id` delayed (`None` for a retry of the request, which does
+    /// not know it). `Ok(None)` when the run did not move. On an error the
+    /// run has been handed to the workers: the caller answers with the run as
+    /// it was created.
+    fn take(&self, run_id: Uuid, backstop_id: Option<i64>) -> Taken<'_>;
+}

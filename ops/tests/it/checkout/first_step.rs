@@ -1,0 +1,311 @@
+//! The API takes a new checkout's first step, its hold, as it starts the run
+//! (`workers::engine::first_step`): the `POST` answers with the decision. No
+//! worker runs in these tests unless one is started: what the answer says is
+//! the API's own doing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxoffice_models::users::Role;
+use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
+use boxoffice_workers::engine::HoldBatcher;
+use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
+use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
+use boxoffice_workflows::engine::Workflow;
+use chrono::Utc;
+use diesel_async::SimpleAsyncConnection;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::fixtures::{count, counters, event_on_sale, is_finished, order, start, wait_for};
+use crate::harness::TestApp;
+use crate::harness::users::TestUser;
+
+/// Outbox messages of `queue` for `run_id`; `due_now` picks those already
+/// due, otherwise those due later.
+fn messages(queue: &str, run_id: &str, due_now: bool) -> String {
+    let when = if due_now {
+        "available_at <= now()"
+    } else {
+        "available_at > now()"
+    };
+    format!(
+        "SELECT 1 FROM outbox WHERE queue = '{queue}' AND payload->>'run_id' = '{run_id}' AND {when}"
+    )
+}
+
+#[tokio::test]
+async fn the_answer_to_a_checkout_holds_its_seats_and_its_start_message_is_gone() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 10)], 15).await;
+
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 3),
+        Some("first-step-1"),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    let run_id = body["run_id"].as_str().unwrap().to_owned();
+
+    assert_eq!(body["status"], "running", "{body}");
+    assert_eq!(body["step"], "creating_payment_intent", "{body}");
+    let expires_at: chrono::DateTime<Utc> = body["expires_at"].as_str().unwrap().parse().unwrap();
+    let minutes = (expires_at - Utc::now()).num_minutes();
+    assert!(
+        (14..=15).contains(&minutes),
+        "held for {minutes} min: {body}"
+    );
+    assert_eq!(body["amount_minor"], 6000, "{body}");
+    assert!(body["error"].is_null(), "{body}");
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 3)
+    );
+    // The start message was the backstop, deleted once the step was taken;
+    // the payment intent is for a worker, due at once.
+    assert_eq!(
+        count(&app.db.url, &messages("advance_run", &run_id, false)).await
+            + count(&app.db.url, &messages("advance_run", &run_id, true)).await,
+        0
+    );
+    assert_eq!(
+        count(&app.db.url, &messages("run_effect", &run_id, true)).await,
+        1
+    );
+    // The status route says the same.
+    let view: Value = app
+        .client
+        .get(app.url(&format!("/v1/workflows/{run_id}")))
+        .header("authorization", buyer.bearer())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["step"], "creating_payment_intent", "{view}");
+    assert_eq!(view["expires_at"], body["expires_at"], "{view}");
+
+    // A retry of the key answers with the run as it is: the same hold.
+    let again: Value = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 3),
+        Some("first-step-1"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["run_id"], body["run_id"], "{again}");
+    assert_eq!(again["expires_at"], body["expires_at"], "{again}");
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 3)
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_checkouts_learns_held_or_sold_out_from_the_answers() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 10)], 15).await;
+    let mut buyers = Vec::new();
+    for _ in 0..40 {
+        buyers.push(app.create_user(&[Role::Participant]).await);
+    }
+
+    // Forty buyers at once, for ten seats, one each; no worker runs.
+    let answers: Vec<Value> = futures::future::join_all(buyers.iter().map(|buyer| {
+        let (url, client, body) = (
+            app.base_url.clone(),
+            app.client.clone(),
+            order(&event, 0, 1),
+        );
+        async move {
+            let r = start(&url, &client, buyer, body, None).await;
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()
+        }
+    }))
+    .await;
+
+    let held = answers
+        .iter()
+        .filter(|a| a["expires_at"].is_string())
+        .count();
+    let sold_out = answers
+        .iter()
+        .filter(|a| a["status"] == "compensated" && a["error"]["code"] == "sold_out")
+        .count();
+    assert_eq!((held, sold_out), (10, 30), "{answers:?}");
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 10)
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM holds WHERE status = 'active' GROUP BY run_id"
+        )
+        .await,
+        10,
+        "one hold per winner"
+    );
+}
+
+#[tokio::test]
+async fn a_free_checkout_is_completed_by_its_answer() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 2),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "completed", "{body}");
+    assert_eq!(body["ticket_ids"].as_array().unwrap().len(), 2, "{body}");
+    assert!(body["booking_id"].is_string(), "{body}");
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 2, 0)
+    );
+}
+
+/// A run created as the API creates it: its start message due after the grace.
+async fn run_with_backstop(
+    app: &TestApp,
+    event_id: Uuid,
+    ticket_type: Uuid,
+) -> (TestUser, Uuid, i64) {
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let state = CheckoutState::new(
+        buyer.id,
+        event_id,
+        vec![Item {
+            ticket_type_id: ticket_type,
+            quantity: 2,
+        }],
+        None,
+        15,
+    );
+    let new = NewRun {
+        id: Uuid::now_v7(),
+        kind: Checkout::KIND.into(),
+        status: "running".into(),
+        step: Checkout::initial_step().into(),
+        state: serde_json::to_value(&state).unwrap(),
+        correlation_id: None,
+        owner_id: Some(buyer.id),
+        idempotency_key: None,
+        request_hash: None,
+        view: serde_json::to_value(Checkout::view(&state)).unwrap(),
+        parent_id: None,
+        child_key: None,
+    };
+    let mut conn = app.pool().get().await.unwrap();
+    let (inserted, backstop) =
+        workflow_runs::start_within_due(&mut conn, &new, Some(Utc::now() + FIRST_STEP_GRACE))
+            .await
+            .unwrap();
+    assert!(matches!(inserted, Inserted::Created(_)));
+    (buyer, new.id, backstop.unwrap())
+}
+
+#[tokio::test]
+async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+    let ticket_type = event.ticket_types[0];
+    let (owner, run_id, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
+    let id = run_id.to_string();
+    assert_eq!(
+        count(&app.db.url, &messages("advance_run", &id, false)).await,
+        1
+    );
+
+    // The step cannot read the run's state (as after a bad deploy).
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute(&format!(
+        "CREATE TABLE saved_state AS SELECT state FROM workflow_runs WHERE id = '{run_id}';
+         UPDATE workflow_runs SET state = '\"corrupt\"'::jsonb WHERE id = '{run_id}';"
+    ))
+    .await
+    .unwrap();
+    let signer = Arc::new(app.ticket_signer());
+    let batcher = HoldBatcher::new(app.pool().clone());
+    let failed = first_step::take(app.pool(), &signer, &batcher, run_id, Some(backstop)).await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    // A start message due at once stands in for the step; nothing was held.
+    assert_eq!(
+        count(&app.db.url, &messages("advance_run", &id, true)).await,
+        1
+    );
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 0, 0));
+
+    // Once the state reads again, a worker takes the step without waiting
+    // for the backstop, and the free checkout completes.
+    conn.batch_execute(&format!(
+        "UPDATE workflow_runs SET state = (SELECT state FROM saved_state) WHERE id = '{run_id}';"
+    ))
+    .await
+    .unwrap();
+    app.start_workers("http://127.0.0.1:1");
+    let done = wait_for(&app, &owner, &id, Duration::from_secs(10), is_finished).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 0));
+}
+
+#[tokio::test]
+async fn a_first_step_taken_drops_its_backstop_and_a_late_worker_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
+    let ticket_type = event.ticket_types[0];
+    let (_owner, run_id, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
+    let signer = Arc::new(app.ticket_signer());
+    let batcher = HoldBatcher::new(app.pool().clone());
+
+    let taken = first_step::take(app.pool(), &signer, &batcher, run_id, Some(backstop))
+        .await
+        .unwrap();
+    assert_eq!(taken.status.as_deref(), Some("completed"), "{taken:?}");
+    let id = run_id.to_string();
+    assert_eq!(
+        count(&app.db.url, &messages("advance_run", &id, false)).await,
+        0
+    );
+
+    // The backstop comes due anyway (the delete was lost): the step finds the
+    // run past its start and changes nothing.
+    let again = first_step::take(app.pool(), &signer, &batcher, run_id, Some(backstop))
+        .await
+        .unwrap();
+    assert!(!again.changed, "{again:?}");
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 0));
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM tickets WHERE ticket_type_id = '{ticket_type}'")
+        )
+        .await,
+        2
+    );
+}
