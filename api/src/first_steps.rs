@@ -6,8 +6,9 @@
 //! A checkout's first step is its hold: taken here, the `POST` answers with
 //! the decision (held until a deadline, or sold out).
 
+use boxoffice_models::workflow_runs::Run;
+use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
-use uuid::Uuid;
 
 /// Where a run stands after its first step.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +26,15 @@ pub trait FirstSteps: Send + Sync {
     /// to take the first step if this process did not.
     fn backstop_due(&self) -> chrono::DateTime<chrono::Utc>;
 
-    /// Takes the first step of `run_id`, created with its start message
-    /// `backstop_id` delayed (`None` for a retry of the request, which does
-    /// not know it). `Ok(None)` when the run did not move. On an error the
-    /// run has been handed to the workers: the caller answers with the run as
-    /// it was created.
-    fn take(&self, run_id: Uuid, backstop_id: Option<i64>) -> Taken<'_>;
+    /// Takes the first step of `run`, created on `conn` with its start
+    /// message `backstop_id` delayed (`None` for a retry of the request,
+    /// which does not know it), on that same connection. `Ok(None)` when the
+    /// run did not move. On an error the run has been handed to the workers:
+    /// the caller answers with the run as it was created.
+    fn take<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        run: &'a Run,
+        backstop_id: Option<i64>,
+    ) -> Taken<'a>;
 }

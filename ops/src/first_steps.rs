@@ -7,22 +7,24 @@ use std::sync::Arc;
 use boxoffice_api::first_steps::{FirstStep, FirstSteps, Taken};
 use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
+use boxoffice_models::workflow_runs::Run;
 use boxoffice_workers::engine::HoldBatcher;
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+use diesel_async::AsyncPgConnection;
 
 pub struct EngineFirstSteps {
-    db: DbPool,
     signer: Arc<TicketSigner>,
     batcher: HoldBatcher,
 }
 
 impl EngineFirstSteps {
-    pub fn new(db: DbPool, signer: TicketSigner) -> Self {
+    /// `holds_db` is the batcher's own pool: a request keeps its connection
+    /// while its hold is taken, so the batch statement must not wait for one
+    /// of the requests' connections.
+    pub fn new(holds_db: DbPool, signer: TicketSigner) -> Self {
         EngineFirstSteps {
-            batcher: HoldBatcher::new(db.clone()),
-            db,
+            batcher: HoldBatcher::new(holds_db),
             signer: Arc::new(signer),
         }
     }
@@ -33,11 +35,15 @@ impl FirstSteps for EngineFirstSteps {
         Utc::now() + FIRST_STEP_GRACE
     }
 
-    fn take(&self, run_id: Uuid, backstop_id: Option<i64>) -> Taken<'_> {
+    fn take<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        run: &'a Run,
+        backstop_id: Option<i64>,
+    ) -> Taken<'a> {
         Box::pin(async move {
             let advanced =
-                first_step::take(&self.db, &self.signer, &self.batcher, run_id, backstop_id)
-                    .await?;
+                first_step::take(conn, &self.signer, &self.batcher, run, backstop_id).await?;
             Ok(match (advanced.status, advanced.step, advanced.view) {
                 (Some(status), Some(step), Some(view)) => Some(FirstStep { status, step, view }),
                 _ => None,

@@ -35,6 +35,10 @@ pub struct Connections {
     /// row after an outage), the relay still moves messages to Redis and
     /// the system keeps draining instead of stalling.
     pub relay_db: DbPool,
+    /// The API's hold lanes' own connections (`first_steps`): a request
+    /// keeps its connection while its hold is taken, so the lanes' batch
+    /// statements never wait behind the requests that wait for them.
+    pub holds_db: DbPool,
     /// For request paths: fails fast while Redis is down, so a Redis outage
     /// slows requests down instead of hanging them.
     pub redis_fast: ConnectionManager,
@@ -44,6 +48,8 @@ pub struct Connections {
 
 /// The relay's pass and its backlog measurement, one after the other.
 const RELAY_POOL_SIZE: usize = 2;
+/// Hot ticket types being held at once by one API process's lanes.
+const HOLD_LANES_POOL_SIZE: usize = 4;
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Connections> {
     connect_to(
@@ -60,6 +66,7 @@ pub fn connect_to(
 ) -> anyhow::Result<Connections> {
     let db = boxoffice_models::pool::build_pool(database_url, pool_size)?;
     let relay_db = boxoffice_models::pool::build_pool(database_url, RELAY_POOL_SIZE)?;
+    let holds_db = boxoffice_models::pool::build_pool(database_url, HOLD_LANES_POOL_SIZE)?;
     let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
     let fast = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -73,6 +80,7 @@ pub fn connect_to(
     Ok(Connections {
         db,
         relay_db,
+        holds_db,
         redis_fast: ConnectionManager::new_lazy_with_config(client.clone(), fast)?,
         redis_patient: ConnectionManager::new_lazy_with_config(client, patient)?,
     })
@@ -99,7 +107,7 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
             crate::operator::operator(settings, conns)?,
         ))),
         first_steps: Some(Arc::new(crate::first_steps::EngineFirstSteps::new(
-            conns.db.clone(),
+            conns.holds_db.clone(),
             settings.ticket_signer()?,
         ))),
         run_watcher: run_watcher.clone(),

@@ -16,10 +16,10 @@
 
 use boxoffice_models::DbPool;
 use boxoffice_models::holds::{self, HoldOutcome, Line};
-use boxoffice_models::workflow_runs;
+use boxoffice_models::workflow_runs::{self, Run};
 use boxoffice_workflows::engine::RunStatus;
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::executor::Trigger;
@@ -69,6 +69,26 @@ pub async fn take(
     let outcome = match (batcher, lines.as_slice()) {
         (Some(batcher), [line]) => batcher.hold(run_id, *line, expires_at).await?,
         _ => holds::hold(&mut *db.get().await?, run_id, &lines, expires_at).await?,
+    };
+    Ok(Some(Ahead { lines, outcome }))
+}
+
+/// [`take`] for a run its caller just created (or read), on the caller's
+/// connection, which it keeps while `batcher` holds: the batcher must draw
+/// its connections from another pool, or callers holding every connection
+/// would starve the statement they wait for.
+pub async fn take_on(
+    conn: &mut AsyncPgConnection,
+    batcher: &HoldBatcher,
+    run: &Run,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Ahead>> {
+    let Some((lines, expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
+        return Ok(None);
+    };
+    let outcome = match lines.as_slice() {
+        [line] => batcher.hold(run.id, *line, expires_at).await?,
+        _ => holds::hold(conn, run.id, &lines, expires_at).await?,
     };
     Ok(Some(Ahead { lines, outcome }))
 }

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use boxoffice_models::DbConn;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
 use boxoffice_workflows::engine::{RunStatus, Workflow};
@@ -95,9 +96,8 @@ pub async fn start_checkout(
             workflow_runs::by_idempotency_key(&mut conn, Checkout::KIND, Some(auth.user_id), &key)
                 .await?;
         if let Some(run) = earlier {
-            drop(conn);
             let run = same_request(run, &request_hash)?;
-            let stepped = step_left_behind(&state, &run).await;
+            let stepped = step_left_behind(&state, &mut conn, &run).await;
             return started(run, stepped);
         }
     }
@@ -133,8 +133,6 @@ pub async fn start_checkout(
             Ok(workflow_runs::start_within_due(conn, &new, due).await?)
         })
         .await?;
-    // The step takes connections of its own.
-    drop(conn);
     let run = match inserted {
         Inserted::Created(run) => {
             metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
@@ -142,26 +140,31 @@ pub async fn start_checkout(
         }
         Inserted::Existing(run) => {
             let run = same_request(run, &request_hash)?;
-            let stepped = step_left_behind(&state, &run).await;
+            let stepped = step_left_behind(&state, &mut conn, &run).await;
             return started(run, stepped);
         }
     };
     let stepped = match backstop {
-        Some(backstop) => first_step(&state, run.id, Some(backstop)).await,
+        Some(backstop) => first_step(&state, &mut conn, &run, Some(backstop)).await,
         None => None,
     };
     started(run, stepped)
 }
 
-/// Takes the run's first step, if this process does. A failure leaves the
-/// run to the workers (already handed to them): the buyer polls, as for any
-/// run.
-async fn first_step(state: &AppState, run_id: Uuid, backstop: Option<i64>) -> Option<FirstStep> {
+/// Takes the run's first step, if this process does, on the connection that
+/// created it. A failure leaves the run to the workers (already handed to
+/// them): the buyer polls, as for any run.
+async fn first_step(
+    state: &AppState,
+    conn: &mut DbConn,
+    run: &workflow_runs::Run,
+    backstop: Option<i64>,
+) -> Option<FirstStep> {
     let steps = state.first_steps.as_ref()?;
-    match steps.take(run_id, backstop).await {
+    match steps.take(conn, run, backstop).await {
         Ok(stepped) => stepped,
         Err(e) => {
-            tracing::warn!(run_id = %run_id, error = %format!("{e:#}"), "a checkout's first step failed");
+            tracing::warn!(run_id = %run.id, error = %format!("{e:#}"), "a checkout's first step failed");
             None
         }
     }
@@ -169,11 +172,15 @@ async fn first_step(state: &AppState, run_id: Uuid, backstop: Option<i64>) -> Op
 
 /// A retry of the request that started `run` takes the run's first step if
 /// it is still to be taken: the process that started it died in between.
-async fn step_left_behind(state: &AppState, run: &workflow_runs::Run) -> Option<FirstStep> {
+async fn step_left_behind(
+    state: &AppState,
+    conn: &mut DbConn,
+    run: &workflow_runs::Run,
+) -> Option<FirstStep> {
     let untouched =
         run.status == RunStatus::Running.as_str() && run.step == Checkout::initial_step();
     if untouched {
-        first_step(state, run.id, None).await
+        first_step(state, conn, run, None).await
     } else {
         None
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boxoffice_models::users::Role;
-use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
+use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run};
 use boxoffice_workers::engine::HoldBatcher;
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
@@ -192,7 +192,7 @@ async fn run_with_backstop(
     app: &TestApp,
     event_id: Uuid,
     ticket_type: Uuid,
-) -> (TestUser, Uuid, i64) {
+) -> (TestUser, Run, i64) {
     let buyer = app.create_user(&[Role::Participant]).await;
     let state = CheckoutState::new(
         buyer.id,
@@ -223,8 +223,10 @@ async fn run_with_backstop(
         workflow_runs::start_within_due(&mut conn, &new, Some(Utc::now() + FIRST_STEP_GRACE))
             .await
             .unwrap();
-    assert!(matches!(inserted, Inserted::Created(_)));
-    (buyer, new.id, backstop.unwrap())
+    let Inserted::Created(run) = inserted else {
+        panic!("the run existed")
+    };
+    (buyer, run, backstop.unwrap())
 }
 
 #[tokio::test]
@@ -233,7 +235,8 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
     let ticket_type = event.ticket_types[0];
-    let (owner, run_id, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
+    let (owner, run, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
+    let run_id = run.id;
     let id = run_id.to_string();
     assert_eq!(
         count(&app.db.url, &messages("advance_run", &id, false)).await,
@@ -249,19 +252,21 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
     .await
     .unwrap();
     let signer = Arc::new(app.ticket_signer());
-    let batcher = HoldBatcher::new(app.pool().clone());
-    let failed = first_step::take(app.pool(), &signer, &batcher, run_id, Some(backstop)).await;
+    let batcher = HoldBatcher::new(app.conns.holds_db.clone());
+    let mut api_conn = app.pool().get().await.unwrap();
+    let failed = first_step::take(&mut api_conn, &signer, &batcher, &run, Some(backstop)).await;
     assert!(failed.is_err(), "{failed:?}");
 
-    // A start message due at once stands in for the step; nothing was held.
+    // A start message due at once stands in for the step.
     assert_eq!(
         count(&app.db.url, &messages("advance_run", &id, true)).await,
         1
     );
-    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 0, 0));
+    // The hold taken ahead of the step's transaction is the run's.
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 0, 2));
 
     // Once the state reads again, a worker takes the step without waiting
-    // for the backstop, and the free checkout completes.
+    // for the backstop, adopts that hold, and the free checkout completes.
     conn.batch_execute(&format!(
         "UPDATE workflow_runs SET state = (SELECT state FROM saved_state) WHERE id = '{run_id}';"
     ))
@@ -271,19 +276,30 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
     let done = wait_for(&app, &owner, &id, Duration::from_secs(10), is_finished).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 0));
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM holds WHERE run_id = '{run_id}'")
+        )
+        .await,
+        1,
+        "the hold taken ahead was adopted, not taken twice"
+    );
 }
 
 #[tokio::test]
-async fn a_first_step_taken_drops_its_backstop_and_a_late_worker_changes_nothing() {
+async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
     let ticket_type = event.ticket_types[0];
-    let (_owner, run_id, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
+    let (_owner, run, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
+    let run_id = run.id;
+    let mut api_conn = app.pool().get().await.unwrap();
     let signer = Arc::new(app.ticket_signer());
-    let batcher = HoldBatcher::new(app.pool().clone());
+    let batcher = HoldBatcher::new(app.conns.holds_db.clone());
 
-    let taken = first_step::take(app.pool(), &signer, &batcher, run_id, Some(backstop))
+    let taken = first_step::take(&mut api_conn, &signer, &batcher, &run, Some(backstop))
         .await
         .unwrap();
     assert_eq!(taken.status.as_deref(), Some("completed"), "{taken:?}");
@@ -293,12 +309,20 @@ async fn a_first_step_taken_drops_its_backstop_and_a_late_worker_changes_nothing
         0
     );
 
-    // The backstop comes due anyway (the delete was lost): the step finds the
-    // run past its start and changes nothing.
-    let again = first_step::take(app.pool(), &signer, &batcher, run_id, Some(backstop))
+    // A retry of the request reads the run again: past its start, its step
+    // holds nothing and changes nothing.
+    let fresh = workflow_runs::find(&mut api_conn, run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let again = first_step::take(&mut api_conn, &signer, &batcher, &fresh, None)
         .await
         .unwrap();
     assert!(!again.changed, "{again:?}");
+    // A retry that read the run just before the step committed asks for a
+    // hold the run has already turned into sold seats: refused, harmlessly.
+    let raced = first_step::take(&mut api_conn, &signer, &batcher, &run, None).await;
+    assert!(raced.is_err(), "{raced:?}");
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 0));
     assert_eq!(
         count(

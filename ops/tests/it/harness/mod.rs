@@ -137,7 +137,7 @@ impl TestAppBuilder {
             ))),
             first_steps: self.first_steps.then(|| {
                 Arc::new(boxoffice_ops::first_steps::EngineFirstSteps::new(
-                    conns.db.clone(),
+                    conns.holds_db.clone(),
                     TicketSigner::from_seed(&TEST_TICKET_SEED),
                 )) as Arc<dyn boxoffice_api::first_steps::FirstSteps>
             }),
