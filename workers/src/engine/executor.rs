@@ -144,39 +144,6 @@ pub async fn advance_holding(
     .await
 }
 
-/// Takes the first step of `run`, just created by the caller, on the
-/// caller's connection (see `first_step`): the hold taken ahead through
-/// `batcher` (which has connections of its own), then the step's transaction,
-/// which also deletes the run's start message `backstop_id`, if given.
-/// Remote commands leave through the outbox.
-pub async fn start_on(
-    conn: &mut AsyncPgConnection,
-    signer: &TicketSigner,
-    batcher: &HoldBatcher,
-    run: &Run,
-    backstop_id: Option<i64>,
-) -> anyhow::Result<Advanced> {
-    let now = Utc::now();
-    let ahead = super::ahead::take_on(conn, batcher, run, now).await?;
-    conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let advanced = advance_at(
-            conn,
-            signer,
-            run.id,
-            Trigger::Poke,
-            now,
-            ahead.as_ref(),
-            Dispatch::Queue,
-        )
-        .await?;
-        if let Some(id) = backstop_id {
-            outbox::delete(conn, &[id]).await?;
-        }
-        Ok(advanced)
-    })
-    .await
-}
-
 /// [`advance`] inside the caller's transaction (operator actions write their
 /// audit row in the same transaction).
 pub async fn advance_on(
@@ -197,7 +164,7 @@ pub async fn advance_on(
     .await
 }
 
-async fn advance_at(
+pub(super) async fn advance_at(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
     run_id: Uuid,

@@ -18,9 +18,10 @@
 use boxoffice_models::outbox;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::Run;
-use diesel_async::AsyncPgConnection;
+use chrono::Utc;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-use super::executor::{Advanced, start_on};
+use super::executor::{Advanced, Dispatch, Trigger, advance_at};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 
@@ -35,9 +36,12 @@ pub const FIRST_STEP_GRACE: chrono::Duration = chrono::Duration::seconds(20);
 /// the message; it finds nothing to do when it comes due). On a failure the
 /// run is handed to the workers at once and the error returned.
 ///
-/// All of it on the caller's connection, the one that created the run: a
-/// flood of new runs queues once for the pool, not once per statement, and
-/// the first runs in are decided first. `batcher` must have a pool of its own.
+/// The hold is taken ahead through `batcher` (as a worker's step takes it),
+/// then the step's transaction runs; its remote command leaves through the
+/// outbox. All of it on the caller's connection, the one that created the
+/// run: a flood of new runs queues once for the pool, not once per statement,
+/// and the first runs in are decided first. `batcher` must have a pool of its
+/// own.
 pub async fn take(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
@@ -45,7 +49,29 @@ pub async fn take(
     run: &Run,
     backstop_id: Option<i64>,
 ) -> anyhow::Result<Advanced> {
-    match start_on(conn, signer, batcher, run, backstop_id).await {
+    let now = Utc::now();
+    let stepped = async {
+        let ahead = super::ahead::take_on(conn, batcher, run, now).await?;
+        conn.transaction::<_, anyhow::Error, _>(async |conn| {
+            let advanced = advance_at(
+                conn,
+                signer,
+                run.id,
+                Trigger::Poke,
+                now,
+                ahead.as_ref(),
+                Dispatch::Queue,
+            )
+            .await?;
+            if let Some(id) = backstop_id {
+                outbox::delete(conn, &[id]).await?;
+            }
+            Ok(advanced)
+        })
+        .await
+    }
+    .await;
+    match stepped {
         Ok(advanced) => Ok(advanced),
         Err(e) => {
             // Inserted, not updated: an insert due at once wakes the relay.

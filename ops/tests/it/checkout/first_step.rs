@@ -17,7 +17,9 @@ use diesel_async::SimpleAsyncConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::fixtures::{count, counters, event_on_sale, is_finished, order, start, wait_for};
+use super::fixtures::{
+    SaleEvent, count, counters, event_on_sale, is_finished, order, start, wait_for,
+};
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
 
@@ -34,23 +36,35 @@ fn messages(queue: &str, run_id: &str, due_now: bool) -> String {
     )
 }
 
-#[tokio::test]
-async fn the_answer_to_a_checkout_holds_its_seats_and_its_start_message_is_gone() {
-    let app = TestApp::spawn().await;
+/// A buyer's checkout of `quantity` seats of a ticket type at `price_minor`
+/// (10 seats), started over HTTP with the `Idempotency-Key` `key`: the buyer,
+/// the event and the 202 answer.
+async fn checkout(
+    app: &TestApp,
+    price_minor: i64,
+    quantity: i32,
+    key: &str,
+) -> (TestUser, SaleEvent, Value) {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[Role::Participant]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(2000, 10)], 15).await;
-
+    let event = event_on_sale(&app.db.url, organizer.id, &[(price_minor, 10)], 15).await;
     let r = start(
         &app.base_url,
         &app.client,
         &buyer,
-        order(&event, 0, 3),
-        Some("first-step-1"),
+        order(&event, 0, quantity),
+        Some(key),
     )
     .await;
     assert_eq!(r.status(), 202);
-    let body: Value = r.json().await.unwrap();
+    let body = r.json().await.unwrap();
+    (buyer, event, body)
+}
+
+#[tokio::test]
+async fn the_answer_to_a_checkout_holds_its_seats_and_its_start_message_is_gone() {
+    let app = TestApp::spawn().await;
+    let (buyer, event, body) = checkout(&app, 2000, 3, "first-step-1").await;
     let run_id = body["run_id"].as_str().unwrap().to_owned();
 
     assert_eq!(body["status"], "running", "{body}");
@@ -164,20 +178,7 @@ async fn a_flood_of_checkouts_learns_held_or_sold_out_from_the_answers() {
 #[tokio::test]
 async fn a_free_checkout_is_completed_by_its_answer() {
     let app = TestApp::spawn().await;
-    let organizer = app.create_user(&[Role::Organizer]).await;
-    let buyer = app.create_user(&[Role::Participant]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 15).await;
-
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 2),
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let body: Value = r.json().await.unwrap();
+    let (_buyer, event, body) = checkout(&app, 0, 2, "free-1").await;
     assert_eq!(body["status"], "completed", "{body}");
     assert_eq!(body["ticket_ids"].as_array().unwrap().len(), 2, "{body}");
     assert!(body["booking_id"].is_string(), "{body}");
