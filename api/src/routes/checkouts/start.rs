@@ -59,15 +59,16 @@ pub struct CheckoutStarted {
 
 /// Starts a checkout and takes its first step, the hold: the answer says
 /// whether seats are held (`expires_at`) or sold out (`status` `compensated`,
-/// `error`). Paying and issuing tickets happen in the workflow; poll the run. The same `Idempotency-Key` with the
-/// same body returns the same run; with another body, 422. A participant has at
+/// `error`). Paying and issuing tickets happen in the workflow; poll the run.
+/// The same `Idempotency-Key` with the same body returns the same run; with
+/// another body, 422. A participant has at
 /// most one open checkout per event.
 #[utoipa::path(post, path = "/checkouts", tag = "checkout",
     security(("bearer" = [])),
     request_body = CheckoutRequest,
     params(IdempotencyKey),
     responses(
-        (status = 202, description = "The checkout started and its seats are held (`expires_at`) or sold out (`compensated`, `error`); or it was started before with this key (then as it started)", body = CheckoutStarted),
+        (status = 202, description = "The checkout started and its seats are held (`expires_at`) or sold out (`compensated`, `error`); or it was started before with this key (then as it is now)", body = CheckoutStarted),
         (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
@@ -207,7 +208,7 @@ fn started(run: workflow_runs::Run, stepped: Option<FirstStep>) -> AppResult<Res
     let location = status_path(run.id);
     let (status, step, view) = match stepped {
         Some(FirstStep { status, step, view }) => (status, step, view),
-        // A retry of the key: the run as it is now.
+        // No step taken here: the run as created, or as found by its key.
         None => (run.status, run.step, run.view),
     };
     let detail = match view {
