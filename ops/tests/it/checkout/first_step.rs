@@ -13,7 +13,6 @@ use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
 use boxoffice_workflows::engine::Workflow;
 use chrono::Utc;
-use diesel_async::SimpleAsyncConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,6 +21,7 @@ use super::fixtures::{
 };
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
+use crate::system::poison::{cure, poison};
 
 /// Outbox messages of `queue` for `run_id`; `due_now` picks those already
 /// due, otherwise those due later.
@@ -245,13 +245,7 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
     );
 
     // The step cannot read the run's state (as after a bad deploy).
-    let mut conn = app.raw_conn().await;
-    conn.batch_execute(&format!(
-        "CREATE TABLE saved_state AS SELECT state FROM workflow_runs WHERE id = '{run_id}';
-         UPDATE workflow_runs SET state = '\"corrupt\"'::jsonb WHERE id = '{run_id}';"
-    ))
-    .await
-    .unwrap();
+    poison(&app, &id).await;
     let signer = Arc::new(app.ticket_signer());
     let batcher = HoldBatcher::new(app.conns.holds_db.clone());
     let mut api_conn = app.pool().get().await.unwrap();
@@ -268,11 +262,7 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
 
     // Once the state reads again, a worker takes the step without waiting
     // for the backstop, adopts that hold, and the free checkout completes.
-    conn.batch_execute(&format!(
-        "UPDATE workflow_runs SET state = (SELECT state FROM saved_state) WHERE id = '{run_id}';"
-    ))
-    .await
-    .unwrap();
+    cure(&app, &id).await;
     app.start_workers("http://127.0.0.1:1");
     let done = wait_for(&app, &owner, &id, Duration::from_secs(10), is_finished).await;
     assert_eq!(done["status"], "completed", "{done}");
