@@ -31,10 +31,11 @@ use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 pub const FIRST_STEP_GRACE: chrono::Duration = chrono::Duration::seconds(20);
 
 /// Takes the first step of `run`, created with its start message
-/// `backstop_id` due after [`FIRST_STEP_GRACE`], and drops that message in the
-/// step's transaction (`None`: a retry of the request that created the run, which does not know
-/// the message; it finds nothing to do when it comes due). On a failure the
-/// run is handed to the workers at once and the error returned.
+/// `backstop_id` due after [`FIRST_STEP_GRACE`], and drops that message in
+/// the step's transaction (`None`: a retry of the request that created the
+/// run, which does not know the message; it finds nothing to do when it comes
+/// due). On a failure the run is handed to the workers at once and the error
+/// returned.
 ///
 /// The hold is taken ahead through `batcher` (as a worker's step takes it),
 /// then the step's transaction runs; its remote command leaves through the

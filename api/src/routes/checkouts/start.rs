@@ -1,7 +1,7 @@
 //! `POST /v1/checkouts`.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::DbConn;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
@@ -21,7 +21,7 @@ use crate::extract::Json;
 use crate::first_steps::FirstStep;
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
-use crate::runs::status_path;
+use crate::runs::{set_location, status_path};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -205,7 +205,7 @@ fn same_request(
 /// 202 with the run to poll, where its first step left it (or, for a retry
 /// of the key, where it is now).
 fn started(run: workflow_runs::Run, stepped: Option<FirstStep>) -> AppResult<Response> {
-    let location = status_path(run.id);
+    let run_id = run.id;
     let (status, step, view) = match stepped {
         Some(FirstStep { status, step, view }) => (status, step, view),
         // No step taken here: the run as created, or as found by its key.
@@ -216,15 +216,13 @@ fn started(run: workflow_runs::Run, stepped: Option<FirstStep>) -> AppResult<Res
         _ => serde_json::Map::new(),
     };
     let body = CheckoutStarted {
-        run_id: run.id,
+        run_id,
         status,
         step,
-        status_url: location.clone(),
+        status_url: status_path(run_id),
         detail,
     };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
+    set_location(&mut response, run_id);
     Ok(response)
 }
