@@ -20,6 +20,7 @@ pub mod first_step;
 pub mod hold_batcher;
 pub mod messages;
 pub mod parking;
+pub mod resend;
 
 pub use executor::{Advanced, Dispatch, EngineInput, Trigger, advance, advance_holding};
 pub use hold_batcher::HoldBatcher;

@@ -14,8 +14,8 @@ use boxoffice_workflows::retry::RetryPolicy;
 use rand::RngExt;
 
 use crate::deps::JobDeps;
-use crate::engine::executor::schedule_retry;
 use crate::engine::messages::RunEffect;
+use crate::engine::resend::schedule_retry;
 use crate::engine::{Advanced, Dispatch, EngineInput, Trigger, advance};
 use crate::jobs::engine_job;
 use crate::kinds;

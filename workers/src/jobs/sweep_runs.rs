@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::deps::JobDeps;
 use crate::engine::ahead::release_orphaned;
-use crate::engine::executor::redrive;
+use crate::engine::resend::redrive;
 use crate::engine::{Dispatch, Trigger, advance_holding};
 
 pub const JOB_NAME: &str = "sweep_runs";
