@@ -6,6 +6,7 @@ use boxoffice_ops::cli::Cli;
 /// API's CPU under load, a third of that in its arena locks between tokio's
 /// threads (see the README's "Benchmark"). jemalloc's per-thread caches avoid
 /// the locks, and it holds less memory than glibc's arenas did.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
