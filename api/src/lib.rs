@@ -23,7 +23,7 @@
 //! engine call → response; business rules live in `workflows` and `models`.
 //!
 //! Building the app: [`router::app`] takes an [`state::AppState`] and returns a
-//! `Router` ready to serve; `ops` builds the state from configuration.
+//! service ready to serve; `ops` builds the state from configuration.
 
 pub mod auth;
 pub mod cache;

@@ -1,11 +1,14 @@
 //! Every route of the API, in one list, and the layers around them.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn;
+use axum::response::Response;
+use tower::{Service, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
@@ -61,12 +64,24 @@ pub fn router_and_openapi() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole application: routes, OpenAPI document and UI, and every layer.
-pub fn app(state: AppState) -> Router {
+///
+/// The layers wrap the router once, as one service, rather than each route
+/// (`Router::layer`, where every layer boxes each route again and each request
+/// clones every one of those boxes): fewer allocations per request, and 18–20 %
+/// more status reads per second of the API's CPU (README, "Benchmark"). Only the
+/// metrics' route tag needs the matched route, and stays a route layer.
+pub fn app(
+    state: AppState,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
     let config = state.config.clone();
     let (router, openapi) = router_and_openapi();
     let openapi_json = serde_json::to_string(&openapi).expect("the OpenAPI document serialises");
 
-    router
+    let routes = router
         .route(
             "/openapi.json",
             axum::routing::get(move || async move {
@@ -79,22 +94,25 @@ pub fn app(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
         .fallback(|| async { StatusCode::NOT_FOUND })
         .route_layer(from_fn(metrics::tag_route))
-        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .with_state(state.clone());
+    // Outermost first.
+    ServiceBuilder::new()
+        .layer(from_fn(request_id::request_id))
+        .layer(from_fn(metrics::track))
+        .layer(from_fn(problem::problem_details))
+        .layer(from_fn(security_headers::security_headers))
+        .layer(cors(&config.cors_origins))
+        // Per-IP and per-user limits (Redis); inside CORS so preflights are free.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::rate_limit::enforce,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
-        // Per-IP and per-user limits (Redis); inside CORS so preflights are free.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::rate_limit::enforce,
-        ))
-        .layer(cors(&config.cors_origins))
-        .layer(from_fn(security_headers::security_headers))
-        .layer(from_fn(problem::problem_details))
-        .layer(from_fn(metrics::track))
-        .layer(from_fn(request_id::request_id))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .service(routes)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::Request;
 use boxoffice_api::AppState;
 use boxoffice_api::change_feed::ChangeFeed;
 use boxoffice_api::routes::workflows::RunWatcher;
@@ -137,7 +138,7 @@ pub async fn serve_on(
     let app = boxoffice_api::app(state);
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await?;
