@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
-use super::executor::Trigger;
+use super::advance_io::Trigger;
 use super::hold_batcher::HoldBatcher;
 use crate::kinds;
 

@@ -10,108 +10,18 @@ use boxoffice_models::workflow_runs::{self, Run, Transition};
 use boxoffice_models::workflow_signals;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
 use boxoffice_workflows::engine::{
-    ChildEnd, ChildStart, Command, Input, InputOf, RemoteEffect, RunStatus, Workflow,
+    ChildEnd, ChildStart, Command, Input, InputOf, RemoteEffect, RunStatus,
 };
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
+use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Issued, Trigger};
 use super::ahead::Ahead;
+use super::children;
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun, CHILD_ENDED_SIGNAL, EFFECT_QUEUE, RunEffect};
 use crate::kinds::{self, Effects, LocalCx};
-
-/// What made us look at the run.
-#[derive(Debug, Clone)]
-pub enum Trigger {
-    /// Look at the run: start it, deliver pending signals, fire a due timer.
-    /// Harmless when there is nothing to do (duplicates, sweeps).
-    Poke,
-    /// A remote command's result (or its final failure), or a cancel.
-    Input(EngineInput),
-    /// An operator's input (cancel, retry). Unlike every other trigger it also
-    /// reaches a run parked by a poison job (see `parking`): if the workflow
-    /// accepts it, the run resumes from the status it had.
-    Operator(EngineInput),
-}
-
-/// The inputs the engine itself gives any kind (no command outcomes): the
-/// kind-independent part of [`Input`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum EngineInput {
-    /// A remote command's outcome, as stored (the kind's `RemoteOutcome`).
-    RemoteDone {
-        key: String,
-        outcome: serde_json::Value,
-    },
-    /// `error` is the stable code the workflow gets; `detail` the outside
-    /// system's own words, kept in the run's history for operators.
-    RemoteFailed {
-        key: String,
-        error: String,
-        detail: String,
-    },
-    Cancel,
-    Retry,
-}
-
-impl EngineInput {
-    /// The kind's own input; `Err` when a remote outcome does not decode.
-    fn typed<W: Workflow>(self) -> anyhow::Result<InputOf<W>> {
-        Ok(match self {
-            EngineInput::RemoteDone { key, outcome } => Input::RemoteDone {
-                key,
-                outcome: serde_json::from_value(outcome).context("decoding a remote outcome")?,
-            },
-            EngineInput::RemoteFailed { key, error, .. } => Input::RemoteFailed { key, error },
-            EngineInput::Cancel => Input::Cancel,
-            EngineInput::Retry => Input::Retry,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Advanced {
-    /// The run exists.
-    pub found: bool,
-    /// The run moved (its version changed).
-    pub changed: bool,
-    /// Messages were written to the outbox.
-    pub queued: bool,
-    pub status: Option<String>,
-    /// The step the run is at, when it moved.
-    pub step: Option<String>,
-    /// What the run's owner sees of it now (its status view), when it moved.
-    pub view: Option<serde_json::Value>,
-    /// The remote command the run issued, for the caller to carry out at once
-    /// ([`Dispatch::Inline`]).
-    pub issued: Option<Issued>,
-}
-
-/// How a remote command issued by the run leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dispatch {
-    /// Through the outbox, due at once: a worker of the effect queue takes it.
-    Queue,
-    /// The calling job carries it out right after the commit, which saves a
-    /// trip through the outbox, Redis and a worker between two steps. The
-    /// outbox still gets the message, due only after [`INLINE_GRACE`]: if the
-    /// job dies before it is done, the message is the backstop (and a late
-    /// duplicate is harmless, like every redelivery).
-    Inline,
-}
-
-/// How long an inline command's backstop message waits before it is relayed:
-/// longer than a provider call may take (its timeout), so it is deleted unused
-/// in the normal case.
-pub const INLINE_GRACE: chrono::Duration = chrono::Duration::seconds(20);
-
-/// A remote command to carry out now, and its backstop message in the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Issued {
-    pub effect: RunEffect,
-    pub backstop_id: i64,
-}
 
 /// Advances `run_id` in one transaction (see the module docs of `engine`).
 /// A hold the run is about to take is taken first, on its own (see `ahead`).
@@ -383,7 +293,7 @@ pub(crate) async fn advance_locked<W: Effects>(
     let step = cur.step.clone();
     let mut queued = false;
     for child in &children {
-        queued |= start_child(conn, &run, child).await?;
+        queued |= children::start(conn, &run, child).await?;
     }
     let was_ended = RunStatus::parse(&run.status).is_some_and(RunStatus::is_ended);
     if finished
@@ -397,7 +307,7 @@ pub(crate) async fn advance_locked<W: Effects>(
             status: cur.status,
             view: view.clone(),
         };
-        tell_parent(conn, parent_id, &end).await?;
+        children::tell_parent(conn, parent_id, &end).await?;
         queued = true;
     }
     let mut inline = None;
@@ -455,53 +365,6 @@ pub(crate) async fn advance_locked<W: Effects>(
         view: Some(view),
         issued: inline,
     })
-}
-
-/// Starts a child run in the parent's transaction; false when it was started before.
-async fn start_child(
-    conn: &mut AsyncPgConnection,
-    parent: &Run,
-    child: &ChildStart,
-) -> anyhow::Result<bool> {
-    let new = workflow_runs::NewRun {
-        id: Uuid::now_v7(),
-        kind: child.kind.to_owned(),
-        status: RunStatus::Running.as_str().into(),
-        step: child.step.to_owned(),
-        state: child.state.clone(),
-        correlation_id: parent.correlation_id.clone(),
-        owner_id: child.owner_id,
-        idempotency_key: None,
-        request_hash: None,
-        view: child.view.clone(),
-        parent_id: Some(parent.id),
-        child_key: Some(child.key.clone()),
-    };
-    let started = workflow_runs::start_child(conn, &new).await?.is_some();
-    if started {
-        metrics::counter!("workflows_started_total", "kind" => child.kind).increment(1);
-    }
-    Ok(started)
-}
-
-/// Tells the parent that a child ended: a signal (deduplicated per child),
-/// delivered through the outbox like any other.
-async fn tell_parent(
-    conn: &mut AsyncPgConnection,
-    parent_id: Uuid,
-    end: &ChildEnd,
-) -> anyhow::Result<()> {
-    workflow_signals::record(
-        conn,
-        workflow_signals::NewSignal {
-            run_id: parent_id,
-            name: CHILD_ENDED_SIGNAL.into(),
-            dedupe_key: format!("child_ended:{}", end.run_id),
-            payload: serde_json::to_value(end)?,
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 /// With nothing else to do, a waiting or finished run takes its next pending

@@ -21,7 +21,8 @@ use boxoffice_models::workflow_runs::Run;
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-use super::executor::{Advanced, Dispatch, Trigger, advance_at};
+use super::advance_io::{Advanced, Dispatch, Trigger};
+use super::executor::advance_at;
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 

@@ -14,7 +14,9 @@
 //! backstop). A duplicate or stale message finds nothing to do: the workflow
 //! ignores inputs that do not fit its state.
 
+pub mod advance_io;
 pub mod ahead;
+mod children;
 pub mod executor;
 pub mod first_step;
 pub mod hold_batcher;
@@ -22,5 +24,6 @@ pub mod messages;
 pub mod parking;
 pub mod resend;
 
-pub use executor::{Advanced, Dispatch, EngineInput, Trigger, advance, advance_holding};
+pub use advance_io::{Advanced, Dispatch, EngineInput, Trigger};
+pub use executor::{advance, advance_holding};
 pub use hold_batcher::HoldBatcher;

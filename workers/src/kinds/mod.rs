@@ -34,7 +34,8 @@ use uuid::Uuid;
 use crate::adapters::payments::ProviderError;
 use crate::deps::JobDeps;
 use crate::engine::ahead::Ahead;
-use crate::engine::executor::{Advanced, At, Trigger, advance_locked};
+use crate::engine::executor::{At, advance_locked};
+use crate::engine::{Advanced, Trigger};
 
 /// What a local command gets besides the connection.
 pub struct LocalCx<'a> {

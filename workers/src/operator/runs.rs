@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use super::dead_letters::audit_job;
 use super::{Operator, Tx, advance_error, other, other_chain};
-use crate::engine::executor::{EngineInput, Trigger, advance_on};
+use crate::engine::executor::advance_on;
 use crate::engine::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
 use crate::engine::parking::{Parked, unpark_locked};
+use crate::engine::{EngineInput, Trigger};
 
 /// The most runs one list returns.
 pub const MAX_LIST: i64 = 1_000;
