@@ -4,7 +4,9 @@
 //! API keeps its layering (it may not import `workers`).
 //!
 //! A checkout's first step is its hold: taken here, the `POST` answers with
-//! the decision (held until a deadline, or sold out).
+//! the decision (held until a deadline, or sold out). What the step issues
+//! next (a paid checkout's payment intent) the implementation may carry out
+//! after the answer, on its own.
 
 use boxoffice_models::workflow_runs::Run;
 use diesel_async::AsyncPgConnection;

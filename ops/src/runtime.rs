@@ -14,6 +14,7 @@ use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_workers::JobDeps;
 use boxoffice_workers::adapters::mailer::Mailer;
 use boxoffice_workers::adapters::payments::PaymentProvider;
+use boxoffice_workers::engine::RemoteCalls;
 use boxoffice_workers::registry::WorkerSetup;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,12 @@ pub struct Connections {
     /// keeps its connection while its hold is taken, so the lanes' batch
     /// statements never wait behind the requests that wait for them.
     pub holds_db: DbPool,
+    /// The API's own connections for what follows a first step after the
+    /// answer (a paid checkout's payment intent, fed to its run): runs
+    /// already decided go first, not behind every new `POST` of a flood in
+    /// the requests' pool (where they waited 5 s at 2,000 buyers and timed
+    /// out).
+    pub calls_db: DbPool,
     /// For request paths: fails fast while Redis is down, so a Redis outage
     /// slows requests down instead of hanging them.
     pub redis_fast: ConnectionManager,
@@ -51,6 +58,9 @@ pub struct Connections {
 const RELAY_POOL_SIZE: usize = 2;
 /// Hot ticket types being held at once by one API process's lanes.
 const HOLD_LANES_POOL_SIZE: usize = 4;
+/// Runs an API process advances at once after its answers (each holds a
+/// connection for one short transaction; the provider calls are capped apart).
+const CALLS_POOL_SIZE: usize = 4;
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Connections> {
     connect_to(
@@ -68,6 +78,7 @@ pub fn connect_to(
     let db = boxoffice_models::pool::build_pool(database_url, pool_size)?;
     let relay_db = boxoffice_models::pool::build_pool(database_url, RELAY_POOL_SIZE)?;
     let holds_db = boxoffice_models::pool::build_pool(database_url, HOLD_LANES_POOL_SIZE)?;
+    let calls_db = boxoffice_models::pool::build_pool(database_url, CALLS_POOL_SIZE)?;
     let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
     let fast = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -82,6 +93,7 @@ pub fn connect_to(
         db,
         relay_db,
         holds_db,
+        calls_db,
         redis_fast: ConnectionManager::new_lazy_with_config(client.clone(), fast)?,
         redis_patient: ConnectionManager::new_lazy_with_config(client, patient)?,
     })
@@ -107,13 +119,33 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         ops: Some(Arc::new(crate::operator::OperatorBackend(
             crate::operator::operator(settings, conns)?,
         ))),
-        first_steps: Some(Arc::new(crate::first_steps::EngineFirstSteps::new(
-            conns.holds_db.clone(),
-            settings.ticket_signer()?,
-        ))),
+        first_steps: Some(Arc::new(first_steps(settings, conns)?)),
         run_watcher: run_watcher.clone(),
         change_feed: ChangeFeed::start(conns.db.clone(), run_watcher),
     })
+}
+
+/// The API's first steps: the hold, and the payment intent right after the
+/// answer when the payment provider is configured (without it, the workers
+/// create intents: an API process may run without the provider's key).
+fn first_steps(
+    settings: &Settings,
+    conns: &Connections,
+) -> anyhow::Result<crate::first_steps::EngineFirstSteps> {
+    let signer = settings.ticket_signer()?;
+    let steps = crate::first_steps::EngineFirstSteps::new(conns.holds_db.clone(), signer.clone());
+    let payments = match settings.payments() {
+        Ok(payments) => payments,
+        Err(crate::config::ConfigError::Missing(_)) => return Ok(steps),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(steps.calling(RemoteCalls {
+        db: conns.calls_db.clone(),
+        ticket_signer: Arc::new(signer),
+        payments,
+        // No relay runs here: the outbox's trigger wakes the workers' relays.
+        relay_nudge: Arc::new(tokio::sync::Notify::new()),
+    })?)
 }
 
 /// Serves the API on `addr` until `shutdown`, then finishes open requests.

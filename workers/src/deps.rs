@@ -32,3 +32,15 @@ pub struct JobDeps {
     /// (`BOXOFFICE_WAITLIST_HEAD_WAIT_SECS`; see `jobs::dispatch_waitlists`).
     pub waitlist_head_wait: std::time::Duration,
 }
+
+impl JobDeps {
+    /// What carrying out a run's remote command takes, from this process's parts.
+    pub fn remote_calls(&self) -> crate::engine::RemoteCalls {
+        crate::engine::RemoteCalls {
+            db: self.db.clone(),
+            ticket_signer: self.ticket_signer.clone(),
+            payments: self.payments.clone(),
+            relay_nudge: self.relay_nudge.clone(),
+        }
+    }
+}

@@ -6,8 +6,7 @@
 use std::time::{Duration, Instant};
 
 use boxoffice_models::workflow_runs::{self, NewRun};
-use boxoffice_workers::JobDeps;
-use boxoffice_workers::adapters::payments::ProviderError;
+use boxoffice_workers::adapters::payments::{PaymentProvider, ProviderError};
 use boxoffice_workers::kinds::{Effects, LocalCx};
 use boxoffice_workflows::engine::{
     ChildStart, Command, Decision, DecisionOf, InputOf, RemoteEffect, RunStatus, Workflow,
@@ -222,7 +221,7 @@ impl Effects for Doubler {
 
     /// Computed here: the point is the path through the effect queue.
     async fn call_remote(
-        _deps: &JobDeps,
+        _payments: &dyn PaymentProvider,
         _run_id: Uuid,
         command: &Double,
     ) -> Result<Doubled, ProviderError> {

@@ -6,8 +6,11 @@
 //! gets to it, and the run's start costs no trip through the outbox, Redis and
 //! a worker. The step is the engine's own advance: the same hold taken ahead
 //! (through the process's [`HoldBatcher`]), the same transaction, the same
-//! history. Its remote command leaves through the outbox (`Dispatch::Queue`):
-//! the starting process does not call the payment provider.
+//! history. Its remote command (a paid checkout's payment intent) leaves
+//! through the outbox (`Dispatch::Queue`), or, when the starting process calls
+//! the payment provider itself, is handed back to the caller to carry out
+//! right after the answer (`Dispatch::Inline`, with its delayed backstop
+//! message; see `remote_calls`).
 //!
 //! The run's start message is written with the run, due only after
 //! [`FIRST_STEP_GRACE`]: the backstop. The step's transaction deletes it. If
@@ -39,8 +42,8 @@ pub const FIRST_STEP_GRACE: chrono::Duration = chrono::Duration::seconds(20);
 /// returned.
 ///
 /// The hold is taken ahead through `batcher` (as a worker's step takes it),
-/// then the step's transaction runs; its remote command leaves through the
-/// outbox. All of it on the caller's connection, the one that created the
+/// then the step's transaction runs; its remote command leaves as `dispatch`
+/// says. All of it on the caller's connection, the one that created the
 /// run: a flood of new runs queues once for the pool, not once per statement,
 /// and the first runs in are decided first. `batcher` must have a pool of its
 /// own.
@@ -50,6 +53,7 @@ pub async fn take(
     batcher: &HoldBatcher,
     run: &Run,
     backstop_id: Option<i64>,
+    dispatch: Dispatch,
 ) -> anyhow::Result<Advanced> {
     let now = Utc::now();
     let stepped = async {
@@ -62,7 +66,7 @@ pub async fn take(
                 Trigger::Poke,
                 now,
                 ahead.as_ref(),
-                Dispatch::Queue,
+                dispatch,
             )
             .await?;
             if let Some(id) = backstop_id {

@@ -22,8 +22,10 @@ pub mod first_step;
 pub mod hold_batcher;
 pub mod messages;
 pub mod parking;
+pub mod remote_calls;
 pub mod resend;
 
-pub use advance_io::{Advanced, Dispatch, EngineInput, Trigger};
+pub use advance_io::{Advanced, Dispatch, EngineInput, Issued, Trigger};
 pub use executor::{advance, advance_holding};
 pub use hold_batcher::HoldBatcher;
+pub use remote_calls::RemoteCalls;

@@ -6,7 +6,7 @@ use apalis::prelude::{Attempt, BoxDynError, Data};
 use crate::deps::JobDeps;
 use crate::engine::messages::AdvanceRun;
 use crate::engine::{Dispatch, Trigger, advance_holding};
-use crate::jobs::{engine_job, run_effect};
+use crate::jobs::engine_job;
 
 pub use crate::engine::messages::ADVANCE_QUEUE as JOB_NAME;
 
@@ -31,7 +31,7 @@ pub async fn run(
             deps.relay_nudge.notify_one();
         }
         // The run's next remote command, if it issued one, is carried out here.
-        run_effect::follow(&deps, advanced).await
+        deps.remote_calls().follow(advanced.issued).await
     })
     .await
 }

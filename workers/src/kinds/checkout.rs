@@ -18,8 +18,7 @@ use uuid::Uuid;
 mod late_payment;
 
 use super::{Effects, LocalCx, payment_calls};
-use crate::adapters::payments::ProviderError;
-use crate::deps::JobDeps;
+use crate::adapters::payments::{PaymentProvider, ProviderError};
 use crate::engine::ahead::Ahead;
 
 impl Effects for Checkout {
@@ -33,11 +32,11 @@ impl Effects for Checkout {
     }
 
     async fn call_remote(
-        deps: &JobDeps,
+        payments: &dyn PaymentProvider,
         run_id: Uuid,
         command: &PaymentCommand,
     ) -> Result<PaymentOutcome, ProviderError> {
-        payment_calls::call(deps, run_id, command).await
+        payment_calls::call(payments, run_id, command).await
     }
 
     fn hold_ahead(command: &LocalCommand) -> Option<(Vec<Line>, DateTime<Utc>)> {

@@ -15,8 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{Effects, LocalCx};
-use crate::adapters::payments::ProviderError;
-use crate::deps::JobDeps;
+use crate::adapters::payments::{PaymentProvider, ProviderError};
 
 #[derive(QueryableByName)]
 struct RunId {
@@ -90,7 +89,7 @@ impl Effects for EventCancellation {
 
     /// A cancellation makes no remote call of its own (its refunds do).
     async fn call_remote(
-        _deps: &JobDeps,
+        _payments: &dyn PaymentProvider,
         _run_id: Uuid,
         command: &NoRemote,
     ) -> Result<(), ProviderError> {

@@ -31,8 +31,7 @@ use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::adapters::payments::ProviderError;
-use crate::deps::JobDeps;
+use crate::adapters::payments::{PaymentProvider, ProviderError};
 use crate::engine::ahead::Ahead;
 use crate::engine::executor::{At, advance_locked};
 use crate::engine::{Advanced, Trigger};
@@ -58,7 +57,7 @@ pub trait Effects: Workflow {
 
     /// Carries out a remote command: one attempt; the engine retries.
     fn call_remote(
-        deps: &JobDeps,
+        payments: &dyn PaymentProvider,
         run_id: Uuid,
         command: &Self::Remote,
     ) -> impl Future<Output = Result<Self::RemoteOutcome, ProviderError>> + Send;
@@ -107,7 +106,7 @@ pub trait Kind: Send + Sync {
     /// Carries out a remote command given as stored (JSON); the outcome as JSON.
     fn call_remote<'a>(
         &'a self,
-        deps: &'a JobDeps,
+        payments: &'a dyn PaymentProvider,
         run_id: Uuid,
         command: &'a serde_json::Value,
     ) -> BoxFuture<'a, anyhow::Result<Result<serde_json::Value, ProviderError>>>;
@@ -168,14 +167,14 @@ impl<W: Effects> Kind for Registered<W> {
 
     fn call_remote<'a>(
         &'a self,
-        deps: &'a JobDeps,
+        payments: &'a dyn PaymentProvider,
         run_id: Uuid,
         command: &'a serde_json::Value,
     ) -> BoxFuture<'a, anyhow::Result<Result<serde_json::Value, ProviderError>>> {
         Box::pin(async move {
             let command: W::Remote =
                 serde_json::from_value(command.clone()).context("decoding the remote command")?;
-            Ok(match W::call_remote(deps, run_id, &command).await {
+            Ok(match W::call_remote(payments, run_id, &command).await {
                 Ok(outcome) => Ok(serde_json::to_value(outcome)?),
                 Err(err) => Err(err),
             })

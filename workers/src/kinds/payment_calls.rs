@@ -10,12 +10,11 @@ use boxoffice_workflows::payments::{PaymentCommand, PaymentOutcome, RefundReport
 use uuid::Uuid;
 
 use crate::adapters::payments::{
-    self, CancelOutcome, CreateIntent, CreateRefund, ProviderError, Refund,
+    self, CancelOutcome, CreateIntent, CreateRefund, PaymentProvider, ProviderError, Refund,
 };
-use crate::deps::JobDeps;
 
 pub async fn call(
-    deps: &JobDeps,
+    payments: &dyn PaymentProvider,
     run_id: Uuid,
     command: &PaymentCommand,
 ) -> Result<PaymentOutcome, ProviderError> {
@@ -26,8 +25,7 @@ pub async fn call(
             currency,
             ..
         } => {
-            let intent = deps
-                .payments
+            let intent = payments
                 .create_intent(CreateIntent {
                     amount_minor: *amount_minor,
                     currency: currency.clone(),
@@ -41,11 +39,7 @@ pub async fn call(
             })
         }
         PaymentCommand::CancelPaymentIntent { intent_id, .. } => Ok(
-            match deps
-                .payments
-                .cancel_intent(intent_id, &idempotency_key)
-                .await?
-            {
+            match payments.cancel_intent(intent_id, &idempotency_key).await? {
                 CancelOutcome::Cancelled => PaymentOutcome::IntentCancelled,
                 CancelOutcome::AlreadySucceeded => PaymentOutcome::IntentAlreadySucceeded,
             },
@@ -55,8 +49,7 @@ pub async fn call(
             amount_minor,
             ..
         } => {
-            let refund = deps
-                .payments
+            let refund = payments
                 .refund(CreateRefund {
                     intent_id: intent_id.clone(),
                     amount_minor: Some(*amount_minor),
@@ -69,7 +62,7 @@ pub async fn call(
             Ok(PaymentOutcome::Refund(report(refund)))
         }
         PaymentCommand::RetrieveRefund { refund_id, .. } => {
-            let refund = deps.payments.retrieve_refund(refund_id).await?;
+            let refund = payments.retrieve_refund(refund_id).await?;
             Ok(PaymentOutcome::Refund(report(refund)))
         }
     }

@@ -12,8 +12,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{Effects, LocalCx, payment_calls};
-use crate::adapters::payments::ProviderError;
-use crate::deps::JobDeps;
+use crate::adapters::payments::{PaymentProvider, ProviderError};
 
 impl Effects for Refund {
     async fn apply_local(
@@ -83,11 +82,11 @@ impl Effects for Refund {
     }
 
     async fn call_remote(
-        deps: &JobDeps,
+        payments: &dyn PaymentProvider,
         run_id: Uuid,
         command: &PaymentCommand,
     ) -> Result<PaymentOutcome, ProviderError> {
-        payment_calls::call(deps, run_id, command).await
+        payment_calls::call(payments, run_id, command).await
     }
 }
 

@@ -20,8 +20,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{Effects, LocalCx};
-use crate::adapters::payments::ProviderError;
-use crate::deps::JobDeps;
+use crate::adapters::payments::{PaymentProvider, ProviderError};
 
 impl Effects for Reminder {
     async fn apply_local(
@@ -34,7 +33,7 @@ impl Effects for Reminder {
     }
 
     async fn call_remote(
-        _deps: &JobDeps,
+        _payments: &dyn PaymentProvider,
         _run_id: Uuid,
         command: &NoRemote,
     ) -> Result<(), ProviderError> {
@@ -53,7 +52,7 @@ impl Effects for OrganizerMessage {
     }
 
     async fn call_remote(
-        _deps: &JobDeps,
+        _payments: &dyn PaymentProvider,
         _run_id: Uuid,
         command: &NoRemote,
     ) -> Result<(), ProviderError> {

@@ -13,8 +13,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{Effects, LocalCx};
-use crate::adapters::payments::ProviderError;
-use crate::deps::JobDeps;
+use crate::adapters::payments::{PaymentProvider, ProviderError};
 
 impl Effects for WaitlistOffer {
     async fn apply_local(
@@ -36,7 +35,7 @@ impl Effects for WaitlistOffer {
 
     /// An offer makes no remote call.
     async fn call_remote(
-        _deps: &JobDeps,
+        _payments: &dyn PaymentProvider,
         _run_id: Uuid,
         command: &NoRemote,
     ) -> Result<(), ProviderError> {

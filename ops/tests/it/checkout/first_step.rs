@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use boxoffice_models::users::Role;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run};
-use boxoffice_workers::engine::HoldBatcher;
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
+use boxoffice_workers::engine::{Dispatch, HoldBatcher};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
 use boxoffice_workflows::engine::Workflow;
 use chrono::Utc;
@@ -249,7 +249,15 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
     let signer = Arc::new(app.ticket_signer());
     let batcher = HoldBatcher::new(app.conns.holds_db.clone());
     let mut api_conn = app.pool().get().await.unwrap();
-    let failed = first_step::take(&mut api_conn, &signer, &batcher, &run, Some(backstop)).await;
+    let failed = first_step::take(
+        &mut api_conn,
+        &signer,
+        &batcher,
+        &run,
+        Some(backstop),
+        Dispatch::Queue,
+    )
+    .await;
     assert!(failed.is_err(), "{failed:?}");
 
     // A start message due at once stands in for the step.
@@ -290,9 +298,16 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
     let signer = Arc::new(app.ticket_signer());
     let batcher = HoldBatcher::new(app.conns.holds_db.clone());
 
-    let taken = first_step::take(&mut api_conn, &signer, &batcher, &run, Some(backstop))
-        .await
-        .unwrap();
+    let taken = first_step::take(
+        &mut api_conn,
+        &signer,
+        &batcher,
+        &run,
+        Some(backstop),
+        Dispatch::Queue,
+    )
+    .await
+    .unwrap();
     assert_eq!(taken.status.as_deref(), Some("completed"), "{taken:?}");
     let id = run_id.to_string();
     assert_eq!(
@@ -306,13 +321,28 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let again = first_step::take(&mut api_conn, &signer, &batcher, &fresh, None)
-        .await
-        .unwrap();
+    let again = first_step::take(
+        &mut api_conn,
+        &signer,
+        &batcher,
+        &fresh,
+        None,
+        Dispatch::Queue,
+    )
+    .await
+    .unwrap();
     assert!(!again.changed, "{again:?}");
     // A retry that read the run just before the step committed asks for a
     // hold the run has already turned into sold seats: refused, harmlessly.
-    let raced = first_step::take(&mut api_conn, &signer, &batcher, &run, None).await;
+    let raced = first_step::take(
+        &mut api_conn,
+        &signer,
+        &batcher,
+        &run,
+        None,
+        Dispatch::Queue,
+    )
+    .await;
     assert!(raced.is_err(), "{raced:?}");
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 0));
     assert_eq!(

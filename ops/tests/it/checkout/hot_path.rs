@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use boxoffice_models::holds::{self, Line};
 use boxoffice_models::users::Role;
-use boxoffice_workers::JobDeps;
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
-use boxoffice_workers::engine::{Dispatch, EngineInput, Trigger, advance};
-use boxoffice_workers::jobs::run_effect;
+use boxoffice_workers::engine::{Dispatch, EngineInput, RemoteCalls, Trigger, advance};
 use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
@@ -208,21 +206,13 @@ async fn an_inline_remote_command_runs_once_with_or_without_its_backstop() {
         .await;
     let sandbox = app.sandbox().await;
     let signer = Arc::new(app.ticket_signer());
-    let deps = JobDeps {
+    let calls = RemoteCalls {
         db: app.pool().clone(),
         ticket_signer: signer.clone(),
         payments: Arc::new(
             StripeClient::new(StripeConfig::new(&sandbox.base_url, TEST_STRIPE_KEY)).unwrap(),
         ),
-        mailer: Arc::new(boxoffice_workers::adapters::mailer::FileMailer::new(
-            app.mail_dir(),
-            "Boxoffice <tickets@boxoffice.test>".parse().unwrap(),
-        )),
-        mail_links: Arc::new(app.mail_links()),
-        holds: boxoffice_workers::engine::HoldBatcher::new(app.pool().clone()),
         relay_nudge: Arc::new(tokio::sync::Notify::new()),
-        stalled_after: Duration::from_secs(60),
-        waitlist_head_wait: boxoffice_workers::jobs::dispatch_waitlists::HEAD_WAIT,
     };
     let backstops = |run_id: Uuid| {
         format!(
@@ -238,7 +228,7 @@ async fn an_inline_remote_command_runs_once_with_or_without_its_backstop() {
         .unwrap();
     assert!(advanced.issued.is_some(), "{advanced:?}");
     assert_eq!(count(&app.db.url, &backstops(run_id)).await, 1);
-    run_effect::follow(&deps, advanced).await.unwrap();
+    calls.follow(advanced.issued).await.unwrap();
     assert_eq!(
         count(
             &app.db.url,

@@ -5,6 +5,7 @@ pub mod fixtures;
 mod bad_input;
 mod cancel;
 mod contract;
+mod first_intent;
 mod first_step;
 mod free_and_coupon;
 mod hold_batches;

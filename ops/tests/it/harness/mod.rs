@@ -18,6 +18,7 @@ use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_ops::runtime::{Connections, Schedules, WorkerServices, connect_to, serve_on};
 use boxoffice_workers::adapters::mailer::{MailSettings, Mailer};
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
+use boxoffice_workers::engine::RemoteCalls;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +74,8 @@ pub struct TestAppBuilder {
     database: Option<TestDatabase>,
     redis_prefix: Option<String>,
     first_steps: bool,
+    /// The payment API the first steps call, if they do.
+    first_steps_payments: Option<String>,
 }
 
 impl TestAppBuilder {
@@ -81,6 +84,14 @@ impl TestAppBuilder {
     /// runs wait at their start for a worker.
     pub fn leaving_first_steps_to_workers(mut self) -> Self {
         self.first_steps = false;
+        self
+    }
+
+    /// An API that creates a paid checkout's payment intent itself, at
+    /// `payments_api`, right after the answer (as `serve` does when it has
+    /// the provider's settings), instead of leaving it to a worker.
+    pub fn first_steps_calling(mut self, payments_api: &str) -> Self {
+        self.first_steps_payments = Some(payments_api.to_owned());
         self
     }
 
@@ -136,10 +147,25 @@ impl TestAppBuilder {
                 ),
             ))),
             first_steps: self.first_steps.then(|| {
-                Arc::new(boxoffice_ops::first_steps::EngineFirstSteps::new(
+                let steps = boxoffice_ops::first_steps::EngineFirstSteps::new(
                     conns.holds_db.clone(),
                     TicketSigner::from_seed(&TEST_TICKET_SEED),
-                )) as Arc<dyn boxoffice_api::first_steps::FirstSteps>
+                );
+                let steps = match &self.first_steps_payments {
+                    Some(api) => steps
+                        .calling(RemoteCalls {
+                            db: conns.calls_db.clone(),
+                            ticket_signer: Arc::new(TicketSigner::from_seed(&TEST_TICKET_SEED)),
+                            payments: Arc::new(
+                                StripeClient::new(StripeConfig::new(api, TEST_STRIPE_KEY))
+                                    .expect("payments client"),
+                            ),
+                            relay_nudge: Arc::new(tokio::sync::Notify::new()),
+                        })
+                        .expect("the first steps' calls thread"),
+                    None => steps,
+                };
+                Arc::new(steps) as Arc<dyn boxoffice_api::first_steps::FirstSteps>
             }),
             run_watcher: run_watcher.clone(),
             change_feed: boxoffice_api::change_feed::ChangeFeed::start(
@@ -177,6 +203,7 @@ impl TestApp {
             database: None,
             redis_prefix: None,
             first_steps: true,
+            first_steps_payments: None,
         }
     }
 

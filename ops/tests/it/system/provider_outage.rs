@@ -1,5 +1,6 @@
 //! Fault 5: the payment provider answers 500 to everything for 30 s. Each
-//! worker process's breaker opens after a few failures in a row, so the calls
+//! worker process's breaker opens after a few failures in a row (and the API
+//! process's, which makes new checkouts' first intents), so the calls
 //! reaching the provider stay bounded (no retry storm); runs wait and complete
 //! after the outage; holds whose deadline passes during the outage are released
 //! and their intents cancelled once the provider is back.
@@ -28,8 +29,12 @@ const EXPIRING: usize = 30;
 const DURING: usize = 100;
 /// `BreakerConfig::default()`: opens after 5 failures in a row, open 1 s, doubling, at most 30 s.
 const CONSECUTIVE_FAILURES: u64 = 5;
-/// `run_effect` tasks per worker process (registry.rs).
+/// `run_effect` tasks per worker process (registry.rs), and the API's calls
+/// at once after first steps (`first_steps::CALLS_AT_ONCE`).
 const CONCURRENCY: u64 = 16;
+/// The processes that call the provider: the workers and the API.
+const CALLERS: u64 = WORKERS + 1;
+const _: () = assert!(boxoffice_ops::first_steps::CALLS_AT_ONCE as u64 == CONCURRENCY);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_second_provider_outage() {
@@ -130,11 +135,22 @@ async fn thirty_second_provider_outage() {
             "worker process {i}'s payments breaker never opened during the outage"
         );
     }
-    // The bound: per process, while closed, at most `CONSECUTIVE_FAILURES` failures
+    // So does the API's, which made the first intent calls of the runs
+    // started during the outage.
+    let opened = log_events(&api, "circuit breaker opened")
+        .iter()
+        .filter(|e| e["dependency"] == "payments")
+        .count();
+    println!("outage: the API process's payments breaker opened {opened} times");
+    assert!(
+        opened >= 1,
+        "the API process's payments breaker never opened during the outage"
+    );
+    // The bound: per calling process, while closed, at most `CONSECUTIVE_FAILURES` failures
     // plus what was already in flight (CONCURRENCY - 1); then one half-open trial
     // after each open delay (1, 2, 4, 8, 16 s: trials at ≈1, 3, 7, 15, 31 s, so at
     // most 5 in 30 s), each at worst with every concurrent task let through.
-    let bound = WORKERS * (CONSECUTIVE_FAILURES + CONCURRENCY - 1 + 5 * CONCURRENCY);
+    let bound = CALLERS * (CONSECUTIVE_FAILURES + CONCURRENCY - 1 + 5 * CONCURRENCY);
     // Without a breaker each of the 130 runs would retry on its own schedule
     // (250 ms doubling): about 8 calls each in 30 s, over 1,000 calls.
     println!(
