@@ -8,10 +8,10 @@
 //! before the transaction, on its own (`ahead`: a hot ticket type's row lock
 //! must not last a whole step), together with the other holds of the same type
 //! in this process (`hold_batcher`), and a job that issues a remote command may
-//! carry it out right after its commit (`Dispatch::Inline`; the outbox keeps a
-//! delayed copy as the backstop), and the process that starts a run may take its
-//! first step itself (`first_step`, with a delayed start message as the
-//! backstop). A duplicate or stale message finds nothing to do: the workflow
+//! carry it out right after its commit (`Dispatch::Inline`, through
+//! `remote_calls`; the outbox keeps a delayed copy as the backstop), and the
+//! process that starts a run may take its first step itself (`first_step`, with
+//! a delayed start message as the backstop) and carry out the command it issues. A duplicate or stale message finds nothing to do: the workflow
 //! ignores inputs that do not fit its state.
 
 pub mod advance_io;

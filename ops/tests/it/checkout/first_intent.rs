@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use boxoffice_models::users::Role;
 use serde_json::{Value, json};
 
-use super::fixtures::{count, counters, event_on_sale, order, start, wait_for};
+use super::fixtures::{count, counters, event_on_sale, order, start, start_all, wait_for};
 use crate::harness::TestApp;
 use crate::harness::sandbox::TestSandbox;
 
@@ -40,19 +40,7 @@ async fn a_flood_of_paid_checkouts_gets_its_intents_from_the_api_once_each() {
     }
 
     // Thirty buyers at once for ten seats; no worker runs.
-    let answers: Vec<Value> = futures::future::join_all(buyers.iter().map(|buyer| {
-        let (url, client, body) = (
-            api.base_url.clone(),
-            api.client.clone(),
-            order(&event, 0, 1),
-        );
-        async move {
-            let r = start(&url, &client, buyer, body, None).await;
-            assert_eq!(r.status(), 202);
-            r.json::<Value>().await.unwrap()
-        }
-    }))
-    .await;
+    let answers = start_all(&api, &buyers, &event).await;
     let winners: Vec<(usize, String)> = answers
         .iter()
         .enumerate()

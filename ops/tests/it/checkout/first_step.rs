@@ -3,21 +3,22 @@
 //! worker runs in these tests unless one is started: what the answer says is
 //! the API's own doing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::users::Role;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run};
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
-use boxoffice_workers::engine::{Dispatch, HoldBatcher};
+use boxoffice_workers::engine::{Advanced, Dispatch, HoldBatcher};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
 use boxoffice_workflows::engine::Workflow;
 use chrono::Utc;
+use diesel_async::AsyncPgConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::fixtures::{
-    SaleEvent, count, counters, event_on_sale, is_finished, order, start, wait_for,
+    SaleEvent, count, counters, event_on_sale, is_finished, order, start, start_all, wait_for,
 };
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
@@ -34,6 +35,39 @@ fn messages(queue: &str, run_id: &str, due_now: bool) -> String {
     format!(
         "SELECT 1 FROM outbox WHERE queue = '{queue}' AND payload->>'run_id' = '{run_id}' AND {when}"
     )
+}
+
+/// First steps taken as the API takes them, their remote commands left to
+/// the workers (`Dispatch::Queue`).
+struct ApiSteps {
+    signer: TicketSigner,
+    batcher: HoldBatcher,
+}
+
+impl ApiSteps {
+    fn of(app: &TestApp) -> Self {
+        ApiSteps {
+            signer: app.ticket_signer(),
+            batcher: HoldBatcher::new(app.conns.holds_db.clone()),
+        }
+    }
+
+    async fn take(
+        &self,
+        conn: &mut AsyncPgConnection,
+        run: &Run,
+        backstop: Option<i64>,
+    ) -> anyhow::Result<Advanced> {
+        first_step::take(
+            conn,
+            &self.signer,
+            &self.batcher,
+            run,
+            backstop,
+            Dispatch::Queue,
+        )
+        .await
+    }
 }
 
 /// A buyer's checkout of `quantity` seats of a ticket type at `price_minor`
@@ -137,19 +171,7 @@ async fn a_flood_of_checkouts_learns_held_or_sold_out_from_the_answers() {
     }
 
     // Forty buyers at once, for ten seats, one each; no worker runs.
-    let answers: Vec<Value> = futures::future::join_all(buyers.iter().map(|buyer| {
-        let (url, client, body) = (
-            app.base_url.clone(),
-            app.client.clone(),
-            order(&event, 0, 1),
-        );
-        async move {
-            let r = start(&url, &client, buyer, body, None).await;
-            assert_eq!(r.status(), 202);
-            r.json::<Value>().await.unwrap()
-        }
-    }))
-    .await;
+    let answers = start_all(&app, &buyers, &event).await;
 
     let held = answers
         .iter()
@@ -246,18 +268,9 @@ async fn a_first_step_that_fails_hands_its_run_to_the_workers_at_once() {
 
     // The step cannot read the run's state (as after a bad deploy).
     poison(&app, &id).await;
-    let signer = Arc::new(app.ticket_signer());
-    let batcher = HoldBatcher::new(app.conns.holds_db.clone());
+    let steps = ApiSteps::of(&app);
     let mut api_conn = app.pool().get().await.unwrap();
-    let failed = first_step::take(
-        &mut api_conn,
-        &signer,
-        &batcher,
-        &run,
-        Some(backstop),
-        Dispatch::Queue,
-    )
-    .await;
+    let failed = steps.take(&mut api_conn, &run, Some(backstop)).await;
     assert!(failed.is_err(), "{failed:?}");
 
     // A start message due at once stands in for the step.
@@ -295,19 +308,12 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
     let (_owner, run, backstop) = run_with_backstop(&app, event.event_id, ticket_type).await;
     let run_id = run.id;
     let mut api_conn = app.pool().get().await.unwrap();
-    let signer = Arc::new(app.ticket_signer());
-    let batcher = HoldBatcher::new(app.conns.holds_db.clone());
+    let steps = ApiSteps::of(&app);
 
-    let taken = first_step::take(
-        &mut api_conn,
-        &signer,
-        &batcher,
-        &run,
-        Some(backstop),
-        Dispatch::Queue,
-    )
-    .await
-    .unwrap();
+    let taken = steps
+        .take(&mut api_conn, &run, Some(backstop))
+        .await
+        .unwrap();
     assert_eq!(taken.status.as_deref(), Some("completed"), "{taken:?}");
     let id = run_id.to_string();
     assert_eq!(
@@ -321,28 +327,11 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
         .await
         .unwrap()
         .unwrap();
-    let again = first_step::take(
-        &mut api_conn,
-        &signer,
-        &batcher,
-        &fresh,
-        None,
-        Dispatch::Queue,
-    )
-    .await
-    .unwrap();
+    let again = steps.take(&mut api_conn, &fresh, None).await.unwrap();
     assert!(!again.changed, "{again:?}");
     // A retry that read the run just before the step committed asks for a
     // hold the run has already turned into sold seats: refused, harmlessly.
-    let raced = first_step::take(
-        &mut api_conn,
-        &signer,
-        &batcher,
-        &run,
-        None,
-        Dispatch::Queue,
-    )
-    .await;
+    let raced = steps.take(&mut api_conn, &run, None).await;
     assert!(raced.is_err(), "{raced:?}");
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 0));
     assert_eq!(

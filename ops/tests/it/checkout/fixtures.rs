@@ -84,6 +84,17 @@ pub async fn start(
         .unwrap()
 }
 
+/// Every buyer at once starts a checkout of one seat of the event's first
+/// ticket type; the 202 answers, in the buyers' order.
+pub async fn start_all(app: &TestApp, buyers: &[TestUser], event: &SaleEvent) -> Vec<Value> {
+    futures::future::join_all(buyers.iter().map(|buyer| async move {
+        let r = start(&app.base_url, &app.client, buyer, order(event, 0, 1), None).await;
+        assert_eq!(r.status(), 202);
+        r.json::<Value>().await.unwrap()
+    }))
+    .await
+}
+
 pub fn order(event: &SaleEvent, type_index: usize, quantity: i32) -> Value {
     json!({ "event_id": event.event_id, "items": [{ "ticket_type_id": event.ticket_types[type_index], "quantity": quantity }] })
 }

@@ -20,6 +20,8 @@ pub struct Deployment {
     pub redis_url: String,
     pub redis_prefix: String,
     pub extra_env: Vec<(String, String)>,
+    /// Variables of the shared environment this deployment's processes go without.
+    pub removed_env: Vec<String>,
 }
 
 impl Deployment {
@@ -29,11 +31,18 @@ impl Deployment {
             redis_url: redis_url.to_owned(),
             redis_prefix: redis_prefix.to_owned(),
             extra_env: Vec::new(),
+            removed_env: Vec::new(),
         }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The deployment without `key` in its processes' environment.
+    pub fn without(mut self, key: &str) -> Self {
+        self.removed_env.push(key.to_owned());
         self
     }
 
@@ -109,8 +118,11 @@ impl BoxofficeProcess {
                     .extra_env
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str())),
-            )
-            .stdin(Stdio::null())
+            );
+        for key in &deployment.removed_env {
+            cmd.env_remove(key);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .kill_on_drop(true);
