@@ -11,7 +11,8 @@
 //! carry it out right after its commit (`Dispatch::Inline`, through
 //! `remote_calls`; the outbox keeps a delayed copy as the backstop), and the
 //! process that starts a run may take its first step itself (`first_step`, with
-//! a delayed start message as the backstop) and carry out the command it issues. A duplicate or stale message finds nothing to do: the workflow
+//! a delayed start message as the backstop) and carry out the command it
+//! issues. A duplicate or stale message finds nothing to do: the workflow
 //! ignores inputs that do not fit its state.
 
 pub mod advance_io;
