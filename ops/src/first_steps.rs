@@ -76,10 +76,10 @@ impl EngineFirstSteps {
     /// `holds_db` is the batcher's own pool: a request keeps its connection
     /// while its hold is taken, so the batch statement must not wait for one
     /// of the requests' connections.
-    pub fn new(holds_db: DbPool, signer: TicketSigner) -> Self {
+    pub fn new(holds_db: DbPool, signer: Arc<TicketSigner>) -> Self {
         EngineFirstSteps {
             batcher: HoldBatcher::new(holds_db),
-            signer: Arc::new(signer),
+            signer,
             calls: None,
         }
     }

@@ -132,7 +132,7 @@ fn first_steps(
     settings: &Settings,
     conns: &Connections,
 ) -> anyhow::Result<crate::first_steps::EngineFirstSteps> {
-    let signer = settings.ticket_signer()?;
+    let signer = Arc::new(settings.ticket_signer()?);
     let steps = crate::first_steps::EngineFirstSteps::new(conns.holds_db.clone(), signer.clone());
     let payments = match settings.payments() {
         Ok(payments) => payments,
@@ -141,7 +141,7 @@ fn first_steps(
     };
     Ok(steps.calling(RemoteCalls {
         db: conns.calls_db.clone(),
-        ticket_signer: Arc::new(signer),
+        ticket_signer: signer,
         payments,
         // No relay runs here: the outbox's trigger wakes the workers' relays.
         relay_nudge: Arc::new(tokio::sync::Notify::new()),

@@ -147,15 +147,16 @@ impl TestAppBuilder {
                 ),
             ))),
             first_steps: self.first_steps.then(|| {
+                let signer = Arc::new(TicketSigner::from_seed(&TEST_TICKET_SEED));
                 let steps = boxoffice_ops::first_steps::EngineFirstSteps::new(
                     conns.holds_db.clone(),
-                    TicketSigner::from_seed(&TEST_TICKET_SEED),
+                    signer.clone(),
                 );
                 let steps = match &self.first_steps_payments {
                     Some(api) => steps
                         .calling(RemoteCalls {
                             db: conns.calls_db.clone(),
-                            ticket_signer: Arc::new(TicketSigner::from_seed(&TEST_TICKET_SEED)),
+                            ticket_signer: signer,
                             payments: Arc::new(
                                 StripeClient::new(StripeConfig::new(api, TEST_STRIPE_KEY))
                                     .expect("payments client"),
