@@ -22,6 +22,7 @@ pub struct FirstStep {
 }
 
 pub type Taken<'a> = BoxFuture<'a, anyhow::Result<Option<FirstStep>>>;
+pub type Finishing<'a> = BoxFuture<'a, ()>;
 
 pub trait FirstSteps: Send + Sync {
     /// When the start message of a run created now comes due, for a worker
@@ -39,4 +40,13 @@ pub trait FirstSteps: Send + Sync {
         run: &'a Run,
         backstop_id: Option<i64>,
     ) -> Taken<'a>;
+
+    /// Called once the process has stopped taking requests, before it exits:
+    /// finishes, within a bound, what first steps left to do after their
+    /// answers (a payment intent still to be made), so that a restart does
+    /// not leave those buyers waiting for the commands' backstops. What is
+    /// not done by then still has its backstop.
+    fn finish(&self) -> Finishing<'_> {
+        Box::pin(std::future::ready(()))
+    }
 }

@@ -4,8 +4,9 @@
 //! checkout's payment intent right after the answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use boxoffice_api::first_steps::{FirstStep, FirstSteps, Taken};
+use boxoffice_api::first_steps::{Finishing, FirstStep, FirstSteps, Taken};
 use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::Run;
@@ -14,6 +15,8 @@ use boxoffice_workers::engine::{Dispatch, HoldBatcher, Issued, RemoteCalls};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Calls to the payment provider one API process makes at once after first
 /// steps, as many as a worker process's effect jobs: a flood of checkouts
@@ -29,6 +32,16 @@ pub struct EngineFirstSteps {
     calls: Option<Calls>,
 }
 
+/// How long a stopping `serve` waits for the payment intents its first steps
+/// issued, once its requests are answered, before it exits: a rolling restart
+/// in a sale then leaves none of its buyers waiting for a backstop
+/// (`FIRST_STEP_GRACE` after the step). More than the provider client's own
+/// request timeout (10 s), so calls in flight end by themselves (a timeout is
+/// retried by the workers); a queue too long for it, or a slow provider,
+/// leaves the rest to the backstops. Within the time process managers give a
+/// process to stop (Kubernetes 30 s, systemd 90 s).
+pub const FINISH_LIMIT: Duration = Duration::from_secs(15);
+
 /// The remote commands of first steps, carried out on a thread of this
 /// process's own, with a runtime of its own. On the API's runtime they waited
 /// behind every request task of a flood at each of their awaits (step → step
@@ -37,39 +50,87 @@ pub struct EngineFirstSteps {
 /// did between the API and the workers.
 struct Calls {
     to_carry_out: mpsc::UnboundedSender<Issued>,
+    /// Cancelled when the process stops taking requests: the thread carries
+    /// out what it was sent, then ends.
+    stop: CancellationToken,
+    /// Cancelled by the thread once every command it was sent is done.
+    finished: CancellationToken,
 }
 
 impl Calls {
     fn start(calls: RemoteCalls) -> std::io::Result<Self> {
-        let (to_carry_out, mut issued) = mpsc::unbounded_channel::<Issued>();
+        let (to_carry_out, issued) = mpsc::unbounded_channel::<Issued>();
+        let (stop, finished) = (CancellationToken::new(), CancellationToken::new());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let (stopping, done) = (stop.clone(), finished.clone());
         std::thread::Builder::new()
             .name("first-step-calls".into())
             .spawn(move || {
-                runtime.block_on(async move {
-                    // Opened here, where they are used, and ahead of the first
-                    // sale's payment intents (as the requests' pool is).
-                    let size = calls.db.status().max_size;
-                    boxoffice_models::pool::warm(&calls.db, size).await;
-                    let slots = Arc::new(Semaphore::new(CALLS_AT_ONCE));
-                    // Ends when the API drops its first steps; commands not
-                    // carried out by then have their backstops.
-                    while let Some(command) = issued.recv().await {
-                        let Ok(slot) = slots.clone().acquire_owned().await else {
-                            return; // never closed
-                        };
-                        let calls = calls.clone();
-                        tokio::spawn(async move {
-                            calls.follow_or_hand_over(command).await;
-                            drop(slot);
-                        });
-                    }
-                })
+                runtime.block_on(carry_out(calls, issued, stopping));
+                done.cancel();
             })?;
-        Ok(Calls { to_carry_out })
+        Ok(Calls {
+            to_carry_out,
+            stop,
+            finished,
+        })
     }
+
+    async fn finish(&self) {
+        self.stop.cancel();
+        let finished = tokio::time::timeout(FINISH_LIMIT, self.finished.cancelled()).await;
+        match finished {
+            Ok(()) => tracing::info!("the first steps' provider calls are done"),
+            Err(_) => tracing::warn!(
+                limit = ?FINISH_LIMIT,
+                "the first steps' provider calls did not finish in time; the rest wait for their backstops"
+            ),
+        }
+    }
+}
+
+/// The calls' thread: at most [`CALLS_AT_ONCE`] commands at once, in the
+/// order they were issued, until `stop`; then what was sent before it, and
+/// the calls in flight, are finished.
+async fn carry_out(
+    calls: RemoteCalls,
+    mut issued: mpsc::UnboundedReceiver<Issued>,
+    stop: CancellationToken,
+) {
+    // Opened here, where they are used, and ahead of the first sale's payment
+    // intents (as the requests' pool is).
+    let size = calls.db.status().max_size;
+    boxoffice_models::pool::warm(&calls.db, size).await;
+    let slots = Arc::new(Semaphore::new(CALLS_AT_ONCE));
+    let in_flight = TaskTracker::new();
+    let carry = async |command: Issued| {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return; // never closed
+        };
+        let calls = calls.clone();
+        in_flight.spawn(async move {
+            calls.follow_or_hand_over(command).await;
+            drop(slot);
+        });
+    };
+    loop {
+        tokio::select! {
+            command = issued.recv() => match command {
+                Some(command) => carry(command).await,
+                None => break, // the first steps are gone
+            },
+            () = stop.cancelled() => break,
+        }
+    }
+    // No request is left to issue more.
+    issued.close();
+    while let Some(command) = issued.recv().await {
+        carry(command).await;
+    }
+    in_flight.close();
+    in_flight.wait().await;
 }
 
 impl EngineFirstSteps {
@@ -132,6 +193,14 @@ impl FirstSteps for EngineFirstSteps {
                 (Some(status), Some(step), Some(view)) => Some(FirstStep { status, step, view }),
                 _ => None,
             })
+        })
+    }
+
+    fn finish(&self) -> Finishing<'_> {
+        Box::pin(async move {
+            if let Some(calls) = &self.calls {
+                calls.finish().await;
+            }
         })
     }
 }

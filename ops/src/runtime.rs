@@ -148,7 +148,8 @@ fn first_steps(
     })?)
 }
 
-/// Serves the API on `addr` until `shutdown`, then finishes open requests.
+/// Serves the API on `addr` until `shutdown`, then finishes open requests and
+/// the provider calls their first steps issued.
 pub async fn serve_api(
     state: AppState,
     addr: SocketAddr,
@@ -167,6 +168,7 @@ pub async fn serve_on(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(http.addr = %listener.local_addr()?, "API listening");
+    let first_steps = state.first_steps.clone();
     let app = boxoffice_api::app(state);
     axum::serve(
         listener,
@@ -174,6 +176,11 @@ pub async fn serve_on(
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await?;
+    // Every request has been answered: what their first steps issued is all
+    // there is left to carry out.
+    if let Some(first_steps) = first_steps {
+        first_steps.finish().await;
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Tests with real `boxoffice` processes (see harness/processes.rs).
 
 mod api_crash;
+mod api_stop;
 mod backlog;
 mod bench_smoke;
 mod cancellation_chaos;

@@ -1,0 +1,99 @@
+//! A `serve` process stopped by SIGTERM (a rolling restart in the middle of a
+//! sale) makes the payment intents its first steps issued before it exits:
+//! their buyers get their payment forms now, not when the intents' backstops
+//! come due for the workers. No worker runs in this test, so every intent
+//! made is the stopped API's doing.
+
+use std::time::{Duration, Instant};
+
+use boxoffice_models::users::Role;
+use futures::future::join_all;
+use serde_json::json;
+
+use super::fault_support::{checkout, connect, scalar};
+use crate::checkout_support::event_on_sale;
+use crate::harness::TestApp;
+use crate::harness::processes::{BoxofficeProcess, Deployment};
+use crate::harness::redis_url;
+
+const BUYERS: usize = 12;
+/// Each of the provider's answers takes this long, so the stop comes while
+/// the intents are being made.
+const PROVIDER_LATENCY_MS: u64 = 1_500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_api_makes_the_intents_its_first_steps_issued() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    sandbox
+        .configure(json!({ "latency_ms": PROVIDER_LATENCY_MS }))
+        .await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyers = join_all((0..BUYERS).map(|_| app.create_user(&[Role::Participant]))).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(2500, 100)], 10).await;
+    let tt = event.ticket_types[0];
+
+    let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
+        .env("BOXOFFICE_STRIPE_API_BASE", &sandbox.base_url);
+    let mut api = BoxofficeProcess::start(&deployment, "serve").await;
+    let url = api.base_url.clone().unwrap();
+
+    let client = reqwest::Client::new();
+    let answers = join_all(buyers.iter().enumerate().map(|(i, buyer)| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            checkout(
+                &client,
+                &url,
+                buyer,
+                event.event_id,
+                tt,
+                1,
+                &format!("stop-{i}"),
+            )
+            .await
+        }
+    }))
+    .await;
+    for answer in &answers {
+        let (status, body) = answer.as_ref().expect("an answer");
+        assert_eq!(*status, 202, "{body}");
+        assert!(body["expires_at"].is_string(), "held: {body}");
+    }
+
+    // Every seat is held and every intent issued: stop the API at once, with
+    // the provider still working on the intents.
+    let stopping = Instant::now();
+    assert!(api.terminate().await, "the API did not stop cleanly");
+    let stopped_in = stopping.elapsed();
+    let mut conn = connect(&app.db.url).await;
+    let waiting = scalar(
+        &mut conn,
+        "SELECT count(*) FROM workflow_runs WHERE status = 'waiting' AND step = 'awaiting_payment'",
+    )
+    .await;
+    let backstops = scalar(
+        &mut conn,
+        "SELECT count(*) FROM outbox WHERE queue = 'run_effect'",
+    )
+    .await;
+    let stats = sandbox.stats().await;
+    println!(
+        "api stop: stopped in {stopped_in:.1?} with {BUYERS} intents being made; after it: \
+         {waiting} runs awaiting payment, {backstops} backstops left, {} intents made",
+        stats["intents_created"]
+    );
+    assert!(
+        stopped_in >= Duration::from_millis(PROVIDER_LATENCY_MS),
+        "the API stopped before the provider answered"
+    );
+    assert_eq!(waiting, BUYERS as i64, "every buyer has a payment form");
+    assert_eq!(backstops, 0, "every intent's backstop was deleted");
+    assert_eq!(stats["intents_created"], BUYERS, "{stats}");
+    assert!(
+        api.logs()
+            .contains("the first steps' provider calls are done"),
+        "{}",
+        api.logs()
+    );
+}
