@@ -169,6 +169,12 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     tracing::info!(http.addr = %listener.local_addr()?, "API listening");
     let first_steps = state.first_steps.clone();
+    let run_watcher = state.run_watcher.clone();
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        stopping.cancelled().await;
+        run_watcher.end_waits();
+    });
     let app = boxoffice_api::app(state);
     axum::serve(
         listener,

@@ -24,7 +24,8 @@ const MAX_WAIT_SECS: u64 = 30;
 pub struct StatusQuery {
     /// Seconds to wait (at most 30) for the run to change from the version in
     /// `If-None-Match` before answering (without `If-None-Match`, it answers
-    /// at once).
+    /// at once). A process that is stopping answers at once (`304`): poll
+    /// again.
     pub wait: Option<u64>,
 }
 

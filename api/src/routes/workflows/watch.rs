@@ -5,6 +5,11 @@
 //! comes; every watched run is read again every [`BACKSTOP_LOOK`], or every
 //! [`LOOK_EVERY`] while the change feed is not listening. A flash sale's
 //! thousands of waiting buyers then cost the database a read per change.
+//!
+//! When the process stops, every long poll answers at once with what it has
+//! ([`RunWatcher::end_waits`]): a stop waits for open requests, and polls
+//! waiting up to 30 s would hold it past the time a process manager gives it.
+//! The clients poll again, on a process that stays.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +19,7 @@ use std::time::Duration;
 use boxoffice_models::{DbPool, workflow_runs};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How often every watched run is read while changes are not heard: the most
@@ -42,6 +48,8 @@ struct Shared {
     read_now: Notify,
     /// The change feed is listening, so changes are heard.
     hearing: AtomicBool,
+    /// The process is stopping: nobody waits any more.
+    ended: CancellationToken,
 }
 
 struct Watched {
@@ -58,9 +66,12 @@ impl RunWatcher {
         RunWatcher { shared }
     }
 
-    /// Waits until run `run_id` is past `version`, or `deadline`. Returns
-    /// whether it moved.
+    /// Waits until run `run_id` is past `version`, or `deadline`, or the
+    /// process stops. Returns whether it moved.
     pub async fn wait_past(&self, run_id: Uuid, version: i32, deadline: Instant) -> bool {
+        if self.shared.ended.is_cancelled() {
+            return false;
+        }
         let mut seen = {
             let mut runs = self.shared.runs.lock().unwrap_or_else(|e| e.into_inner());
             let watched = runs.entry(run_id).or_insert_with(|| Watched {
@@ -76,9 +87,18 @@ impl RunWatcher {
         };
         self.shared.waiting.notify_one();
         self.read_soon(run_id);
-        tokio::time::timeout_at(deadline, seen.wait_for(|v| *v > version))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::select! {
+            moved = tokio::time::timeout_at(deadline, seen.wait_for(|v| *v > version)) => {
+                moved.is_ok_and(|r| r.is_ok())
+            }
+            () = self.shared.ended.cancelled() => false,
+        }
+    }
+
+    /// The process is stopping: every long poll answers now, and new ones do
+    /// not wait.
+    pub fn end_waits(&self) {
+        self.shared.ended.cancel();
     }
 }
 

@@ -1,8 +1,9 @@
 //! A `serve` process stopped by SIGTERM (a rolling restart in the middle of a
 //! sale) makes the payment intents its first steps issued before it exits:
 //! their buyers get their payment forms now, not when the intents' backstops
-//! come due for the workers. No worker runs in this test, so every intent
-//! made is the stopped API's doing.
+//! come due for the workers. No worker runs in these tests, so every intent
+//! made is the stopped API's doing. And it answers its long polls at once,
+//! instead of holding its stop for up to their 30 s.
 
 use std::time::{Duration, Instant};
 
@@ -95,5 +96,79 @@ async fn a_stopping_api_makes_the_intents_its_first_steps_issued() {
             .contains("the first steps' provider calls are done"),
         "{}",
         api.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_api_answers_its_long_polls_at_once() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(2500, 10)], 10).await;
+    let deployment = Deployment::new(&app.db.url, &redis_url(), &app.redis_prefix)
+        .env("BOXOFFICE_STRIPE_API_BASE", &sandbox.base_url);
+    let mut api = BoxofficeProcess::start(&deployment, "serve").await;
+    let url = api.base_url.clone().unwrap();
+    let client = reqwest::Client::new();
+    let (status, body) = checkout(
+        &client,
+        &url,
+        &buyer,
+        event.event_id,
+        event.ticket_types[0],
+        1,
+        "poll",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 202, "{body}");
+    let run_id = body["run_id"].as_str().unwrap().to_owned();
+
+    // The run waits for the buyer's payment: nothing will change it.
+    let status_url = format!("{url}/v1/workflows/{run_id}");
+    let started = Instant::now();
+    let etag = loop {
+        let r = client
+            .get(&status_url)
+            .header("authorization", buyer.bearer())
+            .send()
+            .await
+            .unwrap();
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let view: serde_json::Value = r.json().await.unwrap();
+        if view["step"] == "awaiting_payment" {
+            break etag;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let poll = tokio::spawn({
+        let (client, token) = (client.clone(), buyer.bearer());
+        async move {
+            let asked = Instant::now();
+            let r = client
+                .get(format!("{status_url}?wait=30"))
+                .header("authorization", token)
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .expect("the long poll is answered");
+            (r.status().as_u16(), asked.elapsed())
+        }
+    });
+    // Long enough for the poll to be waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
+    assert!(api.terminate().await, "the API did not stop cleanly");
+    let stopped_in = stopping.elapsed();
+    let (answer, polled_for) = poll.await.unwrap();
+    println!(
+        "api stop: a long poll of 30 s answered {answer} after {polled_for:.1?}; the API stopped in {stopped_in:.1?}"
+    );
+    assert_eq!(answer, 304, "the poll is told nothing changed");
+    assert!(
+        stopped_in < Duration::from_secs(5),
+        "the long poll held the stop for {stopped_in:?}"
     );
 }
