@@ -45,14 +45,19 @@ pub struct StatusLoad {
     pub wall: Duration,
 }
 
-/// The share of one core the API processes used in `wall`.
-fn api_share(cpu: &Cpu, wall: Duration) -> f64 {
-    let api: f64 = cpu
+/// The share of one core the API processes used in `wall`: `n/a` when none
+/// of them was measured (`--target`: not our processes).
+fn api_share(cpu: &Cpu, wall: Duration) -> String {
+    let api: Vec<f64> = cpu
         .iter()
         .filter(|(k, _)| matches!(k.as_str(), "serve" | "all"))
-        .map(|(_, t)| t)
-        .sum();
-    100.0 * api / wall.as_secs_f64().max(1e-9)
+        .map(|(_, t)| *t)
+        .collect();
+    if api.is_empty() {
+        return "n/a".into();
+    }
+    let used = api.iter().sum::<f64>();
+    format!("{:.0} %", 100.0 * used / wall.as_secs_f64().max(1e-9))
 }
 
 /// The figures two builds are compared by.
@@ -216,7 +221,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     line(
         "GET /v1/workflows/{id}:",
         format!(
-            "{} ({} clients, {} failed; {:.0} reads/s; the API used {:.0} % of a core)",
+            "{} ({} clients, {} failed; {:.0} reads/s; the API used {} of a core)",
             reads.samples.summary(),
             super::STATUS_READERS,
             reads.failures,
@@ -231,7 +236,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
             "status reads by wrk:",
             match &load.figures {
                 Ok(f) => format!(
-                    "{:.0} requests/s, p50 {}  p99 {} ({} failed; 2 threads, 32 connections, {:.1} s; the API used {:.0} % of a core, postgres {:.0} %)",
+                    "{:.0} requests/s, p50 {}  p99 {} ({} failed; 2 threads, 32 connections, {:.1} s; the API used {} of a core, postgres {:.0} %)",
                     f.requests_per_sec,
                     ms(f.p50_ms),
                     ms(f.p99_ms),
@@ -265,18 +270,23 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         + cpu.get("redis").copied().unwrap_or(0.0);
     let per_checkout = (completed as f64).max(1.0);
     let per_decision = (db.decisions as f64).max(1.0);
+    let measured = cpu.keys().any(|k| is_own(k));
     for (label, per) in [
         ("CPU per completed checkout:", per_checkout),
         ("CPU per hold decision:", per_decision),
     ] {
         line(
             label,
-            format!(
-                "{} (Boxoffice's own {}; with postgres and redis {})",
-                cpu_each(cpu, per),
-                ms(own_cpu * 1000.0 / per),
-                ms(server_cpu * 1000.0 / per)
-            ),
+            if measured {
+                format!(
+                    "{} (Boxoffice's own {}; with postgres and redis {})",
+                    cpu_each(cpu, per),
+                    ms(own_cpu * 1000.0 / per),
+                    ms(server_cpu * 1000.0 / per)
+                )
+            } else {
+                "n/a (--target: not our processes)".into()
+            },
         );
     }
     line(
