@@ -159,8 +159,12 @@ async fn cached_key(state: &AppState, scope: Scope, variant: &str) -> Option<Str
 }
 
 /// Makes the next read of these events' details, and of every listing page,
-/// miss. Call after the write has committed.
+/// miss, and drops this process's copy of their sales' terms (other replicas
+/// hear of it from Postgres). Call after the write has committed.
 pub async fn invalidate_events(state: &AppState, event_ids: &[Uuid]) {
+    for id in event_ids {
+        state.change_feed.sale_terms_changed(*id);
+    }
     let mut pipe = redis::pipe();
     for id in event_ids {
         pipe.cmd("INCR")

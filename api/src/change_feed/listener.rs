@@ -11,7 +11,7 @@ use boxoffice_models::listen::{FIRST_RETRY, listening_connection, next_retry};
 use diesel_async::AsyncPgConnection;
 use futures::StreamExt;
 
-use super::{RUNS_CHANNEL, SESSIONS_CHANNEL, USERS_CHANNEL, Views};
+use super::{CATALOG_CHANNEL, RUNS_CHANNEL, SESSIONS_CHANNEL, USERS_CHANNEL, Views};
 
 /// How often a quiet listener checks that the API still holds the views.
 const OWNER_CHECK: Duration = Duration::from_secs(1);
@@ -26,7 +26,17 @@ enum Ended {
 pub(super) async fn listen_until_dropped(views: Weak<Views>, db: DbPool) {
     let mut retry = FIRST_RETRY;
     loop {
-        match listening_connection(&db, &[SESSIONS_CHANNEL, USERS_CHANNEL, RUNS_CHANNEL]).await {
+        match listening_connection(
+            &db,
+            &[
+                SESSIONS_CHANNEL,
+                USERS_CHANNEL,
+                RUNS_CHANNEL,
+                CATALOG_CHANNEL,
+            ],
+        )
+        .await
+        {
             Ok(mut conn) => {
                 let Some(strong) = views.upgrade() else {
                     return;
@@ -36,7 +46,7 @@ pub(super) async fn listen_until_dropped(views: Weak<Views>, db: DbPool) {
                 strong.reset(true);
                 drop(strong);
                 retry = FIRST_RETRY;
-                tracing::debug!("listening for changes to sessions, users and runs");
+                tracing::debug!("listening for changes to sessions, users, runs and sales' terms");
                 let ended = hear(&views, &mut conn).await;
                 if let Some(strong) = views.upgrade() {
                     strong.reset(false);

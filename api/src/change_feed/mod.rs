@@ -1,5 +1,6 @@
 //! What the API keeps in memory between requests, and how it learns that it
-//! changed: sessions (with their user's roles) and workflow runs' status views.
+//! changed: sessions (with their user's roles), workflow runs' status views,
+//! and the terms of events' sales that checkout starts are checked against.
 //!
 //! Every authenticated request needs its session, and a frontend polls its
 //! run's status: read from Postgres each time, those two rows were most of a
@@ -10,7 +11,9 @@
 //! ([`cache_map`]). A logout, a disabled user or a role change therefore
 //! applies on every replica as soon as the notification arrives, within
 //! milliseconds of the commit; a run's status is never older than its last
-//! committed change plus that delay.
+//! committed change plus that delay. Events and ticket types announce changes
+//! to the terms of their sale (migration `000016`), as an organizer's edit or
+//! a cancellation makes them.
 //!
 //! When the listening connection is down, nothing is served from memory: every
 //! read goes to Postgres until the listener is back (and then starts empty).
@@ -31,6 +34,7 @@ use uuid::Uuid;
 
 use cache_map::CacheMap;
 
+use crate::routes::checkouts::sale_terms::SaleTerms;
 use crate::routes::workflows::RunWatcher;
 
 /// Channels, as the triggers of migration `000014` name them; each payload is
@@ -38,6 +42,9 @@ use crate::routes::workflows::RunWatcher;
 pub const SESSIONS_CHANNEL: &str = "boxoffice_sessions";
 pub const USERS_CHANNEL: &str = "boxoffice_users";
 pub const RUNS_CHANNEL: &str = "boxoffice_runs";
+/// Migration `000016`'s: the payload is the event's id, for a change of the
+/// event's terms or of one of its ticket types'.
+pub const CATALOG_CHANNEL: &str = "boxoffice_catalog";
 
 /// A lost notification (there should be none while the connection lives) is
 /// forgotten after this long at most.
@@ -45,6 +52,8 @@ const TTL: Duration = Duration::from_secs(60);
 /// Bounds on memory: a session is about 150 bytes, a status view about 1 KB.
 const SESSIONS_CAPACITY: usize = 50_000;
 const RUNS_CAPACITY: usize = 20_000;
+/// An event's terms are about 200 bytes and 100 more per ticket type.
+const SALE_TERMS_CAPACITY: usize = 10_000;
 
 /// A run's status as `GET /v1/workflows/{id}` answers it.
 #[derive(Debug, Clone)]
@@ -58,6 +67,8 @@ pub struct RunView {
 pub struct Views {
     pub sessions: CacheMap<Uuid, LiveSession>,
     pub runs: CacheMap<Uuid, RunView>,
+    /// Per event.
+    pub sale_terms: CacheMap<Uuid, Arc<SaleTerms>>,
     /// Where long polls wait: told of every run that changed.
     watcher: RunWatcher,
 }
@@ -67,6 +78,7 @@ impl Views {
         Views {
             sessions: CacheMap::new(TTL, SESSIONS_CAPACITY),
             runs: CacheMap::new(TTL, RUNS_CAPACITY),
+            sale_terms: CacheMap::new(TTL, SALE_TERMS_CAPACITY),
             watcher,
         }
     }
@@ -84,6 +96,7 @@ impl Views {
                 self.runs.invalidate(&id);
                 self.watcher.run_changed(id);
             }
+            CATALOG_CHANNEL => self.sale_terms.invalidate(&id),
             _ => {}
         }
     }
@@ -102,6 +115,7 @@ impl Views {
     fn reset(&self, live: bool) {
         self.sessions.reset(live);
         self.runs.reset(live);
+        self.sale_terms.reset(live);
         self.watcher.set_hearing(live);
     }
 }
@@ -130,6 +144,12 @@ impl ChangeFeed {
     /// next request must not wait for the notification to see it.
     pub fn user_changed(&self, user_id: Uuid) {
         self.views.user_changed(user_id);
+    }
+
+    /// This process changed event `event_id` or its ticket types and
+    /// committed: its next checkout start must not wait for the notification.
+    pub fn sale_terms_changed(&self, event_id: Uuid) {
+        self.views.sale_terms.invalidate(&event_id);
     }
 
     /// This process ended session `session_id` and committed.

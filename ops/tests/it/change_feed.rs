@@ -19,9 +19,9 @@ use crate::harness::users::TestUser;
 
 /// The most a change may take to be heard in these tests (it takes about a
 /// millisecond; the margin is for a loaded CI machine).
-const HEARD_WITHIN: Duration = Duration::from_secs(2);
+pub(crate) const HEARD_WITHIN: Duration = Duration::from_secs(2);
 
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) -> Duration {
+pub(crate) async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done().await {
         assert!(
@@ -33,10 +33,10 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) -> Duration {
     started.elapsed()
 }
 
-async fn feed_live(app: &TestApp) {
+pub(crate) async fn feed_live(app: &TestApp) {
     let views = app.state.change_feed.views();
     until("the change feed listens", async || {
-        views.runs.is_live() && views.sessions.is_live()
+        views.runs.is_live() && views.sessions.is_live() && views.sale_terms.is_live()
     })
     .await;
 }

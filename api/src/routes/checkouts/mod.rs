@@ -2,6 +2,7 @@
 
 pub mod cancel;
 mod limits;
+pub mod sale_terms;
 pub mod start;
 mod validate;
 

@@ -89,20 +89,26 @@ pub async fn start_checkout(
         Sha256::digest(&canonical).to_vec()
     });
     let mut conn = state.conn().await?;
-    // A retry is answered from the run it started before the order is checked
-    // again: the sale may have closed or sold out since, and the buyer must
-    // still learn what became of the first attempt.
-    if key.is_some() {
-        let earlier =
-            workflow_runs::by_idempotency_key(&mut conn, Checkout::KIND, Some(auth.user_id), &key)
-                .await?;
-        if let Some(run) = earlier {
-            let run = same_request(run, &request_hash)?;
-            let stepped = step_left_behind(&state, &mut conn, &run).await;
-            return started(run, stepped);
+    // A retry is answered from the run it started, even when the order would
+    // no longer pass (the sale may have closed or sold out since): the buyer
+    // must still learn what became of the first attempt. The key is looked
+    // up only when the order is refused; one that passes finds its earlier
+    // run at the insert. A new checkout, nearly every request, then costs no
+    // lookup.
+    let valid = match validate(&state, &mut conn, &req, Utc::now()).await {
+        Ok(valid) => valid,
+        Err(refused) => {
+            return earlier_or(
+                &state,
+                &mut conn,
+                auth.user_id,
+                &key,
+                &request_hash,
+                refused,
+            )
+            .await;
         }
-    }
-    let valid = validate(&mut conn, &req, Utc::now()).await?;
+    };
     let limit = valid.max_tickets_per_participant;
     let checkout = CheckoutState::new(
         auth.user_id,
@@ -128,12 +134,26 @@ pub async fn start_checkout(
     // The process takes the run's first step itself (below); the start
     // message is its backstop, due later.
     let due = state.first_steps.as_ref().map(|steps| steps.backstop_due());
-    let (inserted, backstop) = conn
+    let inserted = conn
         .transaction::<_, AppError, _>(async |conn| {
             limits::lock_and_check(conn, auth.user_id, &req, limit, &new.idempotency_key).await?;
             Ok(workflow_runs::start_within_due(conn, &new, due).await?)
         })
-        .await?;
+        .await;
+    let (inserted, backstop) = match inserted {
+        Ok(inserted) => inserted,
+        Err(refused) => {
+            return earlier_or(
+                &state,
+                &mut conn,
+                auth.user_id,
+                &new.idempotency_key,
+                &request_hash,
+                refused,
+            )
+            .await;
+        }
+    };
     let run = match inserted {
         Inserted::Created(run) => {
             metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
@@ -149,6 +169,29 @@ pub async fn start_checkout(
         Some(backstop) => first_step(&state, &mut conn, &run, Some(backstop)).await,
         None => None,
     };
+    started(run, stepped)
+}
+
+/// The run this participant's `key` started before, as [`started`] answers
+/// it, when the request was `refused` (a client error); otherwise the refusal.
+async fn earlier_or(
+    state: &AppState,
+    conn: &mut DbConn,
+    user_id: Uuid,
+    key: &Option<String>,
+    request_hash: &Option<Vec<u8>>,
+    refused: AppError,
+) -> AppResult<Response> {
+    if key.is_none() || !matches!(refused, AppError::Client { .. }) {
+        return Err(refused);
+    }
+    let earlier =
+        workflow_runs::by_idempotency_key(conn, Checkout::KIND, Some(user_id), key).await?;
+    let Some(run) = earlier else {
+        return Err(refused);
+    };
+    let run = same_request(run, request_hash)?;
+    let stepped = step_left_behind(state, conn, &run).await;
     started(run, stepped)
 }
 

@@ -5,14 +5,15 @@
 use std::collections::HashSet;
 
 use axum::http::StatusCode;
-use boxoffice_models::events::{self, EventStatus};
-use boxoffice_models::ticket_types;
+use boxoffice_models::events::EventStatus;
 use boxoffice_workflows::checkout::Item;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
+use super::sale_terms;
 use super::start::CheckoutRequest;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 
 /// The most lines one order may have.
 const MAX_LINES: usize = 20;
@@ -29,6 +30,7 @@ pub struct ValidCheckout {
 }
 
 pub async fn validate(
+    state: &AppState,
     conn: &mut AsyncPgConnection,
     req: &CheckoutRequest,
     now: DateTime<Utc>,
@@ -71,7 +73,7 @@ pub async fn validate(
         Some(code) => Some(code.to_owned()),
     };
 
-    let event = events::find(conn, req.event_id)
+    let event = sale_terms::of_event(state, conn, req.event_id)
         .await?
         .ok_or_else(|| AppError::not_found("event"))?;
     if event.status == EventStatus::Cancelled {
@@ -99,9 +101,12 @@ pub async fn validate(
         .with("max_tickets_per_order", event.max_tickets_per_order));
     }
 
-    let types = ticket_types::for_event(conn, event.id).await?;
     for item in &req.items {
-        let Some(tt) = types.iter().find(|t| t.id == item.ticket_type_id) else {
+        let Some(tt) = event
+            .ticket_types
+            .iter()
+            .find(|t| t.id == item.ticket_type_id)
+        else {
             return Err(AppError::validation(
                 "items.ticket_type_id",
                 "not a ticket type of this event",

@@ -14,4 +14,5 @@ mod late_coupon;
 mod limits;
 mod paid;
 mod payment_checks;
+mod sale_terms;
 mod signals;

@@ -1,0 +1,86 @@
+//! The terms of an event's sale that a checkout start is checked against (the
+//! event's status, dates and limits, its ticket types' windows and limits),
+//! kept in memory by the change feed.
+//!
+//! Every `POST /v1/checkouts` of a flash sale read the same event row and the
+//! same ticket type rows again: two of the statements each decision cost
+//! Postgres. The terms change rarely (an organizer's edit, a cancellation), and
+//! the triggers of migration `000016` announce each such change on
+//! [`CATALOG_CHANNEL`](crate::change_feed::CATALOG_CHANNEL), so the API serves
+//! them from memory and drops them when they change, as it does sessions. The
+//! counters a sale moves (`held`, `sold`, ...) are not part of the terms and
+//! announce nothing: the hold decides on them, under the row lock.
+
+use std::sync::Arc;
+
+use boxoffice_models::events::{self, EventStatus};
+use boxoffice_models::ticket_types;
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use crate::error::AppResult;
+use crate::state::AppState;
+
+/// What a checkout start checks of an event. Only the columns whose changes
+/// migration `000016`'s triggers announce belong here.
+#[derive(Debug, Clone)]
+pub struct SaleTerms {
+    pub status: EventStatus,
+    pub ends_at: DateTime<Utc>,
+    pub sales_start_at: Option<DateTime<Utc>>,
+    pub sales_end_at: Option<DateTime<Utc>>,
+    pub hold_minutes: i32,
+    pub max_tickets_per_order: i32,
+    pub max_tickets_per_participant: Option<i32>,
+    pub ticket_types: Vec<TicketTypeTerms>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TicketTypeTerms {
+    pub id: Uuid,
+    pub name: String,
+    pub sales_start_at: Option<DateTime<Utc>>,
+    pub sales_end_at: Option<DateTime<Utc>>,
+    pub max_per_order: Option<i32>,
+}
+
+/// The terms of `event_id`'s sale, from memory, or else from Postgres (and
+/// then kept); `None` when there is no such event.
+pub async fn of_event(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> AppResult<Option<Arc<SaleTerms>>> {
+    let kept = &state.change_feed.views().sale_terms;
+    if let Some(terms) = kept.get(&event_id) {
+        return Ok(Some(terms));
+    }
+    // Registered before the reads, so a change committed meanwhile stops the store.
+    let fill = kept.begin_fill(event_id);
+    let Some(event) = events::find(conn, event_id).await? else {
+        return Ok(None);
+    };
+    let types = ticket_types::for_event(conn, event_id).await?;
+    let terms = Arc::new(SaleTerms {
+        status: event.status,
+        ends_at: event.ends_at,
+        sales_start_at: event.sales_start_at,
+        sales_end_at: event.sales_end_at,
+        hold_minutes: event.hold_minutes,
+        max_tickets_per_order: event.max_tickets_per_order,
+        max_tickets_per_participant: event.max_tickets_per_participant,
+        ticket_types: types
+            .into_iter()
+            .map(|t| TicketTypeTerms {
+                id: t.id,
+                name: t.name,
+                sales_start_at: t.sales_start_at,
+                sales_end_at: t.sales_end_at,
+                max_per_order: t.max_per_order,
+            })
+            .collect(),
+    });
+    fill.store(terms.clone());
+    Ok(Some(terms))
+}
