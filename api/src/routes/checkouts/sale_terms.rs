@@ -11,12 +11,13 @@
 //! counters a sale moves (`held`, `sold`, ...) are not part of the terms and
 //! announce nothing: the hold decides on them, under the row lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use boxoffice_models::events::{self, EventStatus};
 use boxoffice_models::ticket_types;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::error::AppResult;
@@ -45,6 +46,14 @@ pub struct TicketTypeTerms {
     pub max_per_order: Option<i32>,
 }
 
+/// Reads of terms that are not in memory take turns per event (striped: a
+/// few locks, nothing to clean up). A flash sale's first starts, and the
+/// first after the kept terms' time is up, arrive together: one reads, the
+/// others find what it kept.
+const READ_STRIPES: usize = 16;
+static READING: LazyLock<Vec<Mutex<()>>> =
+    LazyLock::new(|| (0..READ_STRIPES).map(|_| Mutex::new(())).collect());
+
 /// The terms of `event_id`'s sale, from memory, or else from Postgres (and
 /// then kept); `None` when there is no such event.
 pub async fn of_event(
@@ -53,6 +62,16 @@ pub async fn of_event(
     event_id: Uuid,
 ) -> AppResult<Option<Arc<SaleTerms>>> {
     let kept = &state.change_feed.views().sale_terms;
+    if let Some(terms) = kept.get(&event_id) {
+        return Ok(Some(terms));
+    }
+    // Only while the map keeps what is read: while the change feed is not
+    // listening every start reads, and turns would only queue them.
+    let _turn = if kept.is_live() {
+        Some(READING[stripe(event_id)].lock().await)
+    } else {
+        None
+    };
     if let Some(terms) = kept.get(&event_id) {
         return Ok(Some(terms));
     }
@@ -83,4 +102,8 @@ pub async fn of_event(
     });
     fill.store(terms.clone());
     Ok(Some(terms))
+}
+
+fn stripe(event_id: Uuid) -> usize {
+    (event_id.as_u128() % READ_STRIPES as u128) as usize
 }
