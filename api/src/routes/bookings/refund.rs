@@ -18,6 +18,7 @@ use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Json, Path};
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
+use crate::routes::events::support;
 use crate::runs::{self, RunStarted, Starter};
 use crate::state::AppState;
 
@@ -209,15 +210,11 @@ fn validate(req: &RefundRequest) -> AppResult<()> {
             ));
         }
     }
-    if req
-        .reason
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REASON)
-    {
-        return Err(AppError::validation(
-            "reason",
-            format!("at most {MAX_REASON} characters"),
-        ));
+    if let Some(reason) = &req.reason {
+        // The shared free-text rule: PostgreSQL's text cannot hold NUL (the
+        // insert would fail with a 500), and other control characters do not
+        // belong in what operators read.
+        support::text("reason", reason, MAX_REASON)?;
     }
     Ok(())
 }

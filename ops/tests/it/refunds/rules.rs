@@ -106,6 +106,12 @@ async fn refused_refunds_answer_their_code_and_change_nothing() {
             422,
             "validation_failed",
         ),
+        // PostgreSQL's text cannot hold NUL: refused, not a 500.
+        (
+            json!({ "reason": "changed\u{0}my mind" }),
+            422,
+            "validation_failed",
+        ),
     ] {
         let r = refund(&app, &buyer, &paid.booking, body.clone(), &next_key()).await;
         let problem = assert_problem(r, status, code).await;
