@@ -324,7 +324,6 @@ async fn a_notification_without_context_is_its_text_in_both_parts_and_the_file_m
     );
     assert!(email.files.is_empty(), "no context, no attachments");
     assert_eq!(email.list_unsubscribe, None);
-    let _ = std::fs::remove_dir_all(app.mail_dir());
 }
 
 #[tokio::test]

@@ -140,5 +140,4 @@ async fn participants_list_and_read_their_own_notifications_and_nobody_elses() {
     )
     .await;
     assert_problem(r, 400, "invalid_query").await;
-    let _ = std::fs::remove_dir_all(app.mail_dir());
 }

@@ -321,6 +321,11 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        // The mail of a passing test has been read; a failing test's is kept
+        // to look at.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(self.mail_dir());
+        }
     }
 }
 

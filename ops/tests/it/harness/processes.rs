@@ -240,6 +240,9 @@ impl Drop for BoxofficeProcess {
                 self.log.display(),
                 self.logs()
             );
+        } else {
+            // A passing test's log has served; kept, they fill /tmp run after run.
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }
