@@ -31,6 +31,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod pool;
 pub mod preferences;
+pub mod prime;
 pub mod refunds;
 pub mod reminders;
 pub mod scheduled_job_runs;

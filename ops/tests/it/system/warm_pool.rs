@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use boxoffice_models::testing::TestDatabase;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::fault_support::scalar;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
@@ -59,4 +59,48 @@ async fn warming_a_pool_of_an_unreachable_postgres_opens_nothing_and_returns() {
         started.elapsed()
     );
     assert_eq!(pool.status().size, 0);
+}
+
+/// How often this database's sessions ran a statement whose text starts with
+/// `start` (from `pg_stat_statements`, which the test services load).
+async fn calls_of(conn: &mut AsyncPgConnection, start: &str) -> i64 {
+    scalar(
+        conn,
+        &format!(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements \
+              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                AND query LIKE '{start}%'"
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn each_warmed_connection_runs_a_checkouts_statements_once_and_leaves_nothing() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (finds, pushes) = (
+        "SELECT run_id, idempotency_key FROM lock_and_find_open_checkout",
+        "INSERT INTO \"outbox\"",
+    );
+    let before = (
+        calls_of(&mut conn, finds).await,
+        calls_of(&mut conn, pushes).await,
+    );
+
+    let pool = boxoffice_models::pool::build_pool(&db.url, 4).unwrap();
+    assert_eq!(boxoffice_models::pool::warm(&pool, 4).await, 4);
+
+    assert_eq!(pool.status().size, 4, "four connections, none taken twice");
+    assert_eq!(calls_of(&mut conn, finds).await - before.0, 4);
+    assert_eq!(calls_of(&mut conn, pushes).await - before.1, 4);
+    assert_eq!(
+        scalar(&mut conn, "SELECT count(*) FROM outbox").await,
+        0,
+        "the primed insert was rolled back"
+    );
 }
