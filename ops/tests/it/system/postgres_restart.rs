@@ -173,4 +173,6 @@ async fn postgres_restarts_and_everything_recovers() {
     }
     drop((api, workers));
     postgres.stop().await;
+    // Its own prefix: no `TestApp` removes the mail on its drop.
+    let _ = std::fs::remove_dir_all(deployment.mail_dir());
 }
