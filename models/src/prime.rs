@@ -19,8 +19,11 @@ use crate::{checkout_limits, outbox, workflow_signals};
 /// Runs each of those statements once on `conn`, leaving nothing behind.
 pub async fn prime(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     // A read, under the advisory lock of a participant and event that do not
-    // exist, released as the statement ends.
-    checkout_limits::lock_and_find_open(conn, Uuid::nil(), Uuid::nil(), &[]).await?;
+    // exist, released as the statement ends. A new participant each time:
+    // the processes of a deployment warm their pools at once, and primes
+    // sharing one lock would queue behind each other (and behind a prime
+    // slowed by a busy machine) while a sale is already running.
+    checkout_limits::lock_and_find_open(conn, Uuid::new_v4(), Uuid::nil(), &[]).await?;
     // Rolled back: nothing is queued, and the trigger's NOTIFY is not sent.
     let pushed = conn
         .transaction::<(), Error, _>(async |conn| {

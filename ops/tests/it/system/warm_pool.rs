@@ -104,3 +104,28 @@ async fn each_warmed_connection_runs_a_checkouts_statements_once_and_leaves_noth
         "the primed insert was rolled back"
     );
 }
+
+/// Primes never wait on each other: a deployment's processes warm their
+/// pools at the same moment, in front of a running sale.
+#[tokio::test]
+async fn a_prime_does_not_wait_for_another_connections_prime() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut first = AsyncPgConnection::establish(&db.url).await.unwrap();
+    let mut second = AsyncPgConnection::establish(&db.url).await.unwrap();
+    // The first prime runs inside a transaction left open (its own becomes a
+    // savepoint): whatever lock it takes is held until that one ends.
+    first.begin_test_transaction().await.unwrap();
+    boxoffice_models::prime::prime(&mut first).await.unwrap();
+
+    let primed = tokio::time::timeout(
+        Duration::from_secs(5),
+        boxoffice_models::prime::prime(&mut second),
+    )
+    .await;
+    assert!(
+        matches!(primed, Ok(Ok(()))),
+        "a prime waited for another connection's: {primed:?}"
+    );
+    // The first connection's transaction is rolled back as it closes.
+    drop(first);
+}
