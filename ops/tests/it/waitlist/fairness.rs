@@ -139,6 +139,16 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
         (0, CAPACITY, 10),
         "{c:?}"
     );
+    // An entry is offered before its offer's email is queued (the next step
+    // of its run): wait until all of them are, then check who got one.
+    eventually(RUN_FINISH_LIMIT, "every offer's email queued", || async {
+        let mut told = 0;
+        for waiter in &waiters {
+            told += emails_to(&app, waiter.id, "waitlist_offer").await;
+        }
+        told >= i64::from(CAPACITY)
+    })
+    .await;
     for (waiter, entry_id) in waiters.iter().zip(&entry_ids) {
         let told = emails_to(&app, waiter.id, "waitlist_offer").await;
         assert_eq!(told, i64::from(offered.contains(&entry_id.as_str())));
