@@ -39,10 +39,10 @@ pub fn build_pool(database_url: &str, max_size: usize) -> anyhow::Result<DbPool>
 /// the first burst after a process starts (a sale opening as a release rolls
 /// out, a worker restarted mid-sale) pays a Postgres backend start-up, the
 /// session settings and a cold statement cache per connection, all at once and
-/// in front of the burst's own work. Each opened connection then runs a
-/// checkout's statements once ([`crate::prime`]). A failure is left to the
+/// in front of the burst's own work. Each opened connection then runs the
+/// statements it is for once ([`crate::prime`]). A failure is left to the
 /// requests: they open their connections as before.
-pub async fn warm(pool: &DbPool, count: usize) -> usize {
+pub async fn warm(pool: &DbPool, count: usize, primer: crate::prime::Primer) -> usize {
     // All are held until all are primed: one given back early would be taken
     // again instead of a new one being opened.
     let mut opened: Vec<DbConn> = futures::future::join_all((0..count).map(|_| pool.get()))
@@ -51,7 +51,7 @@ pub async fn warm(pool: &DbPool, count: usize) -> usize {
         .filter_map(Result::ok)
         .collect();
     futures::future::join_all(opened.iter_mut().map(async |conn| {
-        if let Err(e) = crate::prime::prime(conn).await {
+        if let Err(e) = crate::prime::prime(conn, primer).await {
             tracing::debug!(error = %e, "a warmed connection could not be primed");
         }
     }))

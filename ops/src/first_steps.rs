@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use boxoffice_api::first_steps::{Finishing, FirstStep, FirstSteps, Taken};
 use boxoffice_models::DbPool;
+use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::Run;
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
@@ -102,7 +103,7 @@ async fn carry_out(
     // Opened here, where they are used, and ahead of the first sale's payment
     // intents (as the requests' pool is).
     let size = calls.db.status().max_size;
-    boxoffice_models::pool::warm(&calls.db, size).await;
+    boxoffice_models::pool::warm(&calls.db, size, Primer::Requests).await;
     let slots = Arc::new(Semaphore::new(CALLS_AT_ONCE));
     let in_flight = TaskTracker::new();
     let carry = async |command: Issued| {

@@ -10,6 +10,7 @@ use boxoffice_api::AppState;
 use boxoffice_api::change_feed::ChangeFeed;
 use boxoffice_api::routes::workflows::RunWatcher;
 use boxoffice_models::DbPool;
+use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_workers::JobDeps;
 use boxoffice_workers::adapters::mailer::Mailer;
@@ -328,12 +329,21 @@ pub async fn run_roles(
     // only leaves the pool as cold as it was.
     let (db, pool_size) = (conns.db.clone(), settings.db_pool_size);
     tokio::spawn(async move {
-        let opened = boxoffice_models::pool::warm(&db, pool_size).await;
+        let opened = boxoffice_models::pool::warm(&db, pool_size, Primer::Requests).await;
         tracing::info!(
             db.connections = opened,
             "Postgres connections opened ahead of work"
         );
     });
+    // The hold lanes' too: a sale's first batch of holds, which every winner
+    // of it waits for, would otherwise open its connection first.
+    if roles.api {
+        let holds_db = conns.holds_db.clone();
+        tokio::spawn(async move {
+            let size = holds_db.status().max_size;
+            boxoffice_models::pool::warm(&holds_db, size, Primer::HoldLanes).await;
+        });
+    }
     // Before any role starts: what is recorded while no recorder is installed is
     // lost, e.g. the breakers' initial state, set when the workers build them.
     if roles.api || settings.metrics_addr.is_some() {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use boxoffice_models::prime::Primer;
 use boxoffice_models::testing::TestDatabase;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -15,6 +16,12 @@ use crate::harness::redis_url;
 const BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
      WHERE datname = current_database() AND backend_type = 'client backend' \
        AND pid <> pg_backend_pid()";
+
+/// Idle connections of this database whose last statement was the batch of
+/// holds.
+const HOLD_LANE_BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
+     WHERE datname = current_database() AND state = 'idle' \
+       AND query LIKE 'WITH RECURSIVE req AS%'";
 
 #[tokio::test]
 async fn an_api_process_opens_its_pool_as_it_starts() {
@@ -38,10 +45,23 @@ async fn an_api_process_opens_its_pool_as_it_starts() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The hold lanes' pool too, each connection primed with the batch of
+    // holds (the last statement an idle backend shows).
+    let lanes = loop {
+        let lanes = scalar(&mut conn, HOLD_LANE_BACKENDS).await;
+        if lanes >= 4 || started.elapsed() > Duration::from_secs(15) {
+            break lanes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(api.terminate().await, "the API did not stop cleanly");
     assert!(
         open >= POOL_SIZE,
         "{open} connections open 15 s after start, pool of {POOL_SIZE}"
+    );
+    assert_eq!(
+        lanes, 4,
+        "hold lane connections open and primed 15 s after start"
     );
 }
 
@@ -51,7 +71,7 @@ async fn warming_a_pool_of_an_unreachable_postgres_opens_nothing_and_returns() {
     let pool =
         boxoffice_models::pool::build_pool("postgres://boxoffice@127.0.0.1:9/none", 4).unwrap();
     let started = Instant::now();
-    let opened = boxoffice_models::pool::warm(&pool, 4).await;
+    let opened = boxoffice_models::pool::warm(&pool, 4, Primer::Requests).await;
     assert_eq!(opened, 0);
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -75,34 +95,80 @@ async fn calls_of(conn: &mut AsyncPgConnection, start: &str) -> i64 {
     .await
 }
 
-#[tokio::test]
-async fn each_warmed_connection_runs_a_checkouts_statements_once_and_leaves_nothing() {
+/// A new database whose sessions count the statements that functions and
+/// triggers run too (`pg_stat_statements.track = all`, for sessions opened
+/// after this), and a connection to it opened before.
+async fn counting_database() -> (TestDatabase, AsyncPgConnection) {
     let db = TestDatabase::create().await.unwrap();
     let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
     diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .execute(&mut conn)
         .await
         .unwrap();
-    let (finds, pushes) = (
+    diesel::sql_query(format!(
+        "ALTER DATABASE \"{}\" SET pg_stat_statements.track = 'all'",
+        db.name
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    (db, conn)
+}
+
+#[tokio::test]
+async fn each_warmed_connection_runs_a_checkouts_statements_once_and_leaves_nothing() {
+    let (db, mut conn) = counting_database().await;
+    // The start's lookup and message, and the funnel's counters, which the
+    // run's insert and its move to an outcome each update once.
+    let (finds, pushes, funnel) = (
         "SELECT run_id, idempotency_key FROM lock_and_find_open_checkout",
         "INSERT INTO \"outbox\"",
+        "INSERT INTO analytics_checkouts",
     );
     let before = (
         calls_of(&mut conn, finds).await,
         calls_of(&mut conn, pushes).await,
+        calls_of(&mut conn, funnel).await,
     );
 
     let pool = boxoffice_models::pool::build_pool(&db.url, 4).unwrap();
-    assert_eq!(boxoffice_models::pool::warm(&pool, 4).await, 4);
+    assert_eq!(
+        boxoffice_models::pool::warm(&pool, 4, Primer::Requests).await,
+        4
+    );
 
     assert_eq!(pool.status().size, 4, "four connections, none taken twice");
     assert_eq!(calls_of(&mut conn, finds).await - before.0, 4);
     assert_eq!(calls_of(&mut conn, pushes).await - before.1, 4);
     assert_eq!(
-        scalar(&mut conn, "SELECT count(*) FROM outbox").await,
-        0,
-        "the primed insert was rolled back"
+        calls_of(&mut conn, funnel).await - before.2,
+        8,
+        "each connection fires the funnel's two triggers"
     );
+    for table in ["outbox", "workflow_runs", "analytics_checkouts"] {
+        assert_eq!(
+            scalar(&mut conn, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "the primes' writes to {table} were rolled back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_warmed_hold_lane_connection_runs_the_batch_of_holds_once_and_takes_nothing() {
+    let (db, mut conn) = counting_database().await;
+    let batches = "WITH RECURSIVE req AS";
+    let before = calls_of(&mut conn, batches).await;
+
+    let pool = boxoffice_models::pool::build_pool(&db.url, 4).unwrap();
+    assert_eq!(
+        boxoffice_models::pool::warm(&pool, 4, Primer::HoldLanes).await,
+        4
+    );
+
+    assert_eq!(pool.status().size, 4);
+    assert_eq!(calls_of(&mut conn, batches).await - before, 4);
+    assert_eq!(scalar(&mut conn, "SELECT count(*) FROM holds").await, 0);
 }
 
 /// Primes never wait on each other: a deployment's processes warm their
@@ -115,11 +181,11 @@ async fn a_prime_does_not_wait_for_another_connections_prime() {
     // The first prime runs inside a transaction left open (its own becomes a
     // savepoint): whatever lock it takes is held until that one ends.
     first.begin_test_transaction().await.unwrap();
-    boxoffice_models::prime::prime(&mut first).await.unwrap();
+    boxoffice_models::prime::requests(&mut first).await.unwrap();
 
     let primed = tokio::time::timeout(
         Duration::from_secs(5),
-        boxoffice_models::prime::prime(&mut second),
+        boxoffice_models::prime::requests(&mut second),
     )
     .await;
     assert!(
