@@ -27,9 +27,10 @@ const INSERTERS: usize = 8;
 const TICKET_TYPES: usize = 40;
 /// A bound on the drain, so a stuck backlog fails the test instead of hanging
 /// it: not a throughput figure (the bench measures those). The drain takes
-/// 250–290 s on a loaded 2-core CI machine; on a slower day the whole test,
-/// inserts included, took 420 s against an earlier bound of 420 s on the drain.
-const DRAIN_LIMIT: Duration = Duration::from_secs(600);
+/// 250–290 s on a loaded 2-core CI machine; on slower days the whole test,
+/// inserts included, took 420 s against an earlier bound of 420 s on the
+/// drain, and 579 s against the next one of 600 s.
+const DRAIN_LIMIT: Duration = Duration::from_secs(840);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_thousand_checkouts_backlog() {
