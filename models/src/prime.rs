@@ -41,7 +41,7 @@ pub async fn prime(conn: &mut AsyncPgConnection, primer: Primer) -> QueryResult<
 /// A checkout's start: the open-checkout lookup, the run's insert and its
 /// start message, and the funnel's triggers that its insert and its first
 /// transition fire.
-pub async fn requests(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+async fn requests(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     // A read, under the advisory lock of a participant and event that do not
     // exist, released as the statement ends. A new participant each time:
     // the processes of a deployment warm their pools at once, and primes
@@ -91,7 +91,7 @@ async fn fire_funnel_triggers(conn: &mut AsyncPgConnection) -> QueryResult<()> {
 
 /// The batch statement of holds, on a ticket type that does not exist: it
 /// finds no row to lock and takes nothing.
-pub async fn hold_lanes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+async fn hold_lanes(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     let request = hold_batch::Request {
         run_id: Uuid::new_v4(),
         quantity: 1,

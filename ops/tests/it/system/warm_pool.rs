@@ -17,11 +17,8 @@ const BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
      WHERE datname = current_database() AND backend_type = 'client backend' \
        AND pid <> pg_backend_pid()";
 
-/// Idle connections of this database whose last statement was the batch of
-/// holds.
-const HOLD_LANE_BACKENDS: &str = "SELECT count(*) FROM pg_stat_activity \
-     WHERE datname = current_database() AND state = 'idle' \
-       AND query LIKE 'WITH RECURSIVE req AS%'";
+/// How the batch statement of holds begins.
+const HOLD_BATCH: &str = "WITH RECURSIVE req AS";
 
 #[tokio::test]
 async fn an_api_process_opens_its_pool_as_it_starts() {
@@ -47,8 +44,13 @@ async fn an_api_process_opens_its_pool_as_it_starts() {
     };
     // The hold lanes' pool too, each connection primed with the batch of
     // holds (the last statement an idle backend shows).
+    let primed_lanes = format!(
+        "SELECT count(*) FROM pg_stat_activity \
+          WHERE datname = current_database() AND state = 'idle' \
+            AND query LIKE '{HOLD_BATCH}%'"
+    );
     let lanes = loop {
-        let lanes = scalar(&mut conn, HOLD_LANE_BACKENDS).await;
+        let lanes = scalar(&mut conn, &primed_lanes).await;
         if lanes >= 4 || started.elapsed() > Duration::from_secs(15) {
             break lanes;
         }
@@ -157,8 +159,7 @@ async fn each_warmed_connection_runs_a_checkouts_statements_once_and_leaves_noth
 #[tokio::test]
 async fn each_warmed_hold_lane_connection_runs_the_batch_of_holds_once_and_takes_nothing() {
     let (db, mut conn) = counting_database().await;
-    let batches = "WITH RECURSIVE req AS";
-    let before = calls_of(&mut conn, batches).await;
+    let before = calls_of(&mut conn, HOLD_BATCH).await;
 
     let pool = boxoffice_models::pool::build_pool(&db.url, 4).unwrap();
     assert_eq!(
@@ -167,7 +168,7 @@ async fn each_warmed_hold_lane_connection_runs_the_batch_of_holds_once_and_takes
     );
 
     assert_eq!(pool.status().size, 4);
-    assert_eq!(calls_of(&mut conn, batches).await - before, 4);
+    assert_eq!(calls_of(&mut conn, HOLD_BATCH).await - before, 4);
     assert_eq!(scalar(&mut conn, "SELECT count(*) FROM holds").await, 0);
 }
 
@@ -181,11 +182,13 @@ async fn a_prime_does_not_wait_for_another_connections_prime() {
     // The first prime runs inside a transaction left open (its own becomes a
     // savepoint): whatever lock it takes is held until that one ends.
     first.begin_test_transaction().await.unwrap();
-    boxoffice_models::prime::requests(&mut first).await.unwrap();
+    boxoffice_models::prime::prime(&mut first, Primer::Requests)
+        .await
+        .unwrap();
 
     let primed = tokio::time::timeout(
         Duration::from_secs(5),
-        boxoffice_models::prime::requests(&mut second),
+        boxoffice_models::prime::prime(&mut second, Primer::Requests),
     )
     .await;
     assert!(
