@@ -4,7 +4,9 @@
 //! API keeps its layering (it may not import `workers`).
 //!
 //! A checkout's first step is its hold: taken here, the `POST` answers with
-//! the decision (held until a deadline, or sold out). What the step issues
+//! the decision (held until a deadline, or sold out). A checkout that starts
+//! when its seats are gone already is decided inside the transaction that
+//! creates it. What the step issues
 //! next (a paid checkout's payment intent) the implementation may carry out
 //! after the answer, on its own.
 
@@ -40,6 +42,12 @@ pub trait FirstSteps: Send + Sync {
         run: &'a Run,
         backstop_id: Option<i64>,
     ) -> Taken<'a>;
+
+    /// Inside the transaction creating `run` on `conn`: when the seats its
+    /// first step would hold are gone already, takes the step there (the run
+    /// ends sold out in that same commit, and needs no start message);
+    /// `Ok(None)` when the step is to be [`take`](Self::take)n as usual.
+    fn refuse_sold_out<'a>(&'a self, conn: &'a mut AsyncPgConnection, run: &'a Run) -> Taken<'a>;
 
     /// Called once the process has stopped taking requests, before it exits:
     /// finishes, within a bound, what first steps left to do after their

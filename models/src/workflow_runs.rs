@@ -259,18 +259,26 @@ pub async fn start_within_due(
 ) -> QueryResult<(Inserted, Option<i64>)> {
     let inserted = insert_idempotent(conn, new).await?;
     let message = match &inserted {
-        Inserted::Created(run) => Some(
-            crate::outbox::push(
-                conn,
-                crate::workflow_signals::ADVANCE_QUEUE,
-                &crate::workflow_signals::AdvanceRun { run_id: run.id },
-                due,
-            )
-            .await?,
-        ),
+        Inserted::Created(run) => Some(push_start(conn, run.id, due).await?),
         Inserted::Existing(_) => None,
     };
     Ok((inserted, message))
+}
+
+/// The message that starts run `run_id`, due at `due` (now when `None`); its
+/// id.
+pub async fn push_start(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+    due: Option<DateTime<Utc>>,
+) -> QueryResult<i64> {
+    crate::outbox::push(
+        conn,
+        crate::workflow_signals::ADVANCE_QUEUE,
+        &crate::workflow_signals::AdvanceRun { run_id },
+        due,
+    )
+    .await
 }
 
 /// Replaces the state and view of a run created in this very transaction

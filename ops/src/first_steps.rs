@@ -12,7 +12,7 @@ use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::Run;
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
-use boxoffice_workers::engine::{Dispatch, HoldBatcher, Issued, RemoteCalls};
+use boxoffice_workers::engine::{Advanced, Dispatch, HoldBatcher, Issued, RemoteCalls};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use tokio::sync::{Semaphore, mpsc};
@@ -190,10 +190,14 @@ impl FirstSteps for EngineFirstSteps {
             {
                 tracing::warn!(run_id = %run.id, "the API's provider calls stopped; the payment intent waits for its backstop");
             }
-            Ok(match (advanced.status, advanced.step, advanced.view) {
-                (Some(status), Some(step), Some(view)) => Some(FirstStep { status, step, view }),
-                _ => None,
-            })
+            Ok(first_step_of(advanced))
+        })
+    }
+
+    fn refuse_sold_out<'a>(&'a self, conn: &'a mut AsyncPgConnection, run: &'a Run) -> Taken<'a> {
+        Box::pin(async move {
+            let refused = first_step::refuse_if_sold_out(conn, &self.signer, run).await?;
+            Ok(refused.and_then(first_step_of))
         })
     }
 
@@ -203,5 +207,13 @@ impl FirstSteps for EngineFirstSteps {
                 calls.finish().await;
             }
         })
+    }
+}
+
+/// Where an advance left the run, when it moved it.
+fn first_step_of(advanced: Advanced) -> Option<FirstStep> {
+    match (advanced.status, advanced.step, advanced.view) {
+        (Some(status), Some(step), Some(view)) => Some(FirstStep { status, step, view }),
+        _ => None,
     }
 }

@@ -17,7 +17,14 @@
 //! the step fails, a start message due at once takes its place; if the process
 //! dies before either, the backstop comes due and a worker takes the step. A
 //! worker that takes it as well finds the run past its start and does nothing.
+//!
+//! A run whose seats are gone already as it starts ([`refuse_if_sold_out`])
+//! takes its step inside the transaction that creates it: it ends sold out in
+//! that one commit, with no hold to wait for and no start message. In a sale,
+//! most buyers come after the last seat is held, and each of them cost three
+//! commits and a place in the batch of holds to learn it.
 
+use boxoffice_models::holds;
 use boxoffice_models::outbox;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::Run;
@@ -25,9 +32,11 @@ use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
+use super::ahead::Ahead;
 use super::executor::advance_at;
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
+use crate::kinds;
 
 /// How long a run started with its first step taken by its starter waits
 /// before a worker takes the step instead: longer than a step takes under a
@@ -88,4 +97,37 @@ pub async fn take(
             Err(e)
         }
     }
+}
+
+/// Takes the first step of `run`, inside the transaction that is creating it
+/// on `conn`, when the seats it would hold are not there as of now
+/// (`holds::refused_now`): the run ends sold out in that transaction's
+/// commit, as a refused hold would have ended it (the same decision and
+/// history, through the engine's own advance). `None` when the step holds
+/// nothing or every line may still fit: then the caller writes the start
+/// message and [`take`]s the step as usual.
+pub async fn refuse_if_sold_out(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    run: &Run,
+) -> anyhow::Result<Option<Advanced>> {
+    let now = Utc::now();
+    let Some((lines, _expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
+        return Ok(None);
+    };
+    let Some(outcome) = holds::refused_now(conn, &lines).await? else {
+        return Ok(None);
+    };
+    let refused = Ahead { lines, outcome };
+    let advanced = advance_at(
+        conn,
+        signer,
+        run.id,
+        Trigger::Poke,
+        now,
+        Some(&refused),
+        Dispatch::Queue,
+    )
+    .await?;
+    Ok(Some(advanced))
 }

@@ -8,7 +8,7 @@ use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
 use boxoffice_workflows::checkout::{Checkout, CheckoutState};
 use boxoffice_workflows::engine::{RunStatus, Workflow};
 use chrono::Utc;
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -134,14 +134,14 @@ pub async fn start_checkout(
     // The process takes the run's first step itself (below); the start
     // message is its backstop, due later.
     let due = state.first_steps.as_ref().map(|steps| steps.backstop_due());
-    let inserted = conn
+    let created = conn
         .transaction::<_, AppError, _>(async |conn| {
             limits::lock_and_check(conn, auth.user_id, &req, limit, &new.idempotency_key).await?;
-            Ok(workflow_runs::start_within_due(conn, &new, due).await?)
+            create(&state, conn, &new, due).await
         })
         .await;
-    let (inserted, backstop) = match inserted {
-        Ok(inserted) => inserted,
+    let created = match created {
+        Ok(created) => created,
         Err(refused) => {
             return earlier_or(
                 &state,
@@ -154,22 +154,57 @@ pub async fn start_checkout(
             .await;
         }
     };
-    let run = match inserted {
-        Inserted::Created(run) => {
-            metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
-            run
-        }
-        Inserted::Existing(run) => {
+    let (run, stepped) = match created {
+        Created::Existing(run) => {
             let run = same_request(run, &request_hash)?;
             let stepped = step_left_behind(&state, &mut conn, &run).await;
             return started(run, stepped);
         }
+        Created::Decided(run, step) => (run, Some(step)),
+        Created::ToStep(run, backstop) => {
+            let stepped = first_step(&state, &mut conn, &run, Some(backstop)).await;
+            (run, stepped)
+        }
     };
-    let stepped = match backstop {
-        Some(backstop) => first_step(&state, &mut conn, &run, Some(backstop)).await,
-        None => None,
-    };
+    metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
     started(run, stepped)
+}
+
+/// What the start's transaction did.
+enum Created {
+    /// Created now, its first step to take; the start message (its backstop
+    /// when this process takes the step) is `.1`.
+    ToStep(workflow_runs::Run, i64),
+    /// Created now and decided in the same commit (sold out already).
+    Decided(workflow_runs::Run, FirstStep),
+    /// Started before with this key.
+    Existing(workflow_runs::Run),
+}
+
+/// Inserts the run in the start's transaction and, unless its key started one
+/// before, either decides it there (its seats are gone already: no start
+/// message, no hold to wait for) or writes its start message, due at `due`.
+async fn create(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    new: &NewRun,
+    due: Option<chrono::DateTime<Utc>>,
+) -> AppResult<Created> {
+    let run = match workflow_runs::insert_idempotent(conn, new).await? {
+        Inserted::Created(run) => run,
+        Inserted::Existing(run) => return Ok(Created::Existing(run)),
+    };
+    if let Some(steps) = state.first_steps.as_ref() {
+        let refused = steps
+            .refuse_sold_out(conn, &run)
+            .await
+            .map_err(AppError::internal)?;
+        if let Some(step) = refused {
+            return Ok(Created::Decided(run, step));
+        }
+    }
+    let backstop = workflow_runs::push_start(conn, run.id, due).await?;
+    Ok(Created::ToStep(run, backstop))
 }
 
 /// The run this participant's `key` started before, as [`started`] answers

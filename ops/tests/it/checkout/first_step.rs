@@ -18,7 +18,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::fixtures::{
-    SaleEvent, count, counters, event_on_sale, is_finished, order, start, start_all, wait_for,
+    SaleEvent, cancel, count, counters, event_on_sale, is_finished, order, start, start_all,
+    wait_for, waiting_checkout,
 };
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
@@ -342,4 +343,167 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
         .await,
         2
     );
+}
+
+/// `(status, step, error code)` and the history (`step input outcome` per
+/// record, in order) of a run, and whether it was created and last changed
+/// by one transaction (`now()` is the transaction's start).
+async fn decided(db_url: &str, run_id: &str) -> (String, String, Vec<String>, bool) {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        step: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        code: String,
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+        history: Vec<String>,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        one_commit: bool,
+    }
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
+    let row: Row = diesel::sql_query(
+        "SELECT r.status, r.step, coalesce(r.state -> 'error' ->> 'code', '') AS code,
+                array(SELECT s.step || ' ' || s.input || ' ' || s.outcome FROM workflow_steps s
+                       WHERE s.run_id = r.id ORDER BY s.id) AS history,
+                r.created_at = r.updated_at AS one_commit
+           FROM workflow_runs r WHERE r.id = $1::uuid",
+    )
+    .bind::<diesel::sql_types::Text, _>(run_id)
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    (
+        format!("{} {}", row.status, row.step),
+        row.code,
+        row.history,
+        row.one_commit,
+    )
+}
+
+#[tokio::test]
+async fn a_checkout_started_after_the_last_seat_ends_sold_out_in_the_commit_that_creates_it() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 2), (1500, 5)], 15).await;
+    let (gone, spare) = (event.ticket_types[0], event.ticket_types[1]);
+    let first = app.create_user(&[Role::Participant]).await;
+    let held: Value = start(
+        &app.base_url,
+        &app.client,
+        &first,
+        order(&event, 0, 2),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(held["expires_at"].is_string(), "{held}");
+
+    // The last seat is held: the next buyer learns it in the answer.
+    let late = app.create_user(&[Role::Participant]).await;
+    let r = start(&app.base_url, &app.client, &late, order(&event, 0, 1), None).await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "compensated", "{body}");
+    assert_eq!(body["error"]["code"], "sold_out", "{body}");
+    let late_run = body["run_id"].as_str().unwrap().to_owned();
+    let (status, code, history, one_commit) = decided(&app.db.url, &late_run).await;
+    assert!(one_commit, "created and decided in one transaction");
+    // It needed no start message.
+    assert_eq!(
+        count(&app.db.url, &messages("advance_run", &late_run, false)).await
+            + count(&app.db.url, &messages("advance_run", &late_run, true)).await,
+        0
+    );
+
+    // A run refused by the batch of holds, as before: created, then stepped.
+    let (_owner, run, backstop) = run_with_backstop(&app, event.event_id, gone).await;
+    let mut api_conn = app.pool().get().await.unwrap();
+    let stepped = ApiSteps::of(&app)
+        .take(&mut api_conn, &run, Some(backstop))
+        .await
+        .unwrap();
+    assert_eq!(
+        stepped.status.as_deref(),
+        Some("compensated"),
+        "{stepped:?}"
+    );
+    let batch = decided(&app.db.url, &run.id.to_string()).await;
+    assert!(!batch.3, "the usual path commits twice");
+    // The same decision and the same history either way.
+    assert_eq!(
+        (status, code, history),
+        (batch.0, batch.1, batch.2),
+        "decided in the start against decided by the batch of holds"
+    );
+
+    // An order with a line that fits and one that does not takes nothing.
+    let both = serde_json::json!({ "event_id": event.event_id, "items": [
+        { "ticket_type_id": spare, "quantity": 1 },
+        { "ticket_type_id": gone, "quantity": 1 },
+    ]});
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let body: Value = start(&app.base_url, &app.client, &buyer, both, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"]["code"], "sold_out", "{body}");
+    let detail = body["error"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("0 available"), "{body}");
+    let mixed = decided(&app.db.url, body["run_id"].as_str().unwrap()).await;
+    assert!(mixed.3, "{mixed:?}");
+    assert_eq!(counters(&app.db.url, spare).await, (5, 0, 0));
+    assert_eq!(counters(&app.db.url, gone).await, (2, 0, 2));
+
+    // The funnel counts each refused run once, as sold out.
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!(
+                "SELECT outcome FROM analytics_checkouts WHERE event_id = '{}'
+                  GROUP BY outcome HAVING (outcome, sum(runs)) IN (('sold_out', 3), ('in_progress', 1))",
+                event.event_id
+            )
+        )
+        .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_seat_given_back_is_held_by_the_next_start() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    app.start_workers(&sandbox.base_url);
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(2500, 2)], 15).await;
+    let ticket_type = event.ticket_types[0];
+    let first = app.create_user(&[Role::Participant]).await;
+    let (run_id, _intent) = waiting_checkout(&app, &first, order(&event, 0, 2), "given-back").await;
+    let late = app.create_user(&[Role::Participant]).await;
+    let body: Value = start(&app.base_url, &app.client, &late, order(&event, 0, 2), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"]["code"], "sold_out", "{body}");
+
+    // The first buyer gives both seats back; the next start reads the type's
+    // counters as they are now, and holds exactly what is left.
+    assert_eq!(cancel(&app, &first, &run_id).await.status(), 202);
+    wait_for(&app, &first, &run_id, Duration::from_secs(20), is_finished).await;
+    assert_eq!(counters(&app.db.url, ticket_type).await, (2, 0, 0));
+    let next = app.create_user(&[Role::Participant]).await;
+    let body: Value = start(&app.base_url, &app.client, &next, order(&event, 0, 2), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(body["expires_at"].is_string(), "{body}");
+    assert_eq!(counters(&app.db.url, ticket_type).await, (2, 0, 2));
 }
