@@ -126,6 +126,7 @@ pub async fn refuse_if_sold_out(
         Trigger::Poke,
         now,
         Some(&refused),
+        // A refusal issues no remote command.
         Dispatch::Queue,
     )
     .await?;

@@ -345,9 +345,9 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
     );
 }
 
-/// `(status, step, error code)` and the history (`step input outcome` per
-/// record, in order) of a run, and whether it was created and last changed
-/// by one transaction (`now()` is the transaction's start).
+/// A run's `status step`, its error code, its history (`step input
+/// outcome` per record, in order), and whether one transaction created it
+/// and last changed it (`now()` is the transaction's start).
 async fn decided(db_url: &str, run_id: &str) -> (String, String, Vec<String>, bool) {
     #[derive(diesel::QueryableByName)]
     struct Row {
