@@ -6,9 +6,8 @@
 //! A checkout's first step is its hold: taken here, the `POST` answers with
 //! the decision (held until a deadline, or sold out). A checkout that starts
 //! when its seats are gone already is decided inside the transaction that
-//! creates it. What the step issues
-//! next (a paid checkout's payment intent) the implementation may carry out
-//! after the answer, on its own.
+//! creates it. What the step issues next (a paid checkout's payment intent)
+//! the implementation may carry out after the answer, on its own.
 
 use boxoffice_models::workflow_runs::Run;
 use diesel_async::AsyncPgConnection;
