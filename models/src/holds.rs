@@ -18,6 +18,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::schema::{holds, ticket_types};
+use crate::seats_left;
 
 /// One line: a ticket type and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +59,7 @@ enum Refusal {
     Db(#[from] diesel::result::Error),
 }
 
-fn sorted(lines: &[Line]) -> Vec<Line> {
+pub(crate) fn sorted(lines: &[Line]) -> Vec<Line> {
     let mut lines = lines.to_vec();
     lines.sort_by_key(|l| l.ticket_type_id);
     lines
@@ -274,58 +275,13 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
 /// Why a line does not fit: what is left of its ticket type for the public
 /// (never the units its waitlist waits for).
 async fn short(conn: &mut AsyncPgConnection, line: Line) -> QueryResult<Refusal> {
-    let left = left_for_public(conn, &[line.ticket_type_id]).await?;
+    let left = seats_left::left_for_public(conn, &[line.ticket_type_id]).await?;
     let available = left.as_slice().first().map_or(0, |&(_, left)| left.max(0));
     Ok(Refusal::Short {
         ticket_type_id: line.ticket_type_id,
         requested: line.quantity,
         available,
     })
-}
-
-/// What is left of each of these ticket types for the public (never the
-/// units its waitlist waits for), read without a lock; a type that does not
-/// exist is left out.
-async fn left_for_public(
-    conn: &mut AsyncPgConnection,
-    ticket_type_ids: &[Uuid],
-) -> QueryResult<Vec<(Uuid, i32)>> {
-    let guard = ticket_types::capacity
-        - ticket_types::sold
-        - ticket_types::held
-        - ticket_types::waiting_units;
-    ticket_types::table
-        .filter(ticket_types::id.eq_any(ticket_type_ids))
-        .select((ticket_types::id, guard))
-        .load(conn)
-        .await
-}
-
-/// The refusal a hold of `lines` would meet if it were taken now, when one of
-/// them does not fit what is left (the first in holding order, as
-/// [`hold`] names it); `None` when every line fits, and then only a hold
-/// decides. Read without a lock and takes nothing: what was left at the read
-/// may be taken or freed a moment later, but a buyer refused here was refused
-/// by the counters as they stood after the request came in, as a hold at that
-/// moment would have been. A sold-out sale's later buyers are decided so
-/// without waiting for the type's row lock.
-pub async fn refused_now(
-    conn: &mut AsyncPgConnection,
-    lines: &[Line],
-) -> QueryResult<Option<HoldOutcome>> {
-    let ids: Vec<Uuid> = lines.iter().map(|l| l.ticket_type_id).collect();
-    let left = left_for_public(conn, &ids).await?;
-    Ok(sorted(lines).into_iter().find_map(|line| {
-        let available = left
-            .iter()
-            .find(|(id, _)| *id == line.ticket_type_id)
-            .map_or(0, |&(_, left)| left.max(0));
-        (available < line.quantity).then_some(HoldOutcome::Refused {
-            ticket_type_id: line.ticket_type_id,
-            requested: line.quantity,
-            available,
-        })
-    }))
 }
 
 /// The units a waitlist offer held for this run (moved to it when the offer

@@ -36,6 +36,7 @@ pub mod refunds;
 pub mod reminders;
 pub mod scheduled_job_runs;
 pub mod schema;
+pub mod seats_left;
 pub mod sessions;
 pub mod ticket_codes;
 pub mod ticket_types;

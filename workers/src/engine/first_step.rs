@@ -24,8 +24,8 @@
 //! most buyers come after the last seat is held, and each of them cost three
 //! commits and a place in the batch of holds to learn it.
 
-use boxoffice_models::holds;
 use boxoffice_models::outbox;
+use boxoffice_models::seats_left;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::Run;
 use chrono::Utc;
@@ -101,7 +101,7 @@ pub async fn take(
 
 /// Takes the first step of `run`, inside the transaction that is creating it
 /// on `conn`, when the seats it would hold are not there as of now
-/// (`holds::refused_now`): the run ends sold out in that transaction's
+/// (`seats_left::refused_now`): the run ends sold out in that transaction's
 /// commit, as a refused hold would have ended it (the same decision and
 /// history, through the engine's own advance). `None` when the step holds
 /// nothing or every line may still fit: then the caller writes the start
@@ -115,7 +115,7 @@ pub async fn refuse_if_sold_out(
     let Some((lines, _expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
         return Ok(None);
     };
-    let Some(outcome) = holds::refused_now(conn, &lines).await? else {
+    let Some(outcome) = seats_left::refused_now(conn, &lines).await? else {
         return Ok(None);
     };
     let refused = Ahead { lines, outcome };
