@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::{bookings, events};
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -25,8 +26,10 @@ pub struct Booking {
     pub updated_at: DateTime<Utc>,
 }
 
+// `None` is bound as NULL (the columns' default), so that the insert has one
+// text: it is kept prepared (`crate::prepared`).
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = bookings)]
+#[diesel(table_name = bookings, treat_none_as_default_value = false)]
 pub struct NewBooking {
     pub id: Uuid,
     pub run_id: Uuid,
@@ -50,6 +53,7 @@ pub async fn create_for_run(
         .on_conflict(bookings::run_id)
         .do_nothing()
         .returning(Booking::as_returning())
+        .keep_prepared()
         .get_result(conn)
         .await
         .optional()?;

@@ -15,6 +15,8 @@ use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
+
 /// The statuses of a run that is not over.
 const BUSY: &str = "status IN ('running', 'waiting', 'compensating')";
 
@@ -43,6 +45,7 @@ pub async fn lock_and_find_open(
         .bind::<SqlUuid, _>(user_id)
         .bind::<SqlUuid, _>(event_id)
         .bind::<Array<Text>, _>(idle_steps)
+        .keep_prepared()
         .get_result(conn)
         .await
         .optional()

@@ -22,6 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::holds::PricedHold;
+use crate::prepared::KeepPrepared;
 
 /// One run's wish: `quantity` units until `expires_at`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +124,7 @@ pub async fn hold_many(
     .bind::<Array<Integer>, _>(&quantities)
     .bind::<Array<Timestamptz>, _>(&expiries)
     .bind::<Array<SqlUuid>, _>(&hold_ids)
+    .keep_prepared()
     .load(conn)
     .await?;
     // No such ticket type: nothing to take.

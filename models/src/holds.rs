@@ -17,6 +17,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::{holds, ticket_types};
 use crate::seats_left;
 
@@ -194,6 +195,7 @@ async fn take_line_with_hold(
     .bind::<Integer, _>(line.quantity)
     .bind::<SqlUuid, _>(Uuid::now_v7())
     .bind::<Timestamptz, _>(expires_at)
+    .keep_prepared()
     .get_result(conn)
     .await
     .optional()?;
@@ -415,6 +417,7 @@ async fn close_for_run(conn: &mut AsyncPgConnection, run_id: Uuid, sell: bool) -
                 holds::status.eq(if sell { "converted" } else { "released" }),
                 holds::closed_at.eq(diesel::dsl::now),
             ))
+            .keep_prepared()
             .execute(conn)
             .await?;
         total += quantity;

@@ -31,6 +31,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod pool;
 pub mod preferences;
+pub mod prepared;
 pub mod prime;
 pub mod refunds;
 pub mod reminders;

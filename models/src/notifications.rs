@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::outbox;
+use crate::prepared::KeepPrepared;
 use crate::schema::notifications;
 
 /// The job queue that sends notifications (the `send_email` job's name).
@@ -80,8 +81,10 @@ pub struct NewNotification<'a> {
     pub context: &'a serde_json::Value,
 }
 
+// `user_id: None` is bound as NULL (the column's default), so that the insert
+// has one text: it is kept prepared (`crate::prepared`).
 #[derive(Insertable)]
-#[diesel(table_name = notifications)]
+#[diesel(table_name = notifications, treat_none_as_default_value = false)]
 struct NewRow<'a> {
     id: Uuid,
     dedupe_key: &'a str,
@@ -117,6 +120,7 @@ pub async fn enqueue(
             .on_conflict(notifications::dedupe_key)
             .do_nothing()
             .returning(notifications::id)
+            .keep_prepared()
             .get_result::<Uuid>(conn)
             .await
             .optional()?;
@@ -181,6 +185,7 @@ pub async fn mark_sent(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()
             notifications::last_error.eq(None::<String>),
             notifications::updated_at.eq(diesel::dsl::now),
         ))
+        .keep_prepared()
         .execute(conn)
         .await?;
     Ok(())

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::outbox;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -45,6 +46,7 @@ pub async fn push<T: Serialize>(
             available_at: available_at.unwrap_or_else(Utc::now),
         })
         .returning(outbox::id)
+        .keep_prepared()
         .get_result(conn)
         .await
 }

@@ -10,6 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::bookings::Booking;
+use crate::prepared::KeepPrepared;
 use crate::schema::{bookings, refunds, ticket_types, tickets};
 use crate::tickets::TicketStatus;
 
@@ -497,6 +498,7 @@ pub async fn set_paid(conn: &mut AsyncPgConnection, paid: &[(Uuid, i64)]) -> Que
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
     .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(amounts)
+    .keep_prepared()
     .execute(conn)
     .await?;
     Ok(())

@@ -20,6 +20,7 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::tickets;
 use crate::ticket_codes::{TicketClaims, TicketNumber, TicketSigner};
 
@@ -163,6 +164,7 @@ pub async fn insert_for_booking(
     let mut inserted = diesel::insert_into(tickets::table)
         .values(&rows)
         .returning(Ticket::as_returning())
+        .keep_prepared()
         .get_results(conn)
         .await?;
     // RETURNING keeps no promised order; callers get issue order.

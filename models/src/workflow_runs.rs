@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::workflow_runs;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -34,8 +35,10 @@ pub struct Run {
     pub child_key: Option<String>,
 }
 
+// `None` is bound as NULL (every such column defaults to NULL), so that the
+// insert's text is one: it is kept prepared (`crate::prepared`).
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = workflow_runs)]
+#[diesel(table_name = workflow_runs, treat_none_as_default_value = false)]
 pub struct NewRun {
     pub id: Uuid,
     pub kind: String,
@@ -73,6 +76,7 @@ pub async fn insert_idempotent(
         .filter_target(workflow_runs::idempotency_key.is_not_null())
         .do_nothing()
         .returning(Run::as_returning())
+        .keep_prepared()
         .get_result(conn)
         .await
         .optional()?;
@@ -156,6 +160,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, id: Uuid, t: &Transition) -> Qu
             workflow_runs::updated_at.eq(diesel::dsl::now),
         ))
         .returning(workflow_runs::version)
+        .keep_prepared()
         .get_result(conn)
         .await
 }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::{workflow_runs, workflow_signals};
 
 /// The queue that carries "look at run R" messages.
@@ -69,6 +70,7 @@ pub async fn record(conn: &mut AsyncPgConnection, signal: NewSignal) -> QueryRes
             ))
             .on_conflict(workflow_signals::dedupe_key)
             .do_nothing()
+            .keep_prepared()
             .execute(conn)
             .await?;
         if inserted == 0 {
@@ -106,6 +108,7 @@ pub async fn pending_for_run(
 pub async fn mark_consumed(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
     diesel::update(workflow_signals::table.find(id))
         .set(workflow_signals::consumed_at.eq(diesel::dsl::now))
+        .keep_prepared()
         .execute(conn)
         .await
         .map(|_| ())

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use crate::prepared::KeepPrepared;
 use crate::schema::workflow_steps;
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
@@ -22,8 +23,10 @@ pub struct StepRecord {
     pub finished_at: DateTime<Utc>,
 }
 
+// `error: None` is bound as NULL (the column's default), so that an insert of
+// n records has one text: it is kept prepared (`crate::prepared`).
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = workflow_steps)]
+#[diesel(table_name = workflow_steps, treat_none_as_default_value = false)]
 pub struct NewStepRecord {
     pub run_id: Uuid,
     pub step: String,
@@ -39,6 +42,7 @@ pub struct NewStepRecord {
 pub async fn record(conn: &mut AsyncPgConnection, rec: &NewStepRecord) -> QueryResult<()> {
     diesel::insert_into(workflow_steps::table)
         .values(rec)
+        .keep_prepared()
         .execute(conn)
         .await
         .map(|_| ())
@@ -51,6 +55,7 @@ pub async fn record_all(conn: &mut AsyncPgConnection, recs: &[NewStepRecord]) ->
     }
     diesel::insert_into(workflow_steps::table)
         .values(recs)
+        .keep_prepared()
         .execute(conn)
         .await
         .map(|_| ())

@@ -14,5 +14,6 @@ mod late_coupon;
 mod limits;
 mod paid;
 mod payment_checks;
+mod prepared_statements;
 mod sale_terms;
 mod signals;
