@@ -42,10 +42,11 @@ pub trait FirstSteps: Send + Sync {
         backstop_id: Option<i64>,
     ) -> Taken<'a>;
 
-    /// Inside the transaction creating `run` on `conn`: when the seats its
-    /// first step would hold are gone already, takes the step there (the run
-    /// ends sold out in that same commit, and needs no start message);
-    /// `Ok(None)` when the step is to be taken as usual ([`Self::take`]).
+    /// Inside the transaction creating `run` on `conn` (`run` as its insert
+    /// returned it): when the seats its first step would hold are gone
+    /// already, takes the step there (the run ends sold out in that same
+    /// commit, and needs no start message); `Ok(None)` when the step is to
+    /// be taken as usual ([`Self::take`]).
     fn refuse_sold_out<'a>(&'a self, conn: &'a mut AsyncPgConnection, run: &'a Run) -> Taken<'a>;
 
     /// Called once the process has stopped taking requests, before it exits:

@@ -31,8 +31,10 @@ struct NewOutboxMessage<'a> {
 
 /// Queues `payload` for the job queue `queue` (the job's name, e.g. `"send_email"`),
 /// to be relayed no earlier than `available_at` (now when `None`). Returns the id.
+/// Takes a shared connection: a step's writes go out together (see
+/// `workflow_steps::record_all`).
 pub async fn push<T: Serialize>(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     queue: &str,
     payload: &T,
     available_at: Option<DateTime<Utc>>,
@@ -47,7 +49,7 @@ pub async fn push<T: Serialize>(
         })
         .returning(outbox::id)
         .keep_prepared()
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
 }
 

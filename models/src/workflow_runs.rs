@@ -152,7 +152,9 @@ pub struct Transition {
 }
 
 /// Writes a transition of a locked run and bumps its version; returns the new version.
-pub async fn apply(conn: &mut AsyncPgConnection, id: Uuid, t: &Transition) -> QueryResult<i32> {
+/// Takes a shared connection: a step's writes go out together (see
+/// `workflow_steps::record_all`).
+pub async fn apply(mut conn: &AsyncPgConnection, id: Uuid, t: &Transition) -> QueryResult<i32> {
     diesel::update(workflow_runs::table.find(id))
         .set((
             t,
@@ -161,7 +163,7 @@ pub async fn apply(conn: &mut AsyncPgConnection, id: Uuid, t: &Transition) -> Qu
         ))
         .returning(workflow_runs::version)
         .keep_prepared()
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
 }
 

@@ -49,14 +49,16 @@ pub async fn record(conn: &mut AsyncPgConnection, rec: &NewStepRecord) -> QueryR
 }
 
 /// Records several steps in one statement, in order (ids follow the list).
-pub async fn record_all(conn: &mut AsyncPgConnection, recs: &[NewStepRecord]) -> QueryResult<()> {
+/// Takes a shared connection: a step's writes go out together (diesel-async
+/// pipelines the statements of one connection that are awaited at once).
+pub async fn record_all(mut conn: &AsyncPgConnection, recs: &[NewStepRecord]) -> QueryResult<()> {
     if recs.is_empty() {
         return Ok(());
     }
     diesel::insert_into(workflow_steps::table)
         .values(recs)
         .keep_prepared()
-        .execute(conn)
+        .execute(&mut conn)
         .await
         .map(|_| ())
 }

@@ -253,7 +253,7 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
 
     // A redelivered job (the relay or Redis handing it out again) sends nothing.
     outbox::push(
-        &mut conn,
+        &conn,
         SEND_EMAIL_QUEUE,
         &SendEmail {
             notification_id: id,

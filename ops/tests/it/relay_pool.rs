@@ -32,7 +32,7 @@ async fn the_relay_moves_messages_while_every_job_connection_is_taken() {
 
     let mut conn = app.raw_conn().await;
     let id = outbox::push(
-        &mut conn,
+        &conn,
         SEND_EMAIL_QUEUE,
         &SendEmail {
             notification_id: uuid::Uuid::now_v7(),

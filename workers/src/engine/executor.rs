@@ -86,6 +86,21 @@ pub(super) async fn advance_at(
     let Some(run) = workflow_runs::lock(conn, run_id).await? else {
         return Ok(Advanced::default());
     };
+    advance_inserted(conn, signer, run, trigger, now, ahead, dispatch).await
+}
+
+/// [`advance_at`] for a run that the caller's transaction inserted (as
+/// `run`): no other transaction sees it before the commit, so there is
+/// nothing to lock it against, and its row is the one just written.
+pub(super) async fn advance_inserted(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    run: Run,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+    ahead: Option<&Ahead>,
+    dispatch: Dispatch,
+) -> anyhow::Result<Advanced> {
     let at = At {
         now,
         ahead,
@@ -254,8 +269,8 @@ pub(crate) async fn advance_locked<W: Effects>(
         }
     }
 
-    workflow_steps::record_all(conn, &history).await?;
     if !changed {
+        workflow_steps::record_all(conn, &history).await?;
         return Ok(Advanced {
             found: true,
             changed: false,
@@ -266,32 +281,54 @@ pub(crate) async fn advance_locked<W: Effects>(
     }
     let finished = cur.status.is_ended();
     let view = serde_json::to_value(W::view(&cur.state))?;
-    workflow_runs::apply(
-        conn,
-        run.id,
-        &Transition {
-            status: cur.status.as_str().into(),
-            step: cur.step.clone(),
-            state: serde_json::to_value(&cur.state)?,
-            wake_at: cur.wake_at,
-            pending_effect: cur
-                .pending_effect
-                .as_ref()
-                .map(serde_json::to_value)
-                .transpose()?,
-            attempts: cur.attempts,
-            last_error: if cur.attempts == 0 || parked.is_some() {
-                None
-            } else {
-                run.last_error.clone()
-            },
-            finished_at: finished.then_some(run.finished_at.unwrap_or(now)),
-            view: view.clone(),
+    let transition = Transition {
+        status: cur.status.as_str().into(),
+        step: cur.step.clone(),
+        state: serde_json::to_value(&cur.state)?,
+        wake_at: cur.wake_at,
+        pending_effect: cur
+            .pending_effect
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()?,
+        attempts: cur.attempts,
+        last_error: if cur.attempts == 0 || parked.is_some() {
+            None
+        } else {
+            run.last_error.clone()
         },
-    )
-    .await?;
+        finished_at: finished.then_some(run.finished_at.unwrap_or(now)),
+        view: view.clone(),
+    };
+    let effect = issued
+        .map(|command| -> anyhow::Result<RunEffect> {
+            Ok(RunEffect {
+                run_id: run.id,
+                kind: W::KIND.to_owned(),
+                key: command.key().to_owned(),
+                command: serde_json::to_value(&command)?,
+                attempt: 1,
+            })
+        })
+        .transpose()?;
+    let effect_due = match at.dispatch {
+        Dispatch::Queue => None,
+        Dispatch::Inline => Some(now + INLINE_GRACE),
+    };
+    let timer = match (cur.status, cur.wake_at) {
+        (RunStatus::Waiting, Some(deadline)) => Some(deadline),
+        _ => None,
+    };
+    let writes = StepWrites {
+        run_id: run.id,
+        history: &history,
+        transition: &transition,
+        effect: effect.as_ref().map(|effect| (effect, effect_due)),
+        timer,
+    };
+    let backstop_id = writes.send(conn).await?;
     let step = cur.step.clone();
-    let mut queued = false;
+    let mut queued = timer.is_some();
     for child in &children {
         queued |= children::start(conn, &run, child).await?;
     }
@@ -311,19 +348,7 @@ pub(crate) async fn advance_locked<W: Effects>(
         queued = true;
     }
     let mut inline = None;
-    if let Some(command) = issued {
-        let effect = RunEffect {
-            run_id: run.id,
-            kind: W::KIND.to_owned(),
-            key: command.key().to_owned(),
-            command: serde_json::to_value(&command)?,
-            attempt: 1,
-        };
-        let due = match at.dispatch {
-            Dispatch::Queue => None,
-            Dispatch::Inline => Some(now + INLINE_GRACE),
-        };
-        let backstop_id = outbox::push(conn, EFFECT_QUEUE, &effect, due).await?;
+    if let (Some(effect), Some(backstop_id)) = (effect, backstop_id) {
         match at.dispatch {
             Dispatch::Queue => queued = true,
             Dispatch::Inline => {
@@ -333,17 +358,6 @@ pub(crate) async fn advance_locked<W: Effects>(
                 })
             }
         }
-    }
-    if let (RunStatus::Waiting, Some(deadline)) = (cur.status, cur.wake_at) {
-        // The timer: a delayed "look at run R" (the sweep is the backstop).
-        outbox::push(
-            conn,
-            ADVANCE_QUEUE,
-            &AdvanceRun { run_id: run.id },
-            Some(deadline),
-        )
-        .await?;
-        queued = true;
     }
     // Counted at the end of the transaction: only a failed commit (rare, and
     // retried) can make these counters run ahead of the table.
@@ -365,6 +379,57 @@ pub(crate) async fn advance_locked<W: Effects>(
         view: Some(view),
         issued: inline,
     })
+}
+
+/// What an advance writes for its own run: the history, the transition,
+/// the remote command's message and the timer.
+struct StepWrites<'a> {
+    run_id: Uuid,
+    history: &'a [NewStepRecord],
+    transition: &'a Transition,
+    /// The command and when its message is due (`None`: at once).
+    effect: Option<(&'a RunEffect, Option<DateTime<Utc>>)>,
+    /// When the waiting run is to be looked at again.
+    timer: Option<DateTime<Utc>>,
+}
+
+impl StepWrites<'_> {
+    /// Sends the writes together, one round trip instead of one per statement
+    /// (diesel-async pipelines the statements of a connection awaited at
+    /// once); inside the step's transaction they stand or fall together, in
+    /// any order, as none reads what another writes. Returns the command's
+    /// message id.
+    async fn send(&self, conn: &AsyncPgConnection) -> diesel::QueryResult<Option<i64>> {
+        let effect = async {
+            match self.effect {
+                Some((effect, due)) => outbox::push(conn, EFFECT_QUEUE, effect, due)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        // The timer: a delayed "look at run R" (the sweep is the backstop).
+        let timer = async {
+            match self.timer {
+                Some(deadline) => {
+                    let message = AdvanceRun {
+                        run_id: self.run_id,
+                    };
+                    outbox::push(conn, ADVANCE_QUEUE, &message, Some(deadline))
+                        .await
+                        .map(drop)
+                }
+                None => Ok(()),
+            }
+        };
+        let ((), _version, backstop_id, ()) = futures::try_join!(
+            workflow_steps::record_all(conn, self.history),
+            workflow_runs::apply(conn, self.run_id, self.transition),
+            effect,
+            timer,
+        )?;
+        Ok(backstop_id)
+    }
 }
 
 /// With nothing else to do, a waiting or finished run takes its next pending

@@ -33,7 +33,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
 use super::ahead::Ahead;
-use super::executor::advance_at;
+use super::executor::{advance_at, advance_inserted};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 use crate::kinds;
@@ -103,9 +103,11 @@ pub async fn take(
 /// on `conn`, when the seats it would hold are not there as of now
 /// (`seats_left::refused_now`): the run ends sold out in that transaction's
 /// commit, as a refused hold would have ended it (the same decision and
-/// history, through the engine's own advance). `None` when the step holds
-/// nothing or every line may still fit: then the caller writes the start
-/// message and [`take`]s the step as usual.
+/// history, through the engine's own advance). `run` is the row as that
+/// transaction inserted it: no other transaction sees it yet, so the advance
+/// does not lock it again. `None` when the step holds nothing or every line
+/// may still fit: then the caller writes the start message and [`take`]s
+/// the step as usual.
 pub async fn refuse_if_sold_out(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
@@ -119,10 +121,10 @@ pub async fn refuse_if_sold_out(
         return Ok(None);
     };
     let refused = Ahead { lines, outcome };
-    let advanced = advance_at(
+    let advanced = advance_inserted(
         conn,
         signer,
-        run.id,
+        run.clone(),
         Trigger::Poke,
         now,
         Some(&refused),

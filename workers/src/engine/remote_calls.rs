@@ -67,8 +67,8 @@ impl RemoteCalls {
         };
         tracing::warn!(run_id = %effect.run_id, error = %format!("{e:#}"), "a remote command failed to be carried out; the workers take it");
         let handed = async {
-            let mut conn = self.db.get().await?;
-            outbox::push(&mut conn, EFFECT_QUEUE, &effect, None).await?;
+            let conn = self.db.get().await?;
+            outbox::push(&conn, EFFECT_QUEUE, &effect, None).await?;
             anyhow::Ok(())
         };
         if let Err(h) = handed.await {

@@ -1,6 +1,7 @@
-//! The two shortcuts of the checkout's hot path, and why they lose nothing:
-//! the hold taken ahead of the run's transaction (`engine::ahead`) and the
-//! remote command carried out by the job that issued it (`Dispatch::Inline`).
+//! The shortcuts of the checkout's hot path, and why they lose nothing: the
+//! hold taken ahead of the run's transaction (`engine::ahead`), the remote
+//! command carried out by the job that issued it (`Dispatch::Inline`), and a
+//! step's writes sent together (`StepWrites` in `engine::executor`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use boxoffice_models::users::Role;
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
 use boxoffice_workers::engine::{Dispatch, EngineInput, RemoteCalls, Trigger, advance};
 use chrono::Utc;
+use diesel_async::SimpleAsyncConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -128,6 +130,86 @@ async fn a_hold_taken_before_a_step_crashed_is_adopted_by_the_next_attempt() {
     .unwrap();
     assert_eq!(state["lines"][0]["quantity"], 2, "{state}");
     assert_eq!(state["lines"][0]["unit_price_minor"], 2000, "{state}");
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
+/// The step's row, as Postgres has it.
+async fn step_and_version(
+    conn: &mut diesel_async::AsyncPgConnection,
+    run_id: Uuid,
+) -> (String, i32) {
+    use boxoffice_models::schema::workflow_runs::dsl as runs;
+    use diesel::QueryDsl;
+    diesel_async::RunQueryDsl::get_result(
+        runs::workflow_runs
+            .find(run_id)
+            .select((runs::step, runs::version)),
+        conn,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_step_whose_last_write_fails_keeps_none_of_its_writes() {
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
+    let (_buyer, event, run_id) = new_run(&app, 2).await;
+    let mut conn = app.raw_conn().await;
+    // The database refuses the step's payment-intent message: the last of
+    // the writes the step sends together (history, transition, message).
+    conn.batch_execute(&format!(
+        "CREATE FUNCTION refuse_intent_message() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.queue = 'run_effect' AND NEW.payload->>'run_id' = '{run_id}' THEN
+             RAISE EXCEPTION 'refused for the test';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_intent_message BEFORE INSERT ON outbox
+           FOR EACH ROW EXECUTE FUNCTION refuse_intent_message();"
+    ))
+    .await
+    .unwrap();
+    let signer = app.ticket_signer();
+    let failed = advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue).await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    // None of the step is kept: the run where it was, no history, no message.
+    assert_eq!(
+        step_and_version(&mut conn, run_id).await,
+        ("start".to_owned(), 1)
+    );
+    let history = format!("SELECT 1 FROM workflow_steps WHERE run_id = '{run_id}'");
+    let intents = format!(
+        "SELECT 1 FROM outbox WHERE queue = 'run_effect' AND payload->>'run_id' = '{run_id}'"
+    );
+    assert_eq!(count(&app.db.url, &history).await, 0);
+    assert_eq!(count(&app.db.url, &intents).await, 0);
+
+    // Let through, the next attempt takes the step once, with the hold the
+    // first one took ahead of its transaction.
+    conn.batch_execute(
+        "DROP TRIGGER refuse_intent_message ON outbox; DROP FUNCTION refuse_intent_message();",
+    )
+    .await
+    .unwrap();
+    let advanced = advance(app.pool(), &signer, run_id, Trigger::Poke, Dispatch::Queue)
+        .await
+        .unwrap();
+    assert!(advanced.changed);
+    assert_eq!(
+        step_and_version(&mut conn, run_id).await,
+        ("creating_payment_intent".to_owned(), 2)
+    );
+    assert!(count(&app.db.url, &history).await > 0);
+    assert_eq!(count(&app.db.url, &intents).await, 1);
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 2)
+    );
     assert_eq!(inconsistencies(&app).await, 0);
 }
 

@@ -201,9 +201,9 @@ pub async fn cure(app: &TestApp, run_id: &str) {
 /// Queues a "look at run R" through the outbox, as a timer or a signal does:
 /// the advance job the workers then run is the one that fails on a poisoned run.
 pub async fn poke(app: &TestApp, run_id: &str) {
-    let mut conn = app.raw_conn().await;
+    let conn = app.raw_conn().await;
     boxoffice_models::outbox::push(
-        &mut conn,
+        &conn,
         "advance_run",
         &serde_json::json!({ "run_id": run_id }),
         None,

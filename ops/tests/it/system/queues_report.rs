@@ -60,9 +60,9 @@ async fn boxoffice_queues_shows_dead_jobs_outbox_backlog_and_breaker_states() {
         .to_owned();
     poison(&app, &run_id).await;
     // One message for later: it waits in the outbox, not yet due.
-    let mut conn = app.raw_conn().await;
+    let conn = app.raw_conn().await;
     boxoffice_models::outbox::push(
-        &mut conn,
+        &conn,
         "purge_sessions",
         &serde_json::json!({ "scheduled_for": chrono::Utc::now() }),
         Some(chrono::Utc::now() + chrono::Duration::hours(1)),
