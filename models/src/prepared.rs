@@ -5,11 +5,11 @@
 //! that its SQL never changes: every `UPDATE`, every `ON CONFLICT`, every
 //! `sql_query`, every insert of several rows and, on PostgreSQL, every insert
 //! of a derived `Insertable` (any field might be written `DEFAULT`) is sent
-//! as an unnamed statement instead. diesel-async then pays a round trip to prepare it (the
-//! server parses and plans it) before the round trip that runs it, every
-//! time. A checkout's start and each of its steps are made of such
-//! statements: the run's insert, its transition, its history, the
-//! open-checkout lookup, the batch of holds.
+//! as an unnamed statement instead. diesel-async then pays a round trip to
+//! prepare it (the server parses and plans it) before the round trip that
+//! runs it, every time. A checkout's start and each of its steps are made of
+//! such statements: the run's insert, its transition, its history, its
+//! outbox messages, the open-checkout lookup, the batch of holds.
 //!
 //! The statements wrapped here have SQL that depends only on the code (and,
 //! for an insert of several rows, on how many there are: a handful of texts),

@@ -86,13 +86,14 @@ pub(super) async fn advance_at(
     let Some(run) = workflow_runs::lock(conn, run_id).await? else {
         return Ok(Advanced::default());
     };
-    advance_inserted(conn, signer, run, trigger, now, ahead, dispatch).await
+    advance_run(conn, signer, run, trigger, now, ahead, dispatch).await
 }
 
-/// [`advance_at`] for a run that the caller's transaction inserted (as
-/// `run`): no other transaction sees it before the commit, so there is
-/// nothing to lock it against, and its row is the one just written.
-pub(super) async fn advance_inserted(
+/// Advances `run`, a row the caller's transaction already holds: locked by
+/// [`advance_at`], or inserted by that very transaction (no other
+/// transaction sees it before the commit, so there is nothing to lock it
+/// against, and the row is the one just written).
+pub(super) async fn advance_run(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
     run: Run,

@@ -33,7 +33,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
 use super::ahead::Ahead;
-use super::executor::{advance_at, advance_inserted};
+use super::executor::{advance_at, advance_run};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 use crate::kinds;
@@ -121,7 +121,7 @@ pub async fn refuse_if_sold_out(
         return Ok(None);
     };
     let refused = Ahead { lines, outcome };
-    let advanced = advance_inserted(
+    let advanced = advance_run(
         conn,
         signer,
         run.clone(),
