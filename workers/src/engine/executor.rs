@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 
 use anyhow::Context;
 use boxoffice_models::DbPool;
-use boxoffice_models::outbox;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::{self, Run, Transition};
 use boxoffice_models::workflow_signals;
@@ -20,7 +19,8 @@ use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Issued, T
 use super::ahead::Ahead;
 use super::children;
 use super::hold_batcher::HoldBatcher;
-use super::messages::{ADVANCE_QUEUE, AdvanceRun, CHILD_ENDED_SIGNAL, EFFECT_QUEUE, RunEffect};
+use super::messages::{CHILD_ENDED_SIGNAL, RunEffect};
+use super::step_writes::StepWrites;
 use crate::kinds::{self, Effects, LocalCx};
 
 /// Advances `run_id` in one transaction (see the module docs of `engine`).
@@ -380,57 +380,6 @@ pub(crate) async fn advance_locked<W: Effects>(
         view: Some(view),
         issued: inline,
     })
-}
-
-/// What an advance writes for its own run: the history, the transition,
-/// the remote command's message and the timer.
-struct StepWrites<'a> {
-    run_id: Uuid,
-    history: &'a [NewStepRecord],
-    transition: &'a Transition,
-    /// The command and when its message is due (`None`: at once).
-    effect: Option<(&'a RunEffect, Option<DateTime<Utc>>)>,
-    /// When the waiting run is to be looked at again.
-    timer: Option<DateTime<Utc>>,
-}
-
-impl StepWrites<'_> {
-    /// Sends the writes together, one round trip instead of one per statement
-    /// (diesel-async pipelines the statements of a connection awaited at
-    /// once); inside the step's transaction they stand or fall together, in
-    /// any order, as none reads what another writes. Returns the command's
-    /// message id.
-    async fn send(&self, conn: &AsyncPgConnection) -> diesel::QueryResult<Option<i64>> {
-        let effect = async {
-            match self.effect {
-                Some((effect, due)) => outbox::push(conn, EFFECT_QUEUE, effect, due)
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        };
-        // The timer: a delayed "look at run R" (the sweep is the backstop).
-        let timer = async {
-            match self.timer {
-                Some(deadline) => {
-                    let message = AdvanceRun {
-                        run_id: self.run_id,
-                    };
-                    outbox::push(conn, ADVANCE_QUEUE, &message, Some(deadline))
-                        .await
-                        .map(drop)
-                }
-                None => Ok(()),
-            }
-        };
-        let ((), _version, backstop_id, ()) = futures::try_join!(
-            workflow_steps::record_all(conn, self.history),
-            workflow_runs::apply(conn, self.run_id, self.transition),
-            effect,
-            timer,
-        )?;
-        Ok(backstop_id)
-    }
 }
 
 /// With nothing else to do, a waiting or finished run takes its next pending

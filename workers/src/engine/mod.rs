@@ -12,8 +12,10 @@
 //! `remote_calls`; the outbox keeps a delayed copy as the backstop), and the
 //! process that starts a run may take its first step itself (`first_step`, with
 //! a delayed start message as the backstop) and carry out the command it
-//! issues. A duplicate or stale message finds nothing to do: the workflow
-//! ignores inputs that do not fit its state.
+//! issues. Inside the transaction, the advance's own writes (history,
+//! transition, outbox messages) go out together (`step_writes`). A duplicate
+//! or stale message finds nothing to do: the workflow ignores inputs that do
+//! not fit its state.
 
 pub mod advance_io;
 pub mod ahead;
@@ -25,6 +27,7 @@ pub mod messages;
 pub mod parking;
 pub mod remote_calls;
 pub mod resend;
+mod step_writes;
 
 pub use advance_io::{Advanced, Dispatch, EngineInput, Issued, Trigger};
 pub use executor::{advance, advance_holding};

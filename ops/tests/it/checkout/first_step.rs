@@ -7,19 +7,18 @@ use std::time::Duration;
 
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::users::Role;
-use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run};
+use boxoffice_models::workflow_runs::{self, Inserted, Run};
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use boxoffice_workers::engine::{Advanced, Dispatch, HoldBatcher};
-use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
-use boxoffice_workflows::engine::Workflow;
+use boxoffice_workflows::checkout::{CheckoutState, Item};
 use chrono::Utc;
 use diesel_async::AsyncPgConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::fixtures::{
-    SaleEvent, cancel, count, counters, event_on_sale, is_finished, order, start, start_all,
-    wait_for, waiting_checkout,
+    SaleEvent, cancel, checkout_run, count, counters, event_on_sale, is_finished, order, start,
+    start_all, wait_for, waiting_checkout,
 };
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
@@ -228,20 +227,7 @@ async fn run_with_backstop(
         None,
         15,
     );
-    let new = NewRun {
-        id: Uuid::now_v7(),
-        kind: Checkout::KIND.into(),
-        status: "running".into(),
-        step: Checkout::initial_step().into(),
-        state: serde_json::to_value(&state).unwrap(),
-        correlation_id: None,
-        owner_id: Some(buyer.id),
-        idempotency_key: None,
-        request_hash: None,
-        view: serde_json::to_value(Checkout::view(&state)).unwrap(),
-        parent_id: None,
-        child_key: None,
-    };
+    let new = checkout_run(&state, None);
     let mut conn = app.pool().get().await.unwrap();
     let (inserted, backstop) =
         workflow_runs::start_within_due(&mut conn, &new, Some(Utc::now() + FIRST_STEP_GRACE))

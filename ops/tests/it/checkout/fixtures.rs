@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use boxoffice_models::workflow_runs::NewRun;
+use boxoffice_workflows::checkout::{Checkout, CheckoutState};
+use boxoffice_workflows::engine::Workflow;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -239,4 +242,24 @@ pub async fn waiting_checkout(
     .await;
     let intent = view["payment"]["intent_id"].as_str().unwrap().to_owned();
     (run_id, intent)
+}
+
+/// A new checkout run of `state`, as the API inserts it, started under the
+/// `Idempotency-Key` `key` when there is one (with a request hash, as the
+/// API stores both or neither).
+pub fn checkout_run(state: &CheckoutState, key: Option<&str>) -> NewRun {
+    NewRun {
+        id: Uuid::now_v7(),
+        kind: Checkout::KIND.into(),
+        status: "running".into(),
+        step: Checkout::initial_step().into(),
+        state: serde_json::to_value(state).unwrap(),
+        correlation_id: None,
+        owner_id: Some(state.user_id),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: key.map(|_| vec![0; 32]),
+        view: serde_json::to_value(Checkout::view(state)).unwrap(),
+        parent_id: None,
+        child_key: None,
+    }
 }

@@ -1,7 +1,7 @@
 //! The shortcuts of the checkout's hot path, and why they lose nothing: the
 //! hold taken ahead of the run's transaction (`engine::ahead`), the remote
 //! command carried out by the job that issued it (`Dispatch::Inline`), and a
-//! step's writes sent together (`StepWrites` in `engine::executor`).
+//! step's writes sent together (`engine::step_writes`).
 
 use std::sync::Arc;
 use std::time::Duration;

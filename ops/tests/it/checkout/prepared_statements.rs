@@ -8,20 +8,19 @@ use boxoffice_models::bookings::{self, NewBooking};
 use boxoffice_models::hold_batch::{self, Answer, Request};
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::users::Role;
-use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
+use boxoffice_models::workflow_runs::{self, Inserted};
 use boxoffice_models::workflow_signals::{self, NewSignal, Recorded};
 use boxoffice_models::{checkout_limits, holds, refunds, tickets};
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use boxoffice_workers::engine::{Dispatch, HoldBatcher};
-use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item, STEPS_HOLDING_NOTHING};
-use boxoffice_workflows::engine::Workflow;
+use boxoffice_workflows::checkout::{CheckoutState, Item, STEPS_HOLDING_NOTHING};
 use chrono::{Duration, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::fixtures::{SaleEvent, event_on_sale};
+use super::fixtures::{SaleEvent, checkout_run, event_on_sale};
 use crate::harness::TestApp;
 
 /// How many checkouts the one connection serves.
@@ -56,20 +55,8 @@ async fn one_checkout(app: &TestApp, conn: &mut AsyncPgConnection, event: &SaleE
         quantity: 2,
     }];
     let state = CheckoutState::new(buyer.id, event.event_id, items, None, 15);
-    let new = NewRun {
-        id: Uuid::now_v7(),
-        kind: Checkout::KIND.into(),
-        status: "running".into(),
-        step: Checkout::initial_step().into(),
-        state: serde_json::to_value(&state).unwrap(),
-        correlation_id: None,
-        owner_id: Some(buyer.id),
-        idempotency_key: Some(format!("prepared-{}", buyer.id)),
-        request_hash: Some(vec![0; 32]),
-        view: serde_json::to_value(Checkout::view(&state)).unwrap(),
-        parent_id: None,
-        child_key: None,
-    };
+    let key = format!("prepared-{}", buyer.id);
+    let new = checkout_run(&state, Some(&key));
     // The start's transaction.
     let (run, backstop) = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| {

@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use boxoffice_models::users::Role;
-use boxoffice_models::workflow_runs::{self, NewRun};
+use boxoffice_models::workflow_runs;
 use boxoffice_workers::registry::QUEUES;
 use boxoffice_workers::relay::{MAX_QUEUE_DEPTH, queue_depth};
+use boxoffice_workflows::checkout::CheckoutState;
 use boxoffice_workflows::checkout::Item;
-use boxoffice_workflows::checkout::{Checkout, CheckoutState};
-use boxoffice_workflows::engine::Workflow;
 use futures::future::join_all;
 
 use super::fault_support::{assert_alive, check_invariants, connect, count_of, scalar, statuses};
-use crate::checkout_support::event_on_sale;
+use crate::checkout_support::{checkout_run, event_on_sale};
 use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
@@ -60,20 +59,7 @@ async fn twenty_thousand_checkouts_backlog() {
                     None,
                     10,
                 );
-                let new = NewRun {
-                    id: uuid::Uuid::now_v7(),
-                    kind: Checkout::KIND.into(),
-                    status: "running".into(),
-                    step: Checkout::initial_step().into(),
-                    state: serde_json::to_value(&state).unwrap(),
-                    correlation_id: None,
-                    owner_id: Some(user),
-                    idempotency_key: None,
-                    request_hash: None,
-                    view: serde_json::to_value(Checkout::view(&state)).unwrap(),
-                    parent_id: None,
-                    child_key: None,
-                };
+                let new = checkout_run(&state, None);
                 workflow_runs::start(&mut conn, &new).await.unwrap();
             }
         }
