@@ -23,7 +23,12 @@ const PUBLIC_BUYERS: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_public() {
-    let app = TestApp::spawn().await;
+    // The public keeps trying from one address, as fast as it is answered:
+    // no rate limit in the way of the race this test is about.
+    let app = TestApp::builder()
+        .config(|c| c.rate_limits.per_ip_per_minute = 1_000_000)
+        .spawn()
+        .await;
     let sandbox = app.sandbox().await;
     app.start_workers(&sandbox.base_url);
     // 20 checkouts of one unit each hold the whole type.
