@@ -109,17 +109,20 @@ async fn an_intent_the_provider_fails_to_make_after_the_answer_is_retried_by_the
     let run_id = answer["run_id"].as_str().unwrap().to_owned();
 
     // The API's attempt failed: the run counts it, and its next attempt waits
-    // in the outbox for a worker (the backstop is gone).
+    // in the outbox for a worker. The backstop is dropped after the retry is
+    // scheduled, in a statement of its own: waited for too.
     let failed_attempt = format!(
         "SELECT 1 FROM workflow_steps WHERE run_id = '{run_id}' \
          AND outcome = 'retrying' AND attempt = 1"
     );
     let retry = format!("{} AND payload->>'attempt' = '2'", effect_messages(&run_id));
     let started = Instant::now();
-    while count(&api.db.url, &failed_attempt).await == 0 {
+    while count(&api.db.url, &failed_attempt).await == 0
+        || count(&api.db.url, &effect_messages(&run_id)).await != 1
+    {
         assert!(
             started.elapsed() < Duration::from_secs(10),
-            "the API's attempt was not recorded"
+            "the API's attempt was not recorded, or its backstop not dropped"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
