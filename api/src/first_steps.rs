@@ -9,9 +9,10 @@
 //! creates it. What the step issues next (a paid checkout's payment intent)
 //! the implementation may carry out after the answer, on its own.
 
-use boxoffice_models::workflow_runs::Run;
+use boxoffice_models::workflow_runs::{NewRun, Run};
 use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
+use uuid::Uuid;
 
 /// Where a run stands after its first step.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,18 @@ pub struct FirstStep {
 }
 
 pub type Taken<'a> = BoxFuture<'a, anyhow::Result<Option<FirstStep>>>;
+
+/// A run decided as it was inserted, its seats gone already.
+#[derive(Debug)]
+pub enum SoldOut {
+    /// Inserted ended: its id, and where it stands.
+    Decided(Uuid, FirstStep),
+    /// The request's idempotency key had started this run before: nothing
+    /// was inserted.
+    StartedBefore(Box<Run>),
+}
+
+pub type Refused<'a> = BoxFuture<'a, anyhow::Result<Option<SoldOut>>>;
 pub type Finishing<'a> = BoxFuture<'a, ()>;
 
 pub trait FirstSteps: Send + Sync {
@@ -42,12 +55,16 @@ pub trait FirstSteps: Send + Sync {
         backstop_id: Option<i64>,
     ) -> Taken<'a>;
 
-    /// Inside the transaction creating `run` on `conn` (`run` as its insert
-    /// returned it): when the seats its first step would hold are gone
-    /// already, takes the step there (the run ends sold out in that same
-    /// commit, and needs no start message); `Ok(None)` when the step is to
-    /// be taken as usual ([`Self::take`]).
-    fn refuse_sold_out<'a>(&'a self, conn: &'a mut AsyncPgConnection, run: &'a Run) -> Taken<'a>;
+    /// Inside the transaction about to insert `new` on `conn`: when the
+    /// seats its first step would hold are gone already, takes the step
+    /// there and inserts the run as it leaves it (ended sold out, in that same
+    /// commit, with no start message); `Ok(None)` when the run is to be
+    /// inserted and its step taken as usual ([`Self::take`]).
+    fn insert_if_sold_out<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        new: &'a NewRun,
+    ) -> Refused<'a>;
 
     /// Called once the process has stopped taking requests, before it exits:
     /// finishes, within a bound, what first steps left to do after their

@@ -54,6 +54,60 @@ pub struct NewRun {
     pub child_key: Option<String>,
 }
 
+impl NewRun {
+    /// The run as its insert would write it at `now` (the table's defaults
+    /// filled in), for an advance that decides it before it is written
+    /// (see [`insert_decided`]).
+    pub fn unwritten(&self, now: DateTime<Utc>) -> Run {
+        Run {
+            id: self.id,
+            kind: self.kind.clone(),
+            status: self.status.clone(),
+            step: self.step.clone(),
+            state: self.state.clone(),
+            version: 1,
+            wake_at: None,
+            pending_effect: None,
+            attempts: 0,
+            last_error: None,
+            correlation_id: self.correlation_id.clone(),
+            owner_id: self.owner_id,
+            idempotency_key: self.idempotency_key.clone(),
+            request_hash: self.request_hash.clone(),
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            view: self.view.clone(),
+            parent_id: self.parent_id,
+            child_key: self.child_key.clone(),
+        }
+    }
+}
+
+/// A new run with the columns of a transition already taken (see
+/// [`insert_decided`]).
+#[derive(Insertable)]
+#[diesel(table_name = workflow_runs, treat_none_as_default_value = false)]
+struct DecidedRun<'a> {
+    id: Uuid,
+    kind: &'a str,
+    status: &'a str,
+    step: &'a str,
+    state: &'a serde_json::Value,
+    wake_at: Option<DateTime<Utc>>,
+    pending_effect: Option<&'a serde_json::Value>,
+    attempts: i32,
+    last_error: Option<&'a serde_json::Value>,
+    correlation_id: Option<&'a str>,
+    owner_id: Option<Uuid>,
+    idempotency_key: Option<&'a str>,
+    request_hash: Option<&'a [u8]>,
+    finished_at: Option<DateTime<Utc>>,
+    view: &'a serde_json::Value,
+    parent_id: Option<Uuid>,
+    child_key: Option<&'a str>,
+}
+
 pub enum Inserted {
     Created(Run),
     /// A run with the same owner, kind and idempotency key already exists.
@@ -80,9 +134,63 @@ pub async fn insert_idempotent(
         .get_result(conn)
         .await
         .optional()?;
-    if let Some(run) = created {
-        return Ok(Inserted::Created(run));
+    match created {
+        Some(run) => Ok(Inserted::Created(run)),
+        None => started_before(conn, new).await,
     }
+}
+
+/// Inserts `new` already moved by its first transition `t`, decided before it
+/// was written (a checkout started after its seats were gone): one row
+/// version instead of an insert and an update, so no change to notify and no
+/// funnel move to count. As [`insert_idempotent`], a key used before inserts
+/// nothing and returns the earlier run.
+pub async fn insert_decided(
+    conn: &mut AsyncPgConnection,
+    new: &NewRun,
+    t: &Transition,
+) -> QueryResult<Inserted> {
+    let row = DecidedRun {
+        id: new.id,
+        kind: &new.kind,
+        status: &t.status,
+        step: &t.step,
+        state: &t.state,
+        wake_at: t.wake_at,
+        pending_effect: t.pending_effect.as_ref(),
+        attempts: t.attempts,
+        last_error: t.last_error.as_ref(),
+        correlation_id: new.correlation_id.as_deref(),
+        owner_id: new.owner_id,
+        idempotency_key: new.idempotency_key.as_deref(),
+        request_hash: new.request_hash.as_deref(),
+        finished_at: t.finished_at,
+        view: &t.view,
+        parent_id: new.parent_id,
+        child_key: new.child_key.as_deref(),
+    };
+    let created = diesel::insert_into(workflow_runs::table)
+        .values(&row)
+        .on_conflict((
+            workflow_runs::kind,
+            workflow_runs::owner_id,
+            workflow_runs::idempotency_key,
+        ))
+        .filter_target(workflow_runs::idempotency_key.is_not_null())
+        .do_nothing()
+        .returning(Run::as_returning())
+        .keep_prepared()
+        .get_result(conn)
+        .await
+        .optional()?;
+    match created {
+        Some(run) => Ok(Inserted::Created(run)),
+        None => started_before(conn, new).await,
+    }
+}
+
+/// The run that `new`'s key started before (an insert of `new` found it).
+async fn started_before(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
     let existing = by_idempotency_key(conn, &new.kind, new.owner_id, &new.idempotency_key)
         .await?
         .ok_or(diesel::result::Error::NotFound)?;

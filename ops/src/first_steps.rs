@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxoffice_api::first_steps::{Finishing, FirstStep, FirstSteps, Taken};
+use anyhow::Context;
+use boxoffice_api::first_steps::{Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken};
 use boxoffice_models::DbPool;
 use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
-use boxoffice_models::workflow_runs::Run;
+use boxoffice_models::workflow_runs::{NewRun, Run};
+use boxoffice_workers::engine::executor::Unwritten;
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use boxoffice_workers::engine::{Advanced, Dispatch, HoldBatcher, Issued, RemoteCalls};
 use chrono::{DateTime, Utc};
@@ -194,10 +196,22 @@ impl FirstSteps for EngineFirstSteps {
         })
     }
 
-    fn refuse_sold_out<'a>(&'a self, conn: &'a mut AsyncPgConnection, run: &'a Run) -> Taken<'a> {
+    fn insert_if_sold_out<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        new: &'a NewRun,
+    ) -> Refused<'a> {
         Box::pin(async move {
-            let refused = first_step::refuse_if_sold_out(conn, &self.signer, run).await?;
-            Ok(refused.and_then(first_step_of))
+            let refused = first_step::refuse_if_sold_out(conn, &self.signer, new).await?;
+            Ok(match refused {
+                None => None,
+                Some(Unwritten::StartedBefore(run)) => Some(SoldOut::StartedBefore(run)),
+                Some(Unwritten::Inserted(advanced)) => {
+                    let step = first_step_of(advanced)
+                        .context("a run decided before it was written did not move")?;
+                    Some(SoldOut::Decided(new.id, step))
+                }
+            })
         })
     }
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use anyhow::Context;
 use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
-use boxoffice_models::workflow_runs::{self, Run, Transition};
+use boxoffice_models::workflow_runs::{self, NewRun, Run, Transition};
 use boxoffice_models::workflow_signals;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
 use boxoffice_workflows::engine::{
@@ -20,7 +20,7 @@ use super::ahead::Ahead;
 use super::children;
 use super::hold_batcher::HoldBatcher;
 use super::messages::{CHILD_ENDED_SIGNAL, RunEffect};
-use super::step_writes::StepWrites;
+use super::step_writes::{RunRow, StartedBefore, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
 /// Advances `run_id` in one transaction (see the module docs of `engine`).
@@ -106,10 +106,50 @@ pub(super) async fn advance_run(
         now,
         ahead,
         dispatch,
+        row: RunRow::Stored,
     };
     kinds::of(&run.kind)?
         .advance(conn, signer, run, trigger, at)
         .await
+}
+
+/// What became of a run advanced before it was written.
+pub enum Unwritten {
+    /// Inserted as the advance left it.
+    Inserted(Advanced),
+    /// Its idempotency key had started this run before: nothing was written.
+    StartedBefore(Box<Run>),
+}
+
+/// Takes the first step of `new` before it is written, inside the caller's
+/// transaction, and inserts it as that step leaves it: one row version, no
+/// update of a row just inserted. `run` is `new` as its insert would write it
+/// at `now` ([`NewRun::unwritten`]). Its remote command, if any, leaves
+/// through the outbox.
+pub(super) async fn advance_unwritten(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    new: &NewRun,
+    run: Run,
+    now: DateTime<Utc>,
+    ahead: Option<&Ahead>,
+) -> anyhow::Result<Unwritten> {
+    let at = At {
+        now,
+        ahead,
+        dispatch: Dispatch::Queue,
+        row: RunRow::Unwritten(new),
+    };
+    let advanced = kinds::of(&run.kind)?
+        .advance(conn, signer, run, Trigger::Poke, at)
+        .await;
+    match advanced {
+        Ok(advanced) => Ok(Unwritten::Inserted(advanced)),
+        Err(e) => match e.downcast::<StartedBefore>() {
+            Ok(StartedBefore(run)) => Ok(Unwritten::StartedBefore(Box::new(run))),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// The participant's money the run has at stake, asked of its workflow; `Err`
@@ -123,6 +163,7 @@ pub struct At<'a> {
     now: DateTime<Utc>,
     ahead: Option<&'a Ahead>,
     dispatch: Dispatch,
+    row: RunRow<'a>,
 }
 
 /// The run as the loop sees it while deciding.
@@ -197,9 +238,12 @@ pub(crate) async fn advance_locked<W: Effects>(
     let mut timer_fed = false;
     // When the run entered the step it is in (as far as this advance knows).
     let mut entered_step_at = run.updated_at;
+    // A run not written yet has no signals waiting for it.
+    let unwritten = matches!(at.row, RunRow::Unwritten(_));
     loop {
         let input = match inputs.pop_front() {
             Some(input) => input,
+            None if unwritten => break,
             None => match waiting_input(conn, run.id, &cur, now, &mut timer_fed).await? {
                 Some(input) => input,
                 None => break,
@@ -271,6 +315,9 @@ pub(crate) async fn advance_locked<W: Effects>(
     }
 
     if !changed {
+        if unwritten {
+            anyhow::bail!("run {} did not move before it was written", run.id);
+        }
         workflow_steps::record_all(conn, &history).await?;
         return Ok(Advanced {
             found: true,
@@ -322,6 +369,7 @@ pub(crate) async fn advance_locked<W: Effects>(
     };
     let writes = StepWrites {
         run_id: run.id,
+        row: at.row,
         history: &history,
         transition: &transition,
         effect: effect.as_ref().map(|effect| (effect, effect_due)),

@@ -19,21 +19,22 @@
 //! worker that takes it as well finds the run past its start and does nothing.
 //!
 //! A run whose seats are gone already as it starts ([`refuse_if_sold_out`])
-//! takes its step inside the transaction that creates it: it ends sold out in
-//! that one commit, with no hold to wait for and no start message. In a sale,
-//! most buyers come after the last seat is held, and each of them cost three
+//! takes its step inside the transaction that creates it, before its row is
+//! written: it is inserted ended sold out, with no hold to wait for, no start
+//! message, and no update of the row it has just inserted. In a sale, most
+//! buyers come after the last seat is held, and each of them cost three
 //! commits and a place in the batch of holds to learn it.
 
 use boxoffice_models::outbox;
 use boxoffice_models::seats_left;
 use boxoffice_models::ticket_codes::TicketSigner;
-use boxoffice_models::workflow_runs::Run;
+use boxoffice_models::workflow_runs::{NewRun, Run};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
 use super::ahead::Ahead;
-use super::executor::{advance_at, advance_run};
+use super::executor::{Unwritten, advance_at, advance_unwritten};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 use crate::kinds;
@@ -99,38 +100,30 @@ pub async fn take(
     }
 }
 
-/// Takes the first step of `run`, inside the transaction that is creating it
-/// on `conn`, when the seats it would hold are not there as of now
-/// (`seats_left::refused_now`): the run ends sold out in that transaction's
-/// commit, as a refused hold would have ended it (the same decision and
-/// history, through the engine's own advance). `run` is the row as that
-/// transaction inserted it: no other transaction sees it yet, so the advance
-/// does not lock it again. `None` when the step holds nothing or every line
-/// may still fit: then the caller writes the start message and [`take`]s
-/// the step as usual.
+/// Decides `new`, a run about to be inserted on `conn` (inside the
+/// transaction creating it), when the seats its first step would hold are
+/// not there as of now (`seats_left::refused_now`): it is inserted already
+/// ended sold out, as a refused hold would have ended it (the same decision
+/// and history, through the engine's own advance), in one row version. `None`
+/// when the step holds nothing or every line may still fit: then the caller
+/// inserts the run, writes its start message and [`take`]s the step as
+/// usual. A key that started a run before inserts nothing
+/// ([`Unwritten::StartedBefore`]).
 pub async fn refuse_if_sold_out(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
-    run: &Run,
-) -> anyhow::Result<Option<Advanced>> {
+    new: &NewRun,
+) -> anyhow::Result<Option<Unwritten>> {
     let now = Utc::now();
-    let Some((lines, _expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
+    let run = new.unwritten(now);
+    let Some((lines, _expires_at)) = kinds::of(&run.kind)?.first_hold(&run, now)? else {
         return Ok(None);
     };
     let Some(outcome) = seats_left::refused_now(conn, &lines).await? else {
         return Ok(None);
     };
     let refused = Ahead { lines, outcome };
-    let advanced = advance_run(
-        conn,
-        signer,
-        run.clone(),
-        Trigger::Poke,
-        now,
-        Some(&refused),
-        // A refusal issues no remote command.
-        Dispatch::Queue,
-    )
-    .await?;
-    Ok(Some(advanced))
+    advance_unwritten(conn, signer, new, run, now, Some(&refused))
+        .await
+        .map(Some)
 }

@@ -1,8 +1,9 @@
 //! What one advance writes for its own run, sent together: its history, its
-//! transition and its outbox messages (the remote command, the timer).
+//! transition and its outbox messages (the remote command, the timer). A run
+//! decided before it was written is inserted first, with its transition.
 
 use boxoffice_models::outbox;
-use boxoffice_models::workflow_runs::{self, Transition};
+use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run, Transition};
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
@@ -14,6 +15,7 @@ use super::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
 /// the remote command's message and the timer.
 pub(super) struct StepWrites<'a> {
     pub(super) run_id: Uuid,
+    pub(super) row: RunRow<'a>,
     pub(super) history: &'a [NewStepRecord],
     pub(super) transition: &'a Transition,
     /// The command and when its message is due (`None`: at once).
@@ -28,7 +30,30 @@ impl StepWrites<'_> {
     /// once); inside the step's transaction they stand or fall together, in
     /// any order, as none reads what another writes. Returns the command's
     /// message id.
-    pub(super) async fn send(&self, conn: &AsyncPgConnection) -> diesel::QueryResult<Option<i64>> {
+    ///
+    /// A run not written yet is inserted first, moved (its history refers to
+    /// it); if its idempotency key started a run before, nothing is written
+    /// and the error is [`StartedBefore`].
+    pub(super) async fn send(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<Option<i64>> {
+        let inserted = match self.row {
+            RunRow::Stored => false,
+            RunRow::Unwritten(new) => {
+                match workflow_runs::insert_decided(conn, new, self.transition).await? {
+                    Inserted::Created(_) => true,
+                    Inserted::Existing(run) => return Err(StartedBefore(run).into()),
+                }
+            }
+        };
+        let conn: &AsyncPgConnection = conn;
+        let transition = async {
+            if inserted {
+                Ok(())
+            } else {
+                workflow_runs::apply(conn, self.run_id, self.transition)
+                    .await
+                    .map(drop)
+            }
+        };
         let effect = async {
             match self.effect {
                 Some((effect, due)) => outbox::push(conn, EFFECT_QUEUE, effect, due)
@@ -51,12 +76,35 @@ impl StepWrites<'_> {
                 None => Ok(()),
             }
         };
-        let ((), _version, backstop_id, ()) = futures::try_join!(
+        let ((), (), backstop_id, ()) = futures::try_join!(
             workflow_steps::record_all(conn, self.history),
-            workflow_runs::apply(conn, self.run_id, self.transition),
+            transition,
             effect,
             timer,
         )?;
         Ok(backstop_id)
     }
 }
+
+/// Where the row of the run being advanced is.
+#[derive(Clone, Copy)]
+pub(super) enum RunRow<'a> {
+    /// In the table, held by the caller's transaction (locked by it, or
+    /// inserted by it).
+    Stored,
+    /// Not written yet: the advance inserts it as its transition leaves it.
+    Unwritten(&'a NewRun),
+}
+
+/// The key of a run advanced before it was written had started a run before:
+/// that run, untouched.
+#[derive(Debug)]
+pub(super) struct StartedBefore(pub(super) Run);
+
+impl std::fmt::Display for StartedBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "this idempotency key started run {} before", self.0.id)
+    }
+}
+
+impl std::error::Error for StartedBefore {}

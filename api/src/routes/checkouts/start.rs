@@ -18,7 +18,7 @@ use super::validate::validate;
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
-use crate::first_steps::FirstStep;
+use crate::first_steps::{FirstStep, SoldOut};
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
 use crate::runs::{set_location, status_path};
@@ -154,20 +154,20 @@ pub async fn start_checkout(
             .await;
         }
     };
-    let (run, stepped) = match created {
+    let (run_id, now) = match created {
         Created::Existing(run) => {
             let run = same_request(run, &request_hash)?;
             let stepped = step_left_behind(&state, &mut conn, &run).await;
             return started(run, stepped);
         }
-        Created::Decided(run, step) => (run, Some(step)),
+        Created::Decided(run_id, step) => (run_id, step),
         Created::ToStep(run, backstop) => {
             let stepped = first_step(&state, &mut conn, &run, Some(backstop)).await;
-            (run, stepped)
+            (run.id, stepped.unwrap_or_else(|| as_created(run)))
         }
     };
     metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
-    started(run, stepped)
+    answer(run_id, now)
 }
 
 /// What the start's transaction did.
@@ -175,34 +175,36 @@ enum Created {
     /// Created now, its first step to take; the start message (its backstop
     /// when this process takes the step) is `.1`.
     ToStep(workflow_runs::Run, i64),
-    /// Created now and decided in the same commit (sold out already).
-    Decided(workflow_runs::Run, FirstStep),
+    /// Inserted decided (sold out already): its id, where it stands.
+    Decided(Uuid, FirstStep),
     /// Started before with this key.
     Existing(workflow_runs::Run),
 }
 
-/// Inserts the run in the start's transaction and, unless its key started one
-/// before, either decides it there (its seats are gone already: no start
-/// message, no hold to wait for) or writes its start message, due at `due`.
+/// Inserts the run in the start's transaction, unless its key started one
+/// before: decided already when its seats are gone (no start message, no
+/// hold to wait for), otherwise with its start message, due at `due`.
 async fn create(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     new: &NewRun,
     due: Option<chrono::DateTime<Utc>>,
 ) -> AppResult<Created> {
+    if let Some(steps) = state.first_steps.as_ref() {
+        let refused = steps
+            .insert_if_sold_out(conn, new)
+            .await
+            .map_err(AppError::internal)?;
+        match refused {
+            Some(SoldOut::Decided(run_id, step)) => return Ok(Created::Decided(run_id, step)),
+            Some(SoldOut::StartedBefore(run)) => return Ok(Created::Existing(*run)),
+            None => {}
+        }
+    }
     let run = match workflow_runs::insert_idempotent(conn, new).await? {
         Inserted::Created(run) => run,
         Inserted::Existing(run) => return Ok(Created::Existing(run)),
     };
-    if let Some(steps) = state.first_steps.as_ref() {
-        let refused = steps
-            .refuse_sold_out(conn, &run)
-            .await
-            .map_err(AppError::internal)?;
-        if let Some(step) = refused {
-            return Ok(Created::Decided(run, step));
-        }
-    }
     let backstop = workflow_runs::push_start(conn, run.id, due).await?;
     Ok(Created::ToStep(run, backstop))
 }
@@ -284,11 +286,21 @@ fn same_request(
 /// of the key, where it is now).
 fn started(run: workflow_runs::Run, stepped: Option<FirstStep>) -> AppResult<Response> {
     let run_id = run.id;
-    let (status, step, view) = match stepped {
-        Some(FirstStep { status, step, view }) => (status, step, view),
-        // No step taken here: the run as created, or as found by its key.
-        None => (run.status, run.step, run.view),
-    };
+    answer(run_id, stepped.unwrap_or_else(|| as_created(run)))
+}
+
+/// The run as created, or as found by its key: no step taken here.
+fn as_created(run: workflow_runs::Run) -> FirstStep {
+    FirstStep {
+        status: run.status,
+        step: run.step,
+        view: run.view,
+    }
+}
+
+/// 202 with run `run_id` to poll, standing `now`.
+fn answer(run_id: Uuid, now: FirstStep) -> AppResult<Response> {
+    let FirstStep { status, step, view } = now;
     let detail = match view {
         serde_json::Value::Object(detail) => detail,
         _ => serde_json::Map::new(),

@@ -332,8 +332,8 @@ async fn a_first_step_taken_drops_its_backstop_and_a_retry_changes_nothing() {
 }
 
 /// A run's `status step`, its error code, its history (`step input
-/// outcome` per record, in order), and whether one transaction created it
-/// and last changed it (`now()` is the transaction's start).
+/// outcome` per record, in order), and whether its row was written once, as
+/// it stands (its first version, never updated).
 async fn decided(db_url: &str, run_id: &str) -> (String, String, Vec<String>, bool) {
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -346,7 +346,7 @@ async fn decided(db_url: &str, run_id: &str) -> (String, String, Vec<String>, bo
         #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
         history: Vec<String>,
         #[diesel(sql_type = diesel::sql_types::Bool)]
-        one_commit: bool,
+        written_once: bool,
     }
     use diesel_async::{AsyncConnection, RunQueryDsl};
     let mut conn = AsyncPgConnection::establish(db_url).await.unwrap();
@@ -354,7 +354,7 @@ async fn decided(db_url: &str, run_id: &str) -> (String, String, Vec<String>, bo
         "SELECT r.status, r.step, coalesce(r.state -> 'error' ->> 'code', '') AS code,
                 array(SELECT s.step || ' ' || s.input || ' ' || s.outcome FROM workflow_steps s
                        WHERE s.run_id = r.id ORDER BY s.id) AS history,
-                r.created_at = r.updated_at AS one_commit
+                r.version = 1 AND r.created_at = r.updated_at AS written_once
            FROM workflow_runs r WHERE r.id = $1::uuid",
     )
     .bind::<diesel::sql_types::Text, _>(run_id)
@@ -365,7 +365,7 @@ async fn decided(db_url: &str, run_id: &str) -> (String, String, Vec<String>, bo
         format!("{} {}", row.status, row.step),
         row.code,
         row.history,
-        row.one_commit,
+        row.written_once,
     )
 }
 
@@ -391,14 +391,51 @@ async fn a_checkout_started_after_the_last_seat_ends_sold_out_in_the_commit_that
 
     // The last seat is held: the next buyer learns it in the answer.
     let late = app.create_user(&[Role::Participant]).await;
-    let r = start(&app.base_url, &app.client, &late, order(&event, 0, 1), None).await;
+    let late_key = Uuid::new_v4().to_string();
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &late,
+        order(&event, 0, 1),
+        Some(&late_key),
+    )
+    .await;
     assert_eq!(r.status(), 202);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "compensated", "{body}");
     assert_eq!(body["error"]["code"], "sold_out", "{body}");
     let late_run = body["run_id"].as_str().unwrap().to_owned();
-    let (status, code, history, one_commit) = decided(&app.db.url, &late_run).await;
-    assert!(one_commit, "created and decided in one transaction");
+    let (status, code, history, written_once) = decided(&app.db.url, &late_run).await;
+    assert!(written_once, "inserted decided, never updated");
+    // A retry of the request finds that run as it is, and writes nothing.
+    let again: Value = start(
+        &app.base_url,
+        &app.client,
+        &late,
+        order(&event, 0, 1),
+        Some(&late_key),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["run_id"], late_run.as_str(), "{again}");
+    assert_eq!(again["error"]["code"], "sold_out", "{again}");
+    assert_eq!(
+        decided(&app.db.url, &late_run).await,
+        (status.clone(), code.clone(), history.clone(), true)
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!(
+                "SELECT id FROM workflow_runs WHERE owner_id = '{}'",
+                late.id
+            )
+        )
+        .await,
+        1
+    );
     // It needed no start message.
     assert_eq!(
         count(&app.db.url, &messages("advance_run", &late_run, false)).await
@@ -419,7 +456,7 @@ async fn a_checkout_started_after_the_last_seat_ends_sold_out_in_the_commit_that
         "{stepped:?}"
     );
     let batch = decided(&app.db.url, &run.id.to_string()).await;
-    assert!(!batch.3, "the usual path commits twice");
+    assert!(!batch.3, "the usual path inserts the run, then updates it");
     // The same decision and the same history either way.
     assert_eq!(
         (status, code, history),
