@@ -10,7 +10,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::bookings::Booking;
-use crate::prepared::KeepPrepared;
 use crate::schema::{bookings, refunds, ticket_types, tickets};
 use crate::tickets::TicketStatus;
 
@@ -483,25 +482,6 @@ pub async fn open_checkouts(conn: &mut AsyncPgConnection, event_id: Uuid) -> Que
     .get_result(conn)
     .await?;
     Ok(count.n)
-}
-
-/// What each ticket paid: its price less its share of the discount.
-/// One statement for the whole order: it runs on the checkout's confirmation.
-pub async fn set_paid(conn: &mut AsyncPgConnection, paid: &[(Uuid, i64)]) -> QueryResult<()> {
-    if paid.is_empty() {
-        return Ok(());
-    }
-    let (ids, amounts): (Vec<Uuid>, Vec<i64>) = paid.iter().copied().unzip();
-    diesel::sql_query(
-        "UPDATE tickets SET paid_minor = v.paid \
-           FROM unnest($1::uuid[], $2::bigint[]) AS v(id, paid) WHERE tickets.id = v.id",
-    )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
-    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(amounts)
-    .keep_prepared()
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Tickets given back per ticket type (voided by a refund that succeeded),

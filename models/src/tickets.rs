@@ -91,6 +91,15 @@ struct NewTicket {
     ticket_type_id: Uuid,
     number: String,
     qr_payload: String,
+    paid_minor: i64,
+}
+
+/// One ticket a booking issues: its type, and what the buyer paid for it
+/// (its price less its share of the order's discount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToIssue {
+    pub ticket_type_id: Uuid,
+    pub paid_minor: i64,
 }
 
 pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Ticket>> {
@@ -115,49 +124,45 @@ pub async fn list_for_booking(
         .await
 }
 
-/// Issues the tickets of a confirmed booking: `quantity` tickets per ticket
-/// type, each with a fresh number and a QR payload signed by `signer`, in one
-/// INSERT. Call inside the transaction that confirms the booking, so tickets
-/// exist exactly when the sale does.
+/// Issues the tickets of a confirmed booking, one per entry of `to_issue`,
+/// in that order, each with a fresh number, a QR payload signed by `signer`
+/// and what it was paid, in one INSERT. Call inside the transaction that
+/// confirms the booking, so tickets exist exactly when the sale does. What
+/// each paid is written with the ticket, not set after: a ticket's row and its
+/// type's counters (`tickets_paid_minor`, at commit) change once.
 ///
 /// Idempotent per booking: when the booking already has tickets (a step that
 /// runs again after its commit), those are returned and nothing is inserted.
-/// A quantity below 1 is a bug in the caller and fails the call rather than
-/// silently issuing fewer tickets than were sold.
 pub async fn insert_for_booking(
     conn: &mut AsyncPgConnection,
     booking_id: Uuid,
     event_id: Uuid,
-    items: &[(Uuid, i32)],
+    to_issue: &[ToIssue],
     signer: &TicketSigner,
 ) -> QueryResult<Vec<Ticket>> {
-    if let Some((ticket_type_id, quantity)) = items.iter().find(|(_, q)| *q < 1) {
-        return Err(diesel::result::Error::QueryBuilderError(
-            format!("ticket type {ticket_type_id}: quantity {quantity} is not positive").into(),
-        ));
-    }
     let existing = list_for_booking(conn, booking_id).await?;
     if !existing.is_empty() {
         return Ok(existing);
     }
-    let mut rows = Vec::new();
-    for &(ticket_type_id, quantity) in items {
-        for _ in 0..quantity {
+    let rows: Vec<NewTicket> = to_issue
+        .iter()
+        .map(|ticket| {
             let claims = TicketClaims {
                 ticket_id: Uuid::now_v7(),
                 event_id,
                 number: TicketNumber::generate(),
             };
-            rows.push(NewTicket {
+            NewTicket {
                 id: claims.ticket_id,
                 booking_id,
                 event_id,
-                ticket_type_id,
+                ticket_type_id: ticket.ticket_type_id,
                 number: claims.number.to_string(),
                 qr_payload: signer.sign(&claims),
-            });
-        }
-    }
+                paid_minor: ticket.paid_minor,
+            }
+        })
+        .collect();
     if rows.is_empty() {
         return Ok(Vec::new());
     }

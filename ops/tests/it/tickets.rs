@@ -52,6 +52,17 @@ async fn create_event(conn: &mut AsyncPgConnection, organizer: Uuid) -> EventFix
     }
 }
 
+/// `quantity` tickets of one type, each paid `paid_minor`.
+fn to_issue(ticket_type_id: Uuid, quantity: usize, paid_minor: i64) -> Vec<tickets::ToIssue> {
+    vec![
+        tickets::ToIssue {
+            ticket_type_id,
+            paid_minor,
+        };
+        quantity
+    ]
+}
+
 /// A confirmed booking by `buyer` of `quantity` tickets, issued and signed.
 async fn book(
     app: &TestApp,
@@ -82,7 +93,7 @@ async fn book(
         conn,
         booking_id,
         event.event_id,
-        &[(event.ticket_type_id, quantity)],
+        &to_issue(event.ticket_type_id, quantity as usize, 2500),
         &app.ticket_signer(),
     )
     .await
@@ -475,7 +486,7 @@ async fn the_published_key_verifies_issued_tickets_offline() {
         &mut conn,
         booking_id,
         event.event_id,
-        &[(event.ticket_type_id, 5)],
+        &to_issue(event.ticket_type_id, 5, 2500),
         &app.ticket_signer(),
     )
     .await

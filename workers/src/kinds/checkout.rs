@@ -169,20 +169,44 @@ async fn cancelled_before_sale(
     Ok(status == "cancelled")
 }
 
-/// What each issued ticket cost: its held price less its share of the discount.
-fn paid_per_ticket(draft: &BookingDraft, issued: &[tickets::Ticket]) -> Vec<(Uuid, i64)> {
-    let prices: Vec<i64> = issued
+/// The tickets a booking issues, in order (each line's quantity of its type),
+/// each with what it cost: its held price less its share of the discount. A
+/// quantity below 1 is a bug upstream and fails the confirmation rather than
+/// issuing fewer tickets than were sold.
+fn tickets_to_issue(draft: &BookingDraft) -> QueryResult<Vec<tickets::ToIssue>> {
+    if let Some(item) = draft.items.iter().find(|i| i.quantity < 1) {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!(
+                "ticket type {}: quantity {} is not positive",
+                item.ticket_type_id, item.quantity
+            )
+            .into(),
+        ));
+    }
+    let types: Vec<Uuid> = draft
+        .items
         .iter()
-        .map(|t| {
+        .flat_map(|i| std::iter::repeat_n(i.ticket_type_id, i.quantity as usize))
+        .collect();
+    let prices: Vec<i64> = types
+        .iter()
+        .map(|ticket_type_id| {
             draft
                 .lines
                 .iter()
-                .find(|l| l.ticket_type_id == t.ticket_type_id)
+                .find(|l| l.ticket_type_id == *ticket_type_id)
                 .map_or(0, |l| l.unit_price_minor)
         })
         .collect();
     let paid = boxoffice_workflows::money::spread_discount(&prices, draft.discount_minor);
-    issued.iter().map(|t| t.id).zip(paid).collect()
+    Ok(types
+        .into_iter()
+        .zip(paid)
+        .map(|(ticket_type_id, paid_minor)| tickets::ToIssue {
+            ticket_type_id,
+            paid_minor,
+        })
+        .collect())
 }
 
 /// A hold's outcome, as the checkout hears it.
@@ -258,14 +282,9 @@ async fn confirm(
         },
     )
     .await?;
-    let items: Vec<(Uuid, i32)> = draft
-        .items
-        .iter()
-        .map(|i| (i.ticket_type_id, i.quantity))
-        .collect();
+    let to_issue = tickets_to_issue(draft)?;
     let issued =
-        tickets::insert_for_booking(conn, booking.id, draft.event_id, &items, signer).await?;
-    boxoffice_models::refunds::set_paid(conn, &paid_per_ticket(draft, &issued)).await?;
+        tickets::insert_for_booking(conn, booking.id, draft.event_id, &to_issue, signer).await?;
     queue_confirmation(conn, &booking, &issued).await?;
     metrics::counter!("bookings_confirmed_total").increment(1);
     metrics::counter!("tickets_sold_total").increment(issued.len() as u64);

@@ -10,7 +10,7 @@ use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::users::Role;
 use boxoffice_models::workflow_runs::{self, Inserted};
 use boxoffice_models::workflow_signals::{self, NewSignal, Recorded};
-use boxoffice_models::{checkout_limits, holds, refunds, tickets};
+use boxoffice_models::{checkout_limits, holds, tickets};
 use boxoffice_workers::engine::first_step::{self, FIRST_STEP_GRACE};
 use boxoffice_workers::engine::{Dispatch, HoldBatcher};
 use boxoffice_workflows::checkout::{CheckoutState, Item, STEPS_HOLDING_NOTHING};
@@ -150,14 +150,15 @@ async fn one_checkout(app: &TestApp, conn: &mut AsyncPgConnection, event: &SaleE
         conn,
         booking.id,
         event.event_id,
-        &[(event.ticket_types[0], 2)],
+        &[tickets::ToIssue {
+            ticket_type_id: event.ticket_types[0],
+            paid_minor: 2000,
+        }; 2],
         &app.ticket_signer(),
     )
     .await
     .unwrap();
     assert_eq!(issued.len(), 2);
-    let paid: Vec<(Uuid, i64)> = issued.iter().map(|t| (t.id, 2000)).collect();
-    refunds::set_paid(conn, &paid).await.unwrap();
     let key = format!("booking:{}:confirmation", booking.id);
     let notification = notifications::enqueue(
         conn,
@@ -202,7 +203,6 @@ async fn a_connection_runs_a_checkouts_statements_prepared_once() {
         r#"UPDATE "holds" SET "status""#,
         r#"INSERT INTO "bookings""#,
         r#"INSERT INTO "tickets""#,
-        "UPDATE tickets SET paid_minor",
         r#"INSERT INTO "notifications""#,
         r#"UPDATE "notifications" SET "status""#,
         r#"INSERT INTO "outbox""#,
