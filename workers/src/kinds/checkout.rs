@@ -16,6 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 mod late_payment;
+mod to_issue;
 
 use super::{Effects, LocalCx, payment_calls};
 use crate::adapters::payments::{PaymentProvider, ProviderError};
@@ -169,46 +170,6 @@ async fn cancelled_before_sale(
     Ok(status == "cancelled")
 }
 
-/// The tickets a booking issues, in order (each line's quantity of its type),
-/// each with what it cost: its held price less its share of the discount. A
-/// quantity below 1 is a bug upstream and fails the confirmation rather than
-/// issuing fewer tickets than were sold.
-fn tickets_to_issue(draft: &BookingDraft) -> QueryResult<Vec<tickets::ToIssue>> {
-    if let Some(item) = draft.items.iter().find(|i| i.quantity < 1) {
-        return Err(diesel::result::Error::QueryBuilderError(
-            format!(
-                "ticket type {}: quantity {} is not positive",
-                item.ticket_type_id, item.quantity
-            )
-            .into(),
-        ));
-    }
-    let types: Vec<Uuid> = draft
-        .items
-        .iter()
-        .flat_map(|i| std::iter::repeat_n(i.ticket_type_id, i.quantity as usize))
-        .collect();
-    let prices: Vec<i64> = types
-        .iter()
-        .map(|ticket_type_id| {
-            draft
-                .lines
-                .iter()
-                .find(|l| l.ticket_type_id == *ticket_type_id)
-                .map_or(0, |l| l.unit_price_minor)
-        })
-        .collect();
-    let paid = boxoffice_workflows::money::spread_discount(&prices, draft.discount_minor);
-    Ok(types
-        .into_iter()
-        .zip(paid)
-        .map(|(ticket_type_id, paid_minor)| tickets::ToIssue {
-            ticket_type_id,
-            paid_minor,
-        })
-        .collect())
-}
-
 /// A hold's outcome, as the checkout hears it.
 fn held(outcome: HoldOutcome, expires_at: DateTime<Utc>) -> LocalOutcome {
     match outcome {
@@ -282,7 +243,7 @@ async fn confirm(
         },
     )
     .await?;
-    let to_issue = tickets_to_issue(draft)?;
+    let to_issue = to_issue::tickets_to_issue(draft)?;
     let issued =
         tickets::insert_for_booking(conn, booking.id, draft.event_id, &to_issue, signer).await?;
     queue_confirmation(conn, &booking, &issued).await?;
