@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 /// The payment API the workers are given; these tests never pay.
 const NO_PAYMENTS: &str = "http://127.0.0.1:9";
@@ -166,25 +167,6 @@ pub(crate) async fn notification(conn: &mut AsyncPgConnection, id: Uuid) -> Noti
         .expect("the notification exists")
 }
 
-/// Polls `check` every 100 ms until it returns `Some`, for at most `secs` seconds.
-pub(crate) async fn eventually<T>(
-    secs: u64,
-    what: &str,
-    mut check: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn outbox_len(conn: &mut AsyncPgConnection) -> i64 {
     outbox_table::table
         .filter(outbox_table::queue.eq(SEND_EMAIL_QUEUE))
@@ -224,16 +206,20 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
     assert_eq!(outbox_len(&mut conn).await, 1);
 
     app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
-    let sent = eventually(30, "the notification to be sent", async || {
-        Some(notification(&mut conn, id).await).filter(|n| n.status == "sent")
-    })
+    let sent = wait::value(
+        Duration::from_secs(30),
+        "the notification to be sent",
+        async || Some(notification(&mut conn, id).await).filter(|n| n.status == "sent"),
+    )
     .await;
     assert!(sent.sent_at.is_some());
     assert_eq!(sent.attempts, 0);
 
-    let messages = eventually(10, "the sink to hold the message", async || {
-        Some(sink.messages()).filter(|m| !m.is_empty())
-    })
+    let messages = wait::value(
+        Duration::from_secs(10),
+        "the sink to hold the message",
+        async || Some(sink.messages()).filter(|m| !m.is_empty()),
+    )
     .await;
     assert_eq!(messages.len(), 1, "{messages:#?}");
     let message = &messages[0];
@@ -262,9 +248,11 @@ async fn a_notification_decided_twice_is_sent_once_over_smtp() {
     )
     .await
     .unwrap();
-    eventually(10, "the duplicate to be relayed", async || {
-        (outbox_len(&mut conn).await == 0).then_some(())
-    })
+    wait::value(
+        Duration::from_secs(10),
+        "the duplicate to be relayed",
+        async || (outbox_len(&mut conn).await == 0).then_some(()),
+    )
     .await;
     // Absence can only be shown by waiting: far longer than a send takes here.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -318,14 +306,18 @@ async fn a_notification_whose_job_was_lost_is_requeued_by_the_sweep_and_sent_onc
 
     // The test workers sweep every second.
     app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
-    let sent = eventually(30, "the stalled notification to be sent", async || {
-        Some(notification(&mut conn, stalled).await).filter(|n| n.status == "sent")
-    })
+    let sent = wait::value(
+        Duration::from_secs(30),
+        "the stalled notification to be sent",
+        async || Some(notification(&mut conn, stalled).await).filter(|n| n.status == "sent"),
+    )
     .await;
     assert_eq!(sent.attempts, 0);
-    let messages = eventually(10, "the sink to hold the message", async || {
-        Some(sink.messages()).filter(|m| !m.is_empty())
-    })
+    let messages = wait::value(
+        Duration::from_secs(10),
+        "the sink to hold the message",
+        async || Some(sink.messages()).filter(|m| !m.is_empty()),
+    )
     .await;
     assert_eq!(
         message_ids(&messages),
@@ -343,9 +335,11 @@ async fn a_notification_whose_job_was_lost_is_requeued_by_the_sweep_and_sent_onc
     .execute(&mut conn)
     .await
     .unwrap();
-    eventually(30, "the second lost notification to be sent", async || {
-        (notification(&mut conn, later).await.status == "sent").then_some(())
-    })
+    wait::value(
+        Duration::from_secs(30),
+        "the second lost notification to be sent",
+        async || (notification(&mut conn, later).await.status == "sent").then_some(()),
+    )
     .await;
     // Absence can only be shown by waiting: a few more sweeps.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -378,9 +372,11 @@ async fn a_permanent_refusal_fails_the_notification_without_retrying() {
         .unwrap();
 
     app.start_workers_with_mailer(NO_PAYMENTS, smtp_mailer(&sink.url()));
-    let failed = eventually(30, "the notification to fail", async || {
-        Some(notification(&mut conn, id).await).filter(|n| n.status == "failed")
-    })
+    let failed = wait::value(
+        Duration::from_secs(30),
+        "the notification to fail",
+        async || Some(notification(&mut conn, id).await).filter(|n| n.status == "failed"),
+    )
     .await;
     assert_eq!(failed.attempts, 1, "a permanent refusal is not retried");
     let error = failed.last_error.unwrap_or_default();
@@ -411,9 +407,11 @@ async fn an_unreachable_server_is_retried_and_the_attempts_recorded() {
         smtp_mailer(&format!("smtp://127.0.0.1:{port}")),
     );
     // apalis-redis retries a failed job about `attempt` seconds later.
-    let retried = eventually(30, "a second failed attempt", async || {
-        Some(notification(&mut conn, id).await).filter(|n| n.attempts >= 2)
-    })
+    let retried = wait::value(
+        Duration::from_secs(30),
+        "a second failed attempt",
+        async || Some(notification(&mut conn, id).await).filter(|n| n.attempts >= 2),
+    )
     .await;
     assert_eq!(
         retried.status, "pending",
@@ -433,9 +431,11 @@ async fn the_file_mailer_writes_one_eml_per_notification() {
         .unwrap();
 
     app.start_workers(NO_PAYMENTS);
-    eventually(30, "the notification to be sent", async || {
-        (notification(&mut conn, id).await.status == "sent").then_some(())
-    })
+    wait::value(
+        Duration::from_secs(30),
+        "the notification to be sent",
+        async || (notification(&mut conn, id).await.status == "sent").then_some(()),
+    )
     .await;
 
     let dir = app.mail_dir();

@@ -18,8 +18,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::checkout_support::{event_on_sale, is_finished, order, start, wait_for};
-use crate::email::{SmtpSink, eventually, smtp_mailer};
+use crate::email::{SmtpSink, smtp_mailer};
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 /// A parsed email's parts, owned.
 pub(crate) struct ParsedEmail {
@@ -152,8 +153,8 @@ async fn a_confirmation_email_has_both_parts_the_local_time_and_venue_a_qr_per_t
     assert_eq!(view["status"], "completed", "{view}");
     let booking_id: Uuid = view["booking_id"].as_str().unwrap().parse().unwrap();
 
-    let messages = eventually(
-        30,
+    let messages = wait::value(
+        Duration::from_secs(30),
         "the confirmation to reach the SMTP server",
         async || Some(sink.messages()).filter(|m| !m.is_empty()),
     )
@@ -307,7 +308,7 @@ async fn a_notification_without_context_is_its_text_in_both_parts_and_the_file_m
     .unwrap();
     app.start_workers("http://127.0.0.1:1");
     let path = app.mail_dir().join(format!("{id}.eml"));
-    let raw = eventually(30, "the .eml file", async || {
+    let raw = wait::value(Duration::from_secs(30), "the .eml file", async || {
         std::fs::read_to_string(&path).ok()
     })
     .await;
@@ -381,7 +382,7 @@ async fn refund_cancellation_and_offer_emails_say_when_and_where_and_carry_no_un
         .unwrap()
         .unwrap();
     }
-    let messages = eventually(30, "three emails", async || {
+    let messages = wait::value(Duration::from_secs(30), "three emails", async || {
         Some(sink.messages()).filter(|m| m.len() == 3)
     })
     .await;

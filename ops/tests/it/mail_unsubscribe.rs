@@ -3,6 +3,8 @@
 //! a real SMTP server; the link in their `List-Unsubscribe` header is used as
 //! a mail client would use it: a POST, without signing in.
 
+use std::time::Duration;
+
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::unsubscribe::{self, MailingList};
 use boxoffice_models::users::Role;
@@ -14,8 +16,9 @@ use uuid::Uuid;
 
 use crate::catalog_fixtures::send;
 use crate::checkout_support::event_on_sale;
-use crate::email::{SmtpSink, eventually, smtp_mailer};
+use crate::email::{SmtpSink, smtp_mailer};
 use crate::harness::users::TestUser;
+use crate::harness::wait;
 use crate::harness::{TEST_JWT_SECRET, TestApp, assert_problem};
 use crate::mail_content::{ParsedEmail, parse_email};
 
@@ -58,11 +61,15 @@ async fn queue(
 
 /// The email the sink received for `recipient`.
 async fn received_by(sink: &SmtpSink, recipient: &str) -> ParsedEmail {
-    let raw = eventually(30, "the email to reach the SMTP server", async || {
-        sink.messages()
-            .into_iter()
-            .find(|m| m.contains(&format!("To: {recipient}\r\n")))
-    })
+    let raw = wait::value(
+        Duration::from_secs(30),
+        "the email to reach the SMTP server",
+        async || {
+            sink.messages()
+                .into_iter()
+                .find(|m| m.contains(&format!("To: {recipient}\r\n")))
+        },
+    )
     .await;
     parse_email(&raw)
 }

@@ -2,6 +2,8 @@
 //! participant reads back their own notifications, newest first, page by
 //! page, and nobody else's.
 
+use std::time::Duration;
+
 use boxoffice_models::notifications::{self, NewNotification};
 use boxoffice_models::users::Role;
 use diesel_async::AsyncPgConnection;
@@ -10,8 +12,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::catalog_fixtures::send;
-use crate::email::{eventually, notification};
+use crate::email::notification;
 use crate::harness::users::TestUser;
+use crate::harness::wait;
 use crate::harness::{TestApp, assert_problem};
 
 async fn queue(conn: &mut AsyncPgConnection, user: Option<&TestUser>, subject: &str) -> Uuid {
@@ -76,9 +79,11 @@ async fn participants_list_and_read_their_own_notifications_and_nobody_elses() {
 
     // Once sent, the list says so.
     app.start_workers("http://127.0.0.1:1");
-    eventually(30, "the notifications to be sent", async || {
-        (notification(&mut conn, third).await.status == "sent").then_some(())
-    })
+    wait::value(
+        Duration::from_secs(30),
+        "the notifications to be sent",
+        async || (notification(&mut conn, third).await.status == "sent").then_some(()),
+    )
     .await;
     let all = page(&app, &ada, "").await;
     assert_eq!(all["items"][0]["status"], "sent");

@@ -20,6 +20,11 @@ use boxoffice_workers::adapters::payments::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::harness::wait;
+
+/// How long a test waits for the sandbox's webhooks to arrive.
+const WEBHOOKS: Duration = Duration::from_secs(10);
+
 const SECRET_KEY: &str = "sk_test_sandbox_key";
 const WEBHOOK_SECRET: &str = "whsec_sandbox_test";
 
@@ -203,14 +208,6 @@ fn intent_request(key: &str, run_id: &str, amount_minor: i64) -> CreateIntent {
 }
 
 /// Polls `check` until it holds, for at most 10 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// No idempotency key, intent or run was charged more than once.
 fn assert_no_double_charge(stats: &Value) {
     for table in [
@@ -406,7 +403,10 @@ async fn payments_and_refunds_send_signed_webhooks() {
         .expect("refunded");
 
     let receiver = provider.receiver.clone();
-    eventually("three webhooks", || receiver.events().len() >= 3).await;
+    wait::until(WEBHOOKS, "three webhooks", async || {
+        receiver.events().len() >= 3
+    })
+    .await;
     assert_eq!(
         receiver.forged.load(Ordering::SeqCst),
         0,
@@ -462,7 +462,10 @@ async fn a_refused_webhook_is_delivered_again() {
     provider.succeed(&intent.id).await;
 
     let receiver = provider.receiver.clone();
-    eventually("the third attempt", || !receiver.events().is_empty()).await;
+    wait::until(WEBHOOKS, "the third attempt", async || {
+        !receiver.events().is_empty()
+    })
+    .await;
     assert_eq!(receiver.requests.load(Ordering::SeqCst), 3);
     let stats = provider.stats().await;
     assert_eq!(stats["webhooks"]["attempts"], 3);
@@ -481,7 +484,10 @@ async fn duplicate_deliveries_repeat_the_same_signed_event() {
     provider.succeed(&intent.id).await;
 
     let receiver = provider.receiver.clone();
-    eventually("three copies", || receiver.events().len() >= 3).await;
+    wait::until(WEBHOOKS, "three copies", async || {
+        receiver.events().len() >= 3
+    })
+    .await;
     let copies = receiver.verified.lock().expect("lock").clone();
     assert_eq!(copies.len(), 3);
     assert!(
@@ -509,7 +515,10 @@ async fn out_of_order_deliveries_all_arrive() {
         ids.push(intent.id);
     }
     let receiver = provider.receiver.clone();
-    eventually("six webhooks", || receiver.events().len() >= 6).await;
+    wait::until(WEBHOOKS, "six webhooks", async || {
+        receiver.events().len() >= 6
+    })
+    .await;
     let mut delivered: Vec<String> = receiver
         .events()
         .iter()
@@ -847,7 +856,7 @@ async fn a_refund_of_a_failing_intent_is_answered_failed_and_gives_nothing_back(
     assert_eq!(ok.status, RefundStatus::Succeeded);
 
     let receiver = provider.receiver.clone();
-    eventually("the refund.failed webhook", || {
+    wait::until(WEBHOOKS, "the refund.failed webhook", async || {
         !refund_events(&receiver, &failed.id).is_empty()
     })
     .await;
@@ -927,18 +936,22 @@ async fn pending_refunds_settle_by_webhook_and_hold_their_amount_meanwhile() {
     assert_eq!(stats["refund_pending_minor_by_intent"][&healthy], 600);
 
     let receiver = provider.receiver.clone();
-    eventually("both refunds settled, every copy delivered", || {
-        refund_events(&receiver, &to_fail.id)
-            .iter()
-            .filter(|(kind, _)| kind.starts_with("refund."))
-            .count()
-            == 4
-            && refund_events(&receiver, &to_succeed.id)
+    wait::until(
+        WEBHOOKS,
+        "both refunds settled, every copy delivered",
+        async || {
+            refund_events(&receiver, &to_fail.id)
                 .iter()
                 .filter(|(kind, _)| kind.starts_with("refund."))
                 .count()
-                == 2
-    })
+                == 4
+                && refund_events(&receiver, &to_succeed.id)
+                    .iter()
+                    .filter(|(kind, _)| kind.starts_with("refund."))
+                    .count()
+                    == 2
+        },
+    )
     .await;
     let mut kinds: Vec<(String, String)> = refund_events(&receiver, &to_fail.id)
         .into_iter()
@@ -1017,7 +1030,7 @@ async fn lost_refund_webhooks_are_recorded_but_never_delivered() {
         .expect("refunded");
 
     let receiver = provider.receiver.clone();
-    eventually("the payment webhook", || {
+    wait::until(WEBHOOKS, "the payment webhook", async || {
         !receiver.of_type("payment_intent.succeeded").is_empty()
     })
     .await;

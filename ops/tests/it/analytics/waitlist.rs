@@ -15,12 +15,13 @@ use super::support::analytics;
 use crate::checkout_support::{awaiting_payment, count, is_finished, pull_deadlines, wait_for};
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
+use crate::harness::wait;
 use crate::waitlist::support::{
-    answer, eventually, expire_checkouts, expire_offer, joined, sold_out_in, status_of,
+    answer, expire_checkouts, expire_offer, joined, sold_out_in, status_of,
 };
 
 async fn offered(app: &TestApp, entry: &str) {
-    eventually(Duration::from_secs(30), "entry offered", || async {
+    wait::until(Duration::from_secs(30), "entry offered", || async {
         status_of(app, entry).await == "offered"
     })
     .await;
@@ -41,7 +42,7 @@ async fn accept(app: &TestApp, user: &TestUser, entry: &str) -> (String, String)
 async fn settled(app: &TestApp) {
     let busy = "SELECT 1 FROM workflow_runs WHERE status IN ('running', 'compensating')";
     for _ in 0..2 {
-        eventually(Duration::from_secs(30), "runs settle", || async {
+        wait::until(Duration::from_secs(30), "runs settle", || async {
             count(&app.db.url, busy).await == 0
         })
         .await;

@@ -6,6 +6,7 @@
 pub mod processes;
 pub mod sandbox;
 pub mod users;
+pub mod wait;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

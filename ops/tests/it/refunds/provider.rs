@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::checkout_support::{count, counters, is_finished, wait_for};
 use crate::harness::TestApp;
-use crate::waitlist::support::eventually;
+use crate::harness::wait;
 
 /// Steps of `run` whose input matches the SQL `LIKE` pattern.
 async fn steps(app: &TestApp, run: &str, input_like: &str) -> i64 {
@@ -102,7 +102,7 @@ async fn webhooks_duplicated_five_times_and_reordered_make_one_refund_per_run() 
     // settling (`refund.updated`). Which one a run took as a step depends on
     // the order they came in: one that settled first completes the run.
     for run in [&a, &b] {
-        eventually(
+        wait::until(
             Duration::from_secs(10),
             "both events of each refund",
             || signals(&app, run),

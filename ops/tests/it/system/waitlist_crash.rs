@@ -11,8 +11,9 @@ use serde_json::json;
 use super::fault_support::{assert_alive, connect, scalar};
 use crate::checkout_support::event_on_sale;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
+use crate::harness::wait;
 use crate::harness::{TestApp, redis_url};
-use crate::waitlist::support::{assert_invariants, eventually, expire_offer, join, sql, status_of};
+use crate::waitlist::support::{assert_invariants, expire_offer, join, sql, status_of};
 
 async fn kill_9(worker: &mut BoxofficeProcess, what: &str) {
     assert_alive(worker, what);
@@ -66,7 +67,7 @@ async fn an_offer_that_expires_while_workers_are_down_goes_to_the_next_entry_onc
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    eventually(
+    wait::until(
         Duration::from_secs(60),
         "the first entry offered",
         || async { status_of(&app, &entries[0]).await == "offered" },
@@ -93,7 +94,7 @@ async fn an_offer_that_expires_while_workers_are_down_goes_to_the_next_entry_onc
     tokio::time::sleep(Duration::from_millis(700)).await;
     kill_9(&mut workers[0], "during the recovery").await;
     workers[0] = BoxofficeProcess::start(&deployment, "work").await;
-    eventually(
+    wait::until(
         Duration::from_secs(90),
         "the second entry offered",
         || async { status_of(&app, &entries[1]).await == "offered" },
@@ -130,7 +131,7 @@ async fn an_offer_that_expires_while_workers_are_down_goes_to_the_next_entry_onc
     );
     // The expired participant is told, by an email actually written out.
     let mail_dir = deployment.mail_dir();
-    eventually(Duration::from_secs(60), "the expiry email sent", || async {
+    wait::until(Duration::from_secs(60), "the expiry email sent", || async {
         std::fs::read_dir(&mail_dir).is_ok_and(|files| {
             files.filter_map(Result::ok).any(|f| {
                 std::fs::read_to_string(f.path())

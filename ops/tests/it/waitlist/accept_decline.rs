@@ -10,16 +10,17 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use super::support::{
-    answer, assert_invariants, emails_to, eventually, expire_checkouts, expire_offer, joined,
-    sold_out_in, status_of,
+    answer, assert_invariants, emails_to, expire_checkouts, expire_offer, joined, sold_out_in,
+    status_of,
 };
 use crate::checkout_support::{
     awaiting_payment, count, is_finished, order, start, started_run, wait_for,
 };
+use crate::harness::wait;
 use crate::harness::{TestApp, assert_problem};
 
 async fn offered(app: &TestApp, entry: &str) {
-    eventually(Duration::from_secs(30), "entry offered", || async {
+    wait::until(Duration::from_secs(30), "entry offered", || async {
         status_of(app, entry).await == "offered"
     })
     .await;
@@ -126,7 +127,7 @@ async fn accept_twice_decline_leave_and_a_late_accept() {
     expire_offer(&app, &e[3]).await;
     let late = answer(&app, &p[3], &e[3], "accept").await;
     assert_problem(late, 409, "offer_expired").await;
-    eventually(
+    wait::until(
         Duration::from_secs(30),
         "the late entry expired",
         || async { status_of(&app, &e[3]).await == "expired" },

@@ -10,11 +10,11 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    RUN_FINISH_LIMIT, assert_invariants, entries, eventually, joined, run_finished,
-    sample_invariants, sold_out,
+    RUN_FINISH_LIMIT, assert_invariants, entries, joined, run_finished, sample_invariants, sold_out,
 };
 use crate::checkout_support::{SaleEvent, order, start};
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 const WAITING: usize = 10;
 
@@ -81,7 +81,7 @@ async fn raised_capacity_goes_to_the_waiting_before_any_public_sale() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    eventually(Duration::from_secs(30), "everyone offered", || async {
+    wait::until(Duration::from_secs(30), "everyone offered", || async {
         entries(&app, tt)
             .await
             .iter()

@@ -10,11 +10,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::support::{
-    RUN_FINISH_LIMIT, assert_invariants, emails_to, entries, eventually, expire_checkouts, joined,
+    RUN_FINISH_LIMIT, assert_invariants, emails_to, entries, expire_checkouts, joined,
     run_finished, sample_invariants, sold_out,
 };
 use crate::checkout_support::{order, start};
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 const CAPACITY: i32 = 20;
 const STANDARD: usize = 25;
@@ -95,7 +96,7 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
     // Every holding checkout expires while the buyers keep trying.
     tokio::time::sleep(Duration::from_millis(500)).await;
     expire_checkouts(&app, &sold_out.holding_runs).await;
-    eventually(RUN_FINISH_LIMIT, "20 entries offered", || async {
+    wait::until(RUN_FINISH_LIMIT, "20 entries offered", || async {
         entries(&app, tt)
             .await
             .iter()
@@ -146,7 +147,7 @@ async fn freed_units_go_to_vip_then_the_earliest_standard_entries_never_to_the_p
     );
     // An entry is offered before its offer's email is queued (the next step
     // of its run): wait until all of them are, then check who got one.
-    eventually(RUN_FINISH_LIMIT, "every offer's email queued", || async {
+    wait::until(RUN_FINISH_LIMIT, "every offer's email queued", || async {
         let mut told = 0;
         for waiter in &waiters {
             told += emails_to(&app, waiter.id, "waitlist_offer").await;

@@ -8,11 +8,11 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use super::support::{
-    answer, assert_invariants, emails_to, eventually, expire_checkouts, joined, sold_out_in,
-    status_of,
+    answer, assert_invariants, emails_to, expire_checkouts, joined, sold_out_in, status_of,
 };
 use crate::checkout_support::{awaiting_payment, count, is_finished, pull_deadlines, wait_for};
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 async fn accept(app: &TestApp, user: &crate::harness::users::TestUser, entry: &str) -> String {
     let r = answer(app, user, entry, "accept").await;
@@ -35,7 +35,7 @@ async fn a_lapsed_accepted_checkout_feeds_the_next_entry_and_a_paid_one_gets_tic
         e.push(joined(&app, person, &sold_out, 1).await);
     }
     expire_checkouts(&app, &sold_out.holding_runs[..1]).await;
-    eventually(Duration::from_secs(30), "first offered", || async {
+    wait::until(Duration::from_secs(30), "first offered", || async {
         status_of(&app, &e[0]).await == "offered"
     })
     .await;
@@ -55,7 +55,7 @@ async fn a_lapsed_accepted_checkout_feeds_the_next_entry_and_a_paid_one_gets_tic
     assert_eq!(view["status"], "compensated", "{view}");
     assert_eq!(view["error"]["code"], "expired", "{view}");
     // Its unit went to the next entry.
-    eventually(Duration::from_secs(30), "second offered", || async {
+    wait::until(Duration::from_secs(30), "second offered", || async {
         status_of(&app, &e[1]).await == "offered"
     })
     .await;

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use boxoffice_models::users::Role;
 use futures::future::join_all;
 
-use super::support::{
-    assert_invariants, entries, eventually, expire_checkouts, joined, sold_out_in,
-};
+use super::support::{assert_invariants, entries, expire_checkouts, joined, sold_out_in};
 use crate::checkout_support::{is_finished, order, start, started_run, wait_for};
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 const WINDOW: Duration = Duration::from_secs(4);
 
@@ -40,7 +39,7 @@ async fn a_large_entry_blocks_for_one_window_then_smaller_ones_are_backfilled() 
 
     // 3 units come back: `a` (4) is first and does not fit.
     expire_checkouts(&app, &sold_out.holding_runs[..1]).await;
-    eventually(Duration::from_secs(30), "a's clock started", || async {
+    wait::until(Duration::from_secs(30), "a's clock started", || async {
         entries(&app, tt)
             .await
             .iter()
@@ -76,7 +75,7 @@ async fn a_large_entry_blocks_for_one_window_then_smaller_ones_are_backfilled() 
     assert_eq!(view["error"]["code"], "sold_out", "{view}");
 
     // After the window, b (1) and c (2) take the 3 units a cannot use.
-    eventually(Duration::from_secs(30), "b and c offered", || async {
+    wait::until(Duration::from_secs(30), "b and c offered", || async {
         let rows = entries(&app, tt).await;
         status(&rows, &b) == "offered" && status(&rows, &c) == "offered"
     })
@@ -96,14 +95,14 @@ async fn a_large_entry_blocks_for_one_window_then_smaller_ones_are_backfilled() 
 
     // 4 units come back: a is served at once, within its new window.
     expire_checkouts(&app, &sold_out.holding_runs[1..2]).await;
-    eventually(Duration::from_secs(30), "a offered", || async {
+    wait::until(Duration::from_secs(30), "a offered", || async {
         status(&entries(&app, tt).await, &a) == "offered"
     })
     .await;
     assert_eq!(status(&entries(&app, tt).await, &d), "waiting");
     // The last 3 go to d.
     expire_checkouts(&app, &sold_out.holding_runs[2..]).await;
-    eventually(Duration::from_secs(30), "d offered", || async {
+    wait::until(Duration::from_secs(30), "d offered", || async {
         status(&entries(&app, tt).await, &d) == "offered"
     })
     .await;

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)] // Each waitlist test uses a different part.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use boxoffice_models::holds;
@@ -19,6 +18,7 @@ use crate::checkout_support::{
 };
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
+use crate::harness::wait;
 
 pub const PRICE: i64 = 4500;
 
@@ -104,7 +104,7 @@ pub async fn expire_checkouts(app: &TestApp, runs: &[String]) {
 /// hold and the entry), as if its minutes had gone by.
 pub async fn expire_offer(app: &TestApp, entry_id: &str) {
     // Once its run waits for an answer (its email step done).
-    eventually(Duration::from_secs(30), "the offer run waits", || async {
+    wait::until(Duration::from_secs(30), "the offer run waits", || async {
         crate::checkout_support::count(
             &app.db.url,
             &format!(
@@ -225,19 +225,6 @@ pub async fn status_of(app: &TestApp, entry_id: &str) -> String {
     .await
     .unwrap();
     s.status
-}
-
-/// Polls `check` every 100 ms until it is true; fails after `within`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::QueryableByName)]
