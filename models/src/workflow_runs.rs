@@ -84,11 +84,12 @@ impl NewRun {
     }
 }
 
-/// A new run with the columns of a transition already taken (see
-/// [`insert_decided`]).
+/// A new run as inserted: as started ([`NewRun`]), or with the columns of
+/// its first transition already taken ([`insert_decided`]). Both inserts
+/// write every column, so they are one statement, kept prepared.
 #[derive(Insertable)]
 #[diesel(table_name = workflow_runs, treat_none_as_default_value = false)]
-struct DecidedRun<'a> {
+struct RunRow<'a> {
     id: Uuid,
     kind: &'a str,
     status: &'a str,
@@ -108,6 +109,46 @@ struct DecidedRun<'a> {
     child_key: Option<&'a str>,
 }
 
+impl<'a> RunRow<'a> {
+    /// `new` as started, or moved by `first` when it is decided already.
+    fn of(new: &'a NewRun, first: Option<&'a Transition>) -> Self {
+        let started = RunRow {
+            id: new.id,
+            kind: &new.kind,
+            status: &new.status,
+            step: &new.step,
+            state: &new.state,
+            wake_at: None,
+            pending_effect: None,
+            attempts: 0,
+            last_error: None,
+            correlation_id: new.correlation_id.as_deref(),
+            owner_id: new.owner_id,
+            idempotency_key: new.idempotency_key.as_deref(),
+            request_hash: new.request_hash.as_deref(),
+            finished_at: None,
+            view: &new.view,
+            parent_id: new.parent_id,
+            child_key: new.child_key.as_deref(),
+        };
+        match first {
+            None => started,
+            Some(t) => RunRow {
+                status: &t.status,
+                step: &t.step,
+                state: &t.state,
+                wake_at: t.wake_at,
+                pending_effect: t.pending_effect.as_ref(),
+                attempts: t.attempts,
+                last_error: t.last_error.as_ref(),
+                finished_at: t.finished_at,
+                view: &t.view,
+                ..started
+            },
+        }
+    }
+}
+
 pub enum Inserted {
     Created(Run),
     /// A run with the same owner, kind and idempotency key already exists.
@@ -120,24 +161,7 @@ pub async fn insert_idempotent(
     conn: &mut AsyncPgConnection,
     new: &NewRun,
 ) -> QueryResult<Inserted> {
-    let created = diesel::insert_into(workflow_runs::table)
-        .values(new)
-        .on_conflict((
-            workflow_runs::kind,
-            workflow_runs::owner_id,
-            workflow_runs::idempotency_key,
-        ))
-        .filter_target(workflow_runs::idempotency_key.is_not_null())
-        .do_nothing()
-        .returning(Run::as_returning())
-        .keep_prepared()
-        .get_result(conn)
-        .await
-        .optional()?;
-    match created {
-        Some(run) => Ok(Inserted::Created(run)),
-        None => started_before(conn, new).await,
-    }
+    insert_row(conn, new, None).await
 }
 
 /// Inserts `new` already moved by its first transition `t`, decided before it
@@ -150,27 +174,16 @@ pub async fn insert_decided(
     new: &NewRun,
     t: &Transition,
 ) -> QueryResult<Inserted> {
-    let row = DecidedRun {
-        id: new.id,
-        kind: &new.kind,
-        status: &t.status,
-        step: &t.step,
-        state: &t.state,
-        wake_at: t.wake_at,
-        pending_effect: t.pending_effect.as_ref(),
-        attempts: t.attempts,
-        last_error: t.last_error.as_ref(),
-        correlation_id: new.correlation_id.as_deref(),
-        owner_id: new.owner_id,
-        idempotency_key: new.idempotency_key.as_deref(),
-        request_hash: new.request_hash.as_deref(),
-        finished_at: t.finished_at,
-        view: &t.view,
-        parent_id: new.parent_id,
-        child_key: new.child_key.as_deref(),
-    };
+    insert_row(conn, new, Some(t)).await
+}
+
+async fn insert_row(
+    conn: &mut AsyncPgConnection,
+    new: &NewRun,
+    first: Option<&Transition>,
+) -> QueryResult<Inserted> {
     let created = diesel::insert_into(workflow_runs::table)
-        .values(&row)
+        .values(&RunRow::of(new, first))
         .on_conflict((
             workflow_runs::kind,
             workflow_runs::owner_id,
