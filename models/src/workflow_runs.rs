@@ -89,7 +89,7 @@ impl NewRun {
 /// write every column, so they are one statement, kept prepared.
 #[derive(Insertable)]
 #[diesel(table_name = workflow_runs, treat_none_as_default_value = false)]
-struct RunRow<'a> {
+struct NewRunRow<'a> {
     id: Uuid,
     kind: &'a str,
     status: &'a str,
@@ -109,10 +109,10 @@ struct RunRow<'a> {
     child_key: Option<&'a str>,
 }
 
-impl<'a> RunRow<'a> {
+impl<'a> NewRunRow<'a> {
     /// `new` as started, or moved by `first` when it is decided already.
     fn of(new: &'a NewRun, first: Option<&'a Transition>) -> Self {
-        let started = RunRow {
+        let started = NewRunRow {
             id: new.id,
             kind: &new.kind,
             status: &new.status,
@@ -133,7 +133,7 @@ impl<'a> RunRow<'a> {
         };
         match first {
             None => started,
-            Some(t) => RunRow {
+            Some(t) => NewRunRow {
                 status: &t.status,
                 step: &t.step,
                 state: &t.state,
@@ -183,7 +183,7 @@ async fn insert_row(
     first: Option<&Transition>,
 ) -> QueryResult<Inserted> {
     let created = diesel::insert_into(workflow_runs::table)
-        .values(&RunRow::of(new, first))
+        .values(&NewRunRow::of(new, first))
         .on_conflict((
             workflow_runs::kind,
             workflow_runs::owner_id,
