@@ -21,6 +21,8 @@ pub struct FirstStep {
     pub step: String,
     /// The run's status view, as `GET /v1/workflows/{id}` shows it.
     pub view: serde_json::Value,
+    /// The run's version there: its status's `ETag`.
+    pub version: i32,
 }
 
 pub type Taken<'a> = BoxFuture<'a, anyhow::Result<Option<FirstStep>>>;

@@ -116,6 +116,9 @@ pub struct RunStarted {
     pub step: String,
     /// Poll this for progress (`GET`, with `If-None-Match` and `?wait=`).
     pub status_url: String,
+    /// The run's version this answer shows; the answer's `ETag` names it, so
+    /// the first poll can wait for the next change at once.
+    pub version: i32,
 }
 
 pub fn status_path(run_id: Uuid) -> String {
@@ -129,20 +132,35 @@ impl RunStarted {
             status: run.status.clone(),
             step: run.step.clone(),
             status_url: status_path(run.id),
+            version: run.version,
         }
     }
 }
 
-/// Points `Location` at the run's status.
-pub fn set_location(response: &mut Response, run_id: Uuid) {
+/// The `ETag` of run `id`'s status at `version`, as `GET /v1/workflows/{id}`
+/// sends it.
+pub fn etag(id: Uuid, version: i32) -> String {
+    format!("\"{}-{}\"", id.simple(), version)
+}
+
+/// Points `Location` at the run's status, and gives the answer the `ETag` of
+/// the status it shows (at `version`): a client that started a run polls with
+/// `If-None-Match` and `?wait=` from its first request, and hears only of
+/// what changed since this answer, instead of first reading again what it was
+/// just told.
+pub fn point_at_status(response: &mut Response, run_id: Uuid, version: i32) {
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&status_path(run_id)) {
-        response.headers_mut().insert(header::LOCATION, value);
+        headers.insert(header::LOCATION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&etag(run_id, version)) {
+        headers.insert(header::ETAG, value);
     }
 }
 
 /// 202 with the run to poll.
 pub fn accepted(run: Run) -> AppResult<Response> {
     let mut response = (StatusCode::ACCEPTED, Json(RunStarted::of(&run))).into_response();
-    set_location(&mut response, run.id);
+    point_at_status(&mut response, run.id, run.version);
     Ok(response)
 }

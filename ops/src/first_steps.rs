@@ -226,8 +226,18 @@ impl FirstSteps for EngineFirstSteps {
 
 /// Where an advance left the run, when it moved it.
 fn first_step_of(advanced: Advanced) -> Option<FirstStep> {
-    match (advanced.status, advanced.step, advanced.view) {
-        (Some(status), Some(step), Some(view)) => Some(FirstStep { status, step, view }),
+    match (
+        advanced.status,
+        advanced.step,
+        advanced.view,
+        advanced.version,
+    ) {
+        (Some(status), Some(step), Some(view), Some(version)) => Some(FirstStep {
+            status,
+            step,
+            view,
+            version,
+        }),
         _ => None,
     }
 }

@@ -79,9 +79,6 @@ struct PaymentView {
 #[derive(Debug, Deserialize)]
 struct Started {
     run_id: Uuid,
-    status: String,
-    /// Set when the answer already holds seats.
-    expires_at: Option<String>,
 }
 
 pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
@@ -152,46 +149,27 @@ async fn checkout(
             response.text().await.unwrap_or_default()
         );
     }
-    let started: Started = response.json().await?;
+    // As a frontend does: the answer is the run's status at the version its
+    // ETag names, so the polls wait for what changes after it, and a
+    // finished run (sold out) is not polled at all.
+    let mut etag = etag_of(&response);
+    let body = response.bytes().await?;
+    let started: Started = serde_json::from_slice(&body)?;
+    let mut view: View = serde_json::from_slice(&body)?;
     outcome.post = Some(t0.elapsed());
     outcome.run_id = Some(started.run_id);
     // The API takes the hold as it starts the run: its answer is usually the
     // decision already.
-    if started.expires_at.is_some()
-        || RunStatus::parse(&started.status).is_some_and(RunStatus::is_finished)
+    if view.expires_at.is_some()
+        || RunStatus::parse(&view.status).is_some_and(RunStatus::is_finished)
     {
         outcome.to_decision = outcome.post;
-        outcome.held = started.expires_at.is_some();
+        outcome.held = view.expires_at.is_some();
     }
 
     let url = format!("{api}/v1/workflows/{}?wait=30", started.run_id);
-    let mut etag: Option<String> = None;
     let mut paying: Option<Instant> = None;
     loop {
-        let response = retrying(outcome, || {
-            let request = client
-                .get(&url)
-                .header("authorization", &buyer.authorization);
-            match &etag {
-                Some(tag) => request.header("if-none-match", tag),
-                None => request,
-            }
-        })
-        .await?;
-        match response.status() {
-            StatusCode::NOT_MODIFIED => continue,
-            StatusCode::OK => {}
-            other => anyhow::bail!(
-                "GET {url} answered {other}: {}",
-                response.text().await.unwrap_or_default()
-            ),
-        }
-        etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let view: View = response.json().await?;
         outcome.status = Some(view.status.clone());
         let ended = RunStatus::parse(&view.status).is_some_and(RunStatus::is_finished);
         if outcome.to_decision.is_none() && (view.expires_at.is_some() || ended) {
@@ -227,7 +205,39 @@ async fn checkout(
             outcome.ended_after = Some(sale_started.elapsed());
             return Ok(());
         }
+        // Until the run changes.
+        loop {
+            let response = retrying(outcome, || {
+                let request = client
+                    .get(&url)
+                    .header("authorization", &buyer.authorization);
+                match &etag {
+                    Some(tag) => request.header("if-none-match", tag),
+                    None => request,
+                }
+            })
+            .await?;
+            match response.status() {
+                StatusCode::NOT_MODIFIED => continue,
+                StatusCode::OK => {}
+                other => anyhow::bail!(
+                    "GET {url} answered {other}: {}",
+                    response.text().await.unwrap_or_default()
+                ),
+            }
+            etag = etag_of(&response);
+            view = response.json().await?;
+            break;
+        }
     }
+}
+
+fn etag_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// How long a buyer waits before asking again after a 503.

@@ -69,6 +69,8 @@ pub struct Advanced {
     pub step: Option<String>,
     /// What the run's owner sees of it now (its status view), when it moved.
     pub view: Option<serde_json::Value>,
+    /// The run's version (its ETag's) after the move, when it moved.
+    pub version: Option<i32>,
     /// The remote command the run issued, for the caller to carry out at once
     /// ([`Dispatch::Inline`]).
     pub issued: Option<Issued>,

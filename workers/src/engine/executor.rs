@@ -375,7 +375,7 @@ pub(crate) async fn advance_locked<W: Effects>(
         effect: effect.as_ref().map(|effect| (effect, effect_due)),
         timer,
     };
-    let backstop_id = writes.send(conn).await?;
+    let sent = writes.send(conn).await?;
     let step = cur.step.clone();
     let mut queued = timer.is_some();
     for child in &children {
@@ -397,7 +397,7 @@ pub(crate) async fn advance_locked<W: Effects>(
         queued = true;
     }
     let mut inline = None;
-    if let (Some(effect), Some(backstop_id)) = (effect, backstop_id) {
+    if let (Some(effect), Some(backstop_id)) = (effect, sent.backstop_id) {
         match at.dispatch {
             Dispatch::Queue => queued = true,
             Dispatch::Inline => {
@@ -426,6 +426,7 @@ pub(crate) async fn advance_locked<W: Effects>(
         status: Some(cur.status.as_str().into()),
         step: Some(step),
         view: Some(view),
+        version: Some(sent.version),
         issued: inline,
     })
 }

@@ -28,30 +28,27 @@ impl StepWrites<'_> {
     /// Sends the writes together, one round trip instead of one per statement
     /// (diesel-async pipelines the statements of a connection awaited at
     /// once); inside the step's transaction they stand or fall together, in
-    /// any order, as none reads what another writes. Returns the command's
-    /// message id.
+    /// any order, as none reads what another writes. Returns what the run's
+    /// row is now.
     ///
     /// A run not written yet is inserted first, moved (its history refers to
     /// it); if its idempotency key started a run before, nothing is written
     /// and the error is [`StartedBefore`].
-    pub(super) async fn send(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<Option<i64>> {
+    pub(super) async fn send(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<Sent> {
         let inserted = match self.row {
-            RunRow::Stored => false,
+            RunRow::Stored => None,
             RunRow::Unwritten(new) => {
                 match workflow_runs::insert_decided(conn, new, self.transition).await? {
-                    Inserted::Created(_) => true,
+                    Inserted::Created(run) => Some(run.version),
                     Inserted::Existing(run) => return Err(StartedBefore(run).into()),
                 }
             }
         };
         let conn: &AsyncPgConnection = conn;
         let transition = async {
-            if inserted {
-                Ok(())
-            } else {
-                workflow_runs::apply(conn, self.run_id, self.transition)
-                    .await
-                    .map(drop)
+            match inserted {
+                Some(version) => Ok(version),
+                None => workflow_runs::apply(conn, self.run_id, self.transition).await,
             }
         };
         let effect = async {
@@ -76,14 +73,25 @@ impl StepWrites<'_> {
                 None => Ok(()),
             }
         };
-        let ((), (), backstop_id, ()) = futures::try_join!(
+        let ((), version, backstop_id, ()) = futures::try_join!(
             workflow_steps::record_all(conn, self.history),
             transition,
             effect,
             timer,
         )?;
-        Ok(backstop_id)
+        Ok(Sent {
+            version,
+            backstop_id,
+        })
     }
+}
+
+/// What [`StepWrites::send`] wrote.
+pub(super) struct Sent {
+    /// The run's version after the transition.
+    pub(super) version: i32,
+    /// The remote command's message, if it has one.
+    pub(super) backstop_id: Option<i64>,
 }
 
 /// Where the row of the run being advanced is.

@@ -50,7 +50,7 @@ pub struct RefundRequest {
     request_body = RefundRequest,
     params(("id" = Uuid, Path, description = "The booking id"), IdempotencyKey),
     responses(
-        (status = 202, description = "The refund started (or was started before with this key)", body = RunStarted),
+        (status = 202, description = "The refund started (or was started before with this key)", body = RunStarted, headers(("ETag" = String, description = "The version of the run's status this answer shows, as `GET /v1/workflows/{id}` tags it: send it as `If-None-Match` with `?wait=` to hear of the next change"), ("Location" = String, description = "The run's status"))),
         (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: a sum of goodwill is for organizers and admins", body = Problem, content_type = "application/problem+json"),

@@ -21,7 +21,7 @@ use crate::extract::Json;
 use crate::first_steps::{FirstStep, SoldOut};
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
-use crate::runs::{set_location, status_path};
+use crate::runs::{point_at_status, status_path};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -48,6 +48,10 @@ pub struct CheckoutStarted {
     pub step: String,
     /// Poll this for progress (`GET`, with `If-None-Match` and `?wait=`).
     pub status_url: String,
+    /// The run's version this answer shows; the answer's `ETag` names it, so
+    /// the first poll can wait for the next change at once. A finished
+    /// `status` (`compensated` when sold out) is final: nothing to poll.
+    pub version: i32,
     /// The checkout's own fields as `GET /v1/workflows/{id}` shows them, once
     /// its seats are held or sold out (usually already in this answer):
     /// `expires_at` when held, `error` (`sold_out`, ...) when not,
@@ -68,7 +72,7 @@ pub struct CheckoutStarted {
     request_body = CheckoutRequest,
     params(IdempotencyKey),
     responses(
-        (status = 202, description = "The checkout started and its seats are held (`expires_at`) or sold out (`compensated`, `error`); or it was started before with this key (then as it is now)", body = CheckoutStarted),
+        (status = 202, description = "The checkout started and its seats are held (`expires_at`) or sold out (`compensated`, `error`); or it was started before with this key (then as it is now)", body = CheckoutStarted, headers(("ETag" = String, description = "The version of the run's status this answer shows, as `GET /v1/workflows/{id}` tags it: send it as `If-None-Match` with `?wait=` to hear of the next change"), ("Location" = String, description = "The run's status"))),
         (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such event", body = Problem, content_type = "application/problem+json"),
@@ -295,12 +299,18 @@ fn as_created(run: workflow_runs::Run) -> FirstStep {
         status: run.status,
         step: run.step,
         view: run.view,
+        version: run.version,
     }
 }
 
 /// 202 with run `run_id` to poll, standing `now`.
 fn answer(run_id: Uuid, now: FirstStep) -> AppResult<Response> {
-    let FirstStep { status, step, view } = now;
+    let FirstStep {
+        status,
+        step,
+        view,
+        version,
+    } = now;
     let detail = match view {
         serde_json::Value::Object(detail) => detail,
         _ => serde_json::Map::new(),
@@ -310,9 +320,10 @@ fn answer(run_id: Uuid, now: FirstStep) -> AppResult<Response> {
         status,
         step,
         status_url: status_path(run_id),
+        version,
         detail,
     };
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
-    set_location(&mut response, run_id);
+    point_at_status(&mut response, run_id, version);
     Ok(response)
 }

@@ -33,7 +33,7 @@ use crate::state::AppState;
     security(("bearer" = [])),
     params(("entry_id" = Uuid, Path, description = "The waitlist entry id"), IdempotencyKey),
     responses(
-        (status = 202, description = "The checkout started (or was started before): poll it", body = RunStarted),
+        (status = 202, description = "The checkout started (or was started before): poll it", body = RunStarted, headers(("ETag" = String, description = "The version of the run's status this answer shows, as `GET /v1/workflows/{id}` tags it: send it as `If-None-Match` with `?wait=` to hear of the next change"), ("Location" = String, description = "The run's status"))),
         (status = 400, description = idempotency_key::REQUIRED_RESPONSE, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such entry of yours", body = Problem, content_type = "application/problem+json"),

@@ -15,6 +15,7 @@ use crate::auth::AuthUser;
 use crate::change_feed::RunView;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Path, Query};
+use crate::runs::etag;
 use crate::state::AppState;
 
 const MAX_WAIT_SECS: u64 = 30;
@@ -27,10 +28,6 @@ pub struct StatusQuery {
     /// at once). A process that is stopping answers at once (`304`): poll
     /// again.
     pub wait: Option<u64>,
-}
-
-fn etag(id: Uuid, version: i32) -> String {
-    format!("\"{}-{}\"", id.simple(), version)
 }
 
 /// The version the client already has, from `If-None-Match`.

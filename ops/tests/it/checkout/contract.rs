@@ -232,10 +232,10 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
         None,
     )
     .await;
-    let run_id = r.json::<Value>().await.unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // The start's answer carries the ETag of the status it shows.
+    let started_tag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let started: Value = r.json().await.unwrap();
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
     let url = app.url(&format!("/v1/workflows/{run_id}"));
 
     let first = app
@@ -248,6 +248,9 @@ async fn status_has_etags_and_long_polls_until_the_run_changes() {
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let view: Value = first.json().await.unwrap();
+    assert_eq!(started_tag, etag, "the answer and the status agree");
+    assert_eq!(started["version"], view["version"], "{started} vs {view}");
+    assert_eq!(started["expires_at"], view["expires_at"]);
     // The API held the seats as it started the run; the payment intent waits
     // for a worker.
     assert_eq!(

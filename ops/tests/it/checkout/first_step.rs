@@ -401,12 +401,26 @@ async fn a_checkout_started_after_the_last_seat_ends_sold_out_in_the_commit_that
     )
     .await;
     assert_eq!(r.status(), 202);
+    let tag = r.headers()["etag"].to_str().unwrap().to_owned();
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], "compensated", "{body}");
     assert_eq!(body["error"]["code"], "sold_out", "{body}");
     let late_run = body["run_id"].as_str().unwrap().to_owned();
     let (status, code, history, written_once) = decided(&app.db.url, &late_run).await;
     assert!(written_once, "inserted decided, never updated");
+    // The answer names the row's first and only version: the status route
+    // has nothing newer to tell.
+    assert_eq!(body["version"], 1, "{body}");
+    assert_eq!(tag, format!("\"{}-1\"", late_run.replace('-', "")));
+    let read = app
+        .client
+        .get(app.url(&format!("/v1/workflows/{late_run}")))
+        .header("authorization", late.bearer())
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 304);
     // A retry of the request finds that run as it is, and writes nothing.
     let again: Value = start(
         &app.base_url,

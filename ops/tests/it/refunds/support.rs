@@ -100,12 +100,19 @@ pub async fn refund(
         .unwrap()
 }
 
-/// The `run_id` of a 202.
+/// The `run_id` of a 202, whose `ETag` names the run's version it shows.
 pub async fn run_id(r: reqwest::Response) -> String {
     let status = r.status();
+    let tag = r.headers().get("etag").cloned();
     let body: Value = r.json().await.unwrap();
     assert_eq!(status, 202, "{body}");
-    body["run_id"].as_str().unwrap().to_owned()
+    let run_id = body["run_id"].as_str().unwrap().to_owned();
+    let version = body["version"].as_i64().expect("the answer's version");
+    assert_eq!(
+        tag.as_ref().and_then(|t| t.to_str().ok()),
+        Some(format!("\"{}-{version}\"", run_id.replace('-', "")).as_str())
+    );
+    run_id
 }
 
 /// Waits until the run has ended, and returns its view.
