@@ -149,12 +149,16 @@ pub fn etag(id: Uuid, version: i32) -> String {
 /// what changed since this answer, instead of first reading again what it was
 /// just told.
 pub fn point_at_status(response: &mut Response, run_id: Uuid, version: i32) {
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&status_path(run_id)) {
-        headers.insert(header::LOCATION, value);
-    }
+    set_location(response, run_id);
     if let Ok(value) = HeaderValue::from_str(&etag(run_id, version)) {
-        headers.insert(header::ETAG, value);
+        response.headers_mut().insert(header::ETAG, value);
+    }
+}
+
+/// Points `Location` at the run's status.
+pub fn set_location(response: &mut Response, run_id: Uuid) {
+    if let Ok(value) = HeaderValue::from_str(&status_path(run_id)) {
+        response.headers_mut().insert(header::LOCATION, value);
     }
 }
 

@@ -37,7 +37,7 @@ pub struct CancellationStarted {
     params(("id" = Uuid, Path, description = "Event id")),
     responses(
         (status = 200, description = "The cancelled event (nothing was sold)", body = EventView),
-        (status = 202, description = "Cancelled; its bookings are being refunded by the run", body = CancellationStarted, headers(("ETag" = String, description = "The version of the run's status this answer shows, as `GET /v1/workflows/{id}` tags it: send it as `If-None-Match` with `?wait=` to hear of the next change"), ("Location" = String, description = "The run's status"))),
+        (status = 202, description = "Cancelled; its bookings are being refunded by the run", body = CancellationStarted, headers(("ETag" = String, description = "The event's version, for `If-Match` (the run's is `run.version`)"), ("Location" = String, description = "The run's status"))),
         (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an organizer", body = Problem, content_type = "application/problem+json"),
@@ -100,7 +100,9 @@ pub async fn cancel_event(
             };
             let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
             response.headers_mut().extend(headers);
-            runs::point_at_status(&mut response, run.id, run.version);
+            // The answer's ETag is the event's (`version_headers`); the run's
+            // version is in the body.
+            runs::set_location(&mut response, run.id);
             response
         }
     })

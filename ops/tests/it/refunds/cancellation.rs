@@ -97,12 +97,21 @@ async fn cancelling_an_event_with_sales_refunds_every_booking_and_stops_every_sa
 
     let r = cancel(&app, &organizer, event.event_id).await;
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let tag = r.headers()["etag"].to_str().unwrap().to_owned();
     let started: Value = r.json().await.unwrap();
     let parent = started["run_id"]
         .as_str()
         .expect("the cancellation run")
         .to_owned();
     assert_eq!(started["event"]["status"], "cancelled", "{started}");
+    // The answer's ETag is the event's, for `If-Match`; the run's version is
+    // in the body.
+    assert_eq!(
+        tag,
+        format!("\"{}\"", started["event"]["version"]),
+        "{started}"
+    );
+    assert!(started["version"].is_i64(), "{started}");
     // The buyer pays just after the cancellation (at a provider that takes the
     // money even if the intent was cancelled in between).
     sandbox.pay_late(&late_intent).await;
