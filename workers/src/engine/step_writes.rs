@@ -28,8 +28,8 @@ impl StepWrites<'_> {
     /// Sends the writes together, one round trip instead of one per statement
     /// (diesel-async pipelines the statements of a connection awaited at
     /// once); inside the step's transaction they stand or fall together, in
-    /// any order, as none reads what another writes. Returns what the run's
-    /// row is now.
+    /// any order, as none reads what another writes. Returns the run's new
+    /// version and the command's message id.
     ///
     /// A run not written yet is inserted first, moved (its history refers to
     /// it); if its idempotency key started a run before, nothing is written
