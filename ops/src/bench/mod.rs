@@ -29,6 +29,7 @@ mod analytics_seed;
 mod compare;
 mod cost;
 mod db_figures;
+mod descriptors;
 mod flash_sale;
 mod raw_baseline;
 mod report;
@@ -293,7 +294,9 @@ async fn measure(
     };
     // `ops/scripts/profile-checkout` profiles between these two lines.
     println!("sale: starting ({} buyers)", seeded.buyers.len());
+    let descriptors = descriptors::Peaks::start(target.processes.clone());
     let result = flash_sale::run(&client, &sale, &seeded.buyers).await;
+    let peak_descriptors = descriptors.finish().await;
     println!("sale: over in {:.1} s", result.elapsed.as_secs_f64());
     let cpu = cost::spent(&cpu_before, &target.meter.cpu());
     // The statements of the quiet wait are the system's idle background.
@@ -366,5 +369,6 @@ async fn measure(
         reads_wall,
         status_load: status_load.as_ref(),
         peak_rss: &peak_rss,
+        peak_descriptors: &peak_descriptors,
     })
 }

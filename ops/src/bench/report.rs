@@ -36,6 +36,9 @@ pub struct Inputs<'a> {
     /// `wrk`'s status reads, when they ran.
     pub status_load: Option<&'a StatusLoad>,
     pub peak_rss: &'a [(String, Option<u64>)],
+    /// The most file descriptors (nearly all sockets) each process held
+    /// during the sale.
+    pub peak_descriptors: &'a [(String, Option<usize>)],
 }
 
 /// `wrk` on one run's status, and the CPU each kind of process spent meanwhile.
@@ -123,6 +126,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         reads_wall,
         status_load,
         peak_rss,
+        peak_descriptors,
     } = inputs;
     let mut post = Samples::default();
     let (mut winners, mut losers) = (Samples::default(), Samples::default());
@@ -341,6 +345,16 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
             "peak RSS:",
             format!("{} (total {})", each.join(", "), rss::mib(total)),
         );
+        let held: Vec<String> = peak_descriptors
+            .iter()
+            .map(|(role, n)| {
+                format!(
+                    "{role} {}",
+                    n.map_or_else(|| "n/a".into(), |n| n.to_string())
+                )
+            })
+            .collect();
+        line("open descriptors, most:", held.join(", "));
     }
 
     println!("\ntargets:");

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::harness::processes::run_on_its_own;
 
 /// Every line the command prints a figure on.
-const FIGURES: [&str; 28] = [
+const FIGURES: [&str; 29] = [
     "raw single-row rate:",
     "holds/s:",
     "completed checkouts/s:",
@@ -25,6 +25,7 @@ const FIGURES: [&str; 28] = [
     "CPU per hold decision:",
     "per completed checkout:",
     "peak RSS:",
+    "open descriptors, most:",
     "holds ≥ 100 % of raw rate:",
     "decision p50 ≤ 30 ms (winners):",
     "decision p50 ≤ 30 ms (losers):",
@@ -125,6 +126,14 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
             && figure(&stdout, "peak RSS:").contains("MiB"),
         "{stdout}"
     );
+    // The API holds its pools' connections to Postgres (at least eight) and
+    // Redis, its listener and the buyers' connections.
+    let serve_descriptors: usize = figure(&stdout, "open descriptors, most:")
+        .split(", ")
+        .find_map(|each| each.strip_prefix("serve "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count for serve:\n{stdout}"));
+    assert!(serve_descriptors >= 10, "{stdout}");
     assert!(stdout.contains("stopped everything it started"), "{stdout}");
 
     // Nothing it started is left: no data folder of its own remains.
