@@ -215,24 +215,26 @@ pub async fn park(
     id: Uuid,
     last_error: &serde_json::Value,
 ) -> QueryResult<i32> {
-    diesel::update(workflow_runs::table.find(id))
-        .set((
-            workflow_runs::status.eq("failed"),
-            workflow_runs::last_error.eq(last_error),
-            workflow_runs::version.eq(workflow_runs::version + 1),
-            workflow_runs::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(workflow_runs::version)
-        .get_result(conn)
-        .await
+    set_status(conn, id, "failed", Some(last_error)).await
 }
 
 /// Gives a parked run back the status it had (an operator retries it).
 pub async fn unpark(conn: &mut AsyncPgConnection, id: Uuid, status: &str) -> QueryResult<i32> {
+    set_status(conn, id, status, None).await
+}
+
+/// Moves a run to `status` with `last_error` outside a step (parking and
+/// its undoing); returns the new version.
+async fn set_status(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    status: &str,
+    last_error: Option<&serde_json::Value>,
+) -> QueryResult<i32> {
     diesel::update(workflow_runs::table.find(id))
         .set((
             workflow_runs::status.eq(status),
-            workflow_runs::last_error.eq(None::<serde_json::Value>),
+            workflow_runs::last_error.eq(last_error),
             workflow_runs::version.eq(workflow_runs::version + 1),
             workflow_runs::updated_at.eq(diesel::dsl::now),
         ))
