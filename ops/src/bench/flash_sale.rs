@@ -76,9 +76,13 @@ struct PaymentView {
     intent_id: String,
 }
 
+/// A 202 of `POST /v1/checkouts`: the run, and its status as the run's view
+/// has it.
 #[derive(Debug, Deserialize)]
 struct Started {
     run_id: Uuid,
+    #[serde(flatten)]
+    view: View,
 }
 
 pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
@@ -153,11 +157,9 @@ async fn checkout(
     // ETag names, so the polls wait for what changes after it, and a
     // finished run (sold out) is not polled at all.
     let mut etag = etag_of(&response);
-    let body = response.bytes().await?;
-    let started: Started = serde_json::from_slice(&body)?;
-    let mut view: View = serde_json::from_slice(&body)?;
+    let Started { run_id, mut view } = response.json().await?;
     outcome.post = Some(t0.elapsed());
-    outcome.run_id = Some(started.run_id);
+    outcome.run_id = Some(run_id);
     // The API takes the hold as it starts the run: its answer is usually the
     // decision already.
     if view.expires_at.is_some()
@@ -167,7 +169,7 @@ async fn checkout(
         outcome.held = view.expires_at.is_some();
     }
 
-    let url = format!("{api}/v1/workflows/{}?wait=30", started.run_id);
+    let url = format!("{api}/v1/workflows/{run_id}?wait=30");
     let mut paying: Option<Instant> = None;
     loop {
         outcome.status = Some(view.status.clone());

@@ -333,29 +333,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
             );
         }
     }
-    if peak_rss.is_empty() {
-        line("peak RSS:", "n/a (--target: not our processes)");
-    } else {
-        let total: u64 = peak_rss.iter().filter_map(|(_, k)| *k).sum();
-        let each: Vec<String> = peak_rss
-            .iter()
-            .map(|(role, k)| format!("{role} {}", k.map_or_else(|| "n/a".into(), rss::mib)))
-            .collect();
-        line(
-            "peak RSS:",
-            format!("{} (total {})", each.join(", "), rss::mib(total)),
-        );
-        let held: Vec<String> = peak_descriptors
-            .iter()
-            .map(|(role, n)| {
-                format!(
-                    "{role} {}",
-                    n.map_or_else(|| "n/a".into(), |n| n.to_string())
-                )
-            })
-            .collect();
-        line("open descriptors, most:", held.join(", "));
-    }
+    rss::print(peak_rss, peak_descriptors);
 
     println!("\ntargets:");
     let ratio = holds_per_sec.map(|h| h / raw.per_sec().max(1e-9));

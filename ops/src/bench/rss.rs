@@ -1,5 +1,8 @@
 //! Peak memory of a process: `VmHWM` ("high water mark" of the resident set) in
-//! `/proc/<pid>/status`. Read it before the process exits.
+//! `/proc/<pid>/status`. Read it before the process exits. Also prints the
+//! report's memory lines.
+
+use super::report::line;
 
 /// The peak resident set of `pid`, in kibibytes; `None` when it is gone or the
 /// kernel does not say.
@@ -16,6 +19,37 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The report's memory lines: each process's peak RSS, and beside it the
+/// most descriptors it held during the sale (`super::descriptors`).
+pub fn print(peak_rss: &[(String, Option<u64>)], peak_descriptors: &[(String, Option<usize>)]) {
+    if peak_rss.is_empty() {
+        line("peak RSS:", "n/a (--target: not our processes)");
+        return;
+    }
+    let total: u64 = peak_rss.iter().filter_map(|(_, k)| *k).sum();
+    line(
+        "peak RSS:",
+        format!("{} (total {})", by_role(peak_rss, |k| mib(*k)), mib(total)),
+    );
+    line(
+        "open descriptors, most:",
+        by_role(peak_descriptors, ToString::to_string),
+    );
+}
+
+/// `serve 12, work n/a`.
+fn by_role<T>(each: &[(String, Option<T>)], show: impl Fn(&T) -> String) -> String {
+    each.iter()
+        .map(|(role, value)| {
+            format!(
+                "{role} {}",
+                value.as_ref().map_or_else(|| "n/a".into(), &show)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `12.3 MiB`.
