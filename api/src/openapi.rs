@@ -100,7 +100,7 @@ const UNAUTHORIZED: SharedError = SharedError {
     code: "unauthorized",
     says: "no valid access token",
 };
-/// [`crate::rate_limit::enforce`], on every route it does not exempt.
+/// [`crate::rate_limit::RateLimitLayer`], on every route it does not exempt.
 const RATE_LIMITED: SharedError = SharedError {
     status: "429",
     code: "rate_limited",

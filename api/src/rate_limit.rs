@@ -2,7 +2,7 @@
 //! [`ApiConfig::redis_key`] so every deployment (and every test) has its own
 //! namespace.
 //!
-//! **General limits** ([`enforce`], a middleware on every route but the
+//! **General limits** ([`RateLimitLayer`], a layer on every route but the
 //! health probes): a fixed one-minute window per client IP and per user,
 //! `INCR` + `EXPIRE` in one atomic pipeline → 429 `rate_limited`. Failed
 //! logins have limits of their own ([`crate::login_lockout`]), through the
@@ -13,13 +13,17 @@
 //! after a failure Redis is skipped for a few seconds so requests do not each
 //! wait for the timeout.
 
+use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use redis::aio::ConnectionManager;
+use tower::{Layer, Service};
 use uuid::Uuid;
 
 use crate::client_ip::{client_ip, ip_bucket};
@@ -80,66 +84,141 @@ pub(crate) fn exempt(path: &str) -> bool {
     )
 }
 
-/// Middleware: counts the request against its IP and (when it carries a valid
-/// access token) its user, and answers 429 `rate_limited` over either limit.
+/// The layer of the general limits: counts each request against its IP and
+/// (when it carries a valid access token) its user, and answers 429
+/// `rate_limited` over either limit.
 ///
 /// The user is taken from the token's signature-checked `sub` without a
 /// database lookup: a revoked session still counts against its user, which is
 /// what a limit wants.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if exempt(request.uri().path()) {
-        return next.run(request).await;
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    config: Arc<ApiConfig>,
+    redis: ConnectionManager,
+}
+
+impl RateLimitLayer {
+    pub fn new(state: &AppState) -> Self {
+        RateLimitLayer {
+            config: state.config.clone(),
+            redis: state.redis.clone(),
+        }
     }
-    let config = &state.config;
-    let limits = &config.rate_limits;
-    let ip = client_ip(request.headers(), request.extensions(), config)
-        .filter(|_| limits.per_ip_per_minute > 0);
-    let user = crate::auth::bearer_from_headers(request.headers())
-        .and_then(|token| crate::auth::jwt::verify(&config.jwt, token).ok())
-        .map(|v| v.user_id)
-        .filter(|_| limits.per_user_per_minute > 0);
-    if ip.is_none() && user.is_none() {
-        return next.run(request).await;
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            limits: self.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    limits: RateLimitLayer,
+    inner: S,
+}
+
+impl<S> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
-    let now = now_secs();
-    let window = now / WINDOW_SECS;
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    let mut checks: Vec<u32> = Vec::with_capacity(2);
-    for (key, limit) in [
-        ip.map(|ip| (ip_window_key(config, ip, window), limits.per_ip_per_minute)),
-        user.map(|u| {
-            (
-                user_window_key(config, u, window),
-                limits.per_user_per_minute,
-            )
-        }),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        // The window is in the key; the expiry only cleans up.
-        pipe.cmd("INCR")
-            .arg(&key)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(WINDOW_SECS * 2)
-            .ignore();
-        checks.push(limit);
+    fn call(&mut self, request: Request) -> Self::Future {
+        let Some(counts) = Counts::of(&self.limits.config, &request) else {
+            return Box::pin(self.inner.call(request));
+        };
+        // The service polled ready is the one to call, after the count.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let RateLimitLayer { config, mut redis } = self.limits.clone();
+        Box::pin(async move {
+            let counted: Option<Vec<u64>> = REDIS
+                .call(&config, "general", counts.pipe.query_async(&mut redis))
+                .await;
+            if let Some(counted) = counted
+                && counted
+                    .iter()
+                    .zip(&counts.limits)
+                    .any(|(n, limit)| *n > u64::from(*limit))
+            {
+                let retry_after = WINDOW_SECS - counts.now % WINDOW_SECS;
+                return Ok(AppError::too_many_requests("rate_limited", retry_after).into_response());
+            }
+            inner.call(request).await
+        })
     }
-    let mut redis = state.redis.clone();
-    let counts: Option<Vec<u64>> = guarded(&state, "general", pipe.query_async(&mut redis)).await;
-    if let Some(counts) = counts
-        && counts
-            .iter()
-            .zip(&checks)
-            .any(|(n, limit)| *n > u64::from(*limit))
-    {
-        let retry_after = WINDOW_SECS - now % WINDOW_SECS;
-        return AppError::too_many_requests("rate_limited", retry_after).into_response();
+}
+
+/// What one request is counted against: one `INCR` (and `EXPIRE`) per limit,
+/// in one atomic pipeline, and the limits in the same order.
+struct Counts {
+    pipe: redis::Pipeline,
+    limits: Vec<u32>,
+    now: u64,
+}
+
+impl Counts {
+    /// `None` when nothing is to be counted: an exempt route, or neither an
+    /// address nor a user with a limit.
+    fn of(config: &ApiConfig, request: &Request) -> Option<Counts> {
+        if exempt(request.uri().path()) {
+            return None;
+        }
+        let limits = &config.rate_limits;
+        let ip = client_ip(request.headers(), request.extensions(), config)
+            .filter(|_| limits.per_ip_per_minute > 0);
+        let user = crate::auth::bearer_from_headers(request.headers())
+            .and_then(|token| crate::auth::jwt::verify(&config.jwt, token).ok())
+            .map(|v| v.user_id)
+            .filter(|_| limits.per_user_per_minute > 0);
+        if ip.is_none() && user.is_none() {
+            return None;
+        }
+        let now = now_secs();
+        let window = now / WINDOW_SECS;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut checks: Vec<u32> = Vec::with_capacity(2);
+        for (key, limit) in [
+            ip.map(|ip| (ip_window_key(config, ip, window), limits.per_ip_per_minute)),
+            user.map(|u| {
+                (
+                    user_window_key(config, u, window),
+                    limits.per_user_per_minute,
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // The window is in the key; the expiry only cleans up.
+            pipe.cmd("INCR")
+                .arg(&key)
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(WINDOW_SECS * 2)
+                .ignore();
+            checks.push(limit);
+        }
+        Some(Counts {
+            pipe,
+            limits: checks,
+            now,
+        })
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

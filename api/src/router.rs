@@ -6,7 +6,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::from_fn;
 use axum::response::Response;
 use tower::{Service, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -15,8 +14,10 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::middleware::{metrics, problem, request_id, security_headers};
+use crate::middleware::edge::EdgeLayer;
+use crate::middleware::metrics::TagRouteLayer;
 use crate::openapi::ApiDoc;
+use crate::rate_limit::RateLimitLayer;
 use crate::routes;
 use crate::state::AppState;
 
@@ -93,20 +94,14 @@ pub fn app(
         )
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/docs/openapi.json", openapi))
         .fallback(|| async { StatusCode::NOT_FOUND })
-        .route_layer(from_fn(metrics::tag_route))
+        .route_layer(TagRouteLayer)
         .with_state(state.clone());
     // Outermost first.
     ServiceBuilder::new()
-        .layer(from_fn(request_id::request_id))
-        .layer(from_fn(metrics::track))
-        .layer(from_fn(problem::problem_details))
-        .layer(from_fn(security_headers::security_headers))
+        .layer(EdgeLayer)
         .layer(cors(&config.cors_origins))
         // Per-IP and per-user limits (Redis); inside CORS so preflights are free.
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::rate_limit::enforce,
-        ))
+        .layer(RateLimitLayer::new(&state))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,

@@ -1,57 +1,104 @@
 //! Prometheus request metrics: count by route and status, latency histogram,
 //! and one access-log line per request.
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::http::Method;
 use axum::response::Response;
+use futures::future::BoxFuture;
+use tower::{Layer, Service};
 
-/// Copied from the request into the response by [`tag_route`], so the outer
+/// Copied from the request into the response by [`TagRoute`], so the outer
 /// layer can label by route template (`/v1/events/{id}`) and not by raw path.
 #[derive(Clone)]
-struct RouteTemplate(String);
+struct RouteTemplate(MatchedPath);
 
-/// Runs inside routing (as a route layer), where the matched path is known.
-pub async fn tag_route(request: Request, next: Next) -> Response {
-    let template = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let mut response = next.run(request).await;
-    if let Some(t) = template {
-        response.extensions_mut().insert(RouteTemplate(t));
+/// A route layer (it runs inside routing, where the matched path is known):
+/// tags each response with its route's template.
+#[derive(Clone, Copy)]
+pub struct TagRouteLayer;
+
+impl<S> Layer<S> for TagRouteLayer {
+    type Service = TagRoute<S>;
+
+    fn layer(&self, inner: S) -> TagRoute<S> {
+        TagRoute { inner }
     }
-    response
 }
 
-pub async fn track(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let elapsed = started.elapsed();
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let status = response.status().as_u16();
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route.clone()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        &[("method", method.to_string()), ("route", route.clone())]
-    )
-    .record(elapsed.as_secs_f64());
-    tracing::info!(
-        http.route = %route,
-        http.status = status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request finished"
-    );
-    response
+#[derive(Clone)]
+pub struct TagRoute<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for TagRoute<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let template = request.extensions().get::<MatchedPath>().cloned();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            if let Some(t) = template {
+                response.extensions_mut().insert(RouteTemplate(t));
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// One request being timed, from its arrival to its response.
+pub struct Track {
+    method: Method,
+    started: Instant,
+}
+
+impl Track {
+    pub fn start(request: &Request) -> Self {
+        Track {
+            method: request.method().clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts and logs the request as `response` answers it.
+    pub fn finish(self, response: &Response) {
+        let elapsed = self.started.elapsed();
+        let route = response
+            .extensions()
+            .get::<RouteTemplate>()
+            .map_or("unmatched", |r| r.0.as_str());
+        let status = response.status().as_u16();
+        let method = self.method.to_string();
+        let labels = [
+            ("method", method.clone()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        metrics::counter!("http_requests_total", &labels).increment(1);
+        metrics::histogram!(
+            "http_request_duration_seconds",
+            &[("method", method), ("route", route.to_owned())]
+        )
+        .record(elapsed.as_secs_f64());
+        tracing::info!(
+            http.route = %route,
+            http.status = status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    }
 }

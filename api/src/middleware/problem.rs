@@ -5,12 +5,9 @@
 //! client sees one error shape everywhere.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 
-use super::request_id::RequestId;
 use crate::error::{PROBLEM_JSON, problem, problem_response};
 
 /// Problem bodies are small; anything larger is passed through untouched.
@@ -29,9 +26,9 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
-pub async fn problem_details(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let response = next.run(request).await;
+/// `response` as a problem when it is an error: a bare status gets a problem
+/// body, a problem body gets the request's id; anything else is left alone.
+pub async fn problem_details(response: Response, request_id: &str) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -56,9 +53,7 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
             other => other.canonical_reason().unwrap_or("error").to_lowercase(),
         };
         let mut body = problem(status, code_for(status), detail);
-        if let Some(id) = request_id {
-            body.extra.insert("request_id".into(), id.into());
-        }
+        body.extra.insert("request_id".into(), request_id.into());
         let mut fresh = problem_response(status, &body);
         // Keep headers such as Allow, Retry-After and the request id.
         for (name, value) in parts.headers.iter() {
@@ -72,12 +67,9 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     let Ok(bytes) = to_bytes(body, MAX_PROBLEM_BODY).await else {
         return Response::from_parts(parts, Body::empty());
     };
-    let body = match (
-        serde_json::from_slice::<serde_json::Value>(&bytes),
-        request_id,
-    ) {
-        (Ok(serde_json::Value::Object(mut map)), Some(id)) => {
-            map.insert("request_id".into(), id.into());
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("request_id".into(), request_id.into());
             serde_json::to_vec(&map).unwrap_or_else(|_| bytes.to_vec())
         }
         _ => bytes.to_vec(),

@@ -3,9 +3,7 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -21,7 +19,9 @@ fn acceptable(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+/// The client's id when it is well formed, else a new one; put in the
+/// request's extensions ([`RequestId`]) for the handlers, and returned.
+pub fn assign(request: &mut Request) -> String {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -30,16 +30,22 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
+    id
+}
 
-    let span = tracing::info_span!(
+/// The span of the request with id `id`: every log line within names it.
+pub fn span(id: &str, request: &Request) -> tracing::Span {
+    tracing::info_span!(
         "http.request",
         request_id = %id,
         http.method = %request.method(),
         http.path = %request.uri().path(),
-    );
-    let mut response = next.run(request).instrument(span).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    )
+}
+
+/// Echoes the id in the response, for the client to quote.
+pub fn echo(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
-    response
 }

@@ -82,6 +82,36 @@ async fn security_headers_are_set() {
     assert!(h.contains_key("strict-transport-security"));
 }
 
+/// The outermost layer does four things to every answer: a problem made of
+/// a bare error status keeps the security headers and the request id, and
+/// the interactive docs get a content policy of their own.
+#[tokio::test]
+async fn an_error_answer_has_the_security_headers_and_its_request_id() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .post(app.url("/healthz"))
+        .header("x-request-id", "edge-405")
+        .send()
+        .await
+        .unwrap();
+    let h = r.headers().clone();
+    assert_eq!(h["x-request-id"], "edge-405");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    let body = assert_problem(r, 405, "method_not_allowed").await;
+    assert_eq!(body["request_id"], "edge-405");
+
+    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    let policy = docs.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+}
+
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
     let app = TestApp::builder()
