@@ -81,7 +81,9 @@ impl FromRequestParts<AppState> for AuthUser {
         let now = chrono::Utc::now();
         let live = match state.change_feed.views().sessions.get(&verified.session_id) {
             Some(kept) => Some(kept),
-            None => find_live(state, verified.session_id, verified.user_id, now).await?,
+            // Boxed: taken by the first request of a session only, and
+            // every request's future would otherwise have room for it.
+            None => Box::pin(find_live(state, verified.session_id, verified.user_id, now)).await?,
         };
         // A kept session is checked as the query checks it.
         let live = live.filter(|s| s.user_id == verified.user_id && s.expires_at > now);

@@ -93,24 +93,42 @@ pub async fn start_checkout(
         Sha256::digest(&canonical).to_vec()
     });
     let mut conn = state.conn().await?;
+    // Boxed, so that the request's future is as small as what it holds while
+    // it waits for the connection above (most of a flash sale's requests, for
+    // a while): the space of every step below is taken once it has one.
+    Box::pin(start(
+        &state,
+        &mut conn,
+        auth,
+        request_id,
+        key,
+        request_hash,
+        req,
+    ))
+    .await
+}
+
+/// The start on `conn`: validates, creates the run (or finds the one its key
+/// started) and takes its first step.
+async fn start(
+    state: &AppState,
+    conn: &mut DbConn,
+    auth: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    key: Option<String>,
+    request_hash: Option<Vec<u8>>,
+    req: CheckoutRequest,
+) -> AppResult<Response> {
     // A retry is answered from the run it started, even when the order would
     // no longer pass (the sale may have closed or sold out since): the buyer
     // must still learn what became of the first attempt. The key is looked
     // up only when the order is refused; one that passes finds its earlier
     // run at the insert. A new checkout, nearly every request, then costs no
     // lookup.
-    let valid = match validate(&state, &mut conn, &req, Utc::now()).await {
+    let valid = match validate(state, conn, &req, Utc::now()).await {
         Ok(valid) => valid,
         Err(refused) => {
-            return earlier_or(
-                &state,
-                &mut conn,
-                auth.user_id,
-                &key,
-                &request_hash,
-                refused,
-            )
-            .await;
+            return earlier_or(state, conn, auth.user_id, &key, &request_hash, refused).await;
         }
     };
     let limit = valid.max_tickets_per_participant;
@@ -141,15 +159,15 @@ pub async fn start_checkout(
     let created = conn
         .transaction::<_, AppError, _>(async |conn| {
             limits::lock_and_check(conn, auth.user_id, &req, limit, &new.idempotency_key).await?;
-            create(&state, conn, &new, due).await
+            create(state, conn, &new, due).await
         })
         .await;
     let created = match created {
         Ok(created) => created,
         Err(refused) => {
             return earlier_or(
-                &state,
-                &mut conn,
+                state,
+                conn,
                 auth.user_id,
                 &new.idempotency_key,
                 &request_hash,
@@ -161,12 +179,12 @@ pub async fn start_checkout(
     let (run_id, now) = match created {
         Created::Existing(run) => {
             let run = same_request(run, &request_hash)?;
-            let stepped = step_left_behind(&state, &mut conn, &run).await;
+            let stepped = step_left_behind(state, conn, &run).await;
             return started(run, stepped);
         }
         Created::Decided(run_id, step) => (run_id, step),
         Created::ToStep(run, backstop) => {
-            let stepped = first_step(&state, &mut conn, &run, Some(backstop)).await;
+            let stepped = first_step(state, conn, &run, Some(backstop)).await;
             (run.id, stepped.unwrap_or_else(|| as_created(run)))
         }
     };
