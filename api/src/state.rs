@@ -27,6 +27,9 @@ pub struct AppState {
     /// Sessions and run status views kept in memory, and the listener that
     /// drops them when Postgres says they changed.
     pub change_feed: crate::change_feed::ChangeFeed,
+    /// Reads the sessions not kept in memory, those asked for together in one
+    /// query.
+    pub session_reads: crate::auth::session_reads::SessionReads,
 }
 
 impl AppState {

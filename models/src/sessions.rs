@@ -129,25 +129,36 @@ pub async fn find_live(
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<LiveSession>> {
-    sessions::table
+    let found = find_live_many(conn, &[session_id], now).await?;
+    Ok(found.into_iter().find(|s| s.user_id == user_id))
+}
+
+/// Those of the sessions `session_ids` that are neither revoked nor expired
+/// and whose user is not disabled, in one query (a session not there is not
+/// live).
+pub async fn find_live_many(
+    conn: &mut AsyncPgConnection,
+    session_ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<LiveSession>> {
+    let rows = sessions::table
         .inner_join(users::table)
-        .filter(sessions::id.eq(session_id))
-        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::id.eq_any(session_ids))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .filter(users::disabled_at.is_null())
         .select((sessions::id, users::id, users::roles, sessions::expires_at))
-        .first::<(Uuid, Uuid, Vec<String>, DateTime<Utc>)>(conn)
-        .await
-        .optional()
-        .map(|row| {
-            row.map(|(session_id, user_id, roles, expires_at)| LiveSession {
-                session_id,
-                user_id,
-                roles,
-                expires_at,
-            })
+        .load::<(Uuid, Uuid, Vec<String>, DateTime<Utc>)>(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(session_id, user_id, roles, expires_at)| LiveSession {
+            session_id,
+            user_id,
+            roles,
+            expires_at,
         })
+        .collect())
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Session>> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::Request;
 use boxoffice_api::AppState;
+use boxoffice_api::auth::session_reads::SessionReads;
 use boxoffice_api::change_feed::ChangeFeed;
 use boxoffice_api::routes::workflows::RunWatcher;
 use boxoffice_models::DbPool;
@@ -123,6 +124,7 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         first_steps: Some(Arc::new(first_steps(settings, conns)?)),
         run_watcher: run_watcher.clone(),
         change_feed: ChangeFeed::start(conns.db.clone(), run_watcher),
+        session_reads: SessionReads::start(conns.db.clone()),
     })
 }
 

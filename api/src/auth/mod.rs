@@ -17,6 +17,7 @@
 pub mod jwt;
 pub mod password;
 pub mod refresh;
+pub mod session_reads;
 pub mod validate;
 
 use axum::extract::FromRequestParts;
@@ -110,8 +111,10 @@ async fn find_live(
     let kept = &state.change_feed.views().sessions;
     // Registered before the read, so a change committed meanwhile stops the store.
     let fill = kept.begin_fill(session_id);
-    let mut conn = state.conn().await?;
-    let live = sessions::find_live(&mut conn, session_id, user_id, now).await?;
+    let live = state
+        .session_reads
+        .find_live(session_id, user_id, now)
+        .await?;
     if let Some(live) = &live {
         fill.store(live.clone());
     }

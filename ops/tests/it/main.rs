@@ -44,6 +44,7 @@ mod refunds;
 mod relay_pool;
 mod reminders;
 mod sandbox;
+mod session_reads;
 mod system;
 mod tickets;
 mod waitlist;

@@ -174,6 +174,9 @@ impl TestAppBuilder {
                 conns.db.clone(),
                 run_watcher,
             ),
+            session_reads: boxoffice_api::auth::session_reads::SessionReads::start(
+                conns.db.clone(),
+            ),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
