@@ -5,7 +5,7 @@
 //! A flash sale's buyers each bring a session the API has not seen (it keeps
 //! a session once read, until Postgres says it changed). Read one by one,
 //! each took a pooled connection and a transaction of its own before its
-//! checkout could start: a quarter of a 10,000-buyer sale's transactions.
+//! checkout could start: a fifth of a 10,000-buyer sale's transactions.
 //! Alone, a request waits for nothing: the task reads as soon as one comes.
 //! A batch that fails on anything but a busy pool leaves each of its requests
 //! to read alone, so that each gets the answer of its own read.
