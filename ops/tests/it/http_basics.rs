@@ -148,15 +148,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(body["redis"]["ok"], true);
     assert!(body["postgres"]["latency_ms"].as_f64().unwrap() >= 0.0);
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"}"),
         "{metrics}"

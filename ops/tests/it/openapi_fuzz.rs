@@ -586,15 +586,7 @@ fn seed_of(report: &str) -> String {
 struct Answers(std::collections::BTreeMap<(String, String), Vec<(u16, u64)>>);
 
 async fn answers(app: &TestApp) -> Answers {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let text = app.metrics().await;
     let mut counted = std::collections::BTreeMap::<_, Vec<(u16, u64)>>::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("http_requests_total{") else {

@@ -14,15 +14,7 @@ const BUYERS: usize = 24;
 /// `session_read_batch_size`'s count and sum in the process's metrics: how
 /// many batches were read, and how many sessions in them (none yet: 0, 0).
 async fn batches_and_reads(app: &TestApp) -> (u64, u64) {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let value = |name: &str| {
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())

@@ -220,6 +220,18 @@ impl TestApp {
         format!("{}{path}", self.base_url)
     }
 
+    /// The process's metrics, as `GET /metrics` exports them.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn pool(&self) -> &DbPool {
         &self.state.db
     }
