@@ -79,7 +79,7 @@ async fn sessions_asked_for_at_once_are_read_in_one_query_and_each_gets_its_own(
         // Let every request reach the reader, then give the pool back.
         tokio::select! {
             answers = &mut all => panic!("answered while the pool was taken: {answers:?}"),
-            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = tokio::time::sleep(Duration::from_millis(1500)) => {}
         }
         drop(taken);
         all.await
