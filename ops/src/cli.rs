@@ -195,6 +195,11 @@ pub struct BenchCheckoutArgs {
     /// Start Postgres and Redis without fsync (faster, less like production).
     #[arg(long, conflicts_with = "target")]
     pub ephemeral: bool,
+    /// Buyers reach the API as through a proxy that speaks HTTP/2 to it:
+    /// their requests are streams on a few cleartext HTTP/2 connections
+    /// (100 buyers to a connection) instead of one HTTP/1.1 connection each.
+    #[arg(long)]
+    pub http2: bool,
     /// Connections of the raw single-row baseline.
     #[arg(long, default_value_t = 32)]
     pub raw_connections: usize,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::Request;
+use axum::serve::ListenerExt;
 use boxoffice_api::AppState;
 use boxoffice_api::auth::session_reads::SessionReads;
 use boxoffice_api::change_feed::ChangeFeed;
@@ -179,6 +180,14 @@ pub async fn serve_on(
         run_watcher.end_waits();
     });
     let app = boxoffice_api::app(state);
+    // Each answer leaves in one write as soon as it is ready: with Nagle's
+    // algorithm an HTTP/2 connection carrying many buyers' streams would
+    // hold small frames back until the peer acknowledged the last ones.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::clients::Clients;
 use super::seed::Buyer;
 use super::stats::Samples;
 
@@ -85,19 +86,35 @@ struct Started {
     view: View,
 }
 
-pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
+/// One buyer's ways in.
+#[derive(Clone, Copy)]
+struct BuyerClients<'a> {
+    api: &'a reqwest::Client,
+    sandbox: &'a reqwest::Client,
+}
+
+pub async fn run(clients: &Clients, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
     let sale = Arc::new(sale.clone());
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for (i, buyer) in buyers.iter().enumerate() {
-        let (client, sale, buyer) = (client.clone(), sale.clone(), buyer.clone());
+        let (client, sandbox, sale, buyer) = (
+            clients.api(i).clone(),
+            clients.sandbox.clone(),
+            sale.clone(),
+            buyer.clone(),
+        );
         tasks.spawn(async move {
             let api = sale.apis[i % sale.apis.len()].clone();
             let mut outcome = BuyerOutcome::default();
             let deadline = sale.deadline;
+            let buyer_clients = BuyerClients {
+                api: &client,
+                sandbox: &sandbox,
+            };
             match tokio::time::timeout_at(
                 deadline,
-                checkout(&client, &sale, &api, &buyer, i, started, &mut outcome),
+                checkout(buyer_clients, &sale, &api, &buyer, i, started, &mut outcome),
             )
             .await
             {
@@ -128,7 +145,7 @@ pub async fn run(client: &reqwest::Client, sale: &Sale, buyers: &[Buyer]) -> Sal
 }
 
 async fn checkout(
-    client: &reqwest::Client,
+    clients: BuyerClients<'_>,
     sale: &Sale,
     api: &str,
     buyer: &Buyer,
@@ -139,7 +156,8 @@ async fn checkout(
     let t0 = Instant::now();
     // The same Idempotency-Key on every attempt: a retry is the same purchase.
     let response = retrying(outcome, || {
-        client
+        clients
+            .api
             .post(format!("{api}/v1/checkouts"))
             .header("authorization", &buyer.authorization)
             .header("idempotency-key", format!("bench-{index}"))
@@ -183,7 +201,8 @@ async fn checkout(
         {
             outcome.to_awaiting_payment = Some(t0.elapsed());
             paying = Some(Instant::now());
-            let paid = client
+            let paid = clients
+                .sandbox
                 .post(format!(
                     "{}/sandbox/payment_intents/{}/succeed",
                     sale.sandbox, payment.intent_id
@@ -210,7 +229,8 @@ async fn checkout(
         // Until the run changes.
         loop {
             let response = retrying(outcome, || {
-                let request = client
+                let request = clients
+                    .api
                     .get(&url)
                     .header("authorization", &buyer.authorization);
                 match &etag {

@@ -26,6 +26,7 @@
 
 mod analytics;
 mod analytics_seed;
+mod clients;
 mod compare;
 mod cost;
 mod db_figures;
@@ -281,10 +282,7 @@ async fn measure(
     let counts_before = target.meter.counts().await;
     let cpu_before = target.meter.cpu();
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(45))
-        .connect_timeout(Duration::from_secs(5))
-        .build()?;
+    let clients = clients::Clients::new(seeded.buyers.len(), args.http2)?;
     let sale = flash_sale::Sale {
         apis: target.apis.clone(),
         sandbox: target.sandbox.clone(),
@@ -293,9 +291,13 @@ async fn measure(
         deadline: deadline.checked_sub(REPORT_MARGIN).unwrap_or(deadline),
     };
     // `ops/scripts/profile-checkout` profiles between these two lines.
-    println!("sale: starting ({} buyers)", seeded.buyers.len());
+    println!(
+        "sale: starting ({} buyers, {})",
+        seeded.buyers.len(),
+        clients.describe()
+    );
     let descriptors = descriptors::Peaks::start(target.processes.clone());
-    let result = flash_sale::run(&client, &sale, &seeded.buyers).await;
+    let result = flash_sale::run(&clients, &sale, &seeded.buyers).await;
     let peak_descriptors = descriptors.finish().await;
     println!("sale: over in {:.1} s", result.elapsed.as_secs_f64());
     let cpu = cost::spent(&cpu_before, &target.meter.cpu());
@@ -320,8 +322,14 @@ async fn measure(
         .collect();
     let reads_cpu_before = target.meter.cpu();
     let reads_started = Instant::now();
-    let status_reads =
-        flash_sale::status_reads(&client, &sale, &runs, args.status_reads, STATUS_READERS).await;
+    let status_reads = flash_sale::status_reads(
+        clients.first(),
+        &sale,
+        &runs,
+        args.status_reads,
+        STATUS_READERS,
+    )
+    .await;
     let reads_cpu = cost::spent(&reads_cpu_before, &target.meter.cpu());
     let reads_wall = reads_started.elapsed();
 

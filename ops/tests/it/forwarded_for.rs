@@ -10,7 +10,7 @@ use crate::harness::{TestApp, assert_problem};
 
 /// Fixed one-minute windows: start early in a window, so it does not roll
 /// over half-way and reset the count.
-async fn wait_for_fresh_window() {
+pub(crate) async fn wait_for_fresh_window() {
     let into = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -30,6 +30,7 @@ use checkout::fixtures as checkout_support;
 mod email;
 mod engine_registry;
 mod forwarded_for;
+mod http2_proxy;
 mod http_basics;
 mod idempotency_key;
 mod ledger_audit;

@@ -147,3 +147,47 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
         "{data_dir} was left behind"
     );
 }
+
+#[tokio::test]
+async fn bench_checkout_over_http2_sells_the_capacity_through_one_connection() {
+    let out = run_on_its_own(
+        &[
+            "bench",
+            "checkout",
+            "--buyers",
+            "40",
+            "--capacity",
+            "10",
+            "--http2",
+            "--ephemeral",
+            "--raw-secs",
+            "0.5",
+            "--status-reads",
+            "100",
+            "--status-load-secs",
+            "0",
+            "--timeout-secs",
+            "150",
+        ],
+        Duration::from_secs(180),
+    )
+    .await;
+    let stdout = out.stdout;
+    assert!(
+        stdout.contains("sale: starting (40 buyers, buyers over 1 HTTP/2 connection to each API)"),
+        "{stdout}"
+    );
+    assert!(
+        figure(&stdout, "outcomes:").starts_with("10 completed, 30 sold out, 0 other, 0 errors"),
+        "{stdout}"
+    );
+    assert!(
+        figure(&stdout, "oversold:").starts_with("0 (capacity 10, sold 10, tickets 10, held 0)"),
+        "{stdout}"
+    );
+    // The reads after the sale went over the same kind of connection.
+    assert!(
+        figure(&stdout, "GET /v1/workflows/{id}:").contains("(8 clients, 0 failed;"),
+        "{stdout}"
+    );
+}
