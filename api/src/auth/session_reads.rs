@@ -71,9 +71,21 @@ impl SessionReads {
                 Ok(Read::Failed) | Err(_) => {}
             }
         }
-        let mut conn = self.db.get().await?;
-        Ok(sessions::find_live(&mut conn, session_id, user_id, now).await?)
+        // Boxed: a read alone is rare, and every request waiting for its
+        // batch would otherwise hold room for a pool wait and a query.
+        Box::pin(read_alone(&self.db, session_id, user_id, now)).await
     }
+}
+
+/// One session read on a connection of its own, when its batch could not be.
+async fn read_alone(
+    db: &DbPool,
+    session_id: Uuid,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Option<LiveSession>> {
+    let mut conn = db.get().await?;
+    Ok(sessions::find_live(&mut conn, session_id, user_id, now).await?)
 }
 
 async fn read_batches(db: DbPool, mut waiting: mpsc::UnboundedReceiver<Waiting>) {

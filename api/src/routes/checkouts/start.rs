@@ -86,6 +86,20 @@ pub async fn start_checkout(
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CheckoutRequest>,
 ) -> AppResult<Response> {
+    // Boxed, so that the handler's future, allocated as the request arrives,
+    // has no room for the pool's wait below: in a flash sale most requests
+    // wait first for their session, and hold only the extractors meanwhile.
+    Box::pin(connect_and_start(state, auth, request_id, key, req)).await
+}
+
+/// Takes a pooled connection and starts on it.
+async fn connect_and_start(
+    state: AppState,
+    auth: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    key: String,
+    req: CheckoutRequest,
+) -> AppResult<Response> {
     // Stored as optional: runs that no client started have none.
     let key = Some(key);
     let request_hash = key.as_ref().map(|_| {
@@ -93,9 +107,9 @@ pub async fn start_checkout(
         Sha256::digest(&canonical).to_vec()
     });
     let mut conn = state.conn().await?;
-    // Boxed, so that the request's future is as small as what it holds while
-    // it waits for the connection above (most of a flash sale's requests, for
-    // a while): the space of every step below is taken once it has one.
+    // Boxed, so that this future is as small as what it holds while it waits
+    // for the connection above (most of a flash sale's requests, for a
+    // while): the space of every step below is taken once it has one.
     Box::pin(start(
         &state,
         &mut conn,
