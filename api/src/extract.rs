@@ -23,7 +23,10 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // Boxed, and freed once the body is read: every handler taking a body
+        // would otherwise keep room for the read in its future until it
+        // answers (in a flash sale, while it waits for its turn).
+        match Box::pin(axum::Json::<T>::from_request(req, state)).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }

@@ -143,18 +143,12 @@ where
         // The service polled ready is the one to call, after the count.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let RateLimitLayer { config, mut redis } = self.limits.clone();
+        let RateLimitLayer { config, redis } = self.limits.clone();
         Box::pin(async move {
-            let counted: Option<Vec<u64>> = REDIS
-                .call(&config, "general", counts.pipe.query_async(&mut redis))
-                .await;
-            if let Some(counted) = counted
-                && counted
-                    .iter()
-                    .zip(&counts.limits)
-                    .any(|(n, limit)| *n > u64::from(*limit))
-            {
-                let retry_after = WINDOW_SECS - counts.now % WINDOW_SECS;
+            // Boxed, and freed once counted: while the routes below serve
+            // the request (most of its life), it keeps neither the commands
+            // nor the Redis call's state.
+            if let Some(retry_after) = Box::pin(counts.over_limit(&config, redis)).await {
                 return Ok(AppError::too_many_requests("rate_limited", retry_after).into_response());
             }
             inner.call(request).await
@@ -218,6 +212,22 @@ impl Counts {
             limits: checks,
             now,
         })
+    }
+}
+
+impl Counts {
+    /// Counts the request: the seconds until the window turns when it is over
+    /// a limit; `None` when it is within them, or Redis could not say (the
+    /// limits fail open).
+    async fn over_limit(self, config: &ApiConfig, mut redis: ConnectionManager) -> Option<u64> {
+        let counted: Vec<u64> = REDIS
+            .call(config, "general", self.pipe.query_async(&mut redis))
+            .await?;
+        counted
+            .iter()
+            .zip(&self.limits)
+            .any(|(n, limit)| *n > u64::from(*limit))
+            .then(|| WINDOW_SECS - self.now % WINDOW_SECS)
     }
 }
 

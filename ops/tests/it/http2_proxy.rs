@@ -1,7 +1,8 @@
 //! A proxy in front of `serve` may speak cleartext HTTP/2 to it and carry
 //! many buyers as streams of one connection. Each stream is its own request:
 //! a long poll does not hold the others back, each buyer gets its own
-//! answer, and each client behind the proxy is rate-limited on its own.
+//! answer, each client behind the proxy is rate-limited on its own, and the
+//! body limit holds.
 
 use std::time::Duration;
 
@@ -145,4 +146,23 @@ async fn each_client_behind_an_http2_proxy_is_limited_on_its_own() {
     assert_problem(from("203.0.113.20").await.unwrap(), 429, "rate_limited").await;
     let r = from("203.0.113.22").await.unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_oversized_body_on_an_http2_stream_is_413() {
+    let app = TestApp::builder()
+        .config(|c| c.body_limit_bytes = 4096)
+        .spawn()
+        .await;
+    let proxy = http2_client();
+    let big = format!("{{\"email\":\"{}\"}}", "a".repeat(10_000));
+    let r = proxy
+        .post(app.url("/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), Version::HTTP_2);
+    assert_problem(r, 413, "payload_too_large").await;
 }

@@ -52,23 +52,28 @@ async fn load_visible(
     let fresh_enough = |view: &RunView| at_least.is_none_or(|v| view.version >= v);
     let view = match kept.get(&id).filter(fresh_enough) {
         Some(view) => view,
-        None => {
-            // Registered before the read, so a change committed meanwhile stops the store.
-            let fill = kept.begin_fill(id);
-            let mut conn = state.conn().await?;
-            let run = workflow_runs::find(&mut conn, id)
-                .await?
-                .ok_or_else(|| AppError::not_found("workflow"))?;
-            drop(conn);
-            let view = WorkflowView::rendered(&run);
-            fill.store(view.clone());
-            view
-        }
+        // Boxed: a read is the rare case, and a long poll's future would
+        // otherwise keep room for a pool wait and a query while it waits.
+        None => Box::pin(read_and_keep(state, id)).await?,
     };
     // Someone else's run does not exist, as far as the caller can tell.
     if view.owner_id != Some(auth.user_id) && !auth.is_admin() {
         return Err(AppError::not_found("workflow"));
     }
+    Ok(view)
+}
+
+/// The run's view from Postgres, kept in memory for the next read.
+async fn read_and_keep(state: &AppState, id: Uuid) -> AppResult<RunView> {
+    // Registered before the read, so a change committed meanwhile stops the store.
+    let fill = state.change_feed.views().runs.begin_fill(id);
+    let mut conn = state.conn().await?;
+    let run = workflow_runs::find(&mut conn, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("workflow"))?;
+    drop(conn);
+    let view = WorkflowView::rendered(&run);
+    fill.store(view.clone());
     Ok(view)
 }
 

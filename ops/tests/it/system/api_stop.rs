@@ -101,6 +101,24 @@ async fn a_stopping_api_makes_the_intents_its_first_steps_issued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stopping_api_answers_its_long_polls_at_once() {
+    long_poll_answered_at_stop(reqwest::Client::new()).await;
+}
+
+/// The same through a proxy that speaks HTTP/2 to the API: the stop closes
+/// the connection only after its streams are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopping_api_answers_long_polls_on_an_http2_connection_at_once() {
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    long_poll_answered_at_stop(client).await;
+}
+
+/// A buyer's run waits for payment and the buyer long-polls it on `client`;
+/// the API is stopped: the poll is answered 304 and the stop takes seconds,
+/// not the poll's 30.
+async fn long_poll_answered_at_stop(client: reqwest::Client) {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
@@ -110,7 +128,6 @@ async fn a_stopping_api_answers_its_long_polls_at_once() {
         .env("BOXOFFICE_STRIPE_API_BASE", &sandbox.base_url);
     let mut api = BoxofficeProcess::start(&deployment, "serve").await;
     let url = api.base_url.clone().unwrap();
-    let client = reqwest::Client::new();
     let (status, body) = checkout(
         &client,
         &url,

@@ -47,30 +47,47 @@ fn figure<'a>(output: &'a str, label: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {label:?} line in:\n{output}"))
 }
 
+/// `bench checkout` of 40 buyers for 10 seats on its own system, with
+/// `options`; what it printed.
+async fn sale_of_40_for_10(options: &[&str]) -> String {
+    let mut args = vec![
+        "bench",
+        "checkout",
+        "--buyers",
+        "40",
+        "--capacity",
+        "10",
+        "--ephemeral",
+        "--timeout-secs",
+        "150",
+    ];
+    args.extend_from_slice(options);
+    run_on_its_own(&args, Duration::from_secs(180)).await.stdout
+}
+
+/// Exactly the 10 seats sold, and every buyer saw its checkout end.
+fn sold_exactly_the_seats(stdout: &str) {
+    assert!(
+        figure(stdout, "oversold:").starts_with("0 (capacity 10, sold 10, tickets 10, held 0)"),
+        "{stdout}"
+    );
+    assert!(
+        figure(stdout, "outcomes:").starts_with("10 completed, 30 sold out, 0 other, 0 errors"),
+        "{stdout}"
+    );
+}
+
 #[tokio::test]
 async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
-    let out = run_on_its_own(
-        &[
-            "bench",
-            "checkout",
-            "--buyers",
-            "40",
-            "--capacity",
-            "10",
-            "--ephemeral",
-            "--raw-secs",
-            "1",
-            "--status-reads",
-            "200",
-            "--status-load-secs",
-            "1",
-            "--timeout-secs",
-            "150",
-        ],
-        Duration::from_secs(180),
-    )
+    let stdout = sale_of_40_for_10(&[
+        "--raw-secs",
+        "1",
+        "--status-reads",
+        "200",
+        "--status-load-secs",
+        "1",
+    ])
     .await;
-    let stdout = out.stdout;
 
     for label in FIGURES {
         let value = figure(&stdout, label);
@@ -92,14 +109,7 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
             "{label} has no samples:\n{stdout}"
         );
     }
-    assert!(
-        figure(&stdout, "oversold:").starts_with("0 (capacity 10, sold 10, tickets 10, held 0)"),
-        "{stdout}"
-    );
-    assert!(
-        figure(&stdout, "outcomes:").starts_with("10 completed, 30 sold out, 0 other, 0 errors"),
-        "{stdout}"
-    );
+    sold_exactly_the_seats(&stdout);
     assert!(
         figure(&stdout, "GET /v1/workflows/{id}:").contains(" 0 failed;"),
         "{stdout}"
@@ -150,41 +160,21 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
 
 #[tokio::test]
 async fn bench_checkout_over_http2_sells_the_capacity_through_one_connection() {
-    let out = run_on_its_own(
-        &[
-            "bench",
-            "checkout",
-            "--buyers",
-            "40",
-            "--capacity",
-            "10",
-            "--http2",
-            "--ephemeral",
-            "--raw-secs",
-            "0.5",
-            "--status-reads",
-            "100",
-            "--status-load-secs",
-            "0",
-            "--timeout-secs",
-            "150",
-        ],
-        Duration::from_secs(180),
-    )
+    let stdout = sale_of_40_for_10(&[
+        "--http2",
+        "--raw-secs",
+        "0.5",
+        "--status-reads",
+        "100",
+        "--status-load-secs",
+        "0",
+    ])
     .await;
-    let stdout = out.stdout;
     assert!(
         stdout.contains("sale: starting (40 buyers, buyers over 1 HTTP/2 connection to each API)"),
         "{stdout}"
     );
-    assert!(
-        figure(&stdout, "outcomes:").starts_with("10 completed, 30 sold out, 0 other, 0 errors"),
-        "{stdout}"
-    );
-    assert!(
-        figure(&stdout, "oversold:").starts_with("0 (capacity 10, sold 10, tickets 10, held 0)"),
-        "{stdout}"
-    );
+    sold_exactly_the_seats(&stdout);
     // The reads after the sale went over the same kind of connection.
     assert!(
         figure(&stdout, "GET /v1/workflows/{id}:").contains("(8 clients, 0 failed;"),
