@@ -213,9 +213,7 @@ impl Counts {
             now,
         })
     }
-}
 
-impl Counts {
     /// Counts the request: the seconds until the window turns when it is over
     /// a limit; `None` when it is within them, or Redis could not say (the
     /// limits fail open).

@@ -9,12 +9,18 @@ use std::time::Duration;
 /// half the streams a `serve` process allows on a connection (hyper's 200).
 const BUYERS_PER_HTTP2_CONNECTION: usize = 100;
 
+/// One buyer's ways in: to the API, and to the sandbox to pay.
+pub struct BuyerClients {
+    pub api: reqwest::Client,
+    pub sandbox: reqwest::Client,
+}
+
 /// How the buyers reach the system.
 pub struct Clients {
     /// Buyer `i` talks to the API through `api[i % api.len()]`.
     api: Vec<reqwest::Client>,
     /// The payment sandbox: the provider, not behind the API's proxy.
-    pub(super) sandbox: reqwest::Client,
+    sandbox: reqwest::Client,
     http2: bool,
 }
 
@@ -45,8 +51,16 @@ impl Clients {
         })
     }
 
-    pub(super) fn api(&self, i: usize) -> &reqwest::Client {
+    fn api(&self, i: usize) -> &reqwest::Client {
         &self.api[i % self.api.len()]
+    }
+
+    /// Buyer `i`'s ways in (clones share their connections).
+    pub fn for_buyer(&self, i: usize) -> BuyerClients {
+        BuyerClients {
+            api: self.api(i).clone(),
+            sandbox: self.sandbox.clone(),
+        }
     }
 
     /// What the start of the sale prints.

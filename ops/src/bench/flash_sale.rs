@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::clients::Clients;
+use super::clients::{BuyerClients, Clients};
 use super::seed::Buyer;
 use super::stats::Samples;
 
@@ -86,35 +86,19 @@ struct Started {
     view: View,
 }
 
-/// One buyer's ways in.
-#[derive(Clone, Copy)]
-struct BuyerClients<'a> {
-    api: &'a reqwest::Client,
-    sandbox: &'a reqwest::Client,
-}
-
 pub async fn run(clients: &Clients, sale: &Sale, buyers: &[Buyer]) -> SaleResult {
     let sale = Arc::new(sale.clone());
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for (i, buyer) in buyers.iter().enumerate() {
-        let (client, sandbox, sale, buyer) = (
-            clients.api(i).clone(),
-            clients.sandbox.clone(),
-            sale.clone(),
-            buyer.clone(),
-        );
+        let (clients, sale, buyer) = (clients.for_buyer(i), sale.clone(), buyer.clone());
         tasks.spawn(async move {
             let api = sale.apis[i % sale.apis.len()].clone();
             let mut outcome = BuyerOutcome::default();
             let deadline = sale.deadline;
-            let buyer_clients = BuyerClients {
-                api: &client,
-                sandbox: &sandbox,
-            };
             match tokio::time::timeout_at(
                 deadline,
-                checkout(buyer_clients, &sale, &api, &buyer, i, started, &mut outcome),
+                checkout(&clients, &sale, &api, &buyer, i, started, &mut outcome),
             )
             .await
             {
@@ -145,7 +129,7 @@ pub async fn run(clients: &Clients, sale: &Sale, buyers: &[Buyer]) -> SaleResult
 }
 
 async fn checkout(
-    clients: BuyerClients<'_>,
+    clients: &BuyerClients,
     sale: &Sale,
     api: &str,
     buyer: &Buyer,

@@ -9,17 +9,20 @@
 //! when present. Every request pins the API version ([`STRIPE_API_VERSION`]),
 //! so the shapes read here do not change when the account's default does.
 
-use std::collections::BTreeMap;
+mod failure;
+mod wire;
+
 use std::fmt;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use self::failure::Failure;
+use self::wire::{ErrorEnvelope, WireIntent, WireRefund, checked_id, create_form, refund_form};
 use super::{
     CancelOutcome, CreateIntent, CreateRefund, ErrorCode, IntentStatus, PaymentIntent,
-    PaymentProvider, ProviderError, ProviderResult, Refund, RefundStatus,
+    PaymentProvider, ProviderError, ProviderResult, Refund,
 };
 
 /// The Stripe API version every request is made with (the `Stripe-Version`
@@ -148,212 +151,6 @@ impl StripeClient {
     }
 }
 
-/// Why one request failed, before it is classified.
-#[derive(Debug)]
-enum Failure {
-    /// No usable answer: connection refused or reset, timeout, unreadable body.
-    Transport(String),
-    Status {
-        status: StatusCode,
-        should_retry: Option<bool>,
-        error: StripeError,
-    },
-}
-
-impl Failure {
-    fn transport(err: reqwest::Error) -> Self {
-        let what = if err.is_timeout() {
-            "timed out"
-        } else if err.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        };
-        Failure::Transport(format!("{what}: {err}"))
-    }
-}
-
-impl From<Failure> for ProviderError {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::Transport(message) => ProviderError::Retryable(message),
-            Failure::Status {
-                status,
-                should_retry,
-                error,
-            } => {
-                let message = format!(
-                    "{} {}/{}: {}",
-                    status.as_u16(),
-                    error.kind.as_deref().unwrap_or("-"),
-                    error.code.as_deref().unwrap_or("-"),
-                    error.message.as_deref().unwrap_or("(no message)"),
-                );
-                let retryable = should_retry.unwrap_or_else(|| retryable_status(status));
-                if retryable {
-                    ProviderError::Retryable(message)
-                } else {
-                    ProviderError::Fatal {
-                        code: error_code(status, &error),
-                        detail: message,
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// 409 is Stripe's "a request with this idempotency key is still in flight":
-/// asking again later gets the first request's answer.
-fn retryable_status(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::CONFLICT
-}
-
-/// Our stable code for a refusal: Stripe's documented error codes where they
-/// say something a workflow acts on, the status otherwise.
-fn error_code(status: StatusCode, error: &StripeError) -> ErrorCode {
-    match (error.kind.as_deref(), error.code.as_deref()) {
-        (_, Some("charge_already_refunded")) => ErrorCode::ChargeAlreadyRefunded,
-        (_, Some("amount_too_large")) => ErrorCode::AmountTooLarge,
-        (_, Some("charge_disputed" | "payment_intent_unexpected_state")) => {
-            ErrorCode::PaymentNotRefundable
-        }
-        (_, Some("resource_missing")) => ErrorCode::NotFound,
-        (Some("idempotency_error"), _) => ErrorCode::IdempotencyKeyReused,
-        _ if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN => {
-            ErrorCode::Unauthorized
-        }
-        _ if status == StatusCode::NOT_FOUND => ErrorCode::NotFound,
-        _ => ErrorCode::Refused,
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ErrorEnvelope {
-    #[serde(default)]
-    error: StripeError,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct StripeError {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    code: Option<String>,
-    message: Option<String>,
-    /// Stripe includes the intent in `payment_intent_unexpected_state` errors.
-    payment_intent: Option<WireIntent>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireIntent {
-    id: String,
-    client_secret: Option<String>,
-    status: IntentStatus,
-    amount: i64,
-    currency: String,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-}
-
-impl From<WireIntent> for PaymentIntent {
-    fn from(w: WireIntent) -> Self {
-        PaymentIntent {
-            id: w.id,
-            client_secret: w.client_secret,
-            status: w.status,
-            amount_minor: w.amount,
-            currency: w.currency.to_ascii_uppercase(),
-            metadata: w.metadata,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct WireRefund {
-    id: String,
-    /// Read as text: a status this client does not know is "not settled yet"
-    /// (the run asks again later), not an unreadable answer.
-    status: Option<String>,
-    amount: i64,
-    currency: String,
-    payment_intent: Option<String>,
-    failure_reason: Option<String>,
-}
-
-impl From<WireRefund> for Refund {
-    fn from(w: WireRefund) -> Self {
-        let status = match w.status.as_deref() {
-            Some("succeeded") => RefundStatus::Succeeded,
-            Some("pending") => RefundStatus::Pending,
-            Some("requires_action") => RefundStatus::RequiresAction,
-            Some("failed") => RefundStatus::Failed,
-            Some("canceled") => RefundStatus::Canceled,
-            other => {
-                tracing::warn!(payment.refund_id = %w.id, refund.status = ?other, "unknown refund status; taken as pending");
-                RefundStatus::Pending
-            }
-        };
-        Refund {
-            id: w.id,
-            status,
-            amount_minor: w.amount,
-            currency: w.currency.to_ascii_uppercase(),
-            payment_intent: w.payment_intent,
-            failure_reason: w.failure_reason,
-        }
-    }
-}
-
-/// Ids go into URL paths: anything but Stripe's id alphabet is refused before
-/// it can change the path.
-fn checked_id(id: &str) -> Result<&str, ProviderError> {
-    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        Ok(id)
-    } else {
-        Err(ProviderError::Fatal {
-            code: ErrorCode::NotFound,
-            detail: format!("malformed object id {id:?}"),
-        })
-    }
-}
-
-/// The form of `POST /v1/refunds`.
-fn refund_form(request: &CreateRefund) -> Result<Vec<(String, String)>, ProviderError> {
-    let mut form = vec![(
-        "payment_intent".to_owned(),
-        checked_id(&request.intent_id)?.to_owned(),
-    )];
-    if let Some(amount) = request.amount_minor {
-        form.push(("amount".to_owned(), amount.to_string()));
-    }
-    form.push(("metadata[run_id]".to_owned(), request.run_id.clone()));
-    if let Some(reason) = request.reason {
-        form.push(("reason".to_owned(), reason.as_str().to_owned()));
-    }
-    Ok(form)
-}
-
-/// The form of `POST /v1/payment_intents`.
-fn create_form(request: &CreateIntent) -> Vec<(String, String)> {
-    let mut form = vec![
-        ("amount".to_owned(), request.amount_minor.to_string()),
-        ("currency".to_owned(), request.currency.to_ascii_lowercase()),
-        (
-            "automatic_payment_methods[enabled]".to_owned(),
-            "true".to_owned(),
-        ),
-    ];
-    form.extend(
-        request
-            .metadata
-            .iter()
-            .map(|(k, v)| (format!("metadata[{k}]"), v.clone())),
-    );
-    form
-}
-
 impl StripeClient {
     async fn create_intent_impl(
         &self,
@@ -471,7 +268,10 @@ impl PaymentProvider for StripeClient {
 
 #[cfg(test)]
 mod tests {
+    use super::wire::StripeError;
     use super::*;
+    use crate::adapters::payments::RefundStatus;
+    use std::collections::BTreeMap;
 
     fn status_failure(status: u16, should_retry: Option<bool>) -> ProviderError {
         Failure::Status {
