@@ -15,13 +15,15 @@
 
 use std::convert::Infallible;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
+use pin_project_lite::pin_project;
 use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 use uuid::Uuid;
@@ -125,12 +127,11 @@ pub struct RateLimit<S> {
 
 impl<S> Service<Request> for RateLimit<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = Limited<S, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -138,21 +139,87 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let Some(counts) = Counts::of(&self.limits.config, &request) else {
-            return Box::pin(self.inner.call(request));
+            return Limited::serving(self.inner.call(request));
         };
         // The service polled ready is the one to call, after the count.
         let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let inner = std::mem::replace(&mut self.inner, fresh);
         let RateLimitLayer { config, redis } = self.limits.clone();
-        Box::pin(async move {
-            // Boxed, and freed once counted: while the routes below serve
-            // the request (most of its life), it keeps neither the commands
-            // nor the Redis call's state.
-            if let Some(retry_after) = Box::pin(counts.over_limit(&config, redis)).await {
-                return Ok(AppError::too_many_requests("rate_limited", retry_after).into_response());
-            }
-            inner.call(request).await
-        })
+        // Boxed, and freed once counted: while the routes below serve the
+        // request (most of its life), it keeps neither the commands nor the
+        // Redis call's state.
+        let count = Box::pin(async move { counts.over_limit(&config, redis).await });
+        Limited {
+            stage: Stage::Counting {
+                count,
+                inner,
+                request: Some(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// A request being counted, then served. Written out rather than an
+    /// `async` block: a block keeps its captures (the service below, the
+    /// request) beside the routes' future for the request's whole life, and
+    /// this keeps one or the other; and it is not boxed, but held inline by
+    /// the layers above (README, "What a waiting request holds").
+    pub struct Limited<S, F> {
+        #[pin]
+        stage: Stage<S, F>,
+    }
+}
+
+pin_project! {
+    #[project = StageProj]
+    enum Stage<S, F> {
+        Counting {
+            count: BoxFuture<'static, Option<u64>>,
+            inner: S,
+            request: Option<Request>,
+        },
+        Serving {
+            #[pin]
+            answer: F,
+        },
+    }
+}
+
+impl<S, F> Limited<S, F> {
+    fn serving(answer: F) -> Self {
+        Limited {
+            stage: Stage::Serving { answer },
+        }
+    }
+}
+
+impl<S> Future for Limited<S, S::Future>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut stage = self.project().stage;
+        loop {
+            let answer = match stage.as_mut().project() {
+                StageProj::Serving { answer } => return answer.poll(cx),
+                StageProj::Counting {
+                    count,
+                    inner,
+                    request,
+                } => {
+                    if let Some(retry_after) = ready!(count.as_mut().poll(cx)) {
+                        let limited = AppError::too_many_requests("rate_limited", retry_after);
+                        return Poll::Ready(Ok(limited.into_response()));
+                    }
+                    let request = request.take().expect("a counted request is served once");
+                    inner.call(request)
+                }
+            };
+            stage.set(Stage::Serving { answer });
+        }
     }
 }
 

@@ -8,6 +8,13 @@
 //! future"). What these four do before the request is synchronous, so the
 //! inner service is called at once and its future awaited in the one boxed
 //! future; nothing below is cloned.
+//!
+//! Of what a request holds while it waits, this future keeps only what the
+//! answer needs: the rewrite of an error into a problem is boxed when an
+//! error comes, and the layers below are held by a box, so that hyper's task
+//! of each request (which keeps a clone of this service until it is called)
+//! has room for a pointer to them rather than for all of them (README, "What
+//! a waiting request holds").
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -19,7 +26,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::metrics::Track;
-use super::problem::problem_details;
+use super::problem;
 use super::request_id;
 use super::security_headers::SecurityHeaders;
 
@@ -30,13 +37,15 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner }
+        Edge {
+            inner: Box::new(inner),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct Edge<S> {
-    inner: S,
+    inner: Box<S>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -64,7 +73,11 @@ where
             async move {
                 let Ok(mut response) = answered.await;
                 headers.apply(&mut response);
-                let mut response = problem_details(response, &id).await;
+                let mut response = if problem::is_error(&response) {
+                    Box::pin(problem::problem_details(response, &id)).await
+                } else {
+                    response
+                };
                 track.finish(&response);
                 request_id::echo(&mut response, &id);
                 Ok(response)

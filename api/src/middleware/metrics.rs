@@ -2,13 +2,14 @@
 //! and one access-log line per request.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::response::Response;
-use futures::future::BoxFuture;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 /// Copied from the request into the response by [`TagRoute`], so the outer
@@ -37,11 +38,10 @@ pub struct TagRoute<S> {
 impl<S> Service<Request> for TagRoute<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = Tagged<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -49,14 +49,38 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let template = request.extensions().get::<MatchedPath>().cloned();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = response.await?;
-            if let Some(t) = template {
-                response.extensions_mut().insert(RouteTemplate(t));
-            }
-            Ok(response)
-        })
+        Tagged {
+            answer: self.inner.call(request),
+            template,
+        }
+    }
+}
+
+pin_project! {
+    /// The route's answer, tagged with its template once it is ready. Not
+    /// boxed: it lives inside the route's own future, and a box per request
+    /// would be held for the whole of it (README, "What a waiting request
+    /// holds").
+    pub struct Tagged<F> {
+        #[pin]
+        answer: F,
+        template: Option<MatchedPath>,
+    }
+}
+
+impl<F> Future for Tagged<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = ready!(this.answer.poll(cx));
+        if let Some(template) = this.template.take() {
+            response.extensions_mut().insert(RouteTemplate(template));
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

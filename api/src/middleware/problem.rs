@@ -26,13 +26,19 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
+/// Whether `response` is an error, which [`problem_details`] rewrites.
+pub fn is_error(response: &Response) -> bool {
+    let status = response.status();
+    status.is_client_error() || status.is_server_error()
+}
+
 /// `response` as a problem when it is an error: a bare status gets a problem
 /// body, a problem body gets the request's id; anything else is left alone.
 pub async fn problem_details(response: Response, request_id: &str) -> Response {
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !is_error(&response) {
         return response;
     }
+    let status = response.status();
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)

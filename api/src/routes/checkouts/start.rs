@@ -79,17 +79,19 @@ pub struct CheckoutStarted {
         (status = 409, description = "`event_not_on_sale`, `event_cancelled`, `sales_not_started`, `sales_ended`, `event_over`; `checkout_in_progress` (the participant has an open checkout of the event, named by `run_id` and `status_url`: pay or cancel it first); `ticket_limit_reached` (the event's `max_tickets_per_participant`, with `max_tickets_per_participant` and `tickets_already`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn start_checkout(
+pub fn start_checkout(
     State(state): State<AppState>,
     auth: AuthUser,
     request_id: Option<axum::Extension<RequestId>>,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CheckoutRequest>,
-) -> AppResult<Response> {
+) -> impl Future<Output = AppResult<Response>> {
     // Boxed, so that the handler's future, allocated as the request arrives,
     // has no room for the pool's wait below: in a flash sale most requests
     // wait first for their session, and hold only the extractors meanwhile.
-    Box::pin(connect_and_start(state, auth, request_id, key, req)).await
+    // Returned as it is, not awaited in an `async fn` of its own, whose
+    // future would keep the arguments beside the box.
+    Box::pin(connect_and_start(state, auth, request_id, key, req))
 }
 
 /// Takes a pooled connection and starts on it.

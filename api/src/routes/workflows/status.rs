@@ -1,10 +1,12 @@
 //! `GET /v1/workflows/{id}`: the run's status, with an `ETag` from its version,
 //! `If-None-Match` → 304, and `?wait=N` to long-poll until it changes.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::workflow_runs;
 use serde::Deserialize;
@@ -30,14 +32,44 @@ pub struct StatusQuery {
     pub wait: Option<u64>,
 }
 
-/// The version the client already has, from `If-None-Match`.
-fn known_version(headers: &HeaderMap, run_id: Uuid) -> Option<i32> {
-    let raw = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+/// The run and version of the status the client already has, from
+/// `If-None-Match` (`"<run, 32 hex digits>-<version>"`, as [`etag`] makes
+/// it). Extracted on its own, so that a long poll keeps these few bytes while
+/// it waits rather than a copy of every header of its request.
+pub struct IfNoneMatch(Option<(Uuid, i32)>);
+
+impl IfNoneMatch {
+    /// The version it names of run `run_id`; `None` for another run's tag.
+    fn version_of(&self, run_id: Uuid) -> Option<i32> {
+        self.0
+            .filter(|(run, _)| *run == run_id)
+            .map(|(_, version)| version)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(IfNoneMatch(
+            parts
+                .headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|raw| raw.to_str().ok())
+                .and_then(parse_tag),
+        ))
+    }
+}
+
+fn parse_tag(raw: &str) -> Option<(Uuid, i32)> {
     let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
     let (id, version) = tag.rsplit_once('-')?;
-    (id == run_id.simple().to_string())
-        .then(|| version.parse().ok())
-        .flatten()
+    // Only the form `etag` writes: 32 lowercase hex digits.
+    let simple = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    Some((
+        Uuid::try_parse(id).ok().filter(|_| simple)?,
+        version.parse().ok()?,
+    ))
 }
 
 /// The run's view at `at_least` its version or newer (from memory when it is
@@ -87,52 +119,89 @@ async fn read_and_keep(state: &AppState, id: Uuid) -> AppResult<RunView> {
         (status = 304, description = "Unchanged since the ETag you sent"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn workflow_status(
+pub fn workflow_status(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(query): Query<StatusQuery>,
-    headers: HeaderMap,
-) -> AppResult<Response> {
-    let wait = query.wait.unwrap_or(0);
-    if wait > MAX_WAIT_SECS {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            format!("wait is at most {MAX_WAIT_SECS} seconds"),
-        ));
-    }
-    let known = known_version(&headers, id);
-    let mut view = load_visible(&state, &auth, id, known).await?;
-    // A long poll waits only for a client that has seen the run: without an
-    // ETag, what it has now is news.
-    if wait > 0
-        && known == Some(view.version)
-        && state
-            .run_watcher
-            .wait_past(
-                id,
-                view.version,
-                tokio::time::Instant::now() + Duration::from_secs(wait),
+    if_none_match: IfNoneMatch,
+) -> impl Future<Output = AppResult<Response>> {
+    let known = if_none_match.version_of(id);
+    // A block rather than an `async fn`: it holds what it captured once,
+    // where a function's future keeps its arguments twice, as passed and as
+    // bound (a long poll holds this for up to 30 s).
+    async move {
+        let wait = query.wait.unwrap_or(0);
+        if wait > MAX_WAIT_SECS {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("wait is at most {MAX_WAIT_SECS} seconds"),
+            ));
+        }
+        let mut view = load_visible(&state, &auth, id, known).await?;
+        // A long poll waits only for a client that has seen the run: without
+        // an ETag, what it has now is news.
+        if wait > 0
+            && known == Some(view.version)
+            && state
+                .run_watcher
+                .wait_past(
+                    id,
+                    view.version,
+                    tokio::time::Instant::now() + Duration::from_secs(wait),
+                )
+                .await
+        {
+            view = load_visible(&state, &auth, id, Some(view.version + 1)).await?;
+        }
+        let tag = HeaderValue::from_str(&etag(id, view.version)).ok();
+        let mut response = if known == Some(view.version) {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                view.body,
             )
-            .await
-    {
-        view = load_visible(&state, &auth, id, Some(view.version + 1)).await?;
+                .into_response()
+        };
+        if let Some(tag) = tag {
+            response.headers_mut().insert(header::ETAG, tag);
+        }
+        Ok(response)
     }
-    let tag = HeaderValue::from_str(&etag(id, view.version)).ok();
-    let mut response = if known == Some(view.version) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            view.body,
-        )
-            .into_response()
-    };
-    if let Some(tag) = tag {
-        response.headers_mut().insert(header::ETAG, tag);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_names_the_run_and_version_that_etag_wrote() {
+        let run = Uuid::now_v7();
+        let written = etag(run, 7);
+        assert_eq!(parse_tag(&written), Some((run, 7)));
+        assert_eq!(parse_tag(&format!("W/{written}")), Some((run, 7)));
+        assert_eq!(IfNoneMatch(parse_tag(&written)).version_of(run), Some(7));
+        assert_eq!(
+            IfNoneMatch(parse_tag(&written)).version_of(Uuid::now_v7()),
+            None
+        );
     }
-    Ok(response)
+
+    #[test]
+    fn a_tag_in_another_form_names_nothing() {
+        let run = Uuid::now_v7();
+        for raw in [
+            format!("\"{}-7\"", run.hyphenated()),
+            format!("\"{}-7\"", run.simple().to_string().to_uppercase()),
+            format!("\"{}-seven\"", run.simple()),
+            format!("\"{}\"", run.simple()),
+            "*".to_owned(),
+        ] {
+            assert_eq!(parse_tag(&raw), None, "{raw}");
+        }
+    }
 }
