@@ -148,7 +148,7 @@ where
         // Boxed, and freed once counted: while the routes below serve the
         // request (most of its life), it keeps neither the commands nor the
         // Redis call's state.
-        let count = Box::pin(async move { counts.over_limit(&config, redis).await });
+        let count = Box::pin(counts.over_limit(config, redis));
         Limited {
             stage: Stage::Counting {
                 count,
@@ -164,7 +164,7 @@ pin_project! {
     /// `async` block: a block keeps its captures (the service below, the
     /// request) beside the routes' future for the request's whole life, and
     /// this keeps one or the other; and it is not boxed, but held inline by
-    /// the layers above (README, "What a waiting request holds").
+    /// the layers above (README, "Smaller futures, fewer pages").
     pub struct Limited<S, F> {
         #[pin]
         stage: Stage<S, F>,
@@ -284,9 +284,9 @@ impl Counts {
     /// Counts the request: the seconds until the window turns when it is over
     /// a limit; `None` when it is within them, or Redis could not say (the
     /// limits fail open).
-    async fn over_limit(self, config: &ApiConfig, mut redis: ConnectionManager) -> Option<u64> {
+    async fn over_limit(self, config: Arc<ApiConfig>, mut redis: ConnectionManager) -> Option<u64> {
         let counted: Vec<u64> = REDIS
-            .call(config, "general", self.pipe.query_async(&mut redis))
+            .call(&config, "general", self.pipe.query_async(&mut redis))
             .await?;
         counted
             .iter()

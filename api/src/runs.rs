@@ -143,6 +143,19 @@ pub fn etag(id: Uuid, version: i32) -> String {
     format!("\"{}-{}\"", id.simple(), version)
 }
 
+/// The run and version an `ETag` made by [`etag`] names (also in its weak
+/// form, `W/`); `None` for a tag in any other form.
+pub fn parse_etag(raw: &str) -> Option<(Uuid, i32)> {
+    let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
+    let (id, version) = tag.rsplit_once('-')?;
+    // Only the form `etag` writes: 32 lowercase hex digits.
+    let simple = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    Some((
+        Uuid::try_parse(id).ok().filter(|_| simple)?,
+        version.parse().ok()?,
+    ))
+}
+
 /// Points `Location` at the run's status, and gives the answer the `ETag` of
 /// the status it shows (at `version`): a client that started a run polls with
 /// `If-None-Match` and `?wait=` from its first request, and hears only of

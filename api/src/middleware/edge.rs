@@ -13,8 +13,8 @@
 //! answer needs: the rewrite of an error into a problem is boxed when an
 //! error comes, and the layers below are held by a box, so that hyper's task
 //! of each request (which keeps a clone of this service until it is called)
-//! has room for a pointer to them rather than for all of them (README, "What
-//! a waiting request holds").
+//! has room for a pointer to them rather than for all of them (README, "Smaller
+//! futures, fewer pages").
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};

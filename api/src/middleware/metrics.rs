@@ -59,8 +59,7 @@ where
 pin_project! {
     /// The route's answer, tagged with its template once it is ready. Not
     /// boxed: it lives inside the route's own future, and a box per request
-    /// would be held for the whole of it (README, "What a waiting request
-    /// holds").
+    /// would be held for the whole of it (README, "Smaller futures, fewer pages").
     pub struct Tagged<F> {
         #[pin]
         answer: F,

@@ -17,7 +17,7 @@ use crate::auth::AuthUser;
 use crate::change_feed::RunView;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::{Path, Query};
-use crate::runs::etag;
+use crate::runs::{etag, parse_etag};
 use crate::state::AppState;
 
 const MAX_WAIT_SECS: u64 = 30;
@@ -56,20 +56,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
                 .headers
                 .get(header::IF_NONE_MATCH)
                 .and_then(|raw| raw.to_str().ok())
-                .and_then(parse_tag),
+                .and_then(parse_etag),
         ))
     }
-}
-
-fn parse_tag(raw: &str) -> Option<(Uuid, i32)> {
-    let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
-    let (id, version) = tag.rsplit_once('-')?;
-    // Only the form `etag` writes: 32 lowercase hex digits.
-    let simple = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    Some((
-        Uuid::try_parse(id).ok().filter(|_| simple)?,
-        version.parse().ok()?,
-    ))
 }
 
 /// The run's view at `at_least` its version or newer (from memory when it is
@@ -182,11 +171,11 @@ mod tests {
     fn a_tag_names_the_run_and_version_that_etag_wrote() {
         let run = Uuid::now_v7();
         let written = etag(run, 7);
-        assert_eq!(parse_tag(&written), Some((run, 7)));
-        assert_eq!(parse_tag(&format!("W/{written}")), Some((run, 7)));
-        assert_eq!(IfNoneMatch(parse_tag(&written)).version_of(run), Some(7));
+        assert_eq!(parse_etag(&written), Some((run, 7)));
+        assert_eq!(parse_etag(&format!("W/{written}")), Some((run, 7)));
+        assert_eq!(IfNoneMatch(parse_etag(&written)).version_of(run), Some(7));
         assert_eq!(
-            IfNoneMatch(parse_tag(&written)).version_of(Uuid::now_v7()),
+            IfNoneMatch(parse_etag(&written)).version_of(Uuid::now_v7()),
             None
         );
     }
@@ -201,7 +190,7 @@ mod tests {
             format!("\"{}\"", run.simple()),
             "*".to_owned(),
         ] {
-            assert_eq!(parse_tag(&raw), None, "{raw}");
+            assert_eq!(parse_etag(&raw), None, "{raw}");
         }
     }
 }
