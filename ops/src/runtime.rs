@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::Request;
 use axum::serve::ListenerExt;
-use boxoffice_api::AppState;
 use boxoffice_api::auth::session_reads::SessionReads;
 use boxoffice_api::change_feed::ChangeFeed;
 use boxoffice_api::routes::workflows::RunWatcher;
+use boxoffice_api::state::{AppState, Services};
 use boxoffice_models::DbPool;
 use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -114,7 +114,7 @@ pub fn process_name() -> String {
 
 pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<AppState> {
     let run_watcher = RunWatcher::start(conns.db.clone());
-    Ok(AppState {
+    Ok(AppState::new(Services {
         db: conns.db.clone(),
         redis: conns.redis_fast.clone(),
         config: Arc::new(settings.api_config()?),
@@ -126,7 +126,7 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
         run_watcher: run_watcher.clone(),
         change_feed: ChangeFeed::start(conns.db.clone(), run_watcher),
         session_reads: SessionReads::start(conns.db.clone()),
-    })
+    }))
 }
 
 /// The API's first steps: the hold, and the payment intent right after the

@@ -6,4 +6,5 @@ pub mod edge;
 pub mod metrics;
 pub mod problem;
 pub mod request_id;
+pub mod route_templates;
 pub mod security_headers;

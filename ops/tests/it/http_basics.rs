@@ -159,6 +159,60 @@ async fn health_readiness_and_metrics() {
     );
 }
 
+/// Requests are counted by route template, not raw path: one series per route
+/// whatever the ids, the Swagger UI's routes too, and a path no route serves
+/// as `unmatched`. A method the route lacks is counted under its route.
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let app = TestApp::spawn().await;
+    let get = |path: String| {
+        let url = app.url(&path);
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for _ in 0..2 {
+        let missing = uuid::Uuid::now_v7();
+        assert_eq!(get(format!("/v1/events/{missing}")).await, 404);
+    }
+    assert_eq!(get("/v1/no-such-thing".to_owned()).await, 404);
+    assert_eq!(get("/docs/openapi.json".to_owned()).await, 200);
+    assert_eq!(get("/openapi.json".to_owned()).await, 200);
+    let r = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+
+    let metrics = app.metrics().await;
+    let count = |labels: &str| {
+        let series = format!("http_requests_total{{{labels}}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{metrics}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        count(r#"method="GET",route="/v1/events/{id}",status="404""#),
+        "2"
+    );
+    assert_eq!(count(r#"method="GET",route="unmatched",status="404""#), "1");
+    assert_eq!(
+        count(r#"method="GET",route="/docs/openapi.json",status="200""#),
+        "1"
+    );
+    assert_eq!(
+        count(r#"method="GET",route="/openapi.json",status="200""#),
+        "1"
+    );
+    assert_eq!(
+        count(r#"method="DELETE",route="/healthz",status="405""#),
+        "1"
+    );
+    assert!(
+        !metrics.contains(r#"route="/v1/events/0"#),
+        "a raw path became a label:\n{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn readiness_reports_a_dead_redis() {
     // Nothing listens on port 1 of loopback: Redis is "down".

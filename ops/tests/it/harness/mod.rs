@@ -11,8 +11,8 @@ pub mod wait;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use boxoffice_api::AppState;
 use boxoffice_api::config::ApiConfig;
+use boxoffice_api::state::{AppState, Services};
 use boxoffice_models::DbPool;
 use boxoffice_models::testing::TestDatabase;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -135,7 +135,7 @@ impl TestAppBuilder {
             f(&mut config);
         }
         let run_watcher = boxoffice_api::routes::workflows::RunWatcher::start(conns.db.clone());
-        let state = AppState {
+        let state = AppState::new(Services {
             db: conns.db.clone(),
             redis: conns.redis_fast.clone(),
             config: Arc::new(config),
@@ -177,7 +177,7 @@ impl TestAppBuilder {
             session_reads: boxoffice_api::auth::session_reads::SessionReads::start(
                 conns.db.clone(),
             ),
-        };
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding");
