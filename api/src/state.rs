@@ -13,8 +13,8 @@ use crate::error::AppResult;
 /// What every handler reaches, behind one pointer: axum clones the state into
 /// each request's future (the `State` extractor and the handler's own copy),
 /// and a request that waits keeps both. One `Arc` is 8 bytes and one count
-/// to raise; the services themselves were 96 bytes and nine counts (README,
-/// "The answer held in place").
+/// to raise; the services themselves were 96 bytes, and a count to raise for
+/// each of them (README, "The answer held in place").
 #[derive(Clone)]
 pub struct AppState(Arc<Services>);
 
