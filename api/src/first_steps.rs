@@ -9,7 +9,8 @@
 //! creates it. What the step issues next (a paid checkout's payment intent)
 //! the implementation may carry out after the answer, on its own.
 
-use boxoffice_models::workflow_runs::{NewRun, Run};
+use boxoffice_models::workflow_runs::{NewRun, Run, Transition};
+use boxoffice_models::workflow_steps::NewStepRecord;
 use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 use uuid::Uuid;
@@ -38,6 +39,20 @@ pub enum SoldOut {
 }
 
 pub type Refused<'a> = BoxFuture<'a, anyhow::Result<Option<SoldOut>>>;
+
+/// A start decided sold out before it was written, and not written: what
+/// its insert must carry, for the caller to insert it with other starts.
+#[derive(Debug)]
+pub struct DecidedStart {
+    /// Where the run stands once inserted (version 1).
+    pub step: FirstStep,
+    /// The run's first transition: its insert writes the row as it leaves it.
+    pub transition: Transition,
+    /// The step's history, to insert once the run is.
+    pub history: Vec<NewStepRecord>,
+}
+
+pub type Deciding<'a> = BoxFuture<'a, anyhow::Result<Option<DecidedStart>>>;
 pub type Finishing<'a> = BoxFuture<'a, ()>;
 
 pub trait FirstSteps: Send + Sync {
@@ -67,6 +82,19 @@ pub trait FirstSteps: Send + Sync {
         conn: &'a mut AsyncPgConnection,
         new: &'a NewRun,
     ) -> Refused<'a>;
+
+    /// For a start gathered with others (`routes::checkouts::gathered`):
+    /// when the seats its first step would hold do not fit in `left` (what
+    /// is left of its ticket types, read in the batch's transaction on
+    /// `conn`), takes that step without writing anything and returns what
+    /// the run's insert must carry; `Ok(None)` when it is to be inserted as
+    /// started and its step taken as usual ([`Self::take`]).
+    fn decide_if_sold_out<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        new: &'a NewRun,
+        left: &'a [(Uuid, i32)],
+    ) -> Deciding<'a>;
 
     /// Called once the process has stopped taking requests, before it exits:
     /// finishes, within a bound, what first steps left to do after their

@@ -9,6 +9,7 @@ use redis::aio::ConnectionManager;
 
 use crate::config::ApiConfig;
 use crate::error::AppResult;
+use crate::routes::checkouts::gathered::GatheredStarts;
 
 /// What every handler reaches, behind one pointer: axum clones the state into
 /// each request's future (the `State` extractor and the handler's own copy),
@@ -16,11 +17,34 @@ use crate::error::AppResult;
 /// to raise; the services themselves were 96 bytes, and a count to raise for
 /// each of them (README, "The answer held in place").
 #[derive(Clone)]
-pub struct AppState(Arc<Services>);
+pub struct AppState(Arc<Shared>);
+
+/// The services, and what the process builds of them itself.
+struct Shared {
+    services: Services,
+    /// Writes checkout starts in batches; only where the process takes the
+    /// first steps.
+    gathered_starts: Option<GatheredStarts>,
+}
 
 impl AppState {
+    /// Must be called inside the Tokio runtime: starts the writer of
+    /// checkout starts.
     pub fn new(services: Services) -> Self {
-        AppState(Arc::new(services))
+        let gathered_starts = services
+            .first_steps
+            .clone()
+            .map(|steps| GatheredStarts::start(services.db.clone(), steps));
+        AppState(Arc::new(Shared {
+            services,
+            gathered_starts,
+        }))
+    }
+
+    /// Where a checkout start is written with the others that arrive with
+    /// it (`routes::checkouts::gathered`).
+    pub fn gathered_starts(&self) -> Option<&GatheredStarts> {
+        self.0.gathered_starts.as_ref()
     }
 
     pub async fn conn(&self) -> AppResult<boxoffice_models::DbConn> {
@@ -32,7 +56,7 @@ impl Deref for AppState {
     type Target = Services;
 
     fn deref(&self) -> &Services {
-        &self.0
+        &self.0.services
     }
 }
 

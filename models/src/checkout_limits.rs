@@ -83,3 +83,107 @@ pub async fn tickets_of(
     .await?;
     Ok(row.n)
 }
+
+/// One start of a gathered batch: whose, for which event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Starter {
+    pub user_id: Uuid,
+    pub event_id: Uuid,
+}
+
+#[derive(QueryableByName)]
+struct OpenOf {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    run_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    idempotency_key: Option<String>,
+}
+
+/// [`lock_and_find_open`] for several starts in one statement: takes each
+/// one's lock (in the order given; the caller sorts, so that two callers
+/// never wait on each other's) and returns each one's open checkout, in the
+/// order of `starters`. Call inside a transaction.
+pub async fn lock_and_find_open_many(
+    conn: &mut AsyncPgConnection,
+    starters: &[Starter],
+    idle_steps: &[&str],
+) -> QueryResult<Vec<Option<OpenRun>>> {
+    let users: Vec<Uuid> = starters.iter().map(|s| s.user_id).collect();
+    let events: Vec<Uuid> = starters.iter().map(|s| s.event_id).collect();
+    let rows: Vec<OpenOf> = diesel::sql_query(
+        "SELECT s.ord, o.run_id, o.idempotency_key
+           FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS s(owner, event, ord)
+           LEFT JOIN LATERAL lock_and_find_open_checkout(s.owner, s.event, $3) o ON true
+          ORDER BY s.ord",
+    )
+    .bind::<Array<SqlUuid>, _>(&users)
+    .bind::<Array<SqlUuid>, _>(&events)
+    .bind::<Array<Text>, _>(idle_steps)
+    .keep_prepared()
+    .load(conn)
+    .await?;
+    let mut open = vec![None; starters.len()];
+    for row in rows {
+        let Some(slot) = usize::try_from(row.ord - 1)
+            .ok()
+            .and_then(|i| open.get_mut(i))
+        else {
+            continue;
+        };
+        *slot = row.run_id.map(|run_id| OpenRun {
+            run_id,
+            idempotency_key: row.idempotency_key,
+        });
+    }
+    Ok(open)
+}
+
+#[derive(QueryableByName)]
+struct CountOf {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// [`tickets_of`] for several starts in one statement, in the order of
+/// `starters`.
+pub async fn tickets_of_many(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    starters: &[Starter],
+    idle_steps: &[&str],
+) -> QueryResult<Vec<i64>> {
+    let users: Vec<Uuid> = starters.iter().map(|s| s.user_id).collect();
+    let events: Vec<Uuid> = starters.iter().map(|s| s.event_id).collect();
+    let rows: Vec<CountOf> = diesel::sql_query(format!(
+        "SELECT s.ord,
+                (SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id
+                  WHERE b.user_id = s.owner AND b.event_id = s.event
+                    AND b.status = 'confirmed' AND t.status <> 'void')
+              + (SELECT coalesce(sum((item ->> 'quantity')::bigint), 0)
+                   FROM workflow_runs r CROSS JOIN LATERAL jsonb_array_elements(r.state -> 'items') item
+                  WHERE r.kind = $1 AND r.owner_id = s.owner AND r.state ->> 'event_id' = s.event::text
+                    AND r.{BUSY} AND NOT (r.step = ANY($4)))::bigint AS n
+           FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS s(owner, event, ord)
+          ORDER BY s.ord"
+    ))
+    .bind::<Text, _>(kind)
+    .bind::<Array<SqlUuid>, _>(&users)
+    .bind::<Array<SqlUuid>, _>(&events)
+    .bind::<Array<Text>, _>(idle_steps)
+    .load(conn)
+    .await?;
+    let mut counts = vec![0; starters.len()];
+    for row in rows {
+        if let Some(slot) = usize::try_from(row.ord - 1)
+            .ok()
+            .and_then(|i| counts.get_mut(i))
+        {
+            *slot = row.n;
+        }
+    }
+    Ok(counts)
+}

@@ -53,6 +53,45 @@ pub async fn push<T: Serialize>(
         .await
 }
 
+/// [`push`] for several payloads in one statement, all due at `available_at`
+/// (now when `None`): each message's id with its payload, read back.
+pub async fn push_all<T: Serialize + serde::de::DeserializeOwned>(
+    mut conn: &AsyncPgConnection,
+    queue: &str,
+    payloads: &[T],
+    available_at: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<(i64, T)>> {
+    if payloads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = available_at.unwrap_or_else(Utc::now);
+    let rows = payloads
+        .iter()
+        .map(|payload| {
+            Ok(NewOutboxMessage {
+                queue,
+                payload: serde_json::to_value(payload)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?,
+                available_at: at,
+            })
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    // Not kept prepared: its text changes with the number of rows.
+    let inserted: Vec<(i64, serde_json::Value)> = diesel::insert_into(outbox::table)
+        .values(&rows)
+        .returning((outbox::id, outbox::payload))
+        .get_results(&mut conn)
+        .await?;
+    inserted
+        .into_iter()
+        .map(|(id, payload)| {
+            serde_json::from_value(payload)
+                .map(|payload| (id, payload))
+                .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+        })
+        .collect()
+}
+
 /// Claims up to `limit` due messages of `queue`, oldest first, skipping rows
 /// another relay holds. Call inside a transaction; delete what was relayed.
 pub async fn claim_due(

@@ -13,7 +13,7 @@ use crate::schema::ticket_types;
 /// What is left of each of these ticket types for the public (never the
 /// units its waitlist waits for), read without a lock; a type that does not
 /// exist is left out.
-pub(crate) async fn left_for_public(
+pub async fn left_for_public(
     conn: &mut AsyncPgConnection,
     ticket_type_ids: &[Uuid],
 ) -> QueryResult<Vec<(Uuid, i32)>> {
@@ -42,7 +42,14 @@ pub async fn refused_now(
 ) -> QueryResult<Option<HoldOutcome>> {
     let ids: Vec<Uuid> = lines.iter().map(|l| l.ticket_type_id).collect();
     let left = left_for_public(conn, &ids).await?;
-    Ok(holds::sorted(lines).into_iter().find_map(|line| {
+    Ok(refused_by(&left, lines))
+}
+
+/// The refusal a hold of `lines` would meet with `left` of each type (as
+/// [`left_for_public`] read it; a type not there has nothing left), as
+/// [`refused_now`] decides it.
+pub fn refused_by(left: &[(Uuid, i32)], lines: &[Line]) -> Option<HoldOutcome> {
+    holds::sorted(lines).into_iter().find_map(|line| {
         let available = left
             .iter()
             .find(|(id, _)| *id == line.ticket_type_id)
@@ -52,5 +59,5 @@ pub async fn refused_now(
             requested: line.quantity,
             available,
         })
-    }))
+    })
 }

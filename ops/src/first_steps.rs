@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use boxoffice_api::first_steps::{Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken};
+use boxoffice_api::first_steps::{
+    DecidedStart, Deciding, Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken,
+};
 use boxoffice_models::DbPool;
 use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -20,6 +22,7 @@ use diesel_async::AsyncPgConnection;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 /// Calls to the payment provider one API process makes at once after first
 /// steps, as many as a worker process's effect jobs: a flood of checkouts
@@ -212,6 +215,28 @@ impl FirstSteps for EngineFirstSteps {
                     Some(SoldOut::Decided(new.id, step))
                 }
             })
+        })
+    }
+
+    fn decide_if_sold_out<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        new: &'a NewRun,
+        left: &'a [(Uuid, i32)],
+    ) -> Deciding<'a> {
+        Box::pin(async move {
+            let Some(decided) =
+                first_step::decide_if_sold_out(conn, &self.signer, new, left).await?
+            else {
+                return Ok(None);
+            };
+            let step = first_step_of(decided.advanced)
+                .context("a run decided before it was written did not move")?;
+            Ok(Some(DecidedStart {
+                step,
+                transition: decided.writes.transition,
+                history: decided.writes.history,
+            }))
         })
     }
 

@@ -11,8 +11,8 @@ use crate::schema::workflow_runs;
 mod new_runs;
 
 pub use new_runs::{
-    Inserted, NewRun, insert_decided, insert_idempotent, push_start, set_initial_state, start,
-    start_child, start_within, start_within_due,
+    Inserted, NewRun, insert_decided, insert_idempotent, insert_many, push_start, push_starts,
+    set_initial_state, start, start_child, start_within, start_within_due,
 };
 
 #[derive(Debug, Clone, Queryable, Selectable)]

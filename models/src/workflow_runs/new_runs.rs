@@ -179,6 +179,37 @@ async fn insert_row(
     }
 }
 
+/// Inserts several new runs in one statement, each as started or moved by its
+/// first transition (as [`insert_idempotent`] and [`insert_decided`] do one
+/// by one), and returns the rows inserted. A run whose key started one
+/// before (or whose key another row of the same call took) is not inserted
+/// and not returned: the caller looks for what it misses.
+pub async fn insert_many(
+    conn: &mut AsyncPgConnection,
+    news: &[(&NewRun, Option<&Transition>)],
+) -> QueryResult<Vec<Run>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<NewRunRow<'_>> = news
+        .iter()
+        .map(|&(new, first)| NewRunRow::of(new, first))
+        .collect();
+    // Not kept prepared: its text changes with the number of rows.
+    diesel::insert_into(workflow_runs::table)
+        .values(&rows)
+        .on_conflict((
+            workflow_runs::kind,
+            workflow_runs::owner_id,
+            workflow_runs::idempotency_key,
+        ))
+        .filter_target(workflow_runs::idempotency_key.is_not_null())
+        .do_nothing()
+        .returning(Run::as_returning())
+        .get_results(conn)
+        .await
+}
+
 /// The run that `new`'s key started before (an insert of `new` found it).
 async fn started_before(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryResult<Inserted> {
     let existing = by_idempotency_key(conn, &new.kind, new.owner_id, &new.idempotency_key)
@@ -232,6 +263,26 @@ pub async fn push_start(
         due,
     )
     .await
+}
+
+/// [`push_start`] for several runs in one statement, all due at `due`:
+/// each run's id with its message's.
+pub async fn push_starts(
+    conn: &AsyncPgConnection,
+    run_ids: &[Uuid],
+    due: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<(Uuid, i64)>> {
+    let messages: Vec<_> = run_ids
+        .iter()
+        .map(|&run_id| crate::workflow_signals::AdvanceRun { run_id })
+        .collect();
+    let pushed =
+        crate::outbox::push_all(conn, crate::workflow_signals::ADVANCE_QUEUE, &messages, due)
+            .await?;
+    Ok(pushed
+        .into_iter()
+        .map(|(id, message)| (message.run_id, id))
+        .collect())
 }
 
 /// Replaces the state and view of a run created in this very transaction

@@ -20,7 +20,7 @@ use super::ahead::Ahead;
 use super::children;
 use super::hold_batcher::HoldBatcher;
 use super::messages::{CHILD_ENDED_SIGNAL, RunEffect};
-use super::step_writes::{RunRow, StartedBefore, StepWrites};
+use super::step_writes::{DeferredWrites, RunRow, StartedBefore, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
 /// Advances `run_id` in one transaction (see the module docs of `engine`).
@@ -152,6 +152,35 @@ pub(super) async fn advance_unwritten(
     }
 }
 
+/// Takes the first step of `run`, not written yet ([`NewRun::unwritten`]),
+/// without writing anything: where it leaves the run, and what the run's
+/// insert must carry. The caller inserts it (with others' of its batch).
+/// Fails when the step does more than decide (issues a command, sets a timer,
+/// starts a child): such a run is started the usual way.
+pub(super) async fn decide_unwritten(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    run: Run,
+    now: DateTime<Utc>,
+    ahead: Option<&Ahead>,
+) -> anyhow::Result<(Advanced, DeferredWrites)> {
+    let slot = std::sync::Mutex::new(None);
+    let at = At {
+        now,
+        ahead,
+        dispatch: Dispatch::Queue,
+        row: RunRow::Deferred(&slot),
+    };
+    let advanced = kinds::of(&run.kind)?
+        .advance(conn, signer, run, Trigger::Poke, at)
+        .await?;
+    let writes = slot
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("the deferred writes' slot was poisoned"))?
+        .context("a run decided before it was written left no writes")?;
+    Ok((advanced, writes))
+}
+
 /// The participant's money the run has at stake, asked of its workflow; `Err`
 /// when its state does not decode (or its kind is unknown) and nobody can tell.
 pub fn money_at_stake(run: &workflow_runs::Run) -> anyhow::Result<Option<String>> {
@@ -239,7 +268,7 @@ pub(crate) async fn advance_locked<W: Effects>(
     // When the run entered the step it is in (as far as this advance knows).
     let mut entered_step_at = run.updated_at;
     // A run not written yet has no signals waiting for it.
-    let unwritten = matches!(at.row, RunRow::Unwritten(_));
+    let unwritten = matches!(at.row, RunRow::Unwritten(_) | RunRow::Deferred(_));
     loop {
         let input = match inputs.pop_front() {
             Some(input) => input,
@@ -367,6 +396,34 @@ pub(crate) async fn advance_locked<W: Effects>(
         (RunStatus::Waiting, Some(deadline)) => Some(deadline),
         _ => None,
     };
+    if let RunRow::Deferred(slot) = at.row {
+        // The caller inserts the run with others' and has nothing else to
+        // send: a first step that issues a command, sets a timer or starts a
+        // child is taken the usual way.
+        anyhow::ensure!(
+            effect.is_none() && timer.is_none() && children.is_empty() && run.parent_id.is_none(),
+            "run {} did more than decide before it was written",
+            run.id
+        );
+        count_move::<W>(&run, &cur.step, cur.status, now);
+        let mut slot = slot
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the deferred writes' slot was poisoned"))?;
+        *slot = Some(DeferredWrites {
+            transition,
+            history,
+        });
+        return Ok(Advanced {
+            found: true,
+            changed: true,
+            queued: false,
+            status: Some(cur.status.as_str().into()),
+            step: Some(cur.step),
+            view: Some(view),
+            version: Some(run.version),
+            issued: None,
+        });
+    }
     let writes = StepWrites {
         run_id: run.id,
         row: at.row,
@@ -408,17 +465,7 @@ pub(crate) async fn advance_locked<W: Effects>(
             }
         }
     }
-    // Counted at the end of the transaction: only a failed commit (rare, and
-    // retried) can make these counters run ahead of the table.
-    metrics::counter!("workflow_transitions_total", "kind" => W::KIND, "step" => cur.step.clone())
-        .increment(1);
-    if cur.status.is_finished() && run.status != cur.status.as_str() {
-        metrics::counter!("workflow_runs_finished_total", "kind" => W::KIND, "status" => cur.status.as_str())
-            .increment(1);
-        let age = (now - run.created_at).to_std().unwrap_or_default();
-        metrics::histogram!("workflow_run_duration_seconds", "kind" => W::KIND)
-            .record(age.as_secs_f64());
-    }
+    count_move::<W>(&run, &cur.step, cur.status, now);
     Ok(Advanced {
         found: true,
         changed: true,
@@ -429,6 +476,21 @@ pub(crate) async fn advance_locked<W: Effects>(
         version: Some(sent.version),
         issued: inline,
     })
+}
+
+/// Counts a move of `run` to `step` and `status`. Counted at the end of the
+/// transaction: only a failed commit (rare, and retried) can make these
+/// counters run ahead of the table.
+fn count_move<W: Effects>(run: &Run, step: &str, status: RunStatus, now: DateTime<Utc>) {
+    metrics::counter!("workflow_transitions_total", "kind" => W::KIND, "step" => step.to_owned())
+        .increment(1);
+    if status.is_finished() && run.status != status.as_str() {
+        metrics::counter!("workflow_runs_finished_total", "kind" => W::KIND, "status" => status.as_str())
+            .increment(1);
+        let age = (now - run.created_at).to_std().unwrap_or_default();
+        metrics::histogram!("workflow_run_duration_seconds", "kind" => W::KIND)
+            .record(age.as_secs_f64());
+    }
 }
 
 /// With nothing else to do, a waiting or finished run takes its next pending

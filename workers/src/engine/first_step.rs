@@ -31,12 +31,14 @@ use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::{NewRun, Run};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use uuid::Uuid;
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
 use super::ahead::Ahead;
-use super::executor::{Unwritten, advance_at, advance_unwritten};
+use super::executor::{Unwritten, advance_at, advance_unwritten, decide_unwritten};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
+pub use super::step_writes::DeferredWrites;
 use crate::kinds;
 
 /// How long a run started with its first step taken by its starter waits
@@ -126,4 +128,39 @@ pub async fn refuse_if_sold_out(
     advance_unwritten(conn, signer, new, run, now, Some(&refused))
         .await
         .map(Some)
+}
+
+/// A start decided sold out before it was written, for its caller to insert
+/// with the other starts of its batch.
+#[derive(Debug)]
+pub struct DecidedUnwritten {
+    /// Where the step left the run (its version is the insert's).
+    pub advanced: Advanced,
+    /// What the run's insert and its history must carry.
+    pub writes: DeferredWrites,
+}
+
+/// [`refuse_if_sold_out`] for a start gathered with others: decides `new`
+/// with `left` (what is left of its ticket types, as
+/// `seats_left::left_for_public` read it in the caller's transaction) and
+/// writes nothing; `None` when the step holds nothing or every line may
+/// still fit. The caller inserts the run moved by
+/// [`DeferredWrites::transition`], and its history.
+pub async fn decide_if_sold_out(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    new: &NewRun,
+    left: &[(Uuid, i32)],
+) -> anyhow::Result<Option<DecidedUnwritten>> {
+    let now = Utc::now();
+    let run = new.unwritten(now);
+    let Some((lines, _expires_at)) = kinds::of(&run.kind)?.first_hold(&run, now)? else {
+        return Ok(None);
+    };
+    let Some(outcome) = seats_left::refused_by(left, &lines) else {
+        return Ok(None);
+    };
+    let refused = Ahead { lines, outcome };
+    let (advanced, writes) = decide_unwritten(conn, signer, run, now, Some(&refused)).await?;
+    Ok(Some(DecidedUnwritten { advanced, writes }))
 }

@@ -37,6 +37,9 @@ impl StepWrites<'_> {
     pub(super) async fn send(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<Sent> {
         let inserted = match self.row {
             RunRow::Stored => None,
+            RunRow::Deferred(_) => {
+                anyhow::bail!("the writes of run {} are the caller's to send", self.run_id)
+            }
             RunRow::Unwritten(new) => {
                 match workflow_runs::insert_decided(conn, new, self.transition).await? {
                     Inserted::Created(run) => Some(run.version),
@@ -102,6 +105,18 @@ pub(super) enum RunRow<'a> {
     Stored,
     /// Not written yet: the advance inserts it as its transition leaves it.
     Unwritten(&'a NewRun),
+    /// Not written yet, and not by the advance: its first transition and
+    /// history are left in the slot, for the caller to insert with other
+    /// runs' (a batch of starts decided together).
+    Deferred(&'a std::sync::Mutex<Option<DeferredWrites>>),
+}
+
+/// What the insert of a run decided before it was written must carry: its
+/// first transition and the history of that step.
+#[derive(Debug)]
+pub struct DeferredWrites {
+    pub transition: Transition,
+    pub history: Vec<NewStepRecord>,
 }
 
 /// The key of a run advanced before it was written had started a run before:

@@ -1,6 +1,7 @@
 //! `/v1/checkouts`: starting the checkout workflow, and the buyer's cancel.
 
 pub mod cancel;
+pub mod gathered;
 mod limits;
 pub mod sale_terms;
 pub mod start;

@@ -54,6 +54,11 @@ const READ_STRIPES: usize = 16;
 static READING: LazyLock<Vec<Mutex<()>>> =
     LazyLock::new(|| (0..READ_STRIPES).map(|_| Mutex::new(())).collect());
 
+/// The terms of `event_id`'s sale if they are in memory.
+pub fn kept(state: &AppState, event_id: Uuid) -> Option<Arc<SaleTerms>> {
+    state.change_feed.views().sale_terms.get(&event_id)
+}
+
 /// The terms of `event_id`'s sale, from memory, or else from Postgres (and
 /// then kept); `None` when there is no such event.
 pub async fn of_event(

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::DbConn;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
-use boxoffice_workflows::checkout::{Checkout, CheckoutState};
+use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
 use boxoffice_workflows::engine::{RunStatus, Workflow};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::gathered::{Gathered, Start};
 use super::limits;
-use super::validate::validate;
+use super::sale_terms;
+use super::validate::{ValidCheckout, validate, validate_kept};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
@@ -94,7 +96,7 @@ pub fn start_checkout(
     Box::pin(connect_and_start(state, auth, request_id, key, req))
 }
 
-/// Takes a pooled connection and starts on it.
+/// Starts with the others that arrive with it, or else alone.
 async fn connect_and_start(
     state: AppState,
     auth: AuthUser,
@@ -108,6 +110,34 @@ async fn connect_and_start(
         let canonical = serde_json::to_vec(&req).unwrap_or_default();
         Sha256::digest(&canonical).to_vec()
     });
+    let correlation_id = request_id.as_ref().map(|r| r.0.0.clone());
+    // Each way boxed: a request waiting for its batch holds the batch's
+    // wait only, not room for the pool's wait of a start alone (2 KB), and
+    // in a flood thousands wait for their batch at once.
+    if let Some(answered) = Box::pin(gathered(
+        &state,
+        &auth,
+        correlation_id,
+        &key,
+        &request_hash,
+        &req,
+    ))
+    .await
+    {
+        return answered;
+    }
+    Box::pin(alone(state, auth, request_id, key, request_hash, req)).await
+}
+
+/// Starts alone: takes a pooled connection and starts on it.
+async fn alone(
+    state: AppState,
+    auth: AuthUser,
+    request_id: Option<axum::Extension<RequestId>>,
+    key: Option<String>,
+    request_hash: Option<Vec<u8>>,
+    req: CheckoutRequest,
+) -> AppResult<Response> {
     let mut conn = state.conn().await?;
     // Boxed, so that this future is as small as what it holds while it waits
     // for the connection above (most of a flash sale's requests, for a
@@ -122,6 +152,121 @@ async fn connect_and_start(
         req,
     ))
     .await
+}
+
+/// The start written with the others that arrive with it
+/// ([`gathered`](super::gathered)), when the event's terms are in memory and
+/// the order passes them; `None` when the request is to start alone (the
+/// terms are to be read, the order is refused and its key may have started
+/// a run before, or the batch left it to its own transaction).
+async fn gathered(
+    state: &AppState,
+    auth: &AuthUser,
+    correlation_id: Option<String>,
+    key: &Option<String>,
+    request_hash: &Option<Vec<u8>>,
+    req: &CheckoutRequest,
+) -> Option<AppResult<Response>> {
+    let starts = state.gathered_starts()?;
+    let terms = sale_terms::kept(state, req.event_id)?;
+    let valid = validate_kept(&terms, req, Utc::now()).ok()?;
+    let limit = valid.max_tickets_per_participant;
+    let start = Start {
+        new: NewCheckout::of(auth.user_id, req, valid, correlation_id, key, request_hash),
+        limit,
+    };
+    drop(terms);
+    let (run_id, now) = match starts.write(start).await {
+        Gathered::Usual => return None,
+        Gathered::Decided(run_id, step) => (run_id, step),
+        Gathered::ToStep(run, backstop) => {
+            // Boxed: only a start that may fit waits for a connection.
+            let stepped = Box::pin(first_step_of_gathered(state, &run, backstop)).await;
+            (run.id, stepped.unwrap_or_else(|| as_created(*run)))
+        }
+    };
+    metrics::counter!("workflows_started_total", "kind" => Checkout::KIND).increment(1);
+    Some(answer(run_id, now))
+}
+
+/// Takes the first step of `run`, inserted by its batch with its start
+/// message `backstop`, on a pooled connection. Without one the run is still
+/// started: its backstop takes the step, and the buyer polls.
+async fn first_step_of_gathered(
+    state: &AppState,
+    run: &workflow_runs::Run,
+    backstop: i64,
+) -> Option<FirstStep> {
+    let mut conn = state.conn().await.ok()?;
+    first_step(state, &mut conn, run, Some(backstop)).await
+}
+
+/// A checkout about to start: what its run is made of, before its state
+/// and its row are built.
+pub struct NewCheckout {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub event_id: Uuid,
+    pub items: Vec<Item>,
+    pub coupon_code: Option<String>,
+    pub hold_minutes: i64,
+    pub correlation_id: Option<String>,
+    pub key: Option<String>,
+    pub request_hash: Option<Vec<u8>>,
+}
+
+impl NewCheckout {
+    /// The checkout a valid request starts, with a new run id.
+    fn of(
+        user_id: Uuid,
+        req: &CheckoutRequest,
+        valid: ValidCheckout,
+        correlation_id: Option<String>,
+        key: &Option<String>,
+        request_hash: &Option<Vec<u8>>,
+    ) -> Self {
+        NewCheckout {
+            id: Uuid::now_v7(),
+            user_id,
+            event_id: req.event_id,
+            items: valid.items,
+            coupon_code: valid.coupon_code,
+            hold_minutes: valid.hold_minutes,
+            correlation_id,
+            key: key.clone(),
+            request_hash: request_hash.clone(),
+        }
+    }
+
+    /// Its tickets in all.
+    pub fn requested(&self) -> i64 {
+        self.items.iter().map(|i| i64::from(i.quantity)).sum()
+    }
+
+    /// The run's row to insert.
+    pub fn new_run(&self) -> AppResult<NewRun> {
+        let checkout = &CheckoutState::new(
+            self.user_id,
+            self.event_id,
+            self.items.clone(),
+            self.coupon_code.clone(),
+            self.hold_minutes,
+        );
+        Ok(NewRun {
+            id: self.id,
+            kind: Checkout::KIND.into(),
+            status: "running".into(),
+            step: Checkout::initial_step().into(),
+            state: serde_json::to_value(checkout).map_err(AppError::internal)?,
+            correlation_id: self.correlation_id.clone(),
+            owner_id: Some(self.user_id),
+            idempotency_key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            view: serde_json::to_value(Checkout::view(checkout)).map_err(AppError::internal)?,
+            parent_id: None,
+            child_key: None,
+        })
+    }
 }
 
 /// The start on `conn`: validates, creates the run (or finds the one its key
@@ -148,27 +293,15 @@ async fn start(
         }
     };
     let limit = valid.max_tickets_per_participant;
-    let checkout = CheckoutState::new(
+    let new = NewCheckout::of(
         auth.user_id,
-        req.event_id,
-        valid.items,
-        valid.coupon_code,
-        valid.hold_minutes,
-    );
-    let new = NewRun {
-        id: Uuid::now_v7(),
-        kind: Checkout::KIND.into(),
-        status: "running".into(),
-        step: Checkout::initial_step().into(),
-        state: serde_json::to_value(&checkout).map_err(AppError::internal)?,
-        correlation_id: request_id.map(|r| r.0.0.clone()),
-        owner_id: Some(auth.user_id),
-        idempotency_key: key,
-        request_hash: request_hash.clone(),
-        view: serde_json::to_value(Checkout::view(&checkout)).map_err(AppError::internal)?,
-        parent_id: None,
-        child_key: None,
-    };
+        &req,
+        valid,
+        request_id.map(|r| r.0.0.clone()),
+        &key,
+        &request_hash,
+    )
+    .new_run()?;
     // The process takes the run's first step itself (below); the start
     // message is its backstop, due later.
     let due = state.first_steps.as_ref().map(|steps| steps.backstop_due());

@@ -10,7 +10,7 @@ use boxoffice_workflows::checkout::Item;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 
-use super::sale_terms;
+use super::sale_terms::{self, SaleTerms};
 use super::start::CheckoutRequest;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -35,6 +35,27 @@ pub async fn validate(
     req: &CheckoutRequest,
     now: DateTime<Utc>,
 ) -> AppResult<ValidCheckout> {
+    let coupon_code = check_order(req)?;
+    let event = sale_terms::of_event(state, conn, req.event_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("event"))?;
+    check_terms(&event, req, coupon_code, now)
+}
+
+/// [`validate`] against terms already in memory (`sale_terms::kept`): the
+/// same checks, in the same order, without a connection.
+pub fn validate_kept(
+    event: &SaleTerms,
+    req: &CheckoutRequest,
+    now: DateTime<Utc>,
+) -> AppResult<ValidCheckout> {
+    let coupon_code = check_order(req)?;
+    check_terms(event, req, coupon_code, now)
+}
+
+/// What the order must be whatever the event: its lines and its coupon's
+/// length. The coupon's code, trimmed, when one was given.
+fn check_order(req: &CheckoutRequest) -> AppResult<Option<String>> {
     if req.items.is_empty() {
         return Err(AppError::validation(
             "items",
@@ -72,10 +93,16 @@ pub async fn validate(
         }
         Some(code) => Some(code.to_owned()),
     };
+    Ok(coupon_code)
+}
 
-    let event = sale_terms::of_event(state, conn, req.event_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("event"))?;
+/// What the order must be for this event's sale, at `now`.
+fn check_terms(
+    event: &SaleTerms,
+    req: &CheckoutRequest,
+    coupon_code: Option<String>,
+    now: DateTime<Utc>,
+) -> AppResult<ValidCheckout> {
     if event.status == EventStatus::Cancelled {
         return Err(AppError::conflict(
             "event_cancelled",

@@ -8,6 +8,7 @@ mod contract;
 mod first_intent;
 mod first_step;
 mod free_and_coupon;
+mod gathered;
 mod hold_batches;
 mod hot_path;
 mod late_coupon;

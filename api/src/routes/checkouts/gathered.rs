@@ -1,0 +1,331 @@
+//! Checkout starts gathered: the starts that arrive while one batch is being
+//! written are written together by the next, in one transaction on one
+//! connection.
+//!
+//! In a flash sale most buyers come at once, and most of them after the last
+//! seat. Started one by one, each took a pooled connection and a transaction
+//! of its own (the participant's lock, what is left of the seats, the run's
+//! insert, its history, the commit) to learn that it was sold out, and the
+//! last of them waited for the pool behind all the others. Gathered, a batch
+//! takes every participant's lock and looks for their open checkouts in one
+//! statement, reads what is left of the ticket types once, decides each start
+//! that no longer fits through the engine's own first step (without writing
+//! it), and inserts every run of the batch in one statement: decided ones
+//! ended sold out with their history, the others as started with their start
+//! messages. Those others take their first step (the hold) on a connection of
+//! their own once the batch has committed, as a start alone does.
+//!
+//! Only what a start alone would decide the same way is decided here. A start
+//! the participant's limits refuse (an open checkout of the event, the
+//! event's tickets per participant), one whose key started a run before, a
+//! second start of the same participant in one batch, and every start of a
+//! batch that fails, are answered [`Gathered::Usual`]: the request starts
+//! alone and tells what it finds. The batch holds its participants' locks
+//! until it commits, so such a start sees the batch's runs.
+//!
+//! The engine counts a decided start's transition as it decides it; a start
+//! then not inserted (its key started a run a moment before) was counted
+//! without moving, as a failed commit would be.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use boxoffice_models::checkout_limits::{self, Starter};
+use boxoffice_models::workflow_runs::{self, NewRun, Run, Transition};
+use boxoffice_models::workflow_steps::{self, NewStepRecord};
+use boxoffice_models::{DbPool, seats_left};
+use boxoffice_workflows::checkout::{Checkout, Item, STEPS_HOLDING_NOTHING};
+use boxoffice_workflows::engine::Workflow;
+use chrono::{DateTime, Utc};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::start::NewCheckout;
+use crate::first_steps::{DecidedStart, FirstStep, FirstSteps};
+
+/// The most starts written in one batch.
+const MAX_BATCH: usize = 256;
+
+/// One checkout start, validated, as a batch writes it. It waits for its
+/// batch in this form, not as the row to insert: in a flood thousands wait
+/// at once, and the run's state and view as JSON trees are several times its
+/// size; they are built for the batch being written only.
+pub struct Start {
+    pub new: NewCheckout,
+    /// The event's tickets per participant.
+    pub limit: Option<i32>,
+}
+
+/// What became of a gathered start.
+#[derive(Debug)]
+pub enum Gathered {
+    /// Inserted decided (sold out): its id, and where it stands.
+    Decided(Uuid, FirstStep),
+    /// Inserted as started, with its start message (`.1`, the backstop of
+    /// the first step that the caller now takes).
+    ToStep(Box<Run>, i64),
+    /// Nothing written: the request starts alone.
+    Usual,
+}
+
+struct Waiting {
+    start: Start,
+    reply: oneshot::Sender<Gathered>,
+    since: Instant,
+}
+
+/// The process's writer of checkout starts; clones share it. Its task ends
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct GatheredStarts {
+    queue: mpsc::UnboundedSender<Waiting>,
+}
+
+impl GatheredStarts {
+    pub fn start(db: DbPool, steps: Arc<dyn FirstSteps>) -> Self {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(write_batches(db, steps, waiting));
+        GatheredStarts { queue }
+    }
+
+    /// Writes `start` with the others waiting.
+    pub async fn write(&self, start: Start) -> Gathered {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .queue
+            .send(Waiting {
+                start,
+                reply,
+                since: Instant::now(),
+            })
+            .is_err()
+        {
+            return Gathered::Usual;
+        }
+        answer.await.unwrap_or(Gathered::Usual)
+    }
+}
+
+async fn write_batches(
+    db: DbPool,
+    steps: Arc<dyn FirstSteps>,
+    mut waiting: mpsc::UnboundedReceiver<Waiting>,
+) {
+    // One batch at a time: each start claims its seats from what the
+    // batches before it left (see `write_starts`). Batches written at once
+    // would each read the same figure and send their losers to the holds.
+    while let Some(first) = waiting.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        write_batch(&db, steps.as_ref(), batch).await;
+    }
+}
+
+/// Writes one batch and answers each of its starts.
+async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
+    let mut participants = HashSet::new();
+    let (batch, again): (Vec<Waiting>, Vec<Waiting>) = batch
+        .into_iter()
+        .partition(|w| participants.insert(w.start.new.user_id));
+    // The second start of a participant waits for the first's commit under
+    // their lock, and is told of the first's run.
+    for w in again {
+        metrics::counter!("checkout_starts_gathered_total", "written" => "alone").increment(1);
+        let _ = w.reply.send(Gathered::Usual);
+    }
+    let starts: Vec<&Start> = batch.iter().map(|w| &w.start).collect();
+    let news: Result<Vec<NewRun>, _> = starts.iter().map(|s| s.new.new_run()).collect();
+    let due = steps.backstop_due();
+    let began = Instant::now();
+    let mut connected = began;
+    let written = async {
+        let news = news.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut conn = db.get().await?;
+        connected = Instant::now();
+        conn.transaction::<_, anyhow::Error, _>(async |conn| {
+            write_starts(conn, steps, &starts, &news, due).await
+        })
+        .await
+    }
+    .await;
+    let oldest = batch.iter().map(|w| w.since).min().unwrap_or(began);
+    tracing::debug!(
+        starts = batch.len(),
+        waited_ms = (began - oldest).as_secs_f64() * 1e3,
+        connection_ms = (connected - began).as_secs_f64() * 1e3,
+        written_ms = connected.elapsed().as_secs_f64() * 1e3,
+        "a batch of checkout starts"
+    );
+    let answers = match written {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), starts = batch.len(), "a batch of checkout starts failed; each starts alone");
+            Vec::new()
+        }
+    };
+    metrics::counter!("checkout_start_batches_total").increment(1);
+    let mut answers = answers.into_iter();
+    for w in batch {
+        let answer = answers.next().unwrap_or(Gathered::Usual);
+        let written = match answer {
+            Gathered::Decided(..) => "sold_out",
+            Gathered::ToStep(..) => "started",
+            Gathered::Usual => "alone",
+        };
+        metrics::counter!("checkout_starts_gathered_total", "written" => written).increment(1);
+        let _ = w.reply.send(answer);
+    }
+}
+
+/// The batch's statements, inside its transaction: answers in the order of
+/// `starts`, the order they came in.
+///
+/// What is left of the ticket types is read once, and each start that may fit
+/// claims its seats from that figure before the next is looked at: a start
+/// is decided sold out when what is left, less what the batch's earlier
+/// starts may hold, does not fit it; first come, first served, as when each
+/// starts alone. The seats are not held here: the hold of each start that
+/// may fit decides, as it does for a start alone.
+async fn write_starts(
+    conn: &mut AsyncPgConnection,
+    steps: &dyn FirstSteps,
+    starts: &[&Start],
+    news: &[NewRun],
+    due: DateTime<Utc>,
+) -> anyhow::Result<Vec<Gathered>> {
+    let within = within_limits(conn, starts).await?;
+    let mut types: Vec<Uuid> = within
+        .iter()
+        .flat_map(|&i| starts[i].new.items.iter().map(|item| item.ticket_type_id))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    let mut left = seats_left::left_for_public(conn, &types).await?;
+    let mut decided: Vec<(usize, DecidedStart)> = Vec::new();
+    let mut to_step: Vec<usize> = Vec::new();
+    for &i in &within {
+        match steps.decide_if_sold_out(conn, &news[i], &left).await? {
+            Some(start) => decided.push((i, start)),
+            None => {
+                claim(&mut left, &starts[i].new.items);
+                to_step.push(i);
+            }
+        }
+    }
+    let rows: Vec<(&NewRun, Option<&Transition>)> = decided
+        .iter()
+        .map(|(i, d)| (&news[*i], Some(&d.transition)))
+        .chain(to_step.iter().map(|&i| (&news[i], None)))
+        .collect();
+    let inserted = workflow_runs::insert_many(conn, &rows).await?;
+    let inserted_ids: HashSet<Uuid> = inserted.iter().map(|run| run.id).collect();
+    let history: Vec<NewStepRecord> = decided
+        .iter()
+        .filter(|(i, _)| inserted_ids.contains(&news[*i].id))
+        .flat_map(|(_, d)| d.history.iter().cloned())
+        .collect();
+    let to_start: Vec<Uuid> = to_step
+        .iter()
+        .map(|&i| news[i].id)
+        .filter(|id| inserted_ids.contains(id))
+        .collect();
+    // Sent together: one round trip (see `workers::engine::step_writes`).
+    let shared: &AsyncPgConnection = conn;
+    let ((), messages) = futures::try_join!(
+        workflow_steps::record_all(shared, &history),
+        workflow_runs::push_starts(shared, &to_start, Some(due)),
+    )?;
+
+    let mut answers: Vec<Gathered> = starts.iter().map(|_| Gathered::Usual).collect();
+    let versions: std::collections::HashMap<Uuid, i32> =
+        inserted.iter().map(|run| (run.id, run.version)).collect();
+    for (i, d) in decided {
+        let id = news[i].id;
+        if let Some(&version) = versions.get(&id) {
+            answers[i] = Gathered::Decided(id, FirstStep { version, ..d.step });
+        }
+    }
+    let mut runs: std::collections::HashMap<Uuid, Run> =
+        inserted.into_iter().map(|run| (run.id, run)).collect();
+    for (run_id, message) in messages {
+        let Some(i) = to_step.iter().copied().find(|&i| news[i].id == run_id) else {
+            continue;
+        };
+        if let Some(run) = runs.remove(&run_id) {
+            answers[i] = Gathered::ToStep(Box::new(run), message);
+        }
+    }
+    Ok(answers)
+}
+
+/// Takes `items` off what is `left` of each ticket type.
+fn claim(left: &mut [(Uuid, i32)], items: &[Item]) {
+    for item in items {
+        if let Some((_, n)) = left.iter_mut().find(|(id, _)| *id == item.ticket_type_id) {
+            *n -= item.quantity;
+        }
+    }
+}
+
+/// The starts (their places in `starts`) that the participant's limits let
+/// through, under each participant's lock: no open checkout of the event
+/// (a retry of the same key is one too, and finds its run alone), and within
+/// the event's tickets per participant.
+async fn within_limits(
+    conn: &mut AsyncPgConnection,
+    starts: &[&Start],
+) -> anyhow::Result<Vec<usize>> {
+    let starters: Vec<Starter> = starts
+        .iter()
+        .map(|s| Starter {
+            user_id: s.new.user_id,
+            event_id: s.new.event_id,
+        })
+        .collect();
+    // The locks are taken in one order by every batch, so that two batches
+    // never wait on each other's.
+    let mut lock_order: Vec<usize> = (0..starts.len()).collect();
+    lock_order.sort_by_key(|&i| (starters[i].user_id, starters[i].event_id));
+    let sorted: Vec<Starter> = lock_order.iter().map(|&i| starters[i]).collect();
+    let found =
+        checkout_limits::lock_and_find_open_many(conn, &sorted, STEPS_HOLDING_NOTHING).await?;
+    let mut open = vec![false; starts.len()];
+    for (&i, run) in lock_order.iter().zip(found) {
+        open[i] = run.is_some();
+    }
+    let mut within: Vec<usize> = (0..starts.len()).filter(|&i| !open[i]).collect();
+    let limited: Vec<usize> = within
+        .iter()
+        .copied()
+        .filter(|&i| starts[i].limit.is_some())
+        .collect();
+    if limited.is_empty() {
+        return Ok(within);
+    }
+    let limited_starters: Vec<Starter> = limited.iter().map(|&i| starters[i]).collect();
+    let already = checkout_limits::tickets_of_many(
+        conn,
+        Checkout::KIND,
+        &limited_starters,
+        STEPS_HOLDING_NOTHING,
+    )
+    .await?;
+    let over: HashSet<usize> = limited
+        .iter()
+        .zip(already)
+        .filter(|&(&i, already)| {
+            let limit = starts[i].limit.map_or(i64::MAX, i64::from);
+            already + starts[i].new.requested() > limit
+        })
+        .map(|(&i, _)| i)
+        .collect();
+    within.retain(|i| !over.contains(i));
+    Ok(within)
+}

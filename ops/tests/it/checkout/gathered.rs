@@ -1,0 +1,189 @@
+//! Checkout starts that arrive together are written together
+//! (`api::routes::checkouts::gathered`): each buyer is told what a start alone
+//! would have told them, and the batches are counted.
+
+use boxoffice_models::users::Role;
+use futures::future::join_all;
+use serde_json::Value;
+
+use super::fixtures::{count, counters, event_on_sale, order, start, start_all};
+use crate::harness::TestApp;
+
+/// The value of the counter `series` (its name and labels) in `metrics`;
+/// 0 when absent.
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
+    // The first start reads the sale's terms (alone) and holds one seat.
+    let first = app.create_user(&[Role::Participant]).await;
+    let held: Value = start(
+        &app.base_url,
+        &app.client,
+        &first,
+        order(&event, 0, 1),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(held["expires_at"].is_string(), "{held}");
+    let before = app.metrics().await;
+    let batches_before = counter(&before, "checkout_start_batches_total ");
+
+    // Sixty buyers at once for the four seats left, one each.
+    let mut buyers = Vec::new();
+    for _ in 0..60 {
+        buyers.push(app.create_user(&[Role::Participant]).await);
+    }
+    let answers = start_all(&app, &buyers, &event).await;
+
+    let held = answers
+        .iter()
+        .filter(|a| a["expires_at"].is_string())
+        .count();
+    let sold_out: Vec<&str> = answers
+        .iter()
+        .filter(|a| a["status"] == "compensated" && a["error"]["code"] == "sold_out")
+        .map(|a| a["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!((held, sold_out.len()), (4, 56), "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a["status"] == "compensated")
+            .all(|a| a["version"] == 1),
+        "{answers:?}"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (5, 0, 5),
+        "capacity, sold, held"
+    );
+    // Every sold-out run was inserted as it ended, with its history; the
+    // winners' runs each hold their seat and kept no start message.
+    let ids = sold_out
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!(
+                "SELECT 1 FROM workflow_runs r WHERE r.id IN ({ids})
+                   AND r.version = 1 AND r.created_at = r.updated_at AND r.status = 'compensated'
+                   AND EXISTS (SELECT 1 FROM workflow_steps s WHERE s.run_id = r.id)"
+            )
+        )
+        .await,
+        56
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM holds WHERE status = 'active' GROUP BY run_id"
+        )
+        .await,
+        5,
+        "one hold per winner"
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            "SELECT 1 FROM outbox WHERE queue = 'advance_run'
+              AND available_at < now() + interval '1 minute'"
+        )
+        .await,
+        0,
+        "each winner's step dropped its backstop (a hold's deadline is 15 minutes away)"
+    );
+    // The funnel counts each of them once.
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!(
+                "SELECT outcome FROM analytics_checkouts WHERE event_id = '{}'
+                  GROUP BY outcome HAVING (outcome, sum(runs)) IN (('sold_out', 56), ('in_progress', 5))",
+                event.event_id
+            )
+        )
+        .await,
+        2
+    );
+
+    let after = app.metrics().await;
+    let gathered = |written: &str| {
+        counter(
+            &after,
+            &format!("checkout_starts_gathered_total{{written=\"{written}\"}} "),
+        )
+    };
+    assert_eq!(gathered("sold_out"), 56.0, "{after}");
+    assert_eq!(gathered("started"), 4.0, "{after}");
+    assert_eq!(gathered("alone"), 0.0, "{after}");
+    let batches = counter(&after, "checkout_start_batches_total ") - batches_before;
+    assert!(
+        batches < 60.0,
+        "sixty starts at once came in {batches} batches: none was gathered"
+    );
+}
+
+#[tokio::test]
+async fn two_starts_of_one_buyer_at_once_make_one_checkout() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 50)], 15).await;
+    let first = app.create_user(&[Role::Participant]).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &first,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202, "the sale's terms are now in memory");
+
+    // Eight buyers each start twice at once, with two keys: both starts of a
+    // buyer may land in one batch, or in two.
+    let mut buyers = Vec::new();
+    for _ in 0..8 {
+        buyers.push(app.create_user(&[Role::Participant]).await);
+    }
+    let statuses = join_all(buyers.iter().flat_map(|buyer| {
+        [0, 1].map(|_| async {
+            let r = start(&app.base_url, &app.client, buyer, order(&event, 0, 1), None).await;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            (buyer.id, status, body)
+        })
+    }))
+    .await;
+    for buyer in &buyers {
+        let mut theirs: Vec<(u16, Value)> = statuses
+            .iter()
+            .filter(|(id, _, _)| *id == buyer.id)
+            .map(|(_, status, body)| (*status, body.clone()))
+            .collect();
+        theirs.sort_by_key(|(status, _)| *status);
+        assert_eq!(theirs[0].0, 202, "{theirs:?}");
+        assert!(theirs[0].1["expires_at"].is_string(), "{theirs:?}");
+        assert_eq!(theirs[1].0, 409, "{theirs:?}");
+        assert_eq!(theirs[1].1["code"], "checkout_in_progress", "{theirs:?}");
+        assert_eq!(theirs[1].1["run_id"], theirs[0].1["run_id"], "{theirs:?}");
+    }
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (50, 0, 9)
+    );
+}
