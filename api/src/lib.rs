@@ -26,6 +26,7 @@
 //! service ready to serve; `ops` builds the state from configuration.
 
 pub mod auth;
+pub mod batches;
 pub mod cache;
 pub mod change_feed;
 pub mod client_ip;

@@ -89,14 +89,7 @@ async fn read_alone(
 }
 
 async fn read_batches(db: DbPool, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
-    while let Some(first) = waiting.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::batches::next(&mut waiting, MAX_BATCH).await {
         read_batch(&db, batch).await;
     }
 }

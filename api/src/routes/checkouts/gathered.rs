@@ -116,14 +116,7 @@ async fn write_batches(
     // One batch at a time: each start claims its seats from what the
     // batches before it left (see `write_starts`). Batches written at once
     // would each read the same figure and send their losers to the holds.
-    while let Some(first) = waiting.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = crate::batches::next(&mut waiting, MAX_BATCH).await {
         write_batch(&db, steps.as_ref(), batch).await;
     }
 }
