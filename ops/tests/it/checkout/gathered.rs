@@ -57,20 +57,16 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
         .map(|a| a["run_id"].as_str().unwrap())
         .collect();
     assert_eq!((held, sold_out.len()), (4, 56), "{answers:?}");
-    assert!(
-        answers
-            .iter()
-            .filter(|a| a["status"] == "compensated")
-            .all(|a| a["version"] == 1),
-        "{answers:?}"
-    );
     assert_eq!(
         counters(&app.db.url, event.ticket_types[0]).await,
         (5, 0, 5),
         "capacity, sold, held"
     );
-    // Every sold-out run was inserted as it ended, with its history; the
-    // winners' runs each hold their seat and kept no start message.
+    // A sold-out run decided in its batch was inserted as it ended (version
+    // 1); one that a batch sent to the holds before an earlier batch's
+    // winners held their seats was refused there (version 2). Each has its
+    // history; the winners' runs each hold their seat and kept no start
+    // message.
     let ids = sold_out
         .iter()
         .map(|id| format!("'{id}'"))
@@ -80,8 +76,7 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
         count(
             &app.db.url,
             &format!(
-                "SELECT 1 FROM workflow_runs r WHERE r.id IN ({ids})
-                   AND r.version = 1 AND r.created_at = r.updated_at AND r.status = 'compensated'
+                "SELECT 1 FROM workflow_runs r WHERE r.id IN ({ids}) AND r.status = 'compensated'
                    AND EXISTS (SELECT 1 FROM workflow_steps s WHERE s.run_id = r.id)"
             )
         )
@@ -128,8 +123,20 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
             &format!("checkout_starts_gathered_total{{written=\"{written}\"}} "),
         )
     };
-    assert_eq!(gathered("sold_out"), 56.0, "{after}");
-    assert_eq!(gathered("started"), 4.0, "{after}");
+    let written_once = count(
+        &app.db.url,
+        &format!(
+            "SELECT 1 FROM workflow_runs WHERE id IN ({ids})
+               AND version = 1 AND created_at = updated_at"
+        ),
+    )
+    .await;
+    assert_eq!(gathered("sold_out"), written_once as f64, "{after}");
+    assert!(
+        gathered("sold_out") > 0.0,
+        "no start was decided in its batch: {after}"
+    );
+    assert_eq!(gathered("sold_out") + gathered("started"), 60.0, "{after}");
     assert_eq!(gathered("alone"), 0.0, "{after}");
     let batches = counter(&after, "checkout_start_batches_total ") - batches_before;
     assert!(
