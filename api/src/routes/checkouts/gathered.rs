@@ -27,7 +27,7 @@
 //! then not inserted (its key started a run a moment before) was counted
 //! without moving, as a failed commit would be.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use boxoffice_models::checkout_limits::{self, Starter};
@@ -42,7 +42,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::start::NewCheckout;
+use super::new_checkout::NewCheckout;
 use crate::first_steps::{DecidedStart, FirstStep, FirstSteps};
 
 /// The most starts written in one batch.
@@ -217,17 +217,21 @@ async fn write_starts(
         .map(|(i, d)| (&news[*i], Some(&d.transition)))
         .chain(to_step.iter().map(|&i| (&news[i], None)))
         .collect();
-    let inserted = workflow_runs::insert_many(conn, &rows).await?;
-    let inserted_ids: HashSet<Uuid> = inserted.iter().map(|run| run.id).collect();
+    // A run missing here was not inserted (its key started one before).
+    let mut inserted: HashMap<Uuid, Run> = workflow_runs::insert_many(conn, &rows)
+        .await?
+        .into_iter()
+        .map(|run| (run.id, run))
+        .collect();
     let history: Vec<NewStepRecord> = decided
         .iter()
-        .filter(|(i, _)| inserted_ids.contains(&news[*i].id))
+        .filter(|(i, _)| inserted.contains_key(&news[*i].id))
         .flat_map(|(_, d)| d.history.iter().cloned())
         .collect();
     let to_start: Vec<Uuid> = to_step
         .iter()
         .map(|&i| news[i].id)
-        .filter(|id| inserted_ids.contains(id))
+        .filter(|id| inserted.contains_key(id))
         .collect();
     // Sent together: one round trip (see `workers::engine::step_writes`).
     let shared: &AsyncPgConnection = conn;
@@ -236,22 +240,18 @@ async fn write_starts(
         workflow_runs::push_starts(shared, &to_start, Some(due)),
     )?;
 
+    let messages: HashMap<Uuid, i64> = messages.into_iter().collect();
     let mut answers: Vec<Gathered> = starts.iter().map(|_| Gathered::Usual).collect();
-    let versions: std::collections::HashMap<Uuid, i32> =
-        inserted.iter().map(|run| (run.id, run.version)).collect();
     for (i, d) in decided {
         let id = news[i].id;
-        if let Some(&version) = versions.get(&id) {
+        if let Some(run) = inserted.get(&id) {
+            let version = run.version;
             answers[i] = Gathered::Decided(id, FirstStep { version, ..d.step });
         }
     }
-    let mut runs: std::collections::HashMap<Uuid, Run> =
-        inserted.into_iter().map(|run| (run.id, run)).collect();
-    for (run_id, message) in messages {
-        let Some(i) = to_step.iter().copied().find(|&i| news[i].id == run_id) else {
-            continue;
-        };
-        if let Some(run) = runs.remove(&run_id) {
+    for i in to_step {
+        let id = news[i].id;
+        if let (Some(run), Some(&message)) = (inserted.remove(&id), messages.get(&id)) {
             answers[i] = Gathered::ToStep(Box::new(run), message);
         }
     }

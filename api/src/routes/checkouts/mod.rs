@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod gathered;
 mod limits;
+mod new_checkout;
 pub mod sale_terms;
 pub mod start;
 mod validate;

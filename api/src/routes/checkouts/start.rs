@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use boxoffice_models::DbConn;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun};
-use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
+use boxoffice_workflows::checkout::Checkout;
 use boxoffice_workflows::engine::{RunStatus, Workflow};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use super::gathered::{Gathered, Start};
 use super::limits;
+use super::new_checkout::NewCheckout;
 use super::sale_terms;
-use super::validate::{ValidCheckout, validate, validate_kept};
+use super::validate::{validate, validate_kept};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
 use crate::extract::Json;
@@ -199,74 +200,6 @@ async fn first_step_of_gathered(
 ) -> Option<FirstStep> {
     let mut conn = state.conn().await.ok()?;
     first_step(state, &mut conn, run, Some(backstop)).await
-}
-
-/// A checkout about to start: what its run is made of, before its state
-/// and its row are built.
-pub struct NewCheckout {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub event_id: Uuid,
-    pub items: Vec<Item>,
-    pub coupon_code: Option<String>,
-    pub hold_minutes: i64,
-    pub correlation_id: Option<String>,
-    pub key: Option<String>,
-    pub request_hash: Option<Vec<u8>>,
-}
-
-impl NewCheckout {
-    /// The checkout a valid request starts, with a new run id.
-    fn of(
-        user_id: Uuid,
-        req: &CheckoutRequest,
-        valid: ValidCheckout,
-        correlation_id: Option<String>,
-        key: &Option<String>,
-        request_hash: &Option<Vec<u8>>,
-    ) -> Self {
-        NewCheckout {
-            id: Uuid::now_v7(),
-            user_id,
-            event_id: req.event_id,
-            items: valid.items,
-            coupon_code: valid.coupon_code,
-            hold_minutes: valid.hold_minutes,
-            correlation_id,
-            key: key.clone(),
-            request_hash: request_hash.clone(),
-        }
-    }
-
-    /// Its tickets in all.
-    pub fn requested(&self) -> i64 {
-        self.items.iter().map(|i| i64::from(i.quantity)).sum()
-    }
-
-    /// The run's row to insert.
-    pub fn new_run(&self) -> AppResult<NewRun> {
-        let checkout = &CheckoutState::new(
-            self.user_id,
-            self.event_id,
-            self.items.clone(),
-            self.coupon_code.clone(),
-            self.hold_minutes,
-        );
-        Ok(NewRun {
-            id: self.id,
-            kind: Checkout::KIND.into(),
-            status: "running".into(),
-            step: Checkout::initial_step().into(),
-            state: serde_json::to_value(checkout).map_err(AppError::internal)?,
-            correlation_id: self.correlation_id.clone(),
-            owner_id: Some(self.user_id),
-            idempotency_key: self.key.clone(),
-            request_hash: self.request_hash.clone(),
-            view: serde_json::to_value(Checkout::view(checkout)).map_err(AppError::internal)?,
-            parent_id: None,
-            child_key: None,
-        })
-    }
 }
 
 /// The start on `conn`: validates, creates the run (or finds the one its key
