@@ -53,6 +53,21 @@ pub struct DecidedStart {
 }
 
 pub type Deciding<'a> = BoxFuture<'a, anyhow::Result<Option<DecidedStart>>>;
+
+/// What the batch that took a start's first step does once it has committed
+/// (hands the payment intent the step issued to the process's calls).
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
+
+/// A start's first step taken inside its batch's transaction.
+pub struct TakenTogether {
+    /// Where the run stands once the batch commits.
+    pub step: FirstStep,
+    /// To do after the commit, never before: until then the run does not
+    /// exist for anyone else.
+    pub after_commit: Option<AfterCommit>,
+}
+
+pub type TakingTogether<'a> = BoxFuture<'a, anyhow::Result<Vec<Option<TakenTogether>>>>;
 pub type Finishing<'a> = BoxFuture<'a, ()>;
 
 pub trait FirstSteps: Send + Sync {
@@ -95,6 +110,17 @@ pub trait FirstSteps: Send + Sync {
         new: &'a NewRun,
         left: &'a [(Uuid, i32)],
     ) -> Deciding<'a>;
+
+    /// For the starts a batch has just inserted as started (`runs`), inside
+    /// its transaction on `conn`: holds their seats together and takes each
+    /// one's first step there, so that the batch's commit writes them held
+    /// (or sold out). One answer per run, in order; `None` for a run whose
+    /// step is left to [`Self::take`] (the caller writes its start message).
+    fn take_together<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        runs: &'a [Run],
+    ) -> TakingTogether<'a>;
 
     /// Called once the process has stopped taking requests, before it exits:
     /// finishes, within a bound, what first steps left to do after their

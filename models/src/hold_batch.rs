@@ -21,7 +21,7 @@ use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamptz, Uuid as Sql
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::holds::PricedHold;
+use crate::holds::{HoldOutcome, PricedHold};
 use crate::prepared::KeepPrepared;
 
 /// One run's wish: `quantity` units until `expires_at`.
@@ -43,6 +43,22 @@ pub enum Answer {
     },
     /// The run has a hold row on this type already; nothing was taken.
     Existing,
+}
+
+impl Answer {
+    /// The answer as a hold of `requested` units of `ticket_type_id` decides
+    /// it; `None` for [`Answer::Existing`], which decides nothing.
+    pub fn outcome(self, ticket_type_id: Uuid, requested: i32) -> Option<HoldOutcome> {
+        match self {
+            Answer::Held(priced) => Some(HoldOutcome::Held(vec![priced])),
+            Answer::Refused { available } => Some(HoldOutcome::Refused {
+                ticket_type_id,
+                requested,
+                available,
+            }),
+            Answer::Existing => None,
+        }
+    }
 }
 
 #[derive(QueryableByName)]

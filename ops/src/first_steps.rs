@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use boxoffice_api::first_steps::{
-    DecidedStart, Deciding, Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken,
+    AfterCommit, DecidedStart, Deciding, Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken,
+    TakenTogether, TakingTogether,
 };
 use boxoffice_models::DbPool;
 use boxoffice_models::prime::Primer;
@@ -84,6 +85,18 @@ impl Calls {
         })
     }
 
+    /// Sends `issued` to the calls' thread when called: after the commit of
+    /// the step that issued it. A command that cannot be sent (the thread is
+    /// gone) waits for its backstop.
+    fn handing(&self, run_id: Uuid, issued: Issued) -> AfterCommit {
+        let to_carry_out = self.to_carry_out.clone();
+        Box::new(move || {
+            if to_carry_out.send(issued).is_err() {
+                tracing::warn!(%run_id, "the API's provider calls stopped; the payment intent waits for its backstop");
+            }
+        })
+    }
+
     async fn finish(&self) {
         self.stop.cancel();
         let finished = tokio::time::timeout(FINISH_LIMIT, self.finished.cancelled()).await;
@@ -140,6 +153,15 @@ async fn carry_out(
 }
 
 impl EngineFirstSteps {
+    /// How a first step's remote command leaves: carried out by this
+    /// process when it has the provider, else through the outbox.
+    fn dispatch(&self) -> Dispatch {
+        match self.calls {
+            Some(_) => Dispatch::Inline,
+            None => Dispatch::Queue,
+        }
+    }
+
     /// `holds_db` is the batcher's own pool: a request keeps its connection
     /// while its hold is taken, so the batch statement must not wait for one
     /// of the requests' connections.
@@ -174,26 +196,20 @@ impl FirstSteps for EngineFirstSteps {
         backstop_id: Option<i64>,
     ) -> Taken<'a> {
         Box::pin(async move {
-            let dispatch = match self.calls {
-                Some(_) => Dispatch::Inline,
-                None => Dispatch::Queue,
-            };
             let mut advanced = first_step::take(
                 conn,
                 &self.signer,
                 &self.batcher,
                 run,
                 backstop_id,
-                dispatch,
+                self.dispatch(),
             )
             .await?;
             // Not awaited: the answer carries the decision, the payment form
             // follows through the run's status. A command that cannot be
             // sent (the calls' thread is gone) waits for its backstop.
-            if let (Some(issued), Some(calls)) = (advanced.issued.take(), &self.calls)
-                && calls.to_carry_out.send(issued).is_err()
-            {
-                tracing::warn!(run_id = %run.id, "the API's provider calls stopped; the payment intent waits for its backstop");
+            if let (Some(issued), Some(calls)) = (advanced.issued.take(), &self.calls) {
+                calls.handing(run.id, issued)();
             }
             Ok(first_step_of(advanced))
         })
@@ -237,6 +253,31 @@ impl FirstSteps for EngineFirstSteps {
                 transition: decided.writes.transition,
                 history: decided.writes.history,
             }))
+        })
+    }
+
+    fn take_together<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        runs: &'a [Run],
+    ) -> TakingTogether<'a> {
+        Box::pin(async move {
+            let advanced =
+                first_step::take_together(conn, &self.signer, runs, self.dispatch()).await?;
+            Ok(advanced
+                .into_iter()
+                .zip(runs)
+                .map(|(advanced, run)| {
+                    let mut advanced = advanced?;
+                    let issued = advanced.issued.take();
+                    let step = first_step_of(advanced)?;
+                    let after_commit = match (issued, &self.calls) {
+                        (Some(issued), Some(calls)) => Some(calls.handing(run.id, issued)),
+                        _ => None,
+                    };
+                    Some(TakenTogether { step, after_commit })
+                })
+                .collect())
         })
     }
 

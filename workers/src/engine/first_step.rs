@@ -24,7 +24,16 @@
 //! message, and no update of the row it has just inserted. In a sale, most
 //! buyers come after the last seat is held, and each of them cost three
 //! commits and a place in the batch of holds to learn it.
+//!
+//! Runs started together by one transaction ([`take_together`]) take their
+//! first steps in it: their seats are held in one statement per ticket type,
+//! and each step is written with its outcome before that transaction
+//! commits. They need no start message: the commit that creates them moves
+//! them past their hold, or writes nothing.
 
+use std::collections::BTreeMap;
+
+use boxoffice_models::hold_batch::{self, Request};
 use boxoffice_models::outbox;
 use boxoffice_models::seats_left;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -35,7 +44,7 @@ use uuid::Uuid;
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
 use super::ahead::Ahead;
-use super::executor::{Unwritten, advance_at, advance_unwritten, decide_unwritten};
+use super::executor::{Unwritten, advance_at, advance_run, advance_unwritten, decide_unwritten};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 pub use super::step_writes::DeferredWrites;
@@ -163,4 +172,81 @@ pub async fn decide_if_sold_out(
     let refused = Ahead { lines, outcome };
     let (advanced, writes) = decide_unwritten(conn, signer, run, now, Some(&refused)).await?;
     Ok(Some(DecidedUnwritten { advanced, writes }))
+}
+
+/// The first steps of `runs`, started together and inserted as started by
+/// the caller's transaction on `conn`, taken in that same transaction: their
+/// seats are held together, one statement per ticket type
+/// (`hold_batch::hold_many`, first come, first served in the order of
+/// `runs`), and each run then takes its step with its outcome, as a step
+/// takes a hold taken ahead. The caller's commit writes them held (or sold
+/// out, if another process took the seats first), with no start message and
+/// no transaction of their own. One answer per run, in order; `None` for a
+/// run whose step holds more than one ticket type, holds nothing, or finds a
+/// hold of its own already: the caller starts it as usual ([`take`]).
+///
+/// The types' row locks last until the caller's commit. They are taken in
+/// the order of the types' ids, so that two batches never wait on each
+/// other's. A remote command issued with [`Dispatch::Inline`] is the
+/// caller's to carry out once it has committed, never before: until then
+/// the run does not exist for anyone else.
+pub async fn take_together(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    runs: &[Run],
+    dispatch: Dispatch,
+) -> anyhow::Result<Vec<Option<Advanced>>> {
+    let now = Utc::now();
+    let mut by_type: BTreeMap<Uuid, Vec<(usize, Request)>> = BTreeMap::new();
+    let mut lines = vec![None; runs.len()];
+    for (i, run) in runs.iter().enumerate() {
+        let Some((held, expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
+            continue;
+        };
+        let [line] = held.as_slice() else {
+            continue;
+        };
+        let request = Request {
+            run_id: run.id,
+            quantity: line.quantity,
+            expires_at,
+        };
+        by_type
+            .entry(line.ticket_type_id)
+            .or_default()
+            .push((i, request));
+        lines[i] = Some(held);
+    }
+    let mut aheads: Vec<Option<Ahead>> = runs.iter().map(|_| None).collect();
+    for (ticket_type_id, waiting) in by_type {
+        let requests: Vec<Request> = waiting.iter().map(|(_, r)| *r).collect();
+        let answers = hold_batch::hold_many(conn, ticket_type_id, &requests).await?;
+        for ((i, request), answer) in waiting.into_iter().zip(answers) {
+            if let (Some(outcome), Some(lines)) = (
+                answer.outcome(ticket_type_id, request.quantity),
+                lines[i].take(),
+            ) {
+                aheads[i] = Some(Ahead { lines, outcome });
+            }
+        }
+    }
+    let mut advanced = Vec::with_capacity(runs.len());
+    for (run, ahead) in runs.iter().zip(aheads) {
+        let Some(ahead) = ahead else {
+            advanced.push(None);
+            continue;
+        };
+        let run = run.clone();
+        let stepped = advance_run(
+            conn,
+            signer,
+            run,
+            Trigger::Poke,
+            now,
+            Some(&ahead),
+            dispatch,
+        );
+        advanced.push(Some(stepped.await?));
+    }
+    Ok(advanced)
 }

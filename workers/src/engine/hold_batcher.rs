@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use boxoffice_models::DbPool;
-use boxoffice_models::hold_batch::{self, Answer, Request};
+use boxoffice_models::hold_batch::{self, Request};
 use boxoffice_models::holds::{self, HoldOutcome, Line};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -164,19 +164,11 @@ async fn hold_batch(db: &DbPool, ticket_type_id: Uuid, batch: Vec<Waiting>) {
     match answers {
         Ok(answers) => {
             for (waiting, answer) in together.into_iter().zip(answers) {
-                let line = line_of(ticket_type_id, &waiting.request);
-                match answer {
-                    Answer::Held(priced) => {
-                        let _ = waiting.reply.send(Ok(HoldOutcome::Held(vec![priced])));
+                match answer.outcome(ticket_type_id, waiting.request.quantity) {
+                    Some(outcome) => {
+                        let _ = waiting.reply.send(Ok(outcome));
                     }
-                    Answer::Refused { available } => {
-                        let _ = waiting.reply.send(Ok(HoldOutcome::Refused {
-                            ticket_type_id,
-                            requested: line.quantity,
-                            available,
-                        }));
-                    }
-                    Answer::Existing => alone.push(waiting),
+                    None => alone.push(waiting),
                 }
             }
         }

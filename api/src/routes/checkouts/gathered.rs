@@ -11,9 +11,15 @@
 //! statement, reads what is left of the ticket types once, decides each start
 //! that no longer fits through the engine's own first step (without writing
 //! it), and inserts every run of the batch in one statement: decided ones
-//! ended sold out with their history, the others as started with their start
-//! messages. Those others take their first step (the hold) on a connection of
-//! their own once the batch has committed, as a start alone does.
+//! ended sold out with their history, the others as started. Those others
+//! take their first step (the hold) in the same transaction: their seats are
+//! held together, one statement per ticket type, and each run's step is
+//! written with its outcome (`FirstSteps::take_together`). The commit then
+//! answers every buyer of the batch, winners too, and the next batch reads
+//! what is left after this one's holds. A start whose step is not taken so
+//! (an order of several ticket types) gets its start message, and takes its
+//! step on a connection of its own once the batch has committed, as a start
+//! alone does.
 //!
 //! Only what a start alone would decide the same way is decided here. A start
 //! the participant's limits refuse (an open checkout of the event, the
@@ -43,7 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::new_checkout::NewCheckout;
-use crate::first_steps::{DecidedStart, FirstStep, FirstSteps};
+use crate::first_steps::{AfterCommit, DecidedStart, FirstStep, FirstSteps};
 
 /// The most starts written in one batch.
 const MAX_BATCH: usize = 256;
@@ -63,6 +69,9 @@ pub struct Start {
 pub enum Gathered {
     /// Inserted decided (sold out): its id, and where it stands.
     Decided(Uuid, FirstStep),
+    /// Inserted with its first step taken in the batch (its seats held, or
+    /// refused by the hold): its id, and where it stands.
+    Stepped(Uuid, FirstStep),
     /// Inserted as started, with its start message (`.1`, the backstop of
     /// the first step that the caller now takes).
     ToStep(Box<Run>, i64),
@@ -157,7 +166,10 @@ async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
         "a batch of checkout starts"
     );
     let answers = match written {
-        Ok(answers) => answers,
+        Ok(written) => {
+            written.after_commit.into_iter().for_each(|then| then());
+            written.answers
+        }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), starts = batch.len(), "a batch of checkout starts failed; each starts alone");
             Vec::new()
@@ -169,6 +181,7 @@ async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
         let answer = answers.next().unwrap_or(Gathered::Usual);
         let written = match answer {
             Gathered::Decided(..) => "sold_out",
+            Gathered::Stepped(..) => "stepped",
             Gathered::ToStep(..) => "started",
             Gathered::Usual => "alone",
         };
@@ -184,15 +197,16 @@ async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
 /// claims its seats from that figure before the next is looked at: a start
 /// is decided sold out when what is left, less what the batch's earlier
 /// starts may hold, does not fit it; first come, first served, as when each
-/// starts alone. The seats are not held here: the hold of each start that
-/// may fit decides, as it does for a start alone.
+/// starts alone. That figure was read without a lock, so it only sorts:
+/// the holds of the starts that may fit, taken next in this transaction,
+/// decide, as they do for a start alone.
 async fn write_starts(
     conn: &mut AsyncPgConnection,
     steps: &dyn FirstSteps,
     starts: &[&Start],
     news: &[NewRun],
     due: DateTime<Utc>,
-) -> anyhow::Result<Vec<Gathered>> {
+) -> anyhow::Result<Written> {
     let within = within_limits(conn, starts).await?;
     let mut types: Vec<Uuid> = within
         .iter()
@@ -228,19 +242,6 @@ async fn write_starts(
         .filter(|(i, _)| inserted.contains_key(&news[*i].id))
         .flat_map(|(_, d)| d.history.iter().cloned())
         .collect();
-    let to_start: Vec<Uuid> = to_step
-        .iter()
-        .map(|&i| news[i].id)
-        .filter(|id| inserted.contains_key(id))
-        .collect();
-    // Sent together: one round trip (see `workers::engine::step_writes`).
-    let shared: &AsyncPgConnection = conn;
-    let ((), messages) = futures::try_join!(
-        workflow_steps::record_all(shared, &history),
-        workflow_runs::push_starts(shared, &to_start, Some(due)),
-    )?;
-
-    let messages: HashMap<Uuid, i64> = messages.into_iter().collect();
     let mut answers: Vec<Gathered> = starts.iter().map(|_| Gathered::Usual).collect();
     for (i, d) in decided {
         let id = news[i].id;
@@ -249,13 +250,50 @@ async fn write_starts(
             answers[i] = Gathered::Decided(id, FirstStep { version, ..d.step });
         }
     }
-    for i in to_step {
-        let id = news[i].id;
-        if let (Some(run), Some(&message)) = (inserted.remove(&id), messages.get(&id)) {
+
+    // The starts that may fit take their first step here: their seats are
+    // held together, and the commit writes them held.
+    let (places, runs): (Vec<usize>, Vec<Run>) = to_step
+        .iter()
+        .filter_map(|&i| inserted.remove(&news[i].id).map(|run| (i, run)))
+        .unzip();
+    let taken = steps.take_together(conn, &runs).await?;
+    let mut after_commit = Vec::new();
+    let mut left: Vec<(usize, Run)> = Vec::new();
+    for ((i, run), taken) in places.into_iter().zip(runs).zip(taken) {
+        match taken {
+            Some(taken) => {
+                answers[i] = Gathered::Stepped(run.id, taken.step);
+                after_commit.extend(taken.after_commit);
+            }
+            None => left.push((i, run)),
+        }
+    }
+    let to_start: Vec<Uuid> = left.iter().map(|(_, run)| run.id).collect();
+    // Sent together: one round trip (see `workers::engine::step_writes`).
+    let shared: &AsyncPgConnection = conn;
+    let ((), messages) = futures::try_join!(
+        workflow_steps::record_all(shared, &history),
+        workflow_runs::push_starts(shared, &to_start, Some(due)),
+    )?;
+    let messages: HashMap<Uuid, i64> = messages.into_iter().collect();
+    for (i, run) in left {
+        if let Some(&message) = messages.get(&run.id) {
             answers[i] = Gathered::ToStep(Box::new(run), message);
         }
     }
-    Ok(answers)
+    Ok(Written {
+        answers,
+        after_commit,
+    })
+}
+
+/// What a batch's transaction wrote.
+struct Written {
+    /// One answer per start, in the order they came in.
+    answers: Vec<Gathered>,
+    /// To do once it has committed.
+    after_commit: Vec<AfterCommit>,
 }
 
 /// Takes `items` off what is `left` of each ticket type.

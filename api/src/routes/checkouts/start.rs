@@ -179,7 +179,7 @@ async fn gathered(
     drop(terms);
     let (run_id, now) = match starts.write(start).await {
         Gathered::Usual => return None,
-        Gathered::Decided(run_id, step) => (run_id, step),
+        Gathered::Decided(run_id, step) | Gathered::Stepped(run_id, step) => (run_id, step),
         Gathered::ToStep(run, backstop) => {
             // Boxed: only a start that may fit waits for a connection.
             let stepped = Box::pin(first_step_of_gathered(state, &run, backstop)).await;

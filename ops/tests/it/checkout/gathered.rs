@@ -62,11 +62,10 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
         (5, 0, 5),
         "capacity, sold, held"
     );
-    // A sold-out run decided in its batch was inserted as it ended (version
-    // 1); one that a batch sent to the holds before an earlier batch's
-    // winners held their seats was refused there (version 2). Each has its
-    // history; the winners' runs each hold their seat and kept no start
-    // message.
+    // Each sold-out run was decided in its batch, and inserted as it ended
+    // (version 1, below): every batch before it had held its winners' seats
+    // in its own commit, so it read what they left. Each has its history;
+    // the winners' runs each hold their seat, and have no start message.
     let ids = sold_out
         .iter()
         .map(|id| format!("'{id}'"))
@@ -100,7 +99,23 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
         )
         .await,
         0,
-        "each winner's step dropped its backstop (a hold's deadline is 15 minutes away)"
+        "a winner's step was taken in its batch, with no start message (a hold's deadline is 15 minutes away)"
+    );
+    // Each winner of the flood was held in its batch: inserted, then moved
+    // past its hold in the same transaction, with the hold's history.
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!(
+                "SELECT 1 FROM workflow_runs r JOIN holds h ON h.run_id = r.id
+                  WHERE r.owner_id <> '{}' AND r.version = 2 AND r.created_at = r.updated_at
+                    AND EXISTS (SELECT 1 FROM workflow_steps s WHERE s.run_id = r.id AND s.step = 'holding')",
+                first.id
+            )
+        )
+        .await,
+        4,
+        "the four winners, each held in its batch's commit"
     );
     // The funnel counts each of them once.
     assert_eq!(
@@ -131,13 +146,10 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
         ),
     )
     .await;
-    assert_eq!(gathered("sold_out"), written_once as f64, "{after}");
-    assert!(
-        gathered("sold_out") > 0.0,
-        "no start was decided in its batch: {after}"
-    );
-    assert_eq!(gathered("sold_out") + gathered("started"), 60.0, "{after}");
-    assert_eq!(gathered("alone"), 0.0, "{after}");
+    assert_eq!(written_once, 56, "every loser decided in its batch");
+    assert_eq!(gathered("sold_out"), 56.0, "{after}");
+    assert_eq!(gathered("stepped"), 4.0, "{after}");
+    assert_eq!(gathered("started") + gathered("alone"), 0.0, "{after}");
     let batches = counter(&after, "checkout_start_batches_total ") - batches_before;
     assert!(
         batches < 60.0,
@@ -192,5 +204,63 @@ async fn two_starts_of_one_buyer_at_once_make_one_checkout() {
     assert_eq!(
         counters(&app.db.url, event.ticket_types[0]).await,
         (50, 0, 9)
+    );
+}
+
+#[tokio::test]
+async fn an_order_of_two_ticket_types_in_a_batch_takes_its_step_after_the_commit() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 10), (900, 10)], 15).await;
+    let first = app.create_user(&[Role::Participant]).await;
+    let r = start(
+        &app.base_url,
+        &app.client,
+        &first,
+        order(&event, 0, 1),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202, "the sale's terms are now in memory");
+    let before = app.metrics().await;
+
+    // Two lines: the batch inserts the run with its start message, and the
+    // request takes its step once the batch has committed.
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let both = serde_json::json!({
+        "event_id": event.event_id,
+        "items": [
+            { "ticket_type_id": event.ticket_types[0], "quantity": 2 },
+            { "ticket_type_id": event.ticket_types[1], "quantity": 3 },
+        ],
+    });
+    let r = start(&app.base_url, &app.client, &buyer, both, None).await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert!(answer["expires_at"].is_string(), "{answer}");
+    let run_id = answer["run_id"].as_str().unwrap();
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM holds WHERE run_id = '{run_id}' AND status = 'active'")
+        )
+        .await,
+        2,
+        "one hold per ticket type"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[1]).await,
+        (10, 0, 3)
+    );
+
+    let after = app.metrics().await;
+    let delta = |written: &str| {
+        let series = format!("checkout_starts_gathered_total{{written=\"{written}\"}} ");
+        counter(&after, &series) - counter(&before, &series)
+    };
+    assert_eq!(
+        (delta("started"), delta("stepped"), delta("alone")),
+        (1.0, 0.0, 0.0),
+        "{after}"
     );
 }
