@@ -6,7 +6,7 @@ use boxoffice_models::users::Role;
 use futures::future::join_all;
 use serde_json::Value;
 
-use super::fixtures::{count, counters, event_on_sale, order, start, start_all};
+use super::fixtures::{SaleEvent, count, counters, event_on_sale, order, start, start_all};
 use crate::harness::TestApp;
 
 /// The value of the counter `series` (its name and labels) in `metrics`;
@@ -157,11 +157,13 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     );
 }
 
-#[tokio::test]
-async fn two_starts_of_one_buyer_at_once_make_one_checkout() {
-    let app = TestApp::spawn().await;
+/// An event on sale with ticket types `types` (price, capacity), whose sale
+/// terms the API keeps in memory: one buyer has started a checkout of one
+/// seat of its first type (the first start of an event reads the terms
+/// alone; the next ones are gathered).
+async fn on_sale_with_terms_kept(app: &TestApp, types: &[(i64, i32)]) -> SaleEvent {
     let organizer = app.create_user(&[Role::Organizer]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 50)], 15).await;
+    let event = event_on_sale(&app.db.url, organizer.id, types, 15).await;
     let first = app.create_user(&[Role::Participant]).await;
     let r = start(
         &app.base_url,
@@ -172,6 +174,13 @@ async fn two_starts_of_one_buyer_at_once_make_one_checkout() {
     )
     .await;
     assert_eq!(r.status(), 202, "the sale's terms are now in memory");
+    event
+}
+
+#[tokio::test]
+async fn two_starts_of_one_buyer_at_once_make_one_checkout() {
+    let app = TestApp::spawn().await;
+    let event = on_sale_with_terms_kept(&app, &[(1500, 50)]).await;
 
     // Eight buyers each start twice at once, with two keys: both starts of a
     // buyer may land in one batch, or in two.
@@ -210,18 +219,7 @@ async fn two_starts_of_one_buyer_at_once_make_one_checkout() {
 #[tokio::test]
 async fn an_order_of_two_ticket_types_in_a_batch_takes_its_step_after_the_commit() {
     let app = TestApp::spawn().await;
-    let organizer = app.create_user(&[Role::Organizer]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 10), (900, 10)], 15).await;
-    let first = app.create_user(&[Role::Participant]).await;
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &first,
-        order(&event, 0, 1),
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202, "the sale's terms are now in memory");
+    let event = on_sale_with_terms_kept(&app, &[(1500, 10), (900, 10)]).await;
     let before = app.metrics().await;
 
     // Two lines: the batch inserts the run with its start message, and the
