@@ -139,6 +139,31 @@ async fn ops_api_is_for_admins_and_audits_actions_with_the_request_id() {
             .any(|r| r["id"] == run_id.as_str()),
         "{runs}"
     );
+    let checkouts = get("/v1/ops/runs?kind=checkout&status=waiting".into()).await;
+    assert!(
+        checkouts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == run_id.as_str()),
+        "{checkouts}"
+    );
+    // An unknown status or kind is refused, a NUL in it too (PostgreSQL's
+    // text cannot hold one: it once answered 500).
+    for query in [
+        "status=bogus",
+        "kind=bogus",
+        "kind=%00%C2%BF&status=completed",
+    ] {
+        let r = app
+            .client
+            .get(app.url(&format!("/v1/ops/runs?{query}")))
+            .header("authorization", admin.bearer())
+            .send()
+            .await
+            .unwrap();
+        crate::harness::assert_problem(r, 400, "invalid_request").await;
+    }
     let shown = get(format!("/v1/ops/runs/{run_id}")).await;
     assert_eq!(shown["status"], "waiting");
     let queues = get("/v1/ops/queues".into()).await;

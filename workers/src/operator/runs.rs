@@ -48,6 +48,13 @@ impl Operator {
         {
             return Err(OperatorError::Invalid(format!("unknown status {s:?}")));
         }
+        // Only a registered kind names runs; anything else (a NUL among
+        // them, which PostgreSQL's text cannot hold) is refused here.
+        if let Some(k) = kind
+            && crate::kinds::of(k).is_err()
+        {
+            return Err(OperatorError::Invalid(format!("unknown kind {k:?}")));
+        }
         let mut conn = self.db.get().await.map_err(other)?;
         let runs = workflow_runs::list(&mut conn, status, kind, limit.clamp(1, MAX_LIST))
             .await

@@ -27,7 +27,7 @@ pub struct RunsParams {
     params(RunsParams),
     responses(
         (status = 200, description = "Runs", body = Vec<Object>),
-        (status = 400, description = "`invalid_request`: unknown status", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: unknown status or kind", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
