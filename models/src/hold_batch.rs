@@ -21,7 +21,7 @@ use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamptz, Uuid as Sql
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::holds::{HoldOutcome, PricedHold};
+use crate::holds::{HoldOutcome, Line, PricedHold};
 use crate::prepared::KeepPrepared;
 
 /// One run's wish: `quantity` units until `expires_at`.
@@ -30,6 +30,16 @@ pub struct Request {
     pub run_id: Uuid,
     pub quantity: i32,
     pub expires_at: DateTime<Utc>,
+}
+
+impl Request {
+    /// The request as a line of a hold of `ticket_type_id`.
+    pub fn line(&self, ticket_type_id: Uuid) -> Line {
+        Line {
+            ticket_type_id,
+            quantity: self.quantity,
+        }
+    }
 }
 
 /// What one run got.

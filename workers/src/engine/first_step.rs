@@ -198,7 +198,6 @@ pub async fn take_together(
 ) -> anyhow::Result<Vec<Option<Advanced>>> {
     let now = Utc::now();
     let mut by_type: BTreeMap<Uuid, Vec<(usize, Request)>> = BTreeMap::new();
-    let mut lines = vec![None; runs.len()];
     for (i, run) in runs.iter().enumerate() {
         let Some((held, expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
             continue;
@@ -215,17 +214,14 @@ pub async fn take_together(
             .entry(line.ticket_type_id)
             .or_default()
             .push((i, request));
-        lines[i] = Some(held);
     }
     let mut aheads: Vec<Option<Ahead>> = runs.iter().map(|_| None).collect();
     for (ticket_type_id, waiting) in by_type {
         let requests: Vec<Request> = waiting.iter().map(|(_, r)| *r).collect();
         let answers = hold_batch::hold_many(conn, ticket_type_id, &requests).await?;
         for ((i, request), answer) in waiting.into_iter().zip(answers) {
-            if let (Some(outcome), Some(lines)) = (
-                answer.outcome(ticket_type_id, request.quantity),
-                lines[i].take(),
-            ) {
+            if let Some(outcome) = answer.outcome(ticket_type_id, request.quantity) {
+                let lines = vec![request.line(ticket_type_id)];
                 aheads[i] = Some(Ahead { lines, outcome });
             }
         }

@@ -178,16 +178,9 @@ async fn hold_batch(db: &DbPool, ticket_type_id: Uuid, batch: Vec<Waiting>) {
         }
     }
     for waiting in alone {
-        let line = line_of(ticket_type_id, &waiting.request);
+        let line = waiting.request.line(ticket_type_id);
         let outcome = one(db, &waiting.request, line).await;
         let _ = waiting.reply.send(outcome);
-    }
-}
-
-fn line_of(ticket_type_id: Uuid, request: &Request) -> Line {
-    Line {
-        ticket_type_id,
-        quantity: request.quantity,
     }
 }
 
