@@ -220,6 +220,15 @@ pub struct BenchCheckoutArgs {
     /// The `boxoffice` binary the system's processes run (default: this one).
     #[arg(long, conflicts_with = "target")]
     pub bin: Option<std::path::PathBuf>,
+    /// The log filter of the system's processes (`BOXOFFICE_LOG`), e.g.
+    /// `warn,boxoffice_api::routes::checkouts=debug` to see each batch of
+    /// checkout starts. Logging more costs the sale's figures something.
+    #[arg(long, default_value = "warn", conflicts_with = "target")]
+    pub processes_log: String,
+    /// A folder to copy the processes' logs into before their system is
+    /// removed (one subfolder per build measured).
+    #[arg(long, conflicts_with = "target")]
+    pub keep_logs: Option<std::path::PathBuf>,
     /// Everything, start-up included, ends within this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,

@@ -10,7 +10,11 @@ use super::stats::Samples;
 /// What the database recorded about the sale.
 pub struct DatabaseFigures {
     pub holds: i64,
+    /// From the first hold's transaction to the last hold's commit (or, where
+    /// Postgres keeps no commit times, to the last hold's transaction).
     pub holds_span_secs: f64,
+    /// Whether `holds_span_secs` ends at the last hold's commit.
+    pub holds_span_to_commit: bool,
     pub decisions: i64,
     pub decisions_span_secs: f64,
     pub step_gaps: Samples,
@@ -28,6 +32,12 @@ struct CountSpan {
     n: i64,
     #[diesel(sql_type = Double)]
     span: f64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Bool)]
+    enabled: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -62,11 +72,30 @@ pub async fn read(
     runs: &[Uuid],
     ticket_type: Uuid,
 ) -> anyhow::Result<DatabaseFigures> {
-    let holds: CountSpan = diesel::sql_query(
+    // A hold's row carries its transaction's start: the holds of a batch all
+    // carry one time, and the last batch's would count with none of its own
+    // time. A hold counts as taken when the step of its run that took it
+    // commits (step records are never updated, so their row version is the
+    // one that transaction wrote).
+    let commit_times =
+        diesel::sql_query("SELECT current_setting('track_commit_timestamp') = 'on' AS enabled")
+            .get_result::<Setting>(conn)
+            .await?
+            .enabled;
+    let holds: CountSpan = diesel::sql_query(if commit_times {
+        "SELECT count(*)::bigint AS n,
+                COALESCE(EXTRACT(EPOCH FROM max(taken.at) - min(h.created_at)), 0)::float8 AS span
+           FROM holds h
+           LEFT JOIN LATERAL (
+                SELECT max(pg_xact_commit_timestamp(s.xmin)) AS at
+                  FROM workflow_steps s WHERE s.run_id = h.run_id AND s.step = 'holding'
+           ) taken ON true
+          WHERE h.ticket_type_id = $1"
+    } else {
         "SELECT count(*)::bigint AS n,
                 COALESCE(EXTRACT(EPOCH FROM max(created_at) - min(created_at)), 0)::float8 AS span
-           FROM holds WHERE ticket_type_id = $1",
-    )
+           FROM holds WHERE ticket_type_id = $1"
+    })
     .bind::<SqlUuid, _>(ticket_type)
     .get_result(conn)
     .await?;
@@ -133,6 +162,7 @@ pub async fn read(
     Ok(DatabaseFigures {
         holds: holds.n,
         holds_span_secs: holds.span,
+        holds_span_to_commit: commit_times,
         decisions: decisions.n,
         decisions_span_secs: decisions.span,
         step_gaps,

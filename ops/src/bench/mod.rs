@@ -176,12 +176,13 @@ async fn one_system(
                 Some(path) => path.to_owned(),
                 None => std::env::current_exe().context("finding this binary")?,
             };
+            let log = [("BOXOFFICE_LOG".to_owned(), args.processes_log.clone())];
             let start = crate::system::System::start_binary(
                 &exe,
                 settings,
                 &args.processes,
                 durability,
-                &[],
+                &log,
             );
             let system = tokio::select! {
                 s = tokio::time::timeout_at(deadline, start) => s.context("the system did not start in time")??,
@@ -228,6 +229,9 @@ async fn one_system(
                 eprintln!("--- end of the {} log ---\n{}", p.role, p.log_tail());
             }
         }
+        if let Some(folder) = &args.keep_logs {
+            keep_logs(&system, folder, exe)?;
+        }
         system.stop().await;
         println!(
             "stopped everything it started ({:.1} s in all)",
@@ -235,6 +239,30 @@ async fn one_system(
         );
     }
     result
+}
+
+/// Copies the processes' logs into `folder`, under a subfolder named after
+/// the build measured (`this-build`, or the file name of `--bin` or
+/// `--baseline-bin`).
+fn keep_logs(
+    system: &crate::system::System,
+    folder: &Path,
+    exe: Option<&Path>,
+) -> anyhow::Result<()> {
+    let build = exe.and_then(|p| p.file_name()).map_or_else(
+        || "this-build".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let into = folder.join(build);
+    std::fs::create_dir_all(&into).with_context(|| format!("creating {}", into.display()))?;
+    for process in &system.processes {
+        if let Some(name) = process.log.file_name() {
+            std::fs::copy(&process.log, into.join(name))
+                .with_context(|| format!("copying {}", process.log.display()))?;
+        }
+    }
+    println!("logs of the processes kept in {}", into.display());
+    Ok(())
 }
 
 async fn measure(

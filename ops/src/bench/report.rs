@@ -191,9 +191,14 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     line(
         "holds/s:",
         format!(
-            "{} ({} holds, first to last in {:.2} s; {} hold decisions incl. sold out: {})",
+            "{} ({} holds, from the first one's transaction to the last one's {} in {:.3} s; {} hold decisions incl. sold out: {})",
             per_sec(holds_per_sec),
             db.holds,
+            if db.holds_span_to_commit {
+                "commit"
+            } else {
+                "transaction"
+            },
             db.holds_span_secs,
             db.decisions,
             per_sec(decisions_per_sec)

@@ -215,6 +215,9 @@ fn settings(durability: Durability) -> Vec<&'static str> {
         "log_min_messages=warning",
         // Statement counts for `boxoffice bench checkout` and for operators.
         "shared_preload_libraries=pg_stat_statements",
+        // When each transaction committed: `boxoffice bench checkout` counts
+        // a hold from its commit (`pg_xact_commit_timestamp`).
+        "track_commit_timestamp=on",
     ];
     if durability == Durability::Ephemeral {
         // Test data is thrown away: durability costs time and buys nothing.

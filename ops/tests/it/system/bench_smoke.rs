@@ -110,6 +110,12 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
         );
     }
     sold_exactly_the_seats(&stdout);
+    // Its Postgres keeps commit times: a hold counts from its commit.
+    assert!(
+        figure(&stdout, "holds/s:")
+            .contains("10 holds, from the first one's transaction to the last one's commit in "),
+        "{stdout}"
+    );
     assert!(
         figure(&stdout, "GET /v1/workflows/{id}:").contains(" 0 failed;"),
         "{stdout}"
@@ -160,6 +166,7 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
 
 #[tokio::test]
 async fn bench_checkout_over_http2_sells_the_capacity_through_one_connection() {
+    let logs = std::env::temp_dir().join(format!("bench-logs-{}", uuid::Uuid::new_v4().simple()));
     let stdout = sale_of_40_for_10(&[
         "--http2",
         "--raw-secs",
@@ -168,6 +175,10 @@ async fn bench_checkout_over_http2_sells_the_capacity_through_one_connection() {
         "100",
         "--status-load-secs",
         "0",
+        "--processes-log",
+        "warn,boxoffice_api::routes::checkouts::gathered=debug",
+        "--keep-logs",
+        logs.to_str().unwrap(),
     ])
     .await;
     assert!(
@@ -179,5 +190,17 @@ async fn bench_checkout_over_http2_sells_the_capacity_through_one_connection() {
     assert!(
         figure(&stdout, "GET /v1/workflows/{id}:").contains("(8 clients, 0 failed;"),
         "{stdout}"
+    );
+    // The processes logged at the filter given, and their logs were kept.
+    let kept = logs.join("this-build");
+    assert!(
+        stdout.contains(&format!("logs of the processes kept in {}", kept.display())),
+        "{stdout}"
+    );
+    let serve_log = std::fs::read_to_string(kept.join("serve-0.log")).unwrap();
+    let _ = std::fs::remove_dir_all(&logs);
+    assert!(
+        serve_log.contains("a batch of checkout starts"),
+        "{serve_log}"
     );
 }
