@@ -100,3 +100,26 @@ pub struct Issued {
     pub effect: RunEffect,
     pub backstop_id: i64,
 }
+
+impl Dispatch {
+    /// How a command written with its message `backstop_id` leaves: whether
+    /// the outbox takes it (messages queued), or the command handed to the
+    /// caller.
+    pub(super) fn of(
+        self,
+        effect: Option<RunEffect>,
+        backstop_id: Option<i64>,
+    ) -> (bool, Option<Issued>) {
+        match (effect, backstop_id, self) {
+            (Some(_), Some(_), Dispatch::Queue) => (true, None),
+            (Some(effect), Some(backstop_id), Dispatch::Inline) => (
+                false,
+                Some(Issued {
+                    effect,
+                    backstop_id,
+                }),
+            ),
+            _ => (false, None),
+        }
+    }
+}

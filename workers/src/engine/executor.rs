@@ -15,12 +15,12 @@ use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
-use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Issued, Trigger};
+use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Trigger};
 use super::ahead::Ahead;
 use super::children;
 use super::hold_batcher::HoldBatcher;
 use super::messages::{CHILD_ENDED_SIGNAL, RunEffect};
-use super::step_writes::{DeferredWrites, RunRow, StepWrites};
+use super::step_writes::{CollectedWrites, DeferredWrites, RunRow, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
 mod unwritten;
@@ -115,6 +115,29 @@ pub(super) async fn advance_run(
     };
     kinds::of(&run.kind)?
         .advance(conn, signer, run, trigger, at)
+        .await
+}
+
+/// [`advance_run`], its writes left in `slot` for the caller to send with
+/// other runs' ([`RunRow::Collected`]): the advance's answer has no version
+/// and no command handed over until they are sent.
+pub(super) async fn advance_collected(
+    conn: &mut AsyncPgConnection,
+    signer: &TicketSigner,
+    run: Run,
+    now: DateTime<Utc>,
+    ahead: Option<&Ahead>,
+    dispatch: Dispatch,
+    slot: &std::sync::Mutex<Option<CollectedWrites>>,
+) -> anyhow::Result<Advanced> {
+    let at = At {
+        now,
+        ahead,
+        dispatch,
+        row: RunRow::Collected(slot),
+    };
+    kinds::of(&run.kind)?
+        .advance(conn, signer, run, Trigger::Poke, at)
         .await
 }
 
@@ -361,6 +384,37 @@ pub(crate) async fn advance_locked<W: Effects>(
             issued: None,
         });
     }
+    if let RunRow::Collected(slot) = at.row {
+        // The caller sends these writes with other runs' (a batch's first
+        // steps): a step that starts a child, or ends a child run, is taken
+        // the usual way.
+        anyhow::ensure!(
+            children.is_empty() && run.parent_id.is_none(),
+            "run {} did more than its caller sends for it",
+            run.id
+        );
+        count_move::<W>(&run, &cur.step, cur.status, now);
+        let mut slot = slot
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the collected writes' slot was poisoned"))?;
+        *slot = Some(CollectedWrites {
+            run_id: run.id,
+            history,
+            transition,
+            effect: effect.map(|effect| (effect, effect_due)),
+            timer,
+        });
+        return Ok(Advanced {
+            found: true,
+            changed: true,
+            queued: false,
+            status: Some(cur.status.as_str().into()),
+            step: Some(cur.step),
+            view: Some(view),
+            version: None,
+            issued: None,
+        });
+    }
     let writes = StepWrites {
         run_id: run.id,
         row: at.row,
@@ -390,18 +444,8 @@ pub(crate) async fn advance_locked<W: Effects>(
         children::tell_parent(conn, parent_id, &end).await?;
         queued = true;
     }
-    let mut inline = None;
-    if let (Some(effect), Some(backstop_id)) = (effect, sent.backstop_id) {
-        match at.dispatch {
-            Dispatch::Queue => queued = true,
-            Dispatch::Inline => {
-                inline = Some(Issued {
-                    effect,
-                    backstop_id,
-                })
-            }
-        }
-    }
+    let (effect_queued, inline) = at.dispatch.of(effect, sent.backstop_id);
+    queued |= effect_queued;
     count_move::<W>(&run, &cur.step, cur.status, now);
     Ok(Advanced {
         found: true,

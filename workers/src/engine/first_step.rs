@@ -32,6 +32,9 @@
 //! them past their hold, or writes nothing.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use anyhow::Context;
 
 use boxoffice_models::hold_batch::{self, Request};
 use boxoffice_models::outbox;
@@ -44,10 +47,13 @@ use uuid::Uuid;
 
 use super::advance_io::{Advanced, Dispatch, Trigger};
 use super::ahead::Ahead;
-use super::executor::{Unwritten, advance_at, advance_run, advance_unwritten, decide_unwritten};
+use super::executor::{
+    Unwritten, advance_at, advance_collected, advance_unwritten, decide_unwritten,
+};
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 pub use super::step_writes::DeferredWrites;
+use super::step_writes::send_collected;
 use crate::kinds;
 
 /// How long a run started with its first step taken by its starter waits
@@ -226,23 +232,47 @@ pub async fn take_together(
             }
         }
     }
-    let mut advanced = Vec::with_capacity(runs.len());
+    // Each step decided in turn, its writes collected; then all of them sent
+    // in one round trip.
+    let mut decided: Vec<Option<Advanced>> = Vec::with_capacity(runs.len());
+    let mut collected = Vec::new();
     for (run, ahead) in runs.iter().zip(aheads) {
         let Some(ahead) = ahead else {
-            advanced.push(None);
+            decided.push(None);
             continue;
         };
-        let run = run.clone();
-        let stepped = advance_run(
+        let slot = Mutex::new(None);
+        let stepped = advance_collected(
             conn,
             signer,
-            run,
-            Trigger::Poke,
+            run.clone(),
             now,
             Some(&ahead),
             dispatch,
+            &slot,
         );
-        advanced.push(Some(stepped.await?));
+        decided.push(Some(stepped.await?));
+        let writes = slot
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("the collected writes' slot was poisoned"))?
+            .with_context(|| format!("run {} did not move with its hold", run.id))?;
+        collected.push(writes);
     }
-    Ok(advanced)
+    let sent = send_collected(conn, &collected).await?;
+    let mut written = collected.into_iter().zip(sent);
+    Ok(decided
+        .into_iter()
+        .map(|advanced| {
+            let advanced = advanced?;
+            let (writes, sent) = written.next()?;
+            let (queued, issued) =
+                dispatch.of(writes.effect.map(|(effect, _)| effect), sent.backstop_id);
+            Some(Advanced {
+                queued: queued || writes.timer.is_some(),
+                version: Some(sent.version),
+                issued,
+                ..advanced
+            })
+        })
+        .collect())
 }

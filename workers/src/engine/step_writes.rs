@@ -37,7 +37,7 @@ impl StepWrites<'_> {
     pub(super) async fn send(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<Sent> {
         let inserted = match self.row {
             RunRow::Stored => None,
-            RunRow::Deferred(_) => {
+            RunRow::Deferred(_) | RunRow::Collected(_) => {
                 anyhow::bail!("the writes of run {} are the caller's to send", self.run_id)
             }
             RunRow::Unwritten(new) => {
@@ -47,7 +47,17 @@ impl StepWrites<'_> {
                 }
             }
         };
-        let conn: &AsyncPgConnection = conn;
+        self.send_shared(conn, inserted).await
+    }
+
+    /// The writes after the insert, if any (`inserted`: the version it
+    /// wrote), on a connection other writes may share: all in one round
+    /// trip with theirs.
+    async fn send_shared(
+        &self,
+        conn: &AsyncPgConnection,
+        inserted: Option<i32>,
+    ) -> anyhow::Result<Sent> {
         let transition = async {
             match inserted {
                 Some(version) => Ok(version),
@@ -109,6 +119,43 @@ pub(super) enum RunRow<'a> {
     /// history are left in the slot, for the caller to insert with other
     /// runs' (a batch of starts decided together).
     Deferred(&'a std::sync::Mutex<Option<DeferredWrites>>),
+    /// In the table, held by the caller's transaction (as [`RunRow::Stored`]),
+    /// and its writes left in the slot, for the caller to send with other
+    /// runs' in one round trip ([`send_collected`]).
+    Collected(&'a std::sync::Mutex<Option<CollectedWrites>>),
+}
+
+/// What the advance of a stored run writes, left for its caller to send with
+/// other runs' ([`RunRow::Collected`]).
+#[derive(Debug)]
+pub struct CollectedWrites {
+    pub(super) run_id: Uuid,
+    pub(super) history: Vec<NewStepRecord>,
+    pub(super) transition: Transition,
+    /// The remote command and when its message is due.
+    pub(super) effect: Option<(RunEffect, Option<DateTime<Utc>>)>,
+    pub(super) timer: Option<DateTime<Utc>>,
+}
+
+/// Sends the collected writes of several runs together: one round trip for
+/// them all, in the caller's transaction. One [`Sent`] per run, in order.
+pub(super) async fn send_collected(
+    conn: &mut AsyncPgConnection,
+    collected: &[CollectedWrites],
+) -> anyhow::Result<Vec<Sent>> {
+    let conn: &AsyncPgConnection = conn;
+    let writes: Vec<StepWrites<'_>> = collected
+        .iter()
+        .map(|c| StepWrites {
+            run_id: c.run_id,
+            row: RunRow::Stored,
+            history: &c.history,
+            transition: &c.transition,
+            effect: c.effect.as_ref().map(|(effect, due)| (effect, *due)),
+            timer: c.timer,
+        })
+        .collect();
+    futures::future::try_join_all(writes.iter().map(|w| w.send_shared(conn, None))).await
 }
 
 /// What the insert of a run decided before it was written must carry: its

@@ -17,7 +17,7 @@ use boxoffice_models::events::{self, EventStatus};
 use boxoffice_models::ticket_types;
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 use uuid::Uuid;
 
 use crate::error::AppResult;
@@ -48,16 +48,13 @@ pub struct TicketTypeTerms {
 
 /// Reads of terms that are not in memory take turns per event (striped: a
 /// few locks, nothing to clean up). A flash sale's first starts, and the
-/// first after the kept terms' time is up, arrive together: one reads, the
-/// others find what it kept.
+/// first after the kept terms' time is up, arrive together: one reads (the
+/// stripe's write lock), the others find what it kept. A start gathered with
+/// others waits for the read as a reader of the lock, so that all of them
+/// are let through at once when it is done (`kept_or_read`).
 const READ_STRIPES: usize = 16;
-static READING: LazyLock<Vec<Mutex<()>>> =
-    LazyLock::new(|| (0..READ_STRIPES).map(|_| Mutex::new(())).collect());
-
-/// The terms of `event_id`'s sale if they are in memory.
-pub fn kept(state: &AppState, event_id: Uuid) -> Option<Arc<SaleTerms>> {
-    state.change_feed.views().sale_terms.get(&event_id)
-}
+static READING: LazyLock<Vec<RwLock<()>>> =
+    LazyLock::new(|| (0..READ_STRIPES).map(|_| RwLock::new(())).collect());
 
 /// The terms of `event_id`'s sale, from memory, or else from Postgres (and
 /// then kept); `None` when there is no such event.
@@ -73,13 +70,70 @@ pub async fn of_event(
     // Only while the map keeps what is read: while the change feed is not
     // listening every start reads, and turns would only queue them.
     let _turn = if kept.is_live() {
-        Some(READING[stripe(event_id)].lock().await)
+        Some(READING[stripe(event_id)].write().await)
     } else {
         None
     };
     if let Some(terms) = kept.get(&event_id) {
         return Ok(Some(terms));
     }
+    read_and_keep(state, conn, event_id).await
+}
+
+/// The terms of `event_id`'s sale, from memory, or else read in turn on a
+/// pooled connection and kept: a flash sale's first starts, arriving before
+/// anything has read the terms, wait for one of them to read them, and are
+/// then written together as the later ones are. The turn comes before the
+/// connection, so the starts that wait hold none. `None` when the terms are
+/// not kept (the change feed is not listening), there is no such event, or
+/// the read failed: the start then goes alone, which reads and tells.
+pub async fn kept_or_read(state: &AppState, event_id: Uuid) -> Option<Arc<SaleTerms>> {
+    let kept = &state.change_feed.views().sale_terms;
+    if let Some(terms) = kept.get(&event_id) {
+        return Some(terms);
+    }
+    if !kept.is_live() {
+        return None;
+    }
+    // Boxed: the caller's future, one per start waiting for its batch in a
+    // flood, then keeps no room for the pool's wait (about 2 KB).
+    Box::pin(read_in_turn(state, event_id)).await
+}
+
+/// [`kept_or_read`] past the map: the read, or the wait for another start's.
+async fn read_in_turn(state: &AppState, event_id: Uuid) -> Option<Arc<SaleTerms>> {
+    let kept = &state.change_feed.views().sale_terms;
+    let turns = &READING[stripe(event_id)];
+    let _turn = match turns.try_write() {
+        Ok(turn) => turn,
+        Err(_) => {
+            // Another start is reading (most likely this event's terms):
+            // waiting as readers, every start queued behind it is let
+            // through at once, and arrives at the batch with the others.
+            drop(turns.read().await);
+            if let Some(terms) = kept.get(&event_id) {
+                return Some(terms);
+            }
+            // It read another event's terms (the stripe is shared), or its
+            // read kept nothing: take a turn.
+            turns.write().await
+        }
+    };
+    if let Some(terms) = kept.get(&event_id) {
+        return Some(terms);
+    }
+    let mut conn = state.conn().await.ok()?;
+    read_and_keep(state, &mut conn, event_id).await.ok()?
+}
+
+/// Reads the terms of `event_id`'s sale and keeps them (unless a change to
+/// them was announced meanwhile).
+async fn read_and_keep(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    event_id: Uuid,
+) -> AppResult<Option<Arc<SaleTerms>>> {
+    let kept = &state.change_feed.views().sale_terms;
     // Registered before the reads, so a change committed meanwhile stops the store.
     let fill = kept.begin_fill(event_id);
     let Some(event) = events::find(conn, event_id).await? else {

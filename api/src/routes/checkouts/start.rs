@@ -156,10 +156,11 @@ async fn alone(
 }
 
 /// The start written with the others that arrive with it
-/// ([`gathered`](super::gathered)), when the event's terms are in memory and
-/// the order passes them; `None` when the request is to start alone (the
-/// terms are to be read, the order is refused and its key may have started
-/// a run before, or the batch left it to its own transaction).
+/// ([`gathered`](super::gathered)), when the event's terms are in memory (or
+/// read now, in turn) and the order passes them; `None` when the request is
+/// to start alone (the terms cannot be kept, the order is refused and its
+/// key may have started a run before, or the batch left it to its own
+/// transaction).
 async fn gathered(
     state: &AppState,
     auth: &AuthUser,
@@ -169,7 +170,7 @@ async fn gathered(
     req: &CheckoutRequest,
 ) -> Option<AppResult<Response>> {
     let starts = state.gathered_starts()?;
-    let terms = sale_terms::kept(state, req.event_id)?;
+    let terms = sale_terms::kept_or_read(state, req.event_id).await?;
     let valid = validate_kept(&terms, req, Utc::now()).ok()?;
     let limit = valid.max_tickets_per_participant;
     let start = Start {

@@ -42,7 +42,7 @@ pub async fn validate(
     check_terms(&event, req, coupon_code, now)
 }
 
-/// [`validate`] against terms already in memory (`sale_terms::kept`): the
+/// [`validate`] against terms already in memory (`sale_terms::kept_or_read`): the
 /// same checks, in the same order, without a connection.
 pub fn validate_kept(
     event: &SaleTerms,

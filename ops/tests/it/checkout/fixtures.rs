@@ -263,3 +263,21 @@ pub fn checkout_run(state: &CheckoutState, key: Option<&str>) -> NewRun {
         child_key: None,
     }
 }
+
+/// The value of the series `series` (its name and labels, then a space) in
+/// the Prometheus text `metrics`; 0 when absent.
+pub fn metric(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The checkout starts that batches wrote as `written` (`sold_out`,
+/// `stepped`, `started`, or `alone`: left to start alone), from `metrics`.
+pub fn gathered_starts(metrics: &str, written: &str) -> f64 {
+    metric(
+        metrics,
+        &format!("checkout_starts_gathered_total{{written=\"{written}\"}} "),
+    )
+}

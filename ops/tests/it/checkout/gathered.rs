@@ -6,24 +6,17 @@ use boxoffice_models::users::Role;
 use futures::future::join_all;
 use serde_json::Value;
 
-use super::fixtures::{SaleEvent, count, counters, event_on_sale, order, start, start_all};
+use super::fixtures::{
+    SaleEvent, count, counters, event_on_sale, gathered_starts, metric, order, start, start_all,
+};
 use crate::harness::TestApp;
-
-/// The value of the counter `series` (its name and labels) in `metrics`;
-/// 0 when absent.
-fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[tokio::test]
 async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() {
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
-    // The first start reads the sale's terms (alone) and holds one seat.
+    // The first start reads the sale's terms and holds one seat.
     let first = app.create_user(&[Role::Participant]).await;
     let held: Value = start(
         &app.base_url,
@@ -38,7 +31,7 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     .unwrap();
     assert!(held["expires_at"].is_string(), "{held}");
     let before = app.metrics().await;
-    let batches_before = counter(&before, "checkout_start_batches_total ");
+    let batches_before = metric(&before, "checkout_start_batches_total ");
 
     // Sixty buyers at once for the four seats left, one each.
     let mut buyers = Vec::new();
@@ -132,12 +125,8 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     );
 
     let after = app.metrics().await;
-    let gathered = |written: &str| {
-        counter(
-            &after,
-            &format!("checkout_starts_gathered_total{{written=\"{written}\"}} "),
-        )
-    };
+    let gathered =
+        |written: &str| gathered_starts(&after, written) - gathered_starts(&before, written);
     let written_once = count(
         &app.db.url,
         &format!(
@@ -150,7 +139,7 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     assert_eq!(gathered("sold_out"), 56.0, "{after}");
     assert_eq!(gathered("stepped"), 4.0, "{after}");
     assert_eq!(gathered("started") + gathered("alone"), 0.0, "{after}");
-    let batches = counter(&after, "checkout_start_batches_total ") - batches_before;
+    let batches = metric(&after, "checkout_start_batches_total ") - batches_before;
     assert!(
         batches < 60.0,
         "sixty starts at once came in {batches} batches: none was gathered"
@@ -159,8 +148,7 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
 
 /// An event on sale with ticket types `types` (price, capacity), whose sale
 /// terms the API keeps in memory: one buyer has started a checkout of one
-/// seat of its first type (the first start of an event reads the terms
-/// alone; the next ones are gathered).
+/// seat of its first type (the first start of an event reads the terms).
 async fn on_sale_with_terms_kept(app: &TestApp, types: &[(i64, i32)]) -> SaleEvent {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, types, 15).await;
@@ -252,10 +240,8 @@ async fn an_order_of_two_ticket_types_in_a_batch_takes_its_step_after_the_commit
     );
 
     let after = app.metrics().await;
-    let delta = |written: &str| {
-        let series = format!("checkout_starts_gathered_total{{written=\"{written}\"}} ");
-        counter(&after, &series) - counter(&before, &series)
-    };
+    let delta =
+        |written: &str| gathered_starts(&after, written) - gathered_starts(&before, written);
     assert_eq!(
         (delta("started"), delta("stepped"), delta("alone")),
         (1.0, 0.0, 0.0),

@@ -12,7 +12,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use super::fixtures::{SaleEvent, event_on_sale, order, start, start_all};
+use super::fixtures::{SaleEvent, event_on_sale, gathered_starts, order, start, start_all};
 use crate::change_feed::{HEARD_WITHIN, feed_live, until};
 use crate::harness::{TestApp, assert_problem};
 
@@ -205,8 +205,13 @@ async fn a_flood_of_starts_of_a_new_event_reads_its_terms_once() {
         .unwrap();
 
     let before = reads_of_terms(&mut conn).await;
+    let metrics_before = app.metrics().await;
     let answers = start_all(&app, &buyers, &event).await;
     let reads = reads_of_terms(&mut conn).await - before;
+    let metrics = app.metrics().await;
+    let gathered = |written: &str| {
+        gathered_starts(&metrics, written) - gathered_starts(&metrics_before, written)
+    };
     let held = answers
         .iter()
         .filter(|a| a["expires_at"].is_string())
@@ -216,4 +221,12 @@ async fn a_flood_of_starts_of_a_new_event_reads_its_terms_once() {
     );
     assert_eq!(held, 10, "{answers:?}");
     assert_eq!(reads, 1, "the starts took turns to read the terms");
+    // Then each was written with the others: the starts that waited for the
+    // terms did not each go alone, on a pooled connection of its own.
+    assert_eq!(
+        (gathered("stepped"), gathered("sold_out")),
+        (10.0, 20.0),
+        "{metrics}"
+    );
+    assert_eq!(gathered("started") + gathered("alone"), 0.0, "{metrics}");
 }
