@@ -6,7 +6,6 @@ use anyhow::Context;
 use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::{self, Run, Transition};
-use boxoffice_models::workflow_signals;
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
 use boxoffice_workflows::engine::{
     ChildEnd, ChildStart, Command, Input, InputOf, RemoteEffect, RunStatus,
@@ -19,14 +18,16 @@ use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Trigger};
 use super::ahead::Ahead;
 use super::children;
 use super::hold_batcher::HoldBatcher;
-use super::messages::{CHILD_ENDED_SIGNAL, RunEffect};
+use super::messages::RunEffect;
 use super::step_writes::{CollectedWrites, DeferredWrites, RunRow, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
 mod unwritten;
+mod waiting_input;
 
 pub use unwritten::Unwritten;
 pub(super) use unwritten::{advance_unwritten, decide_unwritten};
+use waiting_input::waiting_input;
 
 /// Advances `run_id` in one transaction (see the module docs of `engine`).
 /// A hold the run is about to take is taken first, on its own (see `ahead`).
@@ -356,64 +357,54 @@ pub(crate) async fn advance_locked<W: Effects>(
         (RunStatus::Waiting, Some(deadline)) => Some(deadline),
         _ => None,
     };
-    if let RunRow::Deferred(slot) = at.row {
-        // The caller inserts the run with others' and has nothing else to
-        // send: a first step that issues a command, sets a timer or starts a
-        // child is taken the usual way.
-        anyhow::ensure!(
-            effect.is_none() && timer.is_none() && children.is_empty() && run.parent_id.is_none(),
-            "run {} did more than decide before it was written",
-            run.id
-        );
-        count_move::<W>(&run, &cur.step, cur.status, now);
-        let mut slot = slot
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the deferred writes' slot was poisoned"))?;
-        *slot = Some(DeferredWrites {
-            transition,
-            history,
-        });
-        return Ok(Advanced {
-            found: true,
-            changed: true,
-            queued: false,
-            status: Some(cur.status.as_str().into()),
-            step: Some(cur.step),
-            view: Some(view),
-            version: Some(run.version),
-            issued: None,
-        });
-    }
-    if let RunRow::Collected(slot) = at.row {
-        // The caller sends these writes with other runs' (a batch's first
-        // steps): a step that starts a child, or ends a child run, is taken
-        // the usual way.
-        anyhow::ensure!(
-            children.is_empty() && run.parent_id.is_none(),
-            "run {} did more than its caller sends for it",
-            run.id
-        );
-        count_move::<W>(&run, &cur.step, cur.status, now);
-        let mut slot = slot
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the collected writes' slot was poisoned"))?;
-        *slot = Some(CollectedWrites {
-            run_id: run.id,
-            history,
-            transition,
-            effect: effect.map(|effect| (effect, effect_due)),
-            timer,
-        });
-        return Ok(Advanced {
-            found: true,
-            changed: true,
-            queued: false,
-            status: Some(cur.status.as_str().into()),
-            step: Some(cur.step),
-            view: Some(view),
-            version: None,
-            issued: None,
-        });
+    match at.row {
+        RunRow::Deferred(slot) => {
+            // The caller inserts the run with others' and has nothing else
+            // to send: a first step that issues a command, sets a timer or
+            // starts a child is taken the usual way.
+            anyhow::ensure!(
+                effect.is_none()
+                    && timer.is_none()
+                    && children.is_empty()
+                    && run.parent_id.is_none(),
+                "run {} did more than decide before it was written",
+                run.id
+            );
+            leave(
+                slot,
+                DeferredWrites {
+                    transition,
+                    history,
+                },
+            )?;
+            return Ok(left_to_caller::<W>(
+                &run,
+                &cur,
+                view,
+                Some(run.version),
+                now,
+            ));
+        }
+        RunRow::Collected(slot) => {
+            // The caller sends these writes with other runs' (a batch's
+            // first steps): a step that starts a child, or ends a child
+            // run, is taken the usual way.
+            anyhow::ensure!(
+                children.is_empty() && run.parent_id.is_none(),
+                "run {} did more than its caller sends for it",
+                run.id
+            );
+            let writes = CollectedWrites {
+                run_id: run.id,
+                history,
+                transition,
+                effect: effect.map(|effect| (effect, effect_due)),
+                timer,
+            };
+            leave(slot, writes)?;
+            return Ok(left_to_caller::<W>(&run, &cur, view, None, now));
+        }
+        RunRow::Stored | RunRow::Unwritten(_) => {}
     }
     let writes = StepWrites {
         run_id: run.id,
@@ -459,6 +450,36 @@ pub(crate) async fn advance_locked<W: Effects>(
     })
 }
 
+/// Leaves a run's `writes` in the caller's `slot`.
+fn leave<T>(slot: &std::sync::Mutex<Option<T>>, writes: T) -> anyhow::Result<()> {
+    *slot
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the slot of a run's writes was poisoned"))? = Some(writes);
+    Ok(())
+}
+
+/// The answer of an advance whose writes are left to its caller, its move
+/// counted now.
+fn left_to_caller<W: Effects>(
+    run: &Run,
+    cur: &Current<W::State, W::Remote>,
+    view: serde_json::Value,
+    version: Option<i32>,
+    now: DateTime<Utc>,
+) -> Advanced {
+    count_move::<W>(run, &cur.step, cur.status, now);
+    Advanced {
+        found: true,
+        changed: true,
+        queued: false,
+        status: Some(cur.status.as_str().into()),
+        step: Some(cur.step.clone()),
+        view: Some(view),
+        version,
+        issued: None,
+    }
+}
+
 /// Counts a move of `run` to `step` and `status`. Counted at the end of the
 /// transaction: only a failed commit (rare, and retried) can make these
 /// counters run ahead of the table.
@@ -472,41 +493,4 @@ fn count_move<W: Effects>(run: &Run, step: &str, status: RunStatus, now: DateTim
         metrics::histogram!("workflow_run_duration_seconds", "kind" => W::KIND)
             .record(age.as_secs_f64());
     }
-}
-
-/// With nothing else to do, a waiting or finished run takes its next pending
-/// signal (kept if it arrived early; a child's end is one), or a waiting run
-/// its due timer.
-async fn waiting_input<L, R, S, C>(
-    conn: &mut AsyncPgConnection,
-    run_id: Uuid,
-    cur: &Current<S, C>,
-    now: DateTime<Utc>,
-    timer_fed: &mut bool,
-) -> anyhow::Result<Option<Input<L, R>>> {
-    // A running or compensating run is busy with a command: signals wait for it.
-    if matches!(
-        cur.status,
-        RunStatus::Waiting | RunStatus::Completed | RunStatus::Compensated
-    ) && let Some(signal) = workflow_signals::pending_for_run(conn, run_id)
-        .await?
-        .into_iter()
-        .next()
-    {
-        workflow_signals::mark_consumed(conn, signal.id).await?;
-        if signal.name == CHILD_ENDED_SIGNAL {
-            let end: ChildEnd =
-                serde_json::from_value(signal.payload).context("decoding a child's end")?;
-            return Ok(Some(Input::ChildEnded(end)));
-        }
-        return Ok(Some(Input::Signal {
-            name: signal.name,
-            payload: signal.payload,
-        }));
-    }
-    if cur.status == RunStatus::Waiting && !*timer_fed && cur.wake_at.is_some_and(|w| w <= now) {
-        *timer_fed = true;
-        return Ok(Some(Input::Timer));
-    }
-    Ok(None)
 }
