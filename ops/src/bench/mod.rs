@@ -229,8 +229,12 @@ async fn one_system(
                 eprintln!("--- end of the {} log ---\n{}", p.role, p.log_tail());
             }
         }
-        if let Some(folder) = &args.keep_logs {
-            keep_logs(&system, folder, exe)?;
+        // A copy that fails costs the logs, not the figures, and never
+        // leaves the system running.
+        if let Some(folder) = &args.keep_logs
+            && let Err(e) = keep_logs(&system, folder, exe)
+        {
+            eprintln!("the processes' logs were not kept: {e:#}");
         }
         system.stop().await;
         println!(
