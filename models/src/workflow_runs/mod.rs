@@ -120,6 +120,73 @@ pub async fn apply(mut conn: &AsyncPgConnection, id: Uuid, t: &Transition) -> Qu
         .await
 }
 
+/// [`apply`] for several locked runs in one statement, each with its own
+/// transition: a batch's first steps move hundreds of runs, and a statement
+/// per run made the batch's transaction (and the ticket type's row lock it
+/// holds) last a round of the server's per-statement work for each of them.
+/// Returns each moved run's id with its new version, in no particular order;
+/// a run missing from the answer was not there. Its text never changes, so it
+/// stays prepared.
+pub async fn apply_many(
+    mut conn: &AsyncPgConnection,
+    moves: &[(Uuid, &Transition)],
+) -> QueryResult<Vec<(Uuid, i32)>> {
+    use diesel::sql_types::{Array, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+        #[diesel(sql_type = Int4)]
+        version: i32,
+    }
+
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = moves.iter().map(|(id, _)| *id).collect();
+    let statuses: Vec<&str> = moves.iter().map(|(_, t)| t.status.as_str()).collect();
+    let steps: Vec<&str> = moves.iter().map(|(_, t)| t.step.as_str()).collect();
+    let states: Vec<&serde_json::Value> = moves.iter().map(|(_, t)| &t.state).collect();
+    let wake_ats: Vec<Option<DateTime<Utc>>> = moves.iter().map(|(_, t)| t.wake_at).collect();
+    let effects: Vec<Option<&serde_json::Value>> = moves
+        .iter()
+        .map(|(_, t)| t.pending_effect.as_ref())
+        .collect();
+    let attempts: Vec<i32> = moves.iter().map(|(_, t)| t.attempts).collect();
+    let errors: Vec<Option<&serde_json::Value>> =
+        moves.iter().map(|(_, t)| t.last_error.as_ref()).collect();
+    let finished: Vec<Option<DateTime<Utc>>> = moves.iter().map(|(_, t)| t.finished_at).collect();
+    let views: Vec<&serde_json::Value> = moves.iter().map(|(_, t)| &t.view).collect();
+    let moved: Vec<Moved> = diesel::sql_query(
+        "UPDATE workflow_runs r
+            SET status = m.status, step = m.step, state = m.state, wake_at = m.wake_at,
+                pending_effect = m.pending_effect, attempts = m.attempts,
+                last_error = m.last_error, finished_at = m.finished_at, view = m.view,
+                version = r.version + 1, updated_at = now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[],
+                       $6::jsonb[], $7::int4[], $8::jsonb[], $9::timestamptz[], $10::jsonb[])
+                AS m(id, status, step, state, wake_at, pending_effect, attempts, last_error,
+                     finished_at, view)
+          WHERE r.id = m.id
+      RETURNING r.id, r.version",
+    )
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<Text>, _>(&statuses)
+    .bind::<Array<Text>, _>(&steps)
+    .bind::<Array<Jsonb>, _>(&states)
+    .bind::<Array<Nullable<Timestamptz>>, _>(&wake_ats)
+    .bind::<Array<Nullable<Jsonb>>, _>(&effects)
+    .bind::<Array<Int4>, _>(&attempts)
+    .bind::<Array<Nullable<Jsonb>>, _>(&errors)
+    .bind::<Array<Nullable<Timestamptz>>, _>(&finished)
+    .bind::<Array<Jsonb>, _>(&views)
+    .keep_prepared()
+    .load(&mut conn)
+    .await?;
+    Ok(moved.into_iter().map(|m| (m.id, m.version)).collect())
+}
+
 /// Records a failed attempt of the current step (the run stays where it is);
 /// the next attempt is due at `retry_at`. Until then the run is not stalled
 /// (see [`stalled`]): a retry waiting out its backoff must not be re-driven

@@ -2,6 +2,8 @@
 //! transition and its outbox messages (the remote command, the timer). A run
 //! decided before it was written is inserted first, with its transition.
 
+use std::collections::{BTreeMap, HashMap};
+
 use boxoffice_models::outbox;
 use boxoffice_models::workflow_runs::{self, Inserted, NewRun, Run, Transition};
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
@@ -137,25 +139,69 @@ pub struct CollectedWrites {
     pub(super) timer: Option<DateTime<Utc>>,
 }
 
-/// Sends the collected writes of several runs together: one round trip for
-/// them all, in the caller's transaction. One [`Sent`] per run, in order.
+/// Sends the collected writes of several runs together, in the caller's
+/// transaction: one statement per table for them all (every run's history
+/// in one insert, every transition in one update, the messages in one insert
+/// per queue and due time), sent in one round trip. A statement per run made
+/// a batch of 256 first steps 768 statements, most of its transaction's time
+/// with the ticket type's row locked. One [`Sent`] per run, in order.
 pub(super) async fn send_collected(
     conn: &mut AsyncPgConnection,
     collected: &[CollectedWrites],
 ) -> anyhow::Result<Vec<Sent>> {
     let conn: &AsyncPgConnection = conn;
-    let writes: Vec<StepWrites<'_>> = collected
+    let history: Vec<NewStepRecord> = collected
         .iter()
-        .map(|c| StepWrites {
-            run_id: c.run_id,
-            row: RunRow::Stored,
-            history: &c.history,
-            transition: &c.transition,
-            effect: c.effect.as_ref().map(|(effect, due)| (effect, *due)),
-            timer: c.timer,
-        })
+        .flat_map(|c| c.history.iter().cloned())
         .collect();
-    futures::future::try_join_all(writes.iter().map(|w| w.send_shared(conn, None))).await
+    let moves: Vec<(Uuid, &Transition)> = collected
+        .iter()
+        .map(|c| (c.run_id, &c.transition))
+        .collect();
+    let mut effects: BTreeMap<Option<DateTime<Utc>>, Vec<RunEffect>> = BTreeMap::new();
+    let mut timers: BTreeMap<DateTime<Utc>, Vec<AdvanceRun>> = BTreeMap::new();
+    for c in collected {
+        if let Some((effect, due)) = &c.effect {
+            effects.entry(*due).or_default().push(effect.clone());
+        }
+        if let Some(deadline) = c.timer {
+            let message = AdvanceRun { run_id: c.run_id };
+            timers.entry(deadline).or_default().push(message);
+        }
+    }
+    let effects_sent = futures::future::try_join_all(
+        effects
+            .iter()
+            .map(|(due, effects)| outbox::push_all(conn, EFFECT_QUEUE, effects, *due)),
+    );
+    let timers_set = futures::future::try_join_all(timers.iter().map(|(deadline, messages)| {
+        outbox::push_all(conn, ADVANCE_QUEUE, messages, Some(*deadline))
+    }));
+    let ((), moved, effects_sent, _) = futures::try_join!(
+        workflow_steps::record_all(conn, &history),
+        workflow_runs::apply_many(conn, &moves),
+        effects_sent,
+        timers_set,
+    )?;
+    let versions: HashMap<Uuid, i32> = moved.into_iter().collect();
+    // A run has one command at a time: its message is found by its run.
+    let backstops: HashMap<Uuid, i64> = effects_sent
+        .into_iter()
+        .flatten()
+        .map(|(id, effect)| (effect.run_id, id))
+        .collect();
+    collected
+        .iter()
+        .map(|c| {
+            let version = *versions
+                .get(&c.run_id)
+                .ok_or_else(|| anyhow::anyhow!("run {} was not there to move", c.run_id))?;
+            Ok(Sent {
+                version,
+                backstop_id: backstops.get(&c.run_id).copied(),
+            })
+        })
+        .collect()
 }
 
 /// What the insert of a run decided before it was written must carry: its

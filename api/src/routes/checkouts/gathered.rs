@@ -251,6 +251,10 @@ async fn write_starts(
         }
     }
 
+    // The decided starts' history goes before the holds: the holds lock the
+    // ticket types' rows until the commit, so they come last.
+    workflow_steps::record_all(conn, &history).await?;
+
     // The starts that may fit take their first step here: their seats are
     // held together, and the commit writes them held.
     let (places, runs): (Vec<usize>, Vec<Run>) = to_step
@@ -270,13 +274,10 @@ async fn write_starts(
         }
     }
     let to_start: Vec<Uuid> = left.iter().map(|(_, run)| run.id).collect();
-    // Sent together: one round trip (see `workers::engine::step_writes`).
-    let shared: &AsyncPgConnection = conn;
-    let ((), messages) = futures::try_join!(
-        workflow_steps::record_all(shared, &history),
-        workflow_runs::push_starts(shared, &to_start, Some(due)),
-    )?;
-    let messages: HashMap<Uuid, i64> = messages.into_iter().collect();
+    let messages: HashMap<Uuid, i64> = workflow_runs::push_starts(conn, &to_start, Some(due))
+        .await?
+        .into_iter()
+        .collect();
     for (i, run) in left {
         if let Some(&message) = messages.get(&run.id) {
             answers[i] = Gathered::ToStep(Box::new(run), message);

@@ -16,5 +16,6 @@ mod limits;
 mod paid;
 mod payment_checks;
 mod prepared_statements;
+mod run_moves;
 mod sale_terms;
 mod signals;
