@@ -34,7 +34,7 @@ impl AppState {
         let gathered_starts = services
             .first_steps
             .clone()
-            .map(|steps| GatheredStarts::start(services.db.clone(), steps));
+            .map(|steps| GatheredStarts::start(services.starts_db.clone(), steps));
         AppState(Arc::new(Shared {
             services,
             gathered_starts,
@@ -63,6 +63,9 @@ impl Deref for AppState {
 /// The connections, configuration and background services of one API process.
 pub struct Services {
     pub db: DbPool,
+    /// The writer of checkout starts' own connection: the batch that every
+    /// start of a flood waits for never waits behind requests for one.
+    pub starts_db: DbPool,
     /// Reconnects by itself; a command fails fast while Redis is down.
     pub redis: ConnectionManager,
     pub config: Arc<ApiConfig>,

@@ -50,6 +50,11 @@ pub struct Connections {
     /// the requests' pool (where they waited 5 s at 2,000 buyers and timed
     /// out).
     pub calls_db: DbPool,
+    /// The connection of the API's writer of checkout starts
+    /// (`routes::checkouts::gathered`): every start of a flood waits for its
+    /// batch, and the batch waited for a connection behind the requests'
+    /// other work (webhooks, session and status reads) in their pool.
+    pub starts_db: DbPool,
     /// For request paths: fails fast while Redis is down, so a Redis outage
     /// slows requests down instead of hanging them.
     pub redis_fast: ConnectionManager,
@@ -64,6 +69,8 @@ const HOLD_LANES_POOL_SIZE: usize = 4;
 /// Runs an API process advances at once after its answers (each holds a
 /// connection for one short transaction; the provider calls are capped apart).
 const CALLS_POOL_SIZE: usize = 4;
+/// The writer of an API process's checkout starts writes one batch at a time.
+const STARTS_POOL_SIZE: usize = 1;
 
 pub async fn connect(settings: &Settings) -> anyhow::Result<Connections> {
     connect_to(
@@ -82,6 +89,7 @@ pub fn connect_to(
     let relay_db = boxoffice_models::pool::build_pool(database_url, RELAY_POOL_SIZE)?;
     let holds_db = boxoffice_models::pool::build_pool(database_url, HOLD_LANES_POOL_SIZE)?;
     let calls_db = boxoffice_models::pool::build_pool(database_url, CALLS_POOL_SIZE)?;
+    let starts_db = boxoffice_models::pool::build_pool(database_url, STARTS_POOL_SIZE)?;
     let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
     let fast = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -97,6 +105,7 @@ pub fn connect_to(
         relay_db,
         holds_db,
         calls_db,
+        starts_db,
         redis_fast: ConnectionManager::new_lazy_with_config(client.clone(), fast)?,
         redis_patient: ConnectionManager::new_lazy_with_config(client, patient)?,
     })
@@ -116,6 +125,7 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
     let run_watcher = RunWatcher::start(conns.db.clone());
     Ok(AppState::new(Services {
         db: conns.db.clone(),
+        starts_db: conns.starts_db.clone(),
         redis: conns.redis_fast.clone(),
         config: Arc::new(settings.api_config()?),
         metrics: boxoffice_api::metrics_recorder::install(),
@@ -353,6 +363,11 @@ pub async fn run_roles(
         tokio::spawn(async move {
             let size = holds_db.status().max_size;
             boxoffice_models::pool::warm(&holds_db, size, Primer::HoldLanes).await;
+        });
+        // And the writer of starts' connection, which the first batch uses.
+        let starts_db = conns.starts_db.clone();
+        tokio::spawn(async move {
+            boxoffice_models::pool::warm(&starts_db, STARTS_POOL_SIZE, Primer::Requests).await;
         });
     }
     // Before any role starts: what is recorded while no recorder is installed is

@@ -137,6 +137,7 @@ impl TestAppBuilder {
         let run_watcher = boxoffice_api::routes::workflows::RunWatcher::start(conns.db.clone());
         let state = AppState::new(Services {
             db: conns.db.clone(),
+            starts_db: conns.starts_db.clone(),
             redis: conns.redis_fast.clone(),
             config: Arc::new(config),
             metrics: boxoffice_api::metrics_recorder::install(),
