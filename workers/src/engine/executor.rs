@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 
 use anyhow::Context;
-use boxoffice_models::DbPool;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::{self, Run, Transition};
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
+use boxoffice_models::{DbPool, outbox};
 use boxoffice_workflows::engine::{
     ChildEnd, ChildStart, Command, Input, InputOf, RemoteEffect, RunStatus,
 };
@@ -51,11 +51,32 @@ pub async fn advance_holding(
     trigger: Trigger,
     dispatch: Dispatch,
 ) -> anyhow::Result<Advanced> {
+    advance_dropping(db, signer, batcher, run_id, trigger, dispatch, None).await
+}
+
+/// [`advance_holding`], deleting the outbox message `message` in the same
+/// transaction: the backstop of the remote command whose outcome `trigger`
+/// feeds to the run is gone exactly when the run has taken it, in one commit
+/// instead of two.
+pub async fn advance_dropping(
+    db: &DbPool,
+    signer: &TicketSigner,
+    batcher: Option<&HoldBatcher>,
+    run_id: Uuid,
+    trigger: Trigger,
+    dispatch: Dispatch,
+    message: Option<i64>,
+) -> anyhow::Result<Advanced> {
     let now = Utc::now();
     let ahead = super::ahead::take(db, batcher, run_id, &trigger, now).await?;
     let mut conn = db.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        advance_at(conn, signer, run_id, trigger, now, ahead.as_ref(), dispatch).await
+        let advanced =
+            advance_at(conn, signer, run_id, trigger, now, ahead.as_ref(), dispatch).await?;
+        if let Some(id) = message {
+            outbox::delete(conn, &[id]).await?;
+        }
+        Ok(advanced)
     })
     .await
 }

@@ -21,7 +21,7 @@ use rand::RngExt;
 use tokio::sync::Notify;
 
 use super::advance_io::{Advanced, Dispatch, EngineInput, Issued, Trigger};
-use super::executor::advance;
+use super::executor::advance_dropping;
 use super::messages::{EFFECT_QUEUE, RunEffect};
 use super::resend::schedule_retry;
 use crate::adapters::payments::PaymentProvider;
@@ -48,9 +48,11 @@ impl RemoteCalls {
     /// Redis and another worker.
     pub async fn follow(&self, mut issued: Option<Issued>) -> anyhow::Result<()> {
         while let Some(command) = issued {
-            issued = self.carry_out(&command.effect).await?.issued;
-            let mut conn = self.db.get().await?;
-            outbox::delete(&mut conn, &[command.backstop_id]).await?;
+            let backstop = Some(command.backstop_id);
+            issued = self
+                .carry_out_dropping(&command.effect, backstop)
+                .await?
+                .issued;
         }
         Ok(())
     }
@@ -79,6 +81,17 @@ impl RemoteCalls {
     /// Calls the provider and feeds the outcome to the run; returns what the
     /// run did with it (a remote command it issued next is for [`Self::follow`]).
     pub async fn carry_out(&self, job: &RunEffect) -> anyhow::Result<Advanced> {
+        self.carry_out_dropping(job, None).await
+    }
+
+    /// [`Self::carry_out`] of a command carried out in this process, whose
+    /// `backstop` message is deleted once the run has taken the outcome (in
+    /// the transaction that feeds it) or the call is to be tried again.
+    async fn carry_out_dropping(
+        &self,
+        job: &RunEffect,
+        backstop: Option<i64>,
+    ) -> anyhow::Result<Advanced> {
         let kind = kinds::of(&job.kind)?;
         let (_, effect) = kind.remote_names(&job.command)?;
         let started = std::time::Instant::now();
@@ -96,6 +109,11 @@ impl RemoteCalls {
                 tracing::warn!(run_id = %job.run_id, effect, attempt = job.attempt, error = %err, ?delay, "remote effect failed; retrying");
                 metrics::counter!("remote_effect_retries_total", "effect" => effect).increment(1);
                 schedule_retry(&self.db, job, delay, &err.to_string()).await?;
+                // The retry's own message carries the command from here.
+                if let Some(id) = backstop {
+                    let mut conn = self.db.get().await?;
+                    outbox::delete(&mut conn, &[id]).await?;
+                }
                 self.relay_nudge.notify_one();
                 return Ok(Advanced::default());
             }
@@ -111,12 +129,14 @@ impl RemoteCalls {
                 }
             }
         };
-        let advanced = advance(
+        let advanced = advance_dropping(
             &self.db,
             &self.ticket_signer,
+            None,
             job.run_id,
             Trigger::Input(input),
             Dispatch::Inline,
+            backstop,
         )
         .await?;
         if advanced.queued {
