@@ -18,8 +18,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use uuid::Uuid;
 
 use crate::schema::workflow_runs;
-use crate::workflow_runs::NewRun;
-use crate::{checkout_limits, hold_batch, outbox, workflow_signals};
+use crate::workflow_runs::{NewRun, Transition};
+use crate::{checkout_limits, hold_batch, outbox, seats_left, workflow_signals};
 
 /// What a pool's connections are for: which statements a warmed one runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,11 @@ pub enum Primer {
     Requests,
     /// An API process's hold lanes: the batch statement of holds.
     HoldLanes,
+    /// An API process's writer of checkout starts: a start's statements, and
+    /// those of its batches (the participants' locks, what is left of the
+    /// ticket types, the holds, the winners' moves), which a flood's first
+    /// batch would otherwise plan in front of its buyers.
+    Starts,
 }
 
 /// Runs the statements of `primer` once on `conn`, leaving nothing behind.
@@ -35,6 +40,7 @@ pub async fn prime(conn: &mut AsyncPgConnection, primer: Primer) -> QueryResult<
     match primer {
         Primer::Requests => requests(conn).await,
         Primer::HoldLanes => hold_lanes(conn).await,
+        Primer::Starts => starts(conn).await,
     }
 }
 
@@ -87,6 +93,33 @@ async fn fire_funnel_triggers(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         .execute(conn)
         .await?;
     conn.batch_execute("SET CONSTRAINTS ALL IMMEDIATE").await
+}
+
+/// A start's statements, then a batch's: on a participant, an event, a
+/// ticket type and a run that do not exist, so nothing is locked past the
+/// statement, taken or moved.
+async fn starts(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    requests(conn).await?;
+    let starter = checkout_limits::Starter {
+        user_id: Uuid::new_v4(),
+        event_id: Uuid::nil(),
+    };
+    checkout_limits::lock_and_find_open_many(conn, &[starter], &[]).await?;
+    seats_left::left_for_public(conn, &[Uuid::new_v4()]).await?;
+    hold_lanes(conn).await?;
+    let nowhere = Transition {
+        status: "running".into(),
+        step: "holding".into(),
+        state: serde_json::json!({}),
+        wake_at: None,
+        pending_effect: None,
+        attempts: 0,
+        last_error: None,
+        finished_at: None,
+        view: serde_json::json!({}),
+    };
+    crate::workflow_runs::apply_many(conn, &[(Uuid::new_v4(), &nowhere)]).await?;
+    Ok(())
 }
 
 /// The batch statement of holds, on a ticket type that does not exist: it

@@ -364,10 +364,10 @@ pub async fn run_roles(
             let size = holds_db.status().max_size;
             boxoffice_models::pool::warm(&holds_db, size, Primer::HoldLanes).await;
         });
-        // And the writer of starts' connection, which the first batch uses.
+        // And the writer of starts' connection, with its batches' statements.
         let starts_db = conns.starts_db.clone();
         tokio::spawn(async move {
-            boxoffice_models::pool::warm(&starts_db, STARTS_POOL_SIZE, Primer::Requests).await;
+            boxoffice_models::pool::warm(&starts_db, STARTS_POOL_SIZE, Primer::Starts).await;
         });
     }
     // Before any role starts: what is recorded while no recorder is installed is

@@ -172,6 +172,45 @@ async fn each_warmed_hold_lane_connection_runs_the_batch_of_holds_once_and_takes
     assert_eq!(scalar(&mut conn, "SELECT count(*) FROM holds").await, 0);
 }
 
+#[tokio::test]
+async fn the_writer_of_starts_connection_runs_a_batchs_statements_once_and_leaves_nothing() {
+    let (db, mut conn) = counting_database().await;
+    let statements = [
+        "SELECT s.ord, o.run_id, o.idempotency_key",
+        "SELECT \"ticket_types\".\"id\", %\"ticket_types\".\"waiting_units\"",
+        HOLD_BATCH,
+        "UPDATE workflow_runs r",
+        "INSERT INTO analytics_checkouts",
+    ];
+    let mut before = Vec::new();
+    for statement in statements {
+        before.push(calls_of(&mut conn, statement).await);
+    }
+
+    let pool = boxoffice_models::pool::build_pool(&db.url, 1).unwrap();
+    assert_eq!(
+        boxoffice_models::pool::warm(&pool, 1, Primer::Starts).await,
+        1
+    );
+
+    // The funnel's two triggers, as for a request's connection.
+    for (statement, (before, expected)) in statements.iter().zip(before.iter().zip([1, 1, 1, 1, 2]))
+    {
+        assert_eq!(
+            calls_of(&mut conn, statement).await - before,
+            expected,
+            "{statement}"
+        );
+    }
+    for table in ["outbox", "workflow_runs", "holds", "analytics_checkouts"] {
+        assert_eq!(
+            scalar(&mut conn, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "the prime left nothing in {table}"
+        );
+    }
+}
+
 /// Primes never wait on each other: a deployment's processes warm their
 /// pools at the same moment, in front of a running sale.
 #[tokio::test]
