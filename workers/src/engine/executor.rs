@@ -38,11 +38,14 @@ pub async fn advance(
     trigger: Trigger,
     dispatch: Dispatch,
 ) -> anyhow::Result<Advanced> {
-    advance_holding(db, signer, None, run_id, trigger, dispatch).await
+    advance_holding(db, signer, None, run_id, trigger, dispatch, None).await
 }
 
 /// [`advance`], with the hold taken ahead through this process's
-/// [`HoldBatcher`] (the jobs' way).
+/// [`HoldBatcher`] (the jobs' way), and the outbox message `dropping` deleted
+/// in the same transaction: the backstop of the remote command whose outcome
+/// `trigger` feeds to the run is gone exactly when the run has taken it, in
+/// one commit instead of two.
 pub async fn advance_holding(
     db: &DbPool,
     signer: &TicketSigner,
@@ -50,22 +53,7 @@ pub async fn advance_holding(
     run_id: Uuid,
     trigger: Trigger,
     dispatch: Dispatch,
-) -> anyhow::Result<Advanced> {
-    advance_dropping(db, signer, batcher, run_id, trigger, dispatch, None).await
-}
-
-/// [`advance_holding`], deleting the outbox message `message` in the same
-/// transaction: the backstop of the remote command whose outcome `trigger`
-/// feeds to the run is gone exactly when the run has taken it, in one commit
-/// instead of two.
-pub async fn advance_dropping(
-    db: &DbPool,
-    signer: &TicketSigner,
-    batcher: Option<&HoldBatcher>,
-    run_id: Uuid,
-    trigger: Trigger,
-    dispatch: Dispatch,
-    message: Option<i64>,
+    dropping: Option<i64>,
 ) -> anyhow::Result<Advanced> {
     let now = Utc::now();
     let ahead = super::ahead::take(db, batcher, run_id, &trigger, now).await?;
@@ -73,7 +61,7 @@ pub async fn advance_dropping(
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
         let advanced =
             advance_at(conn, signer, run_id, trigger, now, ahead.as_ref(), dispatch).await?;
-        if let Some(id) = message {
+        if let Some(id) = dropping {
             outbox::delete(conn, &[id]).await?;
         }
         Ok(advanced)

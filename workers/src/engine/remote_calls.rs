@@ -21,7 +21,7 @@ use rand::RngExt;
 use tokio::sync::Notify;
 
 use super::advance_io::{Advanced, Dispatch, EngineInput, Issued, Trigger};
-use super::executor::advance_dropping;
+use super::executor::advance_holding;
 use super::messages::{EFFECT_QUEUE, RunEffect};
 use super::resend::schedule_retry;
 use crate::adapters::payments::PaymentProvider;
@@ -129,7 +129,7 @@ impl RemoteCalls {
                 }
             }
         };
-        let advanced = advance_dropping(
+        let advanced = advance_holding(
             &self.db,
             &self.ticket_signer,
             None,

@@ -25,6 +25,7 @@ pub async fn run(
             job.run_id,
             Trigger::Poke,
             Dispatch::Inline,
+            None,
         )
         .await?;
         if advanced.queued {

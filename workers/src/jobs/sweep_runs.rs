@@ -76,6 +76,7 @@ async fn sweep(deps: &JobDeps) -> Result<(), BoxDynError> {
             *run_id,
             Trigger::Poke,
             Dispatch::Queue,
+            None,
         )
         .await
         {
