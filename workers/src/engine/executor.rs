@@ -22,9 +22,11 @@ use super::messages::RunEffect;
 use super::step_writes::{CollectedWrites, DeferredWrites, RunRow, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
+mod left_to_caller;
 mod unwritten;
 mod waiting_input;
 
+use left_to_caller::{leave, left_to_caller};
 pub use unwritten::Unwritten;
 pub(super) use unwritten::{advance_unwritten, decide_unwritten};
 use waiting_input::waiting_input;
@@ -457,36 +459,6 @@ pub(crate) async fn advance_locked<W: Effects>(
         version: Some(sent.version),
         issued: inline,
     })
-}
-
-/// Leaves a run's `writes` in the caller's `slot`.
-fn leave<T>(slot: &std::sync::Mutex<Option<T>>, writes: T) -> anyhow::Result<()> {
-    *slot
-        .lock()
-        .map_err(|_| anyhow::anyhow!("the slot of a run's writes was poisoned"))? = Some(writes);
-    Ok(())
-}
-
-/// The answer of an advance whose writes are left to its caller, its move
-/// counted now.
-fn left_to_caller<W: Effects>(
-    run: &Run,
-    cur: &Current<W::State, W::Remote>,
-    view: serde_json::Value,
-    version: Option<i32>,
-    now: DateTime<Utc>,
-) -> Advanced {
-    count_move::<W>(run, &cur.step, cur.status, now);
-    Advanced {
-        found: true,
-        changed: true,
-        queued: false,
-        status: Some(cur.status.as_str().into()),
-        step: Some(cur.step.clone()),
-        view: Some(view),
-        version,
-        issued: None,
-    }
 }
 
 /// Counts a move of `run` to `step` and `status`. Counted at the end of the
