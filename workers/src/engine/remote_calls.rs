@@ -49,10 +49,7 @@ impl RemoteCalls {
     pub async fn follow(&self, mut issued: Option<Issued>) -> anyhow::Result<()> {
         while let Some(command) = issued {
             let backstop = Some(command.backstop_id);
-            issued = self
-                .carry_out_dropping(&command.effect, backstop)
-                .await?
-                .issued;
+            issued = self.carry_out(&command.effect, backstop).await?.issued;
         }
         Ok(())
     }
@@ -80,14 +77,10 @@ impl RemoteCalls {
 
     /// Calls the provider and feeds the outcome to the run; returns what the
     /// run did with it (a remote command it issued next is for [`Self::follow`]).
-    pub async fn carry_out(&self, job: &RunEffect) -> anyhow::Result<Advanced> {
-        self.carry_out_dropping(job, None).await
-    }
-
-    /// [`Self::carry_out`] of a command carried out in this process, whose
-    /// `backstop` message is deleted once the run has taken the outcome (in
-    /// the transaction that feeds it) or the call is to be tried again.
-    async fn carry_out_dropping(
+    /// A command carried out after a commit has a `backstop` message: it is
+    /// deleted in the transaction that feeds the outcome to the run, or in the
+    /// one that queues the call's retry.
+    pub async fn carry_out(
         &self,
         job: &RunEffect,
         backstop: Option<i64>,
@@ -108,12 +101,7 @@ impl RemoteCalls {
                 let delay = RetryPolicy::REMOTE.delay(job.attempt - 1, jitter);
                 tracing::warn!(run_id = %job.run_id, effect, attempt = job.attempt, error = %err, ?delay, "remote effect failed; retrying");
                 metrics::counter!("remote_effect_retries_total", "effect" => effect).increment(1);
-                schedule_retry(&self.db, job, delay, &err.to_string()).await?;
-                // The retry's own message carries the command from here.
-                if let Some(id) = backstop {
-                    let mut conn = self.db.get().await?;
-                    outbox::delete(&mut conn, &[id]).await?;
-                }
+                schedule_retry(&self.db, job, delay, &err.to_string(), backstop).await?;
                 self.relay_nudge.notify_one();
                 return Ok(Advanced::default());
             }

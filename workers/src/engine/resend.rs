@@ -14,15 +14,22 @@ use super::messages::{ADVANCE_QUEUE, AdvanceRun, EFFECT_QUEUE, RunEffect};
 
 /// A remote command failed and will be tried again after `delay`: counts the
 /// attempt on the run and queues the retry, if the run still waits on it.
+/// The command's backstop message `dropping`, if it has one, is deleted in
+/// the same transaction: the retry's own message carries the command from
+/// there (and a run that moved on needs neither).
 pub async fn schedule_retry(
     db: &DbPool,
     effect: &RunEffect,
     delay: std::time::Duration,
     error: &str,
+    dropping: Option<i64>,
 ) -> anyhow::Result<bool> {
     let mut conn = db.get().await?;
     let now = Utc::now();
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        if let Some(id) = dropping {
+            outbox::delete(conn, &[id]).await?;
+        }
         let Some(run) = workflow_runs::lock(conn, effect.run_id).await? else {
             return Ok(false);
         };

@@ -16,7 +16,7 @@ pub use crate::engine::messages::EFFECT_QUEUE as JOB_NAME;
 pub async fn run(job: RunEffect, deps: Data<JobDeps>, attempt: Attempt) -> Result<(), BoxDynError> {
     engine_job(&deps, JOB_NAME, job.run_id, &attempt, async {
         let calls = deps.remote_calls();
-        let advanced = calls.carry_out(&job).await?;
+        let advanced = calls.carry_out(&job, None).await?;
         calls.follow(advanced.issued).await
     })
     .await
