@@ -130,9 +130,10 @@ pub(super) async fn advance_run(
         .await
 }
 
-/// [`advance_run`], its writes left in `slot` for the caller to send with
-/// other runs' ([`RunRow::Collected`]): the advance's answer has no version
-/// and no command handed over until they are sent.
+/// [`advance_run`] of a run the caller's transaction inserted, its writes
+/// left in `slot` for the caller to send with other runs'
+/// ([`RunRow::Collected`]): the advance's answer has no version and no
+/// command handed over until they are sent.
 pub(super) async fn advance_collected(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
@@ -241,11 +242,14 @@ pub(crate) async fn advance_locked<W: Effects>(
     let mut entered_step_at = run.updated_at;
     // A run not written yet has no signals waiting for it.
     let unwritten = matches!(at.row, RunRow::Unwritten(_) | RunRow::Deferred(_));
+    // Nor has one that its caller's transaction inserted.
+    let no_signals = matches!(at.row, RunRow::Collected(_));
     loop {
         let input = match inputs.pop_front() {
             Some(input) => input,
             None if unwritten => break,
-            None => match waiting_input(conn, run.id, &cur, now, &mut timer_fed).await? {
+            None => match waiting_input(conn, run.id, &cur, now, &mut timer_fed, no_signals).await?
+            {
                 Some(input) => input,
                 None => break,
             },

@@ -121,9 +121,10 @@ pub(super) enum RunRow<'a> {
     /// history are left in the slot, for the caller to insert with other
     /// runs' (a batch of starts decided together).
     Deferred(&'a std::sync::Mutex<Option<DeferredWrites>>),
-    /// In the table, held by the caller's transaction (as [`RunRow::Stored`]),
-    /// and its writes left in the slot, for the caller to send with other
-    /// runs' in one round trip ([`send_collected`]).
+    /// In the table, inserted by the caller's transaction, and its writes left
+    /// in the slot, for the caller to send with other runs' in one round trip
+    /// ([`send_collected`]). No other transaction sees the run before that
+    /// one commits, so no signal waits for it: the advance reads none.
     Collected(&'a std::sync::Mutex<Option<CollectedWrites>>),
 }
 

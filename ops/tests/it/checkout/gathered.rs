@@ -3,6 +3,7 @@
 //! would have told them, and the batches are counted.
 
 use boxoffice_models::users::Role;
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures::future::join_all;
 use serde_json::Value;
 
@@ -246,5 +247,68 @@ async fn an_order_of_two_ticket_types_in_a_batch_takes_its_step_after_the_commit
         (delta("started"), delta("stepped"), delta("alone")),
         (1.0, 0.0, 0.0),
         "{after}"
+    );
+}
+
+/// How often this database has read a run's waiting signals
+/// (`workflow_signals::pending_for_run`, one round trip per run).
+async fn signal_reads(conn: &mut AsyncPgConnection) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Calls {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        calls: i64,
+    }
+    diesel::sql_query(
+        r#"SELECT coalesce(sum(s.calls), 0)::bigint AS calls
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+            WHERE d.datname = current_database()
+              AND s.query LIKE '%FROM "workflow_signals" WHERE (("workflow_signals"."run_id" = $1)%'"#,
+    )
+    .get_result::<Calls>(conn)
+    .await
+    .unwrap()
+    .calls
+}
+
+/// A free checkout is completed by its first step. Taken in its batch, the
+/// run was inserted by the batch's own transaction, which no other sees
+/// before it commits: no signal can wait for it, and none is read (a run
+/// taken alone reads them, one round trip each, and inside the batch that
+/// trip would keep the ticket type's row locked).
+#[tokio::test]
+async fn a_batchs_free_checkouts_complete_without_reading_signals() {
+    let app = TestApp::spawn().await;
+    let event = on_sale_with_terms_kept(&app, &[(0, 11)]).await;
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .unwrap();
+    let buyers = join_all((0..30).map(|_| app.create_user(&[Role::Participant]))).await;
+    let before = app.metrics().await;
+    let reads_before = signal_reads(&mut conn).await;
+
+    let answers = start_all(&app, &buyers, &event).await;
+
+    let completed = answers
+        .iter()
+        .filter(|a| a["status"] == "completed")
+        .count();
+    let sold_out = answers
+        .iter()
+        .filter(|a| a["status"] == "compensated" && a["error"]["code"] == "sold_out")
+        .count();
+    assert_eq!((completed, sold_out), (10, 20), "{answers:?}");
+    let after = app.metrics().await;
+    let gathered =
+        |written: &str| gathered_starts(&after, written) - gathered_starts(&before, written);
+    assert_eq!(
+        gathered("stepped"),
+        10.0,
+        "each winner taken in its batch: {after}"
+    );
+    assert_eq!(
+        signal_reads(&mut conn).await - reads_before,
+        0,
+        "no run of a batch read its signals"
     );
 }

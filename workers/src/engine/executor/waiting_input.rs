@@ -13,22 +13,26 @@ use super::Current;
 
 /// With nothing else to do, a waiting or finished run takes its next pending
 /// signal (kept if it arrived early; a child's end is one), or a waiting run
-/// its due timer.
+/// its due timer. With `no_signals` (the run cannot have any yet) it reads
+/// none.
 pub(super) async fn waiting_input<L, R, S, C>(
     conn: &mut AsyncPgConnection,
     run_id: Uuid,
     cur: &Current<S, C>,
     now: DateTime<Utc>,
     timer_fed: &mut bool,
+    no_signals: bool,
 ) -> anyhow::Result<Option<Input<L, R>>> {
     // A running or compensating run is busy with a command: signals wait for it.
-    if matches!(
-        cur.status,
-        RunStatus::Waiting | RunStatus::Completed | RunStatus::Compensated
-    ) && let Some(signal) = workflow_signals::pending_for_run(conn, run_id)
-        .await?
-        .into_iter()
-        .next()
+    if !no_signals
+        && matches!(
+            cur.status,
+            RunStatus::Waiting | RunStatus::Completed | RunStatus::Compensated
+        )
+        && let Some(signal) = workflow_signals::pending_for_run(conn, run_id)
+            .await?
+            .into_iter()
+            .next()
     {
         workflow_signals::mark_consumed(conn, signal.id).await?;
         if signal.name == CHILD_ENDED_SIGNAL {
