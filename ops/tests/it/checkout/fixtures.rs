@@ -281,3 +281,33 @@ pub fn gathered_starts(metrics: &str, written: &str) -> f64 {
         &format!("checkout_starts_gathered_total{{written=\"{written}\"}} "),
     )
 }
+
+/// A connection to the app's database, where `pg_stat_statements` counts
+/// the statements run (see [`statement_calls`]).
+pub async fn counting_statements(app: &TestApp) -> AsyncPgConnection {
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .unwrap();
+    conn
+}
+
+/// How often this database has run the statements whose text matches the
+/// `LIKE` pattern `pattern`, as `pg_stat_statements` counts them.
+pub async fn statement_calls(conn: &mut AsyncPgConnection, pattern: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Calls {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        calls: i64,
+    }
+    diesel::sql_query(
+        "SELECT coalesce(sum(s.calls), 0)::bigint AS calls
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+          WHERE d.datname = current_database() AND s.query LIKE $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(pattern)
+    .get_result::<Calls>(conn)
+    .await
+    .unwrap()
+    .calls
+}

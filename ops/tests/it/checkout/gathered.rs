@@ -3,12 +3,12 @@
 //! would have told them, and the batches are counted.
 
 use boxoffice_models::users::Role;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures::future::join_all;
 use serde_json::Value;
 
 use super::fixtures::{
-    SaleEvent, count, counters, event_on_sale, gathered_starts, metric, order, start, start_all,
+    SaleEvent, count, counters, counting_statements, event_on_sale, gathered_starts, metric, order,
+    start, start_all, statement_calls,
 };
 use crate::harness::TestApp;
 
@@ -250,25 +250,9 @@ async fn an_order_of_two_ticket_types_in_a_batch_takes_its_step_after_the_commit
     );
 }
 
-/// How often this database has read a run's waiting signals
-/// (`workflow_signals::pending_for_run`, one round trip per run).
-async fn signal_reads(conn: &mut AsyncPgConnection) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Calls {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        calls: i64,
-    }
-    diesel::sql_query(
-        r#"SELECT coalesce(sum(s.calls), 0)::bigint AS calls
-             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-            WHERE d.datname = current_database()
-              AND s.query LIKE '%FROM "workflow_signals" WHERE (("workflow_signals"."run_id" = $1)%'"#,
-    )
-    .get_result::<Calls>(conn)
-    .await
-    .unwrap()
-    .calls
-}
+/// `workflow_signals::pending_for_run`: a run's waiting signals read, one
+/// round trip per run.
+const SIGNALS_READ: &str = r#"%FROM "workflow_signals" WHERE (("workflow_signals"."run_id" = $1)%"#;
 
 /// A free checkout is completed by its first step. Taken in its batch, the
 /// run was inserted by the batch's own transaction, which no other sees
@@ -279,13 +263,10 @@ async fn signal_reads(conn: &mut AsyncPgConnection) -> i64 {
 async fn a_batchs_free_checkouts_complete_without_reading_signals() {
     let app = TestApp::spawn().await;
     let event = on_sale_with_terms_kept(&app, &[(0, 11)]).await;
-    let mut conn = app.raw_conn().await;
-    conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .await
-        .unwrap();
+    let mut conn = counting_statements(&app).await;
     let buyers = join_all((0..30).map(|_| app.create_user(&[Role::Participant]))).await;
     let before = app.metrics().await;
-    let reads_before = signal_reads(&mut conn).await;
+    let reads_before = statement_calls(&mut conn, SIGNALS_READ).await;
 
     let answers = start_all(&app, &buyers, &event).await;
 
@@ -307,7 +288,7 @@ async fn a_batchs_free_checkouts_complete_without_reading_signals() {
         "each winner taken in its batch: {after}"
     );
     assert_eq!(
-        signal_reads(&mut conn).await - reads_before,
+        statement_calls(&mut conn, SIGNALS_READ).await - reads_before,
         0,
         "no run of a batch read its signals"
     );

@@ -6,13 +6,15 @@
 //! types' counters drop nothing.
 
 use boxoffice_models::users::Role;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use super::fixtures::{SaleEvent, event_on_sale, gathered_starts, order, start, start_all};
+use super::fixtures::{
+    SaleEvent, counting_statements, event_on_sale, gathered_starts, order, start, start_all,
+    statement_calls,
+};
 use crate::change_feed::{HEARD_WITHIN, feed_live, until};
 use crate::harness::{TestApp, assert_problem};
 
@@ -170,26 +172,9 @@ async fn a_checkout_start_checks_the_sale_terms_from_memory_until_they_change() 
     );
 }
 
-#[derive(diesel::QueryableByName)]
-struct Calls {
-    #[diesel(sql_type = BigInt)]
-    calls: i64,
-}
-
-/// How often this database ran `ticket_types::for_event`, the read of an
-/// event's ticket types that only a start reading the terms makes.
-async fn reads_of_terms(conn: &mut AsyncPgConnection) -> i64 {
-    diesel::sql_query(
-        r#"SELECT coalesce(sum(s.calls), 0)::bigint AS calls
-             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-            WHERE d.datname = current_database()
-              AND s.query LIKE '%FROM "ticket_types" WHERE ("ticket_types"."event_id" = $1) ORDER BY%'"#,
-    )
-    .get_result::<Calls>(conn)
-    .await
-    .unwrap()
-    .calls
-}
+/// `ticket_types::for_event`, the read of an event's ticket types that only
+/// a start reading the terms makes.
+const TERMS_READ: &str = r#"%FROM "ticket_types" WHERE ("ticket_types"."event_id" = $1) ORDER BY%"#;
 
 #[tokio::test]
 async fn a_flood_of_starts_of_a_new_event_reads_its_terms_once() {
@@ -199,15 +184,12 @@ async fn a_flood_of_starts_of_a_new_event_reads_its_terms_once() {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyers = join_all((0..BUYERS).map(|_| app.create_user(&[Role::Participant]))).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(0, 10)], 10).await;
-    let mut conn = app.raw_conn().await;
-    conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .await
-        .unwrap();
+    let mut conn = counting_statements(&app).await;
 
-    let before = reads_of_terms(&mut conn).await;
+    let before = statement_calls(&mut conn, TERMS_READ).await;
     let metrics_before = app.metrics().await;
     let answers = start_all(&app, &buyers, &event).await;
-    let reads = reads_of_terms(&mut conn).await - before;
+    let reads = statement_calls(&mut conn, TERMS_READ).await - before;
     let metrics = app.metrics().await;
     let gathered = |written: &str| {
         gathered_starts(&metrics, written) - gathered_starts(&metrics_before, written)
