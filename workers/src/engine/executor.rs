@@ -6,153 +6,31 @@ use anyhow::Context;
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::workflow_runs::{self, Run, Transition};
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
-use boxoffice_models::{DbPool, outbox};
 use boxoffice_workflows::engine::{
     ChildEnd, ChildStart, Command, Input, InputOf, RemoteEffect, RunStatus,
 };
 use chrono::{DateTime, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
-use uuid::Uuid;
+use diesel_async::AsyncPgConnection;
 
 use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Trigger};
 use super::ahead::Ahead;
 use super::children;
-use super::hold_batcher::HoldBatcher;
 use super::messages::RunEffect;
 use super::step_writes::{CollectedWrites, DeferredWrites, RunRow, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
+mod entry;
 mod left_to_caller;
 mod unwritten;
 mod waiting_input;
+
+pub use entry::{advance, advance_holding, advance_on};
+pub(super) use entry::{advance_at, advance_collected};
 
 use left_to_caller::{leave, left_to_caller};
 pub use unwritten::Unwritten;
 pub(super) use unwritten::{advance_unwritten, decide_unwritten};
 use waiting_input::waiting_input;
-
-/// Advances `run_id` in one transaction (see the module docs of `engine`).
-/// A hold the run is about to take is taken first, on its own (see `ahead`).
-pub async fn advance(
-    db: &DbPool,
-    signer: &TicketSigner,
-    run_id: Uuid,
-    trigger: Trigger,
-    dispatch: Dispatch,
-) -> anyhow::Result<Advanced> {
-    advance_holding(db, signer, None, run_id, trigger, dispatch, None).await
-}
-
-/// [`advance`], with the hold taken ahead through this process's
-/// [`HoldBatcher`] (the jobs' way), and the outbox message `dropping` deleted
-/// in the same transaction: the backstop of the remote command whose outcome
-/// `trigger` feeds to the run is gone exactly when the run has taken it, in
-/// one commit instead of two.
-pub async fn advance_holding(
-    db: &DbPool,
-    signer: &TicketSigner,
-    batcher: Option<&HoldBatcher>,
-    run_id: Uuid,
-    trigger: Trigger,
-    dispatch: Dispatch,
-    dropping: Option<i64>,
-) -> anyhow::Result<Advanced> {
-    let now = Utc::now();
-    let ahead = super::ahead::take(db, batcher, run_id, &trigger, now).await?;
-    let mut conn = db.get().await?;
-    conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let advanced =
-            advance_at(conn, signer, run_id, trigger, now, ahead.as_ref(), dispatch).await?;
-        if let Some(id) = dropping {
-            outbox::delete(conn, &[id]).await?;
-        }
-        Ok(advanced)
-    })
-    .await
-}
-
-/// [`advance`] inside the caller's transaction (operator actions write their
-/// audit row in the same transaction).
-pub async fn advance_on(
-    conn: &mut AsyncPgConnection,
-    signer: &TicketSigner,
-    run_id: Uuid,
-    trigger: Trigger,
-) -> anyhow::Result<Advanced> {
-    advance_at(
-        conn,
-        signer,
-        run_id,
-        trigger,
-        Utc::now(),
-        None,
-        Dispatch::Queue,
-    )
-    .await
-}
-
-pub(super) async fn advance_at(
-    conn: &mut AsyncPgConnection,
-    signer: &TicketSigner,
-    run_id: Uuid,
-    trigger: Trigger,
-    now: DateTime<Utc>,
-    ahead: Option<&Ahead>,
-    dispatch: Dispatch,
-) -> anyhow::Result<Advanced> {
-    let Some(run) = workflow_runs::lock(conn, run_id).await? else {
-        return Ok(Advanced::default());
-    };
-    advance_run(conn, signer, run, trigger, now, ahead, dispatch).await
-}
-
-/// Advances `run`, a row the caller's transaction already holds: locked by
-/// [`advance_at`], or inserted by that very transaction (no other
-/// transaction sees it before the commit, so there is nothing to lock it
-/// against, and the row is the one just written).
-pub(super) async fn advance_run(
-    conn: &mut AsyncPgConnection,
-    signer: &TicketSigner,
-    run: Run,
-    trigger: Trigger,
-    now: DateTime<Utc>,
-    ahead: Option<&Ahead>,
-    dispatch: Dispatch,
-) -> anyhow::Result<Advanced> {
-    let at = At {
-        now,
-        ahead,
-        dispatch,
-        row: RunRow::Stored,
-    };
-    kinds::of(&run.kind)?
-        .advance(conn, signer, run, trigger, at)
-        .await
-}
-
-/// [`advance_run`] of a run the caller's transaction inserted, its writes
-/// left in `slot` for the caller to send with other runs'
-/// ([`RunRow::Collected`]): the advance's answer has no version and no
-/// command handed over until they are sent.
-pub(super) async fn advance_collected(
-    conn: &mut AsyncPgConnection,
-    signer: &TicketSigner,
-    run: Run,
-    now: DateTime<Utc>,
-    ahead: Option<&Ahead>,
-    dispatch: Dispatch,
-    slot: &std::sync::Mutex<Option<CollectedWrites>>,
-) -> anyhow::Result<Advanced> {
-    let at = At {
-        now,
-        ahead,
-        dispatch,
-        row: RunRow::Collected(slot),
-    };
-    kinds::of(&run.kind)?
-        .advance(conn, signer, run, Trigger::Poke, at)
-        .await
-}
 
 /// The participant's money the run has at stake, asked of its workflow; `Err`
 /// when its state does not decode (or its kind is unknown) and nobody can tell.

@@ -9,6 +9,7 @@ use boxoffice_models::testing::TestDatabase;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::fault_support::scalar;
+use crate::checkout_support::statement_calls;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
 
@@ -86,15 +87,7 @@ async fn warming_a_pool_of_an_unreachable_postgres_opens_nothing_and_returns() {
 /// How often this database's sessions ran a statement whose text starts with
 /// `start` (from `pg_stat_statements`, which the test services load).
 async fn calls_of(conn: &mut AsyncPgConnection, start: &str) -> i64 {
-    scalar(
-        conn,
-        &format!(
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements \
-              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                AND query LIKE '{start}%'"
-        ),
-    )
-    .await
+    statement_calls(conn, &format!("{start}%")).await
 }
 
 /// A new database whose sessions count the statements that functions and
