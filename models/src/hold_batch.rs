@@ -99,7 +99,11 @@ pub async fn hold_many(
     let expiries: Vec<DateTime<Utc>> = requests.iter().map(|r| r.expires_at).collect();
     let hold_ids: Vec<Uuid> = requests.iter().map(|_| Uuid::now_v7()).collect();
     // `kind` locks the row before anything is counted: the units are counted
-    // from its latest version. `fresh` are the runs without a hold row on the
+    // from its latest version. `FOR NO KEY UPDATE` is the lock the counters'
+    // `UPDATE` takes: it orders holds as `FOR UPDATE` would, but leaves alone
+    // the key-share lock that inserting a ticket or a hold of the type takes
+    // for its foreign key. (`FOR UPDATE` made each confirmation's tickets wait
+    // for the batch's commit, and the next batch for the confirmation's.) `fresh` are the runs without a hold row on the
     // type, numbered in order of arrival; `walk` gives each in turn its units
     // while they last (one that does not fit takes nothing, and a later, smaller
     // one may still fit, as if each had come alone).
@@ -109,7 +113,7 @@ pub async fn hold_many(
                   WITH ORDINALITY AS r(run_id, quantity, expires_at, hold_id, ord)
           ), kind AS (
               SELECT capacity - sold - held - waiting_units AS free, price_minor, currency
-                FROM ticket_types WHERE id = $1 FOR UPDATE
+                FROM ticket_types WHERE id = $1 FOR NO KEY UPDATE
           ), fresh AS (
               SELECT req.*, row_number() OVER (ORDER BY req.ord) AS n
                 FROM req

@@ -86,11 +86,15 @@ const COUNTERS: CounterColumns = (
     ticket_types::waiting_units,
 );
 
+/// Locks a ticket type's row as an update of its counters does (`FOR NO KEY
+/// UPDATE`): holds and other counter writes wait, but inserting a ticket, a
+/// hold or an entry of the type (a key-share lock, for the foreign key) does
+/// not.
 async fn lock_counters(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Counters>> {
     ticket_types::table
         .filter(ticket_types::id.eq(id))
         .select(COUNTERS)
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await
         .optional()
@@ -105,7 +109,7 @@ pub async fn try_lock_counters(
     ticket_types::table
         .filter(ticket_types::id.eq(id))
         .select(COUNTERS)
-        .for_update()
+        .for_no_key_update()
         .skip_locked()
         .first(conn)
         .await
@@ -548,7 +552,7 @@ pub async fn end_for_cancelled_event(
         .filter(ticket_types::event_id.eq(event_id))
         .order(ticket_types::id.asc())
         .select(ticket_types::id)
-        .for_update()
+        .for_no_key_update()
         .load(conn)
         .await?;
     if types.is_empty() {

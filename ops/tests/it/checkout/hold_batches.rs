@@ -3,8 +3,10 @@
 //! runs about to hold into such batches. Capacity is never oversold, each run
 //! learns its own outcome, and the order of arrival decides.
 
+use boxoffice_models::bookings;
 use boxoffice_models::hold_batch::{self, Answer, Request};
 use boxoffice_models::holds::{self, HoldOutcome, Line};
+use boxoffice_models::tickets::{self, ToIssue};
 use boxoffice_models::users::Role;
 use boxoffice_workers::engine::HoldBatcher;
 use chrono::{Duration, Utc};
@@ -148,7 +150,7 @@ async fn racing_batches_hold_exactly_the_capacity() {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Statements {
+struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
 }
@@ -190,7 +192,7 @@ async fn the_batcher_holds_a_flood_of_runs_in_few_statements() {
     for run_id in &all[..20] {
         let again = batcher.hold(*run_id, line, expires_at).await.unwrap();
         let mut conn = app.raw_conn().await;
-        let holds_it: Statements = diesel::sql_query(
+        let holds_it: Count = diesel::sql_query(
             "SELECT count(*)::bigint AS n FROM holds WHERE run_id = $1 AND status = 'active'",
         )
         .bind::<SqlUuid, _>(*run_id)
@@ -201,7 +203,7 @@ async fn the_batcher_holds_a_flood_of_runs_in_few_statements() {
     }
     assert_eq!(counters(&app.db.url, ticket_type).await, (50, 0, 50));
     let mut conn = app.raw_conn().await;
-    let statements: Statements = diesel::sql_query(
+    let statements: Count = diesel::sql_query(
         "SELECT count(DISTINCT created_at)::bigint AS n FROM holds WHERE ticket_type_id = $1",
     )
     .bind::<SqlUuid, _>(ticket_type)
@@ -254,5 +256,94 @@ async fn a_sale_locks_its_ticket_type_only_at_commit() {
 
     // At its commit the sale moved its units: 2 sold, the other run's 2 held.
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 2));
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
+/// A batch of holds locks its ticket type's row as an update of its counters
+/// does (`FOR NO KEY UPDATE`): a sale of the same type, whose tickets' foreign
+/// key takes a key-share lock on that row, writes its hold's conversion, its
+/// booking and its tickets while the batch is open. Only its commit, which
+/// moves the counters, waits for the batch's.
+#[tokio::test]
+async fn a_sale_writes_its_tickets_while_a_batch_of_holds_is_open() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let buyer = app.create_user(&[]).await;
+    let sale = event_on_sale(&app.db.url, organizer.id, &[(2500, 10)], 15).await;
+    let ticket_type = sale.ticket_types[0];
+    let runs = runs(&app.db.url, 2).await;
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity: 2,
+    };
+    let mut seller = app.raw_conn().await;
+    holds::hold(
+        &mut seller,
+        runs[0],
+        &[line],
+        Utc::now() + Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    diesel::sql_query("SET lock_timeout = '2s'")
+        .execute(&mut seller)
+        .await
+        .unwrap();
+    let signer = app.ticket_signer();
+    let new_booking = bookings::NewBooking {
+        id: Uuid::now_v7(),
+        run_id: runs[0],
+        user_id: buyer.id,
+        event_id: sale.event_id,
+        currency: "EUR".into(),
+        subtotal_minor: 5000,
+        discount_minor: 0,
+        total_minor: 5000,
+        coupon_id: None,
+        payment_intent_id: None,
+    };
+    let to_issue = [ToIssue {
+        ticket_type_id: ticket_type,
+        paid_minor: 2500,
+    }; 2];
+
+    let mut batch = app.raw_conn().await;
+    seller
+        .transaction::<_, diesel::result::Error, _>(async |sale_conn| {
+            batch
+                .transaction::<_, diesel::result::Error, _>(async |batch_conn| {
+                    let answers =
+                        hold_batch::hold_many(batch_conn, ticket_type, &requests(&runs[1..], &[3]))
+                            .await?;
+                    assert!(matches!(answers[..], [Answer::Held(_)]));
+                    // The sale, while the batch keeps the row locked.
+                    assert_eq!(holds::convert_for_run(sale_conn, runs[0]).await?, 2);
+                    let (booking, _) = bookings::create_for_run(sale_conn, &new_booking).await?;
+                    let issued = tickets::insert_for_booking(
+                        sale_conn,
+                        booking.id,
+                        sale.event_id,
+                        &to_issue,
+                        &signer,
+                    )
+                    .await
+                    .expect("a sale's tickets do not wait for an open batch of holds");
+                    assert_eq!(issued.len(), 2);
+                    Ok(())
+                })
+                .await
+        })
+        .await
+        .unwrap();
+
+    // Both committed: 2 sold, the batch's 3 held, 2 tickets issued.
+    assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 3));
+    let issued = diesel::sql_query("SELECT count(*) AS n FROM tickets WHERE ticket_type_id = $1")
+        .bind::<SqlUuid, _>(ticket_type)
+        .get_result::<Count>(&mut app.raw_conn().await)
+        .await
+        .unwrap()
+        .n;
+    assert_eq!(issued, 2);
     assert_eq!(inconsistencies(&app).await, 0);
 }
