@@ -2,9 +2,9 @@
 //! units of each ticket type to its waiting entries, by the serving policy
 //! (`boxoffice_workflows::waitlist::policy`).
 //!
-//! Per ticket type, one transaction holds the type's row lock (`FOR UPDATE
-//! SKIP LOCKED`: two worker processes never serve one type at once, and a
-//! type busy elsewhere is served at the next tick) and, for each entry to
+//! Per ticket type, one transaction holds the type's row lock (`FOR NO KEY
+//! UPDATE SKIP LOCKED`: two worker processes never serve one type at once,
+//! and a type busy elsewhere is served at the next tick) and, for each entry to
 //! offer, inserts its `waitlist_offer` run (with its start message), holds
 //! its units for that run (`held += q`, `waiting_units -= q`) and marks the
 //! entry `offered`. A crash anywhere commits all of it or none.
