@@ -102,11 +102,12 @@ pub async fn hold_many(
     // from its latest version. `FOR NO KEY UPDATE` is the lock the counters'
     // `UPDATE` takes: it orders holds as `FOR UPDATE` would, but leaves alone
     // the key-share lock that inserting a ticket or a hold of the type takes
-    // for its foreign key. (`FOR UPDATE` made each confirmation's tickets wait
-    // for the batch's commit, and the next batch for the confirmation's.) `fresh` are the runs without a hold row on the
-    // type, numbered in order of arrival; `walk` gives each in turn its units
-    // while they last (one that does not fit takes nothing, and a later, smaller
-    // one may still fit, as if each had come alone).
+    // for its foreign key. (`FOR UPDATE` made each confirmation's tickets
+    // wait for the batch's commit, and the next batch for the confirmation's.)
+    // `fresh` are the runs without a hold row on the type, numbered in order
+    // of arrival; `walk` gives each in turn its units while they last (one
+    // that does not fit takes nothing, and a later, smaller one may still
+    // fit, as if each had come alone).
     let rows: Vec<Row> = diesel::sql_query(
         "WITH RECURSIVE req AS (
               SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::uuid[])
