@@ -14,7 +14,7 @@ use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::fixtures::{counters, event_on_sale};
+use super::fixtures::{count, counters, event_on_sale};
 use crate::harness::TestApp;
 
 /// `n` runs with nothing held yet.
@@ -150,7 +150,7 @@ async fn racing_batches_hold_exactly_the_capacity() {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Count {
+struct Statements {
     #[diesel(sql_type = BigInt)]
     n: i64,
 }
@@ -192,7 +192,7 @@ async fn the_batcher_holds_a_flood_of_runs_in_few_statements() {
     for run_id in &all[..20] {
         let again = batcher.hold(*run_id, line, expires_at).await.unwrap();
         let mut conn = app.raw_conn().await;
-        let holds_it: Count = diesel::sql_query(
+        let holds_it: Statements = diesel::sql_query(
             "SELECT count(*)::bigint AS n FROM holds WHERE run_id = $1 AND status = 'active'",
         )
         .bind::<SqlUuid, _>(*run_id)
@@ -203,7 +203,7 @@ async fn the_batcher_holds_a_flood_of_runs_in_few_statements() {
     }
     assert_eq!(counters(&app.db.url, ticket_type).await, (50, 0, 50));
     let mut conn = app.raw_conn().await;
-    let statements: Count = diesel::sql_query(
+    let statements: Statements = diesel::sql_query(
         "SELECT count(DISTINCT created_at)::bigint AS n FROM holds WHERE ticket_type_id = $1",
     )
     .bind::<SqlUuid, _>(ticket_type)
@@ -338,12 +338,11 @@ async fn a_sale_writes_its_tickets_while_a_batch_of_holds_is_open() {
 
     // Both committed: 2 sold, the batch's 3 held, 2 tickets issued.
     assert_eq!(counters(&app.db.url, ticket_type).await, (10, 2, 3));
-    let issued = diesel::sql_query("SELECT count(*) AS n FROM tickets WHERE ticket_type_id = $1")
-        .bind::<SqlUuid, _>(ticket_type)
-        .get_result::<Count>(&mut app.raw_conn().await)
-        .await
-        .unwrap()
-        .n;
+    let issued = count(
+        &app.db.url,
+        &format!("SELECT 1 FROM tickets WHERE ticket_type_id = '{ticket_type}'"),
+    )
+    .await;
     assert_eq!(issued, 2);
     assert_eq!(inconsistencies(&app).await, 0);
 }
