@@ -15,6 +15,8 @@ use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
+use crate::starts_in_flight::StartsInFlight;
+
 /// Where a run stands after its first step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FirstStep {
@@ -121,6 +123,14 @@ pub trait FirstSteps: Send + Sync {
         conn: &'a mut AsyncPgConnection,
         runs: &'a [Run],
     ) -> TakingTogether<'a>;
+
+    /// Where the process counts the checkout starts it has taken in and not
+    /// answered yet: what the first steps issue next may wait for a flood of
+    /// them to pass (`crate::starts_in_flight`). By default a count nobody
+    /// waits for.
+    fn starts_in_flight(&self) -> StartsInFlight {
+        StartsInFlight::default()
+    }
 
     /// Called once the process has stopped taking requests, before it exits:
     /// finishes, within a bound, what first steps left to do after their

@@ -46,6 +46,7 @@ pub mod redis_guard;
 pub mod router;
 pub mod routes;
 pub mod runs;
+pub mod starts_in_flight;
 pub mod state;
 pub mod webhooks;
 

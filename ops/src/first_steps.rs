@@ -11,6 +11,7 @@ use boxoffice_api::first_steps::{
     AfterCommit, DecidedStart, Deciding, Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken,
     TakenTogether, TakingTogether,
 };
+use boxoffice_api::starts_in_flight::StartsInFlight;
 use boxoffice_models::DbPool;
 use boxoffice_models::prime::Primer;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -21,6 +22,7 @@ use boxoffice_workers::engine::{Advanced, Dispatch, HoldBatcher, Issued, RemoteC
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -33,6 +35,9 @@ pub const CALLS_AT_ONCE: usize = 16;
 
 pub struct EngineFirstSteps {
     signer: Arc<TicketSigner>,
+    /// The checkout starts this process has not answered yet: the provider
+    /// calls wait while they are a flood.
+    in_flight: StartsInFlight,
     batcher: HoldBatcher,
     /// The provider's calls, when this process makes them; otherwise a first
     /// step's remote command goes to the workers through the outbox.
@@ -49,6 +54,13 @@ pub struct EngineFirstSteps {
 /// process to stop (Kubernetes 30 s, systemd 90 s).
 pub const FINISH_LIMIT: Duration = Duration::from_secs(15);
 
+/// The longest a payment intent waits, after the step that issued it, for a
+/// flood of checkout starts to be answered (`boxoffice_api::starts_in_flight`):
+/// decisions go first, but a flood that lasts (a sale of 10,000 buyers is
+/// answered in about five seconds) does not hold the winners' payment forms
+/// back for its whole length. A fraction of a hold's lifetime.
+pub const DECISIONS_FIRST_LIMIT: Duration = Duration::from_secs(2);
+
 /// The remote commands of first steps, carried out on a thread of this
 /// process's own, with a runtime of its own. On the API's runtime they waited
 /// behind every request task of a flood at each of their awaits (step → step
@@ -56,7 +68,8 @@ pub const FINISH_LIMIT: Duration = Duration::from_secs(15);
 /// own thread the OS shares the cores between them and the requests, as it
 /// did between the API and the workers.
 struct Calls {
-    to_carry_out: mpsc::UnboundedSender<Issued>,
+    /// Each command with the moment its step issued it.
+    to_carry_out: mpsc::UnboundedSender<(Instant, Issued)>,
     /// Cancelled when the process stops taking requests: the thread carries
     /// out what it was sent, then ends.
     stop: CancellationToken,
@@ -65,8 +78,8 @@ struct Calls {
 }
 
 impl Calls {
-    fn start(calls: RemoteCalls) -> std::io::Result<Self> {
-        let (to_carry_out, issued) = mpsc::unbounded_channel::<Issued>();
+    fn start(calls: RemoteCalls, in_flight: StartsInFlight) -> std::io::Result<Self> {
+        let (to_carry_out, issued) = mpsc::unbounded_channel();
         let (stop, finished) = (CancellationToken::new(), CancellationToken::new());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -75,7 +88,7 @@ impl Calls {
         std::thread::Builder::new()
             .name("first-step-calls".into())
             .spawn(move || {
-                runtime.block_on(carry_out(calls, issued, stopping));
+                runtime.block_on(carry_out(calls, in_flight, issued, stopping));
                 done.cancel();
             })?;
         Ok(Calls {
@@ -91,7 +104,7 @@ impl Calls {
     fn handing(&self, run_id: Uuid, issued: Issued) -> AfterCommit {
         let to_carry_out = self.to_carry_out.clone();
         Box::new(move || {
-            if to_carry_out.send(issued).is_err() {
+            if to_carry_out.send((Instant::now(), issued)).is_err() {
                 tracing::warn!(%run_id, "the API's provider calls stopped; the payment intent waits for its backstop");
             }
         })
@@ -111,11 +124,13 @@ impl Calls {
 }
 
 /// The calls' thread: at most [`CALLS_AT_ONCE`] commands at once, in the
-/// order they were issued, until `stop`; then what was sent before it, and
-/// the calls in flight, are finished.
+/// order they were issued, each once a flood of checkout starts has been
+/// answered (or [`DECISIONS_FIRST_LIMIT`] after its step), until `stop`;
+/// then what was sent before it, and the calls in flight, are finished.
 async fn carry_out(
     calls: RemoteCalls,
-    mut issued: mpsc::UnboundedReceiver<Issued>,
+    starts: StartsInFlight,
+    mut issued: mpsc::UnboundedReceiver<(Instant, Issued)>,
     stop: CancellationToken,
 ) {
     // Opened here, where they are used, and ahead of the first sale's payment
@@ -124,7 +139,13 @@ async fn carry_out(
     boxoffice_models::pool::warm(&calls.db, size, Primer::Requests).await;
     let slots = Arc::new(Semaphore::new(CALLS_AT_ONCE));
     let in_flight = TaskTracker::new();
-    let carry = async |command: Issued| {
+    let carry = async |(issued_at, command): (Instant, Issued)| {
+        if !starts
+            .flood_passed_by(issued_at + DECISIONS_FIRST_LIMIT)
+            .await
+        {
+            tracing::debug!(run_id = %command.effect.run_id, "a payment intent waited its longest for a flood of checkout starts");
+        }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return; // never closed
         };
@@ -169,6 +190,7 @@ impl EngineFirstSteps {
         EngineFirstSteps {
             batcher: HoldBatcher::new(holds_db),
             signer,
+            in_flight: StartsInFlight::default(),
             calls: None,
         }
     }
@@ -179,7 +201,7 @@ impl EngineFirstSteps {
     /// ready a trip sooner. Its backstop message stays in the outbox until the
     /// command is done, for a process that dies before.
     pub fn calling(mut self, calls: RemoteCalls) -> std::io::Result<Self> {
-        self.calls = Some(Calls::start(calls)?);
+        self.calls = Some(Calls::start(calls, self.in_flight.clone())?);
         Ok(self)
     }
 }
@@ -279,6 +301,10 @@ impl FirstSteps for EngineFirstSteps {
                 })
                 .collect())
         })
+    }
+
+    fn starts_in_flight(&self) -> StartsInFlight {
+        self.in_flight.clone()
     }
 
     fn finish(&self) -> Finishing<'_> {

@@ -50,9 +50,10 @@ use uuid::Uuid;
 
 use super::new_checkout::NewCheckout;
 use crate::first_steps::{AfterCommit, DecidedStart, FirstStep, FirstSteps};
+use crate::starts_in_flight::StartsInFlight;
 
 /// The most starts written in one batch.
-const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = 256;
 
 /// One checkout start, validated, as a batch writes it. It waits for its
 /// batch in this form, not as the row to insert: in a flood thousands wait
@@ -90,17 +91,22 @@ struct Waiting {
 #[derive(Clone)]
 pub struct GatheredStarts {
     queue: mpsc::UnboundedSender<Waiting>,
+    /// Every start from its arrival to its answer, for what waits for a
+    /// flood of them to pass (`crate::starts_in_flight`).
+    in_flight: StartsInFlight,
 }
 
 impl GatheredStarts {
     pub fn start(db: DbPool, steps: Arc<dyn FirstSteps>) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
+        let in_flight = steps.starts_in_flight();
         tokio::spawn(write_batches(db, steps, waiting));
-        GatheredStarts { queue }
+        GatheredStarts { queue, in_flight }
     }
 
     /// Writes `start` with the others waiting.
     pub async fn write(&self, start: Start) -> Gathered {
+        let _in_flight = self.in_flight.enter();
         let (reply, answer) = oneshot::channel();
         if self
             .queue
@@ -158,8 +164,13 @@ async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
     }
     .await;
     let oldest = batch.iter().map(|w| w.since).min().unwrap_or(began);
+    let phases = match &written {
+        Ok(w) => w.phases.to_string(),
+        Err(_) => String::new(),
+    };
     tracing::debug!(
         starts = batch.len(),
+        %phases,
         waited_ms = (began - oldest).as_secs_f64() * 1e3,
         connection_ms = (connected - began).as_secs_f64() * 1e3,
         written_ms = connected.elapsed().as_secs_f64() * 1e3,
@@ -207,7 +218,9 @@ async fn write_starts(
     news: &[NewRun],
     due: DateTime<Utc>,
 ) -> anyhow::Result<Written> {
+    let mut phases = Phases::begin();
     let within = within_limits(conn, starts).await?;
+    phases.mark("limits_ms");
     let mut types: Vec<Uuid> = within
         .iter()
         .flat_map(|&i| starts[i].new.items.iter().map(|item| item.ticket_type_id))
@@ -215,6 +228,7 @@ async fn write_starts(
     types.sort_unstable();
     types.dedup();
     let mut left = seats_left::left_for_public(conn, &types).await?;
+    phases.mark("left_ms");
     let mut decided: Vec<(usize, DecidedStart)> = Vec::new();
     let mut to_step: Vec<usize> = Vec::new();
     for &i in &within {
@@ -226,6 +240,7 @@ async fn write_starts(
             }
         }
     }
+    phases.mark("decided_ms");
     let rows: Vec<(&NewRun, Option<&Transition>)> = decided
         .iter()
         .map(|(i, d)| (&news[*i], Some(&d.transition)))
@@ -254,6 +269,7 @@ async fn write_starts(
     // The decided starts' history goes before the holds: the holds lock the
     // ticket types' rows until the commit, so they come last.
     workflow_steps::record_all(conn, &history).await?;
+    phases.mark("inserted_ms");
 
     // The starts that may fit take their first step here: their seats are
     // held together, and the commit writes them held.
@@ -262,6 +278,7 @@ async fn write_starts(
         .filter_map(|&i| inserted.remove(&news[i].id).map(|run| (i, run)))
         .unzip();
     let taken = steps.take_together(conn, &runs).await?;
+    phases.mark("stepped_ms");
     let mut after_commit = Vec::new();
     let mut left: Vec<(usize, Run)> = Vec::new();
     for ((i, run), taken) in places.into_iter().zip(runs).zip(taken) {
@@ -283,9 +300,11 @@ async fn write_starts(
             answers[i] = Gathered::ToStep(Box::new(run), message);
         }
     }
+    phases.mark("pushed_ms");
     Ok(Written {
         answers,
         after_commit,
+        phases,
     })
 }
 
@@ -295,6 +314,43 @@ struct Written {
     answers: Vec<Gathered>,
     /// To do once it has committed.
     after_commit: Vec<AfterCommit>,
+    /// How long each of its statements took.
+    phases: Phases,
+}
+
+/// The time each part of a batch's transaction took, for its debug line.
+struct Phases {
+    last: Instant,
+    took: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn begin() -> Self {
+        Phases {
+            last: Instant::now(),
+            took: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.took
+            .push((name, (now - self.last).as_secs_f64() * 1e3));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (name, ms) in &self.took {
+            write!(f, "{name}={ms:.1} ")?;
+        }
+        write!(
+            f,
+            "commit_ms={:.1}",
+            self.last.elapsed().as_secs_f64() * 1e3
+        )
+    }
 }
 
 /// Takes `items` off what is `left` of each ticket type.

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use boxoffice_api::starts_in_flight::FLOOD;
 use boxoffice_models::users::Role;
+use boxoffice_ops::first_steps::DECISIONS_FIRST_LIMIT;
 use serde_json::{Value, json};
 
 use super::fixtures::{count, counters, event_on_sale, order, start, start_all, wait_for};
@@ -81,6 +83,65 @@ async fn a_flood_of_paid_checkouts_gets_its_intents_from_the_api_once_each() {
             "{stats}"
         );
     }
+}
+
+/// While more checkout starts are in flight than one batch writes, the
+/// API's payment intents wait (every buyer's decision first), but never
+/// longer than `DECISIONS_FIRST_LIMIT` after the step that issued them.
+#[tokio::test]
+async fn a_payment_intent_waits_for_a_flood_of_starts_no_longer_than_its_limit() {
+    let app = TestApp::spawn().await;
+    let sandbox = app.sandbox().await;
+    let api = calling_api(&app, &sandbox).await;
+    let organizer = api.create_user(&[Role::Organizer]).await;
+    let buyer = api.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&api.db.url, organizer.id, &[(2500, 10)], 15).await;
+    // A flood that does not pass: more starts in flight than a batch writes,
+    // counted where the API's batches count theirs.
+    let in_flight = api
+        .state
+        .first_steps
+        .as_ref()
+        .expect("the API takes first steps")
+        .starts_in_flight();
+    let _flood: Vec<_> = (0..=FLOOD).map(|_| in_flight.enter()).collect();
+
+    let posted = Instant::now();
+    let r = start(
+        &api.base_url,
+        &api.client,
+        &buyer,
+        order(&event, 0, 2),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    // The buyer's decision is not held up.
+    assert!(answer["expires_at"].is_string(), "{answer}");
+    let run_id = answer["run_id"].as_str().unwrap().to_owned();
+
+    // The step issued the intent after `posted`: it waits until at least
+    // `posted + DECISIONS_FIRST_LIMIT`.
+    let almost = (posted + DECISIONS_FIRST_LIMIT).saturating_duration_since(Instant::now());
+    tokio::time::sleep(almost.saturating_sub(Duration::from_millis(100))).await;
+    assert_eq!(
+        sandbox.stats().await["intents_created"],
+        0,
+        "the intent waited for the flood"
+    );
+    assert_eq!(count(&api.db.url, &effect_messages(&run_id)).await, 1);
+
+    // Then it is made, flood or not, and once.
+    let view = wait_for(&api, &buyer, &run_id, Duration::from_secs(20), |v| {
+        v["status"] == "waiting"
+    })
+    .await;
+    assert_eq!(view["step"], "awaiting_payment", "{view}");
+    assert!(view["payment"]["client_secret"].is_string(), "{view}");
+    assert!(posted.elapsed() >= DECISIONS_FIRST_LIMIT);
+    assert_eq!(sandbox.stats().await["intents_created"], 1);
+    assert_eq!(count(&api.db.url, &effect_messages(&run_id)).await, 0);
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! (`api::routes::checkouts::gathered`): each buyer is told what a start alone
 //! would have told them, and the batches are counted.
 
+use std::time::Duration;
+
 use boxoffice_models::users::Role;
 use futures::future::join_all;
 use serde_json::Value;
@@ -39,7 +41,32 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     for _ in 0..60 {
         buyers.push(app.create_user(&[Role::Participant]).await);
     }
-    let answers = start_all(&app, &buyers, &event).await;
+    // Every start counts in flight from its arrival to its answer: what the
+    // API's payment intents wait on in a flood (`starts_in_flight`).
+    let in_flight = app
+        .state
+        .first_steps
+        .as_ref()
+        .expect("the API takes first steps")
+        .starts_in_flight();
+    let mut most_in_flight = 0;
+    let answers = {
+        let starts = start_all(&app, &buyers, &event);
+        tokio::pin!(starts);
+        loop {
+            tokio::select! {
+                answers = &mut starts => break answers,
+                () = tokio::time::sleep(Duration::from_millis(1)) => {
+                    most_in_flight = most_in_flight.max(in_flight.count());
+                }
+            }
+        }
+    };
+    assert!(
+        most_in_flight > 1,
+        "starts in flight, at most: {most_in_flight}"
+    );
+    assert_eq!(in_flight.count(), 0, "every start answered");
 
     let held = answers
         .iter()
