@@ -11,9 +11,12 @@ use boxoffice_models::users::Role;
 use boxoffice_ops::first_steps::DECISIONS_FIRST_LIMIT;
 use serde_json::{Value, json};
 
-use super::fixtures::{count, counters, event_on_sale, order, start, start_all, wait_for};
+use super::fixtures::{
+    SaleEvent, count, counters, event_on_sale, order, start, start_all, wait_for,
+};
 use crate::harness::TestApp;
 use crate::harness::sandbox::TestSandbox;
+use crate::harness::users::TestUser;
 
 /// An API that creates intents at `sandbox`, sharing `app`'s database.
 async fn calling_api(app: &TestApp, sandbox: &TestSandbox) -> TestApp {
@@ -22,6 +25,24 @@ async fn calling_api(app: &TestApp, sandbox: &TestSandbox) -> TestApp {
         .first_steps_calling(&sandbox.base_url)
         .spawn()
         .await
+}
+
+/// [`calling_api`], a buyer, and an event of ten seats at 25.00 on sale.
+async fn api_with_a_buyer(app: &TestApp, sandbox: &TestSandbox) -> (TestApp, TestUser, SaleEvent) {
+    let api = calling_api(app, sandbox).await;
+    let organizer = api.create_user(&[Role::Organizer]).await;
+    let buyer = api.create_user(&[Role::Participant]).await;
+    let event = event_on_sale(&api.db.url, organizer.id, &[(2500, 10)], 15).await;
+    (api, buyer, event)
+}
+
+/// Starts `buyer`'s checkout of two seats, answered held; its run's id.
+async fn start_held(api: &TestApp, buyer: &TestUser, event: &SaleEvent) -> String {
+    let r = start(&api.base_url, &api.client, buyer, order(event, 0, 2), None).await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert!(answer["expires_at"].is_string(), "{answer}");
+    answer["run_id"].as_str().unwrap().to_owned()
 }
 
 /// `run_effect` messages of a run: the intent's backstop, or a retry.
@@ -92,10 +113,7 @@ async fn a_flood_of_paid_checkouts_gets_its_intents_from_the_api_once_each() {
 async fn a_payment_intent_waits_for_a_flood_of_starts_no_longer_than_its_limit() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
-    let api = calling_api(&app, &sandbox).await;
-    let organizer = api.create_user(&[Role::Organizer]).await;
-    let buyer = api.create_user(&[Role::Participant]).await;
-    let event = event_on_sale(&api.db.url, organizer.id, &[(2500, 10)], 15).await;
+    let (api, buyer, event) = api_with_a_buyer(&app, &sandbox).await;
     // A flood that does not pass: more starts in flight than a batch writes,
     // counted where the API's batches count theirs.
     let in_flight = api
@@ -107,19 +125,8 @@ async fn a_payment_intent_waits_for_a_flood_of_starts_no_longer_than_its_limit()
     let _flood: Vec<_> = (0..=FLOOD).map(|_| in_flight.enter()).collect();
 
     let posted = Instant::now();
-    let r = start(
-        &api.base_url,
-        &api.client,
-        &buyer,
-        order(&event, 0, 2),
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let answer: Value = r.json().await.unwrap();
     // The buyer's decision is not held up.
-    assert!(answer["expires_at"].is_string(), "{answer}");
-    let run_id = answer["run_id"].as_str().unwrap().to_owned();
+    let run_id = start_held(&api, &buyer, &event).await;
 
     // The step issued the intent after `posted`: it waits until at least
     // `posted + DECISIONS_FIRST_LIMIT`.
@@ -148,26 +155,12 @@ async fn a_payment_intent_waits_for_a_flood_of_starts_no_longer_than_its_limit()
 async fn an_intent_the_provider_fails_to_make_after_the_answer_is_retried_by_the_workers() {
     let app = TestApp::spawn().await;
     let sandbox = app.sandbox().await;
-    let api = calling_api(&app, &sandbox).await;
-    let organizer = api.create_user(&[Role::Organizer]).await;
-    let buyer = api.create_user(&[Role::Participant]).await;
-    let event = event_on_sale(&api.db.url, organizer.id, &[(2500, 10)], 15).await;
+    let (api, buyer, event) = api_with_a_buyer(&app, &sandbox).await;
     sandbox
         .configure(json!({ "outage": true, "outage_mode": "error" }))
         .await;
 
-    let r = start(
-        &api.base_url,
-        &api.client,
-        &buyer,
-        order(&event, 0, 2),
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let answer: Value = r.json().await.unwrap();
-    assert!(answer["expires_at"].is_string(), "{answer}");
-    let run_id = answer["run_id"].as_str().unwrap().to_owned();
+    let run_id = start_held(&api, &buyer, &event).await;
 
     // The API's attempt failed: the run counts it, and its next attempt waits
     // in the outbox for a worker. The backstop is dropped after the retry is
