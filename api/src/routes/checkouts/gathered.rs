@@ -314,7 +314,7 @@ struct Written {
     answers: Vec<Gathered>,
     /// To do once it has committed.
     after_commit: Vec<AfterCommit>,
-    /// How long each of its statements took.
+    /// How long each part of it took.
     phases: Phases,
 }
 
