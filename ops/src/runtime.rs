@@ -364,11 +364,6 @@ pub async fn run_roles(
             let size = holds_db.status().max_size;
             boxoffice_models::pool::warm(&holds_db, size, Primer::HoldLanes).await;
         });
-        // And the writer of starts' connection, with its batches' statements.
-        let starts_db = conns.starts_db.clone();
-        tokio::spawn(async move {
-            boxoffice_models::pool::warm(&starts_db, STARTS_POOL_SIZE, Primer::Starts).await;
-        });
     }
     // Before any role starts: what is recorded while no recorder is installed is
     // lost, e.g. the breakers' initial state, set when the workers build them.

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use boxoffice_models::users::Role;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::future::join_all;
 use serde_json::Value;
 
@@ -318,5 +319,98 @@ async fn a_batchs_free_checkouts_complete_without_reading_signals() {
         statement_calls(&mut conn, SIGNALS_READ).await - reads_before,
         0,
         "no run of a batch read its signals"
+    );
+}
+
+/// The writer of checkout starts runs on a thread of its own: a batch is
+/// written and committed while the API's runtime (here the test's, on which
+/// the API serves) is held up, instead of waiting for it at each of its round
+/// trips. In a flood the runtime is held up by the requests being taken in.
+#[tokio::test]
+async fn a_batch_of_starts_is_written_while_the_apis_runtime_is_held_up() {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
+    let buyer = app.create_user(&[Role::Participant]).await;
+    let in_flight = app
+        .state
+        .first_steps
+        .as_ref()
+        .expect("the API takes first steps")
+        .starts_in_flight();
+
+    // The ticket type's row is locked by a connection on a thread of the
+    // test's own, so the batch's hold waits: no answer can come before the
+    // runtime is held up. The lock is let go from that thread.
+    let (locked, is_locked) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (db_url, type_id) = (app.db.url.clone(), event.ticket_types[0]);
+    let holder = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = AsyncPgConnection::establish(&db_url).await.unwrap();
+            conn.batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM ticket_types WHERE id = '{type_id}' FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+            locked.send(()).unwrap();
+            released.recv().unwrap();
+            conn.batch_execute("COMMIT").await.unwrap();
+        });
+    });
+    is_locked.await.unwrap();
+
+    let starting = start(
+        &app.base_url,
+        &app.client,
+        &buyer,
+        order(&event, 0, 1),
+        None,
+    );
+    tokio::pin!(starting);
+    // Until the start is with the writer.
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            tokio::select! {
+                _ = &mut starting => panic!("answered while the ticket type was locked"),
+                () = tokio::time::sleep(Duration::from_millis(1)) => {
+                    if in_flight.count() == 1 {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the start never reached the writer");
+
+    // The lock is let go, and the runtime held up for two seconds: nothing
+    // on it runs meanwhile.
+    release.send(()).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let free_again = chrono::Utc::now();
+    holder.join().unwrap();
+
+    let r = starting.await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert!(answer["expires_at"].is_string(), "{answer}");
+    let run_id = answer["run_id"].as_str().unwrap();
+    let held_before = count(
+        &app.db.url,
+        &format!(
+            "SELECT 1 FROM holds WHERE run_id = '{run_id}'
+               AND pg_xact_commit_timestamp(xmin) < '{}'::timestamptz",
+            free_again.to_rfc3339()
+        ),
+    )
+    .await;
+    assert_eq!(
+        held_before, 1,
+        "the batch's commit came after the runtime was free again"
     );
 }
