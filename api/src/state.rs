@@ -28,8 +28,8 @@ struct Shared {
 }
 
 impl AppState {
-    /// Must be called inside the Tokio runtime: starts the writer of
-    /// checkout starts.
+    /// Starts the writer of checkout starts, on a thread of its own, where
+    /// the process takes the first steps.
     pub fn new(services: Services) -> Self {
         let gathered_starts = services
             .first_steps
