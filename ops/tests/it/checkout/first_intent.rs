@@ -116,12 +116,7 @@ async fn a_payment_intent_waits_for_a_flood_of_starts_no_longer_than_its_limit()
     let (api, buyer, event) = api_with_a_buyer(&app, &sandbox).await;
     // A flood that does not pass: more starts in flight than a batch writes,
     // counted where the API's batches count theirs.
-    let in_flight = api
-        .state
-        .first_steps
-        .as_ref()
-        .expect("the API takes first steps")
-        .starts_in_flight();
+    let in_flight = api.starts_in_flight();
     let _flood: Vec<_> = (0..=FLOOD).map(|_| in_flight.enter()).collect();
 
     let posted = Instant::now();

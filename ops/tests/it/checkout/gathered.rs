@@ -44,12 +44,7 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     }
     // Every start counts in flight from its arrival to its answer: what the
     // API's payment intents wait on in a flood (`starts_in_flight`).
-    let in_flight = app
-        .state
-        .first_steps
-        .as_ref()
-        .expect("the API takes first steps")
-        .starts_in_flight();
+    let in_flight = app.starts_in_flight();
     let mut most_in_flight = 0;
     let answers = {
         let starts = start_all(&app, &buyers, &event);
@@ -332,12 +327,7 @@ async fn a_batch_of_starts_is_written_while_the_apis_runtime_is_held_up() {
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
     let buyer = app.create_user(&[Role::Participant]).await;
-    let in_flight = app
-        .state
-        .first_steps
-        .as_ref()
-        .expect("the API takes first steps")
-        .starts_in_flight();
+    let in_flight = app.starts_in_flight();
 
     // The ticket type's row is locked by a connection on a thread of the
     // test's own, so the batch's hold waits: no answer can come before the

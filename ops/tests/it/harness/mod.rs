@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use boxoffice_api::config::ApiConfig;
+use boxoffice_api::starts_in_flight::StartsInFlight;
 use boxoffice_api::state::{AppState, Services};
 use boxoffice_models::DbPool;
 use boxoffice_models::testing::TestDatabase;
@@ -235,6 +236,16 @@ impl TestApp {
 
     pub fn pool(&self) -> &DbPool {
         &self.state.db
+    }
+
+    /// The API's count of checkout starts between their arrival and their
+    /// answer, which its payment intents wait on in a flood.
+    pub fn starts_in_flight(&self) -> StartsInFlight {
+        self.state
+            .first_steps
+            .as_ref()
+            .expect("the API takes first steps")
+            .starts_in_flight()
     }
 
     /// A direct connection to the test's database, for raw SQL.
