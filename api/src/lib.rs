@@ -16,6 +16,8 @@
 //!   notifications (`change_feed/`).
 //! - Taking a new checkout's first step (its hold) in the process that
 //!   started it, through the engine behind a trait object (`first_steps.rs`).
+//! - A thread and a runtime of their own for work that must not wait behind
+//!   a flood's requests (`own_thread.rs`).
 //! - The OpenAPI document, generated from the handlers (`openapi.rs`).
 //!
 //! # What it may not import
@@ -41,6 +43,7 @@ pub mod metrics_recorder;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod own_thread;
 pub mod rate_limit;
 pub mod redis_guard;
 pub mod router;

@@ -81,16 +81,11 @@ impl Calls {
     fn start(calls: RemoteCalls, in_flight: StartsInFlight) -> std::io::Result<Self> {
         let (to_carry_out, issued) = mpsc::unbounded_channel();
         let (stop, finished) = (CancellationToken::new(), CancellationToken::new());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let (stopping, done) = (stop.clone(), finished.clone());
-        std::thread::Builder::new()
-            .name("first-step-calls".into())
-            .spawn(move || {
-                runtime.block_on(carry_out(calls, in_flight, issued, stopping));
-                done.cancel();
-            })?;
+        boxoffice_api::own_thread::spawn("first-step-calls", move || async move {
+            carry_out(calls, in_flight, issued, stopping).await;
+            done.cancel();
+        })?;
         Ok(Calls {
             to_carry_out,
             stop,

@@ -108,19 +108,8 @@ impl GatheredStarts {
     pub fn start(db: DbPool, steps: Arc<dyn FirstSteps>) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
         let in_flight = steps.starts_in_flight();
-        let writer = std::thread::Builder::new()
-            .name("checkout-starts".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime.block_on(write_batches(db, steps, waiting)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "no runtime for the writer of checkout starts; each starts alone");
-                    }
-                }
-            });
+        let writer =
+            crate::own_thread::spawn("checkout-starts", move || write_batches(db, steps, waiting));
         if let Err(e) = writer {
             tracing::error!(error = %e, "no thread for the writer of checkout starts; each starts alone");
         }
