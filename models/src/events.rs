@@ -533,8 +533,8 @@ const SEARCH_INNER: &str = "
     LEFT JOIN venues v ON v.id = e.venue_id
     LEFT JOIN LATERAL (
         SELECT min(t.price_minor) AS min_price_minor,
-               sum(GREATEST(t.capacity - t.sold - t.held - t.waiting_units, 0)) AS available
-        FROM ticket_types t WHERE t.event_id = e.id
+               sum(GREATEST(t.capacity - t.taken - t.waiting_units, 0)) AS available
+        FROM ticket_type_rows t WHERE t.event_id = e.id
     ) tt ON true
     WHERE e.status = 'published'
       AND e.ends_at > now()
@@ -544,10 +544,10 @@ const SEARCH_INNER: &str = "
       AND ($4::timestamptz IS NULL OR e.starts_at >= $4::timestamptz)
       AND ($5::timestamptz IS NULL OR e.starts_at < $5::timestamptz)
       AND (($6::bigint IS NULL AND NOT $7::boolean) OR EXISTS (
-            SELECT 1 FROM ticket_types t
+            SELECT 1 FROM ticket_type_rows t
             WHERE t.event_id = e.id
               AND ($6::bigint IS NULL OR t.price_minor <= $6::bigint)
-              AND (NOT $7::boolean OR t.capacity - t.sold - t.held - t.waiting_units > 0)))";
+              AND (NOT $7::boolean OR t.capacity - t.taken - t.waiting_units > 0)))";
 
 const SEARCH_BY_START: &str = "
     SELECT * FROM ({inner}) listed

@@ -8,7 +8,7 @@
 //! they last (first come, first served, as if each had come alone), and the
 //! row is updated once. The
 //! guarantee stays the database's: the row's lock is taken before the units
-//! are counted, and `ticket_types_capacity_check` (`sold + held ≤ capacity`)
+//! are counted, and `ticket_types_capacity_check` (`taken ≤ capacity`, `taken` being `sold + held`)
 //! refuses any statement that would break it.
 //!
 //! A run that has a hold row on the type already (an earlier attempt's) is
@@ -113,8 +113,8 @@ pub async fn hold_many(
               SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::uuid[])
                   WITH ORDINALITY AS r(run_id, quantity, expires_at, hold_id, ord)
           ), kind AS (
-              SELECT capacity - sold - held - waiting_units AS free, price_minor, currency
-                FROM ticket_types WHERE id = $1 FOR NO KEY UPDATE
+              SELECT capacity - taken - waiting_units AS free, price_minor, currency
+                FROM ticket_type_rows WHERE id = $1 FOR NO KEY UPDATE
           ), fresh AS (
               SELECT req.*, row_number() OVER (ORDER BY req.ord) AS n
                 FROM req
@@ -131,7 +131,7 @@ pub async fn hold_many(
           ), granted AS (
               SELECT fresh.* FROM fresh JOIN walk ON walk.n = fresh.n WHERE walk.fits
           ), taken AS (
-              UPDATE ticket_types SET held = held + (SELECT sum(quantity) FROM granted)
+              UPDATE ticket_type_rows SET taken = taken + (SELECT sum(quantity) FROM granted)
                WHERE id = $1 AND EXISTS (SELECT 1 FROM granted)
               RETURNING id
           ), inserted AS (

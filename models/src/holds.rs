@@ -1,16 +1,19 @@
-//! `holds` and the capacity counters of `ticket_types` (DESIGN.md §5).
+//! `holds` and the capacity counters of ticket types (DESIGN.md §5).
 //!
 //! A hold is one guarded statement under the ticket type's row lock:
-//! `UPDATE ticket_types SET held = held + q WHERE id = $id AND capacity - sold - held - waiting_units >= q`.
+//! `UPDATE ticket_type_rows SET taken = taken + q WHERE id = $id AND capacity - taken - waiting_units >= q`,
+//! where `taken` is `sold + held`.
 //! `waiting_units` are the units the type's waitlist waits for: while anyone
 //! waits, a unit freed by any path is the waitlist's in the very transaction
 //! that freed it, and the public can take only what is left beyond them. A
 //! waitlist offer takes its units from the waitlist's share ([`hold_for_offer`]).
 //! Several types are locked in id order, so two checkouts never deadlock.
-//! Closing a hold (a sale or a release) moves its units at the commit of its
-//! transaction (the `holds_closed` trigger), so the hot row is locked only for
-//! the commit. Every unit of `held` has an active hold row, so `held =
-//! sum(active holds)` holds at every commit (see [`inconsistencies`]).
+//! Closing a hold moves its units at the commit of its transaction (the
+//! `holds_closed` trigger): a release gives them back to the type's row, which
+//! is then locked only for the commit; a sale counts them sold on the type's
+//! sales rows and leaves the type's row alone, since `taken` does not change.
+//! Every unit of `held` (`taken` less what was sold) has an active hold row, so
+//! `held = sum(active holds)` holds at every commit (see [`inconsistencies`]).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -18,7 +21,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::prepared::KeepPrepared;
-use crate::schema::{holds, ticket_types};
+use crate::schema::{holds, ticket_type_rows, ticket_types};
 use crate::seats_left;
 
 /// One line: a ticket type and how many.
@@ -73,27 +76,29 @@ async fn sell(conn: &mut AsyncPgConnection, lines: &[Line]) -> QueryResult<HoldO
         .transaction::<_, Refusal, _>(async |conn| {
             let mut priced = Vec::with_capacity(lines.len());
             for line in &lines {
-                let guard = ticket_types::capacity
-                    - ticket_types::sold
-                    - ticket_types::held
-                    - ticket_types::waiting_units;
+                let guard = ticket_type_rows::capacity
+                    - ticket_type_rows::taken
+                    - ticket_type_rows::waiting_units;
                 let sold: Option<(i64, String)> = diesel::update(
-                    ticket_types::table
-                        .filter(ticket_types::id.eq(line.ticket_type_id))
+                    ticket_type_rows::table
+                        .filter(ticket_type_rows::id.eq(line.ticket_type_id))
                         .filter(guard.ge(line.quantity)),
                 )
-                .set(ticket_types::sold.eq(ticket_types::sold + line.quantity))
-                .returning((ticket_types::price_minor, ticket_types::currency))
+                .set(ticket_type_rows::taken.eq(ticket_type_rows::taken + line.quantity))
+                .returning((ticket_type_rows::price_minor, ticket_type_rows::currency))
                 .get_result(conn)
                 .await
                 .optional()?;
                 match sold {
-                    Some((unit_price_minor, currency)) => priced.push(PricedHold {
-                        ticket_type_id: line.ticket_type_id,
-                        quantity: line.quantity,
-                        unit_price_minor,
-                        currency,
-                    }),
+                    Some((unit_price_minor, currency)) => {
+                        count_sold(conn, line.ticket_type_id, line.quantity).await?;
+                        priced.push(PricedHold {
+                            ticket_type_id: line.ticket_type_id,
+                            quantity: line.quantity,
+                            unit_price_minor,
+                            currency,
+                        })
+                    }
                     None => return Err(short(conn, *line).await?),
                 }
             }
@@ -101,6 +106,23 @@ async fn sell(conn: &mut AsyncPgConnection, lines: &[Line]) -> QueryResult<HoldO
         })
         .await;
     decided(result)
+}
+
+/// Counts `units` sold of a ticket type (negative for a refund) on this
+/// connection's row of the type's sales (`ticket_type_counted`). The caller
+/// moves `taken` itself when the free units change.
+pub(crate) async fn count_sold(
+    conn: &mut AsyncPgConnection,
+    ticket_type_id: Uuid,
+    units: i32,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Integer, Uuid as SqlUuid};
+    diesel::sql_query("SELECT ticket_type_counted($1, $2, 0, 0, 0, 0)")
+        .bind::<SqlUuid, _>(ticket_type_id)
+        .bind::<Integer, _>(units)
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// A refusal for lack of capacity is an outcome; a database error is an error.
@@ -179,8 +201,8 @@ async fn take_line_with_hold(
     use diesel::sql_types::{Integer, Timestamptz, Uuid as SqlUuid};
     let taken: Option<TakenLine> = diesel::sql_query(
         "WITH taken AS (
-              UPDATE ticket_types SET held = held + $3
-               WHERE id = $2 AND capacity - sold - held - waiting_units >= $3
+              UPDATE ticket_type_rows SET taken = taken + $3
+               WHERE id = $2 AND capacity - taken - waiting_units >= $3
               RETURNING id, price_minor, currency
           ), inserted AS (
               INSERT INTO holds (id, run_id, ticket_type_id, quantity, expires_at)
@@ -310,7 +332,7 @@ pub async fn adopt_offer_hold(
 }
 
 /// Holds `quantity` units of a ticket type for a waitlist offer run, taken
-/// from the units its waitlist waits for (`held += q`, `waiting_units -= q`),
+/// from the units its waitlist waits for (`taken += q`, `waiting_units -= q`),
 /// with the offer's hold row. Call in the transaction that holds the type's
 /// row lock and marks the entry offered. `false` when the units are not free.
 pub async fn hold_for_offer(
@@ -321,14 +343,14 @@ pub async fn hold_for_offer(
     expires_at: DateTime<Utc>,
 ) -> QueryResult<bool> {
     let taken = diesel::update(
-        ticket_types::table
-            .filter(ticket_types::id.eq(ticket_type_id))
-            .filter((ticket_types::capacity - ticket_types::sold - ticket_types::held).ge(quantity))
-            .filter(ticket_types::waiting_units.ge(quantity)),
+        ticket_type_rows::table
+            .filter(ticket_type_rows::id.eq(ticket_type_id))
+            .filter((ticket_type_rows::capacity - ticket_type_rows::taken).ge(quantity))
+            .filter(ticket_type_rows::waiting_units.ge(quantity)),
     )
     .set((
-        ticket_types::held.eq(ticket_types::held + quantity),
-        ticket_types::waiting_units.eq(ticket_types::waiting_units - quantity),
+        ticket_type_rows::taken.eq(ticket_type_rows::taken + quantity),
+        ticket_type_rows::waiting_units.eq(ticket_type_rows::waiting_units - quantity),
     ))
     .execute(conn)
     .await?;
@@ -405,9 +427,9 @@ pub async fn convert_for_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> Quer
 
 /// Closes the run's active holds, in ticket type order. Their units move at
 /// commit (the `holds_closed` trigger, in the order of these updates, so two
-/// runs never lock two types in opposite orders): a ticket type's row is
-/// locked only for the commit, never through the rest of the caller's
-/// transaction.
+/// runs never lock two types in opposite orders): a release locks a ticket
+/// type's row only for the commit, and a sale not at all (its units are
+/// counted on the type's sales rows).
 async fn close_for_run(conn: &mut AsyncPgConnection, run_id: Uuid, sell: bool) -> QueryResult<i32> {
     let active = active_for_run(conn, run_id).await?;
     let mut total = 0;

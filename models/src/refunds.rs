@@ -10,7 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::bookings::Booking;
-use crate::schema::{bookings, refunds, ticket_types, tickets};
+use crate::schema::{bookings, refunds, ticket_type_rows, tickets};
 use crate::tickets::TicketStatus;
 
 /// What a refund asks for.
@@ -279,10 +279,11 @@ pub async fn complete(
     // Row locks in ticket type id order, like every hold.
     per_type.sort();
     for (ticket_type_id, n) in &per_type {
-        diesel::update(ticket_types::table.find(ticket_type_id))
-            .set(ticket_types::sold.eq(ticket_types::sold - n))
+        diesel::update(ticket_type_rows::table.find(ticket_type_id))
+            .set(ticket_type_rows::taken.eq(ticket_type_rows::taken - n))
             .execute(conn)
             .await?;
+        crate::holds::count_sold(conn, *ticket_type_id, -n).await?;
     }
     let still_valid: i64 = tickets::table
         .filter(tickets::booking_id.eq(row.booking_id))

@@ -117,6 +117,8 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// A view: the row of `ticket_type_rows` with its counts summed from
+    /// `ticket_type_sales` (`sold`, `held` = `taken` − `sold`, the tickets').
     ticket_types (id) {
         id -> Uuid,
         event_id -> Uuid,
@@ -139,6 +141,20 @@ diesel::table! {
         tickets_paid_minor -> Int8,
         tickets_checked_in -> Int8,
         tickets_voided -> Int8,
+        taken -> Int4,
+    }
+}
+
+diesel::table! {
+    /// The table under the view `ticket_types`, as the writers of its free
+    /// units (holds, releases, direct sales, refunds) see it.
+    ticket_type_rows (id) {
+        id -> Uuid,
+        price_minor -> Int8,
+        currency -> Text,
+        capacity -> Int4,
+        waiting_units -> Int4,
+        taken -> Int4,
     }
 }
 
@@ -483,6 +499,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     venues,
     events,
     ticket_types,
+    ticket_type_rows,
     coupons,
     coupon_ticket_types,
     workflow_runs,

@@ -1,10 +1,13 @@
 //! `ticket_types`: what a ticket of an event costs and how many there are.
 //!
-//! `capacity`, `sold` and `held` are the capacity triple of DESIGN.md §5; the
-//! table's CHECK keeps `sold + held <= capacity` whatever writes it. The
-//! checkout workflow moves `held` and `sold`; this module only lets organizers
-//! change `capacity`, and never below `sold + held` (one guarded UPDATE, so a
-//! concurrent hold can't slip in between a check and the write).
+//! `capacity`, `sold` and `held` are the capacity triple of DESIGN.md §5.
+//! `ticket_types` is a view: its row (`ticket_type_rows`) keeps `taken`, that
+//! is `sold` plus `held`, whose CHECK keeps `taken <= capacity` whatever
+//! writes it, and `sold` is summed from the type's sales rows
+//! (`ticket_type_sales`). The checkout workflow moves `taken` and counts
+//! `sold`; this module only lets organizers change `capacity`, and never below
+//! `taken` (one guarded UPDATE, so a concurrent hold can't slip in between a
+//! check and the write).
 //!
 //! Every write here first locks the event row ([`crate::events::lock`]), so it
 //! serialises with publishing and cancelling the event.
@@ -202,7 +205,7 @@ pub enum UpdateOutcome {
 }
 
 /// Applies `changes` and, if given, the new capacity, which must stay at or above
-/// `sold + held`: the check is part of the UPDATE's WHERE, so it is race-free.
+/// `sold + held` (`taken`): the check is part of the UPDATE's WHERE, so it is race-free.
 /// With `expected_versions`, only while the ticket type is at one of them: every
 /// organizer's write locks the event first, so the version cannot move between
 /// the check and the write.
@@ -233,19 +236,17 @@ pub async fn update(
             .filter(ticket_types::id.eq(id))
             .filter(ticket_types::event_id.eq(event_id));
         let updated = match capacity {
-            Some(capacity) => diesel::update(
-                target.filter((ticket_types::sold + ticket_types::held).le(capacity)),
-            )
-            .set((
-                changes,
-                ticket_types::capacity.eq(capacity),
-                ticket_types::version.eq(ticket_types::version + 1),
-                ticket_types::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(TicketType::as_returning())
-            .get_result(c)
-            .await
-            .optional()?,
+            Some(capacity) => diesel::update(target.filter(ticket_types::taken.le(capacity)))
+                .set((
+                    changes,
+                    ticket_types::capacity.eq(capacity),
+                    ticket_types::version.eq(ticket_types::version + 1),
+                    ticket_types::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(TicketType::as_returning())
+                .get_result(c)
+                .await
+                .optional()?,
             None => diesel::update(target)
                 .set((
                     changes,

@@ -38,7 +38,7 @@ pub async fn types_to_serve(conn: &mut AsyncPgConnection, limit: i64) -> QueryRe
     ticket_types::table
         .inner_join(events::table)
         .filter(ticket_types::waiting_units.gt(0))
-        .filter((ticket_types::capacity - ticket_types::sold - ticket_types::held).gt(0))
+        .filter((ticket_types::capacity - ticket_types::taken).gt(0))
         .filter(events::status.eq("published"))
         .filter(events::ends_at.gt(diesel::dsl::now))
         .select(ticket_types::id)

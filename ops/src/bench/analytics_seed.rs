@@ -109,8 +109,10 @@ pub async fn seed(
                   b.created_at, b.total_minor / (b.subtotal_minor / {PRICE_MINOR})
              FROM bookings b, generate_series(1, (b.subtotal_minor / {PRICE_MINOR})::int) k
             WHERE b.event_id = '{event_id}';
-         UPDATE ticket_types SET sold = (SELECT count(*) FROM tickets WHERE ticket_type_id = '{ticket_type}')
-          WHERE id = '{ticket_type}';
+         WITH sold AS (SELECT count(*)::int AS n FROM tickets WHERE ticket_type_id = '{ticket_type}'),
+              t AS (UPDATE ticket_type_rows SET taken = taken + (SELECT n FROM sold)
+                     WHERE id = '{ticket_type}' RETURNING id)
+         SELECT ticket_type_counted(id, (SELECT n FROM sold), 0, 0, 0, 0) FROM t;
          INSERT INTO workflow_runs (id, kind, status, step, state, view)
            SELECT md5('{tag}-refund-' || g)::uuid, 'refund', 'completed', 'completed', '{{}}', '{{}}'
              FROM generate_series(1, {refunds}) g;

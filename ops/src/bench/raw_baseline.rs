@@ -31,7 +31,7 @@ impl RawRate {
 }
 
 const HOLD_ONE: &str =
-    "UPDATE ticket_types SET held = held + 1 WHERE id = $1 AND capacity - sold - held >= 1";
+    "UPDATE ticket_type_rows SET taken = taken + 1 WHERE id = $1 AND capacity - taken >= 1";
 
 async fn connect(database_url: &str, connections: usize) -> anyhow::Result<Vec<AsyncPgConnection>> {
     let mut conns = Vec::with_capacity(connections);
@@ -161,7 +161,7 @@ pub async fn measure_hold(
 
 /// Gives back every seat a baseline held on its own ticket type.
 async fn release_seats(conn: &mut AsyncPgConnection, ticket_type: Uuid) -> anyhow::Result<()> {
-    diesel::sql_query("UPDATE ticket_types SET held = 0 WHERE id = $1")
+    diesel::sql_query("UPDATE ticket_type_rows SET taken = 0 WHERE id = $1")
         .bind::<SqlUuid, _>(ticket_type)
         .execute(conn)
         .await

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::catalog_fixtures::*;
-use crate::harness::TestApp;
 use crate::harness::users::TestUser;
+use crate::harness::{TestApp, counts_moved_sql};
 
 async fn detail(app: &TestApp, e: Uuid) -> Value {
     get_json(app, &format!("/v1/events/{e}")).await
@@ -164,12 +164,10 @@ async fn cached_views_live_two_seconds_at_most() {
 
     // A checkout holds tickets without going through the API: no invalidation.
     let mut conn = app.raw_conn().await;
-    diesel::sql_query(format!(
-        "UPDATE ticket_types SET held = 40 WHERE id = '{tt}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    diesel::sql_query(counts_moved_sql(tt, 0, 40))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let stale = detail(&app, e).await["ticket_types"][0]["available"].clone();
     if filled_at.elapsed() < Duration::from_millis(1500) {
         assert_eq!(stale, 100, "served from the cache while the entry lives");

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::catalog_fixtures::*;
-use crate::harness::{TestApp, assert_problem};
+use crate::harness::{TestApp, assert_problem, counts_moved_sql};
 
 #[tokio::test]
 async fn two_concurrent_patches_with_the_same_version_one_wins_one_gets_412() {
@@ -215,12 +215,10 @@ async fn capacity_never_drops_below_sold_and_held_even_under_concurrent_holds() 
     let path = format!("/v1/events/{e}/ticket-types/{tt}");
 
     let mut conn = app.raw_conn().await;
-    diesel::sql_query(format!(
-        "UPDATE ticket_types SET sold = 30, held = 12 WHERE id = '{tt}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    diesel::sql_query(counts_moved_sql(tt, 30, 12))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let r = send(
         &app,
         Method::PATCH,
@@ -263,17 +261,21 @@ async fn capacity_never_drops_below_sold_and_held_even_under_concurrent_holds() 
     // Holds (as the checkout takes them, DESIGN.md §5) racing capacity cuts: whatever
     // interleaving happens, the row never holds more than its capacity.
     diesel::sql_query(format!(
-        "UPDATE ticket_types SET capacity = 100, sold = 0, held = 0 WHERE id = '{tt}'"
+        "UPDATE ticket_types SET capacity = 100 WHERE id = '{tt}'"
     ))
     .execute(&mut conn)
     .await
     .unwrap();
+    diesel::sql_query(counts_moved_sql(tt, -30, -12))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let holds = async {
         let mut conn = app.raw_conn().await;
         let mut taken = 0;
         for _ in 0..60 {
             taken += diesel::sql_query(format!(
-                "UPDATE ticket_types SET held = held + 1 WHERE id = '{tt}' AND capacity - sold - held >= 1"
+                "UPDATE ticket_type_rows SET taken = taken + 1 WHERE id = '{tt}' AND capacity - taken >= 1"
             ))
             .execute(&mut conn)
             .await

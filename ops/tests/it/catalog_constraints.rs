@@ -2,11 +2,13 @@
 //! test writes raw SQL straight to the test database, past the API and the
 //! models, and expects the named constraint to refuse it.
 
+use boxoffice_models::schema::ticket_types;
+use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, counts_moved_sql};
 
 async fn exec(conn: &mut AsyncPgConnection, sql: &str) -> Result<usize, Error> {
     diesel::sql_query(sql).execute(conn).await
@@ -97,10 +99,11 @@ async fn an_oversold_ticket_type_is_refused() {
     let tt = s.ticket_type;
     let check = "ticket_types_capacity_check";
 
+    // The row keeps `taken` = sold + held; the view's counts are summed.
     assert_refused(
         exec(
             &mut conn,
-            &format!("UPDATE ticket_types SET sold = 11 WHERE id = '{tt}'"),
+            &format!("UPDATE ticket_type_rows SET taken = 11 WHERE id = '{tt}'"),
         )
         .await,
         DatabaseErrorKind::CheckViolation,
@@ -109,27 +112,32 @@ async fn an_oversold_ticket_type_is_refused() {
     assert_refused(
         exec(
             &mut conn,
-            &format!("UPDATE ticket_types SET sold = 6, held = 5 WHERE id = '{tt}'"),
+            &format!("UPDATE ticket_type_rows SET taken = -1 WHERE id = '{tt}'"),
         )
         .await,
         DatabaseErrorKind::CheckViolation,
         check,
     );
-    assert_refused(
-        exec(
-            &mut conn,
-            &format!("UPDATE ticket_types SET held = -1 WHERE id = '{tt}'"),
-        )
-        .await,
-        DatabaseErrorKind::CheckViolation,
-        check,
-    );
-    exec(
+    // No write goes around the row: the view's counts are not columns.
+    let written = exec(
         &mut conn,
-        &format!("UPDATE ticket_types SET sold = 6, held = 4 WHERE id = '{tt}'"),
+        &format!("UPDATE ticket_types SET sold = 1 WHERE id = '{tt}'"),
     )
-    .await
-    .expect("exactly full is fine");
+    .await;
+    assert!(
+        matches!(&written, Err(e) if e.to_string().contains("cannot update column \"sold\"")),
+        "{written:?}"
+    );
+    exec(&mut conn, &counts_moved_sql(tt, 6, 4))
+        .await
+        .expect("exactly full is fine");
+    let (sold, held): (i32, i32) = ticket_types::table
+        .find(tt)
+        .select((ticket_types::sold, ticket_types::held))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((sold, held), (6, 4));
     // Shrinking below what is sold and held is overselling too.
     assert_refused(
         exec(
@@ -143,7 +151,7 @@ async fn an_oversold_ticket_type_is_refused() {
     // The hold statement of DESIGN.md §5 simply matches no row when full.
     let held = exec(
         &mut conn,
-        &format!("UPDATE ticket_types SET held = held + 1 WHERE id = '{tt}' AND capacity - sold - held >= 1"),
+        &format!("UPDATE ticket_type_rows SET taken = taken + 1 WHERE id = '{tt}' AND capacity - taken >= 1"),
     )
     .await
     .unwrap();

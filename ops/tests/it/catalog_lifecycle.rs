@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog_fixtures::*;
-use crate::harness::{TestApp, assert_problem};
+use crate::harness::{TestApp, assert_problem, counts_moved_sql};
 
 #[tokio::test]
 async fn publishing_needs_ticket_types_a_future_start_and_a_place() {
@@ -265,7 +265,7 @@ async fn ticket_types_with_sales_stay_and_prices_share_the_events_currency() {
 
     let g = id_of(&general);
     let mut conn = app.raw_conn().await;
-    diesel::sql_query(format!("UPDATE ticket_types SET sold = 2 WHERE id = '{g}'"))
+    diesel::sql_query(counts_moved_sql(g, 2, 0))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -279,12 +279,10 @@ async fn ticket_types_with_sales_stay_and_prices_share_the_events_currency() {
     .await;
     let body = assert_problem(r, 409, "ticket_type_has_sales").await;
     assert_eq!(body["sold"], 2);
-    diesel::sql_query(format!(
-        "UPDATE ticket_types SET sold = 0, held = 1 WHERE id = '{g}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    diesel::sql_query(counts_moved_sql(g, -2, 1))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let r = send(
         &app,
         Method::DELETE,
@@ -297,7 +295,7 @@ async fn ticket_types_with_sales_stay_and_prices_share_the_events_currency() {
         assert_problem(r, 409, "ticket_type_has_sales").await["held"],
         1
     );
-    diesel::sql_query(format!("UPDATE ticket_types SET held = 0 WHERE id = '{g}'"))
+    diesel::sql_query(counts_moved_sql(g, 0, -1))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -523,14 +521,12 @@ async fn organizers_see_sales_figures_per_ticket_type() {
         .await,
     );
     let mut conn = app.raw_conn().await;
-    diesel::sql_query(format!(
-        "UPDATE ticket_types SET sold = CASE WHEN id = '{general}' THEN 10 ELSE 2 END,
-                                 held = CASE WHEN id = '{general}' THEN 3 ELSE 0 END
-         WHERE event_id = '{e}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    for (ticket_type, sold, held) in [(general, 10, 3), (vip, 2, 0)] {
+        diesel::sql_query(counts_moved_sql(ticket_type, sold, held))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
 
     let page = expect(
         send(

@@ -184,7 +184,8 @@ async fn filters_combine() {
     .await
     .unwrap();
     diesel::sql_query(format!(
-        "UPDATE ticket_types SET sold = 7, held = 3 WHERE event_id = '{}'",
+        "WITH t AS (UPDATE ticket_type_rows SET taken = 10 WHERE event_id = '{}' RETURNING id)
+         SELECT ticket_type_counted(id, 7, 0, 0, 0, 0) FROM t",
         ids["sold out"]
     ))
     .execute(&mut conn)

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::users::TestUser;
-use crate::harness::{TestApp, assert_problem};
+use crate::harness::{TestApp, assert_problem, counts_moved_sql};
 
 /// A published event of `organizer` with one ticket type.
 struct EventFixture {
@@ -40,12 +40,16 @@ async fn create_event(conn: &mut AsyncPgConnection, organizer: Uuid) -> EventFix
     .await
     .expect("inserting an event");
     diesel::sql_query(format!(
-        "INSERT INTO ticket_types (id, event_id, name, price_minor, currency, capacity, sold)
-         VALUES ('{ticket_type_id}', '{event_id}', 'Standing', 2500, 'EUR', 100, 10)"
+        "INSERT INTO ticket_types (id, event_id, name, price_minor, currency, capacity)
+         VALUES ('{ticket_type_id}', '{event_id}', 'Standing', 2500, 'EUR', 100)"
     ))
     .execute(conn)
     .await
     .expect("inserting a ticket type");
+    diesel::sql_query(counts_moved_sql(ticket_type_id, 10, 0))
+        .execute(conn)
+        .await
+        .expect("counting ten sold");
     EventFixture {
         event_id,
         ticket_type_id,

@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::support::execute;
 use crate::checkout_support::event_on_sale;
-use crate::harness::TestApp;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::redis_url;
+use crate::harness::{TestApp, counts_moved_sql};
 
 const ATTENDEES: i64 = 10_000;
 const PER_BOOKING: i64 = 5;
@@ -45,7 +45,8 @@ async fn seed(app: &TestApp, event_id: Uuid, ticket_type: Uuid) {
                SELECT md5('ticket' || g)::uuid, md5('booking' || ((g - 1) / {PER_BOOKING} + 1))::uuid,
                       '{event_id}', '{ticket_type}', 'T-' || g, 'qr', 1000
                  FROM generate_series(1, {ATTENDEES}) g;
-             UPDATE ticket_types SET sold = {ATTENDEES} WHERE id = '{ticket_type}';"
+             {};",
+            counts_moved_sql(ticket_type, ATTENDEES, 0)
         ),
     )
     .await;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::exactness::assert_equal_to_raw_tables;
 use super::support::{analytics, execute, json_of};
 use crate::checkout_support::event_on_sale;
-use crate::harness::TestApp;
+use crate::harness::{TestApp, counts_moved_sql};
 
 /// Sales spread over the last two days, one every 7 minutes: most 15-minute
 /// slots get two or three, so their shards are several rows.
@@ -46,7 +46,8 @@ async fn sell(
              INSERT INTO tickets (id, booking_id, event_id, ticket_type_id, number, qr_payload, created_at, paid_minor)
                SELECT gen_random_uuid(), booking, '{event_id}', '{ticket_type}', md5(random()::text), 'qr', at, 1000
                  FROM sale, generate_series(1, tickets);
-             UPDATE ticket_types SET sold = sold + (SELECT sum(tickets) FROM sale) WHERE id = '{ticket_type}';"
+             {};",
+            counts_moved_sql(ticket_type, "(SELECT sum(tickets) FROM sale)", 0)
         ),
     )
     .await;

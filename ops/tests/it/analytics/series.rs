@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::support::{analytics, execute, get};
 use crate::checkout_support::event_on_sale;
-use crate::harness::{TestApp, assert_problem};
+use crate::harness::{TestApp, assert_problem, counts_moved_sql};
 
 /// `(instant, tickets)` of each sale, at 10.00 EUR a ticket.
 const SALES: [(&str, i64); 8] = [
@@ -44,7 +44,8 @@ async fn seed(app: &TestApp, event_id: Uuid, ticket_type: Uuid, buyer: Uuid) -> 
              INSERT INTO tickets (id, booking_id, event_id, ticket_type_id, number, qr_payload, created_at, paid_minor)
                SELECT gen_random_uuid(), '{booking}', '{event_id}', '{ticket_type}', md5(random()::text), 'qr', '{at}', 1000
                  FROM generate_series(1, {tickets});
-             UPDATE ticket_types SET sold = sold + {tickets} WHERE id = '{ticket_type}';"
+             {};",
+            counts_moved_sql(ticket_type, tickets, 0)
         ));
         bookings.push(booking);
     }

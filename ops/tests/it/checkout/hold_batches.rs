@@ -6,10 +6,12 @@
 use boxoffice_models::bookings;
 use boxoffice_models::hold_batch::{self, Answer, Request};
 use boxoffice_models::holds::{self, HoldOutcome, Line};
+use boxoffice_models::schema::ticket_types;
 use boxoffice_models::tickets::{self, ToIssue};
 use boxoffice_models::users::Role;
 use boxoffice_workers::engine::HoldBatcher;
 use chrono::{Duration, Utc};
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -217,8 +219,8 @@ async fn the_batcher_holds_a_flood_of_runs_in_few_statements() {
     );
 }
 
-/// A sale's transaction moves its hold to `sold` at its commit: until then,
-/// other runs hold seats of the same type without waiting for its lock.
+/// A sale's transaction counts its hold sold at its commit, on the type's
+/// sales rows: other runs hold seats of the same type without waiting for it.
 #[tokio::test]
 async fn a_sale_locks_its_ticket_type_only_at_commit() {
     let app = TestApp::spawn().await;
@@ -260,12 +262,15 @@ async fn a_sale_locks_its_ticket_type_only_at_commit() {
 }
 
 /// A batch of holds locks its ticket type's row as an update of its counters
-/// does (`FOR NO KEY UPDATE`): a sale of the same type, whose tickets' foreign
-/// key takes a key-share lock on that row, writes its hold's conversion, its
-/// booking and its tickets while the batch is open. Only its commit, which
-/// moves the counters, waits for the batch's.
+/// does (`FOR NO KEY UPDATE`). A sale of the same type writes its hold's
+/// conversion, its booking and its tickets (whose foreign key takes a
+/// key-share lock on that row) and commits while the batch is open: a sale
+/// leaves `taken` as it is, and counts its units and tickets on the type's
+/// sales rows, not on its row. (When the sale moved `held` to `sold` on the
+/// row at its commit, that commit waited for the batch's, and a flood's sales
+/// of one type followed each other one commit's flush at a time.)
 #[tokio::test]
-async fn a_sale_writes_its_tickets_while_a_batch_of_holds_is_open() {
+async fn a_sale_commits_while_a_batch_of_holds_is_open() {
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyer = app.create_user(&[]).await;
@@ -308,15 +313,15 @@ async fn a_sale_writes_its_tickets_while_a_batch_of_holds_is_open() {
     }; 2];
 
     let mut batch = app.raw_conn().await;
-    seller
-        .transaction::<_, diesel::result::Error, _>(async |sale_conn| {
-            batch
-                .transaction::<_, diesel::result::Error, _>(async |batch_conn| {
-                    let answers =
-                        hold_batch::hold_many(batch_conn, ticket_type, &requests(&runs[1..], &[3]))
-                            .await?;
-                    assert!(matches!(answers[..], [Answer::Held(_)]));
-                    // The sale, while the batch keeps the row locked.
+    let mut onlooker = app.raw_conn().await;
+    batch
+        .transaction::<_, diesel::result::Error, _>(async |batch_conn| {
+            let answers =
+                hold_batch::hold_many(batch_conn, ticket_type, &requests(&runs[1..], &[3])).await?;
+            assert!(matches!(answers[..], [Answer::Held(_)]));
+            // The whole sale, commit included, while the batch keeps the row locked.
+            seller
+                .transaction::<_, diesel::result::Error, _>(async |sale_conn| {
                     assert_eq!(holds::convert_for_run(sale_conn, runs[0]).await?, 2);
                     let (booking, _) = bookings::create_for_run(sale_conn, &new_booking).await?;
                     let issued = tickets::insert_for_booking(
@@ -332,6 +337,19 @@ async fn a_sale_writes_its_tickets_while_a_batch_of_holds_is_open() {
                     Ok(())
                 })
                 .await
+                .expect("a sale commits while a batch of holds is open");
+            // Committed: others see it sold, the batch's units not yet held.
+            let seen: (i32, i32, i64) = ticket_types::table
+                .find(ticket_type)
+                .select((
+                    ticket_types::sold,
+                    ticket_types::held,
+                    ticket_types::tickets_issued,
+                ))
+                .get_result(&mut onlooker)
+                .await?;
+            assert_eq!(seen, (2, 0, 2));
+            Ok(())
         })
         .await
         .unwrap();

@@ -65,7 +65,7 @@ async fn a_checkout_start_checks_the_sale_terms_from_memory_until_they_change() 
     let ticket_type = event.ticket_types[0];
     change(
         &mut conn,
-        &format!("UPDATE ticket_types SET held = held + 1 WHERE id = '{ticket_type}'"),
+        &format!("UPDATE ticket_type_rows SET taken = taken + 1 WHERE id = '{ticket_type}'"),
         true,
     )
     .await;

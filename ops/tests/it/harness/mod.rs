@@ -357,6 +357,22 @@ impl Drop for TestApp {
     }
 }
 
+/// SQL that moves a ticket type's counts as sales and holds would, without
+/// them: `sold` more units sold and `held` more held (either may be negative,
+/// and either an SQL expression). `taken` (= sold + held) is on the type's row;
+/// `sold` on its sales rows.
+pub fn counts_moved_sql(
+    ticket_type: impl std::fmt::Display,
+    sold: impl std::fmt::Display,
+    held: impl std::fmt::Display,
+) -> String {
+    format!(
+        "WITH t AS (UPDATE ticket_type_rows SET taken = taken + ({sold})::int + ({held})::int
+                     WHERE id = '{ticket_type}' RETURNING id)
+         SELECT ticket_type_counted(id, ({sold})::int, 0, 0, 0, 0) FROM t"
+    )
+}
+
 /// Asserts an error response is a problem document with `status` and `code`,
 /// and returns its body.
 pub async fn assert_problem(

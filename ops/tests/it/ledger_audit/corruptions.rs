@@ -8,7 +8,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use uuid::Uuid;
 
 use super::books::{self, Books};
-use crate::harness::TestApp;
+use crate::harness::{TestApp, counts_moved_sql};
 
 /// A corruption: the invariant it breaks, the SQL that plants it (keeping
 /// every other invariant true), and the row the audit must name.
@@ -27,18 +27,18 @@ fn plants(books: &Books, hold_of_paid: &str) -> Vec<Plant> {
     vec![
         Plant {
             invariant: "ticket_type_sold",
-            sql: format!("UPDATE ticket_types SET sold = sold + 1 WHERE id = '{paid_type}'"),
+            sql: counts_moved_sql(paid_type, 1, 0),
             row: paid_type.to_string(),
         },
         Plant {
             invariant: "ticket_type_held",
-            sql: format!("UPDATE ticket_types SET held = held + 2 WHERE id = '{paid_type}'"),
+            sql: counts_moved_sql(paid_type, 0, 2),
             row: paid_type.to_string(),
         },
         Plant {
             invariant: "ticket_type_capacity",
             sql: format!(
-                "ALTER TABLE ticket_types DROP CONSTRAINT ticket_types_capacity_check;
+                "ALTER TABLE ticket_type_rows DROP CONSTRAINT ticket_types_capacity_check;
                  UPDATE ticket_types SET capacity = 1 WHERE id = '{paid_type}'"
             ),
             row: paid_type.to_string(),
@@ -69,8 +69,8 @@ fn plants(books: &Books, hold_of_paid: &str) -> Vec<Plant> {
             // Back to valid, and counted as sold again, as a lost void would leave it.
             invariant: "refunded_ticket_void",
             sql: format!(
-                "UPDATE tickets SET status = 'valid' WHERE id = '{refunded_ticket}';
-                 UPDATE ticket_types SET sold = sold + 1 WHERE id = '{paid_type}'"
+                "UPDATE tickets SET status = 'valid' WHERE id = '{refunded_ticket}'; {}",
+                counts_moved_sql(paid_type, 1, 0)
             ),
             row: refunded_ticket.clone(),
         },
@@ -108,8 +108,8 @@ fn plants(books: &Books, hold_of_paid: &str) -> Vec<Plant> {
             // A completed checkout's hold reopened, with its units counted as held.
             invariant: "finished_run_hold",
             sql: format!(
-                "UPDATE holds SET status = 'active', closed_at = NULL WHERE id = '{hold_of_paid}';
-                 UPDATE ticket_types SET held = held + 1 WHERE id = '{paid_type}'"
+                "UPDATE holds SET status = 'active', closed_at = NULL WHERE id = '{hold_of_paid}'; {}",
+                counts_moved_sql(paid_type, 0, 1)
             ),
             row: hold_of_paid.to_owned(),
         },

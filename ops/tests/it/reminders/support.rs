@@ -10,6 +10,8 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;
 
+use crate::harness::counts_moved_sql;
+
 pub(crate) use crate::email::SmtpSink;
 
 /// The header `name` of a message (unfolded first line only).
@@ -99,7 +101,8 @@ pub async fn seed_bookings(
            SELECT md5('{tag}-ticket-' || g)::uuid, md5('{tag}-booking-' || g)::uuid, '{event_id}', '{ticket_type}',
                   '{tag}-T-' || g, 'qr-' || g, {price}
              FROM generate_series(0, {last}) g;
-         UPDATE ticket_types SET sold = sold + {n} WHERE id = '{ticket_type}';",
+         {};",
+        counts_moved_sql(ticket_type, i32::try_from(n).unwrap(), 0),
         last = n - 1,
     ))
     .await

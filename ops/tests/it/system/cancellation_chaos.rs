@@ -26,7 +26,7 @@ use super::fault_support::{
 use crate::checkout_support::event_on_sale;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::sandbox::TestSandbox;
-use crate::harness::{TEST_STRIPE_KEY, TestApp, redis_url};
+use crate::harness::{TEST_STRIPE_KEY, TestApp, counts_moved_sql, redis_url};
 
 const BOOKINGS: usize = 2_000;
 const BUYERS: usize = 400;
@@ -100,11 +100,11 @@ async fn seed_bookings(
         "INSERT INTO workflow_runs (id, kind, status, step, state, view, owner_id, finished_at) VALUES {};
          INSERT INTO bookings (id, run_id, user_id, event_id, currency, subtotal_minor, total_minor, payment_intent_id) VALUES {};
          INSERT INTO tickets (id, booking_id, event_id, ticket_type_id, number, qr_payload, paid_minor) VALUES {};
-         UPDATE ticket_types SET sold = sold + {} WHERE id = '{ticket_type}';",
+         {};",
         runs.join(","),
         bookings.join(","),
         tickets.join(","),
-        intents.len()
+        counts_moved_sql(ticket_type, intents.len(), 0)
     ));
     conn.batch_execute(&sql).await.unwrap();
     emails

@@ -12,7 +12,7 @@ use super::fault_support::{assert_alive, connect, scalar};
 use crate::checkout_support::event_on_sale;
 use crate::harness::processes::{BoxofficeProcess, Deployment};
 use crate::harness::wait;
-use crate::harness::{TestApp, redis_url};
+use crate::harness::{TestApp, counts_moved_sql, redis_url};
 use crate::waitlist::support::{assert_invariants, expire_offer, join, sql, status_of};
 
 async fn kill_9(worker: &mut BoxofficeProcess, what: &str) {
@@ -34,11 +34,7 @@ async fn an_offer_that_expires_while_workers_are_down_goes_to_the_next_entry_onc
     // One unit, sold.
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 1)], 15).await;
     let tt = event.ticket_types[0];
-    sql(
-        &app,
-        &format!("UPDATE ticket_types SET sold = 1 WHERE id = '{tt}'"),
-    )
-    .await;
+    sql(&app, &counts_moved_sql(tt, 1, 0)).await;
     let mut entries = Vec::new();
     for who in [&first, &second] {
         let r = join(

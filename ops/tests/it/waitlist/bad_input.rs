@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::support::{join, sql};
 use crate::checkout_support::event_on_sale;
-use crate::harness::{TestApp, assert_problem};
+use crate::harness::{TestApp, assert_problem, counts_moved_sql};
 
 #[tokio::test]
 async fn every_waitlist_route_answers_bad_input_with_a_problem() {
@@ -19,11 +19,7 @@ async fn every_waitlist_route_answers_bad_input_with_a_problem() {
     // Two types: the first sold out, the second with tickets left.
     let event = event_on_sale(&app.db.url, organizer.id, &[(4500, 3), (4500, 3)], 15).await;
     let (full, open) = (event.ticket_types[0], event.ticket_types[1]);
-    sql(
-        &app,
-        &format!("UPDATE ticket_types SET sold = 3 WHERE id = '{full}'"),
-    )
-    .await;
+    sql(&app, &counts_moved_sql(full, 3, 0)).await;
     let eid = event.event_id;
 
     let r = join(
