@@ -398,7 +398,7 @@ async fn measure(
 
     report::report(report::Inputs {
         raw: &raw,
-        hold_statement: &hold_statement,
+        hold_statement: hold_statement.as_ref(),
         sale: &result,
         db: &db,
         cpu: &cpu,

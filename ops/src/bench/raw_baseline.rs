@@ -30,8 +30,52 @@ impl RawRate {
     }
 }
 
-const HOLD_ONE: &str =
-    "UPDATE ticket_type_rows SET taken = taken + 1 WHERE id = $1 AND capacity - taken >= 1";
+/// The schema of the system measured: a `--baseline-bin` build may predate
+/// migration 000017, whose ticket type's row keeps `taken` (sold + held)
+/// instead of `sold` and `held`. Each is measured by its own bare hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    Taken,
+    SoldAndHeld,
+}
+
+impl Schema {
+    async fn of(conn: &mut AsyncPgConnection) -> anyhow::Result<Self> {
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            taken: bool,
+        }
+        let found: Found =
+            diesel::sql_query("SELECT to_regclass('ticket_type_rows') IS NOT NULL AS taken")
+                .get_result(conn)
+                .await
+                .context("reading which schema the system has")?;
+        Ok(if found.taken {
+            Self::Taken
+        } else {
+            Self::SoldAndHeld
+        })
+    }
+
+    fn hold_one(self) -> &'static str {
+        match self {
+            Self::Taken => {
+                "UPDATE ticket_type_rows SET taken = taken + 1 WHERE id = $1 AND capacity - taken >= 1"
+            }
+            Self::SoldAndHeld => {
+                "UPDATE ticket_types SET held = held + 1 WHERE id = $1 AND capacity - sold - held >= 1"
+            }
+        }
+    }
+
+    fn release_all(self) -> &'static str {
+        match self {
+            Self::Taken => "UPDATE ticket_type_rows SET taken = 0 WHERE id = $1",
+            Self::SoldAndHeld => "UPDATE ticket_types SET held = 0 WHERE id = $1",
+        }
+    }
+}
 
 async fn connect(database_url: &str, connections: usize) -> anyhow::Result<Vec<AsyncPgConnection>> {
     let mut conns = Vec::with_capacity(connections);
@@ -54,7 +98,8 @@ pub async fn measure(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<RawRate> {
-    let conns = connect(database_url, connections).await?;
+    let mut conns = connect(database_url, connections).await?;
+    let schema = Schema::of(&mut conns[0]).await?;
     let holds = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
@@ -63,7 +108,7 @@ pub async fn measure(
         let holds = holds.clone();
         tasks.spawn(async move {
             while Instant::now() < deadline {
-                let n = diesel::sql_query(HOLD_ONE)
+                let n = diesel::sql_query(schema.hold_one())
                     .bind::<SqlUuid, _>(ticket_type)
                     .execute(&mut conn)
                     .await?;
@@ -78,7 +123,7 @@ pub async fn measure(
     }
     let elapsed = started.elapsed();
     if let Some(mut conn) = last {
-        release_seats(&mut conn, ticket_type).await?;
+        release_seats(&mut conn, schema, ticket_type).await?;
     }
     Ok(RawRate {
         holds: AtomicU64::load(&holds, Ordering::Relaxed),
@@ -93,14 +138,19 @@ const HOLD_RUNS: i64 = 20_000;
 
 /// Like [`measure`], with Boxoffice's hold (`holds::hold`) for a fresh
 /// run each time instead of the bare `UPDATE`. The runs, their holds and the
-/// seats are removed afterwards.
+/// seats are removed afterwards. `None` on a schema older than this build's
+/// hold (a `--baseline-bin` before migration 000017).
 pub async fn measure_hold(
     database_url: &str,
     ticket_type: Uuid,
     connections: usize,
     duration: Duration,
-) -> anyhow::Result<RawRate> {
+) -> anyhow::Result<Option<RawRate>> {
     let mut setup = AsyncPgConnection::establish(database_url).await?;
+    let schema = Schema::of(&mut setup).await?;
+    if schema != Schema::Taken {
+        return Ok(None);
+    }
     // Runs that no message names and no sweep touches within seconds: only
     // the hold rows point at them.
     let run_ids: Vec<RunId> = diesel::sql_query(
@@ -151,17 +201,21 @@ pub async fn measure_hold(
         .execute(&mut setup)
         .await
         .context("removing the hold baseline's runs")?;
-    release_seats(&mut setup, ticket_type).await?;
-    Ok(RawRate {
+    release_seats(&mut setup, schema, ticket_type).await?;
+    Ok(Some(RawRate {
         holds: AtomicU64::load(&holds, Ordering::Relaxed),
         elapsed,
         connections,
-    })
+    }))
 }
 
 /// Gives back every seat a baseline held on its own ticket type.
-async fn release_seats(conn: &mut AsyncPgConnection, ticket_type: Uuid) -> anyhow::Result<()> {
-    diesel::sql_query("UPDATE ticket_type_rows SET taken = 0 WHERE id = $1")
+async fn release_seats(
+    conn: &mut AsyncPgConnection,
+    schema: Schema,
+    ticket_type: Uuid,
+) -> anyhow::Result<()> {
+    diesel::sql_query(schema.release_all())
         .bind::<SqlUuid, _>(ticket_type)
         .execute(conn)
         .await

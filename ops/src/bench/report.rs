@@ -21,7 +21,7 @@ const TARGET_STATUS_RATE: f64 = 20_000.0;
 /// Everything one sale measured.
 pub struct Inputs<'a> {
     pub raw: &'a raw_baseline::RawRate,
-    pub hold_statement: &'a raw_baseline::RawRate,
+    pub hold_statement: Option<&'a raw_baseline::RawRate>,
     pub sale: &'a flash_sale::SaleResult,
     pub db: &'a DatabaseFigures,
     /// CPU seconds of each kind of process during the sale.
@@ -179,14 +179,19 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     );
     line(
         "Boxoffice's hold statement alone:",
-        format!(
-            "{:.0} holds/s ({:.0} % of raw; holds::hold from {} connections, {} holds in {:.1} s)",
-            hold_statement.per_sec(),
-            100.0 * hold_statement.per_sec() / raw.per_sec().max(1e-9),
-            hold_statement.connections,
-            hold_statement.holds,
-            hold_statement.elapsed.as_secs_f64()
-        ),
+        match hold_statement {
+            Some(hold_statement) => format!(
+                "{:.0} holds/s ({:.0} % of raw; holds::hold from {} connections, {} holds in {:.1} s)",
+                hold_statement.per_sec(),
+                100.0 * hold_statement.per_sec() / raw.per_sec().max(1e-9),
+                hold_statement.connections,
+                hold_statement.holds,
+                hold_statement.elapsed.as_secs_f64()
+            ),
+            None => "not measured: this system's schema predates the hold of this build \
+                     (the ticket type's `taken`, migration 000017)"
+                .to_owned(),
+        },
     );
     line(
         "holds/s:",
