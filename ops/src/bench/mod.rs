@@ -304,6 +304,13 @@ async fn measure(
         Duration::from_secs_f64(args.raw_secs),
     )
     .await?;
+    let sales_alone = raw_baseline::measure_sales(
+        &target.database_url,
+        seeded.baseline_ticket_type,
+        args.raw_connections,
+        Duration::from_secs_f64(args.raw_secs),
+    )
+    .await?;
     seed::remove_baseline(&pool, &seeded).await?;
 
     // Quiet until every backend has published its counts, so that the
@@ -399,6 +406,7 @@ async fn measure(
     report::report(report::Inputs {
         raw: &raw,
         hold_statement: hold_statement.as_ref(),
+        sales_alone: &sales_alone,
         sale: &result,
         db: &db,
         cpu: &cpu,

@@ -4,7 +4,9 @@
 //!
 //! Then the same with Boxoffice's own hold ([`holds::hold`]: the guarded
 //! `UPDATE` and the hold row in one statement, per run): how much of that
-//! ceiling the hold itself keeps, apart from the rest of a checkout.
+//! ceiling the hold itself keeps, apart from the rest of a checkout. And its
+//! sale of a hold ([`holds::convert_for_run`], one transaction each): what a
+//! type's counters let its confirmations reach.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,10 +71,22 @@ impl Schema {
         }
     }
 
+    /// Counts `$2` more units held, for hold rows written without the hold.
+    fn held_more(self) -> &'static str {
+        match self {
+            Self::Taken => "UPDATE ticket_type_rows SET taken = taken + $2 WHERE id = $1",
+            Self::SoldAndHeld => "UPDATE ticket_types SET held = held + $2 WHERE id = $1",
+        }
+    }
+
+    /// Nothing held or sold any more.
     fn release_all(self) -> &'static str {
         match self {
-            Self::Taken => "UPDATE ticket_type_rows SET taken = 0 WHERE id = $1",
-            Self::SoldAndHeld => "UPDATE ticket_types SET held = 0 WHERE id = $1",
+            Self::Taken => {
+                "WITH counted AS (DELETE FROM ticket_type_sales WHERE ticket_type_id = $1)
+                 UPDATE ticket_type_rows SET taken = 0 WHERE id = $1"
+            }
+            Self::SoldAndHeld => "UPDATE ticket_types SET held = 0, sold = 0 WHERE id = $1",
         }
     }
 }
@@ -209,7 +223,88 @@ pub async fn measure_hold(
     }))
 }
 
-/// Gives back every seat a baseline held on its own ticket type.
+/// Holds for [`measure_sales`]: one unit each, each on a run of its own.
+const SALE_HOLDS: i64 = 20_000;
+
+/// Like [`measure`], with Boxoffice's sale of a hold (`holds::convert_for_run`
+/// in a transaction of its own, committed) instead of the bare `UPDATE`: the
+/// part of a confirmation that moves the type's counters. Before migration
+/// 000017 each sale's commit updated the type's row, so a type's sales
+/// followed each other as the bare holds do; now they are counted on the
+/// type's sales rows. The holds are written beforehand and removed after.
+pub async fn measure_sales(
+    database_url: &str,
+    ticket_type: Uuid,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<RawRate> {
+    let mut setup = AsyncPgConnection::establish(database_url).await?;
+    let schema = Schema::of(&mut setup).await?;
+    let run_ids: Vec<RunId> = diesel::sql_query(
+        "WITH runs AS (
+              INSERT INTO workflow_runs (id, kind, status, step, state)
+              SELECT gen_random_uuid(), 'reminder', 'running', 'bench_baseline', '{}'::jsonb
+                FROM generate_series(1, $1)
+              RETURNING id
+          )
+          INSERT INTO holds (id, run_id, ticket_type_id, quantity, expires_at)
+          SELECT gen_random_uuid(), id, $2, 1, now() + interval '1 hour' FROM runs
+          RETURNING run_id AS id",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(SALE_HOLDS)
+    .bind::<SqlUuid, _>(ticket_type)
+    .load(&mut setup)
+    .await
+    .context("holding seats for the sales baseline")?;
+    diesel::sql_query(schema.held_more())
+        .bind::<SqlUuid, _>(ticket_type)
+        .bind::<diesel::sql_types::Integer, _>(run_ids.len() as i32)
+        .execute(&mut setup)
+        .await
+        .context("counting the sales baseline's seats held")?;
+    let runs = Arc::new(std::sync::Mutex::new(
+        run_ids.into_iter().map(|r| r.id).collect::<Vec<Uuid>>(),
+    ));
+    let conns = connect(database_url, connections).await?;
+    let sales = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut conn in conns {
+        let (sales, runs) = (sales.clone(), runs.clone());
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let Some(run_id) = runs.lock().ok().and_then(|mut r| r.pop()) else {
+                    break;
+                };
+                let sold = conn
+                    .transaction::<_, diesel::result::Error, _>(async |c| {
+                        holds::convert_for_run(c, run_id).await
+                    })
+                    .await?;
+                sales.fetch_add(sold as u64, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a baseline task panicked")??;
+    }
+    let elapsed = started.elapsed();
+    // Their holds go with them (ON DELETE CASCADE).
+    diesel::sql_query("DELETE FROM workflow_runs WHERE step = 'bench_baseline'")
+        .execute(&mut setup)
+        .await
+        .context("removing the sales baseline's runs")?;
+    release_seats(&mut setup, schema, ticket_type).await?;
+    Ok(RawRate {
+        holds: AtomicU64::load(&sales, Ordering::Relaxed),
+        elapsed,
+        connections,
+    })
+}
+
+/// Gives back every seat a baseline held or sold on its own ticket type.
 async fn release_seats(
     conn: &mut AsyncPgConnection,
     schema: Schema,

@@ -22,6 +22,8 @@ const TARGET_STATUS_RATE: f64 = 20_000.0;
 pub struct Inputs<'a> {
     pub raw: &'a raw_baseline::RawRate,
     pub hold_statement: Option<&'a raw_baseline::RawRate>,
+    /// Sales of held seats of one type, one transaction each.
+    pub sales_alone: &'a raw_baseline::RawRate,
     pub sale: &'a flash_sale::SaleResult,
     pub db: &'a DatabaseFigures,
     /// CPU seconds of each kind of process during the sale.
@@ -116,6 +118,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     let Inputs {
         raw,
         hold_statement,
+        sales_alone,
         sale,
         db,
         cpu,
@@ -192,6 +195,17 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
                      (the ticket type's `taken`, migration 000017)"
                 .to_owned(),
         },
+    );
+    line(
+        "Boxoffice's sale of a hold alone:",
+        format!(
+            "{:.0} sales/s ({:.0} % of raw; holds::convert_for_run, a transaction each, from {} connections, {} sales in {:.1} s)",
+            sales_alone.per_sec(),
+            100.0 * sales_alone.per_sec() / raw.per_sec().max(1e-9),
+            sales_alone.connections,
+            sales_alone.holds,
+            sales_alone.elapsed.as_secs_f64()
+        ),
     );
     line(
         "holds/s:",
