@@ -7,8 +7,9 @@ use std::time::Duration;
 use crate::harness::processes::run_on_its_own;
 
 /// Every line the command prints a figure on.
-const FIGURES: [&str; 29] = [
+const FIGURES: [&str; 30] = [
     "raw single-row rate:",
+    "Boxoffice's sale of a hold alone:",
     "holds/s:",
     "completed checkouts/s:",
     "POST /v1/checkouts:",
@@ -110,6 +111,12 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
         );
     }
     sold_exactly_the_seats(&stdout);
+    // The sales of held seats, one transaction each, on the baseline's type.
+    let sales_alone = figure(&stdout, "Boxoffice's sale of a hold alone:");
+    assert!(
+        sales_alone.contains(" sales/s (") && !sales_alone.starts_with("0 sales/s"),
+        "{stdout}"
+    );
     // Its Postgres keeps commit times: a hold counts from its commit.
     assert!(
         figure(&stdout, "holds/s:")
