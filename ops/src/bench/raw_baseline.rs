@@ -223,8 +223,12 @@ pub async fn measure_hold(
     }))
 }
 
-/// Holds for [`measure_sales`]: one unit each, each on a run of its own.
-const SALE_HOLDS: i64 = 20_000;
+/// Holds written for [`measure_sales`] per second measured: more than it
+/// sells, and few, since they stay as dead rows of `holds` until a vacuum,
+/// under the sale's reads of its holds (20,000 made those reads several times
+/// slower; a `VACUUM ANALYZE` after the baselines was worse, as it left the
+/// planner counting empty tables).
+const SALE_HOLDS_PER_SEC: f64 = 2_500.0;
 
 /// Like [`measure`], with Boxoffice's sale of a hold (`holds::convert_for_run`
 /// in a transaction of its own, committed) instead of the bare `UPDATE`: the
@@ -251,7 +255,9 @@ pub async fn measure_sales(
           SELECT gen_random_uuid(), id, $2, 1, now() + interval '1 hour' FROM runs
           RETURNING run_id AS id",
     )
-    .bind::<diesel::sql_types::BigInt, _>(SALE_HOLDS)
+    .bind::<diesel::sql_types::BigInt, _>(
+        (duration.as_secs_f64() * SALE_HOLDS_PER_SEC).ceil() as i64
+    )
     .bind::<SqlUuid, _>(ticket_type)
     .load(&mut setup)
     .await
@@ -297,13 +303,6 @@ pub async fn measure_sales(
         .await
         .context("removing the sales baseline's runs")?;
     release_seats(&mut setup, schema, ticket_type).await?;
-    // The baselines wrote and removed tens of thousands of runs and holds:
-    // without a vacuum the sale's reads of holds step over their dead rows
-    // and plan with counts of rows that are gone.
-    diesel::sql_query("VACUUM (ANALYZE) holds, workflow_runs")
-        .execute(&mut setup)
-        .await
-        .context("vacuuming after the baselines")?;
     Ok(RawRate {
         holds: AtomicU64::load(&sales, Ordering::Relaxed),
         elapsed,
