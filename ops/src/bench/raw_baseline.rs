@@ -177,50 +177,21 @@ pub async fn measure_hold(
     .load(&mut setup)
     .await
     .context("making runs for the hold baseline")?;
-    let runs = Arc::new(std::sync::Mutex::new(
-        run_ids.into_iter().map(|r| r.id).collect::<Vec<Uuid>>(),
-    ));
-    let conns = connect(database_url, connections).await?;
-    let holds = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + duration;
-    let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
     let line = Line {
         ticket_type_id: ticket_type,
         quantity: 1,
     };
-    let mut tasks = tokio::task::JoinSet::new();
-    for mut conn in conns {
-        let (holds, runs) = (holds.clone(), runs.clone());
-        tasks.spawn(async move {
-            while Instant::now() < deadline {
-                let Some(run_id) = runs.lock().ok().and_then(|mut r| r.pop()) else {
-                    break;
-                };
-                if let HoldOutcome::Held(_) =
-                    holds::hold(&mut conn, run_id, &[line], expires_at).await?
-                {
-                    holds.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok::<_, anyhow::Error>(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined.context("a baseline task panicked")??;
-    }
-    let elapsed = started.elapsed();
-    // Their holds go with them (ON DELETE CASCADE).
-    diesel::sql_query("DELETE FROM workflow_runs WHERE step = 'bench_baseline'")
-        .execute(&mut setup)
-        .await
-        .context("removing the hold baseline's runs")?;
-    release_seats(&mut setup, schema, ticket_type).await?;
-    Ok(Some(RawRate {
-        holds: AtomicU64::load(&holds, Ordering::Relaxed),
-        elapsed,
+    let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let rate = per_run(
+        database_url,
+        run_ids.into_iter().map(|r| r.id).collect(),
         connections,
-    }))
+        duration,
+        Once::Hold { line, expires_at },
+    )
+    .await;
+    remove_runs(&mut setup, schema, ticket_type).await?;
+    rate.map(Some)
 }
 
 /// Holds written for [`measure_sales`] per second measured: more than it
@@ -266,27 +237,73 @@ pub async fn measure_sales(
         .execute(&mut setup)
         .await
         .context("counting the sales baseline's seats held")?;
-    let runs = Arc::new(std::sync::Mutex::new(
-        run_ids.into_iter().map(|r| r.id).collect::<Vec<Uuid>>(),
-    ));
+    let rate = per_run(
+        database_url,
+        run_ids.into_iter().map(|r| r.id).collect(),
+        connections,
+        duration,
+        Once::Sale,
+    )
+    .await;
+    remove_runs(&mut setup, schema, ticket_type).await?;
+    rate
+}
+
+/// What a baseline does once per run.
+#[derive(Debug, Clone, Copy)]
+enum Once {
+    /// Holds the line for the run (`holds::hold`).
+    Hold {
+        line: Line,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Sells the run's hold, in a transaction of its own.
+    Sale,
+}
+
+impl Once {
+    /// The units it took.
+    async fn run(self, conn: &mut AsyncPgConnection, run_id: Uuid) -> anyhow::Result<u64> {
+        Ok(match self {
+            Self::Hold { line, expires_at } => {
+                match holds::hold(conn, run_id, &[line], expires_at).await? {
+                    HoldOutcome::Held(_) => 1,
+                    _ => 0,
+                }
+            }
+            Self::Sale => {
+                conn.transaction::<_, diesel::result::Error, _>(async |c| {
+                    holds::convert_for_run(c, run_id).await
+                })
+                .await? as u64
+            }
+        })
+    }
+}
+
+/// `connections` tasks, each on its own connection, do `once` for one run at
+/// a time, taken from `runs`, until `duration` is over or the runs are.
+async fn per_run(
+    database_url: &str,
+    runs: Vec<Uuid>,
+    connections: usize,
+    duration: Duration,
+    once: Once,
+) -> anyhow::Result<RawRate> {
+    let runs = Arc::new(std::sync::Mutex::new(runs));
     let conns = connect(database_url, connections).await?;
-    let sales = Arc::new(AtomicU64::new(0));
+    let units = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
     for mut conn in conns {
-        let (sales, runs) = (sales.clone(), runs.clone());
+        let (units, runs) = (units.clone(), runs.clone());
         tasks.spawn(async move {
             while Instant::now() < deadline {
                 let Some(run_id) = runs.lock().ok().and_then(|mut r| r.pop()) else {
                     break;
                 };
-                let sold = conn
-                    .transaction::<_, diesel::result::Error, _>(async |c| {
-                        holds::convert_for_run(c, run_id).await
-                    })
-                    .await?;
-                sales.fetch_add(sold as u64, Ordering::Relaxed);
+                units.fetch_add(once.run(&mut conn, run_id).await?, Ordering::Relaxed);
             }
             Ok::<_, anyhow::Error>(())
         });
@@ -294,18 +311,25 @@ pub async fn measure_sales(
     while let Some(joined) = tasks.join_next().await {
         joined.context("a baseline task panicked")??;
     }
-    let elapsed = started.elapsed();
-    // Their holds go with them (ON DELETE CASCADE).
-    diesel::sql_query("DELETE FROM workflow_runs WHERE step = 'bench_baseline'")
-        .execute(&mut setup)
-        .await
-        .context("removing the sales baseline's runs")?;
-    release_seats(&mut setup, schema, ticket_type).await?;
     Ok(RawRate {
-        holds: AtomicU64::load(&sales, Ordering::Relaxed),
-        elapsed,
+        holds: AtomicU64::load(&units, Ordering::Relaxed),
+        elapsed: started.elapsed(),
         connections,
     })
+}
+
+/// Removes a baseline's runs (their holds go with them, ON DELETE CASCADE)
+/// and gives back its seats.
+async fn remove_runs(
+    setup: &mut AsyncPgConnection,
+    schema: Schema,
+    ticket_type: Uuid,
+) -> anyhow::Result<()> {
+    diesel::sql_query("DELETE FROM workflow_runs WHERE step = 'bench_baseline'")
+        .execute(setup)
+        .await
+        .context("removing a baseline's runs")?;
+    release_seats(setup, schema, ticket_type).await
 }
 
 /// Gives back every seat a baseline held or sold on its own ticket type.
