@@ -213,6 +213,10 @@ pub struct BenchCheckoutArgs {
     /// burst; 0 for none.
     #[arg(long, default_value_t = 5)]
     pub status_load_secs: u64,
+    /// Statements listed by database time after the sale, with their calls
+    /// per completed checkout (all of them: e.g. 100).
+    #[arg(long, default_value_t = 12)]
+    pub statements: i64,
     /// An earlier build of `boxoffice`: it runs the same sale first, on a
     /// system of its own, and the two builds' costs are compared.
     #[arg(long, conflicts_with = "target")]

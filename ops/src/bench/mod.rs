@@ -56,8 +56,6 @@ pub use analytics::analytics;
 
 /// Concurrent clients of the status-read burst.
 const STATUS_READERS: usize = 8;
-/// Statements listed by their share of the database's time.
-const TOP_STATEMENTS: i64 = 12;
 /// Time kept after the sale's deadline to read figures and print them.
 const REPORT_MARGIN: Duration = Duration::from_secs(20);
 
@@ -336,7 +334,7 @@ async fn measure(
     let counts_at_end = target.meter.counts().await;
     tokio::time::sleep(cost::STATS_DELAY).await;
     let counts_after = target.meter.counts().await;
-    let top_statements = cost::top_statements(&target.database_url, TOP_STATEMENTS).await;
+    let top_statements = cost::top_statements(&target.database_url, args.statements).await;
     let counts = cost::SaleCounts {
         sale: counts_after.since(&counts_before),
         idle_statements: counts_after
