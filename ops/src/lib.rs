@@ -23,5 +23,6 @@ pub mod sandbox;
 pub mod secrets;
 pub mod seed;
 pub mod shutdown;
+pub mod signal_delivery;
 pub mod system;
 pub mod telemetry;
