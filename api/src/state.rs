@@ -76,9 +76,6 @@ pub struct Services {
     /// Takes a new checkout's first step (its hold) so that the `POST`
     /// answers with the decision; `None` leaves the step to the workers.
     pub first_steps: Option<Arc<dyn crate::first_steps::FirstSteps>>,
-    /// Delivers a webhook's signal to its run right after storing it;
-    /// `None` leaves the delivery to the workers.
-    pub signal_delivery: Option<Arc<dyn crate::webhooks::delivery::SignalDelivery>>,
     /// Where long polls of `/v1/workflows/{id}` wait.
     pub run_watcher: crate::routes::workflows::RunWatcher,
     /// Sessions and run status views kept in memory, and the listener that

@@ -52,18 +52,6 @@ pub struct AdvanceRun {
 /// Stores the signal and, in the same transaction, queues a message that makes a
 /// worker deliver it. Safe to call any number of times with the same dedupe key.
 pub async fn record(conn: &mut AsyncPgConnection, signal: NewSignal) -> QueryResult<Recorded> {
-    Ok(record_due(conn, signal, None).await?.0)
-}
-
-/// [`record`], with the delivery message due at `due` (now when `None`): a
-/// process that delivers the signal itself right after this commit leaves
-/// the message as the backstop, and deletes it in the delivering step's
-/// transaction. Returns the message's id when the signal was new.
-pub async fn record_due(
-    conn: &mut AsyncPgConnection,
-    signal: NewSignal,
-    due: Option<DateTime<Utc>>,
-) -> QueryResult<(Recorded, Option<i64>)> {
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
         let run_exists: bool = diesel::select(diesel::dsl::exists(
             workflow_runs::table.find(signal.run_id),
@@ -71,7 +59,7 @@ pub async fn record_due(
         .get_result(conn)
         .await?;
         if !run_exists {
-            return Ok((Recorded::UnknownRun, None));
+            return Ok(Recorded::UnknownRun);
         }
         let inserted = diesel::insert_into(workflow_signals::table)
             .values((
@@ -86,18 +74,18 @@ pub async fn record_due(
             .execute(conn)
             .await?;
         if inserted == 0 {
-            return Ok((Recorded::Duplicate, None));
+            return Ok(Recorded::Duplicate);
         }
-        let message = crate::outbox::push(
+        crate::outbox::push(
             conn,
             ADVANCE_QUEUE,
             &AdvanceRun {
                 run_id: signal.run_id,
             },
-            due,
+            None,
         )
         .await?;
-        Ok((Recorded::New, Some(message)))
+        Ok(Recorded::New)
     })
     .await
 }

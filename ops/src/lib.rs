@@ -23,6 +23,5 @@ pub mod sandbox;
 pub mod secrets;
 pub mod seed;
 pub mod shutdown;
-pub mod signal_delivery;
 pub mod system;
 pub mod telemetry;

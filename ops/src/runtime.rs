@@ -23,7 +23,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::signal_delivery::EngineSignalDelivery;
 
 /// Which roles this process plays.
 #[derive(Debug, Clone, Copy)]
@@ -56,9 +55,6 @@ pub struct Connections {
     /// batch, and the batch waited for a connection behind the requests'
     /// other work (webhooks, session and status reads) in their pool.
     pub starts_db: DbPool,
-    /// Where an API process delivers the webhook signals it stores
-    /// (`signal_delivery`), apart from the requests' pool.
-    pub signals_db: DbPool,
     /// For request paths: fails fast while Redis is down, so a Redis outage
     /// slows requests down instead of hanging them.
     pub redis_fast: ConnectionManager,
@@ -73,9 +69,6 @@ const HOLD_LANES_POOL_SIZE: usize = 4;
 /// Runs an API process advances at once after its answers (each holds a
 /// connection for one short transaction; the provider calls are capped apart).
 const CALLS_POOL_SIZE: usize = 4;
-/// Webhook signals an API process delivers at once (one short transaction
-/// each).
-const SIGNALS_POOL_SIZE: usize = 4;
 /// The writer of an API process's checkout starts writes one batch at a time.
 const STARTS_POOL_SIZE: usize = 1;
 
@@ -97,7 +90,6 @@ pub fn connect_to(
     let holds_db = boxoffice_models::pool::build_pool(database_url, HOLD_LANES_POOL_SIZE)?;
     let calls_db = boxoffice_models::pool::build_pool(database_url, CALLS_POOL_SIZE)?;
     let starts_db = boxoffice_models::pool::build_pool(database_url, STARTS_POOL_SIZE)?;
-    let signals_db = boxoffice_models::pool::build_pool(database_url, SIGNALS_POOL_SIZE)?;
     let client = redis::Client::open(redis_url).context("parsing REDIS_URL")?;
     let fast = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
@@ -114,7 +106,6 @@ pub fn connect_to(
         holds_db,
         calls_db,
         starts_db,
-        signals_db,
         redis_fast: ConnectionManager::new_lazy_with_config(client.clone(), fast)?,
         redis_patient: ConnectionManager::new_lazy_with_config(client, patient)?,
     })
@@ -142,10 +133,6 @@ pub fn app_state(settings: &Settings, conns: &Connections) -> anyhow::Result<App
             crate::operator::operator(settings, conns)?,
         ))),
         first_steps: Some(Arc::new(first_steps(settings, conns)?)),
-        signal_delivery: Some(Arc::new(EngineSignalDelivery::new(
-            conns.signals_db.clone(),
-            Arc::new(settings.ticket_signer()?),
-        ))),
         run_watcher: run_watcher.clone(),
         change_feed: ChangeFeed::start(conns.db.clone(), run_watcher),
         session_reads: SessionReads::start(conns.db.clone()),
@@ -196,7 +183,6 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     tracing::info!(http.addr = %listener.local_addr()?, "API listening");
     let first_steps = state.first_steps.clone();
-    let signal_delivery = state.signal_delivery.clone();
     let run_watcher = state.run_watcher.clone();
     let stopping = shutdown.clone();
     tokio::spawn(async move {
@@ -222,9 +208,6 @@ pub async fn serve_on(
     // there is left to carry out.
     if let Some(first_steps) = first_steps {
         first_steps.finish().await;
-    }
-    if let Some(signal_delivery) = signal_delivery {
-        signal_delivery.finish().await;
     }
     Ok(())
 }
@@ -380,12 +363,6 @@ pub async fn run_roles(
         tokio::spawn(async move {
             let size = holds_db.status().max_size;
             boxoffice_models::pool::warm(&holds_db, size, Primer::HoldLanes).await;
-        });
-        // And the webhook deliveries': a sale's first payments would open them.
-        let signals_db = conns.signals_db.clone();
-        tokio::spawn(async move {
-            let size = signals_db.status().max_size;
-            boxoffice_models::pool::warm(&signals_db, size, Primer::Requests).await;
         });
     }
     // Before any role starts: what is recorded while no recorder is installed is

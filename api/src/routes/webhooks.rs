@@ -11,9 +11,7 @@
 //! 3. Store the signal with the dedupe key `stripe:{event id}` (a
 //!    `charge.refunded` may list several refunds: `stripe:{event id}:{refund
 //!    id}` each); storing it also queues its delivery to the run, in one
-//!    transaction. Where the process delivers signals itself
-//!    (`webhooks::delivery`), it does so right after that commit, and the
-//!    queued message, due later, is only the backstop.
+//!    transaction.
 //!
 //! Every verified event is acknowledged with 200, even when there is nothing to
 //! do (a repeat, an event type we don't use, an intent that isn't ours or whose
@@ -219,8 +217,9 @@ pub async fn stripe_webhook(
             "Stripe event without a metadata.run_id; acknowledged, nothing to do");
         return ack(WebhookOutcome::NoRun);
     };
-    let recorded = store(
-        &state,
+    let mut conn = state.conn().await?;
+    let recorded = workflow_signals::record(
+        &mut conn,
         NewSignal {
             run_id,
             name: mapped.signal.to_owned(),
@@ -246,23 +245,6 @@ pub async fn stripe_webhook(
     ack(outcome)
 }
 
-/// Stores `signal` and, where this process delivers signals itself, hands it
-/// to its run once stored: its delivery message is then only the backstop,
-/// due later. Without that, the message is due at once, for the workers.
-async fn store(state: &AppState, signal: NewSignal) -> AppResult<Recorded> {
-    let run_id = signal.run_id;
-    let delivery = state.signal_delivery.as_deref();
-    let due = delivery.map(|d| d.backstop_due());
-    let (recorded, message) = {
-        let mut conn = state.conn().await?;
-        workflow_signals::record_due(&mut conn, signal, due).await?
-    };
-    if let (Some(delivery), Some(message)) = (delivery, message) {
-        delivery.deliver(run_id, message);
-    }
-    Ok(recorded)
-}
-
 /// Stores each refund's signal; the outcome is the best of theirs (recorded,
 /// else duplicate, else unknown run, else no run).
 async fn record_refund_signals(
@@ -284,8 +266,9 @@ async fn record_refund_signals(
         } else {
             format!("stripe:{}", event.id)
         };
-        let recorded = store(
-            state,
+        let mut conn = state.conn().await?;
+        let recorded = workflow_signals::record(
+            &mut conn,
             NewSignal {
                 run_id,
                 name: signal.name.to_owned(),

@@ -20,13 +20,10 @@ use crate::harness::{TestApp, assert_problem};
 const SECRET: &str = "whsec_api_test_current";
 const OLD_SECRET: &str = "whsec_api_test_previous";
 
-/// An API that stores what the webhooks bring and leaves the delivery to the
-/// workers (none run here): what is stored stays as the webhook left it.
 async fn app_with_secrets(secrets: &[&str]) -> TestApp {
     let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
     TestApp::builder()
         .config(move |c| c.stripe_webhook_secrets = secrets)
-        .leaving_signals_to_workers()
         .spawn()
         .await
 }
@@ -272,63 +269,6 @@ async fn a_valid_event_signals_its_run_once_with_one_outbox_message() {
     assert_eq!(signals[0].payload["currency"], "EUR");
     assert!(signals[0].payload["event_created"].is_i64());
     assert_eq!(outbox_messages_for(&app, run).await, 1);
-}
-
-/// An API that delivers signals itself writes the delivery message due only
-/// after its grace, the backstop. When the delivery fails (this run's state
-/// is not a checkout's), a message due at once hands the run to the workers,
-/// and the backstop stays.
-#[tokio::test]
-async fn a_delivery_that_fails_hands_the_signal_to_the_workers_at_once() {
-    let app = TestApp::builder()
-        .config(|c| c.stripe_webhook_secrets = vec![SECRET.to_owned()])
-        .spawn()
-        .await;
-    let run = insert_run(&app).await;
-    let body = event(
-        "evt_fail_1",
-        "payment_intent.succeeded",
-        intent_object("pi_fail", &run.to_string()),
-    );
-    assert_eq!(outcome(post_signed(&app, &body).await).await, "recorded");
-
-    let due_now = format!(
-        "SELECT count(*) AS n FROM outbox WHERE queue = 'advance_run' \
-           AND payload->>'run_id' = '{run}' AND available_at <= now()"
-    );
-    let backstop = format!(
-        "SELECT count(*) AS n FROM outbox WHERE queue = 'advance_run' \
-           AND payload->>'run_id' = '{run}' AND available_at > now() + interval '10 seconds'"
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = app.raw_conn().await;
-    loop {
-        let n: Count = diesel::sql_query(&due_now)
-            .get_result(&mut conn)
-            .await
-            .expect("counting");
-        if n.n == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the failed delivery was not handed over"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let n: Count = diesel::sql_query(&backstop)
-        .get_result(&mut conn)
-        .await
-        .expect("counting");
-    assert_eq!(n.n, 1, "the backstop, due after the grace, stays");
-    // The signal waits for the workers, untaken.
-    let untaken: Count = diesel::sql_query(format!(
-        "SELECT count(*) AS n FROM workflow_signals WHERE run_id = '{run}' AND consumed_at IS NULL"
-    ))
-    .get_result(&mut conn)
-    .await
-    .expect("counting");
-    assert_eq!(untaken.n, 1);
 }
 
 #[tokio::test]

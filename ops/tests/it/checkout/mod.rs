@@ -18,5 +18,4 @@ mod payment_checks;
 mod prepared_statements;
 mod run_moves;
 mod sale_terms;
-mod signal_delivery;
 mod signals;

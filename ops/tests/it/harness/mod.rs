@@ -78,7 +78,6 @@ pub struct TestAppBuilder {
     first_steps: bool,
     /// The payment API the first steps call, if they do.
     first_steps_payments: Option<String>,
-    signal_delivery: bool,
 }
 
 impl TestAppBuilder {
@@ -87,14 +86,6 @@ impl TestAppBuilder {
     /// runs wait at their start for a worker.
     pub fn leaving_first_steps_to_workers(mut self) -> Self {
         self.first_steps = false;
-        self
-    }
-
-    /// An API that leaves the webhooks' signals to the workers, as they find
-    /// them when the API process died right after storing one: the signal's
-    /// delivery message comes due at once, for a worker.
-    pub fn leaving_signals_to_workers(mut self) -> Self {
-        self.signal_delivery = false;
         self
     }
 
@@ -180,12 +171,6 @@ impl TestAppBuilder {
                 };
                 Arc::new(steps) as Arc<dyn boxoffice_api::first_steps::FirstSteps>
             }),
-            signal_delivery: self.signal_delivery.then(|| {
-                Arc::new(boxoffice_ops::signal_delivery::EngineSignalDelivery::new(
-                    conns.signals_db.clone(),
-                    Arc::new(TicketSigner::from_seed(&TEST_TICKET_SEED)),
-                )) as Arc<dyn boxoffice_api::webhooks::delivery::SignalDelivery>
-            }),
             run_watcher: run_watcher.clone(),
             change_feed: boxoffice_api::change_feed::ChangeFeed::start(
                 conns.db.clone(),
@@ -226,7 +211,6 @@ impl TestApp {
             redis_prefix: None,
             first_steps: true,
             first_steps_payments: None,
-            signal_delivery: true,
         }
     }
 
