@@ -144,6 +144,19 @@ pub async fn insert_for_booking(
     if !existing.is_empty() {
         return Ok(existing);
     }
+    issue_for_new_booking(conn, booking_id, event_id, to_issue, signer).await
+}
+
+/// [`insert_for_booking`] for a booking the caller's transaction has just
+/// inserted: it cannot have tickets yet, so none are looked for (a
+/// confirmation's statement fewer).
+pub async fn issue_for_new_booking(
+    conn: &mut AsyncPgConnection,
+    booking_id: Uuid,
+    event_id: Uuid,
+    to_issue: &[ToIssue],
+    signer: &TicketSigner,
+) -> QueryResult<Vec<Ticket>> {
     let rows: Vec<NewTicket> = to_issue
         .iter()
         .map(|ticket| {

@@ -47,6 +47,32 @@ pub enum Recorded {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AdvanceRun {
     pub run_id: Uuid,
+    /// Written by one of the run's steps (its timer) or for a signal: the
+    /// run has taken its first step, so the worker does not read it ahead of
+    /// its transaction to see whether it is about to hold seats (a start's
+    /// hold is taken ahead, `engine::ahead`). Should the run not have
+    /// started after all, its transaction takes the hold itself. Messages
+    /// written without the field read as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub past_start: bool,
+}
+
+impl AdvanceRun {
+    /// Look at the run, which may be about to take its first step.
+    pub fn look_at(run_id: Uuid) -> Self {
+        AdvanceRun {
+            run_id,
+            past_start: false,
+        }
+    }
+
+    /// Look at a run that has taken its first step (see `past_start`).
+    pub fn past_start(run_id: Uuid) -> Self {
+        AdvanceRun {
+            run_id,
+            past_start: true,
+        }
+    }
 }
 
 /// Stores the signal and, in the same transaction, queues a message that makes a
@@ -79,9 +105,7 @@ pub async fn record(conn: &mut AsyncPgConnection, signal: NewSignal) -> QueryRes
         crate::outbox::push(
             conn,
             ADVANCE_QUEUE,
-            &AdvanceRun {
-                run_id: signal.run_id,
-            },
+            &AdvanceRun::past_start(signal.run_id),
             None,
         )
         .await?;
@@ -141,4 +165,27 @@ pub async fn undelivered_runs(
         .limit(limit)
         .load(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Messages queued before `past_start` existed still read, as starts;
+    /// a start's message is written as it always was.
+    #[test]
+    fn a_message_without_past_start_reads_as_a_start_and_a_start_is_written_without_it() {
+        let run_id = Uuid::now_v7();
+        let old: AdvanceRun =
+            serde_json::from_value(serde_json::json!({ "run_id": run_id })).unwrap();
+        assert_eq!((old.run_id, old.past_start), (run_id, false));
+        assert_eq!(
+            serde_json::to_value(AdvanceRun::look_at(run_id)).unwrap(),
+            serde_json::json!({ "run_id": run_id })
+        );
+        assert_eq!(
+            serde_json::to_value(AdvanceRun::past_start(run_id)).unwrap(),
+            serde_json::json!({ "run_id": run_id, "past_start": true })
+        );
+    }
 }

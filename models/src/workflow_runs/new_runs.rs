@@ -259,7 +259,7 @@ pub async fn push_start(
     crate::outbox::push(
         conn,
         crate::workflow_signals::ADVANCE_QUEUE,
-        &crate::workflow_signals::AdvanceRun { run_id },
+        &crate::workflow_signals::AdvanceRun::look_at(run_id),
         due,
     )
     .await
@@ -274,7 +274,7 @@ pub async fn push_starts(
 ) -> QueryResult<Vec<(Uuid, i64)>> {
     let messages: Vec<_> = run_ids
         .iter()
-        .map(|&run_id| crate::workflow_signals::AdvanceRun { run_id })
+        .map(|&run_id| crate::workflow_signals::AdvanceRun::look_at(run_id))
         .collect();
     let pushed =
         crate::outbox::push_all(conn, crate::workflow_signals::ADVANCE_QUEUE, &messages, due)
@@ -317,7 +317,7 @@ pub async fn start_child(conn: &mut AsyncPgConnection, new: &NewRun) -> QueryRes
         crate::outbox::push(
             conn,
             crate::workflow_signals::ADVANCE_QUEUE,
-            &crate::workflow_signals::AdvanceRun { run_id: run.id },
+            &crate::workflow_signals::AdvanceRun::look_at(run.id),
             None,
         )
         .await?;

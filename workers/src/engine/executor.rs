@@ -24,7 +24,7 @@ mod left_to_caller;
 mod unwritten;
 mod waiting_input;
 
-pub use entry::{advance, advance_holding, advance_on};
+pub use entry::{advance, advance_holding, advance_on, advance_past_start};
 pub(super) use entry::{advance_at, advance_collected};
 
 use left_to_caller::{leave, left_to_caller};

@@ -108,7 +108,7 @@ pub async fn take(
         Ok(advanced) => Ok(advanced),
         Err(e) => {
             // Inserted, not updated: an insert due at once wakes the relay.
-            let message = AdvanceRun { run_id: run.id };
+            let message = AdvanceRun::look_at(run.id);
             if let Err(h) = outbox::push(conn, ADVANCE_QUEUE, &message, None).await {
                 tracing::warn!(run_id = %run.id, error = %h, "the first step failed and the run waits for its backstop");
             }

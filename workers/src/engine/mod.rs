@@ -30,6 +30,6 @@ pub mod resend;
 mod step_writes;
 
 pub use advance_io::{Advanced, Dispatch, EngineInput, Issued, Trigger};
-pub use executor::{advance, advance_holding};
+pub use executor::{advance, advance_holding, advance_past_start};
 pub use hold_batcher::HoldBatcher;
 pub use remote_calls::RemoteCalls;

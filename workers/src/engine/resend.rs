@@ -77,7 +77,7 @@ pub async fn redrive(db: &DbPool, run_id: Uuid) -> anyhow::Result<bool> {
         }
         match RunEffect::pending_of(&run)? {
             Some(effect) => outbox::push(conn, EFFECT_QUEUE, &effect, None).await?,
-            None => outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id }, None).await?,
+            None => outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun::look_at(run_id), None).await?,
         };
         workflow_runs::touch(conn, run_id).await?;
         Ok(true)

@@ -78,9 +78,7 @@ impl StepWrites<'_> {
         let timer = async {
             match self.timer {
                 Some(deadline) => {
-                    let message = AdvanceRun {
-                        run_id: self.run_id,
-                    };
+                    let message = AdvanceRun::past_start(self.run_id);
                     outbox::push(conn, ADVANCE_QUEUE, &message, Some(deadline))
                         .await
                         .map(drop)
@@ -166,7 +164,7 @@ pub(super) async fn send_collected(
             effects.entry(*due).or_default().push(effect.clone());
         }
         if let Some(deadline) = c.timer {
-            let message = AdvanceRun { run_id: c.run_id };
+            let message = AdvanceRun::past_start(c.run_id);
             timers.entry(deadline).or_default().push(message);
         }
     }

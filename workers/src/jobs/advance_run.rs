@@ -1,11 +1,12 @@
 //! "Look at run R": start it, deliver its pending signals, fire its due timer.
-//! Carries only the run id, so duplicates and stale copies are harmless.
+//! Carries only the run id (and whether the run is past its start), so
+//! duplicates and stale copies are harmless.
 
 use apalis::prelude::{Attempt, BoxDynError, Data};
 
 use crate::deps::JobDeps;
 use crate::engine::messages::AdvanceRun;
-use crate::engine::{Dispatch, Trigger, advance_holding};
+use crate::engine::{Dispatch, Trigger, advance_holding, advance_past_start};
 use crate::jobs::engine_job;
 
 pub use crate::engine::messages::ADVANCE_QUEUE as JOB_NAME;
@@ -18,16 +19,20 @@ pub async fn run(
     attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     engine_job(&deps, JOB_NAME, job.run_id, &attempt, async {
-        let advanced = advance_holding(
-            &deps.db,
-            &deps.ticket_signer,
-            Some(&deps.holds),
-            job.run_id,
-            Trigger::Poke,
-            Dispatch::Inline,
-            None,
-        )
-        .await?;
+        let advanced = if job.past_start {
+            advance_past_start(&deps.db, &deps.ticket_signer, job.run_id, Dispatch::Inline).await?
+        } else {
+            advance_holding(
+                &deps.db,
+                &deps.ticket_signer,
+                Some(&deps.holds),
+                job.run_id,
+                Trigger::Poke,
+                Dispatch::Inline,
+                None,
+            )
+            .await?
+        };
         if advanced.queued {
             deps.relay_nudge.notify_one();
         }

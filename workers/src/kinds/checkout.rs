@@ -146,28 +146,24 @@ async fn apply(
 /// The event was cancelled and this run has not written its sale yet. The
 /// event row is read with a share lock: a cancellation (which updates it)
 /// and a sale are ordered, so a sale either comes before the cancellation
-/// (which then refunds it) or sees it.
+/// (which then refunds it) or sees it. One statement: a run with its booking
+/// written reads no row, and locks none.
 async fn cancelled_before_sale(
     conn: &mut AsyncPgConnection,
     run_id: Uuid,
     event_id: Uuid,
 ) -> QueryResult<bool> {
     use boxoffice_models::schema::{bookings as bookings_table, events};
-    let sold: bool = diesel::select(diesel::dsl::exists(
-        bookings_table::table.filter(bookings_table::run_id.eq(run_id)),
-    ))
-    .get_result(conn)
-    .await?;
-    if sold {
-        return Ok(false);
-    }
-    let status: String = events::table
+    let sold = diesel::dsl::exists(bookings_table::table.filter(bookings_table::run_id.eq(run_id)));
+    let status: Option<String> = events::table
         .find(event_id)
+        .filter(diesel::dsl::not(sold))
         .select(events::status)
         .for_share()
         .first(conn)
-        .await?;
-    Ok(status == "cancelled")
+        .await
+        .optional()?;
+    Ok(status.as_deref() == Some("cancelled"))
 }
 
 /// A hold's outcome, as the checkout hears it.
@@ -227,7 +223,7 @@ async fn confirm(
     run_id: Uuid,
     draft: &BookingDraft,
 ) -> QueryResult<LocalOutcome> {
-    let (booking, _) = bookings::create_for_run(
+    let (booking, created) = bookings::create_for_run(
         conn,
         &bookings::NewBooking {
             id: Uuid::now_v7(),
@@ -244,8 +240,11 @@ async fn confirm(
     )
     .await?;
     let to_issue = to_issue::tickets_to_issue(draft)?;
-    let issued =
-        tickets::insert_for_booking(conn, booking.id, draft.event_id, &to_issue, signer).await?;
+    let issued = if created {
+        tickets::issue_for_new_booking(conn, booking.id, draft.event_id, &to_issue, signer).await?
+    } else {
+        tickets::insert_for_booking(conn, booking.id, draft.event_id, &to_issue, signer).await?
+    };
     queue_confirmation(conn, &booking, &issued).await?;
     metrics::counter!("bookings_confirmed_total").increment(1);
     metrics::counter!("tickets_sold_total").increment(issued.len() as u64);
@@ -260,30 +259,25 @@ async fn queue_confirmation(
     booking: &bookings::Booking,
     issued: &[tickets::Ticket],
 ) -> QueryResult<()> {
-    use boxoffice_models::schema::{events, users};
+    use boxoffice_models::schema::users;
     let email: String = users::table
         .find(booking.user_id)
         .select(users::email)
         .first(conn)
         .await?;
-    let title: String = events::table
-        .find(booking.event_id)
-        .select(events::title)
-        .first(conn)
-        .await?;
-    // When and where, in the venue's time zone: the text is also what the
-    // participant's notifications list shows.
-    let place = match crate::mail::facts::event(conn, booking.event_id).await? {
-        Some(event) => {
-            let when = crate::mail::when::local_times(&event).one_line();
-            let place = match &event.venue {
-                Some(venue) => format!("{}, {}", venue.name, venue.full_address()),
-                None => "Online".to_owned(),
-            };
-            format!("When: {when}\nWhere: {place}\n")
-        }
-        None => String::new(),
+    // The title, and when and where in the venue's time zone, in one read:
+    // the text is also what the participant's notifications list shows. The
+    // booking's event exists (its key says so).
+    let event = crate::mail::facts::event(conn, booking.event_id)
+        .await?
+        .ok_or(diesel::result::Error::NotFound)?;
+    let title = &event.title;
+    let when = crate::mail::when::local_times(&event).one_line();
+    let place = match &event.venue {
+        Some(venue) => format!("{}, {}", venue.name, venue.full_address()),
+        None => "Online".to_owned(),
     };
+    let place = format!("When: {when}\nWhere: {place}\n");
     let mut body = format!(
         "Thank you for your order.\n\nEvent: {title}\n{place}Booking: {}\nTotal: {} {}\n\nYour tickets:\n",
         booking.id,
@@ -294,7 +288,7 @@ async fn queue_confirmation(
         body.push_str(&format!("  {}\n", t.number));
     }
     body.push_str("\nShow the QR code of each ticket at the entrance.\n");
-    notifications::enqueue(
+    notifications::enqueue_within(
         conn,
         NewNotification {
             dedupe_key: &format!("booking:{}:confirmation", booking.id),

@@ -104,7 +104,7 @@ async fn tell_buyer(
     buyer_id: Uuid,
 ) -> diesel::QueryResult<()> {
     let (email, title) = super::notices::recipient_and_event(conn, buyer_id, event_id).await?;
-    notifications::enqueue(
+    notifications::enqueue_within(
         conn,
         NewNotification {
             dedupe_key: &format!("event:{event_id}:cancelled:{buyer_id}"),

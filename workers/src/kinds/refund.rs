@@ -146,7 +146,7 @@ async fn tell_buyer(
             ),
         ),
     };
-    notifications::enqueue(
+    notifications::enqueue_within(
         conn,
         NewNotification {
             dedupe_key: &key,

@@ -134,7 +134,7 @@ async fn next_batch(
                 context: serde_json::json!({ "event_id": event.id, "message_id": message.id }),
             },
         };
-        let inserted = notifications::enqueue(
+        let inserted = notifications::enqueue_within(
             conn,
             NewNotification {
                 dedupe_key: &new.dedupe_key,

@@ -121,7 +121,7 @@ async fn tell(conn: &mut AsyncPgConnection, entry: &Entry, told: Told) -> diesel
             ),
         ),
     };
-    notifications::enqueue(
+    notifications::enqueue_within(
         conn,
         NewNotification {
             dedupe_key: &key,

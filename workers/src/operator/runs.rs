@@ -263,7 +263,7 @@ async fn redrive_locked(conn: &mut AsyncPgConnection, run: &Run) -> anyhow::Resu
     if let Some(effect) = RunEffect::pending_of(run)? {
         outbox::push(conn, EFFECT_QUEUE, &effect, None).await?;
     }
-    outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun { run_id: run.id }, None).await?;
+    outbox::push(conn, ADVANCE_QUEUE, &AdvanceRun::look_at(run.id), None).await?;
     Ok(())
 }
 

@@ -142,7 +142,7 @@ async fn steps_run_twice_have_one_effect() {
     let duplicate = async |advance: &mut RedisStorage<AdvanceRun, _>,
                            effects: &mut RedisStorage<RunEffect, _>| {
         for _ in 0..DUPLICATES {
-            advance.push(AdvanceRun { run_id }).await.unwrap();
+            advance.push(AdvanceRun::look_at(run_id)).await.unwrap();
             effects
                 .push(RunEffect {
                     run_id,

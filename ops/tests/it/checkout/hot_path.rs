@@ -1,5 +1,6 @@
 //! The shortcuts of the checkout's hot path, and why they lose nothing: the
-//! hold taken ahead of the run's transaction (`engine::ahead`), the remote
+//! hold taken ahead of the run's transaction (`engine::ahead`) and not looked
+//! for by a poke past the run's start (`advance_past_start`), the remote
 //! command carried out by the job that issued it (`Dispatch::Inline`), and a
 //! step's writes sent together (`engine::step_writes`).
 
@@ -9,7 +10,9 @@ use std::time::Duration;
 use boxoffice_models::holds::{self, Line};
 use boxoffice_models::users::Role;
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
-use boxoffice_workers::engine::{Dispatch, EngineInput, RemoteCalls, Trigger, advance};
+use boxoffice_workers::engine::{
+    Dispatch, EngineInput, RemoteCalls, Trigger, advance, advance_past_start,
+};
 use chrono::Utc;
 use diesel_async::SimpleAsyncConnection;
 use serde_json::Value;
@@ -75,6 +78,55 @@ async fn concurrent_steps_of_a_new_run_hold_its_seats_once() {
     assert_eq!(
         moved, 1,
         "one copy moved the run, the others found it moved"
+    );
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 3)
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM holds WHERE run_id = '{run_id}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
+/// A poke marked past its run's start (a signal's delivery, a timer) reads
+/// nothing ahead; should the run not have started after all, its
+/// transaction takes the hold itself, once, alongside a start's poke.
+#[tokio::test]
+async fn a_run_poked_as_past_its_start_before_it_started_holds_its_seats_once() {
+    let app = TestApp::builder()
+        .leaving_first_steps_to_workers()
+        .spawn()
+        .await;
+    let (_buyer, event, run_id) = new_run(&app, 3).await;
+    let signer = Arc::new(app.ticket_signer());
+
+    let steps: Vec<_> = (0..6)
+        .map(|i| {
+            let (pool, signer) = (app.pool().clone(), signer.clone());
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    advance_past_start(&pool, &signer, run_id, Dispatch::Queue).await
+                } else {
+                    advance(&pool, &signer, run_id, Trigger::Poke, Dispatch::Queue).await
+                }
+            })
+        })
+        .collect();
+    let mut moved = 0;
+    for step in steps {
+        let advanced = step.await.unwrap().expect("every poke succeeds");
+        moved += usize::from(advanced.changed);
+    }
+
+    assert_eq!(
+        moved, 1,
+        "one poke moved the run, the others found it moved"
     );
     assert_eq!(
         counters(&app.db.url, event.ticket_types[0]).await,

@@ -4,6 +4,7 @@ pub mod fixtures;
 
 mod bad_input;
 mod cancel;
+mod confirmation_reads;
 mod contract;
 mod first_intent;
 mod first_step;

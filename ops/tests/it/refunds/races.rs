@@ -230,7 +230,7 @@ async fn a_refund_whose_messages_are_delivered_three_times_has_one_effect() {
         amount_minor: 4500,
     };
     for _ in 0..3 {
-        advance.push(AdvanceRun { run_id: run_uuid }).await.unwrap();
+        advance.push(AdvanceRun::look_at(run_uuid)).await.unwrap();
         effects
             .push(RunEffect {
                 run_id: run_uuid,
@@ -245,7 +245,7 @@ async fn a_refund_whose_messages_are_delivered_three_times_has_one_effect() {
     let done = finished(&app, &buyer, &run).await;
     assert_eq!(done["status"], "completed", "{done}");
     for _ in 0..3 {
-        advance.push(AdvanceRun { run_id: run_uuid }).await.unwrap();
+        advance.push(AdvanceRun::look_at(run_uuid)).await.unwrap();
         effects
             .push(RunEffect {
                 run_id: run_uuid,

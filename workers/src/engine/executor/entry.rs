@@ -57,6 +57,24 @@ pub async fn advance_holding(
     .await
 }
 
+/// A poke of a run that has taken its first step (`AdvanceRun::past_start`:
+/// a signal's delivery, a timer), in one transaction: nothing is read ahead
+/// of it, since only a start takes its hold ahead. A run that had not
+/// started after all takes its hold inside the transaction.
+pub async fn advance_past_start(
+    db: &DbPool,
+    signer: &TicketSigner,
+    run_id: Uuid,
+    dispatch: Dispatch,
+) -> anyhow::Result<Advanced> {
+    let now = Utc::now();
+    let mut conn = db.get().await?;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        advance_at(conn, signer, run_id, Trigger::Poke, now, None, dispatch).await
+    })
+    .await
+}
+
 /// [`advance`] inside the caller's transaction (operator actions write their
 /// audit row in the same transaction).
 pub async fn advance_on(
