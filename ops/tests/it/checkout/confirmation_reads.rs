@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use boxoffice_models::users::Role;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::Value;
 
-use super::fixtures::{counting_statements, event_on_sale, order, start, statement_calls};
+use super::fixtures::{
+    counting_statements, event_on_sale, order, start, started_run, statement_calls,
+};
 use crate::harness::TestApp;
 
 /// What the confirmation used to read, and no longer does.
@@ -80,17 +81,17 @@ async fn a_paid_checkouts_confirmation_reads_nothing_it_already_knows() {
     let mut stats = counting_statements(&app).await;
     let mut watch = app.raw_conn().await;
 
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 2),
-        None,
+    let run_id = started_run(
+        start(
+            &app.base_url,
+            &app.client,
+            &buyer,
+            order(&event, 0, 2),
+            None,
+        )
+        .await,
     )
     .await;
-    assert_eq!(r.status(), 202);
-    let answer: Value = r.json().await.unwrap();
-    let run_id = answer["run_id"].as_str().unwrap().to_owned();
     wait_for_step(&mut watch, &run_id, "awaiting_payment").await;
     #[derive(diesel::QueryableByName)]
     struct Intent {

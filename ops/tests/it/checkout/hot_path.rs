@@ -11,7 +11,7 @@ use boxoffice_models::holds::{self, Line};
 use boxoffice_models::users::Role;
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
 use boxoffice_workers::engine::{
-    Dispatch, EngineInput, RemoteCalls, Trigger, advance, advance_past_start,
+    Advanced, Dispatch, EngineInput, RemoteCalls, Trigger, advance, advance_past_start,
 };
 use chrono::Utc;
 use diesel_async::SimpleAsyncConnection;
@@ -50,6 +50,35 @@ async fn inconsistencies(app: &TestApp) -> usize {
     holds::inconsistencies(&mut conn).await.unwrap().len()
 }
 
+/// How many of the concurrent advances `steps` moved their run; each must
+/// succeed.
+async fn how_many_moved(steps: Vec<tokio::task::JoinHandle<anyhow::Result<Advanced>>>) -> usize {
+    let mut moved = 0;
+    for step in steps {
+        let advanced = step.await.unwrap().expect("every advance succeeds");
+        moved += usize::from(advanced.changed);
+    }
+    moved
+}
+
+/// The run's three seats of the event's ten are held, by one hold row, and
+/// the ledger agrees.
+async fn assert_held_once(app: &TestApp, event: &SaleEvent, run_id: Uuid) {
+    assert_eq!(
+        counters(&app.db.url, event.ticket_types[0]).await,
+        (10, 0, 3)
+    );
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM holds WHERE run_id = '{run_id}'")
+        )
+        .await,
+        1
+    );
+    assert_eq!(inconsistencies(app).await, 0);
+}
+
 #[tokio::test]
 async fn concurrent_steps_of_a_new_run_hold_its_seats_once() {
     let app = TestApp::builder()
@@ -69,29 +98,13 @@ async fn concurrent_steps_of_a_new_run_hold_its_seats_once() {
             })
         })
         .collect();
-    let mut moved = 0;
-    for step in steps {
-        let advanced = step.await.unwrap().expect("every copy succeeds");
-        moved += usize::from(advanced.changed);
-    }
+    let moved = how_many_moved(steps).await;
 
     assert_eq!(
         moved, 1,
         "one copy moved the run, the others found it moved"
     );
-    assert_eq!(
-        counters(&app.db.url, event.ticket_types[0]).await,
-        (10, 0, 3)
-    );
-    assert_eq!(
-        count(
-            &app.db.url,
-            &format!("SELECT 1 FROM holds WHERE run_id = '{run_id}'")
-        )
-        .await,
-        1
-    );
-    assert_eq!(inconsistencies(&app).await, 0);
+    assert_held_once(&app, &event, run_id).await;
 }
 
 /// A poke marked past its run's start (a signal's delivery, a timer) reads
@@ -118,29 +131,13 @@ async fn a_run_poked_as_past_its_start_before_it_started_holds_its_seats_once() 
             })
         })
         .collect();
-    let mut moved = 0;
-    for step in steps {
-        let advanced = step.await.unwrap().expect("every poke succeeds");
-        moved += usize::from(advanced.changed);
-    }
+    let moved = how_many_moved(steps).await;
 
     assert_eq!(
         moved, 1,
         "one poke moved the run, the others found it moved"
     );
-    assert_eq!(
-        counters(&app.db.url, event.ticket_types[0]).await,
-        (10, 0, 3)
-    );
-    assert_eq!(
-        count(
-            &app.db.url,
-            &format!("SELECT 1 FROM holds WHERE run_id = '{run_id}'")
-        )
-        .await,
-        1
-    );
-    assert_eq!(inconsistencies(&app).await, 0);
+    assert_held_once(&app, &event, run_id).await;
 }
 
 #[tokio::test]
