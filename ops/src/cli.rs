@@ -216,7 +216,7 @@ pub struct BenchCheckoutArgs {
     /// Statements listed by database time after the sale, with their calls
     /// per completed checkout (all of them: e.g. 100).
     #[arg(long, default_value_t = 12)]
-    pub statements: i64,
+    pub statements: u32,
     /// An earlier build of `boxoffice`: it runs the same sale first, on a
     /// system of its own, and the two builds' costs are compared.
     #[arg(long, conflicts_with = "target")]

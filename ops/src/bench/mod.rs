@@ -334,7 +334,8 @@ async fn measure(
     let counts_at_end = target.meter.counts().await;
     tokio::time::sleep(cost::STATS_DELAY).await;
     let counts_after = target.meter.counts().await;
-    let top_statements = cost::top_statements(&target.database_url, args.statements).await;
+    let top_statements =
+        cost::top_statements(&target.database_url, i64::from(args.statements)).await;
     let counts = cost::SaleCounts {
         sale: counts_after.since(&counts_before),
         idle_statements: counts_after
