@@ -70,7 +70,7 @@ pub struct NewNotification<'a> {
     pub dedupe_key: &'a str,
     /// What it is about (`booking_confirmation`, `reminder_24h`…), for operators.
     pub kind: &'a str,
-    pub recipient: &'a str,
+    pub recipient: Recipient<'a>,
     pub subject: &'a str,
     pub body_text: &'a str,
     /// The participant it is for (their notifications list, their
@@ -79,6 +79,17 @@ pub struct NewNotification<'a> {
     /// What the renderer needs at sending time, by kind: e.g.
     /// `{"event_id": …, "booking_id": …}`. `{}` when the text is the email.
     pub context: &'a serde_json::Value,
+}
+
+/// Where a notification goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient<'a> {
+    /// This address.
+    Address(&'a str),
+    /// The account's email address as it is when the notification is
+    /// recorded, read by the insert itself (one statement, not a read and
+    /// then an insert). The account is the notification's `user_id`.
+    Account,
 }
 
 // `user_id: None` is bound as NULL (the column's default), so that the insert
@@ -112,16 +123,43 @@ pub async fn enqueue(
 /// [`enqueue`] inside a transaction the caller has open (a workflow's step):
 /// that transaction makes the row and its message commit together, so no
 /// savepoint is taken, which would cost the step two more statements.
+///
+/// For [`Recipient::Account`], `new.user_id` must name an existing account:
+/// `NotFound` otherwise (a notification with no address is never recorded).
 pub async fn enqueue_within(
     conn: &mut AsyncPgConnection,
     new: NewNotification<'_>,
 ) -> QueryResult<Option<Uuid>> {
-    let inserted = diesel::insert_into(notifications::table)
+    let inserted = match (new.recipient, new.user_id) {
+        (Recipient::Address(address), _) => insert_to_address(conn, new, address).await?,
+        (Recipient::Account, Some(user_id)) => {
+            let inserted = insert_to_account(conn, new, user_id).await?;
+            // Nothing inserted: the key was taken (a step that ran before),
+            // or there is no such account. Only a replay pays this look.
+            if inserted.is_none() && !dedupe_key_taken(conn, new.dedupe_key).await? {
+                return Err(diesel::result::Error::NotFound);
+            }
+            inserted
+        }
+        (Recipient::Account, None) => return Err(diesel::result::Error::NotFound),
+    };
+    if let Some(notification_id) = inserted {
+        outbox::push(conn, SEND_EMAIL_QUEUE, &SendEmail { notification_id }, None).await?;
+    }
+    Ok(inserted)
+}
+
+async fn insert_to_address(
+    conn: &mut AsyncPgConnection,
+    new: NewNotification<'_>,
+    address: &str,
+) -> QueryResult<Option<Uuid>> {
+    diesel::insert_into(notifications::table)
         .values(NewRow {
             id: Uuid::now_v7(),
             dedupe_key: new.dedupe_key,
             kind: new.kind,
-            recipient: new.recipient,
+            recipient: address,
             subject: new.subject,
             body_text: new.body_text,
             user_id: new.user_id,
@@ -133,11 +171,56 @@ pub async fn enqueue_within(
         .keep_prepared()
         .get_result::<Uuid>(conn)
         .await
-        .optional()?;
-    if let Some(notification_id) = inserted {
-        outbox::push(conn, SEND_EMAIL_QUEUE, &SendEmail { notification_id }, None).await?;
-    }
-    Ok(inserted)
+        .optional()
+}
+
+/// `INSERT ... SELECT` from the account's row: no row when there is no such
+/// account or the dedupe key is taken.
+async fn insert_to_account(
+    conn: &mut AsyncPgConnection,
+    new: NewNotification<'_>,
+    user_id: Uuid,
+) -> QueryResult<Option<Uuid>> {
+    use diesel::sql_types::{Jsonb, Text, Uuid as SqlUuid};
+
+    use crate::schema::users;
+    let row = users::table.filter(users::id.eq(user_id)).select((
+        Uuid::now_v7().into_sql::<SqlUuid>(),
+        new.dedupe_key.into_sql::<Text>(),
+        new.kind.into_sql::<Text>(),
+        users::email,
+        new.subject.into_sql::<Text>(),
+        new.body_text.into_sql::<Text>(),
+        users::id.nullable(),
+        new.context.into_sql::<Jsonb>(),
+    ));
+    diesel::insert_into(notifications::table)
+        .values(row)
+        .into_columns((
+            notifications::id,
+            notifications::dedupe_key,
+            notifications::kind,
+            notifications::recipient,
+            notifications::subject,
+            notifications::body_text,
+            notifications::user_id,
+            notifications::context,
+        ))
+        .on_conflict(notifications::dedupe_key)
+        .do_nothing()
+        .returning(notifications::id)
+        .keep_prepared()
+        .get_result::<Uuid>(conn)
+        .await
+        .optional()
+}
+
+async fn dedupe_key_taken(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        notifications::table.filter(notifications::dedupe_key.eq(key)),
+    ))
+    .get_result(conn)
+    .await
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Notification>> {

@@ -152,7 +152,7 @@ fn confirmation<'a>(dedupe_key: &'a str, recipient: &'a str) -> NewNotification<
     NewNotification {
         dedupe_key,
         kind: "booking_confirmation",
-        recipient,
+        recipient: notifications::Recipient::Address(recipient),
         subject: "Your tickets for Jazz night",
         body_text: "Thank you for your order.\nYour tickets are attached to your account.",
         user_id: None,
@@ -182,6 +182,79 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
         head.lines()
             .find_map(|line| line.strip_prefix(prefix.as_str()))
     })
+}
+
+/// A workflow's email to a participant reads their address in its insert:
+/// the address the account has at that moment, once per dedupe key, and
+/// never a notification with no address.
+#[tokio::test]
+async fn an_email_to_an_account_goes_to_its_address_once_and_a_missing_account_records_nothing() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.raw_conn().await;
+    let user = app
+        .create_user(&[boxoffice_models::users::Role::Participant])
+        .await;
+    let to_account = |key| NewNotification {
+        recipient: notifications::Recipient::Account,
+        user_id: Some(user.id),
+        ..confirmation(key, "unused@example.com")
+    };
+    let key = format!("booking:{}:confirmation", Uuid::new_v4());
+
+    let id = notifications::enqueue(&mut conn, to_account(&key))
+        .await
+        .unwrap()
+        .expect("the first decision records a notification");
+    let recorded = notification(&mut conn, id).await;
+    assert_eq!(recorded.recipient, user.email);
+    assert_eq!(recorded.user_id, Some(user.id));
+    assert_eq!(recorded.dedupe_key, key);
+    assert_eq!(
+        notifications::enqueue(&mut conn, to_account(&key))
+            .await
+            .unwrap(),
+        None,
+        "the dedupe key makes the second decision a no-op"
+    );
+    assert_eq!(outbox_len(&mut conn).await, 1);
+
+    // No such account: an error, and nothing recorded or queued.
+    let nobody_key = format!("booking:{}:confirmation", Uuid::new_v4());
+    let nobody = notifications::enqueue(
+        &mut conn,
+        NewNotification {
+            user_id: Some(Uuid::now_v7()),
+            ..to_account(&nobody_key)
+        },
+    )
+    .await;
+    assert!(
+        matches!(nobody, Err(diesel::result::Error::NotFound)),
+        "{nobody:?}"
+    );
+    let no_user = notifications::enqueue(
+        &mut conn,
+        NewNotification {
+            user_id: None,
+            ..to_account(&nobody_key)
+        },
+    )
+    .await;
+    assert!(
+        matches!(no_user, Err(diesel::result::Error::NotFound)),
+        "{no_user:?}"
+    );
+    assert_eq!(outbox_len(&mut conn).await, 1);
+    let rows: i64 = {
+        use boxoffice_models::schema::notifications as table;
+        table::table
+            .filter(table::dedupe_key.eq(&nobody_key))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows, 0);
 }
 
 #[tokio::test]

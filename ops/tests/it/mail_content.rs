@@ -300,7 +300,7 @@ async fn a_notification_without_context_is_its_text_in_both_parts_and_the_file_m
         boxoffice_models::notifications::NewNotification {
             dedupe_key: "plain-test",
             kind: "something_new",
-            recipient: "grace@example.com",
+            recipient: boxoffice_models::notifications::Recipient::Address("grace@example.com"),
             subject: "A note",
             body_text: "First line.\n\nSecond <paragraph> & more.",
             user_id: None,
@@ -375,7 +375,7 @@ async fn refund_cancellation_and_offer_emails_say_when_and_where_and_carry_no_un
             boxoffice_models::notifications::NewNotification {
                 dedupe_key: &format!("{kind}:{}", Uuid::new_v4()),
                 kind,
-                recipient: &buyer.email,
+                recipient: boxoffice_models::notifications::Recipient::Address(&buyer.email),
                 subject: kind,
                 body_text: &format!("About your {kind}."),
                 user_id: Some(buyer.id),

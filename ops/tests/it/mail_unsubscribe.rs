@@ -47,7 +47,7 @@ async fn queue(
         NewNotification {
             dedupe_key: &format!("{kind}:{}", Uuid::new_v4()),
             kind,
-            recipient: &user.email,
+            recipient: notifications::Recipient::Address(&user.email),
             subject: "From the organizer of Flash Sale",
             body_text: body,
             user_id: Some(user.id),

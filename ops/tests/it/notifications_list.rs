@@ -24,7 +24,9 @@ async fn queue(conn: &mut AsyncPgConnection, user: Option<&TestUser>, subject: &
         NewNotification {
             dedupe_key: &format!("list-test:{}", Uuid::new_v4()),
             kind: "booking_confirmation",
-            recipient: user.map_or("nobody@example.com", |u| u.email.as_str()),
+            recipient: notifications::Recipient::Address(
+                user.map_or("nobody@example.com", |u| u.email.as_str()),
+            ),
             subject,
             body_text: &format!("Body of {subject}"),
             user_id: user.map(|u| u.id),

@@ -3,7 +3,7 @@
 //! its remote commands go to the payment provider.
 
 use boxoffice_models::holds::{self, HoldOutcome, Line};
-use boxoffice_models::notifications::{self, NewNotification};
+use boxoffice_models::notifications::{self, NewNotification, Recipient};
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_models::{bookings, coupon_reservations, coupons, tickets, waitlist};
 use boxoffice_workflows::checkout::{
@@ -259,12 +259,6 @@ async fn queue_confirmation(
     booking: &bookings::Booking,
     issued: &[tickets::Ticket],
 ) -> QueryResult<()> {
-    use boxoffice_models::schema::users;
-    let email: String = users::table
-        .find(booking.user_id)
-        .select(users::email)
-        .first(conn)
-        .await?;
     // The title, and when and where in the venue's time zone, in one read:
     // the text is also what the participant's notifications list shows. The
     // booking's event exists (its key says so).
@@ -293,7 +287,7 @@ async fn queue_confirmation(
         NewNotification {
             dedupe_key: &format!("booking:{}:confirmation", booking.id),
             kind: "booking_confirmation",
-            recipient: &email,
+            recipient: Recipient::Account,
             subject: &format!("Your tickets for {title}"),
             body_text: &body,
             user_id: Some(booking.user_id),

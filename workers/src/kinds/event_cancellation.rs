@@ -1,7 +1,7 @@
 //! The event cancellation's effects: stopping the event's checkouts still in
 //! flight, and taking its bookings in batches, each buyer told once.
 
-use boxoffice_models::notifications::{self, NewNotification};
+use boxoffice_models::notifications::{self, NewNotification, Recipient};
 use boxoffice_models::refunds;
 use boxoffice_models::workflow_signals::{self, NewSignal};
 use boxoffice_workflows::checkout::{Checkout, SIGNAL_EVENT_CANCELLED};
@@ -103,13 +103,13 @@ async fn tell_buyer(
     event_id: Uuid,
     buyer_id: Uuid,
 ) -> diesel::QueryResult<()> {
-    let (email, title) = super::notices::recipient_and_event(conn, buyer_id, event_id).await?;
+    let title = super::notices::event_title(conn, event_id).await?;
     notifications::enqueue_within(
         conn,
         NewNotification {
             dedupe_key: &format!("event:{event_id}:cancelled:{buyer_id}"),
             kind: "event_cancelled",
-            recipient: &email,
+            recipient: Recipient::Account,
             subject: &format!("{title} is cancelled"),
             body_text: &format!(
                 "We are sorry: {title} has been cancelled by its organizer.\n\nEvery ticket you bought is refunded in full; you will get an email for each refund.\n"

@@ -1,26 +1,17 @@
-//! What every email a workflow queues needs to know: where it goes and what
-//! event it is about.
+//! What every email a workflow queues says about its event. Where the email
+//! goes is read by the notification's insert itself
+//! (`notifications::Recipient::Account`).
 
-use boxoffice_models::schema::{events, users};
+use boxoffice_models::schema::events;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-/// The participant's email address and the event's title.
-pub async fn recipient_and_event(
-    conn: &mut AsyncPgConnection,
-    user_id: Uuid,
-    event_id: Uuid,
-) -> QueryResult<(String, String)> {
-    let email: String = users::table
-        .find(user_id)
-        .select(users::email)
-        .first(conn)
-        .await?;
-    let title: String = events::table
+/// The event's title.
+pub async fn event_title(conn: &mut AsyncPgConnection, event_id: Uuid) -> QueryResult<String> {
+    events::table
         .find(event_id)
         .select(events::title)
         .first(conn)
-        .await?;
-    Ok((email, title))
+        .await
 }

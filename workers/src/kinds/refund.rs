@@ -2,7 +2,7 @@
 //! amount, units back on sale, the buyer's emails; its remote commands go to
 //! the payment provider.
 
-use boxoffice_models::notifications::{self, NewNotification};
+use boxoffice_models::notifications::{self, NewNotification, Recipient};
 use boxoffice_models::refunds::{self, Refusal, Request, Scope};
 use boxoffice_workflows::money::Money;
 use boxoffice_workflows::payments::{PaymentCommand, PaymentOutcome};
@@ -127,7 +127,7 @@ async fn tell_buyer(
     event_id: Uuid,
     told: Told,
 ) -> diesel::QueryResult<()> {
-    let (email, title) = super::notices::recipient_and_event(conn, user_id, event_id).await?;
+    let title = super::notices::event_title(conn, event_id).await?;
     let (key, kind, subject, body) = match told {
         Told::Refunded(amount) => (
             format!("refund:{run_id}:refunded"),
@@ -151,7 +151,7 @@ async fn tell_buyer(
         NewNotification {
             dedupe_key: &key,
             kind,
-            recipient: &email,
+            recipient: Recipient::Account,
             subject: &subject,
             body_text: &body,
             user_id: Some(user_id),

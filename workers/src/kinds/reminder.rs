@@ -139,7 +139,7 @@ async fn next_batch(
             NewNotification {
                 dedupe_key: &new.dedupe_key,
                 kind: new.kind,
-                recipient: &recipient.email,
+                recipient: notifications::Recipient::Address(&recipient.email),
                 subject: &new.subject,
                 body_text: &new.body,
                 user_id: Some(recipient.user_id),

@@ -3,7 +3,7 @@
 //! to the public when nobody waits). It makes no remote call.
 
 use boxoffice_models::holds;
-use boxoffice_models::notifications::{self, NewNotification};
+use boxoffice_models::notifications::{self, NewNotification, Recipient};
 use boxoffice_models::schema::ticket_types;
 use boxoffice_models::waitlist::{self, ACCEPTED, Entry, OFFERED};
 use boxoffice_workflows::engine::NoRemote;
@@ -83,8 +83,7 @@ enum Told {
 
 /// One email per entry and kind (the dedupe key makes a retried step a no-op).
 async fn tell(conn: &mut AsyncPgConnection, entry: &Entry, told: Told) -> diesel::QueryResult<()> {
-    let (email, title) =
-        super::notices::recipient_and_event(conn, entry.participant_id, entry.event_id).await?;
+    let title = super::notices::event_title(conn, entry.event_id).await?;
     let type_name: String = ticket_types::table
         .find(entry.ticket_type_id)
         .select(ticket_types::name)
@@ -126,7 +125,7 @@ async fn tell(conn: &mut AsyncPgConnection, entry: &Entry, told: Told) -> diesel
         NewNotification {
             dedupe_key: &key,
             kind,
-            recipient: &email,
+            recipient: Recipient::Account,
             subject: &subject,
             body_text: &body,
             user_id: Some(entry.participant_id),

@@ -59,12 +59,13 @@ type EventRow = (
     Option<(String, String, String, String, String)>,
 );
 
-/// The event `id` and its venue; `None` when there is no such event.
-pub async fn event(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<EventFacts>> {
-    let row: Option<EventRow> = events::table
-        .left_join(venues::table)
-        .filter(events::id.eq(id))
-        .select((
+type TicketRow = (Uuid, String, String, String);
+
+/// The columns of an [`EventRow`], the event's and its venue's (`NULL` for an
+/// online event).
+macro_rules! event_columns {
+    () => {
+        (
             events::id,
             events::title,
             events::starts_at,
@@ -77,59 +78,89 @@ pub async fn event(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option
                 venues::timezone,
             )
                 .nullable(),
-        ))
+        )
+    };
+}
+
+/// The event `id` and its venue; `None` when there is no such event.
+pub async fn event(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<EventFacts>> {
+    let row: Option<EventRow> = events::table
+        .left_join(venues::table)
+        .filter(events::id.eq(id))
+        .select(event_columns!())
         .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(id, title, starts_at, ends_at, venue)| {
-        let zone = venue
-            .as_ref()
-            // Venues' zones are checked when written; an unknown one (a zone
-            // database older than the API's) still gives a correct UTC time.
-            .and_then(|v| v.4.parse::<Tz>().ok())
-            .unwrap_or(Tz::UTC);
-        EventFacts {
-            id,
-            title,
-            starts_at,
-            ends_at,
-            zone,
-            venue: venue.map(|(name, address, city, country, _)| VenueFacts {
-                name,
-                address,
-                city,
-                country,
-            }),
-        }
-    }))
+    Ok(row.map(event_facts))
 }
 
-/// The tickets of `booking_id` a holder can still use (`valid`: not refunded
-/// or void), in issue order.
-pub async fn tickets(
+/// The event `id` with its venue, and the tickets of `booking_id` a holder
+/// can still use (`valid`: not refunded or void) in issue order, in one
+/// read; `None` when there is no such event.
+pub async fn event_and_tickets(
     conn: &mut AsyncPgConnection,
+    id: Uuid,
     booking_id: Uuid,
-) -> QueryResult<Vec<TicketFacts>> {
-    let rows: Vec<(Uuid, String, String, String)> = tickets::table
-        .inner_join(ticket_types::table.on(ticket_types::id.eq(tickets::ticket_type_id)))
-        .filter(tickets::booking_id.eq(booking_id))
-        .filter(tickets::status.eq("valid"))
+) -> QueryResult<Option<(EventFacts, Vec<TicketFacts>)>> {
+    // One row per ticket, each with the event; one row with no ticket when
+    // the booking has none.
+    let rows: Vec<(EventRow, Option<TicketRow>)> = events::table
+        .left_join(venues::table)
+        .left_join(
+            tickets::table.on(tickets::booking_id
+                .eq(booking_id)
+                .and(tickets::status.eq("valid"))),
+        )
+        .left_join(ticket_types::table.on(ticket_types::id.eq(tickets::ticket_type_id)))
+        .filter(events::id.eq(id))
         .order((tickets::created_at, tickets::id))
         .select((
-            tickets::id,
-            tickets::number,
-            ticket_types::name,
-            tickets::qr_payload,
+            event_columns!(),
+            (
+                tickets::id,
+                tickets::number,
+                ticket_types::name,
+                tickets::qr_payload,
+            )
+                .nullable(),
         ))
         .load(conn)
         .await?;
-    Ok(rows
+    let mut rows = rows.into_iter();
+    let Some((event, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let tickets = first
         .into_iter()
+        .chain(rows.filter_map(|(_, ticket)| ticket))
         .map(|(id, number, type_name, qr_payload)| TicketFacts {
             id,
             number,
             type_name,
             qr_payload,
         })
-        .collect())
+        .collect();
+    Ok(Some((event_facts(event), tickets)))
+}
+
+fn event_facts((id, title, starts_at, ends_at, venue): EventRow) -> EventFacts {
+    let zone = venue
+        .as_ref()
+        // Venues' zones are checked when written; an unknown one (a zone
+        // database older than the API's) still gives a correct UTC time.
+        .and_then(|v| v.4.parse::<Tz>().ok())
+        .unwrap_or(Tz::UTC);
+    EventFacts {
+        id,
+        title,
+        starts_at,
+        ends_at,
+        zone,
+        venue: venue.map(|(name, address, city, country, _)| VenueFacts {
+            name,
+            address,
+            city,
+            country,
+        }),
+    }
 }

@@ -66,15 +66,16 @@ pub async fn render(
     // A context this code does not understand is rendered as text only
     // rather than refused: the email still goes out.
     let context: Context = serde_json::from_value(notification.context.clone()).unwrap_or_default();
-    let event = match context.event_id {
-        Some(id) => facts::event(conn, id).await?,
-        None => None,
-    };
-    let tickets = match (&event, context.booking_id) {
-        (Some(_), Some(booking)) if carries_tickets(&notification.kind) => {
-            facts::tickets(conn, booking).await?
+    let (event, tickets) = match (context.event_id, context.booking_id) {
+        (Some(id), Some(booking)) if carries_tickets(&notification.kind) => {
+            facts::event_and_tickets(conn, id, booking)
+                .await?
+                .map_or((None, Vec::new()), |(event, tickets)| {
+                    (Some(event), tickets)
+                })
         }
-        _ => Vec::new(),
+        (Some(id), _) => (facts::event(conn, id).await?, Vec::new()),
+        (None, _) => (None, Vec::new()),
     };
     let unsubscribe = MailingList::for_kind(&notification.kind)
         .zip(notification.user_id)

@@ -3,10 +3,12 @@
 //! (only a start takes its hold ahead), the step learns in one statement
 //! whether the event was cancelled before its sale, takes the event's title
 //! from the read that gives its date and venue, looks for no tickets of the
-//! booking it has just inserted, and queues the email without a savepoint.
-//! Counted by `pg_stat_statements`, from the moment the run waits for its
-//! payment to the moment it is completed; the run is watched in the
-//! database, not through the API, whose status reads would be counted too.
+//! booking it has just inserted, and queues the email without a savepoint,
+//! its address read by the email's insert. The email job reads the event and
+//! the tickets it shows in one statement. Counted by `pg_stat_statements`,
+//! from the moment the run waits for its payment to the moment its email is
+//! sent; the run is watched in the database, not through the API, whose
+//! status reads would be counted too.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use super::fixtures::{
 use crate::harness::TestApp;
 
 /// What the confirmation used to read, and no longer does.
-const NOT_READ: [(&str, &str); 5] = [
+const NOT_READ: [(&str, &str); 7] = [
     (
         "the run, ahead of the delivery's transaction",
         r#"SELECT "workflow_runs"."id", "workflow_runs"."kind"%LIMIT $2"#,
@@ -37,7 +39,18 @@ const NOT_READ: [(&str, &str); 5] = [
         r#"SELECT "tickets"."id", "tickets"."booking_id"%"#,
     ),
     ("a savepoint around the email's rows", "SAVEPOINT%"),
+    (
+        "the buyer's address, apart from the email's insert",
+        r#"SELECT "users"."email" FROM "users"%"#,
+    ),
+    (
+        "the email's tickets, apart from its event",
+        r#"SELECT "tickets"."id", "tickets"."number"%"#,
+    ),
 ];
+
+/// The email job's read of the event, its venue and the booking's tickets.
+const EVENT_AND_TICKETS: &str = r#"SELECT "events"."id"%LEFT OUTER JOIN "tickets"%"#;
 
 #[derive(diesel::QueryableByName)]
 struct Status {
@@ -47,27 +60,32 @@ struct Status {
     step: String,
 }
 
-/// Waits, reading the database, until the run is at `step`.
-async fn wait_for_step(conn: &mut AsyncPgConnection, run_id: &str, step: &str) -> Status {
+/// Waits, reading the database, until `query` gives `step`.
+async fn wait_for(conn: &mut AsyncPgConnection, query: &str, step: &str) -> Status {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now: Status = diesel::sql_query(format!(
-            "SELECT status, step FROM workflow_runs WHERE id = '{run_id}'"
-        ))
-        .get_result(conn)
-        .await
-        .unwrap();
+        let now: Status = diesel::sql_query(query).get_result(conn).await.unwrap();
         if now.step == step {
             return now;
         }
         assert!(
             Instant::now() < deadline,
-            "the run stayed at {} ({})",
+            "{query} stayed at {} ({})",
             now.step,
             now.status
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits, reading the database, until the run is at `step`.
+async fn wait_for_step(conn: &mut AsyncPgConnection, run_id: &str, step: &str) -> Status {
+    wait_for(
+        conn,
+        &format!("SELECT status, step FROM workflow_runs WHERE id = '{run_id}'"),
+        step,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -110,9 +128,17 @@ async fn a_paid_checkouts_confirmation_reads_nothing_it_already_knows() {
         before.push(statement_calls(&mut stats, pattern).await);
     }
     let bookings_before = statement_calls(&mut stats, r#"INSERT INTO "bookings"%"#).await;
+    let renders_before = statement_calls(&mut stats, EVENT_AND_TICKETS).await;
     sandbox.pay(&intent.intent_id).await;
     let done = wait_for_step(&mut watch, &run_id, "completed").await;
     assert_eq!(done.status, "completed");
+    // The email job's reads are in the window too.
+    wait_for(
+        &mut watch,
+        "SELECT status, status AS step FROM notifications WHERE kind = 'booking_confirmation'",
+        "sent",
+    )
+    .await;
 
     let mut read = Vec::new();
     for ((what, pattern), before) in NOT_READ.iter().zip(before) {
@@ -123,9 +149,13 @@ async fn a_paid_checkouts_confirmation_reads_nothing_it_already_knows() {
         }
     }
     assert!(read.is_empty(), "read again: {read:?}");
-    // The window did hold the confirmation.
+    // The window did hold the confirmation, and the email's one read.
     assert_eq!(
         statement_calls(&mut stats, r#"INSERT INTO "bookings"%"#).await - bookings_before,
+        1
+    );
+    assert_eq!(
+        statement_calls(&mut stats, EVENT_AND_TICKETS).await - renders_before,
         1
     );
     // Its email still says what, when and where, from the one read.
@@ -135,14 +165,17 @@ async fn a_paid_checkouts_confirmation_reads_nothing_it_already_knows() {
         subject: String,
         #[diesel(sql_type = diesel::sql_types::Text)]
         body_text: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        recipient: String,
     }
     let email: Body = diesel::sql_query(
-        "SELECT subject, body_text FROM notifications WHERE kind = 'booking_confirmation'",
+        "SELECT subject, body_text, recipient FROM notifications WHERE kind = 'booking_confirmation'",
     )
     .get_result(&mut watch)
     .await
     .unwrap();
     assert_eq!(email.subject, "Your tickets for Flash Sale");
+    assert_eq!(email.recipient, buyer.email);
     assert!(
         email.body_text.contains("Event: Flash Sale\nWhen: ")
             && email.body_text.contains("Where: Hall, 1 Street"),

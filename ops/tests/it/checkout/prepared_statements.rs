@@ -165,7 +165,7 @@ async fn one_checkout(app: &TestApp, conn: &mut AsyncPgConnection, event: &SaleE
         NewNotification {
             dedupe_key: &key,
             kind: "booking_confirmation",
-            recipient: &buyer.email,
+            recipient: notifications::Recipient::Address(&buyer.email),
             subject: "Your tickets",
             body_text: "See you there.",
             user_id: Some(buyer.id),
