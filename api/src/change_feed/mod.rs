@@ -38,7 +38,8 @@ use crate::routes::checkouts::sale_terms::SaleTerms;
 use crate::routes::workflows::RunWatcher;
 
 /// Channels, as the triggers of migration `000014` name them; each payload is
-/// the changed row's id.
+/// the changed row's id (a run's, since migration `000018`, with the version
+/// it was changed to: `<id>:<version>`).
 pub const SESSIONS_CHANNEL: &str = "boxoffice_sessions";
 pub const USERS_CHANNEL: &str = "boxoffice_users";
 pub const RUNS_CHANNEL: &str = "boxoffice_runs";
@@ -85,16 +86,23 @@ impl Views {
 
     /// Applies one notification.
     fn changed(&self, channel: &str, payload: &str) {
-        let Ok(id) = Uuid::parse_str(payload) else {
+        let (id, version) = match payload.split_once(':') {
+            Some((id, version)) => (id, version.parse::<i32>().ok()),
+            None => (payload, None),
+        };
+        let Ok(id) = Uuid::parse_str(id) else {
             tracing::warn!(channel, payload, "a change notification without a row id");
             return;
         };
         match channel {
             SESSIONS_CHANNEL => self.session_ended(id),
             USERS_CHANNEL => self.user_changed(id),
+            // Dropped from memory before the watcher hears of it: a long
+            // poll that starts waiting meanwhile finds its view gone and
+            // reads the run (`RunWatcher::wait_past`).
             RUNS_CHANNEL => {
                 self.runs.invalidate(&id);
-                self.watcher.run_changed(id);
+                self.watcher.run_changed(id, version);
             }
             CATALOG_CHANNEL => self.sale_terms.invalidate(&id),
             _ => {}

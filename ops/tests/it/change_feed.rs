@@ -1,8 +1,8 @@
 //! The API keeps sessions and run status views in memory and drops them when
 //! Postgres announces a change (`api/src/change_feed`): reads are served from
 //! memory, a change committed anywhere is seen within moments, a lost
-//! listener sends every read to Postgres, and racing readers never see a run
-//! go back.
+//! listener sends every read to Postgres, racing readers never see a run
+//! go back, and long polls learn of an announced change without a read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::checkout::fixtures::{counting_statements, statement_calls};
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
 
@@ -401,4 +402,50 @@ async fn a_long_poll_answers_when_postgres_announces_the_change_or_at_the_next_f
     assert_eq!(version, 3);
     println!("a long poll answered {took:?} after an unannounced change");
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// The version reads of the long polls' watcher.
+const VERSION_READS: &str = r#"SELECT "workflow_runs"."id", "workflow_runs"."version" FROM%"#;
+
+/// A change's notification says which version the run moved to, and a poll
+/// that starts waiting on a view kept in memory reads nothing: long polls
+/// across announced changes cost no version reads but the watcher's backstop
+/// (at most one a second). Each poll used to cost two: one as it started
+/// waiting, one when the change was heard.
+#[tokio::test]
+async fn long_polls_across_announced_changes_read_no_versions_but_the_backstops() {
+    const POLLS: i64 = 20;
+    let (app, user, id) = listening_app_with_a_run().await;
+    let (app, user) = (Arc::new(app), Arc::new(user));
+    let mut conn = app.raw_conn().await;
+    let mut stats = counting_statements(&app).await;
+    assert_eq!(status(&app, &user, id).await["version"], 1);
+
+    let reads_before = statement_calls(&mut stats, VERSION_READS).await;
+    let started = Instant::now();
+    for known in 1..=POLLS {
+        let polling = {
+            let (app, user) = (app.clone(), user.clone());
+            tokio::spawn(async move { long_poll(&app, &user, id, known).await })
+        };
+        // Long enough for the poll to be waiting on most turns; a change
+        // that comes first is answered at once, from the same view.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        bump(&mut conn, id, true).await;
+        let (took, version) = polling.await.unwrap();
+        assert_eq!(version, known + 1);
+        assert!(took < HEARD_WITHIN, "took {took:?}");
+    }
+    let elapsed = started.elapsed();
+    let reads = statement_calls(&mut stats, VERSION_READS).await - reads_before;
+    println!("{POLLS} long polls across announced changes in {elapsed:?}: {reads} version reads");
+    // The backstop reads every watched run once a second while anyone waits;
+    // a change heard in the instant between a poll's look at its view and
+    // its wait costs that poll a read (a loaded machine may see a few).
+    let backstops = i64::try_from(elapsed.as_secs()).unwrap() + 1;
+    let races = 3;
+    assert!(
+        reads <= backstops + races,
+        "{reads} version reads in {elapsed:?}, more than the backstop's {backstops} and {races} races"
+    );
 }

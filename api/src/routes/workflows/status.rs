@@ -138,6 +138,11 @@ pub fn workflow_status(
                     id,
                     view.version,
                     tokio::time::Instant::now() + Duration::from_secs(wait),
+                    // Still kept at that version: no change heard since.
+                    || {
+                        let kept = &state.change_feed.views().runs;
+                        kept.get(&id).is_some_and(|v| v.version == view.version)
+                    },
                 )
                 .await
         {

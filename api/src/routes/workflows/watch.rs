@@ -1,10 +1,12 @@
-//! Where long polls wait: one task per API process reads the versions of the
-//! runs somebody is waiting on, in one query, and wakes the waiters of the
-//! runs that moved. It reads a run when Postgres says it changed (the change
-//! feed hands it the ids, [`RunWatcher::run_changed`]) and when a new waiter
-//! comes; every watched run is read again every [`BACKSTOP_LOOK`], or every
-//! [`LOOK_EVERY`] while the change feed is not listening. A flash sale's
-//! thousands of waiting buyers then cost the database a read per change.
+//! Where long polls wait: the waiters of a run wake when it moves past the
+//! version they have. Postgres says when a run changed, and to which version
+//! (the change feed hands both over, [`RunWatcher::run_changed`]), so a
+//! change heard costs no read. One task per API process reads the versions
+//! of watched runs, in one query, when a notification names no version, when
+//! a new waiter's run may have changed before it was watched, and, for every
+//! watched run, every [`BACKSTOP_LOOK`] (or every [`LOOK_EVERY`] while the
+//! change feed is not listening). A flash sale's thousands of waiting buyers
+//! then cost the database about one read a second.
 //!
 //! When the process stops, every long poll answers at once with what it has
 //! ([`RunWatcher::end_waits`]): a stop waits for open requests, and polls
@@ -68,7 +70,19 @@ impl RunWatcher {
 
     /// Waits until run `run_id` is past `version`, or `deadline`, or the
     /// process stops. Returns whether it moved.
-    pub async fn wait_past(&self, run_id: Uuid, version: i32, deadline: Instant) -> bool {
+    ///
+    /// `still_current` is asked once the waiter is registered: whether what
+    /// the caller knows is still the run's latest as far as this process
+    /// heard (its view kept in memory at `version`). A change heard from then
+    /// on reaches the waiter; one heard before dropped that view, so `false`
+    /// has the run read at once, as does a view never kept.
+    pub async fn wait_past(
+        &self,
+        run_id: Uuid,
+        version: i32,
+        deadline: Instant,
+        still_current: impl FnOnce() -> bool,
+    ) -> bool {
         if self.shared.ended.is_cancelled() {
             return false;
         }
@@ -86,7 +100,9 @@ impl RunWatcher {
             run_id,
         };
         self.shared.waiting.notify_one();
-        self.read_soon(run_id);
+        if !still_current() {
+            self.read_soon(run_id);
+        }
         tokio::select! {
             moved = tokio::time::timeout_at(deadline, seen.wait_for(|v| *v > version)) => {
                 moved.is_ok_and(|r| r.is_ok())
@@ -103,15 +119,24 @@ impl RunWatcher {
 }
 
 impl RunWatcher {
-    /// Postgres said run `run_id` changed.
-    pub fn run_changed(&self, run_id: Uuid) {
-        let watched = self
-            .shared
-            .runs
-            .lock()
-            .is_ok_and(|runs| runs.contains_key(&run_id));
-        if watched {
-            self.read_soon(run_id);
+    /// Postgres said run `run_id` changed, to `version` when it said so: its
+    /// waiters past that version wake at once; with no version, the run is
+    /// read.
+    pub fn run_changed(&self, run_id: Uuid, version: Option<i32>) {
+        let runs = self.shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(watched) = runs.get(&run_id) else {
+            return;
+        };
+        match version {
+            Some(version) => {
+                watched
+                    .version
+                    .send_if_modified(|seen| moved_to(seen, version));
+            }
+            None => {
+                drop(runs);
+                self.read_soon(run_id);
+            }
         }
     }
 
@@ -187,13 +212,9 @@ async fn look_until_dropped(shared: Weak<Shared>, db: DbPool) {
                     let runs = strong.runs.lock().unwrap_or_else(|e| e.into_inner());
                     for (id, version) in versions {
                         if let Some(watched) = runs.get(&id) {
-                            watched.version.send_if_modified(|seen| {
-                                let moved = version > *seen;
-                                if moved {
-                                    *seen = version;
-                                }
-                                moved
-                            });
+                            watched
+                                .version
+                                .send_if_modified(|seen| moved_to(seen, version));
                         }
                     }
                 }
@@ -205,6 +226,16 @@ async fn look_until_dropped(shared: Weak<Shared>, db: DbPool) {
         // Keeps the watcher alive at most `every` after its last user.
         let _ = tokio::time::timeout_at(last_full_look + every, strong.read_now.notified()).await;
     }
+}
+
+/// Records `version` as the latest seen if it is newer (versions only grow);
+/// whether it was.
+fn moved_to(seen: &mut i32, version: i32) -> bool {
+    let moved = version > *seen;
+    if moved {
+        *seen = version;
+    }
+    moved
 }
 
 async fn read_versions(db: &DbPool, ids: &[Uuid]) -> anyhow::Result<Vec<(Uuid, i32)>> {
