@@ -98,19 +98,7 @@ const COUNTERS: CounterColumns = (
 /// UPDATE`): holds and other counter writes wait, but inserting a ticket, a
 /// hold or an entry of the type (a key-share lock, for the foreign key) does
 /// not.
-async fn lock_counters(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Counters>> {
-    ticket_types::table
-        .filter(ticket_types::id.eq(id))
-        .select(COUNTERS)
-        .for_no_key_update()
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// Locks a ticket type's row unless another transaction holds it (the
-/// dispatcher of another worker process is serving it): `None` then.
-pub async fn try_lock_counters(
+pub async fn lock_counters(
     conn: &mut AsyncPgConnection,
     id: Uuid,
 ) -> QueryResult<Option<Counters>> {
@@ -118,7 +106,6 @@ pub async fn try_lock_counters(
         .filter(ticket_types::id.eq(id))
         .select(COUNTERS)
         .for_no_key_update()
-        .skip_locked()
         .first(conn)
         .await
         .optional()

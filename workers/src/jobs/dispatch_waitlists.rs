@@ -3,11 +3,18 @@
 //! (`boxoffice_workflows::waitlist::policy`).
 //!
 //! Per ticket type, one transaction holds the type's row lock (`FOR NO KEY
-//! UPDATE SKIP LOCKED`: two worker processes never serve one type at once,
-//! and a type busy elsewhere is served at the next tick) and, for each entry to
-//! offer, inserts its `waitlist_offer` run (with its start message), holds
-//! its units for that run (`held += q`, `waiting_units -= q`) and marks the
-//! entry `offered`. A crash anywhere commits all of it or none.
+//! UPDATE`: two worker processes serve one type one after the other, the
+//! second finding what the first left) and, for each entry to offer, inserts
+//! its `waitlist_offer` run (with its start message), holds its units for
+//! that run (`held += q`, `waiting_units -= q`) and marks the entry
+//! `offered`. A crash anywhere commits all of it or none.
+//!
+//! The dispatcher waits its turn for the lock, at most [`LOCK_WAIT`]: every
+//! hold of the type takes the same lock, one statement after another while
+//! the public keeps trying, so a dispatcher that skipped a locked type could
+//! miss it at every tick and the freed units would never be offered. Waiting,
+//! it is next after the statement that holds the lock; a longer holder makes
+//! it give up until the next tick.
 
 use boxoffice_models::schema::events;
 use boxoffice_models::waitlist::{self, Entry};
@@ -24,6 +31,8 @@ use uuid::Uuid;
 /// The default head-wait window (`BOXOFFICE_WAITLIST_HEAD_WAIT_SECS`).
 pub const HEAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 const BATCH: i64 = 200;
+/// The longest the dispatcher waits for a ticket type's row lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves every ticket type with waiting entries and free units; returns how
 /// many offers were made.
@@ -57,7 +66,13 @@ pub async fn serve(
     head_wait: Duration,
 ) -> anyhow::Result<u64> {
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let Some(counters) = waitlist::try_lock_counters(conn, ticket_type_id).await? else {
+        diesel::sql_query(format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            LOCK_WAIT.as_millis()
+        ))
+        .execute(conn)
+        .await?;
+        let Some(counters) = waitlist::lock_counters(conn, ticket_type_id).await? else {
             return Ok(0);
         };
         if counters.waiting_units == 0 || counters.free() <= 0 {

@@ -5,6 +5,7 @@
 mod accept_decline;
 mod bad_input;
 mod capacity_raised;
+mod dispatch_lock;
 mod event_cancelled;
 mod fairness;
 mod lapsed_and_paid;
