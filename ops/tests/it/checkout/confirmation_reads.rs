@@ -10,7 +10,7 @@
 //! sent; the run is watched in the database, not through the API, whose
 //! status reads would be counted too.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boxoffice_models::users::Role;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -19,6 +19,7 @@ use super::fixtures::{
     counting_statements, event_on_sale, order, start, started_run, statement_calls,
 };
 use crate::harness::TestApp;
+use crate::harness::wait;
 
 /// What the confirmation used to read, and no longer does.
 const NOT_READ: [(&str, &str); 7] = [
@@ -62,20 +63,11 @@ struct Status {
 
 /// Waits, reading the database, until `query` gives `step`.
 async fn wait_for(conn: &mut AsyncPgConnection, query: &str, step: &str) -> Status {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait::value(Duration::from_secs(20), query, async || {
         let now: Status = diesel::sql_query(query).get_result(conn).await.unwrap();
-        if now.step == step {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{query} stayed at {} ({})",
-            now.step,
-            now.status
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (now.step == step).then_some(now)
+    })
+    .await
 }
 
 /// Waits, reading the database, until the run is at `step`.
