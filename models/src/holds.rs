@@ -24,6 +24,20 @@ use crate::prepared::KeepPrepared;
 use crate::schema::{holds, ticket_type_rows, ticket_types};
 use crate::seats_left;
 
+/// `status = 'active'`, written into the statement rather than bound. The
+/// planner then knows the status in every plan of a prepared statement: its
+/// generic plan can use the partial indexes on active holds and costs what a
+/// plan for the values does, so Postgres keeps it after its five trial plans.
+/// With the status bound, while the table has no statistics (a new system, a
+/// sale's first minutes) the plan for `'active'` looked cheaper than the
+/// generic one, and the statement was planned again at every run. Diesel
+/// sends a statement with written SQL unnamed (planned at every run too), so
+/// the statements using this are kept prepared: their text is the code's.
+fn is_active()
+-> diesel::dsl::Eq<holds::status, diesel::expression::SqlLiteral<diesel::sql_types::Text>> {
+    holds::status.eq(diesel::dsl::sql("'active'"))
+}
+
 /// One line: a ticket type and how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line {
@@ -151,7 +165,7 @@ async fn adopt(
     let held: Vec<(Uuid, i32, i64, String)> = holds::table
         .inner_join(ticket_types::table)
         .filter(holds::run_id.eq(run_id))
-        .filter(holds::status.eq("active"))
+        .filter(is_active())
         .order(holds::ticket_type_id.asc())
         .select((
             holds::ticket_type_id,
@@ -159,6 +173,7 @@ async fn adopt(
             ticket_types::price_minor,
             ticket_types::currency,
         ))
+        .keep_prepared()
         .load(conn)
         .await?;
     let wanted = sorted(lines);
@@ -382,7 +397,7 @@ pub async fn move_to_run(
     let moved: Vec<i32> = diesel::update(
         holds::table
             .filter(holds::run_id.eq(from_run))
-            .filter(holds::status.eq("active")),
+            .filter(is_active()),
     )
     .set((holds::run_id.eq(to_run), holds::expires_at.eq(expires_at)))
     .returning(holds::quantity)
@@ -407,10 +422,11 @@ async fn active_for_run(
 ) -> QueryResult<Vec<(Uuid, Uuid, i32)>> {
     holds::table
         .filter(holds::run_id.eq(run_id))
-        .filter(holds::status.eq("active"))
+        .filter(is_active())
         .order(holds::ticket_type_id.asc())
         .for_update()
         .select((holds::id, holds::ticket_type_id, holds::quantity))
+        .keep_prepared()
         .load(conn)
         .await
 }
@@ -454,11 +470,12 @@ pub async fn expired_runs(
     limit: i64,
 ) -> QueryResult<Vec<Uuid>> {
     holds::table
-        .filter(holds::status.eq("active"))
+        .filter(is_active())
         .filter(holds::expires_at.le(now))
         .select(holds::run_id)
         .distinct()
         .limit(limit)
+        .keep_prepared()
         .load(conn)
         .await
 }

@@ -134,17 +134,29 @@ pub async fn try_lock_queue(conn: &mut AsyncPgConnection, queue: &str) -> QueryR
         #[diesel(sql_type = diesel::sql_types::Bool)]
         locked: bool,
     }
+    // Kept prepared: each relay pass of each queue runs it.
     let row: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock(hashtext($1)) AS locked")
         .bind::<diesel::sql_types::Text, _>(queue)
+        .keep_prepared()
         .get_result(conn)
         .await?;
     Ok(row.locked)
 }
 
+/// Deletes the relayed messages `ids` (a relay's batch).
 pub async fn delete(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<usize> {
     diesel::delete(outbox::table.filter(outbox::id.eq_any(ids)))
         .execute(conn)
         .await
+}
+
+/// Deletes one message (a backstop its step no longer needs). `id = $1`
+/// rather than `id = ANY($1)`: Postgres plans the array form for its length
+/// at every run while the table has no statistics (a plan for one element
+/// looks cheaper than the generic plan for ten), and this runs at every step
+/// that sends a command.
+pub async fn delete_one(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(outbox::table.find(id)).execute(conn).await
 }
 
 /// Messages waiting per queue, and the age of the oldest due one (relay lag).

@@ -97,7 +97,7 @@ pub async fn take(
             )
             .await?;
             if let Some(id) = backstop_id {
-                outbox::delete(conn, &[id]).await?;
+                outbox::delete_one(conn, id).await?;
             }
             Ok(advanced)
         })

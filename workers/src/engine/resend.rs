@@ -28,7 +28,7 @@ pub async fn schedule_retry(
     let now = Utc::now();
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
         if let Some(id) = dropping {
-            outbox::delete(conn, &[id]).await?;
+            outbox::delete_one(conn, id).await?;
         }
         let Some(run) = workflow_runs::lock(conn, effect.run_id).await? else {
             return Ok(false);

@@ -131,7 +131,12 @@ async fn apply(
                 return Ok(LocalOutcome::EventCancelled);
             }
             holds::convert_for_run(conn, run_id).await?;
-            coupon_reservations::redeem(conn, run_id).await?;
+            // A run reserves a coupon use only in the step that records the
+            // coupon in its state, so a booking without one has none to make
+            // final: no statement for the checkouts that use no coupon.
+            if booking.coupon_id.is_some() {
+                coupon_reservations::redeem(conn, run_id).await?;
+            }
             confirm(conn, signer, run_id, booking).await
         }
         LocalCommand::ConfirmLatePayment { booking } => {

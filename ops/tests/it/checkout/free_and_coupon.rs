@@ -124,4 +124,13 @@ async fn a_full_coupon_makes_a_paid_ticket_free_and_uses_the_coupon_once() {
         count(&app.db.url, "SELECT 1 FROM bookings WHERE subtotal_minor = 5000 AND discount_minor = 5000 AND total_minor = 0").await,
         1
     );
+    // The sale made the run's coupon use final.
+    assert_eq!(
+        count(
+            &app.db.url,
+            &format!("SELECT 1 FROM coupon_reservations WHERE run_id = '{run_id}' AND status = 'redeemed' AND closed_at IS NOT NULL")
+        )
+        .await,
+        1
+    );
 }

@@ -50,7 +50,7 @@ pub async fn advance_holding(
         let advanced =
             advance_at(conn, signer, run_id, trigger, now, ahead.as_ref(), dispatch).await?;
         if let Some(id) = dropping {
-            outbox::delete(conn, &[id]).await?;
+            outbox::delete_one(conn, id).await?;
         }
         Ok(advanced)
     })
