@@ -24,6 +24,12 @@ use crate::prepared::KeepPrepared;
 use crate::schema::{holds, ticket_type_rows, ticket_types};
 use crate::seats_left;
 
+mod backstops;
+mod offers;
+
+pub use backstops::{Inconsistency, expired_runs, inconsistencies, orphaned_runs};
+pub use offers::{adopt_offer_hold, hold_for_offer, move_to_run};
+
 /// `status = 'active'`, written into the statement rather than bound. The
 /// planner then knows the status in every plan of a prepared statement: its
 /// generic plan can use the partial indexes on active holds and costs what a
@@ -323,89 +329,6 @@ async fn short(conn: &mut AsyncPgConnection, line: Line) -> QueryResult<Refusal>
     })
 }
 
-/// The units a waitlist offer held for this run (moved to it when the offer
-/// was accepted), priced, when they are exactly `lines`; otherwise refused,
-/// and nothing is taken: a checkout of an offer never takes new units.
-pub async fn adopt_offer_hold(
-    conn: &mut AsyncPgConnection,
-    run_id: Uuid,
-    lines: &[Line],
-) -> QueryResult<HoldOutcome> {
-    if let Some(held) = adopt(conn, run_id, lines).await? {
-        return Ok(HoldOutcome::Held(held));
-    }
-    let wanted = sorted(lines);
-    let line = wanted.as_slice().first().copied().unwrap_or(Line {
-        ticket_type_id: Uuid::nil(),
-        quantity: 0,
-    });
-    Ok(HoldOutcome::Refused {
-        ticket_type_id: line.ticket_type_id,
-        requested: line.quantity,
-        available: 0,
-    })
-}
-
-/// Holds `quantity` units of a ticket type for a waitlist offer run, taken
-/// from the units its waitlist waits for (`taken += q`, `waiting_units -= q`),
-/// with the offer's hold row. Call in the transaction that holds the type's
-/// row lock and marks the entry offered. `false` when the units are not free.
-pub async fn hold_for_offer(
-    conn: &mut AsyncPgConnection,
-    run_id: Uuid,
-    ticket_type_id: Uuid,
-    quantity: i32,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<bool> {
-    let taken = diesel::update(
-        ticket_type_rows::table
-            .filter(ticket_type_rows::id.eq(ticket_type_id))
-            .filter((ticket_type_rows::capacity - ticket_type_rows::taken).ge(quantity))
-            .filter(ticket_type_rows::waiting_units.ge(quantity)),
-    )
-    .set((
-        ticket_type_rows::taken.eq(ticket_type_rows::taken + quantity),
-        ticket_type_rows::waiting_units.eq(ticket_type_rows::waiting_units - quantity),
-    ))
-    .execute(conn)
-    .await?;
-    if taken == 0 {
-        return Ok(false);
-    }
-    diesel::insert_into(holds::table)
-        .values((
-            holds::id.eq(Uuid::now_v7()),
-            holds::run_id.eq(run_id),
-            holds::ticket_type_id.eq(ticket_type_id),
-            holds::quantity.eq(quantity),
-            holds::expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(true)
-}
-
-/// Moves a run's active holds to another run (an accepted waitlist offer's
-/// units to its checkout), with a new deadline; `held` is unchanged. Returns
-/// the units moved.
-pub async fn move_to_run(
-    conn: &mut AsyncPgConnection,
-    from_run: Uuid,
-    to_run: Uuid,
-    expires_at: DateTime<Utc>,
-) -> QueryResult<i32> {
-    let moved: Vec<i32> = diesel::update(
-        holds::table
-            .filter(holds::run_id.eq(from_run))
-            .filter(is_active()),
-    )
-    .set((holds::run_id.eq(to_run), holds::expires_at.eq(expires_at)))
-    .returning(holds::quantity)
-    .get_results(conn)
-    .await?;
-    Ok(moved.into_iter().sum())
-}
-
 /// Sells directly, with no hold (a payment that arrived after the run's holds
 /// were released). Nothing is sold unless every line fits.
 pub async fn sell_directly(
@@ -461,68 +384,4 @@ async fn close_for_run(conn: &mut AsyncPgConnection, run_id: Uuid, sell: bool) -
         total += quantity;
     }
     Ok(total)
-}
-
-/// Active holds past their deadline, by run: the expiry sweep's backstop.
-pub async fn expired_runs(
-    conn: &mut AsyncPgConnection,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> QueryResult<Vec<Uuid>> {
-    holds::table
-        .filter(is_active())
-        .filter(holds::expires_at.le(now))
-        .select(holds::run_id)
-        .distinct()
-        .limit(limit)
-        .keep_prepared()
-        .load(conn)
-        .await
-}
-
-#[derive(QueryableByName)]
-struct RunId {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    run_id: Uuid,
-}
-
-/// Runs that ended (completed, compensated, cancelled) yet still have active
-/// holds. Only a hold taken ahead of a run's transaction that the run never
-/// recorded can be left so (the run ended in between, e.g. cancelled by an
-/// operator); the sweep gives it back.
-pub async fn orphaned_runs(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<Vec<Uuid>> {
-    let rows: Vec<RunId> = diesel::sql_query(
-        "SELECT DISTINCT h.run_id
-           FROM holds h JOIN workflow_runs r ON r.id = h.run_id
-          WHERE h.status = 'active' AND r.status IN ('completed', 'compensated', 'cancelled')
-          LIMIT $1",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(limit)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.run_id).collect())
-}
-
-/// A ticket type whose `held` differs from the sum of its active holds.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct Inconsistency {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    pub ticket_type_id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    pub held: i32,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub active_holds: i64,
-}
-
-/// Every ticket type where `held != sum(active holds)`: empty in a healthy system.
-pub async fn inconsistencies(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Inconsistency>> {
-    diesel::sql_query(
-        "SELECT t.id AS ticket_type_id, t.held, COALESCE(SUM(h.quantity), 0)::bigint AS active_holds
-           FROM ticket_types t
-           LEFT JOIN holds h ON h.ticket_type_id = t.id AND h.status = 'active'
-          GROUP BY t.id, t.held
-         HAVING t.held <> COALESCE(SUM(h.quantity), 0)",
-    )
-    .load(conn)
-    .await
 }

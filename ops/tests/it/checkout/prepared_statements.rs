@@ -234,8 +234,9 @@ async fn a_connection_runs_a_checkouts_statements_prepared_once() {
     }
 }
 
-/// The statements that ran at every one of `rounds` checkouts on `conn` and
-/// were planned for their values more than Postgres's five trials.
+/// The statements prepared on `conn` that ran at each of its
+/// [`PLAN_ROUNDS`] checkouts and were planned for their values more than
+/// Postgres's five trials (each printed, with its counts).
 async fn planned_at_every_run(conn: &mut AsyncPgConnection, when: &str) -> Vec<String> {
     let prepared = prepared(conn).await;
     for row in &prepared {
