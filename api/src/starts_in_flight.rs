@@ -56,10 +56,16 @@ impl StartsInFlight {
     /// Waits while the starts in flight are a flood ([`FLOOD`]), but not past
     /// `deadline`. True when the flood has passed (or there was none).
     pub async fn flood_passed_by(&self, deadline: Instant) -> bool {
+        self.at_most_by(FLOOD, deadline).await
+    }
+
+    /// Waits until at most `most` are counted, but not past `deadline`. True
+    /// when they were.
+    pub async fn at_most_by(&self, most: usize, deadline: Instant) -> bool {
         let mut count = self.0.subscribe();
-        let passed = count.wait_for(|&n| n <= FLOOD);
+        let down = count.wait_for(|&n| n <= most);
         // The sender lives as long as `self`: the wait never fails.
-        matches!(tokio::time::timeout_at(deadline, passed).await, Ok(Ok(_)))
+        matches!(tokio::time::timeout_at(deadline, down).await, Ok(Ok(_)))
     }
 }
 

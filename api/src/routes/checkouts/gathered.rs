@@ -51,7 +51,7 @@ use uuid::Uuid;
 
 use super::new_checkout::NewCheckout;
 use crate::first_steps::{AfterCommit, DecidedStart, FirstStep, FirstSteps};
-use crate::starts_in_flight::StartsInFlight;
+use crate::starts_in_flight::{Entered, StartsInFlight};
 
 /// The most starts written in one batch.
 pub const MAX_BATCH: usize = 256;
@@ -92,9 +92,13 @@ struct Waiting {
 #[derive(Clone)]
 pub struct GatheredStarts {
     queue: mpsc::UnboundedSender<Waiting>,
-    /// Every start from its arrival to its answer, for what waits for a
-    /// flood of them to pass (`crate::starts_in_flight`).
+    /// Every start from the moment the API takes it in to its answer
+    /// ([`Self::taken_in`]), for what waits for a flood of them to pass
+    /// (`crate::starts_in_flight`); the batches' debug line shows it.
     in_flight: StartsInFlight,
+    /// The starts taken in and not yet queued here: the batch about to be
+    /// written waits a moment for them ([`ON_THEIR_WAY`]).
+    on_their_way: StartsInFlight,
 }
 
 impl GatheredStarts {
@@ -108,27 +112,42 @@ impl GatheredStarts {
     pub fn start(db: DbPool, steps: Arc<dyn FirstSteps>) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
         let in_flight = steps.starts_in_flight();
-        let writer =
-            crate::own_thread::spawn("checkout-starts", move || write_batches(db, steps, waiting));
+        let on_their_way = StartsInFlight::default();
+        let coming = on_their_way.clone();
+        let writer = crate::own_thread::spawn("checkout-starts", move || {
+            write_batches(db, steps, waiting, coming)
+        });
         if let Err(e) = writer {
             tracing::error!(error = %e, "no thread for the writer of checkout starts; each starts alone");
         }
-        GatheredStarts { queue, in_flight }
+        GatheredStarts {
+            queue,
+            in_flight,
+            on_their_way,
+        }
     }
 
-    /// Writes `start` with the others waiting.
-    pub async fn write(&self, start: Start) -> Gathered {
-        let _in_flight = self.in_flight.enter();
+    /// Counts a checkout start from the moment the API takes it in
+    /// (`routes::checkouts::taken_in`): in flight until the first guard is
+    /// dropped with its answer, on its way here until the second is handed
+    /// to [`Self::write`] (or dropped with a refusal).
+    pub fn taken_in(&self) -> (Entered, Entered) {
+        (self.in_flight.enter(), self.on_their_way.enter())
+    }
+
+    /// Writes `start` with the others waiting. `on_its_way` is its count on
+    /// its way here, let go of once it is queued.
+    pub async fn write(&self, start: Start, on_its_way: Option<Entered>) -> Gathered {
         let (reply, answer) = oneshot::channel();
-        if self
-            .queue
-            .send(Waiting {
-                start,
-                reply,
-                since: Instant::now(),
-            })
-            .is_err()
-        {
+        let queued = self.queue.send(Waiting {
+            start,
+            reply,
+            since: Instant::now(),
+        });
+        // After the send: the batch waiting for the starts on their way
+        // finds this one queued once it is no longer counted.
+        drop(on_its_way);
+        if queued.is_err() {
             return Gathered::Usual;
         }
         answer.await.unwrap_or(Gathered::Usual)
@@ -139,6 +158,7 @@ async fn write_batches(
     db: DbPool,
     steps: Arc<dyn FirstSteps>,
     mut waiting: mpsc::UnboundedReceiver<Waiting>,
+    on_their_way: StartsInFlight,
 ) {
     // Opened here, so that the connection's own task runs on this thread
     // too, and its statements planned ahead of a sale's first batch.
@@ -146,13 +166,60 @@ async fn write_batches(
     // One batch at a time: each start claims its seats from what the
     // batches before it left (see `write_starts`). Batches written at once
     // would each read the same figure and send their losers to the holds.
-    while let Some(batch) = crate::batches::next(&mut waiting, MAX_BATCH).await {
-        write_batch(&db, steps.as_ref(), batch).await;
+    let in_flight = steps.starts_in_flight();
+    while let Some(mut batch) = crate::batches::next(&mut waiting, MAX_BATCH).await {
+        let gathering = Instant::now();
+        let first = batch.len();
+        crate::batches::add_those_on_their_way(
+            &mut batch,
+            &mut waiting,
+            &on_their_way,
+            MAX_BATCH,
+            ON_THEIR_WAY,
+        )
+        .await;
+        let behind = Behind {
+            gathered: batch.len() - first,
+            gathered_ms: gathering.elapsed().as_secs_f64() * 1e3,
+            queued: waiting.len(),
+            on_their_way: on_their_way.count(),
+            in_flight: in_flight.count(),
+        };
+        write_batch(&db, steps.as_ref(), batch, behind).await;
     }
 }
 
+/// The longest a batch waits for the starts on their way to the writer.
+///
+/// A request is counted on its way from the moment the API takes it in
+/// (`routes::checkouts::taken_in`) until it is queued here: its token, its
+/// session (a sale's buyers come with sessions the process has not read
+/// yet), its body and the sale's terms come between. When a wave of buyers
+/// comes at once, the first of them reaches the writer alone or with a few
+/// others, and a batch written at once left the rest to wait for its commit
+/// and then to be written in the next: at 50 buyers for 10 seats, a first
+/// batch of 2 to 36 starts and the next with the rest, 6 to 20 ms later.
+/// Waiting for them, the wave is one batch. A start alone has nothing on
+/// its way and waits for nothing; the bound keeps a request that is slow to
+/// be taken in (a body sent slowly) from holding up the others for longer.
+pub const ON_THEIR_WAY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Where the flood stood as a batch began, for its debug line.
+struct Behind {
+    /// Starts added while waiting for those on their way.
+    gathered: usize,
+    /// How long that wait took.
+    gathered_ms: f64,
+    /// Starts with the writer, left for the next batches.
+    queued: usize,
+    /// Starts taken in and still on their way here.
+    on_their_way: usize,
+    /// Starts taken in and not answered, this batch's included.
+    in_flight: usize,
+}
+
 /// Writes one batch and answers each of its starts.
-async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
+async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>, behind: Behind) {
     let mut participants = HashSet::new();
     let (batch, again): (Vec<Waiting>, Vec<Waiting>) = batch
         .into_iter()
@@ -190,6 +257,11 @@ async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>) {
     tracing::debug!(
         starts = batch.len(),
         phases,
+        gathered = behind.gathered,
+        gathered_ms = behind.gathered_ms,
+        queued = behind.queued,
+        on_their_way = behind.on_their_way,
+        in_flight = behind.in_flight,
         waited_ms = (began - oldest).as_secs_f64() * 1e3,
         connection_ms = (connected - began).as_secs_f64() * 1e3,
         written_ms = connected.elapsed().as_secs_f64() * 1e3,

@@ -6,6 +6,7 @@ mod limits;
 mod new_checkout;
 pub mod sale_terms;
 pub mod start;
+mod taken_in;
 mod validate;
 
 use utoipa_axum::router::OpenApiRouter;

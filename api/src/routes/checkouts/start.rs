@@ -17,6 +17,7 @@ use super::gathered::{Gathered, Start};
 use super::limits;
 use super::new_checkout::NewCheckout;
 use super::sale_terms;
+use super::taken_in::TakenIn;
 use super::validate::{validate, validate_kept};
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult, Problem};
@@ -25,6 +26,7 @@ use crate::first_steps::{FirstStep, SoldOut};
 use crate::idempotency_key::{self, IdempotencyKey};
 use crate::middleware::request_id::RequestId;
 use crate::runs::{point_at_status, status_path};
+use crate::starts_in_flight::Entered;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -84,6 +86,7 @@ pub struct CheckoutStarted {
     ))]
 pub fn start_checkout(
     State(state): State<AppState>,
+    taken_in: TakenIn,
     auth: AuthUser,
     request_id: Option<axum::Extension<RequestId>>,
     IdempotencyKey(key): IdempotencyKey,
@@ -94,12 +97,16 @@ pub fn start_checkout(
     // wait first for their session, and hold only the extractors meanwhile.
     // Returned as it is, not awaited in an `async fn` of its own, whose
     // future would keep the arguments beside the box.
-    Box::pin(connect_and_start(state, auth, request_id, key, req))
+    Box::pin(connect_and_start(
+        state, taken_in, auth, request_id, key, req,
+    ))
 }
 
-/// Starts with the others that arrive with it, or else alone.
+/// Starts with the others that arrive with it, or else alone; the start
+/// counts in flight until it is answered (`taken_in`).
 async fn connect_and_start(
     state: AppState,
+    mut taken_in: TakenIn,
     auth: AuthUser,
     request_id: Option<axum::Extension<RequestId>>,
     key: String,
@@ -117,6 +124,7 @@ async fn connect_and_start(
     // in a flood thousands wait for their batch at once.
     if let Some(answered) = Box::pin(gathered(
         &state,
+        taken_in.handed_over(),
         &auth,
         correlation_id,
         &key,
@@ -160,9 +168,11 @@ async fn alone(
 /// read now, in turn) and the order passes them; `None` when the request is
 /// to start alone (the terms cannot be kept, the order is refused and its
 /// key may have started a run before, or the batch left it to its own
-/// transaction).
+/// transaction). `on_its_way` counts the start on its way to the writer,
+/// until it is queued there or goes another way.
 async fn gathered(
     state: &AppState,
+    on_its_way: Option<Entered>,
     auth: &AuthUser,
     correlation_id: Option<String>,
     key: &Option<String>,
@@ -178,7 +188,7 @@ async fn gathered(
         limit,
     };
     drop(terms);
-    let (run_id, now) = match starts.write(start).await {
+    let (run_id, now) = match starts.write(start, on_its_way).await {
         Gathered::Usual => return None,
         Gathered::Decided(run_id, step) | Gathered::Stepped(run_id, step) => (run_id, step),
         Gathered::ToStep(run, backstop) => {

@@ -20,3 +20,4 @@ mod prepared_statements;
 mod run_moves;
 mod sale_terms;
 mod signals;
+mod taken_in;
