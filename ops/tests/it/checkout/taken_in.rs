@@ -10,8 +10,16 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::fixtures::{count, event_on_sale, order, start};
+use super::fixtures::{SaleEvent, count, event_on_sale, order, start};
 use crate::harness::TestApp;
+
+/// An API with an event on sale: one ticket type of five seats.
+async fn on_sale() -> (TestApp, SaleEvent) {
+    let app = TestApp::spawn().await;
+    let organizer = app.create_user(&[Role::Organizer]).await;
+    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
+    (app, event)
+}
 
 /// A `POST /v1/checkouts` whose body comes in two parts: the head and the
 /// body's first half now, the rest when told.
@@ -64,9 +72,7 @@ async fn count_reaches(app: &TestApp, n: usize) -> bool {
 
 #[tokio::test]
 async fn a_start_counts_in_flight_while_it_is_taken_in_until_its_answer() {
-    let app = TestApp::spawn().await;
-    let organizer = app.create_user(&[Role::Organizer]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
+    let (app, event) = on_sale().await;
     let buyer = app.create_user(&[Role::Participant]).await;
     let body = order(&event, 0, 1).to_string();
 
@@ -95,9 +101,7 @@ async fn a_start_counts_in_flight_while_it_is_taken_in_until_its_answer() {
 
 #[tokio::test]
 async fn a_start_refused_while_taken_in_no_longer_counts() {
-    let app = TestApp::spawn().await;
-    let organizer = app.create_user(&[Role::Organizer]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
+    let (app, event) = on_sale().await;
     let buyer = app.create_user(&[Role::Participant]).await;
     // A body the API refuses once it has all of it: no such field.
     let mut refused = order(&event, 0, 1);
@@ -127,9 +131,7 @@ async fn a_start_refused_while_taken_in_no_longer_counts() {
 /// moment only (`ON_THEIR_WAY`), not until it comes.
 #[tokio::test]
 async fn a_start_slow_to_come_holds_up_anothers_batch_for_a_moment_only() {
-    let app = TestApp::spawn().await;
-    let organizer = app.create_user(&[Role::Organizer]).await;
-    let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
+    let (app, event) = on_sale().await;
     let slow = app.create_user(&[Role::Participant]).await;
     let quick = app.create_user(&[Role::Participant]).await;
 
