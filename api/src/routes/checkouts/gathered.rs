@@ -36,19 +36,19 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use boxoffice_models::checkout_limits::{self, Starter};
 use boxoffice_models::prime::Primer;
 use boxoffice_models::workflow_runs::{self, NewRun, Run, Transition};
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
 use boxoffice_models::{DbPool, seats_left};
-use boxoffice_workflows::checkout::{Checkout, Item, STEPS_HOLDING_NOTHING};
-use boxoffice_workflows::engine::Workflow;
+use boxoffice_workflows::checkout::Item;
 use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::batch_trace::{Behind, Phases};
+use super::limits;
 use super::new_checkout::NewCheckout;
 use crate::first_steps::{AfterCommit, DecidedStart, FirstStep, FirstSteps};
 use crate::starts_in_flight::{Entered, StartsInFlight};
@@ -204,20 +204,6 @@ async fn write_batches(
 /// be taken in (a body sent slowly) from holding up the others for longer.
 pub const ON_THEIR_WAY: std::time::Duration = std::time::Duration::from_millis(5);
 
-/// Where the flood stood as a batch began, for its debug line.
-struct Behind {
-    /// Starts added while waiting for those on their way.
-    gathered: usize,
-    /// How long that wait took.
-    gathered_ms: f64,
-    /// Starts with the writer, left for the next batches.
-    queued: usize,
-    /// Starts taken in and still on their way here.
-    on_their_way: usize,
-    /// Starts taken in and not answered, this batch's included.
-    in_flight: usize,
-}
-
 /// Writes one batch and answers each of its starts.
 async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>, behind: Behind) {
     let mut participants = HashSet::new();
@@ -310,7 +296,7 @@ async fn write_starts(
     due: DateTime<Utc>,
 ) -> anyhow::Result<Written> {
     let mut phases = Phases::begin();
-    let within = within_limits(conn, starts).await?;
+    let within = limits::within_limits(conn, starts).await?;
     phases.mark("limits_ms");
     let mut types: Vec<Uuid> = within
         .iter()
@@ -409,39 +395,6 @@ struct Written {
     phases: Phases,
 }
 
-/// The time each part of a batch's transaction took, its commit last, for
-/// its debug line.
-struct Phases {
-    last: Instant,
-    took: Vec<(&'static str, f64)>,
-}
-
-impl Phases {
-    fn begin() -> Self {
-        Phases {
-            last: Instant::now(),
-            took: Vec::new(),
-        }
-    }
-
-    fn mark(&mut self, name: &'static str) {
-        let now = Instant::now();
-        self.took
-            .push((name, (now - self.last).as_secs_f64() * 1e3));
-        self.last = now;
-    }
-}
-
-impl std::fmt::Display for Phases {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (name, ms)) in self.took.iter().enumerate() {
-            let gap = if i == 0 { "" } else { " " };
-            write!(f, "{gap}{name}={ms:.1}")?;
-        }
-        Ok(())
-    }
-}
-
 /// Takes `items` off what is `left` of each ticket type.
 fn claim(left: &mut [(Uuid, i32)], items: &[Item]) {
     for item in items {
@@ -449,60 +402,4 @@ fn claim(left: &mut [(Uuid, i32)], items: &[Item]) {
             *n -= item.quantity;
         }
     }
-}
-
-/// The starts (their places in `starts`) that the participant's limits let
-/// through, under each participant's lock: no open checkout of the event
-/// (a retry of the same key is one too, and finds its run alone), and within
-/// the event's tickets per participant.
-async fn within_limits(
-    conn: &mut AsyncPgConnection,
-    starts: &[&Start],
-) -> anyhow::Result<Vec<usize>> {
-    let starters: Vec<Starter> = starts
-        .iter()
-        .map(|s| Starter {
-            user_id: s.new.user_id,
-            event_id: s.new.event_id,
-        })
-        .collect();
-    // The locks are taken in one order by every batch, so that two batches
-    // never wait on each other's.
-    let mut lock_order: Vec<usize> = (0..starts.len()).collect();
-    lock_order.sort_by_key(|&i| (starters[i].user_id, starters[i].event_id));
-    let sorted: Vec<Starter> = lock_order.iter().map(|&i| starters[i]).collect();
-    let found =
-        checkout_limits::lock_and_find_open_many(conn, &sorted, STEPS_HOLDING_NOTHING).await?;
-    let mut open = vec![false; starts.len()];
-    for (&i, run) in lock_order.iter().zip(found) {
-        open[i] = run.is_some();
-    }
-    let mut within: Vec<usize> = (0..starts.len()).filter(|&i| !open[i]).collect();
-    let limited: Vec<usize> = within
-        .iter()
-        .copied()
-        .filter(|&i| starts[i].limit.is_some())
-        .collect();
-    if limited.is_empty() {
-        return Ok(within);
-    }
-    let limited_starters: Vec<Starter> = limited.iter().map(|&i| starters[i]).collect();
-    let already = checkout_limits::tickets_of_many(
-        conn,
-        Checkout::KIND,
-        &limited_starters,
-        STEPS_HOLDING_NOTHING,
-    )
-    .await?;
-    let over: HashSet<usize> = limited
-        .iter()
-        .zip(already)
-        .filter(|&(&i, already)| {
-            let limit = starts[i].limit.map_or(i64::MAX, i64::from);
-            already + starts[i].new.requested() > limit
-        })
-        .map(|(&i, _)| i)
-        .collect();
-    within.retain(|i| !over.contains(i));
-    Ok(within)
 }

@@ -1,5 +1,6 @@
 //! `/v1/checkouts`: starting the checkout workflow, and the buyer's cancel.
 
+mod batch_trace;
 pub mod cancel;
 pub mod gathered;
 mod limits;
