@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod first_steps;
+pub mod listener;
 pub mod local_services;
 pub mod operator;
 pub mod runtime;

@@ -169,9 +169,7 @@ pub async fn serve_api(
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = crate::listener::bind(addr).with_context(|| format!("binding {addr}"))?;
     serve_on(listener, state, shutdown).await
 }
 

@@ -177,8 +177,9 @@ impl System {
             "--processes needs at least one `work` or `all`"
         );
         let webhook_secret = format!("whsec_{}", crate::secrets::random_token(24));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        // The stand-in for the provider takes a crowd of payments at once,
+        // as the real one does.
+        let listener = crate::listener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .context("binding the sandbox")?;
         let config = SandboxConfig::new(
             format!("http://127.0.0.1:{webhook_port}/v1/webhooks/stripe"),

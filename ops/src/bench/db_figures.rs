@@ -1,7 +1,7 @@
 //! What the database recorded about the sale: holds, hold decisions, the
 //! gaps between a run's jobs, webhook → completed, and the capacity counters.
 
-use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -18,6 +18,8 @@ pub struct DatabaseFigures {
     pub decisions: i64,
     pub decisions_span_secs: f64,
     pub step_gaps: Samples,
+    /// The same gaps by the steps of their two jobs, most gaps first.
+    pub step_gaps_by_step: Vec<StepGaps>,
     pub first_step_waits: Samples,
     pub webhook_to_completed: Samples,
     pub capacity: i32,
@@ -46,6 +48,13 @@ struct Millis {
     ms: f64,
 }
 
+/// The gaps between the jobs of one pair of steps.
+pub struct StepGaps {
+    /// `holding → confirming`: the first step each of the two jobs recorded.
+    pub steps: String,
+    pub gaps: Samples,
+}
+
 #[derive(diesel::QueryableByName)]
 struct Gap {
     #[diesel(sql_type = Double)]
@@ -53,6 +62,12 @@ struct Gap {
     /// The gap from the run's creation to its first job.
     #[diesel(sql_type = Bool)]
     first: bool,
+    /// The first step each of the two jobs recorded (`created` for the
+    /// run's creation).
+    #[diesel(sql_type = Text)]
+    from_step: String,
+    #[diesel(sql_type = Text)]
+    to_step: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -114,17 +129,19 @@ pub async fn read(
     // queue wait of a new run, reported on its own line.
     let gaps: Vec<Gap> = diesel::sql_query(
         "WITH jobs AS (
-              SELECT run_id, started_at AS at, bool_or(input LIKE 'signal:%') AS by_signal, false AS created
+              SELECT run_id, started_at AS at, (array_agg(step ORDER BY id))[1] AS step,
+                     bool_or(input LIKE 'signal:%') AS by_signal, false AS created
                 FROM workflow_steps WHERE run_id = ANY($1) GROUP BY run_id, started_at
               UNION ALL
-              SELECT id, created_at, false, true FROM workflow_runs WHERE id = ANY($1)
+              SELECT id, created_at, 'created', false, true FROM workflow_runs WHERE id = ANY($1)
           ), gaps AS (
               SELECT by_signal,
                      lag(created) OVER w AS after_creation,
+                     lag(step) OVER w AS from_step, step AS to_step,
                      EXTRACT(EPOCH FROM at - lag(at) OVER w) * 1000 AS gap
                 FROM jobs WINDOW w AS (PARTITION BY run_id ORDER BY at)
           )
-          SELECT gap::float8 AS ms, after_creation AS first
+          SELECT gap::float8 AS ms, after_creation AS first, from_step, to_step
             FROM gaps WHERE gap IS NOT NULL AND NOT by_signal",
     )
     .bind::<Array<SqlUuid>, _>(runs)
@@ -148,13 +165,27 @@ pub async fn read(
     .get_result(conn)
     .await?;
     let (mut step_gaps, mut first_step_waits) = (Samples::default(), Samples::default());
-    for g in &gaps {
+    let mut step_gaps_by_step: Vec<StepGaps> = Vec::new();
+    for g in gaps {
         if g.first {
             first_step_waits.push_millis(g.ms);
-        } else {
-            step_gaps.push_millis(g.ms);
+            continue;
         }
+        step_gaps.push_millis(g.ms);
+        let steps = format!("{} → {}", g.from_step, g.to_step);
+        let at = match step_gaps_by_step.iter().position(|s| s.steps == steps) {
+            Some(at) => at,
+            None => {
+                step_gaps_by_step.push(StepGaps {
+                    steps,
+                    gaps: Samples::default(),
+                });
+                step_gaps_by_step.len() - 1
+            }
+        };
+        step_gaps_by_step[at].gaps.push_millis(g.ms);
     }
+    step_gaps_by_step.sort_by(|a, b| b.gaps.len().cmp(&a.gaps.len()).then(a.steps.cmp(&b.steps)));
     let mut webhook_to_completed = Samples::default();
     webhooks
         .iter()
@@ -166,6 +197,7 @@ pub async fn read(
         decisions: decisions.n,
         decisions_span_secs: decisions.span,
         step_gaps,
+        step_gaps_by_step,
         first_step_waits,
         webhook_to_completed,
         capacity: counters.capacity,

@@ -246,6 +246,9 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         db.first_step_waits.summary(),
     );
     line("step → step (server):", db.step_gaps.summary());
+    for pair in &db.step_gaps_by_step {
+        println!("  {}: {}", pair.steps, pair.gaps.summary());
+    }
     line(
         "GET /v1/workflows/{id}:",
         format!(

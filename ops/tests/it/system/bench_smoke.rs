@@ -111,6 +111,28 @@ async fn bench_checkout_prints_every_figure_and_oversells_nothing() {
         );
     }
     sold_exactly_the_seats(&stdout);
+    // The step → step gaps by the steps of their two jobs: here every one is
+    // a winner's, from its hold (taken with its start) to its payment intent.
+    assert!(
+        figure(&stdout, "start → creating_payment_intent:").ends_with("(n = 10)"),
+        "{stdout}"
+    );
+    let samples = |summary: &str| -> usize {
+        summary
+            .rsplit_once("(n = ")
+            .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("no count in {summary:?}:\n{stdout}"))
+    };
+    let by_steps: usize = stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" → ") && l.contains(": p50 "))
+        .map(&samples)
+        .sum();
+    assert_eq!(
+        by_steps,
+        samples(figure(&stdout, "step → step (server):")),
+        "the gaps by steps are not all the gaps:\n{stdout}"
+    );
     // The sales of held seats, one transaction each, on the baseline's type.
     let sales_alone = figure(&stdout, "Boxoffice's sale of a hold alone:");
     assert!(
