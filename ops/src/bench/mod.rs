@@ -32,6 +32,7 @@ mod cost;
 mod db_figures;
 mod descriptors;
 mod flash_sale;
+mod listen_queue;
 mod raw_baseline;
 mod report;
 mod rss;
@@ -326,7 +327,9 @@ async fn measure(
         clients.describe()
     );
     let descriptors = descriptors::Peaks::start(target.processes.clone());
+    let overflows_before = listen_queue::overflows();
     let result = flash_sale::run(&clients, &sale, &seeded.buyers).await;
+    let listen_overflows = listen_queue::during(overflows_before, listen_queue::overflows());
     let peak_descriptors = descriptors.finish().await;
     println!("sale: over in {:.1} s", result.elapsed.as_secs_f64());
     let cpu = cost::spent(&cpu_before, &target.meter.cpu());
@@ -419,5 +422,6 @@ async fn measure(
         status_load: status_load.as_ref(),
         peak_rss: &peak_rss,
         peak_descriptors: &peak_descriptors,
+        listen_overflows: &listen_overflows,
     })
 }

@@ -41,6 +41,8 @@ pub struct Inputs<'a> {
     /// The most file descriptors (nearly all sockets) each process held
     /// during the sale.
     pub peak_descriptors: &'a [(String, Option<usize>)],
+    /// Connections dropped for a full listen queue during the sale.
+    pub listen_overflows: &'a str,
 }
 
 /// `wrk` on one run's status, and the CPU each kind of process spent meanwhile.
@@ -130,6 +132,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         status_load,
         peak_rss,
         peak_descriptors,
+        listen_overflows,
     } = inputs;
     let mut post = Samples::default();
     let (mut winners, mut losers) = (Samples::default(), Samples::default());
@@ -361,6 +364,7 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         }
     }
     rss::print(peak_rss, peak_descriptors);
+    line("connections dropped at accept:", listen_overflows);
 
     println!("\ntargets:");
     let ratio = holds_per_sec.map(|h| h / raw.per_sec().max(1e-9));
