@@ -41,7 +41,10 @@ pub async fn add_those_on_their_way<T>(
     max: usize,
     bound: Duration,
 ) {
-    let until = Instant::now() + bound;
+    // One wait for the count, for the whole batch: each start queued while
+    // it runs is taken without subscribing to the count again.
+    let all_here = on_their_way.at_most_by(0, Instant::now() + bound);
+    tokio::pin!(all_here);
     while batch.len() < max {
         tokio::select! {
             biased;
@@ -49,7 +52,7 @@ pub async fn add_those_on_their_way<T>(
                 Some(next) => batch.push(next),
                 None => return,
             },
-            _ = on_their_way.at_most_by(0, until) => break,
+            _ = &mut all_here => break,
         }
     }
     while batch.len() < max {

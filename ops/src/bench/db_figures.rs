@@ -50,7 +50,8 @@ struct Millis {
 
 /// The gaps between the jobs of one pair of steps.
 pub struct StepGaps {
-    /// `holding → confirming`: the first step each of the two jobs recorded.
+    /// `start → creating_payment_intent`: the first step each of the two
+    /// jobs recorded.
     pub steps: String,
     pub gaps: Samples,
 }

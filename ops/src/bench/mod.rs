@@ -40,6 +40,7 @@ pub(crate) mod sale_event;
 pub(crate) mod seed;
 mod stats;
 mod status_load;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

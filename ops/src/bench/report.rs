@@ -1,22 +1,12 @@
-//! The benchmark's report: every figure of one sale, checked against the
-//! targets, and the few figures a comparison of two builds needs.
+//! The benchmark's report: every figure of one sale, then the targets
+//! ([`super::targets`]), and the few figures a comparison of two builds needs.
 
 use std::time::Duration;
 
 use super::cost::{self, Cpu, SaleCounts};
 use super::db_figures::DatabaseFigures;
 use super::stats::{Samples, ms};
-use super::{flash_sale, raw_baseline, rss};
-
-/// Targets of the checkout path.
-const TARGET_HOLD_RATIO: f64 = 1.0;
-const TARGET_DECISION_P50_MS: f64 = 30.0;
-const TARGET_FIRST_STEP_P50_MS: f64 = 50.0;
-const TARGET_STEP_P50_MS: f64 = 10.0;
-const TARGET_STEP_P99_MS: f64 = 50.0;
-const TARGET_POST_P99_MS: f64 = 500.0;
-const TARGET_STATUS_P99_MS: f64 = 10.0;
-const TARGET_STATUS_RATE: f64 = 20_000.0;
+use super::{flash_sale, raw_baseline, rss, targets};
 
 /// Everything one sale measured.
 pub struct Inputs<'a> {
@@ -106,10 +96,6 @@ fn rate(n: i64, secs: f64) -> Option<f64> {
 
 pub fn per_sec(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".into(), |v| format!("{v:.0}/s"))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "NOT MET" }
 }
 
 pub fn line(label: &str, value: impl std::fmt::Display) {
@@ -366,69 +352,20 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
     rss::print(peak_rss, peak_descriptors);
     line("connections dropped at accept:", listen_overflows);
 
-    println!("\ntargets:");
-    let ratio = holds_per_sec.map(|h| h / raw.per_sec().max(1e-9));
-    line(
-        "  holds ≥ 100 % of raw rate:",
-        match ratio {
-            Some(r) => format!(
-                "{:.1} % ({} vs {:.0} holds/s)  {}",
-                r * 100.0,
-                per_sec(holds_per_sec),
-                raw.per_sec(),
-                verdict(r >= TARGET_HOLD_RATIO)
-            ),
-            None => "n/a (fewer than two holds)  NOT MET".into(),
-        },
-    );
-    at_most(
-        "  decision p50 ≤ 30 ms (winners):",
-        winners.percentile(50.0),
-        TARGET_DECISION_P50_MS,
-    );
-    at_most(
-        "  decision p50 ≤ 30 ms (losers):",
-        losers.percentile(50.0),
-        TARGET_DECISION_P50_MS,
-    );
-    at_most(
-        "  created → first step p50 ≤ 50 ms:",
-        db.first_step_waits.percentile(50.0),
-        TARGET_FIRST_STEP_P50_MS,
-    );
     let step_p50 = db.step_gaps.percentile(50.0);
-    at_most("  step → step p50 ≤ 10 ms:", step_p50, TARGET_STEP_P50_MS);
-    at_most(
-        "  step → step p99 ≤ 50 ms:",
-        db.step_gaps.percentile(99.0),
-        TARGET_STEP_P99_MS,
-    );
     let post_p99 = post.percentile(99.0);
-    at_most(
-        "  POST /v1/checkouts p99 ≤ 500 ms:",
-        post_p99,
-        TARGET_POST_P99_MS,
-    );
     let status_p99 = reads.samples.percentile(99.0);
-    at_most(
-        "  status reads p99 ≤ 10 ms:",
+    targets::print(&targets::Judged {
+        holds_per_sec,
+        raw_per_sec: raw.per_sec(),
+        winners: &winners,
+        losers: &losers,
+        first_step_waits: &db.first_step_waits,
+        step_gaps: &db.step_gaps,
+        post_p99,
         status_p99,
-        TARGET_STATUS_P99_MS,
-    );
-    if status_load.is_some() {
-        line(
-            "  wrk status reads ≥ 20,000/s:",
-            wrk_rate.map_or_else(
-                || "n/a  NOT MET".into(),
-                |r| format!("{r:.0}/s  {}", verdict(r >= TARGET_STATUS_RATE)),
-            ),
-        );
-        at_most(
-            "  wrk status reads p99 ≤ 10 ms:",
-            wrk_p99,
-            TARGET_STATUS_P99_MS,
-        );
-    }
+        wrk: status_load.map(|_| (wrk_rate, wrk_p99)),
+    });
 
     if let Some(e) = &reads.first_error {
         eprintln!("\nfirst failed status read: {e}");
@@ -461,15 +398,4 @@ pub fn report(inputs: Inputs<'_>) -> anyhow::Result<Figures> {
         wrk_rate,
         peak_rss_kib: peak_rss.iter().filter_map(|(_, k)| *k).sum(),
     })
-}
-
-/// A latency target: met when the figure is at most `target` ms.
-fn at_most(label: &str, figure: Option<f64>, target: f64) {
-    line(
-        label,
-        figure.map_or_else(
-            || "n/a  NOT MET".into(),
-            |p| format!("{}  {}", ms(p), verdict(p <= target)),
-        ),
-    );
 }

@@ -76,9 +76,10 @@ pub async fn lock_and_check(
 }
 
 /// For a batch of starts ([`gathered`](super::gathered)): the starts (their
-/// places in `starts`) that the participants' limits let through, under each participant's lock: no open checkout of the event
-/// (a retry of the same key is one too, and finds its run alone), and within
-/// the event's tickets per participant.
+/// places in `starts`) that the participants' limits let through, under each
+/// participant's lock: no open checkout of the event (a retry of the same
+/// key is one too, and finds its run alone), and within the event's tickets
+/// per participant.
 pub async fn within_limits(
     conn: &mut AsyncPgConnection,
     starts: &[&Start],
