@@ -42,9 +42,43 @@ fn template_name() -> String {
     )
 }
 
+/// Which of a test database's statements `pg_stat_statements` counts.
+///
+/// The server keeps one table of counts for all its databases (5,000
+/// entries by default). The suite's hundreds of databases, each with its own
+/// entries, would fill it, and a full table evicts the entries run least:
+/// often the very ones a test that counts statements is reading. So only
+/// the databases of those tests are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementCounts {
+    /// Nothing (every test that does not read the counts).
+    Off,
+    /// The statements sessions send.
+    TopLevel,
+    /// Those and the statements that functions and triggers run.
+    All,
+}
+
+impl StatementCounts {
+    fn track(self) -> &'static str {
+        match self {
+            StatementCounts::Off => "none",
+            StatementCounts::TopLevel => "top",
+            StatementCounts::All => "all",
+        }
+    }
+}
+
 impl TestDatabase {
-    /// Creates a database for one test, cloned from the migrated template.
+    /// Creates a database for one test, cloned from the migrated template,
+    /// whose statements are not counted.
     pub async fn create() -> anyhow::Result<Self> {
+        Self::create_counting(StatementCounts::Off).await
+    }
+
+    /// [`TestDatabase::create`], its sessions' statements counted as
+    /// `counts` says (for sessions opened after this returns).
+    pub async fn create_counting(counts: StatementCounts) -> anyhow::Result<Self> {
         let server = server_url();
         let admin_url = with_database(&server, "postgres");
         let template = template_name();
@@ -52,8 +86,18 @@ impl TestDatabase {
 
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = AsyncPgConnection::establish(&admin_url).await?;
+        // Each database's name makes these statements new entries too.
+        sql_query("SET pg_stat_statements.track = 'none'")
+            .execute(&mut admin)
+            .await?;
         sql_query(format!(
             "CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+        ))
+        .execute(&mut admin)
+        .await?;
+        sql_query(format!(
+            "ALTER DATABASE {name} SET pg_stat_statements.track = '{}'",
+            counts.track()
         ))
         .execute(&mut admin)
         .await?;

@@ -132,13 +132,17 @@ pub struct Statement {
     pub query: String,
 }
 
-/// Starts the statements' counts afresh, so that [`top_statements`] tells
-/// of the sale alone.
+/// Starts the application database's statement counts afresh, so that
+/// [`top_statements`] tells of the sale alone. Other databases' counts are
+/// the server's operators', and left as they are.
 pub async fn reset_statements(database_url: &str) {
     if let Ok(mut conn) = AsyncPgConnection::establish(database_url).await {
-        let _ = diesel::sql_query("SELECT pg_stat_statements_reset()")
-            .execute(&mut conn)
-            .await;
+        let _ = diesel::sql_query(
+            "SELECT pg_stat_statements_reset(0, d.oid, 0)
+               FROM pg_database d WHERE d.datname = current_database()",
+        )
+        .execute(&mut conn)
+        .await;
     }
 }
 

@@ -15,8 +15,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::checkout::fixtures::{counting_statements, statement_calls};
-use crate::harness::TestApp;
 use crate::harness::users::TestUser;
+use crate::harness::{TestApp, TestAppBuilder};
 
 /// The most a change may take to be heard in these tests (it takes about a
 /// millisecond; the margin is for a loaded CI machine).
@@ -69,8 +69,8 @@ async fn insert_run(app: &TestApp, owner: Uuid) -> Uuid {
 }
 
 /// An app whose change feed listens, a user, and a run of theirs.
-async fn listening_app_with_a_run() -> (TestApp, TestUser, Uuid) {
-    let app = TestApp::spawn().await;
+async fn listening_app_with_a_run(app: TestAppBuilder) -> (TestApp, TestUser, Uuid) {
+    let app = app.spawn().await;
     feed_live(&app).await;
     let user = app.create_user(&[]).await;
     let id = insert_run(&app, user.id).await;
@@ -117,7 +117,7 @@ async fn me_status(app: &TestApp, user: &TestUser) -> StatusCode {
 
 #[tokio::test]
 async fn a_status_is_served_from_memory_until_its_run_changes() {
-    let (app, user, id) = listening_app_with_a_run().await;
+    let (app, user, id) = listening_app_with_a_run(TestApp::builder()).await;
     let mut conn = app.raw_conn().await;
 
     assert_eq!(status(&app, &user, id).await["version"], 1);
@@ -235,7 +235,7 @@ fn session_id(user: &TestUser) -> Uuid {
 
 #[tokio::test]
 async fn without_its_listener_the_api_reads_postgres_until_it_listens_again() {
-    let (app, user, id) = listening_app_with_a_run().await;
+    let (app, user, id) = listening_app_with_a_run(TestApp::builder()).await;
     let mut conn = app.raw_conn().await;
     assert_eq!(status(&app, &user, id).await["version"], 1);
 
@@ -386,7 +386,7 @@ async fn poll_across_a_change(
 
 #[tokio::test]
 async fn a_long_poll_answers_when_postgres_announces_the_change_or_at_the_next_full_look() {
-    let (app, user, id) = listening_app_with_a_run().await;
+    let (app, user, id) = listening_app_with_a_run(TestApp::builder()).await;
     let (app, user) = (Arc::new(app), Arc::new(user));
     let mut conn = app.raw_conn().await;
     assert_eq!(status(&app, &user, id).await["version"], 1);
@@ -415,7 +415,7 @@ const VERSION_READS: &str = r#"SELECT "workflow_runs"."id", "workflow_runs"."ver
 #[tokio::test]
 async fn long_polls_across_announced_changes_read_no_versions_but_the_backstops() {
     const POLLS: i64 = 20;
-    let (app, user, id) = listening_app_with_a_run().await;
+    let (app, user, id) = listening_app_with_a_run(TestApp::builder().counting_statements()).await;
     let (app, user) = (Arc::new(app), Arc::new(user));
     let mut conn = app.raw_conn().await;
     let mut stats = counting_statements(&app).await;

@@ -87,7 +87,7 @@ async fn wait_for_step(conn: &mut AsyncPgConnection, run_id: &str, step: &str) -
 
 #[tokio::test]
 async fn a_paid_checkouts_confirmation_reads_nothing_it_already_knows() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().counting_statements().spawn().await;
     let sandbox = app.sandbox().await;
     app.start_workers(&sandbox.base_url);
     let organizer = app.create_user(&[Role::Organizer]).await;

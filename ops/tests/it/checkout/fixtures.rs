@@ -283,12 +283,27 @@ pub fn gathered_starts(metrics: &str, written: &str) -> f64 {
 }
 
 /// A connection to the app's database, where `pg_stat_statements` counts
-/// the statements run (see [`statement_calls`]).
+/// the statements run (see [`statement_calls`]). The app must have been
+/// built with [`crate::harness::TestAppBuilder::counting_statements`].
 pub async fn counting_statements(app: &TestApp) -> AsyncPgConnection {
+    #[derive(diesel::QueryableByName)]
+    struct Track {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        track: String,
+    }
     let mut conn = app.raw_conn().await;
     conn.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .await
         .unwrap();
+    let track = diesel::sql_query("SELECT current_setting('pg_stat_statements.track') AS track")
+        .get_result::<Track>(&mut conn)
+        .await
+        .unwrap()
+        .track;
+    assert_ne!(
+        track, "none",
+        "this app's database counts no statements: build it with counting_statements()"
+    );
     conn
 }
 

@@ -284,7 +284,7 @@ const SIGNALS_READ: &str = r#"%FROM "workflow_signals" WHERE (("workflow_signals
 /// trip would keep the ticket type's row locked).
 #[tokio::test]
 async fn a_batchs_free_checkouts_complete_without_reading_signals() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().counting_statements().spawn().await;
     let event = on_sale_with_terms_kept(&app, &[(0, 11)]).await;
     let mut conn = counting_statements(&app).await;
     let buyers = join_all((0..30).map(|_| app.create_user(&[Role::Participant]))).await;

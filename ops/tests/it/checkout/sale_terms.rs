@@ -179,7 +179,7 @@ const TERMS_READ: &str = r#"%FROM "ticket_types" WHERE ("ticket_types"."event_id
 #[tokio::test]
 async fn a_flood_of_starts_of_a_new_event_reads_its_terms_once() {
     const BUYERS: usize = 30;
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().counting_statements().spawn().await;
     feed_live(&app).await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let buyers = join_all((0..BUYERS).map(|_| app.create_user(&[Role::Participant]))).await;

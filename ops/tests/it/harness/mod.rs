@@ -15,7 +15,7 @@ use boxoffice_api::config::ApiConfig;
 use boxoffice_api::starts_in_flight::StartsInFlight;
 use boxoffice_api::state::{AppState, Services};
 use boxoffice_models::DbPool;
-use boxoffice_models::testing::TestDatabase;
+use boxoffice_models::testing::{StatementCounts, TestDatabase};
 use boxoffice_models::ticket_codes::TicketSigner;
 use boxoffice_ops::runtime::{Connections, Schedules, WorkerServices, connect_to, serve_on};
 use boxoffice_workers::adapters::mailer::{MailSettings, Mailer};
@@ -75,6 +75,7 @@ pub struct TestAppBuilder {
     configure: Vec<ConfigEdit>,
     database: Option<TestDatabase>,
     redis_prefix: Option<String>,
+    statement_counts: StatementCounts,
     first_steps: bool,
     /// The payment API the first steps call, if they do.
     first_steps_payments: Option<String>,
@@ -94,6 +95,13 @@ impl TestAppBuilder {
     /// the provider's settings), instead of leaving it to a worker.
     pub fn first_steps_calling(mut self, payments_api: &str) -> Self {
         self.first_steps_payments = Some(payments_api.to_owned());
+        self
+    }
+
+    /// An app whose database counts the statements its sessions send, for a
+    /// test that reads `pg_stat_statements` (others' databases count none).
+    pub fn counting_statements(mut self) -> Self {
+        self.statement_counts = StatementCounts::TopLevel;
         self
     }
 
@@ -120,7 +128,7 @@ impl TestAppBuilder {
         init_logs();
         let db = match self.database {
             Some(db) => db,
-            None => TestDatabase::create()
+            None => TestDatabase::create_counting(self.statement_counts)
                 .await
                 .expect("creating a test database"),
         };
@@ -209,6 +217,7 @@ impl TestApp {
             configure: Vec::new(),
             database: None,
             redis_prefix: None,
+            statement_counts: StatementCounts::Off,
             first_steps: true,
             first_steps_payments: None,
         }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use boxoffice_models::prime::Primer;
-use boxoffice_models::testing::TestDatabase;
+use boxoffice_models::testing::{StatementCounts, TestDatabase};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::fault_support::scalar;
@@ -91,22 +91,16 @@ async fn calls_of(conn: &mut AsyncPgConnection, start: &str) -> i64 {
 }
 
 /// A new database whose sessions count the statements that functions and
-/// triggers run too (`pg_stat_statements.track = all`, for sessions opened
-/// after this), and a connection to it opened before.
+/// triggers run too (`pg_stat_statements.track = all`), and a connection to it.
 async fn counting_database() -> (TestDatabase, AsyncPgConnection) {
-    let db = TestDatabase::create().await.unwrap();
+    let db = TestDatabase::create_counting(StatementCounts::All)
+        .await
+        .unwrap();
     let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
     diesel::sql_query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         .execute(&mut conn)
         .await
         .unwrap();
-    diesel::sql_query(format!(
-        "ALTER DATABASE \"{}\" SET pg_stat_statements.track = 'all'",
-        db.name
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
     (db, conn)
 }
 
