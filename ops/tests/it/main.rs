@@ -47,6 +47,7 @@ mod reminders;
 mod sandbox;
 mod session_reads;
 mod system;
+mod test_databases;
 mod tickets;
 mod waitlist;
 mod webhooks;
