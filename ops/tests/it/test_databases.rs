@@ -6,29 +6,10 @@
 use boxoffice_models::testing::{StatementCounts, TestDatabase};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
+use crate::checkout::fixtures::statement_calls_in;
+
 /// A statement with no constants, so that its text is counted as written.
 const COUNTED: &str = "SELECT count(*) FROM pg_class";
-
-/// Calls of statements whose text starts with `start`, in database `db`, as
-/// the server's table of counts holds them.
-async fn calls(conn: &mut AsyncPgConnection, db: &str, start: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct Calls {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        calls: i64,
-    }
-    diesel::sql_query(
-        "SELECT coalesce(sum(s.calls), 0)::bigint AS calls
-           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-          WHERE d.datname = $1 AND s.query LIKE $2",
-    )
-    .bind::<diesel::sql_types::Text, _>(db)
-    .bind::<diesel::sql_types::Text, _>(format!("{start}%"))
-    .get_result::<Calls>(conn)
-    .await
-    .unwrap()
-    .calls
-}
 
 #[tokio::test]
 async fn a_test_database_counts_its_statements_only_when_the_test_asks() {
@@ -43,13 +24,13 @@ async fn a_test_database_counts_its_statements_only_when_the_test_asks() {
             diesel::sql_query(COUNTED).execute(&mut conn).await.unwrap();
         }
         counted.push((
-            calls(&mut conn, &db.name, COUNTED).await,
+            statement_calls_in(&mut conn, None, &format!("{COUNTED}%")).await,
             // Its creation, in the server's own database, is not counted
             // either: each name would be an entry of its own.
-            calls(
+            statement_calls_in(
                 &mut conn,
-                "postgres",
-                &format!("CREATE DATABASE {}", db.name),
+                Some("postgres"),
+                &format!("CREATE DATABASE {}%", db.name),
             )
             .await,
         ));

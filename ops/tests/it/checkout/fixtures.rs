@@ -310,6 +310,16 @@ pub async fn counting_statements(app: &TestApp) -> AsyncPgConnection {
 /// How often this database has run the statements whose text matches the
 /// `LIKE` pattern `pattern`, as `pg_stat_statements` counts them.
 pub async fn statement_calls(conn: &mut AsyncPgConnection, pattern: &str) -> i64 {
+    statement_calls_in(conn, None, pattern).await
+}
+
+/// [`statement_calls`] of the database named `database` (this one when
+/// `None`).
+pub async fn statement_calls_in(
+    conn: &mut AsyncPgConnection,
+    database: Option<&str>,
+    pattern: &str,
+) -> i64 {
     #[derive(diesel::QueryableByName)]
     struct Calls {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -318,8 +328,9 @@ pub async fn statement_calls(conn: &mut AsyncPgConnection, pattern: &str) -> i64
     diesel::sql_query(
         "SELECT coalesce(sum(s.calls), 0)::bigint AS calls
            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-          WHERE d.datname = current_database() AND s.query LIKE $1",
+          WHERE d.datname = coalesce($1, current_database()) AND s.query LIKE $2",
     )
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(database)
     .bind::<diesel::sql_types::Text, _>(pattern)
     .get_result::<Calls>(conn)
     .await
