@@ -6,7 +6,7 @@
 use boxoffice_models::testing::{StatementCounts, TestDatabase};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
-use crate::checkout::fixtures::statement_calls_in;
+use crate::checkout_support::statement_calls_in;
 
 /// A statement with no constants, so that its text is counted as written.
 const COUNTED: &str = "SELECT count(*) FROM pg_class";
