@@ -11,11 +11,11 @@ use crate::schema::workflow_runs;
 mod new_runs;
 
 pub use new_runs::{
-    Inserted, NewRun, insert_decided, insert_idempotent, insert_many, push_start, push_starts,
-    set_initial_state, start, start_child, start_within, start_within_due,
+    Inserted, NewRun, Stamped, insert_decided, insert_idempotent, insert_many, push_start,
+    push_starts, set_initial_state, start, start_child, start_within, start_within_due,
 };
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = workflow_runs, check_for_backend(diesel::pg::Pg))]
 pub struct Run {
     pub id: Uuid,

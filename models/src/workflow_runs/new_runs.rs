@@ -36,13 +36,28 @@ impl NewRun {
     /// filled in), for an advance that decides it before it is written
     /// (see [`insert_decided`]).
     pub fn unwritten(&self, now: DateTime<Utc>) -> Run {
+        self.as_started(1, now, now)
+    }
+
+    /// The run as [`insert_many`] inserted it as started: what was sent,
+    /// with what the database filled in (`stamped`).
+    pub fn inserted_as(&self, stamped: &Stamped) -> Run {
+        self.as_started(stamped.version, stamped.created_at, stamped.updated_at)
+    }
+
+    fn as_started(
+        &self,
+        version: i32,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Run {
         Run {
             id: self.id,
             kind: self.kind.clone(),
             status: self.status.clone(),
             step: self.step.clone(),
             state: self.state.clone(),
-            version: 1,
+            version,
             wake_at: None,
             pending_effect: None,
             attempts: 0,
@@ -51,14 +66,26 @@ impl NewRun {
             owner_id: self.owner_id,
             idempotency_key: self.idempotency_key.clone(),
             request_hash: self.request_hash.clone(),
-            created_at: now,
-            updated_at: now,
+            created_at,
+            updated_at,
             finished_at: None,
             view: self.view.clone(),
             parent_id: self.parent_id,
             child_key: self.child_key.clone(),
         }
     }
+}
+
+/// What the database fills in of a run [`insert_many`] inserts: its version
+/// and times (the table's defaults). Every other column is what was sent, as
+/// no trigger before the insert changes it.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = workflow_runs, check_for_backend(diesel::pg::Pg))]
+pub struct Stamped {
+    pub id: Uuid,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A new run as inserted: as started ([`NewRun`]), or with the columns of
@@ -181,13 +208,18 @@ async fn insert_row(
 
 /// Inserts several new runs in one statement, each as started or moved by its
 /// first transition (as [`insert_idempotent`] and [`insert_decided`] do one
-/// by one), and returns the rows inserted. A run whose key started one
-/// before (or whose key another row of the same call took) is not inserted
-/// and not returned: the caller looks for what it misses.
+/// by one), and returns what the database filled in of each row inserted
+/// ([`NewRun::inserted_as`] makes a started one's run of it). A run whose
+/// key started one before (or whose key another row of the same call took)
+/// is not inserted and not returned: the caller looks for what it misses.
+///
+/// Not the whole rows: the caller has them already, and a batch of 256 runs
+/// sent its states and views back as JSON text, to be parsed again, while
+/// the buyers of the batch waited for its commit.
 pub async fn insert_many(
     conn: &mut AsyncPgConnection,
     news: &[(&NewRun, Option<&Transition>)],
-) -> QueryResult<Vec<Run>> {
+) -> QueryResult<Vec<Stamped>> {
     if news.is_empty() {
         return Ok(Vec::new());
     }
@@ -205,7 +237,7 @@ pub async fn insert_many(
         ))
         .filter_target(workflow_runs::idempotency_key.is_not_null())
         .do_nothing()
-        .returning(Run::as_returning())
+        .returning(Stamped::as_returning())
         .get_results(conn)
         .await
 }

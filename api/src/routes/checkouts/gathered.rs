@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use boxoffice_models::prime::Primer;
-use boxoffice_models::workflow_runs::{self, NewRun, Run, Transition};
+use boxoffice_models::workflow_runs::{self, NewRun, Run, Stamped, Transition};
 use boxoffice_models::workflow_steps::{self, NewStepRecord};
 use boxoffice_models::{DbPool, seats_left};
 use boxoffice_workflows::checkout::Item;
@@ -324,10 +324,10 @@ async fn write_starts(
         .chain(to_step.iter().map(|&i| (&news[i], None)))
         .collect();
     // A run missing here was not inserted (its key started one before).
-    let mut inserted: HashMap<Uuid, Run> = workflow_runs::insert_many(conn, &rows)
+    let mut inserted: HashMap<Uuid, Stamped> = workflow_runs::insert_many(conn, &rows)
         .await?
         .into_iter()
-        .map(|run| (run.id, run))
+        .map(|stamped| (stamped.id, stamped))
         .collect();
     let history: Vec<NewStepRecord> = decided
         .iter()
@@ -337,8 +337,8 @@ async fn write_starts(
     let mut answers: Vec<Gathered> = starts.iter().map(|_| Gathered::Usual).collect();
     for (i, d) in decided {
         let id = news[i].id;
-        if let Some(run) = inserted.get(&id) {
-            let version = run.version;
+        if let Some(stamped) = inserted.get(&id) {
+            let version = stamped.version;
             answers[i] = Gathered::Decided(id, FirstStep { version, ..d.step });
         }
     }
@@ -352,7 +352,10 @@ async fn write_starts(
     // held together, and the commit writes them held.
     let (places, runs): (Vec<usize>, Vec<Run>) = to_step
         .iter()
-        .filter_map(|&i| inserted.remove(&news[i].id).map(|run| (i, run)))
+        .filter_map(|&i| {
+            let stamped = inserted.remove(&news[i].id)?;
+            Some((i, news[i].inserted_as(&stamped)))
+        })
         .unzip();
     let taken = steps.take_together(conn, &runs).await?;
     phases.mark("stepped_ms");

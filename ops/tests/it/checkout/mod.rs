@@ -18,6 +18,7 @@ mod paid;
 mod payment_checks;
 mod prepared_statements;
 mod run_moves;
+mod runs_inserted;
 mod sale_terms;
 mod signals;
 mod taken_in;
