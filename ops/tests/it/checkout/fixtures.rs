@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use boxoffice_models::users::Role;
 use boxoffice_models::workflow_runs::NewRun;
-use boxoffice_workflows::checkout::{Checkout, CheckoutState};
+use boxoffice_workflows::checkout::{Checkout, CheckoutState, Item};
 use boxoffice_workflows::engine::Workflow;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
@@ -247,6 +248,26 @@ pub async fn waiting_checkout(
 /// A new checkout run of `state`, as the API inserts it, started under the
 /// `Idempotency-Key` `key` when there is one (with a request hash, as the
 /// API stores both or neither).
+/// One new checkout run of one ticket of `event`'s first type per key in
+/// `keys`, each by a participant of its own, under that idempotency key.
+pub async fn buyers_checkout_runs(
+    app: &TestApp,
+    event: &SaleEvent,
+    keys: &[Option<&str>],
+) -> Vec<NewRun> {
+    let mut news = Vec::new();
+    for key in keys {
+        let buyer = app.create_user(&[Role::Participant]).await;
+        let items = vec![Item {
+            ticket_type_id: event.ticket_types[0],
+            quantity: 1,
+        }];
+        let state = CheckoutState::new(buyer.id, event.event_id, items, None, 15);
+        news.push(checkout_run(&state, *key));
+    }
+    news
+}
+
 pub fn checkout_run(state: &CheckoutState, key: Option<&str>) -> NewRun {
     NewRun {
         id: Uuid::now_v7(),

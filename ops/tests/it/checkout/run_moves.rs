@@ -3,8 +3,7 @@
 //! a statement per run would write it, and kept prepared on its connection.
 
 use boxoffice_models::users::Role;
-use boxoffice_models::workflow_runs::{self, NewRun, Run, Transition};
-use boxoffice_workflows::checkout::{CheckoutState, Item};
+use boxoffice_models::workflow_runs::{self, Run, Transition};
 use chrono::{DateTime, Duration, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
@@ -12,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::fixtures::{checkout_run, event_on_sale};
+use super::fixtures::{buyers_checkout_runs, event_on_sale};
 use crate::harness::TestApp;
 
 #[derive(QueryableByName)]
@@ -47,16 +46,7 @@ async fn runs_moved_together_each_take_their_own_transition_in_one_prepared_stat
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 10)], 15).await;
-    let mut news: Vec<NewRun> = Vec::new();
-    for _ in 0..3 {
-        let buyer = app.create_user(&[Role::Participant]).await;
-        let items = vec![Item {
-            ticket_type_id: event.ticket_types[0],
-            quantity: 1,
-        }];
-        let state = CheckoutState::new(buyer.id, event.event_id, items, None, 15);
-        news.push(checkout_run(&state, None));
-    }
+    let news = buyers_checkout_runs(&app, &event, &[None, None, None]).await;
     let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
     let rows: Vec<_> = news.iter().map(|n| (n, None)).collect();
     workflow_runs::insert_many(&mut conn, &rows).await.unwrap();

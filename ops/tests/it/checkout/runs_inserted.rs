@@ -3,16 +3,15 @@
 //! of each row, and the run the batch builds of that and of what it sent is
 //! the row the database holds.
 
-use boxoffice_models::users::Role;
 use std::collections::HashMap;
 
-use boxoffice_models::workflow_runs::{self, NewRun, Stamped, Transition};
-use boxoffice_workflows::checkout::{CheckoutState, Item};
+use boxoffice_models::users::Role;
+use boxoffice_models::workflow_runs::{self, Stamped, Transition};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::fixtures::{checkout_run, event_on_sale};
+use super::fixtures::{buyers_checkout_runs, event_on_sale};
 use crate::harness::TestApp;
 
 #[tokio::test]
@@ -20,21 +19,13 @@ async fn a_run_inserted_as_started_is_built_of_what_was_sent_and_what_the_databa
     let app = TestApp::spawn().await;
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 10)], 15).await;
-    let mut news: Vec<NewRun> = Vec::new();
-    for key in [
+    let keys = [
         Some("first-key"),
         None,
         Some("used-key"),
         Some("decided-key"),
-    ] {
-        let buyer = app.create_user(&[Role::Participant]).await;
-        let items = vec![Item {
-            ticket_type_id: event.ticket_types[0],
-            quantity: 1,
-        }];
-        let state = CheckoutState::new(buyer.id, event.event_id, items, None, 15);
-        news.push(checkout_run(&state, key));
-    }
+    ];
+    let news = buyers_checkout_runs(&app, &event, &keys).await;
     let mut conn = AsyncPgConnection::establish(&app.db.url).await.unwrap();
     // The third buyer's key started a run before this batch.
     let mut earlier = news[2].clone();
