@@ -248,6 +248,23 @@ pub async fn waiting_checkout(
 /// A new checkout run of `state`, as the API inserts it, started under the
 /// `Idempotency-Key` `key` when there is one (with a request hash, as the
 /// API stores both or neither).
+pub fn checkout_run(state: &CheckoutState, key: Option<&str>) -> NewRun {
+    NewRun {
+        id: Uuid::now_v7(),
+        kind: Checkout::KIND.into(),
+        status: "running".into(),
+        step: Checkout::initial_step().into(),
+        state: serde_json::to_value(state).unwrap(),
+        correlation_id: None,
+        owner_id: Some(state.user_id),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: key.map(|_| vec![0; 32]),
+        view: serde_json::to_value(Checkout::view(state)).unwrap(),
+        parent_id: None,
+        child_key: None,
+    }
+}
+
 /// One new checkout run of one ticket of `event`'s first type per key in
 /// `keys`, each by a participant of its own, under that idempotency key.
 pub async fn buyers_checkout_runs(
@@ -266,23 +283,6 @@ pub async fn buyers_checkout_runs(
         news.push(checkout_run(&state, *key));
     }
     news
-}
-
-pub fn checkout_run(state: &CheckoutState, key: Option<&str>) -> NewRun {
-    NewRun {
-        id: Uuid::now_v7(),
-        kind: Checkout::KIND.into(),
-        status: "running".into(),
-        step: Checkout::initial_step().into(),
-        state: serde_json::to_value(state).unwrap(),
-        correlation_id: None,
-        owner_id: Some(state.user_id),
-        idempotency_key: key.map(str::to_owned),
-        request_hash: key.map(|_| vec![0; 32]),
-        view: serde_json::to_value(Checkout::view(state)).unwrap(),
-        parent_id: None,
-        child_key: None,
-    }
 }
 
 /// The value of the series `series` (its name and labels, then a space) in
