@@ -69,7 +69,18 @@ pub struct TakenTogether {
     pub after_commit: Option<AfterCommit>,
 }
 
-pub type TakingTogether<'a> = BoxFuture<'a, anyhow::Result<Vec<Option<TakenTogether>>>>;
+/// What became of a start a batch handed to [`FirstSteps::take_together`].
+pub enum Together {
+    /// Inserted past its first step.
+    Stepped(TakenTogether),
+    /// Inserted as started: the caller writes its start message, and its
+    /// step is taken as usual ([`FirstSteps::take`]).
+    Started(Box<Run>),
+    /// Not inserted: its idempotency key had started a run before.
+    NotInserted,
+}
+
+pub type TakingTogether<'a> = BoxFuture<'a, anyhow::Result<Vec<Together>>>;
 pub type Finishing<'a> = BoxFuture<'a, ()>;
 
 pub trait FirstSteps: Send + Sync {
@@ -113,15 +124,16 @@ pub trait FirstSteps: Send + Sync {
         left: &'a [(Uuid, i32)],
     ) -> Deciding<'a>;
 
-    /// For the starts a batch has just inserted as started (`runs`), inside
-    /// its transaction on `conn`: holds their seats together and takes each
-    /// one's first step there, so that the batch's commit writes them held
-    /// (or sold out). One answer per run, in order; `None` for a run whose
-    /// step is left to [`Self::take`] (the caller writes its start message).
+    /// For the starts of a batch that may fit (`news`), inside its
+    /// transaction on `conn`: holds their seats together, takes each one's
+    /// first step there and inserts each run as its step leaves it, so that
+    /// the batch's commit writes them held (or sold out). One answer per
+    /// start, in order; a run whose step is left to [`Self::take`] is
+    /// inserted as started (the caller writes its start message).
     fn take_together<'a>(
         &'a self,
         conn: &'a mut AsyncPgConnection,
-        runs: &'a [Run],
+        news: &'a [&'a NewRun],
     ) -> TakingTogether<'a>;
 
     /// Where the process counts the checkout starts it has taken in and not

@@ -83,6 +83,16 @@ struct Row {
     available: i32,
 }
 
+/// Inside the caller's transaction, defers the check that each hold's run
+/// exists to the commit: the caller holds seats for runs it inserts after,
+/// in the same transaction (a batch of starts inserts each run as its hold
+/// leaves it). A hold whose run is still missing at the commit fails it.
+pub async fn check_runs_at_commit(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    use diesel_async::SimpleAsyncConnection;
+    conn.batch_execute("SET CONSTRAINTS holds_run_id_fkey DEFERRED")
+        .await
+}
+
 /// One answer per request, in the requests' order. Run ids must be distinct.
 /// Called outside a transaction, the statement commits on its own, and the
 /// type's row lock lasts only for it.

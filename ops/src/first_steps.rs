@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use boxoffice_api::first_steps::{
     AfterCommit, DecidedStart, Deciding, Finishing, FirstStep, FirstSteps, Refused, SoldOut, Taken,
-    TakenTogether, TakingTogether,
+    TakenTogether, TakingTogether, Together,
 };
 use boxoffice_api::starts_in_flight::StartsInFlight;
 use boxoffice_models::DbPool;
@@ -276,25 +276,31 @@ impl FirstSteps for EngineFirstSteps {
     fn take_together<'a>(
         &'a self,
         conn: &'a mut AsyncPgConnection,
-        runs: &'a [Run],
+        news: &'a [&'a NewRun],
     ) -> TakingTogether<'a> {
         Box::pin(async move {
-            let advanced =
-                first_step::take_together(conn, &self.signer, runs, self.dispatch()).await?;
-            Ok(advanced
+            let taken =
+                first_step::take_together(conn, &self.signer, news, self.dispatch()).await?;
+            taken
                 .into_iter()
-                .zip(runs)
-                .map(|(advanced, run)| {
-                    let mut advanced = advanced?;
-                    let issued = advanced.issued.take();
-                    let step = first_step_of(advanced)?;
-                    let after_commit = match (issued, &self.calls) {
-                        (Some(issued), Some(calls)) => Some(calls.handing(run.id, issued)),
-                        _ => None,
-                    };
-                    Some(TakenTogether { step, after_commit })
+                .zip(news)
+                .map(|(taken, new)| {
+                    Ok(match taken {
+                        first_step::Together::Stepped(mut advanced) => {
+                            let issued = advanced.issued.take();
+                            let step = first_step_of(advanced)
+                                .context("a run taken with its batch did not move")?;
+                            let after_commit = match (issued, &self.calls) {
+                                (Some(issued), Some(calls)) => Some(calls.handing(new.id, issued)),
+                                _ => None,
+                            };
+                            Together::Stepped(TakenTogether { step, after_commit })
+                        }
+                        first_step::Together::Started(run) => Together::Started(run),
+                        first_step::Together::NotInserted => Together::NotInserted,
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 

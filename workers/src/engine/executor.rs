@@ -16,7 +16,7 @@ use super::advance_io::{Advanced, Dispatch, EngineInput, INLINE_GRACE, Trigger};
 use super::ahead::Ahead;
 use super::children;
 use super::messages::RunEffect;
-use super::step_writes::{CollectedWrites, DeferredWrites, RunRow, StepWrites};
+use super::step_writes::{CollectedWrites, DeferredWrites, NeedsRow, RunRow, StepWrites};
 use crate::kinds::{self, Effects, LocalCx};
 
 mod entry;
@@ -116,10 +116,15 @@ pub(crate) async fn advance_locked<W: Effects>(
     let mut issued: Option<W::Remote> = None;
     let mut children: Vec<ChildStart> = Vec::new();
     let mut timer_fed = false;
-    // When the run entered the step it is in (as far as this advance knows).
+    // When the run entered the step it is in (as far as this advance knows),
+    // and each step it left: how long it spent there.
     let mut entered_step_at = run.updated_at;
+    let mut steps_left: Vec<(String, f64)> = Vec::new();
     // A run not written yet has no signals waiting for it.
-    let unwritten = matches!(at.row, RunRow::Unwritten(_) | RunRow::Deferred(_));
+    let unwritten = matches!(
+        at.row,
+        RunRow::Unwritten(_) | RunRow::Deferred(_) | RunRow::Unstored(_)
+    );
     // Nor has one that its caller's transaction inserted.
     let no_signals = matches!(at.row, RunRow::Collected(_));
     loop {
@@ -168,8 +173,7 @@ pub(crate) async fn advance_locked<W: Effects>(
         if decision.step != cur.step {
             let left_at = Utc::now();
             let spent = (left_at - entered_step_at).to_std().unwrap_or_default();
-            metrics::histogram!("workflow_step_duration_seconds", "kind" => W::KIND, "step" => cur.step.clone())
-                .record(spent.as_secs_f64());
+            steps_left.push((cur.step.clone(), spent.as_secs_f64()));
             entered_step_at = left_at;
             cur.attempts = 0;
         }
@@ -181,6 +185,9 @@ pub(crate) async fn advance_locked<W: Effects>(
         children.extend(decision.children);
         match decision.command {
             Some(Command::Local(command)) => {
+                if matches!(at.row, RunRow::Unstored(_)) && !taken_ahead::<W>(&command, at.ahead) {
+                    return Err(NeedsRow(run.id).into());
+                }
                 let cx = LocalCx {
                     signer,
                     now,
@@ -197,6 +204,12 @@ pub(crate) async fn advance_locked<W: Effects>(
         }
     }
 
+    // Counted once the loop has decided everything: an advance that gives
+    // up on the way ([`NeedsRow`]: it is taken again) counts nothing.
+    for (step, spent) in steps_left {
+        metrics::histogram!("workflow_step_duration_seconds", "kind" => W::KIND, "step" => step)
+            .record(spent);
+    }
     if !changed {
         if unwritten {
             anyhow::bail!("run {} did not move before it was written", run.id);
@@ -278,10 +291,11 @@ pub(crate) async fn advance_locked<W: Effects>(
                 now,
             ));
         }
-        RunRow::Collected(slot) => {
+        RunRow::Collected(slot) | RunRow::Unstored(slot) => {
             // The caller sends these writes with other runs' (a batch's
-            // first steps): a step that starts a child, or ends a child
-            // run, is taken the usual way.
+            // first steps), and inserts an unstored run as they leave it: a
+            // step that starts a child, or ends a child run, is taken the
+            // usual way.
             anyhow::ensure!(
                 children.is_empty() && run.parent_id.is_none(),
                 "run {} did more than its caller sends for it",
@@ -341,6 +355,14 @@ pub(crate) async fn advance_locked<W: Effects>(
         version: Some(sent.version),
         issued: inline,
     })
+}
+
+/// Whether `command` is a hold its caller took ahead: the step then writes
+/// nothing for it.
+fn taken_ahead<W: Effects>(command: &W::Local, ahead: Option<&Ahead>) -> bool {
+    W::hold_ahead(command)
+        .zip(ahead)
+        .is_some_and(|((lines, _), ahead)| ahead.outcome_for(&lines).is_some())
 }
 
 /// Counts a move of `run` to `step` and `status`. Counted at the end of the

@@ -27,11 +27,11 @@
 //!
 //! Runs started together by one transaction ([`take_together`]) take their
 //! first steps in it: their seats are held in one statement per ticket type,
-//! and each step is written with its outcome before that transaction
+//! and each run is inserted as its step leaves it before that transaction
 //! commits. They need no start message: the commit that creates them moves
 //! them past their hold, or writes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use anyhow::Context;
@@ -40,7 +40,7 @@ use boxoffice_models::hold_batch::{self, Request};
 use boxoffice_models::outbox;
 use boxoffice_models::seats_left;
 use boxoffice_models::ticket_codes::TicketSigner;
-use boxoffice_models::workflow_runs::{NewRun, Run};
+use boxoffice_models::workflow_runs::{self, NewRun, Run, Stamped, Transition};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
@@ -53,7 +53,7 @@ use super::executor::{
 use super::hold_batcher::HoldBatcher;
 use super::messages::{ADVANCE_QUEUE, AdvanceRun};
 pub use super::step_writes::DeferredWrites;
-use super::step_writes::send_collected;
+use super::step_writes::{CollectedWrites, NeedsRow, RunRow, send_collected};
 use crate::kinds;
 
 /// How long a run started with its first step taken by its starter waits
@@ -180,16 +180,37 @@ pub async fn decide_if_sold_out(
     Ok(Some(DecidedUnwritten { advanced, writes }))
 }
 
-/// The first steps of `runs`, started together and inserted as started by
-/// the caller's transaction on `conn`, taken in that same transaction: their
-/// seats are held together, one statement per ticket type
+/// What became of a run started with others ([`take_together`]).
+#[derive(Debug)]
+pub enum Together {
+    /// Inserted past its first step.
+    Stepped(Advanced),
+    /// Inserted as started: its step holds more than one ticket type, or
+    /// nothing; the caller writes its start message and takes it as usual
+    /// ([`take`]).
+    Started(Box<Run>),
+    /// Not inserted: its idempotency key had started a run before.
+    NotInserted,
+}
+
+/// The first steps of `news`, runs started together by the caller's
+/// transaction on `conn`, taken in that same transaction, which inserts
+/// them: their seats are held together, one statement per ticket type
 /// (`hold_batch::hold_many`, first come, first served in the order of
-/// `runs`), and each run then takes its step with its outcome, as a step
-/// takes a hold taken ahead. The caller's commit writes them held (or sold
-/// out, if another process took the seats first), with no start message and
-/// no transaction of their own. One answer per run, in order; `None` for a
-/// run whose step holds more than one ticket type, holds nothing, or finds a
-/// hold of its own already: the caller starts it as usual ([`take`]).
+/// `news`), each run then takes its step with its outcome, as a step takes a
+/// hold taken ahead, and is inserted as its step leaves it (or as started,
+/// when its step is left to [`take`]). The caller's commit writes them held
+/// (or sold out, if another process took the seats first), with no start
+/// message and no transaction of their own. One answer per run, in order.
+///
+/// Each run is written once: held first and inserted after, its hold's
+/// check that the run exists waits for the commit. A batch of 256 winners
+/// inserted as started and then moved was 256 row versions more, each
+/// written with the ticket type's row locked. A step that comes to a local
+/// command other than its hold (a coupon's use, a free order's booking),
+/// whose rows refer to the run, is taken once the run is inserted, as a
+/// stored run's. A held run whose key had started a run before (so not
+/// inserted) fails the whole transaction: its hold cannot stand.
 ///
 /// The types' row locks last until the caller's commit. They are taken in
 /// the order of the types' ids, so that two batches never wait on each
@@ -199,10 +220,109 @@ pub async fn decide_if_sold_out(
 pub async fn take_together(
     conn: &mut AsyncPgConnection,
     signer: &TicketSigner,
-    runs: &[Run],
+    news: &[&NewRun],
     dispatch: Dispatch,
-) -> anyhow::Result<Vec<Option<Advanced>>> {
+) -> anyhow::Result<Vec<Together>> {
     let now = Utc::now();
+    let runs: Vec<Run> = news.iter().map(|new| new.unwritten(now)).collect();
+    let (aheads, held) = hold_together(conn, &runs, now).await?;
+    // Each step decided in turn before its run is written, its writes
+    // collected.
+    let mut steps: Vec<Option<(Advanced, CollectedWrites)>> = runs.iter().map(|_| None).collect();
+    for ((run, ahead), step) in runs.iter().zip(&aheads).zip(&mut steps) {
+        let Some(ahead) = ahead else {
+            continue;
+        };
+        let slot = Mutex::new(None);
+        let row = RunRow::Unstored(&slot);
+        match advance_collected(conn, signer, run.clone(), now, Some(ahead), dispatch, row).await {
+            Ok(advanced) => *step = Some((advanced, left_in(slot, run.id)?)),
+            Err(e) if e.is::<NeedsRow>() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let rows: Vec<(&NewRun, Option<&Transition>)> = news
+        .iter()
+        .zip(&steps)
+        .map(|(new, step)| (*new, step.as_ref().map(|(_, w)| &w.transition)))
+        .collect();
+    let stamps: HashMap<Uuid, Stamped> = workflow_runs::insert_many(conn, &rows)
+        .await?
+        .into_iter()
+        .map(|stamped| (stamped.id, stamped))
+        .collect();
+    if let Some(i) = (0..runs.len()).find(|&i| held[i] && !stamps.contains_key(&runs[i].id)) {
+        anyhow::bail!(
+            "the key of run {} had started a run before: its seats cannot stay held",
+            runs[i].id
+        );
+    }
+    let inserted: HashMap<Uuid, i32> = steps
+        .iter()
+        .flatten()
+        .filter_map(|(_, w)| Some((w.run_id, stamps.get(&w.run_id)?.version)))
+        .collect();
+    // The steps that wait for their run's row, taken now that it is there.
+    for ((new, ahead), step) in news.iter().zip(&aheads).zip(&mut steps) {
+        let (Some(ahead), None, Some(stamped)) = (ahead, &step, stamps.get(&new.id)) else {
+            continue;
+        };
+        let slot = Mutex::new(None);
+        let run = new.inserted_as(stamped);
+        let row = RunRow::Collected(&slot);
+        let advanced =
+            advance_collected(conn, signer, run, now, Some(ahead), dispatch, row).await?;
+        *step = Some((advanced, left_in(slot, new.id)?));
+    }
+    // The rest of every step's writes, sent in one round trip: a run not
+    // inserted (its key started one before, and it held nothing) sends none.
+    let mut advanced: Vec<Option<Advanced>> = Vec::with_capacity(runs.len());
+    let mut collected: Vec<CollectedWrites> = Vec::new();
+    for step in steps {
+        match step {
+            Some((stepped, writes)) if stamps.contains_key(&writes.run_id) => {
+                advanced.push(Some(stepped));
+                collected.push(writes);
+            }
+            _ => advanced.push(None),
+        }
+    }
+    let sent = send_collected(conn, &collected, &inserted).await?;
+    let mut written = collected.into_iter().zip(sent);
+    let mut together = Vec::with_capacity(news.len());
+    for (new, advanced) in news.iter().zip(advanced) {
+        let answer = match (stamps.get(&new.id), advanced) {
+            (None, _) => Together::NotInserted,
+            (Some(stamped), None) => Together::Started(Box::new(new.inserted_as(stamped))),
+            (Some(_), Some(advanced)) => {
+                let (writes, sent) = written
+                    .next()
+                    .with_context(|| format!("run {}'s writes were not sent", new.id))?;
+                let (queued, issued) =
+                    dispatch.of(writes.effect.map(|(effect, _)| effect), sent.backstop_id);
+                Together::Stepped(Advanced {
+                    queued: queued || writes.timer.is_some(),
+                    version: Some(sent.version),
+                    issued,
+                    ..advanced
+                })
+            }
+        };
+        together.push(answer);
+    }
+    Ok(together)
+}
+
+/// Holds the seats of `runs` that hold one ticket type, together, one
+/// statement per type, in the order of the types' ids: each run's outcome
+/// (`None` for a run whose step holds more than one type, or nothing), and
+/// whether it holds seats now. The runs' rows may come later in the
+/// transaction: the check that they exist waits for its commit.
+async fn hold_together(
+    conn: &mut AsyncPgConnection,
+    runs: &[Run],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<(Vec<Option<Ahead>>, Vec<bool>)> {
     let mut by_type: BTreeMap<Uuid, Vec<(usize, Request)>> = BTreeMap::new();
     for (i, run) in runs.iter().enumerate() {
         let Some((held, expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
@@ -222,57 +342,27 @@ pub async fn take_together(
             .push((i, request));
     }
     let mut aheads: Vec<Option<Ahead>> = runs.iter().map(|_| None).collect();
+    let mut held = vec![false; runs.len()];
+    if !by_type.is_empty() {
+        hold_batch::check_runs_at_commit(conn).await?;
+    }
     for (ticket_type_id, waiting) in by_type {
         let requests: Vec<Request> = waiting.iter().map(|(_, r)| *r).collect();
         let answers = hold_batch::hold_many(conn, ticket_type_id, &requests).await?;
         for ((i, request), answer) in waiting.into_iter().zip(answers) {
+            held[i] = matches!(answer, hold_batch::Answer::Held(_));
             if let Some(outcome) = answer.outcome(ticket_type_id, request.quantity) {
                 let lines = vec![request.line(ticket_type_id)];
                 aheads[i] = Some(Ahead { lines, outcome });
             }
         }
     }
-    // Each step decided in turn, its writes collected; then all of them sent
-    // in one round trip.
-    let mut decided: Vec<Option<Advanced>> = Vec::with_capacity(runs.len());
-    let mut collected = Vec::new();
-    for (run, ahead) in runs.iter().zip(aheads) {
-        let Some(ahead) = ahead else {
-            decided.push(None);
-            continue;
-        };
-        let slot = Mutex::new(None);
-        let stepped = advance_collected(
-            conn,
-            signer,
-            run.clone(),
-            now,
-            Some(&ahead),
-            dispatch,
-            &slot,
-        );
-        decided.push(Some(stepped.await?));
-        let writes = slot
-            .into_inner()
-            .map_err(|_| anyhow::anyhow!("the collected writes' slot was poisoned"))?
-            .with_context(|| format!("run {} did not move with its hold", run.id))?;
-        collected.push(writes);
-    }
-    let sent = send_collected(conn, &collected).await?;
-    let mut written = collected.into_iter().zip(sent);
-    Ok(decided
-        .into_iter()
-        .map(|advanced| {
-            let advanced = advanced?;
-            let (writes, sent) = written.next()?;
-            let (queued, issued) =
-                dispatch.of(writes.effect.map(|(effect, _)| effect), sent.backstop_id);
-            Some(Advanced {
-                queued: queued || writes.timer.is_some(),
-                version: Some(sent.version),
-                issued,
-                ..advanced
-            })
-        })
-        .collect())
+    Ok((aheads, held))
+}
+
+/// The writes an advance left in `slot` for run `run_id`.
+fn left_in(slot: Mutex<Option<CollectedWrites>>, run_id: Uuid) -> anyhow::Result<CollectedWrites> {
+    slot.into_inner()
+        .map_err(|_| anyhow::anyhow!("the collected writes' slot was poisoned"))?
+        .with_context(|| format!("run {run_id} did not move with its hold"))
 }

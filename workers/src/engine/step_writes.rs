@@ -39,7 +39,7 @@ impl StepWrites<'_> {
     pub(super) async fn send(&self, conn: &mut AsyncPgConnection) -> anyhow::Result<Sent> {
         let inserted = match self.row {
             RunRow::Stored => None,
-            RunRow::Deferred(_) | RunRow::Collected(_) => {
+            RunRow::Deferred(_) | RunRow::Collected(_) | RunRow::Unstored(_) => {
                 anyhow::bail!("the writes of run {} are the caller's to send", self.run_id)
             }
             RunRow::Unwritten(new) => {
@@ -124,6 +124,12 @@ pub(super) enum RunRow<'a> {
     /// ([`send_collected`]). No other transaction sees the run before that
     /// one commits, so no signal waits for it: the advance reads none.
     Collected(&'a std::sync::Mutex<Option<CollectedWrites>>),
+    /// Not written yet: the caller inserts it as its transition leaves it,
+    /// with other runs', and sends the rest of its writes with theirs
+    /// ([`send_collected`]). The step may take no local command but a hold
+    /// its caller took ahead: any other would write rows that refer to the
+    /// run ([`NeedsRow`]).
+    Unstored(&'a std::sync::Mutex<Option<CollectedWrites>>),
 }
 
 /// What the advance of a stored run writes, left for its caller to send with
@@ -144,9 +150,13 @@ pub struct CollectedWrites {
 /// per queue and due time), sent in one round trip. A statement per run made
 /// a batch of 256 first steps 768 statements, most of its transaction's time
 /// with the ticket type's row locked. One [`Sent`] per run, in order.
+///
+/// A run in `inserted` (its id, and the version its insert wrote) was
+/// inserted as its transition leaves it: it is not moved again.
 pub(super) async fn send_collected(
     conn: &mut AsyncPgConnection,
     collected: &[CollectedWrites],
+    inserted: &HashMap<Uuid, i32>,
 ) -> anyhow::Result<Vec<Sent>> {
     let conn: &AsyncPgConnection = conn;
     let history: Vec<NewStepRecord> = collected
@@ -155,6 +165,7 @@ pub(super) async fn send_collected(
         .collect();
     let moves: Vec<(Uuid, &Transition)> = collected
         .iter()
+        .filter(|c| !inserted.contains_key(&c.run_id))
         .map(|c| (c.run_id, &c.transition))
         .collect();
     let mut effects: BTreeMap<Option<DateTime<Utc>>, Vec<RunEffect>> = BTreeMap::new();
@@ -182,7 +193,8 @@ pub(super) async fn send_collected(
         effects_sent,
         timers_set,
     )?;
-    let versions: HashMap<Uuid, i32> = moved.into_iter().collect();
+    let mut versions: HashMap<Uuid, i32> = moved.into_iter().collect();
+    versions.extend(inserted);
     // A run has one command at a time: its message is found by its run.
     let backstops: HashMap<Uuid, i64> = effects_sent
         .into_iter()
@@ -210,6 +222,20 @@ pub struct DeferredWrites {
     pub transition: Transition,
     pub history: Vec<NewStepRecord>,
 }
+
+/// A run advanced before it was written ([`RunRow::Unstored`]) came to a
+/// local command that writes rows referring to it: it must be inserted
+/// first, and its step taken as a stored run's. Nothing was written.
+#[derive(Debug)]
+pub struct NeedsRow(pub Uuid);
+
+impl std::fmt::Display for NeedsRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run {}'s step writes rows that refer to it", self.0)
+    }
+}
+
+impl std::error::Error for NeedsRow {}
 
 /// The key of a run advanced before it was written had started a run before:
 /// that run, untouched.

@@ -10,11 +10,11 @@
 //! takes every participant's lock and looks for their open checkouts in one
 //! statement, reads what is left of the ticket types once, decides each start
 //! that no longer fits through the engine's own first step (without writing
-//! it), and inserts every run of the batch in one statement: decided ones
-//! ended sold out with their history, the others as started. Those others
-//! take their first step (the hold) in the same transaction: their seats are
-//! held together, one statement per ticket type, and each run's step is
-//! written with its outcome (`FirstSteps::take_together`). The commit then
+//! it), and inserts those runs in one statement, ended sold out, with their
+//! history. The others take their first step (the hold) in the same
+//! transaction: their seats are held together, one statement per ticket
+//! type, and each run is inserted as its step leaves it, all in one
+//! statement (`FirstSteps::take_together`). The commit then
 //! answers every buyer of the batch, winners too, and the next batch reads
 //! what is left after this one's holds. A start whose step is not taken so
 //! (an order of several ticket types) gets its start message, and takes its
@@ -50,7 +50,7 @@ use uuid::Uuid;
 use super::batch_trace::{Behind, Phases};
 use super::limits;
 use super::new_checkout::NewCheckout;
-use crate::first_steps::{AfterCommit, DecidedStart, FirstStep, FirstSteps};
+use crate::first_steps::{AfterCommit, DecidedStart, FirstStep, FirstSteps, Together};
 use crate::starts_in_flight::{Entered, StartsInFlight};
 
 /// The most starts written in one batch.
@@ -260,6 +260,7 @@ async fn write_batch(db: &DbPool, steps: &dyn FirstSteps, batch: Vec<Waiting>, b
         }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), starts = batch.len(), "a batch of checkout starts failed; each starts alone");
+            metrics::counter!("checkout_start_batches_failed_total").increment(1);
             Vec::new()
         }
     };
@@ -321,10 +322,9 @@ async fn write_starts(
     let rows: Vec<(&NewRun, Option<&Transition>)> = decided
         .iter()
         .map(|(i, d)| (&news[*i], Some(&d.transition)))
-        .chain(to_step.iter().map(|&i| (&news[i], None)))
         .collect();
     // A run missing here was not inserted (its key started one before).
-    let mut inserted: HashMap<Uuid, Stamped> = workflow_runs::insert_many(conn, &rows)
+    let inserted: HashMap<Uuid, Stamped> = workflow_runs::insert_many(conn, &rows)
         .await?
         .into_iter()
         .map(|stamped| (stamped.id, stamped))
@@ -349,25 +349,21 @@ async fn write_starts(
     phases.mark("inserted_ms");
 
     // The starts that may fit take their first step here: their seats are
-    // held together, and the commit writes them held.
-    let (places, runs): (Vec<usize>, Vec<Run>) = to_step
-        .iter()
-        .filter_map(|&i| {
-            let stamped = inserted.remove(&news[i].id)?;
-            Some((i, news[i].inserted_as(&stamped)))
-        })
-        .unzip();
-    let taken = steps.take_together(conn, &runs).await?;
+    // held together, and each is inserted as its step leaves it; the commit
+    // writes them held.
+    let may_fit: Vec<&NewRun> = to_step.iter().map(|&i| &news[i]).collect();
+    let taken = steps.take_together(conn, &may_fit).await?;
     phases.mark("stepped_ms");
     let mut after_commit = Vec::new();
-    let mut left: Vec<(usize, Run)> = Vec::new();
-    for ((i, run), taken) in places.into_iter().zip(runs).zip(taken) {
+    let mut left: Vec<(usize, Box<Run>)> = Vec::new();
+    for (&i, taken) in to_step.iter().zip(taken) {
         match taken {
-            Some(taken) => {
-                answers[i] = Gathered::Stepped(run.id, taken.step);
+            Together::Stepped(taken) => {
+                answers[i] = Gathered::Stepped(news[i].id, taken.step);
                 after_commit.extend(taken.after_commit);
             }
-            None => left.push((i, run)),
+            Together::Started(run) => left.push((i, run)),
+            Together::NotInserted => {}
         }
     }
     let to_start: Vec<Uuid> = left.iter().map(|(_, run)| run.id).collect();
@@ -377,7 +373,7 @@ async fn write_starts(
         .collect();
     for (i, run) in left {
         if let Some(&message) = messages.get(&run.id) {
-            answers[i] = Gathered::ToStep(Box::new(run), message);
+            answers[i] = Gathered::ToStep(run, message);
         }
     }
     phases.mark("pushed_ms");

@@ -118,14 +118,14 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
         0,
         "a winner's step was taken in its batch, with no start message (a hold's deadline is 15 minutes away)"
     );
-    // Each winner of the flood was held in its batch: inserted, then moved
-    // past its hold in the same transaction, with the hold's history.
+    // Each winner of the flood was held in its batch and inserted as its
+    // hold left it: one row version (version 1), with the hold's history.
     assert_eq!(
         count(
             &app.db.url,
             &format!(
                 "SELECT 1 FROM workflow_runs r JOIN holds h ON h.run_id = r.id
-                  WHERE r.owner_id <> '{}' AND r.version = 2 AND r.created_at = r.updated_at
+                  WHERE r.owner_id <> '{}' AND r.version = 1 AND r.created_at = r.updated_at
                     AND EXISTS (SELECT 1 FROM workflow_steps s WHERE s.run_id = r.id AND s.step = 'holding')",
                 first.id
             )

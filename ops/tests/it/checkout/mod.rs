@@ -17,6 +17,7 @@ mod limits;
 mod paid;
 mod payment_checks;
 mod prepared_statements;
+mod reused_key_in_batch;
 mod run_moves;
 mod runs_inserted;
 mod sale_terms;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::super::advance_io::{Advanced, Dispatch, Trigger};
 use super::super::ahead::Ahead;
 use super::super::hold_batcher::HoldBatcher;
-use super::super::step_writes::{CollectedWrites, RunRow};
+use super::super::step_writes::RunRow;
 use super::At;
 use crate::kinds;
 
@@ -134,9 +134,10 @@ pub(super) async fn advance_run(
         .await
 }
 
-/// [`advance_run`] of a run the caller's transaction inserted, its writes
-/// left in `slot` for the caller to send with other runs'
-/// ([`RunRow::Collected`]): the advance's answer has no version and no
+/// [`advance_run`] of a run whose writes are left in a slot for the caller
+/// to send with other runs': one the caller's transaction inserted
+/// ([`RunRow::Collected`]), or one it inserts as the advance leaves it
+/// ([`RunRow::Unstored`]). The advance's answer has no version and no
 /// command handed over until they are sent.
 pub(in crate::engine) async fn advance_collected(
     conn: &mut AsyncPgConnection,
@@ -145,13 +146,14 @@ pub(in crate::engine) async fn advance_collected(
     now: DateTime<Utc>,
     ahead: Option<&Ahead>,
     dispatch: Dispatch,
-    slot: &std::sync::Mutex<Option<CollectedWrites>>,
+    row: RunRow<'_>,
 ) -> anyhow::Result<Advanced> {
+    debug_assert!(matches!(row, RunRow::Collected(_) | RunRow::Unstored(_)));
     let at = At {
         now,
         ahead,
         dispatch,
-        row: RunRow::Collected(slot),
+        row,
     };
     kinds::of(&run.kind)?
         .advance(conn, signer, run, Trigger::Poke, at)

@@ -1,0 +1,1 @@
+ALTER TABLE holds ALTER CONSTRAINT holds_run_id_fkey NOT DEFERRABLE;
