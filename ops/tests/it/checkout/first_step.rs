@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::fixtures::{
     SaleEvent, cancel, checkout_run, count, counters, event_on_sale, is_finished, order, start,
-    start_all, wait_for, waiting_checkout,
+    start_all, start_held, wait_for, waiting_checkout,
 };
 use crate::harness::TestApp;
 use crate::harness::users::TestUser;
@@ -376,18 +376,7 @@ async fn a_checkout_started_after_the_last_seat_ends_sold_out_in_the_commit_that
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 2), (1500, 5)], 15).await;
     let (gone, spare) = (event.ticket_types[0], event.ticket_types[1]);
     let first = app.create_user(&[Role::Participant]).await;
-    let held: Value = start(
-        &app.base_url,
-        &app.client,
-        &first,
-        order(&event, 0, 2),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert!(held["expires_at"].is_string(), "{held}");
+    start_held(&app, &first, order(&event, 0, 2)).await;
 
     // The last seat is held: the next buyer learns it in the answer.
     let late = app.create_user(&[Role::Participant]).await;

@@ -88,6 +88,18 @@ pub async fn start(
         .unwrap()
 }
 
+/// `user` starts a checkout of `body` whose seats are held (its answer
+/// carries their deadline): the answer.
+pub async fn start_held(app: &TestApp, user: &TestUser, body: Value) -> Value {
+    let held: Value = start(&app.base_url, &app.client, user, body, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(held["expires_at"].is_string(), "{held}");
+    held
+}
+
 /// Every buyer at once starts a checkout of one seat of the event's first
 /// ticket type; the 202 answers, in the buyers' order.
 pub async fn start_all(app: &TestApp, buyers: &[TestUser], event: &SaleEvent) -> Vec<Value> {

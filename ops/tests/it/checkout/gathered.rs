@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::fixtures::{
     SaleEvent, count, counters, counting_statements, event_on_sale, gathered_starts, metric, order,
-    start, start_all, statement_calls,
+    start, start_all, start_held, statement_calls,
 };
 use crate::harness::TestApp;
 
@@ -22,18 +22,7 @@ async fn a_flood_of_starts_is_written_in_batches_and_each_buyer_told_as_alone() 
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 5)], 15).await;
     // The first start reads the sale's terms and holds one seat.
     let first = app.create_user(&[Role::Participant]).await;
-    let held: Value = start(
-        &app.base_url,
-        &app.client,
-        &first,
-        order(&event, 0, 1),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert!(held["expires_at"].is_string(), "{held}");
+    start_held(&app, &first, order(&event, 0, 1)).await;
     let before = app.metrics().await;
     let batches_before = metric(&before, "checkout_start_batches_total ");
 

@@ -8,8 +8,27 @@
 use boxoffice_models::users::Role;
 use serde_json::Value;
 
-use super::fixtures::{counters, event_on_sale, gathered_starts, metric, order, start};
+use super::fixtures::{
+    SaleEvent, counters, event_on_sale, gathered_starts, metric, order, start, start_held,
+};
 use crate::harness::TestApp;
+use crate::harness::users::TestUser;
+
+const KEY: &str = "reused-1";
+
+/// `buyer`'s start of one seat with the key [`KEY`]: answered 202.
+async fn start_with_the_key(app: &TestApp, buyer: &TestUser, event: &SaleEvent) -> Value {
+    let r = start(
+        &app.base_url,
+        &app.client,
+        buyer,
+        order(event, 0, 1),
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    r.json().await.unwrap()
+}
 
 #[tokio::test]
 async fn a_reused_key_held_in_a_batch_rolls_the_batch_back_and_the_retry_finds_its_run() {
@@ -17,31 +36,11 @@ async fn a_reused_key_held_in_a_batch_rolls_the_batch_back_and_the_retry_finds_i
     let organizer = app.create_user(&[Role::Organizer]).await;
     let event = event_on_sale(&app.db.url, organizer.id, &[(1500, 1)], 15).await;
     let first = app.create_user(&[Role::Participant]).await;
-    let held: Value = start(
-        &app.base_url,
-        &app.client,
-        &first,
-        order(&event, 0, 1),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    assert!(held["expires_at"].is_string(), "{held}");
+    start_held(&app, &first, order(&event, 0, 1)).await;
 
     // The buyer's first start comes after the only seat: sold out, ended.
     let buyer = app.create_user(&[Role::Participant]).await;
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 1),
-        Some("reused-1"),
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let sold_out: Value = r.json().await.unwrap();
+    let sold_out = start_with_the_key(&app, &buyer, &event).await;
     assert_eq!(sold_out["error"]["code"], "sold_out", "{sold_out}");
 
     // A second seat: the same start, sent again, now fits.
@@ -59,16 +58,7 @@ async fn a_reused_key_held_in_a_batch_rolls_the_batch_back_and_the_retry_finds_i
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
 
     let before = app.metrics().await;
-    let r = start(
-        &app.base_url,
-        &app.client,
-        &buyer,
-        order(&event, 0, 1),
-        Some("reused-1"),
-    )
-    .await;
-    assert_eq!(r.status(), 202);
-    let again: Value = r.json().await.unwrap();
+    let again = start_with_the_key(&app, &buyer, &event).await;
     let after = app.metrics().await;
 
     // Answered with the run its key started, as it is now; nothing held.
@@ -93,12 +83,7 @@ async fn a_reused_key_held_in_a_batch_rolls_the_batch_back_and_the_retry_finds_i
 
     // The seat the rolled-back batch held is there for the next buyer.
     let next = app.create_user(&[Role::Participant]).await;
-    let theirs: Value = start(&app.base_url, &app.client, &next, order(&event, 0, 1), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert!(theirs["expires_at"].is_string(), "{theirs}");
+    start_held(&app, &next, order(&event, 0, 1)).await;
     assert_eq!(
         counters(&app.db.url, event.ticket_types[0]).await,
         (2, 0, 2)
