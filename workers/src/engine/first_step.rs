@@ -37,6 +37,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 
 use boxoffice_models::hold_batch::{self, Request};
+use boxoffice_models::holds::HoldOutcome;
 use boxoffice_models::outbox;
 use boxoffice_models::seats_left;
 use boxoffice_models::ticket_codes::TicketSigner;
@@ -225,18 +226,19 @@ pub async fn take_together(
 ) -> anyhow::Result<Vec<Together>> {
     let now = Utc::now();
     let runs: Vec<Run> = news.iter().map(|new| new.unwritten(now)).collect();
-    let (aheads, held) = hold_together(conn, &runs, now).await?;
+    let aheads = hold_together(conn, &runs, now).await?;
     // Each step decided in turn before its run is written, its writes
     // collected.
-    let mut steps: Vec<Option<(Advanced, CollectedWrites)>> = runs.iter().map(|_| None).collect();
-    for ((run, ahead), step) in runs.iter().zip(&aheads).zip(&mut steps) {
+    let mut steps: Vec<Option<(Advanced, CollectedWrites)>> = news.iter().map(|_| None).collect();
+    for ((run, ahead), step) in runs.into_iter().zip(&aheads).zip(&mut steps) {
         let Some(ahead) = ahead else {
             continue;
         };
         let slot = Mutex::new(None);
         let row = RunRow::Unstored(&slot);
-        match advance_collected(conn, signer, run.clone(), now, Some(ahead), dispatch, row).await {
-            Ok(advanced) => *step = Some((advanced, left_in(slot, run.id)?)),
+        let run_id = run.id;
+        match advance_collected(conn, signer, run, now, Some(ahead), dispatch, row).await {
+            Ok(advanced) => *step = Some((advanced, left_in(slot, run_id)?)),
             Err(e) if e.is::<NeedsRow>() => {}
             Err(e) => return Err(e),
         }
@@ -251,10 +253,19 @@ pub async fn take_together(
         .into_iter()
         .map(|stamped| (stamped.id, stamped))
         .collect();
-    if let Some(i) = (0..runs.len()).find(|&i| held[i] && !stamps.contains_key(&runs[i].id)) {
+    let held = |ahead: &Option<Ahead>| {
+        ahead
+            .as_ref()
+            .is_some_and(|a| matches!(a.outcome, HoldOutcome::Held(_)))
+    };
+    if let Some((new, _)) = news
+        .iter()
+        .zip(&aheads)
+        .find(|(new, ahead)| held(ahead) && !stamps.contains_key(&new.id))
+    {
         anyhow::bail!(
             "the key of run {} had started a run before: its seats cannot stay held",
-            runs[i].id
+            new.id
         );
     }
     let inserted: HashMap<Uuid, i32> = steps
@@ -276,7 +287,7 @@ pub async fn take_together(
     }
     // The rest of every step's writes, sent in one round trip: a run not
     // inserted (its key started one before, and it held nothing) sends none.
-    let mut advanced: Vec<Option<Advanced>> = Vec::with_capacity(runs.len());
+    let mut advanced: Vec<Option<Advanced>> = Vec::with_capacity(news.len());
     let mut collected: Vec<CollectedWrites> = Vec::new();
     for step in steps {
         match step {
@@ -315,14 +326,14 @@ pub async fn take_together(
 
 /// Holds the seats of `runs` that hold one ticket type, together, one
 /// statement per type, in the order of the types' ids: each run's outcome
-/// (`None` for a run whose step holds more than one type, or nothing), and
-/// whether it holds seats now. The runs' rows may come later in the
-/// transaction: the check that they exist waits for its commit.
+/// (`None` for a run whose step holds more than one type, or nothing). The
+/// runs' rows may come later in the transaction: the check that they exist
+/// waits for its commit.
 async fn hold_together(
     conn: &mut AsyncPgConnection,
     runs: &[Run],
     now: chrono::DateTime<Utc>,
-) -> anyhow::Result<(Vec<Option<Ahead>>, Vec<bool>)> {
+) -> anyhow::Result<Vec<Option<Ahead>>> {
     let mut by_type: BTreeMap<Uuid, Vec<(usize, Request)>> = BTreeMap::new();
     for (i, run) in runs.iter().enumerate() {
         let Some((held, expires_at)) = kinds::of(&run.kind)?.first_hold(run, now)? else {
@@ -342,7 +353,6 @@ async fn hold_together(
             .push((i, request));
     }
     let mut aheads: Vec<Option<Ahead>> = runs.iter().map(|_| None).collect();
-    let mut held = vec![false; runs.len()];
     if !by_type.is_empty() {
         hold_batch::check_runs_at_commit(conn).await?;
     }
@@ -350,14 +360,13 @@ async fn hold_together(
         let requests: Vec<Request> = waiting.iter().map(|(_, r)| *r).collect();
         let answers = hold_batch::hold_many(conn, ticket_type_id, &requests).await?;
         for ((i, request), answer) in waiting.into_iter().zip(answers) {
-            held[i] = matches!(answer, hold_batch::Answer::Held(_));
             if let Some(outcome) = answer.outcome(ticket_type_id, request.quantity) {
                 let lines = vec![request.line(ticket_type_id)];
                 aheads[i] = Some(Ahead { lines, outcome });
             }
         }
     }
-    Ok((aheads, held))
+    Ok(aheads)
 }
 
 /// The writes an advance left in `slot` for run `run_id`.
