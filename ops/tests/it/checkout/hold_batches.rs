@@ -85,6 +85,89 @@ async fn a_batch_gives_each_run_its_units_in_order_while_they_last() {
     assert_eq!(inconsistencies(&app).await, 0);
 }
 
+/// A batch as large as the batcher's, of mixed quantities and with a run in
+/// its middle that holds already, answers each run as a walk of them one by
+/// one, in order, would: the statement's single pass over the batch
+/// (`hold_fits_in_turn`) decides what the recursive walk it replaced did.
+#[tokio::test]
+async fn a_full_batch_of_mixed_quantities_is_answered_as_runs_one_by_one_would_be() {
+    const CAPACITY: i32 = 300;
+    let app = TestApp::spawn().await;
+    let ticket_type = one_ticket_type(&app, CAPACITY).await;
+    let runs = runs(&app.db.url, 256).await;
+    // 1 to 4 units each, in an order that leaves gaps a later, smaller run
+    // still fits into once the larger ones stop fitting.
+    let quantities: Vec<i32> = (0..256).map(|i| 1 + (i * 7 + i / 5) % 4).collect();
+    let mut conn = app.raw_conn().await;
+    let holding_already = 100;
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity: quantities[holding_already],
+    };
+    let first = holds::hold(
+        &mut conn,
+        runs[holding_already],
+        &[line],
+        Utc::now() + Duration::minutes(15),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(first, HoldOutcome::Held(_)));
+
+    let answers = hold_batch::hold_many(&mut conn, ticket_type, &requests(&runs, &quantities))
+        .await
+        .unwrap();
+
+    // The same runs, one by one.
+    let mut left = CAPACITY - quantities[holding_already];
+    let fits: Vec<Option<bool>> = quantities
+        .iter()
+        .enumerate()
+        .map(|(i, &quantity)| {
+            if i == holding_already {
+                return None;
+            }
+            let fits = quantity <= left;
+            if fits {
+                left -= quantity;
+            }
+            Some(fits)
+        })
+        .collect();
+    assert!(left < 4, "the seats ran out within the batch ({left} left)");
+    let refused = fits.iter().filter(|f| **f == Some(false)).count();
+    let smaller_after_refused = fits
+        .iter()
+        .zip(&quantities)
+        .skip_while(|(f, _)| **f != Some(false))
+        .filter(|(f, _)| **f == Some(true))
+        .count();
+    assert!(
+        refused > 10 && smaller_after_refused > 0,
+        "{refused}, {smaller_after_refused}"
+    );
+    let expected: Vec<Answer> = fits
+        .iter()
+        .zip(&quantities)
+        .map(|(fits, &quantity)| match fits {
+            None => Answer::Existing,
+            Some(true) => Answer::Held(holds::PricedHold {
+                ticket_type_id: ticket_type,
+                quantity,
+                unit_price_minor: 2500,
+                currency: "EUR".into(),
+            }),
+            Some(false) => Answer::Refused { available: left },
+        })
+        .collect();
+    assert_eq!(answers, expected);
+    assert_eq!(
+        counters(&app.db.url, ticket_type).await,
+        (CAPACITY, 0, CAPACITY - left)
+    );
+    assert_eq!(inconsistencies(&app).await, 0);
+}
+
 #[tokio::test]
 async fn a_run_that_holds_already_takes_nothing_more() {
     let app = TestApp::spawn().await;

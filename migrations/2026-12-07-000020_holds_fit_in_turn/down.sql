@@ -1,0 +1,1 @@
+DROP FUNCTION hold_fits_in_turn(bigint, int4[]);
