@@ -117,11 +117,9 @@ pub async fn hold_many(
     // `fresh` are the runs without a hold row on the type, numbered in order
     // of arrival; `walk` gives each in turn its units while they last (one
     // that does not fit takes nothing, and a later, smaller one may still
-    // fit, as if each had come alone), in one pass (`hold_fits_in_turn`,
-    // migration `000020`). A `NULL` from it (no fresh run, or no such type)
-    // unnests to no row: nothing is granted.
+    // fit, as if each had come alone).
     let rows: Vec<Row> = diesel::sql_query(
-        "WITH req AS (
+        "WITH RECURSIVE req AS (
               SELECT * FROM unnest($2::uuid[], $3::int4[], $4::timestamptz[], $5::uuid[])
                   WITH ORDINALITY AS r(run_id, quantity, expires_at, hold_id, ord)
           ), kind AS (
@@ -132,12 +130,14 @@ pub async fn hold_many(
                 FROM req
                WHERE NOT EXISTS (SELECT 1 FROM holds h
                                   WHERE h.run_id = req.run_id AND h.ticket_type_id = $1)
-          ), walk AS (
-              SELECT t.n, t.fits
-                FROM unnest(hold_fits_in_turn(
-                         (SELECT free FROM kind)::bigint,
-                         (SELECT array_agg(quantity ORDER BY n) FROM fresh)
-                     )) WITH ORDINALITY AS t(fits, n)
+          ), walk (n, left_over, fits) AS (
+              SELECT 0::bigint, (SELECT free FROM kind)::bigint, false
+              UNION ALL
+              SELECT f.n,
+                     CASE WHEN f.quantity <= w.left_over THEN w.left_over - f.quantity
+                          ELSE w.left_over END,
+                     f.quantity <= w.left_over
+                FROM walk w JOIN fresh f ON f.n = w.n + 1
           ), granted AS (
               SELECT fresh.* FROM fresh JOIN walk ON walk.n = fresh.n WHERE walk.fits
           ), taken AS (

@@ -87,8 +87,7 @@ async fn a_batch_gives_each_run_its_units_in_order_while_they_last() {
 
 /// A batch as large as the batcher's, of mixed quantities and with a run in
 /// its middle that holds already, answers each run as a walk of them one by
-/// one, in order, would: the statement's single pass over the batch
-/// (`hold_fits_in_turn`) decides what the recursive walk it replaced did.
+/// one, in order, would.
 #[tokio::test]
 async fn a_full_batch_of_mixed_quantities_is_answered_as_runs_one_by_one_would_be() {
     const CAPACITY: i32 = 300;

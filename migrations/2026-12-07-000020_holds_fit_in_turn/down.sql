@@ -1,1 +1,0 @@
-DROP FUNCTION hold_fits_in_turn(bigint, int4[]);
