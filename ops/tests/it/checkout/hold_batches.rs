@@ -52,6 +52,29 @@ async fn one_ticket_type(app: &TestApp, capacity: i32) -> Uuid {
         .ticket_types[0]
 }
 
+/// A run's answer when it is held `quantity` units at [`one_ticket_type`]'s
+/// price.
+fn held(ticket_type: Uuid, quantity: i32) -> Answer {
+    Answer::Held(holds::PricedHold {
+        ticket_type_id: ticket_type,
+        quantity,
+        unit_price_minor: 2500,
+        currency: "EUR".into(),
+    })
+}
+
+/// `run` holds `quantity` units of `ticket_type` alone, before any batch.
+async fn hold_alone(conn: &mut AsyncPgConnection, run: Uuid, ticket_type: Uuid, quantity: i32) {
+    let line = Line {
+        ticket_type_id: ticket_type,
+        quantity,
+    };
+    let outcome = holds::hold(conn, run, &[line], Utc::now() + Duration::minutes(15))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, HoldOutcome::Held(_)));
+}
+
 async fn inconsistencies(app: &TestApp) -> usize {
     let mut conn = app.raw_conn().await;
     holds::inconsistencies(&mut conn).await.unwrap().len()
@@ -69,17 +92,14 @@ async fn a_batch_gives_each_run_its_units_in_order_while_they_last() {
         .unwrap();
 
     // 2 and 2 fit; the third 2 does not (1 left); the 1 after it still does.
-    let held = |quantity| {
-        Answer::Held(holds::PricedHold {
-            ticket_type_id: ticket_type,
-            quantity,
-            unit_price_minor: 2500,
-            currency: "EUR".into(),
-        })
-    };
     assert_eq!(
         answers,
-        vec![held(2), held(2), Answer::Refused { available: 0 }, held(1)]
+        vec![
+            held(ticket_type, 2),
+            held(ticket_type, 2),
+            Answer::Refused { available: 0 },
+            held(ticket_type, 1),
+        ]
     );
     assert_eq!(counters(&app.db.url, ticket_type).await, (5, 0, 5));
     assert_eq!(inconsistencies(&app).await, 0);
@@ -99,19 +119,13 @@ async fn a_full_batch_of_mixed_quantities_is_answered_as_runs_one_by_one_would_b
     let quantities: Vec<i32> = (0..256).map(|i| 1 + (i * 7 + i / 5) % 4).collect();
     let mut conn = app.raw_conn().await;
     let holding_already = 100;
-    let line = Line {
-        ticket_type_id: ticket_type,
-        quantity: quantities[holding_already],
-    };
-    let first = holds::hold(
+    hold_alone(
         &mut conn,
         runs[holding_already],
-        &[line],
-        Utc::now() + Duration::minutes(15),
+        ticket_type,
+        quantities[holding_already],
     )
-    .await
-    .unwrap();
-    assert!(matches!(first, HoldOutcome::Held(_)));
+    .await;
 
     let answers = hold_batch::hold_many(&mut conn, ticket_type, &requests(&runs, &quantities))
         .await
@@ -150,12 +164,7 @@ async fn a_full_batch_of_mixed_quantities_is_answered_as_runs_one_by_one_would_b
         .zip(&quantities)
         .map(|(fits, &quantity)| match fits {
             None => Answer::Existing,
-            Some(true) => Answer::Held(holds::PricedHold {
-                ticket_type_id: ticket_type,
-                quantity,
-                unit_price_minor: 2500,
-                currency: "EUR".into(),
-            }),
+            Some(true) => held(ticket_type, quantity),
             Some(false) => Answer::Refused { available: left },
         })
         .collect();
@@ -173,19 +182,7 @@ async fn a_run_that_holds_already_takes_nothing_more() {
     let ticket_type = one_ticket_type(&app, 10).await;
     let runs = runs(&app.db.url, 2).await;
     let mut conn = app.raw_conn().await;
-    let line = Line {
-        ticket_type_id: ticket_type,
-        quantity: 3,
-    };
-    let first = holds::hold(
-        &mut conn,
-        runs[0],
-        &[line],
-        Utc::now() + Duration::minutes(15),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(first, HoldOutcome::Held(_)));
+    hold_alone(&mut conn, runs[0], ticket_type, 3).await;
 
     let answers = hold_batch::hold_many(&mut conn, ticket_type, &requests(&runs, &[3, 4]))
         .await
