@@ -18,17 +18,7 @@ async fn the_relay_moves_messages_while_every_job_connection_is_taken() {
     let app = TestApp::spawn().await;
     app.start_workers("http://127.0.0.1:9");
     // Every connection the jobs (and this test's API) draw from.
-    let size = app.pool().status().max_size;
-    let mut taken = Vec::with_capacity(size);
-    for _ in 0..size {
-        taken.push(app.pool().get().await.expect("a pooled connection"));
-    }
-    assert!(
-        tokio::time::timeout(Duration::from_secs(1), app.pool().get())
-            .await
-            .is_err(),
-        "the jobs' pool still had a connection free"
-    );
+    let taken = app.take_every_connection().await;
 
     let mut conn = app.raw_conn().await;
     let id = outbox::push(
@@ -59,8 +49,9 @@ async fn the_relay_moves_messages_while_every_job_connection_is_taken() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "relayed in {:?} with all {size} job connections taken",
-        started.elapsed()
+        "relayed in {:?} with all {} job connections taken",
+        started.elapsed(),
+        taken.len()
     );
     drop(taken);
 }

@@ -46,15 +46,9 @@ async fn sessions_asked_for_at_once_are_read_in_one_query_and_each_gets_its_own(
 
     // A second process of the same system has kept none of these sessions.
     let second = TestApp::builder().replica_of(&first).spawn().await;
-    // Its pool's free connections taken, so that the requests below gather
-    // while the first read waits for one, as they do in a flood.
-    let mut taken = Vec::new();
-    while let Ok(Ok(conn)) =
-        tokio::time::timeout(Duration::from_millis(200), second.pool().get()).await
-    {
-        taken.push(conn);
-    }
-    assert!(!taken.is_empty(), "the pool had no free connection to take");
+    // Its pool's connections taken, so that the requests below gather while
+    // the first read waits for one, as they do in a flood.
+    let taken = second.take_every_connection().await;
     let (batches_before, reads_before) = batches_and_reads(&second).await;
 
     // Every buyer asks twice at once (a page and its poll).

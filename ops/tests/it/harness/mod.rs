@@ -14,9 +14,9 @@ use std::sync::Arc;
 use boxoffice_api::config::ApiConfig;
 use boxoffice_api::starts_in_flight::StartsInFlight;
 use boxoffice_api::state::{AppState, Services};
-use boxoffice_models::DbPool;
 use boxoffice_models::testing::{StatementCounts, TestDatabase};
 use boxoffice_models::ticket_codes::TicketSigner;
+use boxoffice_models::{DbConn, DbPool};
 use boxoffice_ops::runtime::{Connections, Schedules, WorkerServices, connect_to, serve_on};
 use boxoffice_workers::adapters::mailer::{MailSettings, Mailer};
 use boxoffice_workers::adapters::payments::{StripeClient, StripeConfig};
@@ -245,6 +245,25 @@ impl TestApp {
 
     pub fn pool(&self) -> &DbPool {
         &self.state.db
+    }
+
+    /// Takes every connection of the API's pool, each waited for as long as
+    /// the pool lets a request wait (opening one on a busy machine can take
+    /// a while), and checks that none is left: what the API does next waits
+    /// until they are dropped.
+    pub async fn take_every_connection(&self) -> Vec<DbConn> {
+        let size = self.pool().status().max_size;
+        let mut taken = Vec::with_capacity(size);
+        for _ in 0..size {
+            taken.push(self.pool().get().await.expect("a pooled connection"));
+        }
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), self.pool().get())
+                .await
+                .is_err(),
+            "the pool still had a connection free"
+        );
+        taken
     }
 
     /// The API's count of checkout starts between their arrival and their
